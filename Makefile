@@ -1,0 +1,49 @@
+# ldm — set-up and main entry points. The README's first two commands:
+#   make quickstart   # creates .venv, installs, runs the main job
+#   make test         # creates .venv if missing, installs dev extras, runs pytest
+#
+# Why torch is installed first and on its own: a plain `torch` requirement with no
+# torch present makes pip/uv fetch a multi-GB CUDA build. `pip install torch==2.13.0`
+# takes the CPU wheel that lies on this machine's disk (pip's find-links); once it is
+# installed, the project's `torch>=2.4` range is satisfied and nothing more is pulled.
+# On a GPU machine set TORCH_SPEC to the build you want (e.g. TORCH_SPEC=torch).
+# uv (installed from PyPI into .venv) then installs the rest in seconds; ldm also uses
+# it to build each environment library's own isolated virtual environment.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+PYTEST_ARGS ?=
+
+.PHONY: quickstart test install lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)" uv
+	$(UV) pip install -q --python $(PY) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+quickstart: install
+	$(VENV)/bin/ldm run configs/quickstart.toml
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

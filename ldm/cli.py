@@ -1,0 +1,68 @@
+"""The `ldm` command line: one subcommand group per pipeline stage.
+
+Each stage owns `ldm/<stage>/cli.py` with a `COMMANDS` dict (name -> function whose typed,
+documented parameters tyro turns into flags). Groups are imported lazily so that
+`ldm envs list` never imports torch. A group may instead expose a single function `main`
+(e.g. `ldm train`, `ldm run`), called with the remaining arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# group name -> (module, one-line help). Data, not an if/elif chain.
+GROUPS: dict[str, tuple[str, str]] = {
+    "envs": ("ldm.envs.cli", "environment hub: list, check, discover, setup libraries"),
+    "model": ("ldm.model.cli", "model presets: summary"),
+    "data": ("ldm.data.cli", "trajectory store: stats, verify, Minari import/export"),
+    "refgen": ("ldm.refgen.cli", "reference policies: rank, train, relabel, curate, all"),
+    "train": ("ldm.train.cli", "train an LDM policy on a store"),
+    "scale": ("ldm.train.scale_cli", "scaling study over presets"),
+    "eval": ("ldm.eval.cli", "evaluate a checkpoint by the paper's protocol"),
+    "run": ("ldm.pipeline.cli", "run the whole pipeline from a TOML config"),
+    "status": ("ldm.pipeline.status_cli", "show where a pipeline stands"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: ldm <command> [args...]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in GROUPS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ldm` script."""
+    import tyro
+
+    from ldm.errors import LDMError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = args[0]
+    if name not in GROUPS:
+        print(f"ldm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(GROUPS[name][0])
+    except ModuleNotFoundError as e:
+        print(f"ldm {name}: not available in this version ({e})", file=sys.stderr)
+        return 2
+    try:
+        if hasattr(module, "COMMANDS"):
+            result = tyro.extras.subcommand_cli_from_dict(
+                module.COMMANDS, prog=f"ldm {name}", args=args[1:], sort_subcommands=False
+            )
+        else:
+            result = tyro.cli(module.main, prog=f"ldm {name}", args=args[1:])
+    except LDMError as e:
+        print(f"ldm {name}: error: {e}", file=sys.stderr)
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

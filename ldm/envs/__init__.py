@@ -1,0 +1,1 @@
+"""Environment hub: many Gym/Gymnasium libraries, each isolated, behind one Gymnasium API."""

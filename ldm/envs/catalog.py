@@ -1,0 +1,154 @@
+"""The library catalog: one TOML spec per environment library, under `ldm/envs/catalog/`.
+
+A spec is data (see docs/adding-a-library.md): what to install, what to import so that envs
+register, which registered ids to take, how to make and wrap them. `LibrarySpec` validates a
+spec on construction; a malformed file gets an error naming the file, the field and what is
+allowed. This module must not import torch or any environment library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from fnmatch import fnmatchcase
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ldm.errors import EnvError
+
+CATALOG_DIR = Path(__file__).parent / "catalog"
+
+API_FLAVOURS = ("gymnasium", "gym")
+#: Declared wrappers a spec may name; they run inside the worker (ldm/envs/wrappers.py).
+WRAPPERS = ("flatten_dict", "flatten_obs", "resize_image", "grid_as_image", "discrete_to_box")
+
+
+@dataclass(frozen=True)
+class LibrarySpec:
+    """One environment library, as written in `ldm/envs/catalog/<name>.toml`."""
+
+    name: str
+    """Library name, the first part of a qualified env id (`<name>/<registered id>`)."""
+    domain: str
+    """Field of application (control, robotics, driving, games, trading, ...)."""
+    requirements: list[str] = field(default_factory=list)
+    """pip requirement strings installed into the library's own venv (PEP 508, may be
+    `pkg @ git+https://...`). numpy and gymnasium/gym must be listed when pinned."""
+    imports: list[str] = field(default_factory=list)
+    """Modules imported in the worker so that the library's envs register."""
+    api: str = "gymnasium"
+    """`gymnasium`, or `gym` for legacy libraries (converted to the 5-tuple API in the worker)."""
+    python: str | None = None
+    """Python version for the venv (e.g. "3.10"); None = the interpreter running ldm."""
+    include: list[str] = field(default_factory=lambda: ["*"])
+    """Glob patterns over registered ids to take (matched with fnmatch, case-sensitive)."""
+    exclude: list[str] = field(default_factory=list)
+    """Glob patterns over registered ids to leave out (applied after include)."""
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments passed to every `make` of this library."""
+    env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per registered id: extra make kwargs (override make_kwargs)."""
+    wrappers: list[str] = field(default_factory=list)
+    """Declared wrappers, applied in order inside the worker; one of WRAPPERS."""
+    envs: list[str] = field(default_factory=list)
+    """Registered ids that passed `ldm envs discover` (written by discover)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Registered ids that failed discovery, with the reason (written by discover)."""
+    installable: bool = True
+    """False when the package cannot be installed on the supported platform; see `note`."""
+    source: str = ""
+    """Home of the library's code (git URL or PyPI page)."""
+    note: str = ""
+    """Free text: quirks, why not installable, licence notes."""
+    sandbox: bool = False
+    """Always run this library's workers in the sandbox (bubblewrap)."""
+    path: str = ""
+    """File the spec was read from (set by the loader, not written in the TOML)."""
+
+    def __post_init__(self) -> None:
+        where = self.path or f"spec {self.name!r}"
+        if not self.name or "/" in self.name:
+            raise EnvError(f"{where}: field 'name' must be a non-empty string without '/'")
+        if self.api not in API_FLAVOURS:
+            raise EnvError(f"{where}: field 'api' is {self.api!r}; allowed: {API_FLAVOURS}")
+        bad = [w for w in self.wrappers if w not in WRAPPERS]
+        if bad:
+            raise EnvError(f"{where}: field 'wrappers' has {bad}; allowed: {WRAPPERS}")
+        for fname in ("requirements", "imports", "include", "exclude", "envs", "wrappers"):
+            value = getattr(self, fname)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise EnvError(f"{where}: field {fname!r} must be a list of strings")
+        for fname in ("make_kwargs", "env_kwargs", "failed"):
+            if not isinstance(getattr(self, fname), dict):
+                raise EnvError(f"{where}: field {fname!r} must be a table")
+        if self.python is not None and not str(self.python).replace(".", "").isdigit():
+            raise EnvError(f"{where}: field 'python' is {self.python!r}; write e.g. \"3.10\"")
+
+    # -- derived ------------------------------------------------------------------------------
+    def wants(self, registered_id: str) -> bool:
+        """Whether a registered id passes the include/exclude patterns."""
+        return any(fnmatchcase(registered_id, p) for p in self.include) and not any(
+            fnmatchcase(registered_id, p) for p in self.exclude
+        )
+
+    def kwargs_for(self, registered_id: str) -> dict[str, Any]:
+        """Make kwargs for one env: library defaults overridden by the per-env table."""
+        return {**self.make_kwargs, **self.env_kwargs.get(registered_id, {})}
+
+    @property
+    def env_hash(self) -> str:
+        """Content hash of what defines the library's venv: a changed spec rebuilds it."""
+        key = json.dumps([self.requirements, self.python, self.api], sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The spec as a TOML-ready dict (without the loader-set `path`)."""
+        d = asdict(self)
+        d.pop("path")
+        return {k: v for k, v in d.items() if v not in (None, "", [], {})}
+
+
+def load_spec(path: str | Path) -> LibrarySpec:
+    """Read and validate one spec file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise EnvError(f"library spec {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise EnvError(f"{path}: not valid TOML: {e}") from None
+    known = {f.name for f in fields(LibrarySpec)} - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise EnvError(f"{path}: unknown field(s) {unknown}; allowed: {sorted(known)}")
+    for required in ("name", "domain"):
+        if required not in data:
+            raise EnvError(f"{path}: missing required field {required!r}")
+    return LibrarySpec(**data, path=str(path))
+
+
+@cache
+def load_catalog(directory: str | None = None) -> dict[str, LibrarySpec]:
+    """All specs of a catalog directory (default: the one shipped with ldm), by name."""
+    specs: dict[str, LibrarySpec] = {}
+    for path in sorted(Path(directory or CATALOG_DIR).glob("*.toml")):
+        spec = load_spec(path)
+        if spec.name in specs:
+            raise EnvError(f"{path}: library name {spec.name!r} also used by {specs[spec.name].path}")
+        specs[spec.name] = spec
+    return specs
+
+
+def get_library(name: str, directory: str | None = None) -> LibrarySpec:
+    """The spec of one library; unknown names list the known ones."""
+    catalog = load_catalog(directory)
+    if name not in catalog:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(catalog), n=5)
+        hint = f" Did you mean {close}?" if close else f" Known: {sorted(catalog)}"
+        raise EnvError(f"no library named {name!r} in the catalog.{hint}")
+    return catalog[name]

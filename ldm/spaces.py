@@ -1,0 +1,226 @@
+"""SpaceSpec: the JSON-serialisable description of an observation or action space.
+
+`gymnasium.spaces` are the contract between the environment hub and everything after it;
+this module turns them into `SpaceSpec` records and holds the paper's limits. The model,
+the store and the tokenizer depend on `SpaceSpec`, never on an environment library.
+
+Imports: standard library, numpy, and gymnasium only inside `from_gym_space` (so that the
+isolated env worker, which may run gym instead, can still import the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import singledispatch
+from typing import Any, Literal
+
+import numpy as np
+
+from ldm.errors import SpaceError
+
+#: Largest observation vector, in dimensions (paper, section 3.3).
+MAX_OBS_DIMS = 128
+#: Largest action vector, in dimensions (paper, section 3.3).
+MAX_ACT_DIMS = 28
+#: Bins per continuous value, and the largest category count of a discrete value.
+N_BINS = 1024
+#: Every image observation is resized to this (height, width, channels).
+IMAGE_SHAPE = (64, 64, 3)
+
+Kind = Literal["continuous", "discrete", "multi_discrete", "multi_binary", "image"]
+KINDS: tuple[str, ...] = ("continuous", "discrete", "multi_discrete", "multi_binary", "image")
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A space as ldm sees it.
+
+    For `continuous`, `low`/`high` hold one bound per flattened dimension (may be +-inf).
+    For `discrete`, `n` categories starting at `start`. For `multi_discrete`, `nvec` holds
+    the category count of each flattened dimension. `multi_binary` is `shape` bits.
+    `image` is a uint8 array of `shape` (H, W, C), resized to IMAGE_SHAPE by the tokenizer.
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    n: int | None = None
+    start: int = 0
+    nvec: tuple[int, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SpaceError(f"SpaceSpec.kind {self.kind!r} is not one of {KINDS}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.kind == "continuous":
+            if self.low is None or self.high is None:
+                raise SpaceError("a continuous SpaceSpec needs low and high (use +-inf)")
+            low = tuple(float(v) for v in self.low)
+            high = tuple(float(v) for v in self.high)
+            if len(low) != self.flat_dim or len(high) != self.flat_dim:
+                raise SpaceError(
+                    f"continuous SpaceSpec has {len(low)} low / {len(high)} high bounds "
+                    f"for {self.flat_dim} dims; give one bound per flattened dimension"
+                )
+            object.__setattr__(self, "low", low)
+            object.__setattr__(self, "high", high)
+        if self.kind == "discrete" and (self.n is None or self.n < 1):
+            raise SpaceError(f"a discrete SpaceSpec needs n >= 1, got n={self.n}")
+        if self.kind == "multi_discrete":
+            if self.nvec is None or len(self.nvec) != self.flat_dim:
+                raise SpaceError("a multi_discrete SpaceSpec needs one nvec entry per dimension")
+            object.__setattr__(self, "nvec", tuple(int(v) for v in self.nvec))
+
+    # -- sizes ---------------------------------------------------------------------------
+    @property
+    def flat_dim(self) -> int:
+        """Number of scalar values this space contributes to a token (images count 0)."""
+        if self.kind == "discrete":
+            return 1
+        if self.kind == "image":
+            return 0
+        return int(math.prod(self.shape)) if self.shape else 1
+
+    @property
+    def categories(self) -> tuple[int, ...]:
+        """Category count of each flattened dim; continuous dims report N_BINS."""
+        if self.kind == "discrete":
+            return (int(self.n),)  # type: ignore[arg-type]
+        if self.kind == "multi_discrete":
+            return tuple(self.nvec)  # type: ignore[arg-type]
+        if self.kind == "multi_binary":
+            return (2,) * self.flat_dim
+        return (N_BINS,) * self.flat_dim
+
+    @property
+    def is_bounded(self) -> np.ndarray:
+        """Per flattened dim: both bounds finite (continuous only)."""
+        if self.kind != "continuous":
+            return np.ones(self.flat_dim, dtype=bool)
+        return np.isfinite(np.asarray(self.low)) & np.isfinite(np.asarray(self.high))
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; +-inf bounds are written as strings so that any JSON reads them."""
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        for key in ("low", "high"):
+            if d[key] is not None:
+                d[key] = [v if math.isfinite(v) else ("inf" if v > 0 else "-inf") for v in d[key]]
+        if d["nvec"] is not None:
+            d["nvec"] = list(d["nvec"])
+        if not d["extra"]:
+            del d["extra"]
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SpaceSpec:
+        """Inverse of `to_dict`."""
+        d = dict(d)
+        for key in ("low", "high"):
+            if d.get(key) is not None:
+                d[key] = tuple(float(v) for v in d[key])
+        if d.get("nvec") is not None:
+            d["nvec"] = tuple(d["nvec"])
+        d["shape"] = tuple(d.get("shape", ()))
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SpaceError(f"SpaceSpec dict has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> SpaceSpec:
+        return cls.from_dict(json.loads(text))
+
+    def describe(self) -> str:
+        """Short human-readable form, e.g. `continuous(4,)`, `discrete(2)`."""
+        if self.kind == "discrete":
+            return f"discrete({self.n})"
+        if self.kind == "multi_discrete":
+            return f"multi_discrete{list(self.nvec or ())}"
+        return f"{self.kind}{self.shape}"
+
+
+# -- gymnasium -> SpaceSpec ------------------------------------------------------------------
+def from_gym_space(space: Any) -> SpaceSpec:
+    """Describe a `gymnasium.spaces.Space` as a SpaceSpec (dispatched on the space type)."""
+    import gymnasium.spaces as gs
+
+    _register(gs)
+    return _from_space(space)
+
+
+@singledispatch
+def _from_space(space: Any) -> SpaceSpec:
+    raise SpaceError(
+        f"space {space!r} ({type(space).__name__}) is not supported; ldm takes Box, Discrete, "
+        "MultiDiscrete and MultiBinary. Declare a wrapper in the library spec "
+        "(e.g. wrappers = ['flatten_dict']) to bring a Dict/Tuple space inside"
+    )
+
+
+_registered = False
+
+
+def _register(gs: Any) -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+
+    @_from_space.register(gs.Box)
+    def _box(space: Any) -> SpaceSpec:
+        shape = tuple(space.shape)
+        if np.dtype(space.dtype) == np.uint8 and len(shape) == 3 and shape[-1] in (1, 3, 4):
+            return SpaceSpec("image", shape, dtype="uint8")
+        low = np.broadcast_to(space.low, shape).astype(np.float64).ravel()
+        high = np.broadcast_to(space.high, shape).astype(np.float64).ravel()
+        return SpaceSpec("continuous", shape, str(np.dtype(space.dtype)), tuple(low), tuple(high))
+
+    @_from_space.register(gs.Discrete)
+    def _discrete(space: Any) -> SpaceSpec:
+        return SpaceSpec("discrete", (), "int64", n=int(space.n), start=int(space.start))
+
+    @_from_space.register(gs.MultiDiscrete)
+    def _multi_discrete(space: Any) -> SpaceSpec:
+        if np.any(np.asarray(space.start) != 0):
+            raise SpaceError("MultiDiscrete with a non-zero start is not supported")
+        nvec = np.asarray(space.nvec).ravel()
+        return SpaceSpec("multi_discrete", tuple(space.shape), "int64", nvec=tuple(nvec))
+
+    @_from_space.register(gs.MultiBinary)
+    def _multi_binary(space: Any) -> SpaceSpec:
+        shape = (space.n,) if isinstance(space.n, int) else tuple(space.n)
+        return SpaceSpec("multi_binary", shape, "int8")
+
+
+# -- limits ----------------------------------------------------------------------------------
+def check_limits(spec: SpaceSpec, role: Literal["observation", "action"], env_id: str) -> None:
+    """Raise SpaceError if `spec` is outside the paper's limits for its role.
+
+    Observation vectors: <= MAX_OBS_DIMS dims; actions: <= MAX_ACT_DIMS dims, never images;
+    discrete values: <= N_BINS categories.
+    """
+    limit = MAX_OBS_DIMS if role == "observation" else MAX_ACT_DIMS
+    if role == "action" and spec.kind == "image":
+        raise SpaceError(f"{env_id}: image action spaces are not supported")
+    if spec.flat_dim > limit:
+        raise SpaceError(
+            f"{env_id}: {role} space {spec.describe()} has {spec.flat_dim} dims, over the "
+            f"limit of {limit}; declare a wrapper in the library spec that reduces it, "
+            "or exclude the env"
+        )
+    too_many = [c for c in spec.categories if c > N_BINS]
+    if spec.kind != "continuous" and too_many:
+        raise SpaceError(
+            f"{env_id}: {role} space {spec.describe()} has {max(too_many)} categories, over "
+            f"the limit of {N_BINS}; exclude the env or wrap it"
+        )
