@@ -1,1 +1,95 @@
-"""Environment hub: many Gym/Gymnasium libraries, each isolated, behind one Gymnasium API."""
+"""Environment hub: many Gym/Gymnasium libraries, each isolated, behind one Gymnasium API.
+
+    env = ldm.envs.make("classic-control/CartPole-v1")            # a gymnasium.Env
+    venv = ldm.envs.make_vec("classic-control/CartPole-v1", 8)    # a gymnasium VectorEnv
+    sb3 = ldm.envs.sb3_vec_env("classic-control/CartPole-v1", 8)  # a Stable-Baselines3 VecEnv
+
+Backends: "process" (default; the library's own venv), "inprocess", "ray", "docker".
+Importing this package pulls in neither torch nor any environment library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ldm.envs.registry import EnvInfo, catalog_spaces, list_envs, resolve_env_id
+from ldm.spaces import SpaceSpec
+
+__all__ = [
+    "make",
+    "make_vec",
+    "sb3_vec_env",
+    "env_spaces",
+    "list_envs",
+    "resolve_env_id",
+    "EnvInfo",
+]
+
+
+def make(
+    env_id: str,
+    backend: str = "process",
+    sandbox: bool = False,
+    timeout: float = 60.0,
+    **make_kwargs: Any,
+):
+    """One env, isolated according to `backend`, as a `gymnasium.Env`."""
+    from ldm.envs.proxy import ProxyEnv
+
+    spec, rid = resolve_env_id(env_id)
+    return ProxyEnv(spec, rid, backend=backend, sandbox=sandbox, timeout=timeout, **make_kwargs)
+
+
+def make_vec(
+    env_id: str,
+    num_envs: int,
+    backend: str = "process",
+    workers: int | None = None,
+    sandbox: bool = False,
+    timeout: float = 60.0,
+    **make_kwargs: Any,
+):
+    """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`."""
+    from ldm.envs.proxy import ProxyVectorEnv
+
+    spec, rid = resolve_env_id(env_id)
+    return ProxyVectorEnv(
+        spec,
+        rid,
+        num_envs,
+        backend=backend,
+        workers=workers,
+        sandbox=sandbox,
+        timeout=timeout,
+        **make_kwargs,
+    )
+
+
+def sb3_vec_env(
+    env_id: str,
+    num_envs: int,
+    backend: str = "process",
+    workers: int | None = None,
+    sandbox: bool = False,
+    **make_kwargs: Any,
+):
+    """The same vector env as a Stable-Baselines3 `VecEnv` (imports SB3)."""
+    from ldm.envs.sb3 import HubVecEnv
+
+    return HubVecEnv(
+        make_vec(env_id, num_envs, backend=backend, workers=workers, sandbox=sandbox, **make_kwargs)
+    )
+
+
+def env_spaces(env_id: str, backend: str = "process") -> tuple[SpaceSpec, SpaceSpec]:
+    """(observation, action) SpaceSpecs of an env: from the catalog, else from a live env."""
+    known = catalog_spaces(env_id)
+    if known is not None:
+        return known
+    from ldm.spaces import from_gym_space
+
+    env = make(env_id, backend=backend)
+    try:
+        return from_gym_space(env.observation_space), from_gym_space(env.action_space)
+    finally:
+        env.close()

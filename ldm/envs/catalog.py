@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ldm.errors import EnvError
 
@@ -137,7 +138,9 @@ def load_catalog(directory: str | None = None) -> dict[str, LibrarySpec]:
     for path in sorted(Path(directory or CATALOG_DIR).glob("*.toml")):
         spec = load_spec(path)
         if spec.name in specs:
-            raise EnvError(f"{path}: library name {spec.name!r} also used by {specs[spec.name].path}")
+            raise EnvError(
+                f"{path}: library name {spec.name!r} also used by {specs[spec.name].path}"
+            )
         specs[spec.name] = spec
     return specs
 

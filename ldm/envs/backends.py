@@ -1,0 +1,352 @@
+"""Backends: how a client reaches an env worker. One interface, several transports.
+
+- `inprocess`: the worker's `EnvServer` in this process (no isolation; for libraries installed
+  in ldm's own environment, and for tests);
+- `process` (default): the worker script as a subprocess inside the library's own venv,
+  talking the wire protocol over its stdin/stdout;
+- `ray`: a Ray actor that owns a `process` connection on whichever node hosts it, so a
+  cluster can host environments (optional: needs `ray`);
+- `docker`: registered by `ldm.envs.docker` (the worker in a container).
+
+A connection offers `send(message)` then `recv(timeout)` (so that several workers can step in
+parallel), `call(message, timeout)`, `close()` and `alive`. Errors carry the env id and the
+tail of the worker's stderr.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ldm.envs import protocol
+from ldm.envs.catalog import LibrarySpec
+from ldm.errors import EnvError
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+DEFAULT_TIMEOUT = 60.0
+
+
+class WorkerError(EnvError):
+    """The worker died, hung or raised; `tail` holds the end of its stderr."""
+
+    def __init__(self, message: str, tail: str = "") -> None:
+        super().__init__(message + (f"\n--- worker stderr (tail) ---\n{tail}" if tail else ""))
+        self.tail = tail
+
+
+class Connection:
+    """Base class: request/response over some transport."""
+
+    label = "?"
+
+    def send(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        raise NotImplementedError
+
+    def call(self, message: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        self.send(message)
+        return self.recv(timeout)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+    def _unwrap(self, reply: dict[str, Any], message_cmd: str) -> Any:
+        if not reply.get("ok"):
+            raise WorkerError(
+                f"{self.label}: worker failed on {message_cmd!r}: {reply.get('error')}",
+                reply.get("traceback", ""),
+            )
+        return reply.get("result")
+
+
+class InProcessConnection(Connection):
+    """Drives the worker's EnvServer directly (same semantics, no isolation)."""
+
+    def __init__(self, label: str) -> None:
+        from ldm.envs.worker import EnvServer
+
+        self.label = label
+        self.server = EnvServer()
+        self._pending: collections.deque = collections.deque()
+
+    def send(self, message: dict[str, Any]) -> None:
+        # round-trip through the protocol so arrays are copies, as across a process boundary
+        msg = protocol.read_message(_BytesReader(protocol.dumps(message)))
+        self._pending.append((msg["cmd"], self.server.handle(msg)))
+
+    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        cmd, reply = self._pending.popleft()
+        return self._unwrap(reply, cmd)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def read(self, n: int) -> bytes:
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+
+#: name -> function(argv, scratch_dir, spec) -> argv; the sandbox and docker plug in here.
+LAUNCHERS: dict[str, Callable[[list[str], Path, LibrarySpec], list[str]]] = {}
+
+
+class ProcessConnection(Connection):
+    """The worker script as a subprocess; frames over stdin/stdout, stderr kept as a tail."""
+
+    def __init__(
+        self,
+        label: str,
+        python: str | Path,
+        spec: LibrarySpec,
+        launcher: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.label = label
+        self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
+        argv = [str(python), "-u", str(WORKER_SCRIPT)]
+        if launcher is not None:
+            if launcher not in LAUNCHERS:
+                raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
+            argv = LAUNCHERS[launcher](argv, self.scratch, spec)
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        child_env.update(env or {})
+        child_env.setdefault("SDL_VIDEODRIVER", "dummy")
+        child_env.setdefault("MUJOCO_GL", "egl")
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.scratch,
+            env=child_env,
+        )
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._replies: queue.Queue = queue.Queue()
+        self._cmds: collections.deque[str] = collections.deque()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in iter(self.proc.stderr.readline, b""):
+            self._tail.append(line.decode("utf-8", "replace").rstrip())
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        while True:
+            try:
+                self._replies.put(protocol.read_message(self.proc.stdout))
+            except (EOFError, ValueError, OSError):
+                self._replies.put(None)
+                return
+
+    @property
+    def tail(self) -> str:
+        return "\n".join(self._tail)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.alive:
+            raise self._dead(message.get("cmd", "?"))
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(protocol.dumps(message))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._dead(message.get("cmd", "?")) from None
+        self._cmds.append(message.get("cmd", "?"))
+
+    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        cmd = self._cmds.popleft() if self._cmds else "?"
+        try:
+            reply = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerError(
+                f"{self.label}: worker did not answer {cmd!r} within {timeout:.0f} s (hung); "
+                "it was killed. Raise the timeout if the env is just slow.",
+                self.tail,
+            ) from None
+        if reply is None:
+            raise self._dead(cmd)
+        return self._unwrap(reply, cmd)
+
+    def _dead(self, cmd: str) -> WorkerError:
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        import time
+
+        time.sleep(0.05)  # let the stderr reader catch the last lines
+        return WorkerError(
+            f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}",
+            self.tail,
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call({"cmd": "close"}, timeout=5)
+            except EnvError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        import shutil
+
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class RayConnection(Connection):
+    """A Ray actor owning a ProcessConnection on its node (the library venv is built there)."""
+
+    def __init__(self, label: str, spec: LibrarySpec, launcher: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise EnvError("backend 'ray' needs ray: pip install 'ldm[ray]'") from None
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, log_to_driver=False)
+        self.label = label
+        self._ray = ray
+        self.actor = _ray_actor_class().remote(label, spec.path, launcher)
+        self._futures: collections.deque = collections.deque()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._futures.append((message.get("cmd", "?"), self.actor.call.remote(message)))
+
+    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        cmd, fut = self._futures.popleft()
+        try:
+            ok, value, tail = self._ray.get(fut, timeout=timeout)
+        except self._ray.exceptions.GetTimeoutError:
+            raise WorkerError(
+                f"{self.label}: ray worker did not answer {cmd!r} in {timeout} s"
+            ) from None
+        if not ok:
+            raise WorkerError(f"{self.label}: {value}", tail)
+        return value
+
+    def close(self) -> None:
+        try:
+            self._ray.get(self.actor.close.remote(), timeout=10)
+        except Exception:
+            pass
+        self._ray.kill(self.actor)
+
+
+_RAY_ACTOR = None
+
+
+def _ray_actor_class():
+    global _RAY_ACTOR
+    if _RAY_ACTOR is None:
+        import ray
+
+        @ray.remote(num_cpus=0)
+        class EnvWorkerActor:
+            def __init__(self, label: str, spec_path: str, launcher: str | None) -> None:
+                from ldm.envs.catalog import load_spec
+                from ldm.envs.venvs import ensure_venv
+
+                spec = load_spec(spec_path)
+                self.conn = ProcessConnection(label, ensure_venv(spec), spec, launcher)
+
+            def call(self, message):
+                try:
+                    return True, self.conn.call(message), ""
+                except WorkerError as e:
+                    return False, str(e).split("\n---")[0], e.tail
+
+            def close(self):
+                self.conn.close()
+
+        _RAY_ACTOR = EnvWorkerActor
+    return _RAY_ACTOR
+
+
+BACKENDS = ("inprocess", "process", "ray", "docker")
+
+
+def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) -> Connection:
+    """Open a connection to a fresh worker for `spec` and initialise it."""
+    sandbox = sandbox or spec.sandbox
+    if backend == "inprocess":
+        if sandbox:
+            raise EnvError("sandbox=True needs an isolated backend ('process'), not 'inprocess'")
+        conn: Connection = InProcessConnection(label)
+    elif backend == "process":
+        from ldm.envs.venvs import ensure_venv
+
+        launcher = None
+        if sandbox:
+            _load_sandbox()
+            launcher = "sandbox"
+        conn = ProcessConnection(label, ensure_venv(spec), spec, launcher)
+    elif backend == "ray":
+        conn = RayConnection(label, spec, "sandbox" if sandbox else None)
+    elif backend == "docker":
+        try:
+            from ldm.envs import docker
+        except ImportError:
+            raise EnvError("backend 'docker' is not available in this version of ldm") from None
+        conn = docker.connect(spec, label)
+    else:
+        raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    try:
+        conn.call(
+            {"cmd": "init", "api": spec.api, "imports": spec.imports, "wrappers": spec.wrappers}
+        )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _load_sandbox() -> None:
+    try:
+        import ldm.envs.sandbox  # noqa: F401  (registers LAUNCHERS["sandbox"])
+    except ImportError:
+        raise EnvError("sandbox=True needs ldm.envs.sandbox, which this version lacks") from None
+    if "sandbox" not in LAUNCHERS:
+        raise EnvError("ldm.envs.sandbox did not register a 'sandbox' launcher")
+
+
+def python_for_inprocess() -> str:
+    return sys.executable

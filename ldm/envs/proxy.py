@@ -1,0 +1,322 @@
+"""Proxies that real clients accept: a `gymnasium.Env` and a `gymnasium.vector.VectorEnv`
+whose envs live in isolated workers.
+
+A vector proxy spreads its envs over a few worker processes, sends each worker its slice of
+the actions, then collects the replies: one round trip per batch step, workers stepping in
+parallel, autoreset inside the worker (Gymnasium's SAME_STEP mode: the final observation of a
+finished episode is in `infos["final_obs"]`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector.utils import batch_space
+
+from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError, connect
+from ldm.envs.catalog import LibrarySpec
+from ldm.errors import EnvError
+
+
+def space_from_desc(d: dict[str, Any]) -> gym.Space:
+    """A space description from the worker -> a gymnasium space."""
+    t = d["type"]
+    if t == "Box":
+        return gym.spaces.Box(
+            low=np.asarray(d["low"]),
+            high=np.asarray(d["high"]),
+            shape=tuple(d["shape"]),
+            dtype=np.dtype(d["dtype"]),
+        )
+    if t == "Discrete":
+        return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
+    if t == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(np.asarray(d["nvec"]))
+    if t == "MultiBinary":
+        return gym.spaces.MultiBinary(d["n"])
+    if t == "Dict":
+        return gym.spaces.Dict({k: space_from_desc(v) for k, v in d["spaces"].items()})
+    if t == "Tuple":
+        return gym.spaces.Tuple([space_from_desc(v) for v in d["spaces"]])
+    raise EnvError(f"worker described an unsupported space type {t!r}")
+
+
+def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
+    """Raise EnvError when `action` is outside `space`; return it in the space's dtype."""
+    if isinstance(space, gym.spaces.Box):
+        a = np.asarray(action, dtype=space.dtype)
+        ok = a.shape == space.shape and bool(np.all(a >= space.low) and np.all(a <= space.high))
+    else:
+        a = action
+        try:
+            ok = space.contains(np.asarray(action) if not np.isscalar(action) else action)
+        except Exception:
+            ok = False
+    if not ok:
+        raise EnvError(f"{env_id}: action {action!r} is outside the action space {space}")
+    return a
+
+
+class _Worker:
+    """One connection plus the handles of the envs it serves, restartable."""
+
+    def __init__(
+        self,
+        spec: LibrarySpec,
+        rid: str,
+        kwargs: dict,
+        backend: str,
+        sandbox: bool,
+        label: str,
+        count: int,
+    ):
+        self.spec, self.rid, self.kwargs = spec, rid, kwargs
+        self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
+        self.conn: Connection | None = None
+        self.handles: list[int] = []
+        self.spaces: dict[str, Any] = {}
+        self.start()
+
+    def start(self) -> None:
+        self.conn = connect(self.backend, self.spec, self.label, self.sandbox)
+        made = self.conn.call(
+            {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count}
+        )
+        self.handles, self.spaces = made["handles"], made["spaces"]
+
+    def restart(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.conn is not None and self.conn.alive
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class ProxyEnv(gym.Env):
+    """A single env living in a worker. A dead worker is restarted on the next `reset()`."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        spec: LibrarySpec,
+        rid: str,
+        backend: str = "process",
+        sandbox: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ):
+        self.env_id = f"{spec.name}/{rid}"
+        self.timeout = timeout
+        self._worker = _Worker(
+            spec, rid, {**spec.kwargs_for(rid), **kwargs}, backend, sandbox, self.env_id, 1
+        )
+        self.observation_space = space_from_desc(self._worker.spaces["observation"])
+        self.action_space = space_from_desc(self._worker.spaces["action"])
+        self._closed = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if not self._worker.alive:
+            self._worker.restart()
+        r = self._call(
+            {"cmd": "reset", "handles": self._worker.handles, "seeds": [seed], "options": options}
+        )
+        return r["obs"][0], r["infos"][0]
+
+    def step(self, action):
+        a = check_action(self.env_id, self.action_space, action)
+        r = self._call({"cmd": "step", "handles": self._worker.handles, "actions": [a]})
+        return r["obs"][0], r["rewards"][0], r["terminated"][0], r["truncated"][0], r["infos"][0]
+
+    def _call(self, msg: dict) -> Any:
+        if self._closed:
+            raise EnvError(f"{self.env_id}: the env is closed")
+        assert self._worker.conn is not None
+        return self._worker.conn.call(msg, timeout=self.timeout)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._worker.close()
+
+
+class ProxyVectorEnv(gym.vector.VectorEnv):
+    """`num_envs` copies of one env, spread over `workers` worker processes."""
+
+    def __init__(
+        self,
+        spec: LibrarySpec,
+        rid: str,
+        num_envs: int,
+        backend: str = "process",
+        workers: int | None = None,
+        sandbox: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ):
+        if num_envs < 1:
+            raise EnvError(f"num_envs must be >= 1, got {num_envs}")
+        self.env_id = f"{spec.name}/{rid}"
+        self.timeout = timeout
+        self.num_envs = num_envs
+        w = max(1, min(num_envs, workers or os.cpu_count() or 1))
+        sizes = [num_envs // w + (1 if i < num_envs % w else 0) for i in range(w)]
+        kw = {**spec.kwargs_for(rid), **kwargs}
+        self._workers: list[_Worker] = []
+        try:
+            for i, n in enumerate(sizes):
+                self._workers.append(
+                    _Worker(spec, rid, kw, backend, sandbox, f"{self.env_id}[w{i}]", n)
+                )
+        except BaseException:
+            self.close()
+            raise
+        first = self._workers[0].spaces
+        self.single_observation_space = space_from_desc(first["observation"])
+        self.single_action_space = space_from_desc(first["action"])
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
+        self._slices = np.cumsum([0] + sizes)
+        self._closed = False
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _scatter(self, messages: list[dict]) -> list[Any]:
+        if self._closed:
+            raise EnvError(f"{self.env_id}: the vector env is closed")
+        for w, m in zip(self._workers, messages):
+            assert w.conn is not None
+            w.conn.send(m)
+        replies, error = [], None
+        for w in self._workers:
+            try:
+                assert w.conn is not None
+                replies.append(w.conn.recv(self.timeout))
+            except WorkerError as e:  # collect the others' replies first: keep them in sync
+                error = error or e
+                replies.append(None)
+        if error:
+            raise error
+        return replies
+
+    def _stack(self, obs: list) -> Any:
+        return (
+            np.stack(obs)
+            if not isinstance(obs[0], dict)
+            else {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+        )
+
+    def restart_dead_workers(self) -> int:
+        """Restart every dead worker (its envs must then be reset); returns how many."""
+        dead = [w for w in self._workers if not w.alive]
+        for w in dead:
+            w.restart()
+        return len(dead)
+
+    # -- VectorEnv API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if isinstance(seed, int):
+            seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed) if seed is not None else [None] * self.num_envs
+        if len(seeds) != self.num_envs:
+            raise EnvError(f"{self.env_id}: {len(seeds)} seeds for {self.num_envs} envs")
+        self.restart_dead_workers()
+        msgs = [
+            {"cmd": "reset", "handles": w.handles, "seeds": seeds[a:b], "options": options}
+            for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
+        ]
+        replies = self._scatter(msgs)
+        obs = [o for r in replies for o in r["obs"]]
+        infos = [i for r in replies for i in r["infos"]]
+        return self._stack(obs), self._merge_infos(infos)
+
+    def step(self, actions):
+        actions = np.asarray(actions) if not isinstance(actions, dict) else actions
+        if len(actions) != self.num_envs:
+            raise EnvError(f"{self.env_id}: {len(actions)} actions for {self.num_envs} envs")
+        space = self.single_action_space
+        if isinstance(space, gym.spaces.Box):
+            actions = actions.astype(space.dtype, copy=False)
+            if (
+                actions.shape[1:] != space.shape
+                or np.any(actions < space.low)
+                or np.any(actions > space.high)
+            ):
+                raise EnvError(
+                    f"{self.env_id}: actions outside the action space {space} (shape {actions.shape})"
+                )
+        elif isinstance(space, gym.spaces.Discrete):
+            if np.any(actions < space.start) or np.any(actions >= space.start + space.n):
+                raise EnvError(
+                    f"{self.env_id}: actions {actions.tolist()} outside the action space {space}"
+                )
+        msgs = [
+            {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
+            for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
+        ]
+        replies = self._scatter(msgs)
+        cat = {
+            k: [v for r in replies for v in r[k]]
+            for k in ("obs", "rewards", "terminated", "truncated", "infos", "finals")
+        }
+        infos = self._merge_infos(cat["infos"])
+        finals = cat["finals"]
+        if any(f is not None for f in finals):
+            mask = np.array([f is not None for f in finals])
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_info = np.empty(self.num_envs, dtype=object)
+            for i, f in enumerate(finals):
+                final_obs[i] = f["obs"] if f is not None else None
+                final_info[i] = f["info"] if f is not None else {}
+            infos.update(
+                {
+                    "final_obs": final_obs,
+                    "_final_obs": mask,
+                    "final_info": final_info,
+                    "_final_info": mask,
+                }
+            )
+        return (
+            self._stack(cat["obs"]),
+            np.asarray(cat["rewards"], dtype=np.float64),
+            np.asarray(cat["terminated"], dtype=bool),
+            np.asarray(cat["truncated"], dtype=bool),
+            infos,
+        )
+
+    @staticmethod
+    def _merge_infos(infos: list[dict]) -> dict:
+        out: dict[str, Any] = {}
+        for i, info in enumerate(infos):
+            for k, v in info.items():
+                if k not in out:
+                    out[k] = np.empty(len(infos), dtype=object)
+                    out["_" + k] = np.zeros(len(infos), dtype=bool)
+                out[k][i] = v
+                out["_" + k][i] = True
+        return out
+
+    def close(self, **kwargs: Any) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        for w in getattr(self, "_workers", []):
+            w.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

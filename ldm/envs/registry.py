@@ -1,0 +1,94 @@
+"""Env ids: `<library>/<registered id>` resolution, listing from the catalog, space lookup.
+
+Listing never starts a worker: it reads each spec's `envs` (written by `ldm envs discover`)
+and the sidecar `<name>.spaces.json` holding each env's SpaceSpecs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ldm.envs.catalog import LibrarySpec, get_library, load_catalog
+from ldm.errors import EnvError
+from ldm.spaces import SpaceSpec
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """One catalogued env: qualified id, library and spaces (as seen after its wrappers)."""
+
+    id: str
+    library: str
+    observation: SpaceSpec | None
+    action: SpaceSpec | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "library": self.library,
+            "observation": self.observation.to_dict() if self.observation else None,
+            "action": self.action.to_dict() if self.action else None,
+        }
+
+
+def spaces_path(spec: LibrarySpec) -> Path:
+    return Path(spec.path).with_suffix(".spaces.json")
+
+
+@cache
+def _sidecar(path: str) -> dict[str, Any]:
+    p = Path(path)
+    return json.loads(p.read_text()) if p.exists() else {}
+
+
+def list_envs(library: str | None = None, catalog_dir: str | None = None) -> list[EnvInfo]:
+    """Every discovered env of the catalog (or of one library), with its SpaceSpecs."""
+    specs = [get_library(library, catalog_dir)] if library else load_catalog(catalog_dir).values()
+    out = []
+    for spec in specs:
+        side = _sidecar(str(spaces_path(spec))) if spec.path else {}
+        for rid in spec.envs:
+            s = side.get(rid, {})
+            obs = SpaceSpec.from_dict(s["observation"]) if "observation" in s else None
+            act = SpaceSpec.from_dict(s["action"]) if "action" in s else None
+            out.append(EnvInfo(f"{spec.name}/{rid}", spec.name, obs, act))
+    return out
+
+
+def resolve_env_id(env_id: str, catalog_dir: str | None = None) -> tuple[LibrarySpec, str]:
+    """`<library>/<registered id>` (or a bare id known to exactly one library) -> (spec, id)."""
+    catalog = load_catalog(catalog_dir)
+    head, _, rest = env_id.partition("/")
+    if rest and head in catalog:
+        spec = catalog[head]
+        if spec.envs and rest not in spec.envs and not spec.wants(rest):
+            raise EnvError(_unknown(env_id, [f"{head}/{e}" for e in spec.envs]))
+        return spec, rest
+    owners = [s for s in catalog.values() if env_id in s.envs]
+    if len(owners) == 1:
+        return owners[0], env_id
+    if len(owners) > 1:
+        names = [f"{s.name}/{env_id}" for s in owners]
+        raise EnvError(f"env id {env_id!r} is registered by several libraries; qualify it: {names}")
+    everything = [f"{s.name}/{e}" for s in catalog.values() for e in s.envs]
+    raise EnvError(_unknown(env_id, everything + [e.split("/", 1)[1] for e in everything]))
+
+
+def _unknown(env_id: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.5)
+    hint = f" Close matches: {close}" if close else " See `ldm envs list`."
+    return f"unknown env id {env_id!r}.{hint}"
+
+
+def catalog_spaces(env_id: str) -> tuple[SpaceSpec, SpaceSpec] | None:
+    """SpaceSpecs of an env from the catalog's sidecar, if discovery recorded them."""
+    spec, rid = resolve_env_id(env_id)
+    s = _sidecar(str(spaces_path(spec))).get(rid)
+    if not s:
+        return None
+    return SpaceSpec.from_dict(s["observation"]), SpaceSpec.from_dict(s["action"])

@@ -1,0 +1,68 @@
+"""A Stable-Baselines3 `VecEnv` over the hub's vector proxy (SB3 is imported only here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from ldm.envs.proxy import ProxyVectorEnv
+
+
+class HubVecEnv(VecEnv):
+    """SB3 semantics on top of `ProxyVectorEnv`: same-step reset, `terminal_observation` and
+    `TimeLimit.truncated` in each env's info dict."""
+
+    def __init__(self, venv: ProxyVectorEnv) -> None:
+        self.venv = venv
+        self.env_id = venv.env_id
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        self._actions: np.ndarray | None = None
+
+    def reset(self):
+        seeds = [s if s is None else int(s) for s in self._seeds]
+        if all(s is None for s in seeds):
+            seeds = None  # type: ignore[assignment]
+        obs, _ = self.venv.reset(seed=seeds, options=self._options[0] if self._options else None)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
+        dones = terminated | truncated
+        out_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for key, values in infos.items():
+            if key.startswith("_") or key in ("final_obs", "final_info"):
+                continue
+            mask = infos.get("_" + key)
+            for i in range(self.num_envs):
+                if mask is None or mask[i]:
+                    out_infos[i][key] = values[i]
+        for i in np.flatnonzero(dones):
+            out_infos[i]["terminal_observation"] = infos["final_obs"][i]
+            out_infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return obs, rewards.astype(np.float32), dones, out_infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None for _ in self._get_indices(indices)]
+        raise AttributeError(
+            f"{self.env_id}: attribute {attr_name!r} is not reachable through the hub"
+        )
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        raise AttributeError(f"{self.env_id}: cannot set {attr_name!r} on isolated envs")
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list[Any]:
+        raise AttributeError(f"{self.env_id}: cannot call {method_name!r} on isolated envs")
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

@@ -1,0 +1,226 @@
+"""The environment worker: serves many env instances of one library over the wire protocol.
+
+Run as a script inside the library's own virtual environment (`python worker.py`); it reads
+frames from stdin and answers on stdout (see protocol.py). The process backend starts it; the
+in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are converted to
+the Gymnasium 5-tuple API here.
+
+Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
+two siblings protocol.py and wrappers.py. No torch, no ldm: ldm is not installed here.
+"""
+
+import importlib
+import os
+import sys
+import traceback
+import warnings
+
+import numpy as np
+
+try:  # run as a script: siblings are on sys.path[0]
+    import protocol
+    import wrappers
+except ImportError:  # imported as ldm.envs.worker by the in-process backend
+    from ldm.envs import protocol, wrappers
+
+
+class LegacyGymEnv:
+    """Adapts a legacy gym env (4-tuple step, reset without seed) to the 5-tuple API."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def reset(self, seed=None, options=None):
+        try:
+            result = (
+                self.env.reset(seed=seed, options=options) if seed is not None else self.env.reset()
+            )
+        except TypeError:
+            if seed is not None and hasattr(self.env, "seed"):
+                self.env.seed(seed)
+            result = self.env.reset()
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
+            return result
+        return result, {}
+
+    def step(self, action):
+        result = self.env.step(action)
+        if len(result) == 5:
+            return result
+        obs, reward, done, info = result
+        truncated = bool(info.get("TimeLimit.truncated", False))
+        return obs, reward, bool(done) and not truncated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
+class Instance:
+    """One env with its space descriptions (after the declared wrappers)."""
+
+    def __init__(self, env, api, wrapper_names):
+        if api == "gym":
+            env_api = LegacyGymEnv(env)
+        else:
+            env_api = env
+        env_api.observation_desc = wrappers.describe_space(env.observation_space)
+        env_api.action_desc = wrappers.describe_space(env.action_space)
+        self.raw = env
+        self.action_space = env.action_space
+        for name in wrapper_names:
+            env_api = wrappers.WRAPPERS[name](env_api)
+        self.env = env_api
+
+    def spaces(self):
+        return {"observation": self.env.observation_desc, "action": self.env.action_desc}
+
+
+def _action(inst, action):
+    if type(inst.action_space).__name__ == "Discrete":
+        return int(np.asarray(action).reshape(-1)[0])
+    return np.asarray(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
+
+
+def _clean_info(info):
+    # infos carry anything; keep what the protocol can hold (it reprs the rest)
+    return {k: v for k, v in dict(info).items() if not k.startswith("_")}
+
+
+class EnvServer:
+    """Handles protocol messages; one per worker process (or per in-process backend)."""
+
+    def __init__(self):
+        self.api = "gymnasium"
+        self.gym = None
+        self.wrappers = []
+        self.envs = {}
+        self.next_handle = 0
+
+    # -- commands ------------------------------------------------------------------------
+    def init(self, api="gymnasium", imports=(), wrappers=()):
+        self.api = api
+        self.gym = importlib.import_module("gymnasium" if api == "gymnasium" else "gym")
+        for name in wrappers:
+            if name not in globals()["wrappers"].WRAPPERS:
+                raise ValueError("unknown wrapper %r" % name)
+        self.wrappers = list(wrappers)
+        for module in imports:
+            importlib.import_module(module)
+        return {
+            "python": sys.version.split()[0],
+            "numpy": np.__version__,
+            "api": api,
+            "api_version": getattr(self.gym, "__version__", "?"),
+        }
+
+    def list_ids(self):
+        return sorted(self.gym.envs.registry.keys())
+
+    def make(self, env_id, kwargs=None, count=1):
+        kwargs = dict(kwargs or {})
+        if self.api == "gym":
+            kwargs.setdefault("disable_env_checker", True)
+        handles, spaces = [], None
+        for _ in range(int(count)):
+            inst = Instance(self.gym.make(env_id, **kwargs), self.api, self.wrappers)
+            handle = self.next_handle
+            self.next_handle += 1
+            self.envs[handle] = inst
+            handles.append(handle)
+            spaces = inst.spaces()
+        return {"handles": handles, "spaces": spaces}
+
+    def reset(self, handles, seeds=None, options=None):
+        seeds = seeds or [None] * len(handles)
+        obs, infos = [], []
+        for h, seed in zip(handles, seeds):
+            o, info = self.envs[h].env.reset(seed=seed, options=options)
+            obs.append(o)
+            infos.append(_clean_info(info))
+        return {"obs": obs, "infos": infos}
+
+    def step(self, handles, actions, autoreset=False):
+        out = {"obs": [], "rewards": [], "terminated": [], "truncated": [], "infos": []}
+        finals = []
+        for h, a in zip(handles, actions):
+            inst = self.envs[h]
+            o, r, term, trunc, info = inst.env.step(_action(inst, a))
+            info = _clean_info(info)
+            final = None
+            if autoreset and (term or trunc):
+                final = {"obs": o, "info": info}
+                o, info = inst.env.reset()
+                info = _clean_info(info)
+            out["obs"].append(o)
+            out["rewards"].append(float(r))
+            out["terminated"].append(bool(term))
+            out["truncated"].append(bool(trunc))
+            out["infos"].append(info)
+            finals.append(final)
+        out["finals"] = finals
+        return out
+
+    def close(self, handles=None):
+        for h in list(self.envs if handles is None else handles):
+            inst = self.envs.pop(h, None)
+            if inst is not None:
+                inst.env.close()
+        return {}
+
+    def crash(self, code=1):
+        """Test hook: exit at once, like a segfaulting simulator."""
+        os._exit(int(code))
+
+    # -- dispatch ------------------------------------------------------------------------
+    def handle(self, message):
+        cmd = message.get("cmd")
+        fn = getattr(self, cmd, None) if cmd in COMMANDS else None
+        if fn is None:
+            return {"ok": False, "error": "unknown command %r" % cmd}
+        args = {k: v for k, v in message.items() if k != "cmd"}
+        try:
+            return {"ok": True, "result": fn(**args)}
+        except Exception as e:  # reported to the client, the worker keeps serving
+            return {
+                "ok": False,
+                "error": "%s: %s" % (type(e).__name__, e),
+                "traceback": traceback.format_exc(),
+            }
+
+
+COMMANDS = ("init", "list_ids", "make", "reset", "step", "close", "crash")
+
+
+def _die_with_parent():
+    # Linux: get SIGKILL when the client dies, so no worker outlives its client.
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def main():
+    _die_with_parent()
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    inp = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    # library code that prints must not corrupt the protocol channel
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    warnings.simplefilter("default")
+    server = EnvServer()
+    while True:
+        try:
+            message = protocol.read_message(inp)
+        except EOFError:
+            break
+        reply = server.handle(message)
+        protocol.write_message(out, reply)
+        if message.get("cmd") == "close" and message.get("handles") is None:
+            break
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Declared wrappers (library spec field `wrappers`), applied inside the env worker.
+
+They bring an env's observation space inside the paper's limits: flatten a dict, flatten a
+multi-dimensional vector, resize images to 64x64, take a grid as an image, one-hot a
+discrete observation. Spaces are handled as plain *descriptions* (dicts, see
+`describe_space`) so the same code serves gymnasium and legacy gym.
+
+Imports: standard library and numpy only (runs in each library's own venv).
+"""
+
+import numpy as np
+
+IMAGE_HW = (64, 64)
+
+
+def describe_space(space):
+    """A gym/gymnasium space -> a plain dict (the wire format of spaces)."""
+    kind = type(space).__name__
+    if kind == "Box":
+        return {
+            "type": "Box",
+            "low": np.asarray(space.low),
+            "high": np.asarray(space.high),
+            "dtype": np.dtype(space.dtype).str,
+            "shape": list(space.shape),
+        }
+    if kind == "Discrete":
+        return {"type": "Discrete", "n": int(space.n), "start": int(getattr(space, "start", 0))}
+    if kind == "MultiDiscrete":
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec)}
+    if kind == "MultiBinary":
+        n = space.n
+        return {"type": "MultiBinary", "n": n if isinstance(n, int) else list(n)}
+    if kind == "Dict":
+        return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
+    if kind == "Tuple":
+        return {"type": "Tuple", "spaces": [describe_space(s) for s in space.spaces]}
+    raise TypeError("space type %s cannot be described" % kind)
+
+
+class Transformed:
+    """An env whose observations pass through `fn` and whose obs space description is `desc`."""
+
+    def __init__(self, env, fn, desc):
+        self.env = env
+        self.fn = fn
+        self.observation_desc = desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.fn(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.fn(obs), reward, terminated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
+def _flat_parts(desc):
+    """Per sub-space of a Dict/Tuple: (flatten fn, low, high)."""
+    t = desc["type"]
+    if t == "Box":
+        low = np.broadcast_to(desc["low"], desc["shape"]).ravel().astype(np.float32)
+        high = np.broadcast_to(desc["high"], desc["shape"]).ravel().astype(np.float32)
+        return [(lambda x: np.asarray(x, np.float32).ravel(), low, high)]
+    if t == "Discrete":
+        n, start = desc["n"], desc["start"]
+
+        def onehot(x, n=n, start=start):
+            v = np.zeros(n, np.float32)
+            v[int(x) - start] = 1.0
+            return v
+
+        return [(onehot, np.zeros(n, np.float32), np.ones(n, np.float32))]
+    if t in ("MultiBinary", "MultiDiscrete"):
+        hi = (
+            np.asarray(desc["nvec"], np.float32).ravel() - 1
+            if t == "MultiDiscrete"
+            else np.ones(int(np.prod(desc["n"])), np.float32)
+        )
+        return [(lambda x: np.asarray(x, np.float32).ravel(), np.zeros_like(hi), hi)]
+    if t == "Dict":
+        parts = []
+        for key in sorted(desc["spaces"]):
+            for fn, lo, hi in _flat_parts(desc["spaces"][key]):
+                parts.append((lambda x, fn=fn, key=key: fn(x[key]), lo, hi))
+        return parts
+    if t == "Tuple":
+        parts = []
+        for i, sub in enumerate(desc["spaces"]):
+            for fn, lo, hi in _flat_parts(sub):
+                parts.append((lambda x, fn=fn, i=i: fn(x[i]), lo, hi))
+        return parts
+    raise TypeError("cannot flatten a %s space" % t)
+
+
+def flatten_dict(env):
+    """Dict/Tuple observations -> one float32 vector (keys in sorted order; discrete one-hot)."""
+    parts = _flat_parts(env.observation_desc)
+    low = np.concatenate([p[1] for p in parts])
+    high = np.concatenate([p[2] for p in parts])
+    desc = {"type": "Box", "low": low, "high": high, "dtype": "<f4", "shape": [len(low)]}
+    return Transformed(env, lambda obs: np.concatenate([fn(obs) for fn, _, _ in parts]), desc)
+
+
+def flatten_obs(env):
+    """A multi-dimensional Box observation -> a flat vector."""
+    d = env.observation_desc
+    if d["type"] != "Box":
+        raise TypeError("flatten_obs needs a Box observation space, got %s" % d["type"])
+    low = np.broadcast_to(d["low"], d["shape"]).ravel()
+    high = np.broadcast_to(d["high"], d["shape"]).ravel()
+    desc = {"type": "Box", "low": low, "high": high, "dtype": d["dtype"], "shape": [low.size]}
+    return Transformed(env, lambda obs: np.asarray(obs).ravel(), desc)
+
+
+def _resize(img):
+    img = np.asarray(img)
+    h, w = img.shape[:2]
+    rows = np.arange(IMAGE_HW[0]) * h // IMAGE_HW[0]
+    cols = np.arange(IMAGE_HW[1]) * w // IMAGE_HW[1]
+    out = img[rows][:, cols]
+    return out[..., None] if out.ndim == 2 else out
+
+
+def resize_image(env):
+    """(H, W[, C]) uint8 frames -> (64, 64, C) by nearest-neighbour sampling."""
+    d = env.observation_desc
+    shape = list(d["shape"])
+    c = shape[2] if len(shape) == 3 else 1
+    desc = {
+        "type": "Box",
+        "low": np.zeros((64, 64, c), np.uint8),
+        "high": np.full((64, 64, c), 255, np.uint8),
+        "dtype": "|u1",
+        "shape": [64, 64, c],
+    }
+    return Transformed(env, _resize, desc)
+
+
+def grid_as_image(env):
+    """A grid observation (a Dict with an 'image' entry, e.g. MiniGrid) -> that grid as an image."""
+    d = env.observation_desc
+    sub = d["spaces"]["image"] if d["type"] == "Dict" else d
+    shape = list(sub["shape"])
+    desc = {
+        "type": "Box",
+        "low": np.zeros(shape, np.uint8),
+        "high": np.full(shape, 255, np.uint8),
+        "dtype": "|u1",
+        "shape": shape,
+    }
+
+    def fn(obs):
+        grid = obs["image"] if d["type"] == "Dict" else obs
+        return np.asarray(grid, np.uint8)
+
+    return Transformed(env, fn, desc)
+
+
+def discrete_to_box(env):
+    """A Discrete observation -> its one-hot float32 vector."""
+    return flatten_dict(env)
+
+
+WRAPPERS = {
+    "flatten_dict": flatten_dict,
+    "flatten_obs": flatten_obs,
+    "resize_image": resize_image,
+    "grid_as_image": grid_as_image,
+    "discrete_to_box": discrete_to_box,
+}
