@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import os
-import queue
 import subprocess
 import sys
 import tempfile
@@ -141,24 +140,15 @@ class ProcessConnection(Connection):
             env=child_env,
         )
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._replies: queue.Queue = queue.Queue()
         self._cmds: collections.deque[str] = collections.deque()
+        assert self.proc.stdout is not None
+        self._reader = protocol.FrameReader(self.proc.stdout.fileno())
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
         for line in iter(self.proc.stderr.readline, b""):
             self._tail.append(line.decode("utf-8", "replace").rstrip())
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        while True:
-            try:
-                self._replies.put(protocol.read_message(self.proc.stdout))
-            except (EOFError, ValueError, OSError):
-                self._replies.put(None)
-                return
 
     @property
     def tail(self) -> str:
@@ -182,16 +172,16 @@ class ProcessConnection(Connection):
     def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
         cmd = self._cmds.popleft() if self._cmds else "?"
         try:
-            reply = self._replies.get(timeout=timeout)
-        except queue.Empty:
+            reply = self._reader.read_message(timeout)
+        except (EOFError, ValueError, OSError):
+            raise self._dead(cmd) from None
+        if reply is None:
             self.kill()
             raise WorkerError(
                 f"{self.label}: worker did not answer {cmd!r} within {timeout:.0f} s (hung); "
                 "it was killed. Raise the timeout if the env is just slow.",
                 self.tail,
-            ) from None
-        if reply is None:
-            raise self._dead(cmd)
+            )
         return self._unwrap(reply, cmd)
 
     def _dead(self, cmd: str) -> WorkerError:

@@ -111,3 +111,64 @@ def _collect(value, out):
     elif isinstance(value, list):
         for v in value:
             _collect(v, out)
+
+
+class FrameReader:
+    """Reads frames from a raw file descriptor with a timeout, without a helper thread.
+
+    `read_message(timeout)` returns the next message, None on timeout, or raises EOFError.
+    """
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, n, deadline):
+        import os
+        import select
+        import time
+
+        while len(self.buf) < n:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                ready, _, _ = select.select([self.fd], [], [], remaining)
+                if not ready:
+                    return False
+            chunk = os.read(self.fd, max(1 << 16, n - len(self.buf)))
+            if not chunk:
+                raise EOFError("stream closed")
+            self.buf += chunk
+        return True
+
+    def read_message(self, timeout=None):
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._fill(_LEN.size, deadline):
+            return None
+        (n,) = _LEN.unpack(bytes(self.buf[: _LEN.size]))
+        if n > MAX_HEADER:
+            raise ValueError("frame header of %d bytes is over the limit: corrupted stream" % n)
+        if not self._fill(_LEN.size + n, deadline):
+            return None
+        header = json.loads(bytes(self.buf[_LEN.size : _LEN.size + n]).decode("utf-8"))
+        specs = []
+        _collect(header, specs)
+        total = _LEN.size + n
+        sizes = []
+        for spec in sorted(specs, key=lambda s: s["__nd__"]):
+            dtype = np.dtype(spec["dtype"])
+            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+            sizes.append((spec, dtype, count * dtype.itemsize))
+        if not self._fill(total + sum(z for _, _, z in sizes), deadline):
+            return None
+        arrays = [None] * len(specs)
+        pos = total
+        for spec, dtype, size in sizes:
+            raw = bytes(self.buf[pos : pos + size])
+            arrays[spec["__nd__"]] = np.frombuffer(raw, dtype=dtype).reshape(spec["shape"]).copy()
+            pos += size
+        del self.buf[:pos]
+        return _decode(header, arrays)

@@ -60,6 +60,16 @@ def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
     return a
 
 
+def _concat(parts: list) -> Any:
+    """Join per-worker batches: stacked arrays, or lists of per-env values (dict obs)."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    items = [x for p in parts for x in p]
+    if isinstance(items[0], dict):
+        return {k: np.stack([o[k] for o in items]) for k in items[0]}
+    return np.stack(items)
+
+
 class _Worker:
     """One connection plus the handles of the envs it serves, restartable."""
 
@@ -137,7 +147,14 @@ class ProxyEnv(gym.Env):
     def step(self, action):
         a = check_action(self.env_id, self.action_space, action)
         r = self._call({"cmd": "step", "handles": self._worker.handles, "actions": [a]})
-        return r["obs"][0], r["rewards"][0], r["terminated"][0], r["truncated"][0], r["infos"][0]
+        infos = r["infos"] or [{}]
+        return (
+            r["obs"][0],
+            float(r["rewards"][0]),
+            bool(r["terminated"][0]),
+            bool(r["truncated"][0]),
+            infos[0],
+        )
 
     def _call(self, msg: dict) -> Any:
         if self._closed:
@@ -210,13 +227,6 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             raise error
         return replies
 
-    def _stack(self, obs: list) -> Any:
-        return (
-            np.stack(obs)
-            if not isinstance(obs[0], dict)
-            else {k: np.stack([o[k] for o in obs]) for k in obs[0]}
-        )
-
     def restart_dead_workers(self) -> int:
         """Restart every dead worker (its envs must then be reset); returns how many."""
         dead = [w for w in self._workers if not w.alive]
@@ -238,9 +248,8 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
         ]
         replies = self._scatter(msgs)
-        obs = [o for r in replies for o in r["obs"]]
         infos = [i for r in replies for i in r["infos"]]
-        return self._stack(obs), self._merge_infos(infos)
+        return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
 
     def step(self, actions):
         actions = np.asarray(actions) if not isinstance(actions, dict) else actions
@@ -267,12 +276,15 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
         ]
         replies = self._scatter(msgs)
+        sizes = [len(w.handles) for w in self._workers]
         cat = {
-            k: [v for r in replies for v in r[k]]
-            for k in ("obs", "rewards", "terminated", "truncated", "infos", "finals")
+            k: _concat([r[k] for r in replies])
+            for k in ("obs", "rewards", "terminated", "truncated")
         }
-        infos = self._merge_infos(cat["infos"])
-        finals = cat["finals"]
+        infos = self._merge_infos(
+            [i for r, n in zip(replies, sizes) for i in (r["infos"] or [{}] * n)]
+        )
+        finals = [f for r, n in zip(replies, sizes) for f in (r["finals"] or [None] * n)]
         if any(f is not None for f in finals):
             mask = np.array([f is not None for f in finals])
             final_obs = np.empty(self.num_envs, dtype=object)
@@ -288,13 +300,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                     "_final_info": mask,
                 }
             )
-        return (
-            self._stack(cat["obs"]),
-            np.asarray(cat["rewards"], dtype=np.float64),
-            np.asarray(cat["terminated"], dtype=bool),
-            np.asarray(cat["truncated"], dtype=bool),
-            infos,
-        )
+        return cat["obs"], cat["rewards"], cat["terminated"], cat["truncated"], infos
 
     @staticmethod
     def _merge_infos(infos: list[dict]) -> dict:

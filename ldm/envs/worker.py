@@ -81,6 +81,14 @@ def _action(inst, action):
     return np.asarray(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
 
 
+def _stack(obs):
+    # one buffer on the wire instead of one per env, when the observations allow it
+    if obs and all(isinstance(o, np.ndarray) for o in obs):
+        if len({(o.shape, o.dtype.str) for o in obs}) == 1:
+            return np.stack(obs)
+    return obs
+
+
 def _clean_info(info):
     # infos carry anything; keep what the protocol can hold (it reprs the rest)
     return {k: v for k, v in dict(info).items() if not k.startswith("_")}
@@ -137,7 +145,7 @@ class EnvServer:
             o, info = self.envs[h].env.reset(seed=seed, options=options)
             obs.append(o)
             infos.append(_clean_info(info))
-        return {"obs": obs, "infos": infos}
+        return {"obs": _stack(obs), "infos": infos}
 
     def step(self, handles, actions, autoreset=False):
         out = {"obs": [], "rewards": [], "terminated": [], "truncated": [], "infos": []}
@@ -157,7 +165,13 @@ class EnvServer:
             out["truncated"].append(bool(trunc))
             out["infos"].append(info)
             finals.append(final)
-        out["finals"] = finals
+        out["finals"] = finals if any(f is not None for f in finals) else None
+        out["obs"] = _stack(out["obs"])
+        out["rewards"] = np.asarray(out["rewards"], dtype=np.float64)
+        out["terminated"] = np.asarray(out["terminated"], dtype=bool)
+        out["truncated"] = np.asarray(out["truncated"], dtype=bool)
+        if not any(out["infos"]):
+            out["infos"] = None
         return out
 
     def close(self, handles=None):
@@ -206,14 +220,14 @@ def _die_with_parent():
 def main():
     _die_with_parent()
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    inp = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    inp = protocol.FrameReader(os.dup(sys.stdin.fileno()))
     # library code that prints must not corrupt the protocol channel
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     warnings.simplefilter("default")
     server = EnvServer()
     while True:
         try:
-            message = protocol.read_message(inp)
+            message = inp.read_message()
         except EOFError:
             break
         reply = server.handle(message)
