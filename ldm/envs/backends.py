@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -320,13 +319,22 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
     else:
         raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     try:
-        conn.call(
-            {"cmd": "init", "api": spec.api, "imports": spec.imports, "wrappers": spec.wrappers}
-        )
+        conn.call(init_message(spec))
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def init_message(spec: LibrarySpec) -> dict:
+    """The worker's `init` command for a library spec."""
+    return {
+        "cmd": "init",
+        "api": spec.api,
+        "imports": spec.imports,
+        "wrappers": spec.wrappers,
+        "paths": spec.python_path,
+    }
 
 
 def _load_sandbox() -> None:
@@ -336,7 +344,3 @@ def _load_sandbox() -> None:
         raise EnvError("sandbox=True needs ldm.envs.sandbox, which this version lacks") from None
     if "sandbox" not in LAUNCHERS:
         raise EnvError("ldm.envs.sandbox did not register a 'sandbox' launcher")
-
-
-def python_for_inprocess() -> str:
-    return sys.executable

@@ -40,6 +40,8 @@ class LibrarySpec:
     `pkg @ git+https://...`). numpy and gymnasium/gym must be listed when pinned."""
     imports: list[str] = field(default_factory=list)
     """Modules imported in the worker so that the library's envs register."""
+    python_path: list[str] = field(default_factory=list)
+    """Directories put on the worker's sys.path (env code that is not an installed package)."""
     api: str = "gymnasium"
     """`gymnasium`, or `gym` for legacy libraries (converted to the 5-tuple API in the worker)."""
     python: str | None = None
@@ -78,7 +80,15 @@ class LibrarySpec:
         bad = [w for w in self.wrappers if w not in WRAPPERS]
         if bad:
             raise EnvError(f"{where}: field 'wrappers' has {bad}; allowed: {WRAPPERS}")
-        for fname in ("requirements", "imports", "include", "exclude", "envs", "wrappers"):
+        for fname in (
+            "requirements",
+            "imports",
+            "python_path",
+            "include",
+            "exclude",
+            "envs",
+            "wrappers",
+        ):
             value = getattr(self, fname)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise EnvError(f"{where}: field {fname!r} must be a list of strings")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from ldm.envs.backends import Connection, connect
+from ldm.envs.backends import Connection, connect, init_message
 from ldm.envs.catalog import CATALOG_DIR, LibrarySpec, load_catalog, load_spec
 from ldm.envs.proxy import space_from_desc
 from ldm.envs.registry import _sidecar, spaces_path
@@ -93,9 +93,7 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
     conn = connect(backend, replace(spec, imports=[]), f"{spec.name}[discover]")
     try:
         before = set(conn.call({"cmd": "list_ids"}))
-        conn.call(
-            {"cmd": "init", "api": spec.api, "imports": spec.imports, "wrappers": spec.wrappers}
-        )
+        conn.call(init_message(spec))
         after = set(conn.call({"cmd": "list_ids"}))
     finally:
         conn.close()

@@ -105,7 +105,10 @@ class EnvServer:
         self.next_handle = 0
 
     # -- commands ------------------------------------------------------------------------
-    def init(self, api="gymnasium", imports=(), wrappers=()):
+    def init(self, api="gymnasium", imports=(), wrappers=(), paths=()):
+        for path in paths:
+            if path not in sys.path:
+                sys.path.insert(0, path)
         self.api = api
         self.gym = importlib.import_module("gymnasium" if api == "gymnasium" else "gym")
         for name in wrappers:
