@@ -333,7 +333,7 @@ def init_message(spec: LibrarySpec) -> dict:
         "api": spec.api,
         "imports": spec.imports,
         "wrappers": spec.wrappers,
-        "paths": spec.python_path,
+        "paths": [str(Path(spec.path).parent / p) for p in spec.python_path],
     }
 
 

@@ -41,7 +41,8 @@ class LibrarySpec:
     imports: list[str] = field(default_factory=list)
     """Modules imported in the worker so that the library's envs register."""
     python_path: list[str] = field(default_factory=list)
-    """Directories put on the worker's sys.path (env code that is not an installed package)."""
+    """Directories put on the worker's sys.path (env code that is not an installed package),
+    relative to the spec file's directory unless absolute."""
     api: str = "gymnasium"
     """`gymnasium`, or `gym` for legacy libraries (converted to the 5-tuple API in the worker)."""
     python: str | None = None

@@ -67,9 +67,7 @@ class Instance:
         env_api.action_desc = wrappers.describe_space(env.action_space)
         self.raw = env
         self.action_space = env.action_space
-        for name in wrapper_names:
-            env_api = wrappers.WRAPPERS[name](env_api)
-        self.env = env_api
+        self.env = wrappers.apply(env_api, wrapper_names)
 
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}

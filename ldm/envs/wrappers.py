@@ -166,10 +166,31 @@ def discrete_to_box(env):
     return flatten_dict(env)
 
 
+def _is_image(d):
+    return (
+        d["type"] == "Box"
+        and np.dtype(d["dtype"]) == np.uint8
+        and len(d["shape"]) in (2, 3)
+        and d["shape"][0] > 16
+    )
+
+
+# name -> (wrapper, applies-to predicate on the observation description). A library's
+# declared wrappers apply to each of its envs where they fit, so one spec can cover
+# libraries that mix vector, dict and image envs.
 WRAPPERS = {
-    "flatten_dict": flatten_dict,
-    "flatten_obs": flatten_obs,
-    "resize_image": resize_image,
-    "grid_as_image": grid_as_image,
-    "discrete_to_box": discrete_to_box,
+    "flatten_dict": (flatten_dict, lambda d: d["type"] in ("Dict", "Tuple")),
+    "flatten_obs": (flatten_obs, lambda d: d["type"] == "Box" and len(d["shape"]) > 1 and not _is_image(d)),
+    "resize_image": (resize_image, lambda d: _is_image(d) and list(d["shape"][:2]) != list(IMAGE_HW)),
+    "grid_as_image": (grid_as_image, lambda d: d["type"] == "Dict" and "image" in d["spaces"]),
+    "discrete_to_box": (discrete_to_box, lambda d: d["type"] == "Discrete"),
 }
+
+
+def apply(env, names):
+    """Apply the declared wrappers, in order, where each fits the current observation space."""
+    for name in names:
+        wrap, fits = WRAPPERS[name]
+        if fits(env.observation_desc):
+            env = wrap(env)
+    return env
