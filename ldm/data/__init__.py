@@ -1,1 +1,18 @@
-"""ldm.data."""
+"""Trajectory store (`Store`, `RunWriter`, `RunReader`) and the window sampler/loader.
+
+Imports neither torch (only `WindowLoader` iteration does) nor any environment library.
+"""
+
+from ldm.data.sampler import WindowLoader, WindowSampler
+from ldm.data.store import RunReader, Store, anchors
+from ldm.data.writer import RunWriter, resume_run
+
+__all__ = [
+    "Store",
+    "RunReader",
+    "RunWriter",
+    "resume_run",
+    "WindowLoader",
+    "WindowSampler",
+    "anchors",
+]

@@ -30,7 +30,8 @@ def _encode(value, arrays):
         arrays.append(arr)
         return {"__nd__": len(arrays) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, np.generic):
-        return value.item()
+        item = value.item()
+        return item if isinstance(item, (bool, int, float, str)) else {"__repr__": repr(item)}
     if isinstance(value, dict):
         return {str(k): _encode(v, arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -41,7 +41,11 @@ def space_from_desc(d: dict[str, Any]) -> gym.Space:
         return gym.spaces.Dict({k: space_from_desc(v) for k, v in d["spaces"].items()})
     if t == "Tuple":
         return gym.spaces.Tuple([space_from_desc(v) for v in d["spaces"]])
-    raise EnvError(f"worker described an unsupported space type {t!r}")
+    name = d.get("name", t)
+    raise EnvError(
+        f"space type {name!r} is not supported; declare a wrapper in the library spec that removes "
+        "or converts it (e.g. grid_as_image for MiniGrid's mission text)"
+    )
 
 
 def check_action(env_id: str, space: gym.Space, action: Any) -> Any:

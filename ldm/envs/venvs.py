@@ -79,7 +79,7 @@ def ensure_venv(spec: LibrarySpec, quiet: bool = True) -> Path:
 
 def _build(spec: LibrarySpec, where: Path, quiet: bool) -> None:
     uv = uv_binary()
-    python = spec.python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = find_python(spec.python) if spec.python else sys.executable
     _run([uv, "venv", "--quiet", "--python", python, str(where)], spec, "create the venv")
     requirements = list(spec.requirements)
     if not any(
@@ -97,8 +97,20 @@ def _build(spec: LibrarySpec, where: Path, quiet: bool) -> None:
     )
 
 
+def find_python(version: str) -> str:
+    """An interpreter of `version` on this machine (PATH, then pyenv); uv must not download one."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for candidate in sorted(pyenv.glob(f"{version}*/bin/python{version}"), reverse=True):
+        return str(candidate)  # pyenv's real interpreter, not its shim
+    return (
+        shutil.which(f"python{version}") or version
+    )  # let uv look for it (it reports clearly when it cannot)
+
+
 def _run(cmd: list[str], spec: LibrarySpec, what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    )
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise EnvError(

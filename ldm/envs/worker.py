@@ -232,7 +232,12 @@ def main():
         except EOFError:
             break
         reply = server.handle(message)
-        protocol.write_message(out, reply)
+        try:
+            frame = protocol.dumps(reply)
+        except Exception as e:  # an info the protocol cannot carry must not kill the worker
+            frame = protocol.dumps({"ok": False, "error": "cannot encode the reply: %s" % e})
+        out.write(frame)
+        out.flush()
         if message.get("cmd") == "close" and message.get("handles") is None:
             break
 

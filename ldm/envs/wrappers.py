@@ -35,7 +35,8 @@ def describe_space(space):
         return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
     if kind == "Tuple":
         return {"type": "Tuple", "spaces": [describe_space(s) for s in space.spaces]}
-    raise TypeError("space type %s cannot be described" % kind)
+    # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops it
+    return {"type": "Unsupported", "name": kind}
 
 
 class Transformed:
@@ -180,8 +181,14 @@ def _is_image(d):
 # libraries that mix vector, dict and image envs.
 WRAPPERS = {
     "flatten_dict": (flatten_dict, lambda d: d["type"] in ("Dict", "Tuple")),
-    "flatten_obs": (flatten_obs, lambda d: d["type"] == "Box" and len(d["shape"]) > 1 and not _is_image(d)),
-    "resize_image": (resize_image, lambda d: _is_image(d) and list(d["shape"][:2]) != list(IMAGE_HW)),
+    "flatten_obs": (
+        flatten_obs,
+        lambda d: d["type"] == "Box" and len(d["shape"]) > 1 and not _is_image(d),
+    ),
+    "resize_image": (
+        resize_image,
+        lambda d: _is_image(d) and list(d["shape"][:2]) != list(IMAGE_HW),
+    ),
     "grid_as_image": (grid_as_image, lambda d: d["type"] == "Dict" and "image" in d["spaces"]),
     "discrete_to_box": (discrete_to_box, lambda d: d["type"] == "Discrete"),
 }

@@ -41,4 +41,6 @@ def _make(seed=0, vol=0.01, **kwargs):
 
 
 for i, vol in enumerate((0.005, 0.01, 0.02)):
-    gym.register(f"TradingEnv-synthetic-vol{i}-v0", entry_point=_make, kwargs={"seed": i, "vol": vol})
+    gym.register(
+        f"TradingEnv-synthetic-vol{i}-v0", entry_point=_make, kwargs={"seed": i, "vol": vol}
+    )

@@ -1,0 +1,85 @@
+"""`ldm data ...`: stats, verify, Minari import/export."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import tyro
+
+
+def stats(
+    store: tyro.conf.Positional[str], json_: Annotated[bool, tyro.conf.arg(name="json")] = False
+) -> int:
+    """Runs, envs, libraries, transitions and bytes per transition by modality.
+
+    Args:
+        store: Store directory.
+        json_: Print JSON.
+    """
+    from ldm.data.store import Store
+    from ldm.data.verify import store_stats
+
+    s = store_stats(Store(store, create=False))
+    if json_:
+        print(json.dumps(s))
+    else:
+        for k, v in s.items():
+            print(f"{k:>22}: {v}")
+    return 0
+
+
+def verify(store: tyro.conf.Positional[str]) -> int:
+    """Re-check every run's shapes and checksums; exit non-zero naming each bad run.
+
+    Args:
+        store: Store directory.
+    """
+    from ldm.data.store import Store
+    from ldm.data.verify import verify_store
+
+    s = Store(store, create=False)
+    bad = verify_store(s)
+    for run_id, problems in bad.items():
+        print(f"BAD {run_id}")
+        for p in problems:
+            print(f"    - {p}")
+    print(f"{len(s.runs()) - len(bad)} runs ok, {len(bad)} bad")
+    return 1 if bad else 0
+
+
+def export_minari(
+    store: tyro.conf.Positional[str], out: tyro.conf.Positional[str], env: str
+) -> int:
+    """Write a Minari dataset of one env's runs (reference actions as per-step extras).
+
+    Args:
+        store: Store directory.
+        out: Minari dataset id to write (e.g. ldm/cartpole/ref-v0).
+        env: Env id whose runs to export.
+    """
+    from ldm.data.minari_io import export_minari as run
+
+    print(run(store, env, out))
+    return 0
+
+
+def import_minari(dataset: tyro.conf.Positional[str], store: tyro.conf.Positional[str]) -> int:
+    """Import a local Minari dataset as runs (its actions as targets when no reference actions).
+
+    Args:
+        dataset: Minari dataset id (local).
+        store: Store directory.
+    """
+    from ldm.data.minari_io import import_minari as run
+
+    print(run(dataset, store))
+    return 0
+
+
+COMMANDS = {
+    "stats": stats,
+    "verify": verify,
+    "export-minari": export_minari,
+    "import-minari": import_minari,
+}

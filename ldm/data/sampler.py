@@ -1,0 +1,261 @@
+"""Window sampler and loader: random windows of L consecutive transitions, tokenized.
+
+A window is L consecutive transitions of one stream of one run, ending at a uniformly drawn
+step; it crosses episode boundaries (the model's history does) and is left-padded when it
+ends before step L (padding masked out of the loss). Which stream a window comes from is drawn
+by weight: `uniform` (every transition equally likely), `env` (every env equally likely, then
+by transitions), or `library` (every library equally likely, then env, then transitions), so
+a few huge envs do not drown small ones.
+
+Batch i of rank r is drawn from a generator seeded by (seed, r, i): the stream of batches is
+deterministic, disjoint across DDP ranks, and the loader's whole state is the next batch
+index, which makes resuming exact. Tokenization runs in DataLoader worker processes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ldm.data.store import RunReader, Store
+from ldm.errors import StoreError
+from ldm.tokenizer import collate, tokenize_window
+
+WEIGHTINGS = ("uniform", "env", "library")
+
+
+@dataclass(frozen=True)
+class StreamRef:
+    run_id: str
+    stream: int
+    env_id: str
+    library: str
+    length: int
+
+
+class WindowSampler:
+    """Draws tokenized windows from a store; pure numpy (usable without torch)."""
+
+    def __init__(
+        self,
+        store: Store | str,
+        window_len: int,
+        weighting: str = "uniform",
+        curated_only: bool = True,
+        envs: list[str] | None = None,
+        runs: list[str] | None = None,
+        targets: str = "reference",
+        cache_bytes: int = 1 << 30,
+    ) -> None:
+        if weighting not in WEIGHTINGS:
+            raise StoreError(f"weighting {weighting!r} is not one of {WEIGHTINGS}")
+        if window_len < 1:
+            raise StoreError(f"window_len must be >= 1, got {window_len}")
+        if targets not in ("reference", "actions", "reference_or_actions"):
+            raise StoreError("targets must be 'reference', 'actions' or 'reference_or_actions'")
+        self.store = store if isinstance(store, Store) else Store(store, create=False)
+        self.window_len, self.weighting, self.targets = window_len, weighting, targets
+        entries = self.store.runs(curated_only=curated_only)
+        if runs is not None:
+            entries = {r: e for r, e in entries.items() if r in set(runs)}
+        if envs is not None:
+            entries = {r: e for r, e in entries.items() if e["env_id"] in set(envs)}
+        if not entries:
+            what = "curated (verdict 'pass') " if curated_only else ""
+            raise StoreError(
+                f"store {self.store.path} has no {what}runs to sample"
+                + (" for the requested envs/runs" if envs or runs else "")
+                + "; record runs with `ldm refgen` (and curate them), or pass curated_only=False"
+            )
+        self.readers: dict[str, RunReader] = {}
+        self.streams: list[StreamRef] = []
+        for rid, e in entries.items():
+            reader = self.store.open_run(rid)
+            if targets == "reference" and not reader.has_reference_actions():
+                raise StoreError(
+                    f"run {rid} ({e['env_id']}) has no reference actions; run `ldm refgen relabel` "
+                    "first, or sample with targets='reference_or_actions'"
+                )
+            self.readers[rid] = reader
+            for k in range(reader.num_streams):
+                if reader.length(k) > 0:
+                    self.streams.append(
+                        StreamRef(rid, k, e["env_id"], e["library"], reader.length(k))
+                    )
+        self.env_ids = sorted({s.env_id for s in self.streams})
+        self.probs = self._weights()
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._cache_bytes, self._cache_limit = 0, cache_bytes
+
+    def _weights(self) -> np.ndarray:
+        lengths = np.array([s.length for s in self.streams], dtype=np.float64)
+        if self.weighting == "uniform":
+            return lengths / lengths.sum()
+        w = np.zeros(len(self.streams))
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(self.streams):
+            key = (s.library,) if self.weighting == "library" else (s.env_id,)
+            groups.setdefault(key, []).append(i)
+        for idx in groups.values():
+            if self.weighting == "library":  # then every env of the library alike
+                by_env: dict[str, list[int]] = {}
+                for i in idx:
+                    by_env.setdefault(self.streams[i].env_id, []).append(i)
+                for env_idx in by_env.values():
+                    sub = lengths[env_idx]
+                    w[env_idx] = sub / sub.sum() / len(by_env)
+            else:
+                sub = lengths[idx]
+                w[idx] = sub / sub.sum()
+        return w / w.sum()
+
+    # -- reading with a chunk cache -------------------------------------------------------------
+    def _read(self, ref: StreamRef, column: str, start: int, stop: int) -> np.ndarray:
+        reader = self.readers[ref.run_id]
+        arr = reader.array(ref.stream, column)
+        chunk = arr.chunks[0]
+        parts = []
+        for c in range(start // chunk, (stop - 1) // chunk + 1):
+            key = (ref.run_id, ref.stream, column, c)
+            block = self._cache.get(key)
+            if block is None:
+                try:
+                    block = np.asarray(arr[c * chunk : min(ref.length, (c + 1) * chunk)])
+                except Exception as e:
+                    raise StoreError(
+                        f"run {ref.run_id} stream {ref.stream} column {column}: chunk {c} cannot be read "
+                        f"({type(e).__name__}: {e}); run `ldm data verify {self.store.path}`"
+                    ) from e
+                self._cache[key] = block
+                self._cache_bytes += block.nbytes
+                while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
+                    _, old = self._cache.popitem(last=False)
+                    self._cache_bytes -= old.nbytes
+            else:
+                self._cache.move_to_end(key)
+            lo = max(start, c * chunk) - c * chunk
+            hi = min(stop, (c + 1) * chunk) - c * chunk
+            parts.append(block[lo:hi])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def window(self, ref: StreamRef, end: int) -> dict[str, np.ndarray]:
+        """The tokenized window of transitions [end - L, end) of a stream (left-padded)."""
+        start = max(0, end - self.window_len)
+        reader = self.readers[ref.run_id]
+        cols = {
+            c: self._read(ref, c, start, end)
+            for c in ("obs", "actions", "rewards", "terminated", "truncated")
+        }
+        if self.targets == "actions" or (
+            self.targets == "reference_or_actions" and not reader.has_reference_actions()
+        ):
+            targets = cols["actions"]
+        else:
+            targets = self._read(ref, "ref_actions", start, end)
+        w = tokenize_window(
+            reader.obs_spec,
+            reader.act_spec,
+            cols["obs"],
+            cols["actions"],
+            cols["rewards"],
+            cols["terminated"],
+            cols["truncated"],
+            targets=targets,
+            pad_to=self.window_len,
+        )
+        w["env_index"] = np.asarray(self.env_ids.index(ref.env_id))
+        return w
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
+        end = int(rng.integers(1, ref.length + 1))
+        return self.window(ref, end)
+
+    def batch(self, batch_size: int, seed: int, rank: int, index: int) -> dict[str, np.ndarray]:
+        """Batch number `index` of `rank`: deterministic in (seed, rank, index)."""
+        rng = np.random.default_rng([seed, rank, index])
+        return collate([self.sample(rng) for _ in range(batch_size)])
+
+
+class WindowLoader:
+    """Iterable of torch batches for training (see module docstring); resumable exactly."""
+
+    def __init__(
+        self,
+        store: Store | str,
+        window_len: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        weighting: str = "uniform",
+        curated_only: bool = True,
+        num_workers: int = 1,
+        envs: list[str] | None = None,
+        runs: list[str] | None = None,
+        targets: str = "reference",
+    ) -> None:
+        self.sampler = WindowSampler(
+            store, window_len, weighting, curated_only, envs, runs, targets
+        )
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.num_workers = num_workers
+        self.next_index = 0
+        self._it: Any = None
+
+    @property
+    def env_ids(self) -> list[str]:
+        return self.sampler.env_ids
+
+    def state_dict(self) -> dict[str, int]:
+        return {"next_index": self.next_index, "seed": self.seed, "rank": self.rank}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.next_index = int(state["next_index"])
+        self._it = None
+
+    def _torch_iter(self) -> Any:
+        import torch
+        from torch.utils.data import DataLoader, IterableDataset
+
+        sampler, bs, seed, rank, start = (
+            self.sampler,
+            self.batch_size,
+            self.seed,
+            self.rank,
+            self.next_index,
+        )
+        n_workers = self.num_workers
+
+        class _Batches(IterableDataset):
+            def __iter__(self):
+                info = torch.utils.data.get_worker_info()
+                wid, nw = (info.id, info.num_workers) if info else (0, 1)
+                i = start + wid
+                while True:
+                    b = sampler.batch(bs, seed, rank, i)
+                    yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in b.items()}
+                    i += nw
+
+        return iter(
+            DataLoader(
+                _Batches(),
+                batch_size=None,
+                num_workers=n_workers,
+                persistent_workers=False,
+                prefetch_factor=4 if n_workers > 0 else None,
+            )
+        )
+
+    def __iter__(self) -> WindowLoader:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._it is None:
+            self._it = self._torch_iter()
+        batch = next(self._it)
+        self.next_index += 1
+        return batch

@@ -1,0 +1,299 @@
+"""The trajectory store: runs of reference agents, as chunked compressed zarr arrays.
+
+Layout (see docs/data-format.md):
+
+    STORE/manifest.json            index of committed runs (env, library, transitions, verdict)
+    STORE/runs/<run_id>/meta.json  run metadata (SpaceSpecs, algorithm, returns, anchors, checksums)
+    STORE/runs/<run_id>/data.zarr  per stream k: s<k>/{obs, actions, rewards, terminated,
+                                   truncated[, ref_actions]}, step-major
+    STORE/.pending/<run_id>/       runs being written; invisible to readers
+
+A run becomes visible only by an atomic rename from `.pending/` into `runs/` followed by a
+manifest entry, so a writer killed at any point never leaves a readable half-run. Imports:
+numpy, zarr and ldm's spaces/errors only (no torch, no environment library).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ldm.errors import StoreError
+from ldm.spaces import SpaceSpec
+
+FORMAT_VERSION = 1
+COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON via a temp file, fsync and rename: readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
+    """Normalisation anchors: mean return of the first and of the last 10% of episodes
+    (at least one episode each). Everybody computes them with this function."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size == 0:
+        raise StoreError("cannot compute anchors: the run has no finished episode")
+    k = max(1, int(np.ceil(0.1 * r.size)))
+    return float(r[:k].mean()), float(r[-k:].mean())
+
+
+def _dtype_for(spec: SpaceSpec) -> np.dtype:
+    if spec.kind == "image":
+        return np.dtype(np.uint8)
+    if spec.kind == "continuous":
+        return np.dtype(np.float32)
+    return np.dtype(np.int64)
+
+
+def _shape_for(spec: SpaceSpec) -> tuple[int, ...]:
+    return () if spec.kind == "discrete" else tuple(spec.shape)
+
+
+class Store:
+    """A directory of runs with a manifest. Safe for several writer processes at once."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise StoreError(
+                    f"store {self.path} does not exist; create it by recording runs into it"
+                )
+            self.path.mkdir(parents=True)
+        (self.path / "runs").mkdir(exist_ok=True)
+        (self.path / ".pending").mkdir(exist_ok=True)
+        if not self.manifest_path.exists():
+            with self._locked():
+                if not self.manifest_path.exists():
+                    write_json_atomic(self.manifest_path, {"format": FORMAT_VERSION, "runs": {}})
+
+    # -- manifest -----------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.path / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def manifest(self) -> dict[str, Any]:
+        data = json.loads(self.manifest_path.read_text())
+        if data.get("format") != FORMAT_VERSION:
+            raise StoreError(
+                f"store {self.path} has format {data.get('format')}, this ldm reads {FORMAT_VERSION}"
+            )
+        return data
+
+    def _update_manifest(self, run_id: str, entry: dict[str, Any] | None) -> None:
+        with self._locked():
+            data = self.manifest()
+            if entry is None:
+                data["runs"].pop(run_id, None)
+            else:
+                data["runs"][run_id] = entry
+            write_json_atomic(self.manifest_path, data)
+
+    def runs(
+        self, curated_only: bool = False, env_id: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Committed runs from the manifest (no run is opened). `curated_only`: verdict 'pass'."""
+        runs = self.manifest()["runs"]
+        return {
+            rid: e
+            for rid, e in sorted(runs.items())
+            if (not curated_only or e.get("verdict") == "pass")
+            and (env_id is None or e["env_id"] == env_id)
+        }
+
+    def reconcile(self) -> list[str]:
+        """Add committed run dirs missing from the manifest (a crash between rename and
+        manifest update); returns the run ids added."""
+        known = self.manifest()["runs"]
+        added = []
+        for d in sorted((self.path / "runs").iterdir()):
+            if d.name not in known and (d / "meta.json").exists():
+                self._update_manifest(
+                    d.name, _manifest_entry(json.loads((d / "meta.json").read_text()))
+                )
+                added.append(d.name)
+        return added
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(
+        self,
+        env_id: str,
+        library: str,
+        obs_spec: SpaceSpec,
+        act_spec: SpaceSpec,
+        num_streams: int = 1,
+        meta: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        chunk_steps: int | None = None,
+    ) -> RunWriter:
+        """Start a run in `.pending/`; it is visible only after `commit()`."""
+        from ldm.data.writer import RunWriter
+
+        run_id = run_id or f"{env_id.replace('/', '__')}-{uuid.uuid4().hex[:8]}"
+        if (self.path / "runs" / run_id).exists():
+            raise StoreError(f"run {run_id} is already committed in {self.path}")
+        return RunWriter(
+            self, run_id, env_id, library, obs_spec, act_spec, num_streams, meta or {}, chunk_steps
+        )
+
+    def pending(self) -> list[str]:
+        """Run ids of uncommitted runs (resume them with `resume_run` or drop with `discard_run`)."""
+        return sorted(d.name for d in (self.path / ".pending").iterdir() if d.is_dir())
+
+    def discard_run(self, run_id: str) -> None:
+        """Delete an uncommitted run."""
+        shutil.rmtree(self.path / ".pending" / run_id, ignore_errors=True)
+
+    def open_run(self, run_id: str) -> RunReader:
+        path = self.path / "runs" / run_id
+        if not (path / "meta.json").exists():
+            raise StoreError(f"run {run_id} is not a committed run of {self.path}")
+        return RunReader(path)
+
+    def update_meta(self, run_id: str, updates: dict[str, Any]) -> dict[str, Any]:
+        """Merge `updates` into a committed run's metadata (atomically) and its manifest entry."""
+        path = self.path / "runs" / run_id / "meta.json"
+        with self._locked():
+            meta = json.loads(path.read_text())
+            meta.update(updates)
+            write_json_atomic(path, meta)
+        self._update_manifest(run_id, _manifest_entry(meta))
+        return meta
+
+    def write_reference_actions(self, run_id: str, stream: int, ref_actions: np.ndarray) -> None:
+        """Write (or replace) one stream's reference-action column; observations are untouched."""
+        reader = self.open_run(run_id)
+        n = reader.length(stream)
+        act_spec = reader.act_spec
+        ref = np.asarray(ref_actions, dtype=_dtype_for(act_spec))
+        if ref.shape != (n, *_shape_for(act_spec)):
+            raise StoreError(
+                f"run {run_id} stream {stream}: reference actions have shape {ref.shape}, "
+                f"expected {(n, *_shape_for(act_spec))}"
+            )
+        if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
+            raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")
+        group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
+        arr = group.create_array(
+            f"s{stream}/ref_actions",
+            shape=ref.shape,
+            dtype=ref.dtype,
+            chunks=group[f"s{stream}/actions"].chunks,
+            overwrite=True,
+        )
+        arr[...] = ref
+        sums = dict(reader.meta["checksums"])
+        sums[f"s{stream}/ref_actions"] = hashlib.sha256(
+            np.ascontiguousarray(ref).tobytes()
+        ).hexdigest()
+        self.update_meta(run_id, {"checksums": sums})
+
+    def remove_run(self, run_id: str) -> None:
+        self._update_manifest(run_id, None)
+        shutil.rmtree(self.path / "runs" / run_id, ignore_errors=True)
+
+
+def _manifest_entry(meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "env_id": meta["env_id"],
+        "library": meta["library"],
+        "transitions": int(meta["transitions"]),
+        "streams": int(meta["num_streams"]),
+        "verdict": meta.get("curation", {}).get("verdict"),
+        "relabelled": bool(meta.get("relabelled", False)),
+        "algorithm": meta.get("algorithm"),
+        "committed": meta.get("committed"),
+    }
+
+
+class RunReader:
+    """Lazy access to a committed run: `meta`, per-stream zarr arrays."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.run_id = self.path.name
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        if self.meta.get("format") != FORMAT_VERSION:
+            raise StoreError(
+                f"run {self.run_id} has format {self.meta.get('format')}, expected {FORMAT_VERSION}"
+            )
+        self.obs_spec = SpaceSpec.from_dict(self.meta["observation_space"])
+        self.act_spec = SpaceSpec.from_dict(self.meta["action_space"])
+        self._group: Any = None
+
+    @property
+    def group(self) -> Any:
+        if self._group is None:
+            self._group = zarr.open_group(str(self.path / "data.zarr"), mode="r")
+        return self._group
+
+    @property
+    def num_streams(self) -> int:
+        return int(self.meta["num_streams"])
+
+    def length(self, stream: int) -> int:
+        return int(self.meta["stream_lengths"][stream])
+
+    def has_reference_actions(self) -> bool:
+        return all(f"s{k}/ref_actions" in self.meta["checksums"] for k in range(self.num_streams))
+
+    def array(self, stream: int, column: str) -> Any:
+        try:
+            return self.group[f"s{stream}/{column}"]
+        except KeyError:
+            raise StoreError(
+                f"run {self.run_id} has no column {column!r} in stream {stream}"
+            ) from None
+
+    def read(self, stream: int, column: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self.array(stream, column)[start:stop])
+
+
+def new_meta(
+    env_id: str,
+    library: str,
+    obs_spec: SpaceSpec,
+    act_spec: SpaceSpec,
+    num_streams: int,
+    extra: dict,
+) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "env_id": env_id,
+        "library": library,
+        "observation_space": obs_spec.to_dict(),
+        "action_space": act_spec.to_dict(),
+        "num_streams": num_streams,
+        "created": time.time(),
+        **extra,
+    }

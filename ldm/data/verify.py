@@ -1,0 +1,78 @@
+"""Store integrity: re-read every array of every run and compare shapes and checksums."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ldm.data.store import COLUMNS, Store
+
+
+def verify_run(store: Store, run_id: str) -> list[str]:
+    """Problems found in one committed run (empty when it is intact)."""
+    problems: list[str] = []
+    try:
+        reader = store.open_run(run_id)
+    except Exception as e:
+        return [f"cannot open: {e}"]
+    sums = reader.meta.get("checksums", {})
+    for k in range(reader.num_streams):
+        n = reader.length(k)
+        cols = list(COLUMNS) + (["ref_actions"] if f"s{k}/ref_actions" in sums else [])
+        for c in cols:
+            key = f"s{k}/{c}"
+            try:
+                arr = reader.array(k, c)
+                if arr.shape[0] != n:
+                    problems.append(f"{key}: {arr.shape[0]} steps, metadata says {n}")
+                    continue
+                h = hashlib.sha256()
+                step = arr.chunks[0]
+                for a in range(0, n, step):
+                    h.update(np.ascontiguousarray(arr[a : min(n, a + step)]).tobytes())
+            except Exception as e:
+                problems.append(f"{key}: unreadable chunk ({type(e).__name__}: {e})")
+                continue
+            if key not in sums:
+                problems.append(f"{key}: no checksum recorded")
+            elif h.hexdigest() != sums[key]:
+                problems.append(f"{key}: checksum mismatch (data changed or corrupted)")
+    return problems
+
+
+def verify_store(store: Store) -> dict[str, list[str]]:
+    """run id -> problems, for every run with problems."""
+    store.reconcile()
+    bad = {}
+    for run_id in store.runs():
+        problems = verify_run(store, run_id)
+        if problems:
+            bad[run_id] = problems
+    return bad
+
+
+def store_stats(store: Store) -> dict:
+    """Runs, envs, libraries, transitions, bytes on disk per transition by modality."""
+    runs = store.runs()
+    by_modality: dict[str, dict[str, float]] = {}
+    for run_id, e in runs.items():
+        reader = store.open_run(run_id)
+        kind = reader.obs_spec.kind
+        size = sum(
+            f.stat().st_size for f in (store.path / "runs" / run_id).rglob("*") if f.is_file()
+        )
+        m = by_modality.setdefault(kind, {"bytes": 0, "transitions": 0})
+        m["bytes"] += size
+        m["transitions"] += e["transitions"]
+    return {
+        "runs": len(runs),
+        "envs": len({e["env_id"] for e in runs.values()}),
+        "libraries": len({e["library"] for e in runs.values()}),
+        "transitions": int(sum(e["transitions"] for e in runs.values())),
+        "curated_pass": sum(1 for e in runs.values() if e.get("verdict") == "pass"),
+        "pending": len(store.pending()),
+        "bytes_per_transition": {
+            k: round(v["bytes"] / max(1, v["transitions"]), 2) for k, v in by_modality.items()
+        },
+    }

@@ -1,0 +1,244 @@
+"""RunWriter: append a run's transitions while it is recorded, with bounded memory.
+
+Each `append` is one vector step of K parallel streams. Steps are validated against the
+run's SpaceSpecs before they are buffered (a bad array never reaches disk), buffered per
+stream, and flushed every `chunk_steps` steps as zarr appends. `commit()` writes the
+metadata (checksums, returns, anchors) and renames the run from `.pending/` into `runs/`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ldm.data.store import (
+    COLUMNS,
+    Store,
+    _dtype_for,
+    _manifest_entry,
+    _shape_for,
+    anchors,
+    new_meta,
+    write_json_atomic,
+)
+from ldm.errors import StoreError
+from ldm.spaces import SpaceSpec
+
+
+class RunWriter:
+    """Writes one run into `.pending/<run_id>`; see Store.create_run."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        env_id: str,
+        library: str,
+        obs_spec: SpaceSpec,
+        act_spec: SpaceSpec,
+        num_streams: int,
+        meta: dict[str, Any],
+        chunk_steps: int | None = None,
+        resume: bool = False,
+    ) -> None:
+        if num_streams < 1:
+            raise StoreError(f"run {run_id}: num_streams must be >= 1, got {num_streams}")
+        self.store, self.run_id, self.env_id = store, run_id, env_id
+        self.obs_spec, self.act_spec, self.K = obs_spec, act_spec, num_streams
+        self.path = store.path / ".pending" / run_id
+        self.chunk_steps = chunk_steps or (64 if obs_spec.kind == "image" else 4096)
+        self._dtypes = {
+            "obs": _dtype_for(obs_spec),
+            "actions": _dtype_for(act_spec),
+            "rewards": np.dtype(np.float32),
+            "terminated": np.dtype(bool),
+            "truncated": np.dtype(bool),
+        }
+        self._shapes = {
+            "obs": _shape_for(obs_spec),
+            "actions": _shape_for(act_spec),
+            "rewards": (),
+            "terminated": (),
+            "truncated": (),
+        }
+        self._buf: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+        self._ep_return = np.zeros(num_streams)
+        self._ep_length = np.zeros(num_streams, dtype=np.int64)
+        self.closed = False
+        if resume:
+            self._load_pending()
+            return
+        if self.path.exists():
+            raise StoreError(
+                f"run {run_id} is already pending in {store.path}; resume it "
+                "(Store.resume_run) or discard it (Store.discard_run)"
+            )
+        self.meta = new_meta(env_id, library, obs_spec, act_spec, num_streams, meta)
+        self.meta.update(stream_lengths=[0] * num_streams, episodes=[], checksums={})
+        self._hash = {f"s{k}/{c}": hashlib.sha256() for k in range(num_streams) for c in COLUMNS}
+        self.path.mkdir(parents=True)
+        group = zarr.open_group(str(self.path / "data.zarr"), mode="w")
+        for k in range(num_streams):
+            for c in COLUMNS:
+                shape = self._shapes[c]
+                chunk = self.chunk_steps
+                group.create_array(
+                    f"s{k}/{c}", shape=(0, *shape), dtype=self._dtypes[c], chunks=(chunk, *shape)
+                )
+        self._group = group
+        self._save_pending()
+
+    # -- appending ------------------------------------------------------------------------------
+    def append(self, obs: Any, actions: Any, rewards: Any, terminated: Any, truncated: Any) -> None:
+        """One vector step: arrays with leading dimension K (the number of streams)."""
+        if self.closed:
+            raise StoreError(f"run {self.run_id} is closed (committed or aborted)")
+        cols = {
+            "obs": obs,
+            "actions": actions,
+            "rewards": rewards,
+            "terminated": terminated,
+            "truncated": truncated,
+        }
+        checked = {c: self._check(c, v) for c, v in cols.items()}
+        for c, v in checked.items():
+            self._buf[c].append(v)
+        self._ep_return += checked["rewards"]
+        self._ep_length += 1
+        for k in np.flatnonzero(checked["terminated"] | checked["truncated"]):
+            step = self.meta["stream_lengths"][k] + len(self._buf["rewards"]) - 1
+            self.meta["episodes"].append(
+                {
+                    "stream": int(k),
+                    "return": float(self._ep_return[k]),
+                    "length": int(self._ep_length[k]),
+                    "end": int(step),
+                }
+            )
+            self._ep_return[k] = 0.0
+            self._ep_length[k] = 0
+        if len(self._buf["rewards"]) >= self.chunk_steps:
+            self.flush()
+
+    def _check(self, column: str, value: Any) -> np.ndarray:
+        arr = np.asarray(value)
+        want = (self.K, *self._shapes[column])
+        if arr.shape != want:
+            raise StoreError(
+                f"run {self.run_id} ({self.env_id}): {column} has shape {arr.shape}, expected {want} "
+                f"(K={self.K} streams x the SpaceSpec's shape)"
+            )
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise StoreError(f"run {self.run_id} ({self.env_id}): {column} holds NaN or inf")
+        dt = self._dtypes[column]
+        if dt.kind in "iub" and arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise StoreError(
+                f"run {self.run_id} ({self.env_id}): {column} must hold integers, got {arr.dtype}"
+            )
+        return arr.astype(dt, copy=False)
+
+    def flush(self) -> None:
+        """Append the buffered steps to disk (all streams together, so lengths stay equal)."""
+        if not self._buf["rewards"]:
+            return
+        stacked = {c: np.stack(v, axis=1) for c, v in self._buf.items()}  # (K, n, ...)
+        try:
+            for k in range(self.K):
+                for c in COLUMNS:
+                    data = np.ascontiguousarray(stacked[c][k])
+                    self._group[f"s{k}/{c}"].append(data, axis=0)
+                    self._hash[f"s{k}/{c}"].update(data.tobytes())
+            n = stacked["rewards"].shape[1]
+            self.meta["stream_lengths"] = [x + n for x in self.meta["stream_lengths"]]
+            self._buf = {c: [] for c in COLUMNS}
+            self._save_pending()
+        except OSError as e:
+            self.abort()
+            reason = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+            raise StoreError(
+                f"run {self.run_id}: writing failed ({reason}); the run was discarded"
+            ) from e
+
+    # -- pending state ----------------------------------------------------------------------------
+    def _save_pending(self) -> None:
+        state = dict(self.meta)
+        state["_hash_state"] = None  # hashes are recomputed on resume from the flushed data
+        write_json_atomic(self.path / "pending.json", state)
+
+    def _load_pending(self) -> None:
+        if not (self.path / "pending.json").exists():
+            raise StoreError(f"run {self.run_id} is not pending in {self.store.path}")
+        self.meta = json.loads((self.path / "pending.json").read_text())
+        self.meta.pop("_hash_state", None)
+        self._group = zarr.open_group(str(self.path / "data.zarr"), mode="a")
+        self._hash = {}
+        for k in range(self.K):
+            n = self.meta["stream_lengths"][k]
+            for c in COLUMNS:
+                arr = self._group[f"s{k}/{c}"]
+                if arr.shape[0] != n:  # a flush interrupted half-way: drop its tail
+                    arr.resize((n, *arr.shape[1:]))
+                h = hashlib.sha256()
+                for a in range(0, n, self.chunk_steps):
+                    h.update(np.ascontiguousarray(arr[a : min(n, a + self.chunk_steps)]).tobytes())
+                self._hash[f"s{k}/{c}"] = h
+        # episodes that ended after the last flush are lost with the buffer
+        last = min(self.meta["stream_lengths"]) if self.meta["stream_lengths"] else 0
+        self.meta["episodes"] = [e for e in self.meta["episodes"] if e["end"] < last]
+
+    # -- ending ---------------------------------------------------------------------------------
+    def commit(self, meta_updates: dict[str, Any] | None = None) -> str:
+        """Flush, write the metadata and make the run visible; returns the run id."""
+        self.flush()
+        meta = self.meta
+        meta.update(meta_updates or {})
+        meta["checksums"] = {k: h.hexdigest() for k, h in self._hash.items()}
+        meta["transitions"] = int(sum(meta["stream_lengths"]))
+        returns = [e["return"] for e in meta["episodes"]]
+        meta["episode_returns"] = returns
+        if returns:
+            meta["first10"], meta["last10"] = anchors(returns)
+        meta["committed"] = time.time()
+        write_json_atomic(self.path / "meta.json", meta)
+        (self.path / "pending.json").unlink(missing_ok=True)
+        final = self.store.path / "runs" / self.run_id
+        os.replace(self.path, final)
+        self.store._update_manifest(self.run_id, _manifest_entry(meta))
+        self.closed = True
+        return self.run_id
+
+    def abort(self) -> None:
+        """Discard the run."""
+        self.closed = True
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None and not self.closed:
+            self.abort()
+
+
+def resume_run(store: Store, run_id: str) -> RunWriter:
+    """Reopen a pending run after a crash: the data flushed so far is kept."""
+    state = json.loads((store.path / ".pending" / run_id / "pending.json").read_text())
+    return RunWriter(
+        store,
+        run_id,
+        state["env_id"],
+        state["library"],
+        SpaceSpec.from_dict(state["observation_space"]),
+        SpaceSpec.from_dict(state["action_space"]),
+        state["num_streams"],
+        {},
+        resume=True,
+    )

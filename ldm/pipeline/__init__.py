@@ -1,0 +1,1 @@
+"""The whole pipeline from one TOML config: reference generation -> training -> evaluation."""
