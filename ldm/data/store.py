@@ -25,13 +25,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
+
+if TYPE_CHECKING:
+    from ldm.data.writer import RunWriter
 
 FORMAT_VERSION = 1
 COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")

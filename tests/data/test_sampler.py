@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from ldm.data import WindowLoader, WindowSampler
+from ldm.errors import StoreError
+
+from .conftest import BOXA, DISC, IMG, MD, VEC, record
+
+
+@pytest.fixture
+def mixed(store):
+    record(store, "a/Vec-v0", VEC, DISC, steps=400, streams=2, seed=1)
+    record(store, "a/Box-v0", VEC, BOXA, steps=60, streams=1, seed=2)
+    record(store, "b/Img-v0", IMG, DISC, steps=50, streams=1, seed=3)
+    record(store, "b/Md-v0", VEC, MD, steps=80, streams=1, seed=4)
+    record(store, "b/Uncurated-v0", VEC, DISC, steps=80, streams=1, verdict="fail")
+    return store
+
+
+def test_batches_are_deterministic_and_model_ready(mixed):
+    s = WindowSampler(mixed, window_len=32)
+    a, b = s.batch(8, seed=3, rank=0, index=5), s.batch(8, seed=3, rank=0, index=5)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert a["obs_bins"].shape == (8, 32, 128) and a["targets"].shape == (8, 32, 28)
+    assert ("image" in a) == bool(a["has_image"].any())
+    img = WindowSampler(mixed, window_len=32, envs=["b/Img-v0", "a/Vec-v0"], weighting="env").batch(
+        8, 0, 0, 0
+    )
+    assert img["image"].shape == (8, 32, 64, 64, 3) and img["has_image"].any()
+    c = s.batch(8, seed=3, rank=1, index=5)
+    assert not np.array_equal(a["obs_values"], c["obs_values"])  # ranks draw disjoint streams
+    assert "b/Uncurated-v0" not in s.env_ids  # only curated runs
+
+
+def test_window_near_stream_start_is_left_padded(mixed):
+    s = WindowSampler(mixed, window_len=32, envs=["a/Vec-v0"])
+    w = s.window(s.streams[0], end=10)
+    assert w["loss_mask"].tolist() == [False] * 22 + [True] * 10
+    reader = s.readers[s.streams[0].run_id]
+    np.testing.assert_array_equal(w["targets"][22:, 0], reader.read(0, "ref_actions", 0, 10))
+
+
+def test_env_weighting_balances_small_envs(mixed):
+    counts = {}
+    for weighting in ("uniform", "env"):
+        s = WindowSampler(mixed, window_len=4, weighting=weighting)
+        rng = np.random.default_rng(0)
+        hits = [s.streams[rng.choice(len(s.streams), p=s.probs)].env_id for _ in range(4000)]
+        counts[weighting] = hits.count("b/Img-v0") / len(hits)
+    assert counts["uniform"] < 0.1 and 0.2 < counts["env"] < 0.3
+
+
+def test_loader_resumes_exactly(mixed):
+    full = WindowLoader(mixed, window_len=16, batch_size=4, seed=1, num_workers=0)
+    batches = [next(full) for _ in range(5)]
+    first = WindowLoader(mixed, window_len=16, batch_size=4, seed=1, num_workers=0)
+    for _ in range(3):
+        next(first)
+    state = first.state_dict()
+    resumed = WindowLoader(mixed, window_len=16, batch_size=4, seed=1, num_workers=2)
+    resumed.load_state_dict(state)
+    for expected in batches[3:]:
+        got = next(resumed)
+        assert got["obs_bins"].dtype.is_floating_point is False
+        np.testing.assert_array_equal(got["obs_bins"].numpy(), expected["obs_bins"].numpy())
+
+
+def test_missing_reference_actions_and_empty_store_are_clear_errors(store):
+    with pytest.raises(StoreError, match="no curated"):
+        WindowSampler(store, 8)
+    record(store, "a/Vec-v0", VEC, DISC, steps=20, streams=1, relabel=False)
+    with pytest.raises(StoreError, match="ldm refgen relabel"):
+        WindowSampler(store, 8)
+    assert WindowSampler(store, 8, targets="reference_or_actions").env_ids == ["a/Vec-v0"]

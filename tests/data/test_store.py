@@ -1,0 +1,121 @@
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from ldm.data import anchors, resume_run
+from ldm.data.verify import store_stats, verify_store
+from ldm.errors import StoreError
+
+from .conftest import BOXA, DISC, IMG, VEC, record
+
+
+def test_run_round_trip_with_streams_episodes_and_anchors(store):
+    rid = record(store, "lib/Vec-v0", VEC, DISC, steps=200, streams=2)
+    r = store.open_run(rid)
+    assert r.num_streams == 2 and r.length(0) == r.length(1) == 200
+    assert r.read(0, "obs").shape == (200, 3) and r.read(1, "actions").dtype == np.int64
+    assert len(r.meta["episode_returns"]) == 20  # 10 episodes per stream
+    first, last = anchors(r.meta["episode_returns"])
+    assert (r.meta["first10"], r.meta["last10"]) == (first, last) and last > first
+    entry = store.runs()[rid]
+    assert entry["transitions"] == 400 and entry["verdict"] == "pass"
+
+
+def test_anchors_are_means_of_first_and_last_tenth():
+    assert anchors(list(range(20))) == (0.5, 18.5)
+    assert anchors([3.0]) == (3.0, 3.0)
+    with pytest.raises(StoreError, match="no finished episode"):
+        anchors([])
+
+
+def test_bad_arrays_fail_at_write_time_before_commit(store):
+    w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=2)
+    with pytest.raises(StoreError, match=r"obs has shape \(2, 4\), expected \(2, 3\)"):
+        w.append(np.zeros((2, 4)), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    with pytest.raises(StoreError, match="NaN or inf"):
+        w.append(np.full((2, 3), np.nan), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    w.abort()
+    assert store.runs() == {} and store.pending() == []
+
+
+def test_pending_run_is_invisible_then_resumed_or_discarded(store):
+    w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="r1", chunk_steps=10)
+    for _ in range(25):
+        w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+    assert store.runs() == {} and store.pending() == ["r1"]
+    w2 = resume_run(store, "r1")  # the 20 flushed steps survive, the 5 buffered are lost
+    for _ in range(5):
+        w2.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+    w2.commit()
+    assert store.open_run("r1").length(0) == 25
+    assert verify_store(store) == {}
+    w3 = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="r2")
+    w3.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+    store.discard_run("r2")
+    assert store.pending() == []
+
+
+def test_kill_9_of_the_writer_leaves_no_readable_half_run(store):
+    code = textwrap.dedent(
+        f"""
+        import numpy as np, sys
+        from ldm.data import Store
+        from ldm.spaces import SpaceSpec
+        s = Store({str(store.path)!r})
+        spec = SpaceSpec("continuous", (3,), low=(-5.0,)*3, high=(5.0,)*3)
+        w = s.create_run("lib/Vec-v0", "lib", spec, SpaceSpec("discrete", (), "int64", n=4), 1, chunk_steps=8)
+        i = 0
+        while True:
+            w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+            i += 1
+            if i == 100:
+                print("writing", flush=True)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "writing"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert store.runs() == {} and len(store.pending()) == 1
+    assert store.reconcile() == []
+
+
+def test_relabel_column_written_after_the_run_without_touching_obs(store):
+    rid = record(store, "lib/Vec-v0", VEC, BOXA, steps=50, streams=1, relabel=False, verdict=None)
+    before = (store.path / "runs" / rid / "data.zarr" / "s0" / "obs").stat().st_mtime_ns
+    store.write_reference_actions(rid, 0, np.zeros((50, 2), np.float32))
+    after = (store.path / "runs" / rid / "data.zarr" / "s0" / "obs").stat().st_mtime_ns
+    assert before == after
+    assert store.open_run(rid).has_reference_actions()
+    with pytest.raises(StoreError, match="expected"):
+        store.write_reference_actions(rid, 0, np.zeros((49, 2), np.float32))
+
+
+def test_verify_names_a_corrupted_chunk_and_stats_count(store):
+    good = record(store, "lib/Vec-v0", VEC, DISC, steps=100, streams=1)
+    bad = record(store, "lib/Img-v0", IMG, DISC, steps=40, streams=1)
+    chunk = next((store.path / "runs" / bad / "data.zarr" / "s0" / "obs").rglob("c/0/*/*/*"))
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    problems = verify_store(store)
+    assert list(problems) == [bad] and "s0/obs" in problems[bad][0]
+    s = store_stats(store)
+    assert s["runs"] == 2 and s["envs"] == 2 and s["transitions"] == 140
+    assert set(s["bytes_per_transition"]) == {"continuous", "image"}
+    assert good in store.runs()
+
+
+def test_cli_verify_exit_code(store, capsys):
+    from ldm.cli import main
+
+    record(store, "lib/Vec-v0", VEC, DISC, steps=30, streams=1)
+    assert main(["data", "verify", str(store.path)]) == 0
+    assert main(["data", "stats", str(store.path), "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(out)["transitions"] == 30
