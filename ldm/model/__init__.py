@@ -1,1 +1,6 @@
-"""ldm.model."""
+"""The LDM policy: tokens -> transition encoder -> Llama backbone -> masked action head."""
+
+from ldm.model.config import PRESETS, LDMConfig, preset
+from ldm.model.policy import LDMPolicy, batch_to_torch
+
+__all__ = ["LDMConfig", "LDMPolicy", "PRESETS", "preset", "batch_to_torch"]

@@ -1,0 +1,168 @@
+"""ActingSession: act in a batch of envs at once, each with its own history, KV-cached.
+
+Per step, one model call for all envs: the new transition tokens (o_t with a_{t-1}, r_{t-1},
+d_{t-1}) are appended to the Llama KV cache. History is kept across episodes (the paper's
+protocol); `reset(indices)` empties some envs' contexts by masking their past out of the
+attention (RoPE is relative, so a masked past is the same as an empty one). When the cache
+reaches the context length, it is rebuilt from the most recent half-context of tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from ldm import tokenizer as tk
+from ldm.errors import ModelError
+from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
+
+
+class ActingSession:
+    def __init__(self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec]) -> None:
+        if len(obs_specs) != len(act_specs) or not obs_specs:
+            raise ModelError("start_session needs one observation and one action spec per env")
+        self.policy = policy
+        self.obs_specs, self.act_specs = list(obs_specs), list(act_specs)
+        self.num_envs = len(obs_specs)
+        self.device = next(policy.parameters()).device
+        layouts = [tk.act_layout(s) for s in act_specs]
+        self.act_dim_type = np.stack([t for t, _ in layouts])
+        self.act_n = np.stack([n for _, n in layouts])
+        self.obs_dim_type = np.stack([tk.obs_dim_type(s) for s in obs_specs])
+        self.context = policy.config.context
+        B = self.num_envs
+        self.prev_actions = np.zeros((B, MAX_ACT_DIMS), np.int16)
+        self.prev_rewards = np.zeros(B, np.float64)
+        self.prev_done = np.full(B, tk.DONE_START, np.int8)
+        self._pending_actions: np.ndarray | None = None
+        self.steps = 0
+        self._embeds: list[torch.Tensor] = []  # per step (B, H): to rebuild the cache
+        self._valid: list[np.ndarray] = []  # per step (B,) bool: False once an env is reset
+        self.cache: DynamicCache | None = None
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _token_batch(self, observations: list[Any]) -> dict[str, torch.Tensor]:
+        B = self.num_envs
+        obs_bins = np.zeros((B, 1, 128), np.int16)
+        obs_values = np.zeros((B, 1, 128), np.float32)
+        images = np.zeros((B, 1, 64, 64, 3), np.uint8)
+        has_image = np.zeros(B, bool)
+        for i, (spec, o) in enumerate(zip(self.obs_specs, observations)):
+            b, v, img = tk.encode_observations(spec, np.asarray(o)[None])
+            obs_bins[i], obs_values[i] = b, v
+            if img is not None:
+                images[i], has_image[i] = img, True
+        r_bins, r_vals = tk.encode_rewards(self.prev_rewards)
+        start = self.prev_done == tk.DONE_START  # padding, exactly as tokenize_window pads
+        r_bins, r_vals = np.where(start, 0, r_bins), np.where(start, 0.0, r_vals).astype(np.float32)
+        batch = {
+            "obs_bins": obs_bins,
+            "obs_values": obs_values,
+            "obs_dim_type": self.obs_dim_type,
+            "has_image": has_image,
+            "prev_actions": self.prev_actions[:, None],
+            "prev_rewards": r_bins[:, None],
+            "prev_reward_values": r_vals[:, None],
+            "prev_done": self.prev_done[:, None],
+            "act_dim_type": self.act_dim_type,
+            "act_n": self.act_n,
+        }
+        if has_image.any():
+            batch["image"] = images
+        return {k: torch.as_tensor(v).to(self.device) for k, v in batch.items()}
+
+    # -- the step -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(
+        self, observations: list[Any], deterministic: bool = True, temperature: float = 1.0
+    ) -> list[Any]:
+        """Actions (env format) for the current observation of every env."""
+        if len(observations) != self.num_envs:
+            raise ModelError(f"act() got {len(observations)} observations for {self.num_envs} envs")
+        policy = self.policy
+        if self._pending_actions is not None:
+            raise ModelError("call record(rewards, terminated, truncated) after each act()")
+        batch = self._token_batch(observations)
+        embed = policy.encoder(batch)  # (B, 1, H)
+        if len(self._embeds) >= self.context:
+            self._rebuild(keep=self.context // 2)
+        self._embeds.append(embed[:, 0])
+        self._valid.append(np.ones(self.num_envs, bool))
+        logits = self._step_logits(embed)  # (B, 28, 1024)
+        if deterministic:
+            bins = logits.argmax(-1)
+        else:
+            probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
+            bins = torch.multinomial(probs.view(-1, probs.shape[-1]), 1).view(probs.shape[:-1])
+        bins_np = bins.cpu().numpy().astype(np.int16) * (self.act_dim_type != 0)
+        self._pending_actions = bins_np
+        self.steps += 1
+        return [tk.decode_actions(spec, b) for spec, b in zip(self.act_specs, bins_np)]
+
+    def _attention_mask(self) -> torch.Tensor:
+        return torch.as_tensor(np.stack(self._valid, axis=1), device=self.device).long()  # (B, L)
+
+    def _step_logits(self, embed: torch.Tensor) -> torch.Tensor:
+        L = len(self._embeds)
+        mask = self._attention_mask()
+        if self.cache is None:  # (re)build from all stored tokens
+            seq = torch.stack(self._embeds, dim=1)
+            self.cache = DynamicCache()
+            out = self.policy.backbone(
+                inputs_embeds=seq,
+                attention_mask=mask,
+                position_ids=torch.arange(L, device=self.device)[None].expand(self.num_envs, -1),
+                past_key_values=self.cache,
+                use_cache=True,
+            )
+        else:
+            out = self.policy.backbone(
+                inputs_embeds=embed,
+                attention_mask=mask,
+                position_ids=torch.full((self.num_envs, 1), L - 1, device=self.device),
+                past_key_values=self.cache,
+                use_cache=True,
+            )
+        self.cache = out.past_key_values
+        h = out.last_hidden_state[:, -1:]  # (B, 1, H)
+        act_n = torch.as_tensor(self.act_n, device=self.device)
+        logits = self.policy.masked_logits(h, act_n)[:, 0]
+        self._step_logits_last = logits  # kept for tests and diagnostics
+        return logits
+
+    def _rebuild(self, keep: int) -> None:
+        self._embeds = self._embeds[-keep:]
+        self._valid = self._valid[-keep:]
+        self.cache = None
+
+    def record(self, rewards: Any, terminated: Any, truncated: Any) -> None:
+        """Outcome of the last actions: they and these signals enter the next tokens."""
+        if self._pending_actions is None:
+            raise ModelError("record() must follow act()")
+        term = np.asarray(terminated, bool).reshape(-1)
+        trunc = np.asarray(truncated, bool).reshape(-1)
+        self.prev_actions = self._pending_actions
+        self.prev_rewards = np.asarray(rewards, np.float64).reshape(-1)
+        self.prev_done = np.where(
+            term, tk.DONE_TERMINATED, np.where(trunc, tk.DONE_TRUNCATED, tk.DONE_NONE)
+        ).astype(np.int8)
+        self._pending_actions = None
+
+    def reset(self, indices: Any = None) -> None:
+        """Empty the contexts of some envs (all when None): a new rollout for them."""
+        idx = (
+            np.arange(self.num_envs)
+            if indices is None
+            else np.asarray(indices, dtype=np.int64).reshape(-1)
+        )
+        for v in self._valid:
+            v[idx] = False
+        self.prev_actions[idx] = 0
+        self.prev_rewards[idx] = 0.0
+        self.prev_done[idx] = tk.DONE_START
+        self._pending_actions = None
+        if indices is None:
+            self._embeds, self._valid, self.cache, self.steps = [], [], None, 0

@@ -1,0 +1,231 @@
+"""LDMPolicy: transition encoder -> Llama backbone (Hugging Face) -> masked action head.
+
+Checkpoints are `model.safetensors` + `config.json` (no pickle); loading needs only this
+package. The action head predicts 1024 logits for each of 28 action dims; bins beyond a
+dim's valid count and padded dims are masked. The loss is cross-entropy of the reference
+action over valid dims at every unpadded position, computed only for valid dims (most envs
+use a few of the 28) so that a batch never materialises (B, T, 28, 1024) logits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import LlamaConfig, LlamaModel
+
+import ldm
+from ldm.errors import ModelError
+from ldm.model.config import LDMConfig
+from ldm.model.encoders import TransitionEncoder
+from ldm.spaces import MAX_ACT_DIMS, N_BINS
+
+CHECKPOINT_FORMAT = 1
+NEG = -1e9
+
+
+def llama_config(cfg: LDMConfig) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=1,
+        hidden_size=cfg.hidden,
+        intermediate_size=cfg.intermediate,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads or cfg.heads,
+        max_position_embeddings=max(cfg.context * 2, 4096),
+        rope_theta=cfg.rope_theta,
+        attn_implementation="sdpa",
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+
+
+def batch_to_torch(
+    batch: dict[str, Any], device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """A numpy batch (ldm.tokenizer.collate) -> torch tensors on `device`."""
+    return {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in batch.items()}
+
+
+class LDMPolicy(nn.Module):
+    """The LDM policy. See docs/architecture.md for the acting interface."""
+
+    def __init__(self, config: LDMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = TransitionEncoder(config)
+        self.backbone = LlamaModel(llama_config(config))
+        self.backbone.embed_tokens = None  # we feed inputs_embeds; no vocabulary
+        self.head = nn.Linear(config.hidden, MAX_ACT_DIMS * N_BINS)
+        self._bound: Any = None
+
+    # -- forward ---------------------------------------------------------------------------
+    def hidden_states(self, batch: dict[str, torch.Tensor], **backbone_kwargs: Any) -> Any:
+        tokens = self.encoder(batch)  # (B, T, H)
+        return self.backbone(inputs_embeds=tokens, **backbone_kwargs)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Masked logits (B, T, 28, 1024)."""
+        h = self.hidden_states(batch, use_cache=False).last_hidden_state
+        return self.masked_logits(h, batch["act_n"])
+
+    def masked_logits(self, h: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
+        B, T, _ = h.shape
+        logits = self.head(h).view(B, T, MAX_ACT_DIMS, N_BINS)
+        bins = torch.arange(N_BINS, device=h.device)
+        invalid = bins[None, None, :] >= act_n.long()[:, :, None]  # (B, 28, 1024)
+        return logits.masked_fill(invalid[:, None], NEG)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy of `targets` over valid dims at unpadded positions, and accuracies."""
+        h = self.hidden_states(batch, use_cache=False).last_hidden_state  # (B, T, H)
+        act_n = batch["act_n"].long()  # (B, 28)
+        targets = batch["targets"].long()  # (B, T, 28)
+        pos = batch["loss_mask"].bool()  # (B, T)
+        W = self.head.weight.view(MAX_ACT_DIMS, N_BINS, -1)
+        b = self.head.bias.view(MAX_ACT_DIMS, N_BINS)
+        bins = torch.arange(N_BINS, device=h.device)
+        total = h.new_zeros(())
+        count = 0
+        step_ok = torch.ones_like(pos)
+        correct_dims = 0
+        for d in range(MAX_ACT_DIMS):
+            rows = pos & (act_n[:, d] > 0)[:, None]  # (B, T)
+            if not bool(rows.any()):
+                continue
+            hd = h[rows]  # (N, H)
+            logits = hd @ W[d].T + b[d]  # (N, 1024)
+            n = act_n[:, d][:, None].expand_as(rows)[rows]
+            logits = logits.masked_fill(bins[None, :] >= n[:, None], NEG)
+            t = targets[..., d][rows]
+            total = total + nn.functional.cross_entropy(logits, t, reduction="sum")
+            count += t.numel()
+            hit = logits.argmax(-1) == t
+            correct_dims += int(hit.sum())
+            ok = torch.ones_like(rows)
+            ok[rows] = hit
+            step_ok &= ok
+        if count == 0:
+            raise ModelError(
+                "the batch has no valid target (all positions padded or no action dims)"
+            )
+        loss = total / count
+        steps = int(pos.sum())
+        metrics = {
+            "loss": loss.detach(),
+            "accuracy": (step_ok & pos).sum().float() / max(1, steps),
+            "dim_accuracy": torch.tensor(correct_dims / count),
+        }
+        return loss, metrics
+
+    @torch.no_grad()
+    def per_env_metrics(self, batch: dict[str, torch.Tensor]) -> dict[int, dict[str, float]]:
+        """Loss and step accuracy per `env_index` of a batch (for held-out validation)."""
+        out: dict[int, dict[str, float]] = {}
+        for e in batch["env_index"].unique().tolist():
+            sel = batch["env_index"] == e
+            sub = {k: v[sel] for k, v in batch.items()}
+            loss, m = self.loss(sub)
+            out[int(e)] = {"loss": float(loss), "accuracy": float(m["accuracy"])}
+        return out
+
+    # -- acting ------------------------------------------------------------------------------
+    def start_session(self, obs_specs: list, act_specs: list, temperature: float = 1.0):
+        """A batched acting session with empty contexts, one per env (see acting.py)."""
+        from ldm.model.acting import ActingSession
+
+        return ActingSession(self, obs_specs, act_specs)
+
+    def bind(self, obs_spec: Any, act_spec: Any) -> LDMPolicy:
+        """Attach one env's spaces so that `predict` (SB3's signature) can act in it."""
+        self._bound = (obs_spec, act_spec, None)
+        return self
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ):
+        """Stable-Baselines3's `predict` for a (vector of) env(s) of the bound spaces.
+
+        SB3 does not pass rewards, so the context sees zero rewards; the evaluation protocol
+        (ldm.eval) uses sessions, which do see them.
+        """
+        if self._bound is None:
+            raise ModelError("call policy.bind(obs_spec, act_spec) before predict()")
+        obs_spec, act_spec, session = self._bound
+        obs = np.asarray(observation)
+        single = (
+            obs.shape == tuple(obs_spec.shape) if obs_spec.kind != "discrete" else obs.ndim == 0
+        )
+        batch = [obs] if single else list(obs)
+        if session is None or session.num_envs != len(batch):
+            session = self.start_session([obs_spec] * len(batch), [act_spec] * len(batch))
+        elif episode_start is not None and session.steps > 0:
+            session.record(
+                np.zeros(len(batch)),
+                np.asarray(episode_start, bool).reshape(-1),
+                np.zeros(len(batch), bool),
+            )
+        actions = session.act(batch, deterministic=deterministic)
+        self._bound = (obs_spec, act_spec, session)
+        return (actions[0] if single else np.stack(actions)), state
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(d / "model.safetensors"), metadata={"format": str(CHECKPOINT_FORMAT)})
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "ldm_version": ldm.__version__,
+            "config": self.config.to_dict(),
+        }
+        (d / "config.json").write_text(json.dumps(meta, indent=1))
+        return d
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu"
+    ) -> LDMPolicy:
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "config.json").read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{d} is not an LDM checkpoint: config.json is missing") from None
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{d}/config.json is corrupted: {e}") from None
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ModelError(
+                f"{d}: checkpoint format {meta.get('format')} (ldm {meta.get('ldm_version')}); "
+                f"this ldm {ldm.__version__} reads format {CHECKPOINT_FORMAT}"
+            )
+        model = cls(LDMConfig.from_dict(meta["config"]))
+        try:
+            state = load_file(str(d / "model.safetensors"), device=str(device))
+        except Exception as e:
+            raise ModelError(
+                f"{d}/model.safetensors cannot be read (truncated or corrupted?): {e}"
+            ) from None
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelError(
+                f"{d}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        return model.to(device).eval()

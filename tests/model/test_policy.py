@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+import torch
+
+from ldm import tokenizer as tk
+from ldm.errors import ModelError
+from ldm.model import PRESETS, LDMPolicy, batch_to_torch, preset
+from ldm.spaces import SpaceSpec
+
+DISC_OBS = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
+DISC_ACT = SpaceSpec("discrete", (), "int64", n=3)
+CONT_ACT = SpaceSpec("continuous", (2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+MD_ACT = SpaceSpec("multi_discrete", (2,), "int64", nvec=(3, 4))
+IMG_OBS = SpaceSpec("image", (64, 64, 3), "uint8")
+
+
+def synthetic_window(obs_spec, act_spec, T, rng):
+    """Windows where the right action is a function of the observation (learnable)."""
+    if obs_spec.kind == "image":
+        obs = rng.integers(0, 255, (T, 64, 64, 3), dtype=np.uint8)
+        key = obs[:, :, :, 0].mean(axis=(1, 2)) > 127
+    else:
+        obs = rng.normal(size=(T, 4)).astype(np.float32)
+        key = obs[:, 0] > 0
+    if act_spec.kind == "discrete":
+        act = np.where(key, 2, 0)
+    elif act_spec.kind == "multi_discrete":
+        act = np.stack([np.where(key, 2, 0), np.where(key, 3, 1)], axis=1)
+    else:
+        act = np.stack([np.where(key, 0.9, -0.9), np.where(key, -0.5, 0.5)], axis=1).astype(
+            np.float32
+        )
+    return tk.tokenize_window(
+        obs_spec, act_spec, obs, act, rng.normal(size=T), np.zeros(T), np.zeros(T)
+    )
+
+
+def mixed_batch(rng, T=16):
+    specs = [(DISC_OBS, DISC_ACT), (DISC_OBS, CONT_ACT), (DISC_OBS, MD_ACT), (IMG_OBS, DISC_ACT)]
+    return tk.collate([synthetic_window(o, a, T, rng) for o, a in specs for _ in range(2)])
+
+
+def test_presets_parameter_counts_match_their_names():
+    targets = {"ldm-32m": 32e6, "ldm-70m": 70e6, "ldm-308m": 308e6, "ldm-736m": 736e6}
+    for name, target in targets.items():
+        with torch.device("meta"):
+            n = LDMPolicy(PRESETS[name]()).num_params()
+        assert abs(n - target) / target < 0.10, (name, n)
+    with torch.device("meta"):
+        assert 1e6 <= LDMPolicy(PRESETS["ldm-tiny"]()).num_params() <= 3e6
+    assert PRESETS["ldm-308m"]().layers == 12 and PRESETS["ldm-308m"]().context == 2048
+
+
+@pytest.mark.parametrize("encoder", ["smooth", "paper"])
+def test_loss_goes_down_on_mixed_modalities(encoder):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = LDMPolicy(
+        preset("ldm-tiny", obs_encoder=encoder, prev_action_dropout=0.2, bin_jitter=1)
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss, metrics = model.loss(batch_to_torch(mixed_batch(rng)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    assert 0.0 <= float(metrics["accuracy"]) <= 1.0
+
+
+def test_masked_logits_forbid_invalid_bins_and_dims():
+    model = LDMPolicy(preset("ldm-tiny")).eval()
+    batch = batch_to_torch(mixed_batch(np.random.default_rng(1), T=4))
+    logits = model(batch)
+    assert logits.shape == (8, 4, 28, 1024)
+    assert (logits[0, :, 0, 3:] < -1e8).all() and (logits[0, :, 1:] < -1e8).all()
+    assert (logits[2, :, 0].argmax(-1) < 1024).all()
+
+
+def test_kv_cached_acting_equals_full_recompute():
+    torch.manual_seed(0)
+    model = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    rng = np.random.default_rng(0)
+    specs = [(DISC_OBS, DISC_ACT), (DISC_OBS, CONT_ACT), (IMG_OBS, MD_ACT)]
+    session = model.start_session([o for o, _ in specs], [a for _, a in specs])
+    history = {i: {"obs": [], "act": [], "rew": [], "term": []} for i in range(3)}
+    for t in range(12):
+        obs = [
+            rng.normal(size=4).astype(np.float32),
+            rng.normal(size=4).astype(np.float32),
+            rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+        ]
+        actions = session.act(obs)
+        cached = session._step_logits_last
+        rewards, term = rng.normal(size=3), np.array([t == 5, False, t == 7])
+        session.record(rewards, term, np.zeros(3, bool))
+        for i in range(3):
+            h = history[i]
+            h["obs"].append(obs[i])
+            h["act"].append(actions[i])
+            h["rew"].append(rewards[i])
+            h["term"].append(term[i])
+        if t in (3, 11):
+            for i, (o, a) in enumerate(specs):
+                h = history[i]
+                w = tk.tokenize_window(
+                    o,
+                    a,
+                    np.stack(h["obs"]),
+                    np.stack(h["act"]),
+                    np.array(h["rew"]),
+                    np.array(h["term"]),
+                    np.zeros(t + 1),
+                )
+                full = model(batch_to_torch(tk.collate([w])))[0, -1]
+                torch.testing.assert_close(cached[i], full, atol=1e-4, rtol=1e-4)
+
+
+def test_session_slides_past_the_context_and_resets():
+    model = LDMPolicy(preset("ldm-tiny", context=8)).eval()
+    session = model.start_session([DISC_OBS] * 2, [CONT_ACT] * 2)
+    for _ in range(30):
+        acts = session.act([np.zeros(4, np.float32)] * 2)
+        assert all(np.all(np.abs(a) <= 1.0) for a in acts)
+        session.record(np.zeros(2), np.zeros(2, bool), np.zeros(2, bool))
+    assert len(session._embeds) <= 8
+    session.reset([1])
+    session.act([np.zeros(4, np.float32)] * 2)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = LDMPolicy(preset("ldm-tiny")).eval()
+    batch = batch_to_torch(mixed_batch(np.random.default_rng(2), T=4))
+    model.save_pretrained(tmp_path / "ck")
+    loaded = LDMPolicy.from_pretrained(tmp_path / "ck")
+    torch.testing.assert_close(model(batch), loaded(batch), atol=0, rtol=0)
+    weights = tmp_path / "ck" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="truncated or corrupted"):
+        LDMPolicy.from_pretrained(tmp_path / "ck")
+    cfg = tmp_path / "ck" / "config.json"
+    cfg.write_text(cfg.read_text().replace('"format": 1', '"format": 99'))
+    with pytest.raises(ModelError, match="format 99"):
+        LDMPolicy.from_pretrained(tmp_path / "ck")
+
+
+def test_predict_has_sb3_signature():
+    import gymnasium as gym
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from ldm.spaces import from_gym_space
+
+    env = gym.make("CartPole-v1")
+    model = (
+        LDMPolicy(preset("ldm-tiny"))
+        .eval()
+        .bind(from_gym_space(env.observation_space), from_gym_space(env.action_space))
+    )
+    mean, _ = evaluate_policy(model, env, n_eval_episodes=2)
+    assert mean >= 8
