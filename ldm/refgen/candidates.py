@@ -1,0 +1,112 @@
+"""The candidate pool (data in candidates.toml) and its compatibility rules.
+
+Compatibility is decided from the SpaceSpecs, never from env names: value-based methods
+(DQN, QR-DQN) need discrete actions; SAC/TD3/DDPG/TQC need continuous (Box) actions; image
+observations of at least 36x36 get SB3's CNN policy. A skipped candidate carries its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ldm.errors import RefGenError
+from ldm.spaces import SpaceSpec
+
+POOL_FILE = Path(__file__).with_name("candidates.toml")
+
+#: algo name -> (module, class, action kinds it accepts)
+ALGORITHMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "PPO": (
+        "stable_baselines3",
+        "PPO",
+        ("discrete", "continuous", "multi_discrete", "multi_binary"),
+    ),
+    "A2C": (
+        "stable_baselines3",
+        "A2C",
+        ("discrete", "continuous", "multi_discrete", "multi_binary"),
+    ),
+    "DQN": ("stable_baselines3", "DQN", ("discrete",)),
+    "SAC": ("stable_baselines3", "SAC", ("continuous",)),
+    "TD3": ("stable_baselines3", "TD3", ("continuous",)),
+    "DDPG": ("stable_baselines3", "DDPG", ("continuous",)),
+    "QRDQN": ("sb3_contrib", "QRDQN", ("discrete",)),
+    "TQC": ("sb3_contrib", "TQC", ("continuous",)),
+    "TRPO": ("sb3_contrib", "TRPO", ("discrete", "continuous", "multi_discrete", "multi_binary")),
+    "ARS": ("sb3_contrib", "ARS", ("discrete", "continuous")),
+}
+OFF_POLICY = {"DQN", "SAC", "TD3", "DDPG", "QRDQN", "TQC"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One algorithm/configuration pair."""
+
+    name: str
+    """Unique name, e.g. "ppo-8env"."""
+    algo: str
+    """SB3 / SB3-Contrib algorithm class name (a key of ALGORITHMS)."""
+    n_envs: int = 1
+    """Parallel envs the algorithm trains on (each becomes one stream of the run)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Hyperparameters passed to the algorithm's constructor."""
+    continuous_only: bool = False
+    """Only for continuous actions (e.g. settings using gSDE)."""
+    note: str = ""
+    """Where the settings come from."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise RefGenError(
+                f"candidate {self.name!r}: algo {self.algo!r} is not one of {sorted(ALGORITHMS)}"
+            )
+        if self.n_envs < 1:
+            raise RefGenError(f"candidate {self.name!r}: n_envs must be >= 1")
+
+    def algorithm_class(self) -> Any:
+        import importlib
+
+        module, cls, _ = ALGORITHMS[self.algo]
+        return getattr(importlib.import_module(module), cls)
+
+    def compatible(self, obs: SpaceSpec, act: SpaceSpec) -> tuple[bool, str]:
+        """(True, policy name) or (False, the reason it is skipped)."""
+        kinds = ALGORITHMS[self.algo][2]
+        if act.kind not in kinds:
+            return (
+                False,
+                f"{self.algo} does not support {act.kind} actions (supports {', '.join(kinds)})",
+            )
+        if self.continuous_only and act.kind != "continuous":
+            return False, f"{self.name} is for continuous actions only"
+        if obs.kind == "image" and min(obs.shape[:2]) >= 36:
+            return True, "CnnPolicy"
+        return True, "MlpPolicy"
+
+
+def load_pool(path: str | Path | None = None, names: list[str] | None = None) -> list[Candidate]:
+    """Candidates of a pool file (default: ldm's own), optionally only the named ones."""
+    path = Path(path or POOL_FILE)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise RefGenError(f"candidate pool {path}: {e}") from None
+    pool = []
+    for i, entry in enumerate(data.get("candidate", [])):
+        try:
+            pool.append(Candidate(**entry))
+        except TypeError as e:
+            raise RefGenError(f"{path}: candidate #{i + 1}: {e}") from None
+    by_name = {c.name: c for c in pool}
+    if len(by_name) != len(pool):
+        raise RefGenError(f"{path}: candidate names must be unique")
+    if names is None:
+        return pool
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise RefGenError(f"unknown candidates {missing}; the pool {path} has {sorted(by_name)}")
+    return [by_name[n] for n in names]

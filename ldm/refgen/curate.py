@@ -1,0 +1,129 @@
+"""Welch tests, relabelling and curation.
+
+- `welch_greater(a, b)`: one-tailed Welch t-test that `a` is greater than `b`, with the
+  degenerate cases made explicit (too few episodes; identical constant returns).
+- `relabel_run`: the final policy, deterministic, in large batches over every recorded
+  observation -> the reference-action column.
+- `curate_env`: mark (never delete) runs without significant improvement (first vs last 10%
+  of training episodes) and runs below 95% of the best run on the same env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldm.data import Store
+
+
+@dataclass(frozen=True)
+class WelchResult:
+    greater: bool
+    """True when `a` is significantly greater than `b` at the given alpha."""
+    p: float | None
+    """One-tailed p-value, None when the test is undefined."""
+    reason: str
+    """Why, in words (including the degenerate cases)."""
+
+
+def welch_greater(a: Any, b: Any, alpha: float = 0.05) -> WelchResult:
+    """One-tailed Welch t-test H1: mean(a) > mean(b)."""
+    from scipy.stats import ttest_ind
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return WelchResult(
+            False, None, f"too few episodes for a t-test ({a.size} vs {b.size}; need >= 2 each)"
+        )
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        # zero variance on both sides: the t statistic is undefined (NaN); decide on the means
+        if a[0] > b[0]:
+            return WelchResult(True, 0.0, "constant returns, strictly higher")
+        return WelchResult(False, None, "constant returns, not higher")
+    p = float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    if np.isnan(p):
+        return WelchResult(False, None, "t-test undefined (NaN)")
+    return WelchResult(p < alpha, p, f"p={p:.3g} {'<' if p < alpha else '>='} alpha={alpha}")
+
+
+def split_tenths(returns: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the last 10% of episodes (at least one each)."""
+    r = np.asarray(returns, dtype=np.float64)
+    k = max(1, int(np.ceil(0.1 * r.size)))
+    return r[:k], r[-k:]
+
+
+def relabel_run(store: Store, run_id: str, batch_size: int = 4096) -> int:
+    """Write the final policy's deterministic actions for every observation; returns count."""
+    from ldm.refgen.candidates import ALGORITHMS
+
+    reader = store.open_run(run_id)
+    meta = reader.meta
+    module, cls, _ = ALGORITHMS[meta["algorithm"]]
+    import importlib
+
+    algo = getattr(importlib.import_module(module), cls)
+    model = algo.load(str(Path(store.path) / meta["policy_file"]), device="cpu")
+    n_total = 0
+    for k in range(reader.num_streams):
+        n = reader.length(k)
+        parts = []
+        for a in range(0, n, batch_size):
+            obs = reader.read(k, "obs", a, min(n, a + batch_size))
+            actions, _ = model.predict(obs, deterministic=True)
+            parts.append(np.asarray(actions).reshape(len(obs), *np.asarray(actions).shape[1:]))
+        if n:
+            store.write_reference_actions(run_id, k, np.concatenate(parts))
+        n_total += n
+    store.update_meta(run_id, {"relabelled": True})
+    return n_total
+
+
+def curate_env(
+    store: Store,
+    env_id: str,
+    alpha: float = 0.05,
+    best_fraction: float = 0.95,
+    only: set[str] | None = None,
+) -> dict[str, dict]:
+    """Curation verdicts for the runs of an env (or those of them in `only`); written into
+    each run's metadata."""
+    runs = {r: e for r, e in store.runs(env_id=env_id).items() if only is None or r in only}
+    metas = {rid: store.open_run(rid).meta for rid in runs}
+    finals = {
+        rid: float(split_tenths(m["episode_returns"])[1].mean())
+        for rid, m in metas.items()
+        if m.get("episode_returns")
+    }
+    if not finals:
+        return {}
+    best = max(finals.values())
+    threshold = best - (1.0 - best_fraction) * abs(best)
+    verdicts = {}
+    for rid, m in metas.items():
+        reasons = []
+        if not m.get("episode_returns"):
+            reasons.append("no finished episode")
+        else:
+            first, last = split_tenths(m["episode_returns"])
+            test = welch_greater(last, first, alpha)
+            if not test.greater:
+                reasons.append(f"no significant improvement ({test.reason})")
+            if finals[rid] < threshold:
+                reasons.append(
+                    f"final return {finals[rid]:.4g} below {best_fraction:.0%} of the best run ({best:.4g})"
+                )
+        if not m.get("relabelled"):
+            reasons.append("not relabelled")
+        verdict = {
+            "verdict": "fail" if reasons else "pass",
+            "reasons": reasons,
+            "final_return": finals.get(rid),
+            "best_on_env": best,
+        }
+        store.update_meta(rid, {"curation": verdict})
+        verdicts[rid] = verdict
+    return verdicts

@@ -1,0 +1,135 @@
+"""One job = train one candidate on one env with one seed, recording into the store.
+
+`run_job` is a plain top-level function of a plain dataclass, so the local process pool and
+Ray run exactly the same code. The run id is derived from the job key: a rerun after a crash
+discards the job's half-written pending run and never duplicates a committed one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldm.errors import RefGenError
+
+
+@dataclass(frozen=True)
+class Job:
+    """Train `candidate` on `env_id` for `budget` transitions with `seed`; record it."""
+
+    phase: str
+    env_id: str
+    library: str
+    candidate: dict[str, Any]
+    budget: int
+    seed: int
+    store: str
+    backend: str = "process"
+    record: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}:{self.candidate['name']}:{self.env_id}:{self.seed}:{self.budget}"
+
+    @property
+    def run_id(self) -> str:
+        h = hashlib.sha256(self.key.encode()).hexdigest()[:10]
+        return f"{self.env_id.replace('/', '__')}-{self.candidate['name']}-s{self.seed}-{h}"
+
+
+def policy_path(store: str | Path, run_id: str) -> Path:
+    return Path(store) / "policies" / f"{run_id}.zip"
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train, record and save the final policy; returns a summary (also for failed NaN runs)."""
+    import torch
+
+    from ldm.data import Store
+    from ldm.envs import env_spaces, sb3_vec_env
+    from ldm.refgen.candidates import Candidate
+    from ldm.refgen.record import RecordingVecEnv
+
+    torch.set_num_threads(1)
+    cand = Candidate(**job.candidate)
+    store = Store(job.store)
+    obs_spec, act_spec = env_spaces(job.env_id)
+    ok, policy = cand.compatible(obs_spec, act_spec)
+    if not ok:
+        raise RefGenError(f"{cand.name} cannot run on {job.env_id}: {policy}")
+    if job.run_id in store.runs():  # committed by an earlier attempt that died before the manifest
+        return _summary(job, store.open_run(job.run_id).meta, 0.0)
+    if job.run_id in store.pending():
+        store.discard_run(job.run_id)
+    writer = None
+    if job.record:
+        writer = store.create_run(
+            job.env_id,
+            job.library,
+            obs_spec,
+            act_spec,
+            cand.n_envs,
+            {
+                "algorithm": cand.algo,
+                "candidate": cand.name,
+                "config": cand.kwargs,
+                "seed": job.seed,
+                "budget": job.budget,
+                "phase": job.phase,
+                "policy": policy,
+            },
+            run_id=job.run_id,
+        )
+    t0 = time.time()
+    venv = RecordingVecEnv(
+        sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
+    )
+    try:
+        venv.seed(job.seed)
+        model = cand.algorithm_class()(
+            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.kwargs
+        )
+        model.learn(total_timesteps=job.budget)
+        seconds = time.time() - t0
+        returns = venv.episode_returns
+        if not returns:
+            raise RefGenError(
+                f"{job.env_id}: no episode finished within {job.budget} transitions; raise the budget"
+            )
+        if writer is not None:
+            path = policy_path(job.store, job.run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(str(path.with_suffix(".tmp.zip")))
+            path.with_suffix(".tmp.zip").replace(path)
+            writer.commit(
+                {"train_seconds": seconds, "policy_file": str(path.relative_to(job.store))}
+            )
+            meta = store.open_run(job.run_id).meta
+        else:
+            meta = {"episode_returns": returns}
+        return _summary(job, meta, seconds)
+    except BaseException:
+        if writer is not None and not writer.closed:
+            writer.abort()
+        raise
+    finally:
+        venv.close()
+
+
+def _summary(job: Job, meta: dict[str, Any], seconds: float) -> dict[str, Any]:
+    returns = np.asarray(meta["episode_returns"], dtype=np.float64)
+    k = max(1, int(np.ceil(0.1 * returns.size)))
+    return {
+        "job": asdict(job),
+        "run_id": job.run_id if job.record else None,
+        "final_returns": returns[-k:].tolist(),
+        "first_returns": returns[:k].tolist(),
+        "episodes": int(returns.size),
+        "seconds": seconds,
+        "transitions": job.budget,
+    }

@@ -1,0 +1,296 @@
+"""The reference-policy stage: rank candidates per library, train references, relabel, curate.
+
+Every step is resumable: jobs by the runner's manifest, relabelling by each run's
+`relabelled` flag, curation by recomputing verdicts. Tables go to `<store>/refgen/`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from itertools import permutations
+from typing import Any
+
+import numpy as np
+
+from ldm.data import Store
+from ldm.data.store import write_json_atomic
+from ldm.errors import RefGenError
+from ldm.refgen.candidates import Candidate, load_pool
+from ldm.refgen.curate import curate_env, relabel_run, welch_greater
+from ldm.refgen.jobs import Job
+from ldm.refgen.runner import RUNNERS, run_jobs
+
+
+@dataclass
+class RefGenConfig:
+    """Settings of the reference-policy stage (paper defaults; presets shrink the budgets)."""
+
+    envs: list[str] = field(default_factory=list)
+    """Qualified env ids to generate references for (grouped by library)."""
+    libraries: list[str] = field(default_factory=list)
+    """Whole libraries: every catalogued env of each (capped by max_envs_per_library)."""
+    candidates: list[str] | None = None
+    """Names of pool candidates to consider; None = the whole pool."""
+    pool: str | None = None
+    """Candidate pool file; None = ldm/refgen/candidates.toml."""
+    rank_envs: int = 5
+    """K: envs per library on which candidates are ranked."""
+    rank_budget: int = 3_000_000
+    """Transitions per ranking run."""
+    top_n: int = 3
+    """N: candidates trained as references on every env of the library."""
+    train_budget: int = 3_000_000
+    """Transitions per reference run."""
+    seeds: int = 1
+    """Seeds per (candidate, env) reference run."""
+    max_envs_per_library: int = 250
+    """Cap of envs per library."""
+    alpha: float = 0.05
+    """Significance level of the Welch t-tests (ranking and curation)."""
+    best_fraction: float = 0.95
+    """Curation: runs whose final return is below this fraction of the best run on the env fail."""
+    backend: str = "process"
+    """Env backend for training (process, inprocess, ray, docker)."""
+    runner: str = "local"
+    """Job runner: local (process pool) or ray."""
+    workers: int | None = None
+    """Parallel jobs; None = the number of CPUs."""
+    retries: int = 1
+    """Retries of a failing job before it is recorded as failed."""
+
+    def __post_init__(self) -> None:
+        if not self.envs and not self.libraries:
+            raise RefGenError("RefGenConfig needs `envs` or `libraries`")
+        if self.runner not in RUNNERS:
+            raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
+        for name in (
+            "rank_envs",
+            "rank_budget",
+            "top_n",
+            "train_budget",
+            "seeds",
+            "max_envs_per_library",
+        ):
+            if getattr(self, name) < 1:
+                raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
+            raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RefGenConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise RefGenError(f"refgen config has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+
+def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
+    from ldm.envs import list_envs, resolve_env_id
+
+    out: dict[str, list[str]] = {}
+    for env_id in cfg.envs:
+        spec, rid = resolve_env_id(env_id)
+        out.setdefault(spec.name, []).append(f"{spec.name}/{rid}")
+    for lib in cfg.libraries:
+        out.setdefault(lib, []).extend(e.id for e in list_envs(lib))
+    return {lib: sorted(set(ids))[: cfg.max_envs_per_library] for lib, ids in out.items()}
+
+
+def _compatible(pool: list[Candidate], env_id: str) -> tuple[list[Candidate], dict[str, str]]:
+    from ldm.envs import env_spaces
+
+    obs, act = env_spaces(env_id)
+    ok, skipped = [], {}
+    for c in pool:
+        good, why = c.compatible(obs, act)
+        if good:
+            ok.append(c)
+        else:
+            skipped[c.name] = why
+    return ok, skipped
+
+
+def rank_library(
+    library: str,
+    envs: list[str],
+    pool: list[Candidate],
+    cfg: RefGenConfig,
+    store: str,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every compatible candidate on K envs; points from pairwise Welch tests."""
+    subset = envs[: cfg.rank_envs]
+    jobs, skipped = [], {}
+    for env_id in subset:
+        ok, why = _compatible(pool, env_id)
+        skipped[env_id] = why
+        jobs += [
+            Job("rank", env_id, library, asdict(c), cfg.rank_budget, 0, store, cfg.backend)
+            for c in ok
+        ]
+    results = run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"rank {library}")
+    points = {c.name: 0 for c in pool}
+    per_env: dict[str, dict[str, Any]] = {}
+    for env_id in subset:
+        finals = {
+            j.candidate["name"]: results[j.key]["final_returns"]
+            for j in jobs
+            if j.env_id == env_id and results[j.key]["status"] == "done"
+        }
+        per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
+        for a, b in permutations(finals, 2):
+            if welch_greater(finals[a], finals[b], cfg.alpha).greater:
+                points[a] += 1
+    tried = {j.candidate["name"] for j in jobs}
+    order = sorted(tried, key=lambda n: (-points[n], [c.name for c in pool].index(n)))
+    table = {
+        "library": library,
+        "envs": subset,
+        "ranking": [{"candidate": n, "points": points[n]} for n in order],
+        "final_returns": per_env,
+        "skipped": skipped,
+        "failed": {
+            j.key: results[j.key]["error"] for j in jobs if results[j.key]["status"] == "failed"
+        },
+    }
+    write_json_atomic(_ranking_path(store, library), table)
+    return table
+
+
+def _ranking_path(store: str, library: str):
+    from pathlib import Path
+
+    p = Path(store) / "refgen" / f"ranking-{library}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def train_references(
+    library: str,
+    envs: list[str],
+    ranking: list[str],
+    pool: list[Candidate],
+    cfg: RefGenConfig,
+    store: str,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Top-N compatible candidates of the library ranking on every env, `seeds` seeds each.
+
+    A ranking run with the same candidate, env, seed 0 and budget serves as the reference for
+    that seed instead of training again.
+    """
+    by_name = {c.name: c for c in pool}
+    jobs = []
+    for env_id in envs:
+        ok, _ = _compatible(pool, env_id)
+        names = [n for n in ranking if by_name[n] in ok][: cfg.top_n]
+        for n in names:
+            for seed in range(cfg.seeds):
+                reuse = (
+                    seed == 0
+                    and cfg.rank_budget == cfg.train_budget
+                    and env_id in envs[: cfg.rank_envs]
+                )
+                phase = "rank" if reuse else "train"
+                jobs.append(
+                    Job(
+                        phase,
+                        env_id,
+                        library,
+                        asdict(by_name[n]),
+                        cfg.train_budget,
+                        seed,
+                        store,
+                        cfg.backend,
+                    )
+                )
+    return run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"train {library}")
+
+
+def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dict[str, Any]:
+    """The whole stage; resumable. Returns a summary (also written to <store>/refgen/summary.json)."""
+    store = Store(store_path)
+    pool = load_pool(cfg.pool, cfg.candidates)
+    summary: dict[str, Any] = {"libraries": {}}
+    references: set[str] = set()
+    for library, envs in envs_by_library(cfg).items():
+        compatible_names = {c.name for e in envs for c in _compatible(pool, e)[0]}
+        if len(compatible_names) <= cfg.top_n:
+            ranking = [c.name for c in pool if c.name in compatible_names]
+            table = {
+                "library": library,
+                "ranking": [{"candidate": n, "points": None} for n in ranking],
+                "note": f"only {len(ranking)} compatible candidates <= N={cfg.top_n}: ranking skipped",
+            }
+            write_json_atomic(_ranking_path(store_path, library), table)
+        else:
+            table = rank_library(library, envs, pool, cfg, store_path, progress)
+            ranking = [r["candidate"] for r in table["ranking"]]
+        results = train_references(library, envs, ranking, pool, cfg, store_path, progress)
+        references |= {r["run_id"] for r in results.values() if r.get("status") == "done"}
+        summary["libraries"][library] = {
+            "ranking": ranking[: cfg.top_n],
+            "references": sum(r.get("status") == "done" for r in results.values()),
+            "failed": [k for k, r in results.items() if r.get("status") == "failed"],
+        }
+    runs = store.runs()
+    for run_id in runs:  # ranking runs that are nobody's reference stay, but are not trained on
+        if (
+            run_id not in references
+            and store.open_run(run_id).meta.get("curation", {}).get("verdict") != "excluded"
+        ):
+            store.update_meta(
+                run_id,
+                {
+                    "curation": {
+                        "verdict": "excluded",
+                        "reasons": ["ranking run of a candidate outside the library's top-N"],
+                    }
+                },
+            )
+    from tqdm import tqdm
+
+    for run_id in tqdm(sorted(references), desc="relabel", disable=not progress):
+        if not store.open_run(run_id).meta.get("relabelled"):
+            relabel_run(store, run_id)
+    verdicts = {}
+    for env_id in sorted({runs[r]["env_id"] for r in references}):
+        verdicts.update(curate_env_references(store, env_id, references, cfg))
+    summary["runs"] = {
+        rid: {
+            "env_id": runs[rid]["env_id"],
+            **{k: v for k, v in verdicts[rid].items() if k != "best_on_env"},
+        }
+        for rid in sorted(verdicts)
+    }
+    write_json_atomic(store.path / "refgen" / "summary.json", summary)
+    return summary
+
+
+def curate_env_references(
+    store: Store, env_id: str, references: set[str], cfg: RefGenConfig
+) -> dict[str, dict]:
+    """Curate the reference runs of one env (ranking-only runs stay excluded)."""
+    verdicts = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=references)
+    return verdicts
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="reference runs")
+    for col in ("env", "run", "final return", "verdict", "reasons"):
+        table.add_column(col, overflow="fold")
+    for rid, r in summary["runs"].items():
+        fr = r.get("final_return")
+        table.add_row(
+            r["env_id"],
+            rid,
+            "-" if fr is None else f"{fr:.4g}",
+            r["verdict"],
+            "; ".join(r["reasons"]),
+        )
+    Console().print(table)
+    print(json.dumps({k: v for k, v in summary["libraries"].items()}, indent=1))

@@ -1,0 +1,175 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from ldm.data import Store
+from ldm.errors import RefGenError
+from ldm.refgen.candidates import load_pool
+from ldm.refgen.curate import curate_env, welch_greater
+from ldm.spaces import SpaceSpec
+
+BOX = SpaceSpec("continuous", (3,), low=(-1.0,) * 3, high=(1.0,) * 3)
+DISC = SpaceSpec("discrete", (), "int64", n=2)
+IMG = SpaceSpec("image", (64, 64, 3), "uint8")
+
+
+def test_welch_and_its_degenerate_cases():
+    assert welch_greater([10, 11, 12, 11], [1, 2, 1, 2]).greater
+    assert not welch_greater([1, 2, 1, 2], [10, 11, 12, 11]).greater
+    r = welch_greater([5.0], [1.0, 2.0])
+    assert not r.greater and "too few episodes" in r.reason
+    r = welch_greater([500.0] * 5, [500.0] * 5)  # identical constants: scipy gives NaN
+    assert not r.greater and r.p is None and "constant" in r.reason
+    assert welch_greater([500.0] * 5, [20.0] * 5).greater
+
+
+def test_compatibility_from_space_specs():
+    pool = {c.name: c for c in load_pool()}
+    assert pool["dqn"].compatible(BOX, DISC) == (True, "MlpPolicy")
+    ok, why = pool["dqn"].compatible(BOX, BOX)
+    assert not ok and "continuous" in why
+    assert not pool["sac"].compatible(BOX, DISC)[0]
+    assert pool["ppo"].compatible(IMG, DISC) == (True, "CnnPolicy")
+    assert not pool["ppo-8env-gsde"].compatible(BOX, DISC)[0]
+    assert {c.algo for c in pool.values()} == {
+        "A2C",
+        "ARS",
+        "DDPG",
+        "DQN",
+        "PPO",
+        "QRDQN",
+        "SAC",
+        "TD3",
+        "TQC",
+        "TRPO",
+    }
+
+
+def test_bad_pool_entries_are_named(tmp_path):
+    f = tmp_path / "pool.toml"
+    f.write_text('[[candidate]]\nname = "x"\nalgo = "MAGIC"\n')
+    with pytest.raises(RefGenError, match="MAGIC"):
+        load_pool(f)
+    with pytest.raises(RefGenError, match="unknown candidates"):
+        load_pool(None, ["nope"])
+
+
+def _fake_run(store, env_id, returns, relabelled=True):
+    w = store.create_run(env_id, "lib", BOX, DISC, 1, {"algorithm": "PPO"})
+    for r in returns:
+        w.append(np.zeros((1, 3)), np.zeros(1), np.array([r]), np.ones(1), np.zeros(1))
+    rid = w.commit()
+    store.update_meta(rid, {"relabelled": relabelled})
+    return rid
+
+
+def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
+    store = Store(tmp_path / "s")
+    good = _fake_run(store, "lib/E-v0", list(np.linspace(0, 100, 40)))
+    flat = _fake_run(store, "lib/E-v0", [50.0, 52.0, 49.0, 51.0] * 10)
+    worse = _fake_run(store, "lib/E-v0", list(np.linspace(0, 80, 40)))
+    v = curate_env(store, "lib/E-v0")
+    assert v[good]["verdict"] == "pass"
+    assert v[flat]["verdict"] == "fail" and "no significant improvement" in v[flat]["reasons"][0]
+    assert v[worse]["verdict"] == "fail" and "below 95%" in v[worse]["reasons"][-1]
+    assert store.runs()[flat]["verdict"] == "fail"  # marked, not deleted
+    assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
+
+
+def test_recording_matches_what_the_env_did(tmp_path):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from ldm.refgen.record import RecordingVecEnv
+
+    store = Store(tmp_path / "s")
+    spec_o = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
+    w = store.create_run("classic-control/CartPole-v1", "classic-control", spec_o, DISC, 2, {})
+    venv = RecordingVecEnv(make_vec_env("CartPole-v1", n_envs=2, seed=0), w)
+    obs = venv.reset()
+    first = obs.copy()
+    for _ in range(60):
+        obs, r, d, infos = venv.step(np.array([1, 1]))
+    rid = w.commit()
+    reader = store.open_run(rid)
+    np.testing.assert_allclose(reader.read(0, "obs", 0, 1)[0], first[0])
+    assert reader.length(1) == 60 and reader.read(1, "actions").tolist() == [1] * 60
+    assert len(reader.meta["episode_returns"]) == len(venv.episode_returns)
+    assert reader.read(0, "terminated").sum() >= 1
+
+
+CONFIG = dict(
+    envs=["classic-control/CartPole-v1", "toy-text/FrozenLake-v1"],
+    candidates=["ppo-8env", "a2c-8env"],
+    rank_envs=1,
+    rank_budget=4000,
+    train_budget=4000,
+    top_n=1,
+    workers=2,
+)
+
+
+@pytest.mark.slow
+def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
+    store_dir = tmp_path / "store"
+    code = textwrap.dedent(
+        f"""
+        from ldm.refgen import RefGenConfig, run_refgen
+        run_refgen(RefGenConfig(**{CONFIG!r}), {str(store_dir)!r}, progress=False)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    jobs = store_dir / "refgen" / "jobs.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (jobs.exists() and len(json.loads(jobs.read_text())) >= 1):
+        time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    done_before = len(json.loads(jobs.read_text()))
+    assert 1 <= done_before < 4
+
+    from ldm.refgen import RefGenConfig, run_refgen
+
+    summary = run_refgen(RefGenConfig(**CONFIG), str(store_dir), progress=False)
+    store = Store(store_dir)
+    runs = store.runs()
+    assert len(runs) == 4  # 2 candidates ranked on each env, no duplicates
+    assert store.pending() == []
+    refs = [r for r, e in runs.items() if e["verdict"] != "excluded"]
+    assert len(refs) == 2 and {runs[r]["env_id"] for r in refs} == set(CONFIG["envs"])
+    for r in refs:
+        reader = store.open_run(r)
+        assert reader.has_reference_actions() and reader.meta["relabelled"]
+        assert reader.meta["curation"]["verdict"] in ("pass", "fail")
+    ranking = json.loads((store_dir / "refgen" / "ranking-classic-control.json").read_text())
+    assert {r["candidate"] for r in ranking["ranking"]} == {"ppo-8env", "a2c-8env"}
+    assert set(summary["libraries"]) == {"classic-control", "toy-text"}
+
+
+@pytest.mark.slow
+def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
+    from dataclasses import asdict
+
+    from ldm.refgen.jobs import Job, run_job
+
+    cand = {c.name: c for c in load_pool()}["ppo-8env"]
+    out = run_job(
+        Job(
+            "train",
+            "classic-control/CartPole-v1",
+            "classic-control",
+            asdict(cand),
+            40000,
+            0,
+            str(tmp_path / "s"),
+        )
+    )
+    meta = Store(tmp_path / "s").open_run(out["run_id"]).meta
+    assert np.mean(out["final_returns"]) >= 475
+    assert meta["first10"] < 50 and meta["last10"] >= 475
