@@ -25,6 +25,9 @@ from ldm.errors import StoreError
 from ldm.tokenizer import collate, tokenize_window
 
 WEIGHTINGS = ("uniform", "env", "library")
+#: "train": all streams but the last of each multi-stream run (the last sub-env, its own
+#: seed, is held out); "val": only those held-out streams; "none": everything.
+HOLDOUT = ("none", "train", "val")
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,14 @@ class WindowSampler:
         runs: list[str] | None = None,
         targets: str = "reference",
         cache_bytes: int = 1 << 30,
+        holdout: str = "none",
     ) -> None:
         if weighting not in WEIGHTINGS:
             raise StoreError(f"weighting {weighting!r} is not one of {WEIGHTINGS}")
         if window_len < 1:
             raise StoreError(f"window_len must be >= 1, got {window_len}")
+        if holdout not in HOLDOUT:
+            raise StoreError(f"holdout {holdout!r} is not one of {HOLDOUT}")
         if targets not in ("reference", "actions", "reference_or_actions"):
             raise StoreError("targets must be 'reference', 'actions' or 'reference_or_actions'")
         self.store = store if isinstance(store, Store) else Store(store, create=False)
@@ -81,10 +87,17 @@ class WindowSampler:
                 )
             self.readers[rid] = reader
             for k in range(reader.num_streams):
+                held_out = reader.num_streams >= 2 and k == reader.num_streams - 1
+                if holdout == "train" and held_out or holdout == "val" and not held_out:
+                    continue
                 if reader.length(k) > 0:
                     self.streams.append(
                         StreamRef(rid, k, e["env_id"], e["library"], reader.length(k))
                     )
+        if not self.streams:
+            raise StoreError(
+                f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"
+            )
         self.env_ids = sorted({s.env_id for s in self.streams})
         self.probs = self._weights()
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -197,9 +210,10 @@ class WindowLoader:
         envs: list[str] | None = None,
         runs: list[str] | None = None,
         targets: str = "reference",
+        holdout: str = "none",
     ) -> None:
         self.sampler = WindowSampler(
-            store, window_len, weighting, curated_only, envs, runs, targets
+            store, window_len, weighting, curated_only, envs, runs, targets, holdout=holdout
         )
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.num_workers = num_workers

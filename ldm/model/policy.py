@@ -70,8 +70,11 @@ class LDMPolicy(nn.Module):
         tokens = self.encoder(batch)  # (B, T, H)
         return self.backbone(inputs_embeds=tokens, **backbone_kwargs)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Masked logits (B, T, 28, 1024)."""
+    def forward(self, batch: dict[str, torch.Tensor], return_loss: bool = False) -> Any:
+        """Masked logits (B, T, 28, 1024); with `return_loss`, `self.loss(batch)` (so that
+        DistributedDataParallel, which hooks forward(), sees the training step)."""
+        if return_loss:
+            return self.loss(batch)
         h = self.hidden_states(batch, use_cache=False).last_hidden_state
         return self.masked_logits(h, batch["act_n"])
 

@@ -1,0 +1,99 @@
+"""TrainConfig: every knob of `ldm train`, documented and validated (a TOML file or flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ldm.errors import TrainError
+
+
+@dataclass
+class TrainConfig:
+    """Training of an LDM policy on a trajectory store by next-action prediction."""
+
+    store: str = ""
+    """Trajectory store to train on (curated runs only)."""
+    out: str = "runs/train"
+    """Output directory: checkpoints/, final/, logs (TensorBoard), metrics.jsonl."""
+    preset: str = "ldm-tiny"
+    """Model preset (see `ldm model summary`)."""
+    model: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the preset's LDMConfig fields (e.g. obs_encoder, prev_action_dropout)."""
+    window: int | None = None
+    """Transitions per training window; None = the preset's context."""
+    steps: int = 1000
+    """Optimizer steps."""
+    batch_size: int = 1024
+    """Global batch in windows (the paper's 1024), split over ranks and accumulation steps."""
+    micro_batch: int = 32
+    """Windows per forward/backward on one rank; gradient accumulation fills the batch."""
+    lr: float = 2.5e-4
+    """AdamW learning rate (the paper's constant 2.5e-4)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    schedule: str = "constant"
+    """Learning-rate schedule after warm-up: constant or cosine (to 10%)."""
+    grad_clip: float | None = 1.0
+    """Clip the global gradient norm to this (None: no clipping)."""
+    weighting: str = "env"
+    """Window sampling weights: uniform (over transitions), env or library (balanced)."""
+    seed: int = 0
+    """Seed of the model initialisation and of the window stream."""
+    dtype: str = "fp32"
+    """fp32, or bf16 (autocast; the default on GPU)."""
+    compile: bool = False
+    """Compile the model with torch.compile."""
+    num_workers: int = 1
+    """DataLoader worker processes tokenizing windows."""
+    checkpoint_every: int = 200
+    """Steps between checkpoints (also written on SIGTERM/SIGINT and at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept (the newest)."""
+    log_every: int = 10
+    """Steps between log lines / TensorBoard points."""
+    val_every: int = 100
+    """Steps between held-out validations (0: never)."""
+    val_batches: int = 4
+    """Micro-batches per held-out validation."""
+    eval_every: int = 0
+    """Steps between evaluations in the environments through ldm.eval (0: never)."""
+    eval_episodes: int = 2
+    """Episodes per env in the periodic evaluation."""
+    resume: bool = True
+    """Continue from the newest checkpoint in `out` when there is one."""
+    threads: int | None = None
+    """torch threads on CPU (None: torch's default)."""
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        if self.schedule not in ("constant", "cosine"):
+            raise TrainError(f"schedule {self.schedule!r} is not constant or cosine")
+        if self.dtype not in ("fp32", "bf16"):
+            raise TrainError(f"dtype {self.dtype!r} is not fp32 or bf16")
+        for name in ("steps", "batch_size", "micro_batch", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise TrainError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise TrainError(f"lr must be > 0, got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TrainError(f"train config has unknown keys {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        data = tomllib.loads(Path(path).read_text())
+        return cls.from_dict({**data.get("train", data), **overrides})
