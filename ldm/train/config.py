@@ -21,8 +21,8 @@ class TrainConfig:
     """Output directory: checkpoints/, final/, logs (TensorBoard), metrics.jsonl."""
     preset: str = "ldm-tiny"
     """Model preset (see `ldm model summary`)."""
-    model: dict[str, Any] = field(default_factory=dict)
-    """Overrides of the preset's LDMConfig fields (e.g. obs_encoder, prev_action_dropout)."""
+    model: dict[str, int | float | str] = field(default_factory=dict)
+    """Overrides of the preset's LDMConfig fields, e.g. `--model obs_encoder paper context 128`."""
     window: int | None = None
     """Transitions per training window; None = the preset's context."""
     steps: int = 1000

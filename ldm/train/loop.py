@@ -81,7 +81,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     out = Path(cfg.out)
     final = out / "final"
-    if (final / "model.safetensors").exists() and (out / "done.json").exists():
+    done = out / "done.json"
+    if (
+        (final / "model.safetensors").exists()
+        and done.exists()
+        and json.loads(done.read_text())["step"] >= cfg.steps
+    ):
         return final
     rank, world, local = _dist()
     device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
@@ -148,8 +153,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         step, seen = state["step"], state["transitions"]
     ddp = model
     if world > 1:
+        # batches differ in modality (no image, no categorical dims...): some parameters go unused
         ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local] if device.type == "cuda" else None
+            model,
+            device_ids=[local] if device.type == "cuda" else None,
+            find_unused_parameters=True,
         )
     fwd = torch.compile(ddp) if cfg.compile else ddp
     autocast = (
@@ -237,14 +245,39 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             raise KeyboardInterrupt(
                 f"training interrupted at step {step}; checkpoint {last_good}; rerun to resume"
             )
+        # every rank's parameters must be identical under DDP: recorded, and checked
+        hashes = _gather(_param_hash(model), world)
+        if len(set(hashes)) > 1:
+            raise TrainError(f"ranks diverged: parameter hashes {hashes}")
         if rank == 0:
             model.save_pretrained(final)
-            (out / "done.json").write_text(json.dumps({"step": step, "transitions": seen}))
+            (out / "done.json").write_text(
+                json.dumps({"step": step, "transitions": seen, "rank_param_hashes": hashes})
+            )
     finally:
         bar.close()
         stop.restore()
         log.close()
     return final
+
+
+def _param_hash(model: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _gather(value: Any, world: int) -> list[Any]:
+    if world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    values: list[Any] = [None] * world
+    dist.all_gather_object(values, value)
+    return values
 
 
 def _gather_loader_states(state: dict[str, int], world: int) -> Any:
