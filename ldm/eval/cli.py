@@ -1,0 +1,71 @@
+"""`ldm eval`: evaluate a checkpoint (or the store's references) and write the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tyro
+
+from ldm.eval.protocol import EvalConfig
+
+
+def main(
+    checkpoint: tyro.conf.Positional[str | None] = None,
+    store: str | None = None,
+    envs: list[str] | None = None,
+    library: str | None = None,
+    out: str = "runs/eval",
+    references: bool = False,
+    compare: tuple[str, str] | None = None,
+    cfg: tyro.conf.OmitArgPrefixes[EvalConfig] = EvalConfig(),
+) -> int:
+    """Evaluate by the paper's protocol; writes results.json, threshold_curve.png, report.html.
+
+    Args:
+        checkpoint: LDM checkpoint directory (from `ldm train`).
+        store: Trajectory store holding the reference runs (normalisation anchors).
+        envs: Env ids to evaluate (default: every env with a curated run in the store).
+        library: Only the envs of this library.
+        out: Output directory.
+        references: Evaluate the store's reference policies instead (they should score ~100).
+        compare: Two results.json files (or their directories) to set side by side.
+        cfg: Protocol settings.
+    """
+    from ldm.eval.report import compare as compare_results
+    from ldm.eval.report import write_report
+    from ldm.eval.scores import headline
+
+    if compare:
+        a, b = (
+            json.loads((Path(p) / "results.json" if Path(p).is_dir() else Path(p)).read_text())
+            for p in compare
+        )
+        print(f"{'env':<48} {'A':>8} {'B':>8} {'B-A':>8}")
+        for r in compare_results(a, b):
+            f = lambda x: "-" if x is None else f"{x:8.1f}"  # noqa: E731
+            print(f"{r['env_id']:<48} {f(r['a'])} {f(r['b'])} {f(r['delta'])}")
+        print(f"A: {headline(a['summary'])}\nB: {headline(b['summary'])}")
+        return 0
+    if store is None:
+        raise SystemExit(
+            "ldm eval: --store is required (the reference runs give the normalisation anchors)"
+        )
+    from ldm.eval.evaluate import evaluate
+
+    policy = None
+    if not references:
+        if checkpoint is None:
+            raise SystemExit(
+                "ldm eval: give a CHECKPOINT, or --references to evaluate the reference policies"
+            )
+        from ldm.model import LDMPolicy
+
+        policy = LDMPolicy.from_pretrained(checkpoint)
+    results = evaluate(policy, envs, store, cfg, library=library)
+    paths = write_report(
+        results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
+    )
+    print(headline(results["summary"]))
+    print(f"report: {paths['html']}")
+    return 0

@@ -1,0 +1,134 @@
+"""evaluate(): an LDMPolicy (or SB3-style predict policies) on many envs, normalised scores."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ldm.data import Store
+from ldm.errors import EvalError, LDMError
+from ldm.eval.protocol import (
+    EnvRun,
+    EvalConfig,
+    PredictAgent,
+    SessionAgent,
+    rollout_seeds,
+    run_protocol,
+)
+from ldm.eval.scores import normalised_score, reference_run, summarise
+from ldm.tokenizer import act_layout, obs_dim_type
+
+
+def _env_ids(store: Store, env_ids: list[str] | None, library: str | None) -> list[str]:
+    if env_ids:
+        return list(env_ids)
+    ids = sorted({e["env_id"] for e in store.runs(curated_only=True).values()})
+    if library:
+        ids = [i for i in ids if i.split("/", 1)[0] == library]
+    if not ids:
+        raise EvalError(
+            f"store {store.path} has no curated runs to evaluate against"
+            + (f" in library {library}" if library else "")
+        )
+    return ids
+
+
+def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[dict[str, Any]]]:
+    from ldm.envs import env_spaces
+
+    runs, rejected = [], []
+    slot = 0
+    for env_id in env_ids:
+        try:
+            obs_spec, act_spec = env_spaces(env_id, backend=cfg.backend)
+            act_layout(act_spec)  # the model's action limits: a clear error for this env only
+            obs_dim_type(obs_spec)
+        except LDMError as e:
+            rejected.append({"env_id": env_id, "status": "failed", "error": str(e)})
+            continue
+        run = EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
+        run.slots = list(range(slot, slot + cfg.rollouts))
+        slot += cfg.rollouts
+        runs.append(run)
+    return runs, rejected
+
+
+def evaluate(
+    policy: Any,
+    env_ids: list[str] | None,
+    store: Store | str,
+    cfg: EvalConfig | None = None,
+    library: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
+    paper's protocol; returns the results dict written to results.json."""
+    cfg = cfg or EvalConfig()
+    store = store if isinstance(store, Store) else Store(store, create=False)
+    ids = _env_ids(store, env_ids, library)
+    runs, rejected = _prepare(ids, cfg)
+    t0 = time.time()
+    refs = {r.env_id: reference_run(store, r.env_id) for r in runs}
+    if policy is None:
+        agent: Any = PredictAgent(
+            [_load_reference(store, refs[r.env_id]) for r in runs],
+            [i for i, r in enumerate(runs) for _ in r.slots],
+        )
+    else:
+        obs_specs = [r.obs_spec for r in runs for _ in r.slots]
+        act_specs = [r.act_spec for r in runs for _ in r.slots]
+        agent = SessionAgent(policy, obs_specs, act_specs, cfg)
+    stats = run_protocol(runs, agent, cfg, progress) if runs else {"model_calls": 0, "steps": 0}
+    envs = rejected + [_env_result(r, refs[r.env_id], cfg) for r in runs]
+    envs.sort(key=lambda e: e["env_id"])
+    return {
+        "policy": "references" if policy is None else "ldm",
+        "config": cfg.__dict__,
+        "envs": envs,
+        "summary": summarise(envs),
+        "seconds": time.time() - t0,
+        **stats,
+    }
+
+
+def _load_reference(store: Store, ref: tuple[str, dict] | None) -> Any:
+    if ref is None:
+        return None
+    import importlib
+
+    from ldm.refgen.candidates import ALGORITHMS
+
+    module, cls, _ = ALGORITHMS[ref[1]["algorithm"]]
+    return getattr(importlib.import_module(module), cls).load(
+        str(store.path / ref[1]["policy_file"]), device="cpu"
+    )
+
+
+def _env_result(run: EnvRun, ref: tuple[str, dict] | None, cfg: EvalConfig) -> dict[str, Any]:
+    returns = [x for r in run.returns for x in r]
+    out: dict[str, Any] = {
+        "env_id": run.env_id,
+        "library": run.env_id.split("/", 1)[0],
+        "returns": run.returns,
+        "episodes": len(returns),
+        "seeds": run.seeds,
+        "mean_return": float(np.mean(returns)) if returns else None,
+        "status": "failed" if run.error else ("cut" if run.cut else "ok"),
+    }
+    if run.error:
+        out["error"] = run.error
+    if ref is None:
+        out["normalised_score"] = None
+        out["note"] = "no curated reference run in the store"
+        return out
+    run_id, meta = ref
+    out.update(reference_run=run_id, first10=meta["first10"], last10=meta["last10"])
+    score = (
+        normalised_score(out["mean_return"], meta["first10"], meta["last10"]) if returns else None
+    )
+    out["normalised_score"] = score
+    if returns and score is None:
+        out["note"] = "not scorable: the reference did not learn (first10 == last10)"
+    return out

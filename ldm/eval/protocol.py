@@ -1,0 +1,220 @@
+"""The paper's evaluation protocol, batched over environments and rollouts.
+
+Per env: R rollouts of E episodes; the context is empty at the start of each rollout and
+kept across its episodes; deterministic argmax actions under the action mask (sampling as an
+option); fresh recorded seeds per rollout. Every (env, rollout) is a *slot*; all slots of all
+envs advance together, so one batched, KV-cached model call serves every live env per step.
+An env whose worker dies is restarted from scratch (its slots' contexts emptied) up to
+`retries` times, then reported as failed; the other envs go on.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ldm.errors import EvalError, LDMError
+from ldm.spaces import SpaceSpec
+
+
+@dataclass
+class EvalConfig:
+    """Settings of the evaluation protocol."""
+
+    rollouts: int = 2
+    """R: fresh rollouts per env (context emptied at the start of each)."""
+    episodes: int = 10
+    """E: episodes per rollout (context kept across them)."""
+    deterministic: bool = True
+    """Argmax under the action mask; False samples with `temperature`."""
+    temperature: float = 1.0
+    """Sampling temperature when not deterministic."""
+    seed: int = 1000
+    """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
+    max_steps: int = 100_000
+    """Guard: steps per slot after which its unfinished episodes are cut (reported)."""
+    backend: str = "process"
+    """Env backend (process, inprocess, ray, docker)."""
+    retries: int = 1
+    """Restarts of an env whose worker died before it is reported as failed."""
+
+    def __post_init__(self) -> None:
+        if self.rollouts < 1 or self.episodes < 1:
+            raise EvalError("rollouts and episodes must be >= 1")
+
+
+@dataclass
+class EnvRun:
+    """The slots of one env: a vector env of R sub-envs and their episode bookkeeping."""
+
+    env_id: str
+    obs_spec: SpaceSpec
+    act_spec: SpaceSpec
+    seeds: list[int]
+    slots: list[int] = field(default_factory=list)
+    venv: Any = None
+    returns: list[list[float]] = field(default_factory=list)
+    running: np.ndarray | None = None
+    steps: int = 0
+    failures: int = 0
+    error: str | None = None
+    cut: bool = False
+
+    def done(self, episodes: int) -> bool:
+        return self.error is not None or self.cut or all(len(r) >= episodes for r in self.returns)
+
+
+def blank_observation(spec: SpaceSpec) -> np.ndarray:
+    """A zero observation of a space (stands in for an env that could not start)."""
+    shape = () if spec.kind == "discrete" else spec.shape
+    return np.zeros(shape, dtype=np.uint8 if spec.kind == "image" else np.float32)
+
+
+def rollout_seeds(env_id: str, cfg: EvalConfig) -> list[int]:
+    base = zlib.crc32(env_id.encode()) % 100_000
+    return [cfg.seed + base * 10 + r for r in range(cfg.rollouts)]
+
+
+def _open(run: EnvRun, cfg: EvalConfig) -> np.ndarray:
+    from ldm.envs import make_vec
+
+    if run.venv is not None:
+        run.venv.close()
+    run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1)
+    run.returns = [[] for _ in range(cfg.rollouts)]
+    run.running = np.zeros(cfg.rollouts)
+    run.steps = 0
+    obs, _ = run.venv.reset(seed=run.seeds)
+    return obs
+
+
+class Agent:
+    """What the protocol drives: a batch of slots acting together."""
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def record(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
+        pass
+
+    def reset(self, slots: list[int]) -> None:
+        pass
+
+
+class SessionAgent(Agent):
+    """An LDMPolicy acting session over all slots (one model call per step)."""
+
+    def __init__(
+        self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec], cfg: EvalConfig
+    ) -> None:
+        self.session = policy.start_session(obs_specs, act_specs)
+        self.cfg = cfg
+        self.calls = 0
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        self.calls += 1
+        return self.session.act(
+            observations, deterministic=self.cfg.deterministic, temperature=self.cfg.temperature
+        )
+
+    def record(self, rewards, terminated, truncated) -> None:
+        self.session.record(rewards, terminated, truncated)
+
+    def reset(self, slots: list[int]) -> None:
+        self.session.reset(slots)
+
+
+class PredictAgent(Agent):
+    """Policies with SB3's `predict` signature, one per env (e.g. the reference policies)."""
+
+    def __init__(
+        self, policies: list[Any], slot_env: list[int], deterministic: bool = True
+    ) -> None:
+        self.policies, self.slot_env, self.deterministic = (
+            policies,
+            np.asarray(slot_env),
+            deterministic,
+        )
+        self.calls = 0
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        out: list[Any] = [None] * len(observations)
+        for e, policy in enumerate(self.policies):
+            idx = np.flatnonzero(self.slot_env == e)
+            if policy is None or not idx.size:
+                continue
+            self.calls += 1
+            actions, _ = policy.predict(
+                np.stack([observations[i] for i in idx]), deterministic=self.deterministic
+            )
+            for i, a in zip(idx, actions):
+                out[i] = a
+        return out
+
+
+def run_protocol(
+    runs: list[EnvRun], agent: Agent, cfg: EvalConfig, progress: bool = True
+) -> dict[str, Any]:
+    """Advance every slot of every env together until each env has E episodes per rollout."""
+    from tqdm import tqdm
+
+    n_slots = sum(len(r.slots) for r in runs)
+    obs: list[Any] = [None] * n_slots
+    for run in runs:
+        try:
+            o = _open(run, cfg)
+            for j, s in enumerate(run.slots):
+                obs[s] = o[j]
+        except LDMError as e:
+            run.error = f"could not start: {e}"
+            for s in run.slots:
+                obs[s] = blank_observation(run.obs_spec)
+    total = len(runs) * cfg.rollouts * cfg.episodes
+    bar = tqdm(total=total, desc="eval episodes", disable=not progress)
+    steps = 0
+    while not all(r.done(cfg.episodes) for r in runs):
+        live = [r for r in runs if not r.done(cfg.episodes)]
+        actions = agent.act(obs)  # finished slots act on their last observation, ignored
+        steps += 1
+        rewards = np.zeros(n_slots)
+        term = np.zeros(n_slots, bool)
+        trunc = np.zeros(n_slots, bool)
+        restarted: list[int] = []
+        for run in live:
+            try:
+                o, r, te, tr, _ = run.venv.step(
+                    np.stack([np.asarray(actions[s]) for s in run.slots])
+                )
+            except LDMError as e:
+                run.failures += 1
+                if run.failures > cfg.retries:
+                    run.error = f"failed after {run.failures} attempts: {str(e).splitlines()[0]}"
+                    continue
+                o = _open(run, cfg)  # from scratch: new rollouts, empty contexts
+                restarted += run.slots
+                for j, s in enumerate(run.slots):
+                    obs[s] = o[j]
+                continue
+            run.steps += 1
+            run.running += r
+            for j, s in enumerate(run.slots):
+                obs[s] = o[j]
+                rewards[s], term[s], trunc[s] = r[j], te[j], tr[j]
+                if te[j] or tr[j]:
+                    if len(run.returns[j]) < cfg.episodes:
+                        run.returns[j].append(float(run.running[j]))
+                        bar.update()
+                    run.running[j] = 0.0
+            if run.steps >= cfg.max_steps:
+                run.cut = True
+        agent.record(rewards, term, trunc)
+        if restarted:
+            agent.reset(restarted)
+    bar.close()
+    for run in runs:
+        if run.venv is not None:
+            run.venv.close()
+    return {"model_calls": getattr(agent, "calls", steps), "steps": steps}

@@ -1,0 +1,133 @@
+"""The evaluation report: results.json, the threshold curve (the paper's Figure 2), a
+per-library table and a self-contained report.html; and side-by-side comparison of two results."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldm.eval.scores import headline
+
+
+def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = results["summary"]["curve"]
+    t, n = np.asarray(curve["thresholds"]), np.asarray(curve["envs_at_or_above"])
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.step(t, n, where="post", color="#1f5fa8", lw=2, label=label or "LDM")
+    for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
+        k = int(n[t == mark][0]) if (t == mark).any() else 0
+        ax.axvline(mark, color=color, ls="--", lw=1)
+        ax.annotate(
+            f"{k} envs >= {mark}%",
+            (mark, k),
+            xytext=(6, 8),
+            textcoords="offset points",
+            color=color,
+            fontsize=9,
+        )
+    ax.set_xlabel("performance threshold (% of reference)")
+    ax.set_ylabel("environments at or above")
+    ax.set_title(f"Performance-threshold curve ({results['summary']['scorable']} scorable envs)")
+    ax.set_ylim(0, max(1, results["summary"]["scorable"]) * 1.1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def library_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for e in results["envs"]:
+        r = rows.setdefault(
+            e["library"] if "library" in e else e["env_id"].split("/")[0],
+            {"envs": 0, "scorable": 0, "at_80": 0, "at_100": 0, "scores": []},
+        )
+        r["envs"] += 1
+        s = e.get("normalised_score")
+        if s is not None:
+            r["scorable"] += 1
+            r["at_80"] += s >= 80
+            r["at_100"] += s >= 100
+            r["scores"].append(s)
+    return [
+        {
+            "library": lib,
+            **{k: v for k, v in r.items() if k != "scores"},
+            "median_score": float(np.median(r["scores"])) if r["scores"] else None,
+        }
+        for lib, r in sorted(rows.items())
+    ]
+
+
+def _fmt(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(
+    results: dict[str, Any], out: str | Path, title: str = "LDM evaluation"
+) -> dict[str, Path]:
+    """Write results.json, threshold_curve.png, libraries.json and report.html into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    png = threshold_curve(results, out / "threshold_curve.png")
+    libs = library_table(results)
+    (out / "libraries.json").write_text(json.dumps(libs, indent=1))
+    env_rows = [
+        {
+            **e,
+            "score %": e.get("normalised_score"),
+            "mean return": e.get("mean_return"),
+            "reference (first10 / last10)": f"{_fmt(e.get('first10'))} / {_fmt(e.get('last10'))}"
+            if "first10" in e
+            else "-",
+            "status": e["status"] + (f": {e['error']}" if e.get("error") else ""),
+        }
+        for e in results["envs"]
+    ]
+    img = base64.b64encode(png.read_bytes()).decode()
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style></head><body>
+<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results["summary"]))}</b></p>
+<p>Protocol: {results["config"]["rollouts"]} rollouts x {results["config"]["episodes"]} episodes per env, context emptied at the start of each rollout and kept across its episodes, {"deterministic (argmax under the action mask)" if results["config"]["deterministic"] else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
+<img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
+<h2>Per library</h2>{_table(libs, ["library", "envs", "scorable", "at_80", "at_100", "median_score"])}
+<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "mean return", "reference (first10 / last10)", "episodes", "status"])}
+</body></html>"""
+    (out / "report.html").write_text(page)
+    return {"results": out / "results.json", "png": png, "html": out / "report.html"}
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-env scores of two results side by side, with the delta (b - a)."""
+    sa = {e["env_id"]: e.get("normalised_score") for e in a["envs"]}
+    sb = {e["env_id"]: e.get("normalised_score") for e in b["envs"]}
+    rows = []
+    for env in sorted(set(sa) | set(sb)):
+        x, y = sa.get(env), sb.get(env)
+        rows.append(
+            {"env_id": env, "a": x, "b": y, "delta": None if x is None or y is None else y - x}
+        )
+    return rows

@@ -1,0 +1,58 @@
+"""Normalised scores: 100 * (R - first10) / (last10 - first10), anchors from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ldm.data import Store
+
+THRESHOLDS = np.arange(0, 151, 1)
+
+
+def reference_run(store: Store, env_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The best curated run of an env (highest last10) and its metadata; None if none."""
+    best = None
+    for run_id in store.runs(curated_only=True, env_id=env_id):
+        meta = store.open_run(run_id).meta
+        if "last10" in meta and (best is None or meta["last10"] > best[1]["last10"]):
+            best = (run_id, meta)
+    return best
+
+
+def normalised_score(mean_return: float, first10: float, last10: float) -> float | None:
+    """Reference-normalised score in percent; None when the anchors are equal (not scorable)."""
+    if np.isclose(last10, first10):
+        return None
+    return float(100.0 * (mean_return - first10) / (last10 - first10))
+
+
+def summarise(envs: list[dict[str, Any]]) -> dict[str, Any]:
+    scores = [e["normalised_score"] for e in envs if e.get("normalised_score") is not None]
+    n = len(scores)
+    at80 = sum(s >= 80 for s in scores)
+    at100 = sum(s >= 100 for s in scores)
+    return {
+        "envs": len(envs),
+        "scorable": n,
+        "failed": sum(e["status"] == "failed" for e in envs),
+        "at_80": at80,
+        "at_100": at100,
+        "share_at_80": at80 / n if n else 0.0,
+        "share_at_100": at100 / n if n else 0.0,
+        "median_score": float(np.median(scores)) if scores else None,
+        "curve": {
+            "thresholds": THRESHOLDS.tolist(),
+            "envs_at_or_above": [int(sum(s >= t for s in scores)) for t in THRESHOLDS],
+        },
+    }
+
+
+def headline(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['at_80']} of {summary['scorable']} envs at >= 80% of reference "
+        f"({100 * summary['share_at_80']:.0f}%), {summary['at_100']} at >= 100% "
+        f"({100 * summary['share_at_100']:.0f}%)"
+        + (f"; {summary['failed']} failed" if summary["failed"] else "")
+    )
