@@ -58,6 +58,9 @@ class RefGenConfig:
     """Parallel jobs; None = the number of CPUs."""
     retries: int = 1
     """Retries of a failing job before it is recorded as failed."""
+    budgets: dict[str, int] = field(default_factory=dict)
+    """Per-env transition budgets overriding rank_budget and train_budget (for small CPU
+    presets, where simulation speed differs by orders of magnitude between envs)."""
 
     def __post_init__(self) -> None:
         if not self.envs and not self.libraries:
@@ -119,35 +122,48 @@ def rank_library(
     store: str,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train every compatible candidate on K envs; points from pairwise Welch tests."""
-    subset = envs[: cfg.rank_envs]
+    """Train every compatible candidate on K envs; points from pairwise Welch tests.
+
+    The K envs are taken round-robin over action kinds, and points are also kept per action
+    kind: compatibility splits candidates by action kind, so a continuous-control env takes
+    its references from the ranking among continuous envs when the library has any.
+    """
+    subset = rank_subset(envs, cfg.rank_envs)
     jobs, skipped = [], {}
     for env_id in subset:
         ok, why = _compatible(pool, env_id)
         skipped[env_id] = why
-        jobs += [
-            Job("rank", env_id, library, asdict(c), cfg.rank_budget, 0, store, cfg.backend)
-            for c in ok
-        ]
+        budget = cfg.budgets.get(env_id, cfg.rank_budget)
+        jobs += [Job("rank", env_id, library, asdict(c), budget, 0, store, cfg.backend) for c in ok]
     results = run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"rank {library}")
     points = {c.name: 0 for c in pool}
+    by_kind: dict[str, dict[str, int]] = {}
     per_env: dict[str, dict[str, Any]] = {}
     for env_id in subset:
+        kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
             j.candidate["name"]: results[j.key]["final_returns"]
             for j in jobs
             if j.env_id == env_id and results[j.key]["status"] == "done"
         }
         per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
+        for n in finals:
+            kind_points.setdefault(n, 0)
         for a, b in permutations(finals, 2):
             if welch_greater(finals[a], finals[b], cfg.alpha).greater:
                 points[a] += 1
+                kind_points[a] += 1
     tried = {j.candidate["name"] for j in jobs}
-    order = sorted(tried, key=lambda n: (-points[n], [c.name for c in pool].index(n)))
+    names = [c.name for c in pool]
+    order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
     table = {
         "library": library,
         "envs": subset,
         "ranking": [{"candidate": n, "points": points[n]} for n in order],
+        "ranking_by_action_kind": {
+            k: [n for n in sorted(kp, key=lambda n: (-kp[n], names.index(n)))]
+            for k, kp in by_kind.items()
+        },
         "final_returns": per_env,
         "skipped": skipped,
         "failed": {
@@ -156,6 +172,25 @@ def rank_library(
     }
     write_json_atomic(_ranking_path(store, library), table)
     return table
+
+
+def action_kind(env_id: str) -> str:
+    from ldm.envs import env_spaces
+
+    return env_spaces(env_id)[1].kind
+
+
+def rank_subset(envs: list[str], k: int) -> list[str]:
+    """K envs taken round-robin over action kinds (in sorted order within each kind)."""
+    groups: dict[str, list[str]] = {}
+    for e in envs:
+        groups.setdefault(action_kind(e), []).append(e)
+    out: list[str] = []
+    while len(out) < min(k, len(envs)):
+        for g in groups.values():
+            if g and len(out) < k:
+                out.append(g.pop(0))
+    return out
 
 
 def _ranking_path(store: str, library: str):
@@ -169,7 +204,7 @@ def _ranking_path(store: str, library: str):
 def train_references(
     library: str,
     envs: list[str],
-    ranking: list[str],
+    ranking: list[str] | dict[str, list[str]],
     pool: list[Candidate],
     cfg: RefGenConfig,
     store: str,
@@ -181,28 +216,24 @@ def train_references(
     that seed instead of training again.
     """
     by_name = {c.name: c for c in pool}
+    subset = rank_subset(envs, cfg.rank_envs)
     jobs = []
     for env_id in envs:
         ok, _ = _compatible(pool, env_id)
-        names = [n for n in ranking if by_name[n] in ok][: cfg.top_n]
+        order = (
+            ranking if isinstance(ranking, list) else ranking.get(action_kind(env_id), ranking["*"])
+        )
+        order = order + [c.name for c in pool if c.name not in order]
+        names = [n for n in order if by_name[n] in ok][: cfg.top_n]
+        budget = cfg.budgets.get(env_id, cfg.train_budget)
+        rank_budget = cfg.budgets.get(env_id, cfg.rank_budget)
         for n in names:
             for seed in range(cfg.seeds):
-                reuse = (
-                    seed == 0
-                    and cfg.rank_budget == cfg.train_budget
-                    and env_id in envs[: cfg.rank_envs]
-                )
+                reuse = seed == 0 and rank_budget == budget and env_id in subset
                 phase = "rank" if reuse else "train"
                 jobs.append(
                     Job(
-                        phase,
-                        env_id,
-                        library,
-                        asdict(by_name[n]),
-                        cfg.train_budget,
-                        seed,
-                        store,
-                        cfg.backend,
+                        phase, env_id, library, asdict(by_name[n]), budget, seed, store, cfg.backend
                     )
                 )
     return run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"train {library}")
@@ -227,10 +258,12 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
         else:
             table = rank_library(library, envs, pool, cfg, store_path, progress)
             ranking = [r["candidate"] for r in table["ranking"]]
-        results = train_references(library, envs, ranking, pool, cfg, store_path, progress)
+        per_kind = {"*": ranking, **table.get("ranking_by_action_kind", {})}
+        results = train_references(library, envs, per_kind, pool, cfg, store_path, progress)
         references |= {r["run_id"] for r in results.values() if r.get("status") == "done"}
         summary["libraries"][library] = {
-            "ranking": ranking[: cfg.top_n],
+            "ranking": ranking,
+            "ranking_by_action_kind": table.get("ranking_by_action_kind", {}),
             "references": sum(r.get("status") == "done" for r in results.values()),
             "failed": [k for k, r in results.items() if r.get("status") == "failed"],
         }

@@ -1,0 +1,35 @@
+"""`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file."""
+
+from __future__ import annotations
+
+import json
+
+import tyro
+
+
+def main(
+    config: tyro.conf.Positional[str],
+    from_: tyro.conf.arg(name="from") = None,
+    dry_run: bool = False,
+) -> int:  # type: ignore[valid-type]
+    """Run reference generation, training and evaluation; rerun to resume after an interruption.
+
+    Args:
+        config: Pipeline TOML file (e.g. configs/quickstart.toml).
+        from_: Rerun from this stage (refgen, train, eval), forgetting its outputs and later ones.
+        dry_run: Validate the config and print the plan (jobs, transitions, storage) only.
+    """
+    from ldm.pipeline.run import PipelineConfig, run_pipeline
+
+    if dry_run:
+        from ldm.pipeline.plan import plan
+
+        p = plan(PipelineConfig.load(config))
+        print(json.dumps(p, indent=1))
+        print(
+            f"plan: {p['jobs']} training jobs, {p['transitions']:,} transitions, "
+            f"~{p['estimated_storage_gb']} GB of store, model {p['model']} for {p['train_steps']:,} steps"
+        )
+        return 0
+    run_pipeline(config, start=from_)
+    return 0

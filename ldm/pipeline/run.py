@@ -1,0 +1,161 @@
+"""`ldm run CONFIG`: reference generation -> training -> evaluation, from one TOML file.
+
+    name = "quickstart"
+    out = "runs/quickstart"          # store/, train/, eval/ and pipeline.json go here
+    [refgen]  ...                    # RefGenConfig fields
+    [train]   ...                    # TrainConfig fields (store and out are filled in)
+    [eval]    ...                    # EvalConfig fields
+
+Each stage is resumable on its own; `pipeline.json` marks finished stages, so rerunning the
+same command after an interruption at any point finishes the job without redoing or
+duplicating work. `--from STAGE` forgets that stage and the later ones and reruns them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ldm.errors import ConfigError
+from ldm.pipeline.state import STAGES, PipelineState
+
+
+@dataclass
+class PipelineConfig:
+    """A whole pipeline, as read from its TOML file."""
+
+    name: str
+    """Name shown in reports."""
+    out: str
+    """Output directory of the whole pipeline."""
+    refgen: dict[str, Any] = field(default_factory=dict)
+    """The [refgen] table (RefGenConfig fields)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """The [train] table (TrainConfig fields but store/out)."""
+    eval: dict[str, Any] = field(default_factory=dict)
+    """The [eval] table (EvalConfig fields)."""
+    cluster: dict[str, Any] = field(default_factory=dict)
+    """Notes for cluster launches (torchrun processes, Ray address); read by --dry-run."""
+
+    @classmethod
+    def load(cls, path: str | Path) -> PipelineConfig:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"pipeline config {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        unknown = set(data) - {"name", "out", "refgen", "train", "eval", "cluster"}
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown top-level keys {sorted(unknown)}; allowed: name, out, refgen, train, eval, cluster"
+            )
+        for key in ("name", "out"):
+            if key not in data:
+                raise ConfigError(f"{path}: missing required key {key!r}")
+        cfg = cls(**data)
+        cfg.validate(path)
+        return cfg
+
+    @property
+    def store(self) -> str:
+        return str(Path(self.out) / "store")
+
+    def stage_configs(self) -> tuple[Any, Any, Any]:
+        from ldm.eval import EvalConfig
+        from ldm.refgen import RefGenConfig
+        from ldm.train import TrainConfig
+
+        for key in ("store", "out"):
+            if key in self.train:
+                raise ConfigError(
+                    f"[train] must not set {key!r}: the pipeline sets it (under `out`)"
+                )
+        refgen = RefGenConfig.from_dict(self.refgen)
+        train = TrainConfig.from_dict(
+            {**self.train, "store": self.store, "out": str(Path(self.out) / "train")}
+        )
+        try:
+            evaluation = EvalConfig(**self.eval)
+        except TypeError as e:
+            raise ConfigError(f"[eval]: {e}") from None
+        return refgen, train, evaluation
+
+    def validate(self, path: Path) -> None:
+        try:
+            self.stage_configs()
+        except ConfigError:
+            raise
+        except Exception as e:  # each part's own config error, with the file named
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def run_pipeline(
+    config_path: str | Path, start: str | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the evaluation summary."""
+    from ldm.eval import evaluate, write_report
+    from ldm.eval.scores import headline
+    from ldm.model import LDMPolicy
+    from ldm.refgen import run_refgen
+    from ldm.refgen.stage import print_summary
+    from ldm.train import train
+
+    cfg = PipelineConfig.load(config_path)
+    refgen_cfg, train_cfg, eval_cfg = cfg.stage_configs()
+    state = PipelineState(cfg.out)
+    if start is not None:
+        if start not in STAGES:
+            raise ConfigError(f"--from {start!r}: choose one of {STAGES}")
+        for stage in state.clear_from(start):
+            _clear_outputs(cfg, stage)
+    state.set_config({"name": cfg.name, "path": str(config_path)})
+
+    if not state.done("refgen"):
+        _banner("1/3 reference policies", cfg)
+        t = time.time()
+        summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
+        print_summary(summary)
+        state.mark_done("refgen", time.time() - t)
+    if not state.done("train"):
+        _banner("2/3 training the LDM", cfg)
+        t = time.time()
+        final = train(train_cfg, progress=progress)
+        state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
+    eval_dir = Path(cfg.out) / "eval"
+    if not state.done("eval"):
+        _banner("3/3 evaluation", cfg)
+        t = time.time()
+        policy = LDMPolicy.from_pretrained(Path(train_cfg.out) / "final")
+        results = evaluate(policy, refgen_cfg.envs or None, cfg.store, eval_cfg, progress=progress)
+        write_report(
+            results, eval_dir, title=f"{cfg.name}: one LDM across {len(results['envs'])} envs"
+        )
+        state.mark_done("eval", time.time() - t, {"headline": headline(results["summary"])})
+    import json
+
+    results = json.loads((eval_dir / "results.json").read_text())
+    print(f"\n{cfg.name}: {headline(results['summary'])}")
+    print(f"report: {eval_dir / 'report.html'}  (curve: {eval_dir / 'threshold_curve.png'})")
+    for stage in STAGES:
+        print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
+    return results["summary"]
+
+
+def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:
+    target = {
+        "refgen": Path(cfg.store),
+        "train": Path(cfg.out) / "train",
+        "eval": Path(cfg.out) / "eval",
+    }[stage]
+    shutil.rmtree(target, ignore_errors=True)
+
+
+def _banner(text: str, cfg: PipelineConfig) -> None:
+    print(f"\n=== {cfg.name}: {text} ===", flush=True)
