@@ -1,17 +1,19 @@
 """`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file."""
 
+
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import tyro
 
 
 def main(
     config: tyro.conf.Positional[str],
-    from_: tyro.conf.arg(name="from") = None,
+    from_: Annotated[str | None, tyro.conf.arg(name="from")] = None,
     dry_run: bool = False,
-) -> int:  # type: ignore[valid-type]
+) -> int:
     """Run reference generation, training and evaluation; rerun to resume after an interruption.
 
     Args:
