@@ -1,6 +1,5 @@
 """`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file."""
 
-
 from __future__ import annotations
 
 import json

@@ -134,7 +134,10 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
     except ImportError:
         raise RefGenError("runner 'ray' needs ray: pip install 'ldm[ray]'") from None
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers)
+        if os.environ.get("RAY_ADDRESS"):  # a cluster started with `ray start`
+            ray.init(log_to_driver=False)
+        else:  # a local Ray instance sized to the requested parallelism
+            ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers)
     remote = ray.remote(num_cpus=1)(_attempt)
 
     def collect_ray(refs: list) -> list:

@@ -7,11 +7,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from ldm.data import anchors, resume_run
+from ldm.data import Store, anchors, resume_run
 from ldm.data.verify import store_stats, verify_store
 from ldm.errors import StoreError
 
-from .conftest import BOXA, DISC, IMG, VEC, record
+from .conftest import BOXA, DISC, IMG, VEC, record  # noqa: F401
 
 
 def test_run_round_trip_with_streams_episodes_and_anchors(store):
@@ -119,3 +119,40 @@ def test_cli_verify_exit_code(store, capsys):
     assert main(["data", "stats", str(store.path), "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(out)["transitions"] == 30
+
+
+def test_minari_export_import_round_trip(store, tmp_path, monkeypatch):
+    from ldm.data.minari_io import export_minari, import_minari
+    from tests.data.conftest import record
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    rid = record(store, "lib/Vec-v0", VEC, BOXA, steps=60, streams=2)
+    src = store.open_run(rid)
+    assert "episodes" in export_minari(str(store.path), "lib/Vec-v0", "ldm/vec/ref-v0")
+    dest = Store(tmp_path / "imported")
+    import_minari("ldm/vec/ref-v0", str(dest.path), env_id="lib/Vec-v0")
+    runs = dest.runs(curated_only=True)
+    assert len(runs) == 6  # 2 streams x 3 episodes of 20 steps
+    first = dest.open_run(sorted(runs)[0])
+    assert (
+        first.meta["first10"] == src.meta["first10"] and first.meta["last10"] == src.meta["last10"]
+    )
+    lengths = sorted(first.length(0) for first in (dest.open_run(r) for r in runs))
+    assert lengths == [20] * 6
+    got = np.concatenate(
+        [
+            dest.open_run(r).read(0, "obs")
+            for r in sorted(runs, key=lambda r: int(r.rsplit("-", 1)[1]))
+        ]
+    )
+    want = np.concatenate([src.read(0, "obs"), src.read(1, "obs")])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    ref = np.concatenate(
+        [
+            dest.open_run(r).read(0, "ref_actions")
+            for r in sorted(runs, key=lambda r: int(r.rsplit("-", 1)[1]))
+        ]
+    )
+    np.testing.assert_allclose(
+        ref, np.concatenate([src.read(0, "ref_actions"), src.read(1, "ref_actions")]), rtol=1e-6
+    )

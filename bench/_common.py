@@ -1,0 +1,33 @@
+"""Shared helpers of the benchmarks: argument parsing and the one-JSON-line report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+
+
+def args(description: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a short run (< 60 s)")
+    return p.parse_args()
+
+
+def rate(fn: Callable[[], int], seconds: float) -> float:
+    """Units per second of `fn` (which returns units done) over about `seconds`."""
+    fn()  # warm-up
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        done += fn()
+    return done / (time.perf_counter() - t0)
+
+
+def report(result: dict) -> None:
+    result = {
+        **result,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(result))

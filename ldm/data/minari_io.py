@@ -1,0 +1,164 @@
+"""Minari interoperability: export an env's runs as a Minari dataset, import one as runs.
+
+Export: one Minari episode per finished (or trailing) episode of each stream; the reference
+action goes into the per-step infos as `reference_action`; the env's anchors become
+`ref_min_score` / `ref_max_score`. The store does not keep an episode's terminal observation
+(SB3's auto-reset replaced it), so the last observation is repeated as the final one.
+Import: each episode becomes a one-stream run (streams of a run advance together, and
+episodes differ in length); targets are `infos["reference_action"]`
+when present, else the dataset's actions. Minari datasets live under MINARI_DATASETS_PATH.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldm.data.store import Store
+from ldm.errors import StoreError
+from ldm.spaces import SpaceSpec, from_gym_space
+
+
+def _gym_space(spec: SpaceSpec) -> Any:
+    import gymnasium as gym
+
+    if spec.kind == "continuous":
+        low, high = (
+            np.asarray(spec.low).reshape(spec.shape),
+            np.asarray(spec.high).reshape(spec.shape),
+        )
+        return gym.spaces.Box(
+            low.astype(np.float32), high.astype(np.float32), spec.shape, np.float32
+        )
+    if spec.kind == "image":
+        return gym.spaces.Box(0, 255, spec.shape, np.uint8)
+    if spec.kind == "discrete":
+        return gym.spaces.Discrete(spec.n, start=spec.start)
+    if spec.kind == "multi_discrete":
+        return gym.spaces.MultiDiscrete(np.asarray(spec.nvec).reshape(spec.shape))
+    return gym.spaces.MultiBinary(list(spec.shape))
+
+
+def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
+    """Write the curated (else all) runs of `env_id` as the Minari dataset `dataset_id`."""
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    store = Store(store_path, create=False)
+    runs = store.runs(curated_only=True, env_id=env_id) or store.runs(env_id=env_id)
+    if not runs:
+        raise StoreError(f"store {store_path} has no run of {env_id} to export")
+    episodes, first = [], None
+    for run_id in runs:
+        reader = store.open_run(run_id)
+        first = first or reader
+        for k in range(reader.num_streams):
+            cols = {
+                c: reader.read(k, c)
+                for c in ("obs", "actions", "rewards", "terminated", "truncated")
+            }
+            ref = (
+                reader.read(k, "ref_actions") if reader.has_reference_actions() else cols["actions"]
+            )
+            ends = np.flatnonzero(cols["terminated"] | cols["truncated"])
+            starts = np.concatenate([[0], ends + 1])
+            stops = np.concatenate([ends + 1, [len(cols["rewards"])]])
+            for a, b in zip(starts, stops):
+                if b <= a:
+                    continue
+                obs = np.concatenate([cols["obs"][a:b], cols["obs"][b - 1 : b]])
+                trunc = cols["truncated"][a:b].copy()
+                if not (cols["terminated"][b - 1] or trunc[-1]):
+                    trunc[-1] = True  # a trailing, unfinished episode ends as truncated
+                episodes.append(
+                    EpisodeBuffer(
+                        id=len(episodes),
+                        observations=obs,
+                        actions=cols["actions"][a:b],
+                        rewards=cols["rewards"][a:b].astype(np.float64),
+                        terminations=cols["terminated"][a:b],
+                        truncations=trunc,
+                        infos={"reference_action": np.concatenate([ref[a:b], ref[b - 1 : b]])},
+                    )
+                )
+    assert first is not None
+    meta = first.meta
+    ds = minari.create_dataset_from_buffers(
+        dataset_id=dataset_id,
+        buffer=episodes,
+        observation_space=_gym_space(first.obs_spec),
+        action_space=_gym_space(first.act_spec),
+        algorithm_name=f"ldm reference ({meta.get('algorithm')})",
+        ref_min_score=meta.get("first10"),
+        ref_max_score=meta.get("last10"),
+        description=f"Reference-policy runs of {env_id} exported from an ldm store; per-step infos hold reference_action.",
+        data_format="arrow",
+    )
+    # Minari keeps reference scores only when it can make the env itself; ldm's envs live in
+    # isolated venvs, so the anchors are written into the dataset metadata directly.
+    if meta.get("first10") is not None:
+        ds.storage.update_metadata(
+            {"ref_min_score": meta["first10"], "ref_max_score": meta["last10"]}
+        )
+    return f"{dataset_id}: {len(episodes)} episodes from {len(runs)} runs"
+
+
+def import_minari(dataset_id: str, store_path: str, env_id: str | None = None) -> str:
+    """Import a local Minari dataset as runs (one per episode), curated as passed."""
+    import minari
+
+    ds = minari.load_dataset(dataset_id)
+    obs_spec, act_spec = from_gym_space(ds.observation_space), from_gym_space(ds.action_space)
+    env_id = env_id or f"minari/{dataset_id}"
+    store = Store(store_path)
+    episodes = list(ds.iterate_episodes())
+    if not episodes:
+        raise StoreError(f"Minari dataset {dataset_id} has no episodes")
+    has_ref = all("reference_action" in (e.infos or {}) for e in episodes)
+    lengths = [len(e.rewards) for e in episodes]
+    run_id = f"{env_id.replace('/', '__')}-minari-{Path(dataset_id).name}"
+    run_ids = []
+    for i, e in enumerate(episodes):
+        w = store.create_run(
+            env_id,
+            env_id.split("/")[0],
+            obs_spec,
+            act_spec,
+            1,
+            {
+                "algorithm": "minari",
+                "source": dataset_id,
+                "episode": i,
+                "targets_from_actions": not has_ref,
+            },
+            run_id=f"{run_id}-{i}",
+        )
+        for t in range(lengths[i]):
+            w.append(
+                e.observations[t][None],
+                np.asarray(e.actions[t])[None],
+                np.asarray([e.rewards[t]]),
+                np.asarray([e.terminations[t]]),
+                np.asarray([e.truncations[t]]),
+            )
+        rid = w.commit()
+        ref = (
+            np.asarray(e.infos["reference_action"][: lengths[i]])
+            if has_ref
+            else np.asarray(e.actions)
+        )
+        store.write_reference_actions(rid, 0, ref)
+        updates: dict[str, Any] = {
+            "relabelled": True,
+            "curation": {"verdict": "pass", "reasons": [f"imported from Minari {dataset_id}"]},
+        }
+        scores = ds.storage.metadata
+        if scores.get("ref_min_score") is not None and scores.get("ref_max_score") is not None:
+            updates.update(
+                first10=float(scores["ref_min_score"]), last10=float(scores["ref_max_score"])
+            )
+        store.update_meta(rid, updates)
+        run_ids.append(rid)
+    return f"{dataset_id}: {len(run_ids)} episodes imported as runs of {env_id}"
