@@ -46,7 +46,8 @@ def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[di
             act_layout(act_spec)  # the model's action limits: a clear error for this env only
             obs_dim_type(obs_spec)
         except LDMError as e:
-            rejected.append({"env_id": env_id, "status": "failed", "error": str(e)})
+            msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
+            rejected.append({"env_id": env_id, "status": "failed", "error": msg})
             continue
         run = EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
         run.slots = list(range(slot, slot + cfg.rollouts))
