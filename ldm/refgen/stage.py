@@ -6,7 +6,6 @@ Every step is resumable: jobs by the runner's manifest, relabelling by each run'
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from itertools import permutations
 from typing import Any
@@ -310,20 +309,11 @@ def curate_env_references(
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="reference runs")
-    for col in ("env", "run", "final return", "verdict", "reasons"):
-        table.add_column(col, overflow="fold")
+    """One line per reference run, then the ranking of each library."""
+    print(f"{'verdict':<8} {'final return':>12}  run (reasons)")
     for rid, r in summary["runs"].items():
         fr = r.get("final_return")
-        table.add_row(
-            r["env_id"],
-            rid,
-            "-" if fr is None else f"{fr:.4g}",
-            r["verdict"],
-            "; ".join(r["reasons"]),
-        )
-    Console().print(table)
-    print(json.dumps({k: v for k, v in summary["libraries"].items()}, indent=1))
+        why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
+        print(f"{r['verdict']:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
+    for lib, info in summary["libraries"].items():
+        print(f"{lib}: ranking {info['ranking']}, {info['references']} reference runs, {len(info['failed'])} failed jobs")
