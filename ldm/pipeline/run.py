@@ -89,7 +89,10 @@ class PipelineConfig:
 
     def validate(self, path: Path) -> None:
         try:
-            self.stage_configs()
+            _, train, _ = self.stage_configs()
+            from ldm.model import preset
+
+            preset(train.preset, **train.model)
         except ConfigError:
             raise
         except Exception as e:  # each part's own config error, with the file named
