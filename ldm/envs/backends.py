@@ -44,6 +44,7 @@ class Connection:
     """Base class: request/response over some transport."""
 
     label = "?"
+    hint = ""  # appended to errors (e.g. what the sandbox blocks)
 
     def send(self, message: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -65,7 +66,7 @@ class Connection:
     def _unwrap(self, reply: dict[str, Any], message_cmd: str) -> Any:
         if not reply.get("ok"):
             raise WorkerError(
-                f"{self.label}: worker failed on {message_cmd!r}: {reply.get('error')}",
+                f"{self.label}: worker failed on {message_cmd!r}: {reply.get('error')}{self.hint}",
                 reply.get("traceback", ""),
             )
         return reply.get("result")
@@ -192,7 +193,7 @@ class ProcessConnection(Connection):
 
         time.sleep(0.05)  # let the stderr reader catch the last lines
         return WorkerError(
-            f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}",
+            f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}{self.hint}",
             self.tail,
         )
 
@@ -308,6 +309,10 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
             _load_sandbox()
             launcher = "sandbox"
         conn = ProcessConnection(label, ensure_venv(spec), spec, launcher)
+        if sandbox:
+            from ldm.envs.sandbox import BLOCKED
+
+            conn.hint = f" ({BLOCKED})"
     elif backend == "ray":
         conn = RayConnection(label, spec, "sandbox" if sandbox else None)
     elif backend == "docker":

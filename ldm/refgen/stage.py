@@ -316,4 +316,6 @@ def print_summary(summary: dict[str, Any]) -> None:
         why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
         print(f"{r['verdict']:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
     for lib, info in summary["libraries"].items():
-        print(f"{lib}: ranking {info['ranking']}, {info['references']} reference runs, {len(info['failed'])} failed jobs")
+        print(
+            f"{lib}: ranking {info['ranking']}, {info['references']} reference runs, {len(info['failed'])} failed jobs"
+        )

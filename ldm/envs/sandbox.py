@@ -1,0 +1,173 @@
+"""Sandbox for untrusted environment code: the worker under bubblewrap, with resource limits.
+
+A sandboxed worker has no network (its own empty network namespace), sees the filesystem
+read-only except its own scratch directory, does not see the user's home (only the library's
+venv and the Python installation it links to are re-exposed, read-only), runs in its own PID
+namespace and dies with its client. Limits: address space (RLIMIT_AS), CPU seconds
+(RLIMIT_CPU), open files (RLIMIT_NOFILE), and processes (a pids cgroup where the machine
+offers one, else RLIMIT_NPROC). Where bubblewrap is missing, asking for the sandbox is an
+error, never a silent fallback.
+
+Importing this module registers the "sandbox" launcher of ldm.envs.backends.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ldm.envs.backends import LAUNCHERS, WORKER_SCRIPT
+from ldm.envs.catalog import LibrarySpec
+from ldm.errors import EnvError
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of a sandboxed worker."""
+
+    memory_mb: int = 4096
+    """Address space of the worker, in MiB."""
+    cpu_seconds: int = 3600
+    """CPU time before the kernel stops the worker."""
+    open_files: int = 256
+    """Open file descriptors."""
+    processes: int = 64
+    """Processes and threads of the worker's sandbox."""
+
+
+LIMITS = SandboxLimits()
+
+BLOCKED = (
+    "sandbox: no network, filesystem read-only except the worker's scratch dir, home hidden, "
+    f"limits {LIMITS.memory_mb} MiB / {LIMITS.cpu_seconds} s CPU / {LIMITS.open_files} files / "
+    f"{LIMITS.processes} processes"
+)
+
+
+def bwrap() -> str:
+    path = shutil.which("bwrap")
+    if not path:
+        raise EnvError(
+            "the sandbox needs bubblewrap, which is not installed: `apt-get install bubblewrap` "
+            "(or run without --sandbox)"
+        )
+    return path
+
+
+def _pids_cgroup(limits: SandboxLimits) -> Path | None:
+    """A fresh pids cgroup (v1 or v2) limited to `limits.processes`, or None if unavailable."""
+    for base, ctl in (
+        (CGROUP_ROOT / "pids", "pids.max"),
+        (CGROUP_ROOT / "unified", "pids.max"),
+        (CGROUP_ROOT, "pids.max"),
+    ):
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        for stale in base.glob(
+            "ldm-sandbox-*"
+        ):  # groups of finished workers (rmdir only works when empty)
+            try:
+                stale.rmdir()
+            except OSError:
+                pass
+        group = base / f"ldm-sandbox-{uuid.uuid4().hex[:8]}"
+        try:
+            group.mkdir()
+            (group / ctl).write_text(str(limits.processes))
+            return group
+        except OSError:
+            if group.exists():
+                group.rmdir()
+    return None
+
+
+def wrap_command(
+    argv: list[str], scratch: Path, spec: LibrarySpec, limits: SandboxLimits = LIMITS
+) -> list[str]:
+    """The worker command `argv` wrapped in bubblewrap and resource limits."""
+    exe = bwrap()
+    python = Path(argv[0])
+    venv = python.parent.parent
+    real_python = Path(os.path.realpath(python))
+    exposed = {venv, real_python.parent.parent, WORKER_SCRIPT.parent}
+    exposed |= {Path(spec.path).parent / p for p in spec.python_path}
+    home = Path.home()
+    cmd = [
+        exe,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        str(home),
+    ]
+    for d in sorted(exposed, key=lambda p: len(p.parts)):
+        if d.exists():
+            cmd += ["--ro-bind", str(d), str(d)]
+    cmd += [
+        "--bind",
+        str(scratch),
+        str(scratch),
+        "--chdir",
+        str(scratch),
+        "--setenv",
+        "HOME",
+        str(scratch),
+        "--setenv",
+        "TMPDIR",
+        str(scratch),
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--",
+        *argv,
+    ]
+    prlimit = shutil.which("prlimit")
+    limit_args = [
+        f"--as={limits.memory_mb * 1024 * 1024}",
+        f"--cpu={limits.cpu_seconds}",
+        f"--nofile={limits.open_files}",
+    ]
+    group = _pids_cgroup(limits)
+    if group is None:
+        limit_args.append(f"--nproc={limits.processes}")
+    if not prlimit:
+        raise EnvError("the sandbox needs `prlimit` (util-linux) to set resource limits")
+    inner = [prlimit, *limit_args, "--", *cmd]
+    if group is None:
+        return inner
+    join = f"echo $$ > {shlex.quote(str(group / 'cgroup.procs'))} && exec " + " ".join(
+        shlex.quote(a) for a in inner
+    )
+    return ["/bin/sh", "-c", join]
+
+
+def _launcher(argv: list[str], scratch: Path, spec: LibrarySpec) -> list[str]:
+    return wrap_command(argv, scratch, spec)
+
+
+LAUNCHERS["sandbox"] = _launcher
+
+if __name__ == "__main__":  # print the wrapped command for a library, for inspection
+    from ldm.envs.catalog import get_library
+    from ldm.envs.venvs import ensure_venv
+
+    lib = get_library(sys.argv[1])
+    print(
+        " ".join(
+            shlex.quote(a)
+            for a in wrap_command([str(ensure_venv(lib)), str(WORKER_SCRIPT)], Path("/tmp/x"), lib)
+        )
+    )

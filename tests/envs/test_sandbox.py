@@ -1,0 +1,89 @@
+"""Hostile environment code is contained by the bubblewrap sandbox, with clear errors."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.proxy import ProxyEnv
+from ldm.errors import EnvError
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)"
+)
+
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+@pytest.fixture
+def spec():
+    return LibrarySpec(
+        name="hostile",
+        domain="test",
+        requirements=["gymnasium==1.4.0", "numpy>=2"],
+        imports=["hostile_envs"],
+        python_path=[str(HOSTILE)],
+        path=str(HOSTILE / "hostile.toml"),
+    )
+
+
+def _attack(spec, attack, **kwargs):
+    env = ProxyEnv(spec, f"Hostile-{attack}-v0", sandbox=True, timeout=60, **kwargs)
+    try:
+        env.reset(seed=0)
+        with pytest.raises(EnvError) as info:
+            env.step(0)
+        return str(info.value)
+    finally:
+        env.close()
+
+
+def test_network_is_blocked(spec):
+    msg = _attack(spec, "socket")
+    assert (
+        "hostile/Hostile-socket-v0" in msg
+        and "Network is unreachable" in msg
+        and "no network" in msg
+    )
+
+
+def test_writes_outside_scratch_are_blocked(spec):
+    target = Path(__file__).parent / "hostile" / "pwned.txt"
+    msg = _attack(spec, "write", target=str(target))
+    assert "Read-only file system" in msg
+    assert not target.exists()
+
+
+def test_the_home_directory_is_invisible(spec):
+    secret = Path.home() / ".ldm-sandbox-test-secret"
+    secret.write_text("secret")
+    try:
+        msg = _attack(spec, "read_home", target=str(secret))
+        assert "No such file or directory" in msg
+    finally:
+        secret.unlink()
+
+
+def test_fork_bomb_is_stopped(spec):
+    msg = _attack(spec, "fork")
+    assert "Hostile-fork-v0" in msg and ("Resource temporarily unavailable" in msg or "died" in msg)
+
+
+def test_memory_bomb_is_stopped(spec):
+    msg = _attack(spec, "memory")
+    assert "Hostile-memory-v0" in msg and ("MemoryError" in msg or "died" in msg)
+
+
+def test_well_behaved_envs_run_sandboxed_and_the_client_goes_on(spec):
+    import ldm.envs as E
+
+    _attack(spec, "socket")
+    env = E.make("classic-control/CartPole-v1", sandbox=True)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (4,)
+        assert np.isfinite(env.step(1)[0]).all()
+    finally:
+        env.close()
