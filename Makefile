@@ -17,7 +17,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test install lint format bench clean
+.PHONY: quickstart test test-docker install lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ install: $(VENV)/.installed
 quickstart: install
 	$(VENV)/bin/ldm run configs/quickstart.toml
 
+# the whole suite but the container tests (those build Docker images: make test-docker)
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
+
+test-docker: install
+	$(PY) -m pytest -m docker $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -45,6 +45,7 @@ class Connection:
 
     label = "?"
     hint = ""  # appended to errors (e.g. what the sandbox blocks)
+    paths: list[str] | None = None  # where the spec's python_path dirs are, seen by the worker
 
     def send(self, message: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -119,10 +120,11 @@ class ProcessConnection(Connection):
         spec: LibrarySpec,
         launcher: str | None = None,
         env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
     ) -> None:
         self.label = label
         self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
-        argv = [str(python), "-u", str(WORKER_SCRIPT)]
+        argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
         if launcher is not None:
             if launcher not in LAUNCHERS:
                 raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
@@ -324,21 +326,23 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
     else:
         raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     try:
-        conn.call(init_message(spec))
+        conn.call(init_message(spec, conn.paths))
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def init_message(spec: LibrarySpec) -> dict:
-    """The worker's `init` command for a library spec."""
+def init_message(spec: LibrarySpec, paths: list[str] | None = None) -> dict:
+    """The worker's `init` command for a library spec (`paths`: python_path as the worker sees it)."""
     return {
         "cmd": "init",
         "api": spec.api,
         "imports": spec.imports,
         "wrappers": spec.wrappers,
-        "paths": [str(Path(spec.path).parent / p) for p in spec.python_path],
+        "paths": paths
+        if paths is not None
+        else [str(Path(spec.path).parent / p) for p in spec.python_path],
     }
 
 

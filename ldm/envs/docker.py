@@ -1,0 +1,195 @@
+"""Container backend: each library's worker in its own Docker image, no network, read-only root.
+
+One image per library, built from its spec: a generated Dockerfile on a base image
+(`$LDM_DOCKER_BASE`, default `ldm-base:bookworm`), the spec's requirements installed at build
+time into /venv, the worker files copied in. The tag is derived from the spec's content and
+the worker's code, so a changed spec rebuilds. The worker talks the same wire protocol over
+the container's stdin/stdout (`docker run -i --network none --read-only`).
+
+Registries may be unreachable: when the base image is missing it is made from local files
+(`debootstrap` of Debian bookworm from the configured Debian mirror, then `docker import`).
+If no Docker engine answers, `ensure_engine` starts `dockerd` (as root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ldm.envs.backends import WORKER_SCRIPT, ProcessConnection
+from ldm.envs.catalog import LibrarySpec
+from ldm.errors import EnvError
+
+BASE_IMAGE = os.environ.get("LDM_DOCKER_BASE", "ldm-base:bookworm")
+DEBIAN_MIRROR = os.environ.get("LDM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py")
+
+
+def _docker(
+    *args: str, check: bool = True, timeout: float | None = 600, input: bytes | None = None
+) -> subprocess.CompletedProcess:
+    exe = shutil.which("docker")
+    if not exe:
+        raise EnvError("backend 'docker' needs the docker client: `apt-get install docker.io`")
+    proc = subprocess.run([exe, *args], capture_output=True, timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        tail = "\n".join(proc.stderr.decode(errors="replace").strip().splitlines()[-15:])
+        raise EnvError(f"`docker {' '.join(args[:3])} ...` failed:\n{tail}")
+    return proc
+
+
+def engine_running() -> bool:
+    return (
+        shutil.which("docker") is not None
+        and _docker("info", check=False, timeout=20).returncode == 0
+    )
+
+
+def ensure_engine(start: bool = True, wait: float = 60.0) -> subprocess.Popen | None:
+    """Make sure a Docker engine answers; start `dockerd` if allowed. Returns the dockerd
+    process when this call started it (the caller stops it), else None."""
+    if engine_running():
+        return None
+    if not start or not shutil.which("dockerd"):
+        raise EnvError(
+            "no Docker engine is running and `dockerd` is not available: `apt-get install docker.io`"
+        )
+    log = open(Path(tempfile.gettempdir()) / "ldm-dockerd.log", "w")  # noqa: SIM115 (the daemon's lifetime)
+    proc = subprocess.Popen(
+        ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if engine_running():
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(1)
+    proc.kill()
+    raise EnvError(f"dockerd did not come up within {wait:.0f} s; see {log.name}")
+
+
+def _image_exists(tag: str) -> bool:
+    return _docker("image", "inspect", tag, check=False, timeout=60).returncode == 0
+
+
+def ensure_base_image(tag: str = BASE_IMAGE) -> str:
+    """The base image, made from local files with debootstrap when it is missing."""
+    if _image_exists(tag):
+        return tag
+    if not shutil.which("debootstrap"):
+        raise EnvError(
+            f"base image {tag} is missing and cannot be made: `apt-get install debootstrap`"
+        )
+    with tempfile.TemporaryDirectory() as root:
+        proc = subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                "bookworm",
+                root,
+                DEBIAN_MIRROR,
+            ],
+            capture_output=True,
+            timeout=1800,
+        )
+        if proc.returncode != 0:
+            raise EnvError(f"debootstrap failed: {proc.stderr.decode(errors='replace')[-1500:]}")
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            [shutil.which("docker") or "docker", "import", "-", tag],
+            stdin=tar.stdout,
+            capture_output=True,
+            timeout=900,
+        )
+        tar.wait()
+        if imp.returncode != 0:
+            raise EnvError(f"docker import failed: {imp.stderr.decode(errors='replace')[-800:]}")
+    return tag
+
+
+def image_tag(spec: LibrarySpec, base: str = BASE_IMAGE) -> str:
+    """Content-derived tag: requirements, api, base image and the worker's own code."""
+    h = hashlib.sha256()
+    h.update(repr((spec.requirements, spec.api, spec.python_path, base)).encode())
+    for name in WORKER_FILES:
+        h.update((WORKER_SCRIPT.parent / name).read_bytes())
+    for p in spec.python_path:
+        for f in sorted((Path(spec.path).parent / p).rglob("*.py")):
+            h.update(f.read_bytes())
+    return f"ldm-env-{spec.name}:{h.hexdigest()[:12]}"
+
+
+def dockerfile(spec: LibrarySpec, base: str) -> str:
+    flavour = "gymnasium" if spec.api == "gymnasium" else "gym"
+    reqs = list(spec.requirements)
+    if not any(r.lower().startswith(flavour) for r in reqs):
+        reqs.append(flavour)
+    if not any(r.lower().startswith("numpy") for r in reqs):
+        reqs.append("numpy")
+    quoted = " ".join(f"'{r}'" for r in reqs)
+    lines = [
+        f"FROM {base}",
+        "RUN python3 -m venv /venv",
+        f"RUN /venv/bin/pip install --no-cache-dir {quoted}",
+        "COPY worker/ /ldm/",
+    ]
+    if spec.python_path:
+        lines.append("COPY paths/ /ldm/paths/")
+    lines += ["ENV SDL_VIDEODRIVER=dummy MUJOCO_GL=egl PYTHONDONTWRITEBYTECODE=1", "WORKDIR /tmp"]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_image(spec: LibrarySpec) -> str:
+    """Build the library's image if its content-derived tag is missing."""
+    if not spec.installable:
+        raise EnvError(f"library {spec.name!r} is marked not installable: {spec.note}")
+    base = ensure_base_image()
+    tag = image_tag(spec, base)
+    if _image_exists(tag):
+        return tag
+    with tempfile.TemporaryDirectory() as ctx:
+        c = Path(ctx)
+        (c / "worker").mkdir()
+        for name in WORKER_FILES:
+            shutil.copy(WORKER_SCRIPT.parent / name, c / "worker" / name)
+        for i, p in enumerate(spec.python_path):
+            shutil.copytree(Path(spec.path).parent / p, c / "paths" / str(i))
+        (c / "Dockerfile").write_text(dockerfile(spec, base))
+        _docker("build", "-q", "-t", tag, ctx, timeout=3600)
+    return tag
+
+
+def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
+    """A worker of `spec` in a fresh container (no network, read-only root, /tmp scratch)."""
+    ensure_engine()
+    tag = ensure_image(spec)
+    argv = [
+        shutil.which("docker") or "docker",
+        "run",
+        "--rm",
+        "-i",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--memory",
+        "4g",
+        "--pids-limit",
+        "256",
+        tag,
+        "/venv/bin/python",
+        "-u",
+        "/ldm/worker.py",
+    ]
+    conn = ProcessConnection(label, "", spec, argv=argv)
+    conn.paths = [f"/ldm/paths/{i}" for i in range(len(spec.python_path))]
+    conn.hint = " (docker: no network, read-only root)"
+    return conn
