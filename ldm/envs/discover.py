@@ -97,7 +97,8 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
         after = set(conn.call({"cmd": "list_ids"}))
     finally:
         conn.close()
-    new = after - before or after
+    # a library's envs are what its imports add; gymnasium's own specs (no imports) take all
+    new = after - before if spec.imports else after
     return sorted(rid for rid in new if spec.wants(rid))
 
 

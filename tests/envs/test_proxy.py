@@ -91,8 +91,11 @@ def test_unknown_env_id_lists_close_matches():
         E.make("classic-control/CartPole-v9")
     with pytest.raises(EnvError, match="Close matches"):
         E.resolve_env_id("CartPol-v1")
-    spec, rid = E.resolve_env_id("CartPole-v1")  # a bare id known to exactly one library
-    assert (spec.name, rid) == ("classic-control", "CartPole-v1")
+    spec, rid = E.resolve_env_id("MiniGrid-Empty-5x5-v0")  # a bare id known to exactly one library
+    assert (spec.name, rid) == ("minigrid", "MiniGrid-Empty-5x5-v0")
+    # gymnasium's and legacy gym's CartPole both exist: a bare id must be qualified
+    with pytest.raises(EnvError, match=r"several libraries.*classic-control/CartPole-v1"):
+        E.resolve_env_id("CartPole-v1")
 
 
 def test_worker_crash_names_env_and_stderr_then_restarts(faulty_spec):
