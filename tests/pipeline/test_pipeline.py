@@ -14,7 +14,6 @@ from ldm.envs import make
 from ldm.errors import ConfigError
 from ldm.pipeline.run import PipelineConfig
 
-
 CONFIG = """
 name = "reduced"
 out = "{out}"
