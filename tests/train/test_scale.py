@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from ldm.data import Store
+from ldm.errors import TrainError
+from ldm.spaces import SpaceSpec
+from ldm.train.scale_cli import main as scale
+
+
+@pytest.fixture(scope="module")
+def cartpole_store(tmp_path_factory):
+    """CartPole windows from a balancing heuristic, with anchors (random 20, solved 500)."""
+    store = Store(tmp_path_factory.mktemp("scale") / "store")
+    obs = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
+    act = SpaceSpec("discrete", (), "int64", n=2)
+    rng = np.random.default_rng(0)
+    w = store.create_run(
+        "classic-control/CartPole-v1", "classic-control", obs, act, 1, {"algorithm": "PPO"}
+    )
+    actions = []
+    for _ in range(300):
+        o = rng.normal(0, 0.1, (1, 4)).astype(np.float32)
+        a = (o[:, 2] + 0.5 * o[:, 3] > 0).astype(np.int64)
+        w.append(o, a, np.ones(1), np.zeros(1), np.zeros(1))
+        actions.append(a)
+    rid = w.commit()
+    store.write_reference_actions(rid, 0, np.concatenate(actions))
+    store.update_meta(rid, {"curation": {"verdict": "pass"}, "first10": 20.0, "last10": 500.0})
+    return store
+
+
+def test_scale_trains_presets_evaluates_checkpoints_and_resumes(cartpole_store, tmp_path):
+    kw = dict(
+        store=str(cartpole_store.path),
+        presets="ldm-tiny,ldm-small",
+        out=str(tmp_path / "scale"),
+        steps=4,
+        points=2,
+        batch_size=4,
+        micro_batch=4,
+        window=16,
+        context=16,
+        episodes=1,
+    )
+    assert scale(**kw) == 0
+    res = json.loads((tmp_path / "scale" / "scale.json").read_text())
+    tiny, small = res["presets"]["ldm-tiny"], res["presets"]["ldm-small"]
+    assert tiny["params"] < small["params"]
+    for r in (tiny, small):
+        assert [p["step"] for p in r["points"]] == [2, 4]
+        assert r["points"][0]["transitions"] < r["points"][1]["transitions"]
+        assert all(0.0 <= p["share_at_80"] <= 1.0 for p in r["points"])
+        assert set(r["points"][0]["scores"]) == {"classic-control/CartPole-v1"}
+    png = tmp_path / "scale" / "scale.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # a rerun neither retrains nor re-evaluates: the same figures come back
+    before = png.stat().st_mtime_ns
+    assert scale(**kw) == 0
+    assert json.loads((tmp_path / "scale" / "scale.json").read_text())["presets"] == res["presets"]
+    assert png.stat().st_mtime_ns >= before
+
+
+def test_scale_rejects_unknown_presets_before_training(cartpole_store, tmp_path):
+    with pytest.raises(TrainError, match="ldm-huge"):
+        scale(store=str(cartpole_store.path), presets="ldm-tiny,ldm-huge", out=str(tmp_path))
+    assert not (tmp_path / "ldm-tiny").exists()
