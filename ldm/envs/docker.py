@@ -126,7 +126,23 @@ def image_tag(spec: LibrarySpec, base: str = BASE_IMAGE) -> str:
     return f"ldm-env-{spec.name}:{h.hexdigest()[:12]}"
 
 
-def dockerfile(spec: LibrarySpec, base: str) -> str:
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this host trusts (PIP_CERT, SSL_CERT_FILE or the system's): copied into
+    the build so that pip inside it trusts the same certificates (e.g. a TLS-inspecting proxy)."""
+    import ssl
+
+    for cand in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        ssl.get_default_verify_paths().cafile,
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+def dockerfile(spec: LibrarySpec, base: str, ca_bundle: bool = False) -> str:
     flavour = "gymnasium" if spec.api == "gymnasium" else "gym"
     reqs = list(spec.requirements)
     if not any(r.lower().startswith(flavour) for r in reqs):
@@ -134,12 +150,10 @@ def dockerfile(spec: LibrarySpec, base: str) -> str:
     if not any(r.lower().startswith("numpy") for r in reqs):
         reqs.append("numpy")
     quoted = " ".join(f"'{r}'" for r in reqs)
-    lines = [
-        f"FROM {base}",
-        "RUN python3 -m venv /venv",
-        f"RUN /venv/bin/pip install --no-cache-dir {quoted}",
-        "COPY worker/ /ldm/",
-    ]
+    lines = [f"FROM {base}", "RUN python3 -m venv /venv"]
+    if ca_bundle:
+        lines += ["COPY ca.crt /etc/ldm-ca.crt", "ENV PIP_CERT=/etc/ldm-ca.crt"]
+    lines += [f"RUN /venv/bin/pip install --no-cache-dir {quoted}", "COPY worker/ /ldm/"]
     if spec.python_path:
         lines.append("COPY paths/ /ldm/paths/")
     lines += ["ENV SDL_VIDEODRIVER=dummy MUJOCO_GL=egl PYTHONDONTWRITEBYTECODE=1", "WORKDIR /tmp"]
@@ -161,7 +175,10 @@ def ensure_image(spec: LibrarySpec) -> str:
             shutil.copy(WORKER_SCRIPT.parent / name, c / "worker" / name)
         for i, p in enumerate(spec.python_path):
             shutil.copytree(Path(spec.path).parent / p, c / "paths" / str(i))
-        (c / "Dockerfile").write_text(dockerfile(spec, base))
+        ca = host_ca_bundle()
+        if ca is not None:
+            shutil.copy(ca, c / "ca.crt")
+        (c / "Dockerfile").write_text(dockerfile(spec, base, ca_bundle=ca is not None))
         _docker("build", "-q", "-t", tag, ctx, timeout=3600)
     return tag
 
