@@ -22,20 +22,21 @@ out = "{out}"
 envs = ["classic-control/CartPole-v1", "classic-control/Acrobot-v1", "mujoco/InvertedPendulum-v5"]
 candidates = ["ppo-8env"]
 top_n = 1
-seeds = 1
+seeds = 2
 rank_budget = 40000
 train_budget = 40000
 workers = 2
 
 [train]
 preset = "ldm-tiny"
-model = {{ context = 64, prev_action_dropout = 0.3 }}
+model = {{ context = 64, obs_encoder = "smooth", prev_action_dropout = 0.3 }}
 window = 64
-steps = 250
-batch_size = 16
-micro_batch = 16
-lr = 0.002
+steps = 400
+batch_size = 32
+micro_batch = 32
+lr = 0.001
 warmup_steps = 20
+schedule = "cosine"
 checkpoint_every = 50
 val_every = 0
 num_workers = 1
