@@ -67,6 +67,7 @@ class Instance:
         env_api.action_desc = wrappers.describe_space(env.action_space)
         self.raw = env
         self.action_space = env.action_space
+        self.discrete = type(env.action_space).__name__ == "Discrete"
         self.env = wrappers.apply(env_api, wrapper_names)
 
     def spaces(self):
@@ -74,7 +75,7 @@ class Instance:
 
 
 def _action(inst, action):
-    if type(inst.action_space).__name__ == "Discrete":
+    if inst.discrete:
         return int(np.asarray(action).reshape(-1)[0])
     return np.asarray(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
 
@@ -149,31 +150,40 @@ class EnvServer:
         return {"obs": _stack(obs), "infos": infos}
 
     def step(self, handles, actions, autoreset=False):
-        out = {"obs": [], "rewards": [], "terminated": [], "truncated": [], "infos": []}
-        finals = []
-        for h, a in zip(handles, actions):
+        obs, rewards, terms, truncs, infos, finals = [], [], [], [], [], []
+        # integer actions as Python ints in one call (the common case of Discrete spaces)
+        ints = (
+            actions.tolist()
+            if isinstance(actions, np.ndarray) and actions.ndim == 1 and actions.dtype.kind in "iu"
+            else None
+        )
+        any_final = any_info = False
+        for i, h in enumerate(handles):
             inst = self.envs[h]
-            o, r, term, trunc, info = inst.env.step(_action(inst, a))
-            info = _clean_info(info)
+            a = ints[i] if ints is not None and inst.discrete else _action(inst, actions[i])
+            o, r, term, trunc, info = inst.env.step(a)
+            info = _clean_info(info) if info else {}
             final = None
             if autoreset and (term or trunc):
                 final = {"obs": o, "info": info}
+                any_final = True
                 o, info = inst.env.reset()
-                info = _clean_info(info)
-            out["obs"].append(o)
-            out["rewards"].append(float(r))
-            out["terminated"].append(bool(term))
-            out["truncated"].append(bool(trunc))
-            out["infos"].append(info)
+                info = _clean_info(info) if info else {}
+            any_info = any_info or bool(info)
+            obs.append(o)
+            rewards.append(float(r))
+            terms.append(bool(term))
+            truncs.append(bool(trunc))
+            infos.append(info)
             finals.append(final)
-        out["finals"] = finals if any(f is not None for f in finals) else None
-        out["obs"] = _stack(out["obs"])
-        out["rewards"] = np.asarray(out["rewards"], dtype=np.float64)
-        out["terminated"] = np.asarray(out["terminated"], dtype=bool)
-        out["truncated"] = np.asarray(out["truncated"], dtype=bool)
-        if not any(out["infos"]):
-            out["infos"] = None
-        return out
+        return {
+            "obs": _stack(obs),
+            "rewards": np.array(rewards, dtype=np.float64),
+            "terminated": np.array(terms, dtype=bool),
+            "truncated": np.array(truncs, dtype=bool),
+            "infos": infos if any_info else None,
+            "finals": finals if any_final else None,
+        }
 
     def close(self, handles=None):
         for h in list(self.envs if handles is None else handles):
