@@ -58,7 +58,7 @@ def steps_per_s(venv, seconds: float, n: int = 8) -> float:
 
 def baseline_in_library_venv(env_id: str, seconds: float, kind: str) -> float:
     spec, rid = E.resolve_env_id(env_id)
-    py = ensure_venv(spec) / "bin" / "python"
+    py = ensure_venv(spec)
     out = subprocess.run(
         [str(py), "-c", BASELINE, rid, str(seconds), kind],
         capture_output=True,

@@ -102,6 +102,7 @@ class WindowSampler:
         self.probs = self._weights()
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_bytes
+        self._arrays: dict[tuple, tuple[Any, int]] = {}
 
     def _weights(self) -> np.ndarray:
         lengths = np.array([s.length for s in self.streams], dtype=np.float64)
@@ -127,9 +128,11 @@ class WindowSampler:
 
     # -- reading with a chunk cache -------------------------------------------------------------
     def _read(self, ref: StreamRef, column: str, start: int, stop: int) -> np.ndarray:
-        reader = self.readers[ref.run_id]
-        arr = reader.array(ref.stream, column)
-        chunk = arr.chunks[0]
+        handle = self._arrays.get((ref.run_id, ref.stream, column))
+        if handle is None:  # opening a zarr array reads its metadata: once per column
+            arr = self.readers[ref.run_id].array(ref.stream, column)
+            handle = self._arrays[(ref.run_id, ref.stream, column)] = (arr, arr.chunks[0])
+        arr, chunk = handle
         parts = []
         for c in range(start // chunk, (stop - 1) // chunk + 1):
             key = (ref.run_id, ref.stream, column, c)
