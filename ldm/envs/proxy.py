@@ -214,11 +214,26 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
 
     # -- helpers ---------------------------------------------------------------------------
     def _scatter(self, messages: list[dict]) -> list[Any]:
+        self._send_all(messages)
+        return self._gather()
+
+    def _send_all(self, messages: list[dict]) -> None:
         if self._closed:
             raise EnvError(f"{self.env_id}: the vector env is closed")
-        for w, m in zip(self._workers, messages):
-            assert w.conn is not None
-            w.conn.send(m)
+        for i, (w, m) in enumerate(zip(self._workers, messages)):
+            try:
+                assert w.conn is not None
+                w.conn.send(m)
+            except WorkerError:
+                for sent in self._workers[:i]:  # drain the replies owed: keep them in sync
+                    try:
+                        assert sent.conn is not None
+                        sent.conn.recv(self.timeout)
+                    except WorkerError:
+                        pass
+                raise
+
+    def _gather(self) -> list[Any]:
         replies, error = [], None
         for w in self._workers:
             try:
@@ -255,7 +270,9 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         infos = [i for r in replies for i in r["infos"]]
         return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
 
-    def step(self, actions):
+    def step_send(self, actions) -> None:
+        """First half of `step`: check the actions and send them to the workers (the envs of
+        several vector envs then step in parallel; `step_recv` collects)."""
         actions = np.asarray(actions) if not isinstance(actions, dict) else actions
         if len(actions) != self.num_envs:
             raise EnvError(f"{self.env_id}: {len(actions)} actions for {self.num_envs} envs")
@@ -275,11 +292,20 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                 raise EnvError(
                     f"{self.env_id}: actions {actions.tolist()} outside the action space {space}"
                 )
-        msgs = [
-            {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
-            for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
-        ]
-        replies = self._scatter(msgs)
+        self._send_all(
+            [
+                {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
+                for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
+            ]
+        )
+
+    def step(self, actions):
+        self.step_send(actions)
+        return self.step_recv()
+
+    def step_recv(self):
+        """Second half of `step`: the workers' replies as (obs, rewards, terminated, truncated, infos)."""
+        replies = self._gather()
         sizes = [len(w.handles) for w in self._workers]
         cat = {
             k: _concat([r[k] for r in replies])

@@ -183,21 +183,34 @@ def run_protocol(
         term = np.zeros(n_slots, bool)
         trunc = np.zeros(n_slots, bool)
         restarted: list[int] = []
+        # send every env its actions first, then collect: the envs step in parallel
+        sent: list[EnvRun] = []
+        failed: dict[int, LDMError] = {}
         for run in live:
             try:
-                o, r, te, tr, _ = run.venv.step(
-                    np.stack([np.asarray(actions[s]) for s in run.slots])
-                )
+                run.venv.step_send(np.stack([np.asarray(actions[s]) for s in run.slots]))
+                sent.append(run)
             except LDMError as e:
+                failed[id(run)] = e
+        results: dict[int, Any] = {}
+        for run in sent:
+            try:
+                results[id(run)] = run.venv.step_recv()
+            except LDMError as e:
+                failed[id(run)] = e
+        for run in live:
+            if id(run) in failed:
                 run.failures += 1
                 if run.failures > cfg.retries:
-                    run.error = f"failed after {run.failures} attempts: {str(e).splitlines()[0]}"
+                    err = str(failed[id(run)]).splitlines()[0]
+                    run.error = f"failed after {run.failures} attempts: {err}"
                     continue
                 o = _open(run, cfg)  # from scratch: new rollouts, empty contexts
                 restarted += run.slots
                 for j, s in enumerate(run.slots):
                     obs[s] = o[j]
                 continue
+            o, r, te, tr, _ = results[id(run)]
             run.steps += 1
             run.running += r
             for j, s in enumerate(run.slots):

@@ -97,7 +97,9 @@ class ActingSession:
         else:
             probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
             bins = torch.multinomial(probs.view(-1, probs.shape[-1]), 1).view(probs.shape[:-1])
-        bins_np = bins.cpu().numpy().astype(np.int16) * (self.act_dim_type != 0)
+        bins_np = np.zeros(self.act_dim_type.shape, np.int16)
+        bins_np[:, : bins.shape[1]] = bins.cpu().numpy()
+        bins_np *= self.act_dim_type != 0
         self._pending_actions = bins_np
         self.steps += 1
         return [tk.decode_actions(spec, b) for spec, b in zip(self.act_specs, bins_np)]
@@ -129,7 +131,9 @@ class ActingSession:
         self.cache = out.past_key_values
         h = out.last_hidden_state[:, -1:]  # (B, 1, H)
         act_n = torch.as_tensor(self.act_n, device=self.device)
-        logits = self.policy.masked_logits(h, act_n)[:, 0]
+        # only the widest action of these envs: the head's other rows are never computed
+        dims = max(1, int((self.act_dim_type != 0).any(axis=0).nonzero()[0].max(initial=0)) + 1)
+        logits = self.policy.masked_logits(h, act_n, dims)[:, 0]
         self._step_logits_last = logits  # kept for tests and diagnostics
         return logits
 

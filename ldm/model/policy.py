@@ -78,11 +78,17 @@ class LDMPolicy(nn.Module):
         h = self.hidden_states(batch, use_cache=False).last_hidden_state
         return self.masked_logits(h, batch["act_n"])
 
-    def masked_logits(self, h: torch.Tensor, act_n: torch.Tensor) -> torch.Tensor:
+    def masked_logits(
+        self, h: torch.Tensor, act_n: torch.Tensor, dims: int = MAX_ACT_DIMS
+    ) -> torch.Tensor:
+        """Masked logits (B, T, dims, 1024) of the first `dims` action dims (acting passes the
+        widest action of its envs: the head's other rows are never computed)."""
         B, T, _ = h.shape
-        logits = self.head(h).view(B, T, MAX_ACT_DIMS, N_BINS)
+        rows = dims * N_BINS
+        logits = nn.functional.linear(h, self.head.weight[:rows], self.head.bias[:rows])
+        logits = logits.view(B, T, dims, N_BINS)
         bins = torch.arange(N_BINS, device=h.device)
-        invalid = bins[None, None, :] >= act_n.long()[:, :, None]  # (B, 28, 1024)
+        invalid = bins[None, None, :] >= act_n[:, :dims].long()[:, :, None]  # (B, dims, 1024)
         return logits.masked_fill(invalid[:, None], NEG)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

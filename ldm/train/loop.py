@@ -308,7 +308,7 @@ class _Logger:
             return
         for k, v in values.items():
             self.tb.add_scalar(k, v, step)
-        self.jsonl.write(json.dumps({"step": step, **values}) + "\n")
+        self.jsonl.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
         self.jsonl.flush()
 
     @torch.no_grad()

@@ -115,7 +115,9 @@ def test_kv_cached_acting_equals_full_recompute():
                     np.zeros(t + 1),
                 )
                 full = model(batch_to_torch(tk.collate([w])))[0, -1]
-                torch.testing.assert_close(cached[i], full, atol=1e-4, rtol=1e-4)
+                d = cached.shape[1]  # the session computes only its widest action dims
+                torch.testing.assert_close(cached[i], full[:d], atol=1e-4, rtol=1e-4)
+                assert (full[d:] < -1e8).all()
 
 
 def test_session_slides_past_the_context_and_resets():
