@@ -88,6 +88,14 @@ def _pids_cgroup(limits: SandboxLimits) -> Path | None:
     return None
 
 
+def hidden_dirs() -> list[Path]:
+    """Directories a sandboxed worker sees as empty: the current directory (the project, with
+    its stores and runs) and those listed in $LDM_SANDBOX_HIDE (':'-separated)."""
+    dirs = [Path.cwd(), *(Path(p) for p in os.environ.get("LDM_SANDBOX_HIDE", "").split(":") if p)]
+    keep = {Path("/"), Path(sys.prefix), Path(sys.base_prefix)}
+    return [d.resolve() for d in dirs if d.is_dir() and d.resolve() not in keep]
+
+
 def wrap_command(
     argv: list[str], scratch: Path, spec: LibrarySpec, limits: SandboxLimits = LIMITS
 ) -> list[str]:
@@ -113,6 +121,10 @@ def wrap_command(
         "--tmpfs",
         str(home),
     ]
+    # the project (where stores and runs live) and any dir in $LDM_SANDBOX_HIDE are hidden too;
+    # what the worker needs inside them is re-exposed read-only just below
+    for d in hidden_dirs():
+        cmd += ["--tmpfs", str(d)]
     for d in sorted(exposed, key=lambda p: len(p.parts)):
         if d.exists():
             cmd += ["--ro-bind", str(d), str(d)]

@@ -1,6 +1,7 @@
 """Hostile environment code is contained by the bubblewrap sandbox, with clear errors."""
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,20 @@ def test_the_home_directory_is_invisible(spec):
         assert "No such file or directory" in msg
     finally:
         secret.unlink()
+
+
+def test_the_project_directory_is_invisible(spec, monkeypatch):
+    # outside /tmp and the home directory, which are hidden anyway
+    project = Path(tempfile.mkdtemp(prefix="ldm-project-", dir="/var/tmp"))
+    try:
+        (project / "runs" / "store").mkdir(parents=True)
+        secret = project / "runs" / "store" / "manifest.json"
+        secret.write_text("{}")
+        monkeypatch.chdir(project)  # the client runs from its project, where its stores live
+        msg = _attack(spec, "read_home", target=str(secret))
+        assert "No such file or directory" in msg
+    finally:
+        shutil.rmtree(project)
 
 
 def test_fork_bomb_is_stopped(spec):
