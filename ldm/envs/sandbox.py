@@ -1,8 +1,9 @@
 """Sandbox for untrusted environment code: the worker under bubblewrap, with resource limits.
 
 A sandboxed worker has no network (its own empty network namespace), sees the filesystem
-read-only except its own scratch directory, does not see the user's home (only the library's
-venv and the Python installation it links to are re-exposed, read-only), runs in its own PID
+read-only except its own scratch directory, does not see the user's home nor the project it is
+started from (stores, runs; only the library's venv, the worker's code and the Python
+installation it links to are re-exposed, read-only), runs in its own PID
 namespace and dies with its client. Limits: address space (RLIMIT_AS), CPU seconds
 (RLIMIT_CPU), open files (RLIMIT_NOFILE), and processes (a pids cgroup where the machine
 offers one, else RLIMIT_NPROC). Where bubblewrap is missing, asking for the sandbox is an
