@@ -9,11 +9,18 @@ reaches the context length, it is rebuilt from the most recent half-context of t
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LlamaModel
+
+# transformers 5.x renamed the cache argument `past_key_values` -> `cache` (the old name warns
+# and goes away in 5.40); use whichever this version takes
+_CACHE_ARG = (
+    "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+)
 
 from ldm import tokenizer as tk
 from ldm.errors import ModelError
@@ -117,7 +124,7 @@ class ActingSession:
                 inputs_embeds=seq,
                 attention_mask=mask,
                 position_ids=torch.arange(L, device=self.device)[None].expand(self.num_envs, -1),
-                past_key_values=self.cache,
+                **{_CACHE_ARG: self.cache},
                 use_cache=True,
             )
         else:
@@ -125,10 +132,10 @@ class ActingSession:
                 inputs_embeds=embed,
                 attention_mask=mask,
                 position_ids=torch.full((self.num_envs, 1), L - 1, device=self.device),
-                past_key_values=self.cache,
+                **{_CACHE_ARG: self.cache},
                 use_cache=True,
             )
-        self.cache = out.past_key_values
+        # the DynamicCache passed in is updated in place
         h = out.last_hidden_state[:, -1:]  # (B, 1, H)
         act_n = torch.as_tensor(self.act_n, device=self.device)
         # only the widest action of these envs: the head's other rows are never computed
