@@ -19,7 +19,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("ldm.data.cli", "trajectory store: stats, verify, Minari import/export"),
     "refgen": ("ldm.refgen.cli", "reference policies: rank, train, relabel, curate, all"),
     "train": ("ldm.train.cli", "train an LDM policy on a store"),
-    "scale": ("ldm.train.scale_cli", "scaling study over presets"),
+    "scale": ("ldm.pipeline.scale_cli", "scaling study over presets"),
     "eval": ("ldm.eval.cli", "evaluate a checkpoint by the paper's protocol"),
     "run": ("ldm.pipeline.cli", "run the whole pipeline from a TOML config"),
     "status": ("ldm.pipeline.status_cli", "show where a pipeline stands"),

@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from transformers import DynamicCache, LlamaModel
 
+from ldm import tokenizer as tk
+from ldm.errors import ModelError
+from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
+
 # transformers 5.x renamed the cache argument `past_key_values` -> `cache` (the old name warns
 # and goes away in 5.40); use whichever this version takes
 _CACHE_ARG = (
     "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 )
-
-from ldm import tokenizer as tk
-from ldm.errors import ModelError
-from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
 
 
 class ActingSession:

@@ -5,8 +5,8 @@ import pytest
 
 from ldm.data import Store
 from ldm.errors import TrainError
+from ldm.pipeline.scale_cli import main as scale
 from ldm.spaces import SpaceSpec
-from ldm.train.scale_cli import main as scale
 
 
 @pytest.fixture(scope="module")
