@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,11 @@ def welch_greater(a: Any, b: Any, alpha: float = 0.05) -> WelchResult:
         if a[0] > b[0]:
             return WelchResult(True, 0.0, "constant returns, strictly higher")
         return WelchResult(False, None, "constant returns, not higher")
-    p = float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    with warnings.catch_warnings():
+        # nearly constant returns (e.g. 500 in every episode): scipy warns of precision loss;
+        # the p-value is still right, and a NaN is handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
     if np.isnan(p):
         return WelchResult(False, None, "t-test undefined (NaN)")
     return WelchResult(p < alpha, p, f"p={p:.3g} {'<' if p < alpha else '>='} alpha={alpha}")
