@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LDMError as e:
         print(f"ldm {name}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C: finished work is kept; say how to go on
+        print(f"\nldm {name}: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 130
     return int(result) if isinstance(result, int) else 0
 
 
