@@ -94,6 +94,10 @@ def run_job(job: Job) -> dict[str, Any]:
         model = cand.algorithm_class()(
             policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.kwargs
         )
+        # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(total_timesteps=job.budget)
         seconds = time.time() - t0
         returns = venv.episode_returns
