@@ -17,15 +17,11 @@ def summary(
         preset: Preset name (ldm-tiny, ldm-small, ldm-32m, ldm-70m, ldm-308m, ldm-736m).
         json_: Print JSON (key `params` holds the total).
     """
-    import torch
-
-    from ldm.model import LDMPolicy
+    from ldm.model import parameter_counts
     from ldm.model import preset as get_preset
 
     cfg = get_preset(preset)
-    with torch.device("meta"):
-        model = LDMPolicy(cfg)
-    parts = {name: sum(p.numel() for p in mod.parameters()) for name, mod in model.named_children()}
+    parts = parameter_counts(cfg)
     out = {"preset": preset, "params": sum(parts.values()), "parts": parts, "config": cfg.to_dict()}
     if json_:
         print(json.dumps(out))

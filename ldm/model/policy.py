@@ -244,3 +244,10 @@ class LDMPolicy(nn.Module):
                 f"{d}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
         return model.to(device).eval()
+
+
+def parameter_counts(config: LDMConfig) -> dict[str, int]:
+    """Parameters per part (encoder, backbone, head) of a model, built on the meta device."""
+    with torch.device("meta"):
+        model = LDMPolicy(config)
+    return {name: sum(p.numel() for p in mod.parameters()) for name, mod in model.named_children()}

@@ -19,8 +19,6 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from ldm.errors import TrainError
 
 
@@ -97,8 +95,8 @@ def main(
     from ldm.eval import EvalConfig, evaluate
     from ldm.model.config import PRESETS
     from ldm.model.config import preset as get_preset
-    from ldm.model.policy import LDMPolicy
-    from ldm.train.checkpoint import checkpoint_dirs
+    from ldm.model.policy import LDMPolicy, parameter_counts
+    from ldm.train.checkpoint import checkpoint_dirs, checkpoint_step, load_state
     from ldm.train.config import TrainConfig
     from ldm.train.loop import train
 
@@ -132,12 +130,8 @@ def main(
     results["store"] = str(st.path)
     ecfg = EvalConfig(rollouts=rollouts, episodes=episodes)
     for preset in names:
-        with torch.device("meta"):
-            n_params = sum(
-                p.numel() for p in LDMPolicy(get_preset(preset, **overrides)).parameters()
-            )
         entry = results["presets"].setdefault(preset, {"points": []})
-        entry["params"] = n_params
+        entry["params"] = sum(parameter_counts(get_preset(preset, **overrides)).values())
         run_dir = root / preset
         cfg = replace(
             base,
@@ -153,17 +147,17 @@ def main(
         train(cfg)
         done = {p["step"] for p in entry["points"]}
         for ckpt in checkpoint_dirs(run_dir):
-            state = torch.load(ckpt / "state.pt", weights_only=False)
-            step = int(state["step"])
+            step = checkpoint_step(ckpt)
             if step in done or step % every and step != steps:
                 continue
+            transitions = int(load_state(ckpt)["transitions"])
             policy = LDMPolicy.from_pretrained(ckpt)
             res = evaluate(policy, None, st, ecfg, progress=False)
             s = res["summary"]
             entry["points"].append(
                 {
                     "step": step,
-                    "transitions": int(state["transitions"]),
+                    "transitions": transitions,
                     "share_at_80": s["share_at_80"],
                     "share_at_100": s["share_at_100"],
                     "median_score": s["median_score"],

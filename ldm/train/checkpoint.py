@@ -26,6 +26,11 @@ def checkpoint_dirs(out: str | Path) -> list[Path]:
     return sorted(p for p in d.glob("step-*") if p.is_dir()) if d.exists() else []
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The step of a checkpoint directory (`step-0000200` -> 200), without reading it."""
+    return int(Path(path).name.removeprefix("step-"))
+
+
 def latest_checkpoint(out: str | Path) -> Path | None:
     dirs = checkpoint_dirs(out)
     return dirs[-1] if dirs else None
@@ -51,7 +56,7 @@ def save_checkpoint(
     """Write checkpoint `step` atomically and prune to the newest `keep`."""
     root = Path(out) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:07d}"
+    final = root / f"step-{step:07d}"  # checkpoint_step() reads this name back
     tmp = root / f".tmp-step-{step:07d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
