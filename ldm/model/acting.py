@@ -38,6 +38,10 @@ class ActingSession:
         layouts = [tk.act_layout(s) for s in act_specs]
         self.act_dim_type = np.stack([t for t, _ in layouts])
         self.act_n = np.stack([n for _, n in layouts])
+        # the widest action of these envs: the head rows beyond it are never computed
+        used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
+        self.act_dims = int(used.max()) + 1 if used.size else 1
+        self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
         self.obs_dim_type = np.stack([tk.obs_dim_type(s) for s in obs_specs])
         self.context = policy.config.context
         B = self.num_envs
@@ -137,10 +141,7 @@ class ActingSession:
             )
         # the DynamicCache passed in is updated in place
         h = out.last_hidden_state[:, -1:]  # (B, 1, H)
-        act_n = torch.as_tensor(self.act_n, device=self.device)
-        # only the widest action of these envs: the head's other rows are never computed
-        dims = max(1, int((self.act_dim_type != 0).any(axis=0).nonzero()[0].max(initial=0)) + 1)
-        logits = self.policy.masked_logits(h, act_n, dims)[:, 0]
+        logits = self.policy.masked_logits(h, self._act_n_t, self.act_dims)[:, 0]
         self._step_logits_last = logits  # kept for tests and diagnostics
         return logits
 

@@ -89,19 +89,27 @@ class LDMPolicy(nn.Module):
         """Masked logits (B, T, dims, 1024) of the first `dims` action dims (acting passes the
         widest action of its envs: the head's other rows are never computed)."""
         B, T, _ = h.shape
-        rows = dims * N_BINS
-        logits = nn.functional.linear(h, self.head.weight[:rows], self.head.bias[:rows])
-        logits = logits.view(B, T, dims, N_BINS)
+        n = act_n[:, None, :dims].expand(B, T, dims)
+        return self._head_logits(h.reshape(B * T, -1), n.reshape(B * T, dims)).view(
+            B, T, dims, N_BINS
+        )
+
+    def _head_logits(self, h: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """(N, H) hidden states, (N, D) bins per dim -> (N, D, 1024) logits of the first D dims
+        (one matmul against a contiguous slice of the head), bins >= n masked."""
+        D = n.shape[1]
+        logits = nn.functional.linear(
+            h, self.head.weight[: D * N_BINS], self.head.bias[: D * N_BINS]
+        )
         bins = torch.arange(N_BINS, device=h.device)
-        invalid = bins[None, None, :] >= act_n[:, :dims].long()[:, :, None]  # (B, dims, 1024)
-        return logits.masked_fill(invalid[:, None], NEG)
+        return logits.view(-1, D, N_BINS).masked_fill(bins >= n[..., None].long(), NEG)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross-entropy of `targets` over valid dims at unpadded positions, and accuracies.
 
         Logits are computed only at unpadded positions and only for the first D action dims
-        (D = the widest action in the batch), with one matmul against a contiguous slice of
-        the head; rows are chunked so that N x D x 1024 logits stay within LOSS_CHUNK values."""
+        (D = the widest action in the batch); rows are chunked so that N x D x 1024 logits stay
+        within LOSS_CHUNK values."""
         h = self.hidden_states(batch, use_cache=False).last_hidden_state  # (B, T, H)
         pos = batch["loss_mask"].bool()  # (B, T)
         act_n = batch["act_n"].long()  # (B, 28)
@@ -115,15 +123,12 @@ class LDMPolicy(nn.Module):
         n = act_n[:, None, :D].expand(-1, pos.shape[1], -1)[pos]  # (N, D)
         valid = n > 0
         t = batch["targets"].long()[..., :D][pos].masked_fill(~valid, -100)  # (N, D)
-        W, b = self.head.weight[: D * N_BINS], self.head.bias[: D * N_BINS]
-        bins = torch.arange(N_BINS, device=h.device)
         rows_per_chunk = max(1, LOSS_CHUNK // (D * N_BINS))
         total = h.new_zeros(())
         hits = []
         for i in range(0, hv.shape[0], rows_per_chunk):
             sl = slice(i, i + rows_per_chunk)
-            logits = nn.functional.linear(hv[sl], W, b).view(-1, D, N_BINS)
-            logits = logits.masked_fill(bins >= n[sl, :, None], NEG)
+            logits = self._head_logits(hv[sl], n[sl])
             total = total + nn.functional.cross_entropy(
                 logits.reshape(-1, N_BINS), t[sl].reshape(-1), ignore_index=-100, reduction="sum"
             )
