@@ -183,26 +183,26 @@ def run_protocol(
         term = np.zeros(n_slots, bool)
         trunc = np.zeros(n_slots, bool)
         restarted: list[int] = []
-        # send every env its actions first, then collect: the envs step in parallel
-        sent: list[EnvRun] = []
-        failed: dict[int, LDMError] = {}
+        # send every env its actions first, then collect: the envs step in parallel.
+        # outcome per live env: None (sent), its step result, or the error it raised
+        outcomes: list[Any] = []
         for run in live:
             try:
                 run.venv.step_send(np.stack([np.asarray(actions[s]) for s in run.slots]))
-                sent.append(run)
+                outcomes.append(None)
             except LDMError as e:
-                failed[id(run)] = e
-        results: dict[int, Any] = {}
-        for run in sent:
-            try:
-                results[id(run)] = run.venv.step_recv()
-            except LDMError as e:
-                failed[id(run)] = e
-        for run in live:
-            if id(run) in failed:
+                outcomes.append(e)
+        for k, run in enumerate(live):
+            if outcomes[k] is None:
+                try:
+                    outcomes[k] = run.venv.step_recv()
+                except LDMError as e:
+                    outcomes[k] = e
+        for run, outcome in zip(live, outcomes):
+            if isinstance(outcome, LDMError):
                 run.failures += 1
                 if run.failures > cfg.retries:
-                    err = str(failed[id(run)]).splitlines()[0]
+                    err = str(outcome).splitlines()[0]
                     run.error = f"failed after {run.failures} attempts: {err}"
                     continue
                 o = _open(run, cfg)  # from scratch: new rollouts, empty contexts
@@ -210,7 +210,7 @@ def run_protocol(
                 for j, s in enumerate(run.slots):
                     obs[s] = o[j]
                 continue
-            o, r, te, tr, _ = results[id(run)]
+            o, r, te, tr, _ = outcome
             run.steps += 1
             run.running += r
             for j, s in enumerate(run.slots):
