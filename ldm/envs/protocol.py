@@ -99,12 +99,6 @@ def _check_lengths(n, m):
         raise ValueError("frame of %d + %d bytes is over the limit: corrupted stream" % (n, m))
 
 
-def write_message(stream, message):
-    """Write one frame to a binary stream and flush it."""
-    stream.write(dumps(message))
-    stream.flush()
-
-
 def _read_exact(stream, n):
     chunks = []
     while n > 0:
