@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from functools import singledispatch
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -30,7 +30,7 @@ N_BINS = 1024
 IMAGE_SHAPE = (64, 64, 3)
 
 Kind = Literal["continuous", "discrete", "multi_discrete", "multi_binary", "image"]
-KINDS: tuple[str, ...] = ("continuous", "discrete", "multi_discrete", "multi_binary", "image")
+KINDS: tuple[str, ...] = get_args(Kind)
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class SpaceSpec:
     `image` is a uint8 array of `shape` (H, W, C), resized to IMAGE_SHAPE by the tokenizer.
     """
 
-    kind: str
+    kind: Kind
     shape: tuple[int, ...]
     dtype: str = "float32"
     low: tuple[float, ...] | None = None

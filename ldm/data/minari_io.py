@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ldm.data.store import Store
+from ldm.data.store import COLUMNS, Store
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec, from_gym_space
 
@@ -55,10 +55,7 @@ def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
         reader = store.open_run(run_id)
         first = first or reader
         for k in range(reader.num_streams):
-            cols = {
-                c: reader.read(k, c)
-                for c in ("obs", "actions", "rewards", "terminated", "truncated")
-            }
+            cols = {c: reader.read(k, c) for c in COLUMNS}
             ref = (
                 reader.read(k, "ref_actions") if reader.has_reference_actions() else cols["actions"]
             )

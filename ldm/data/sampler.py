@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ldm.data.store import RunReader, Store
+from ldm.data.store import COLUMNS, RunReader, Store
 from ldm.errors import StoreError
 from ldm.tokenizer import collate, tokenize_window
 
@@ -161,10 +161,7 @@ class WindowSampler:
         """The tokenized window of transitions [end - L, end) of a stream (left-padded)."""
         start = max(0, end - self.window_len)
         reader = self.readers[ref.run_id]
-        cols = {
-            c: self._read(ref, c, start, end)
-            for c in ("obs", "actions", "rewards", "terminated", "truncated")
-        }
+        cols = {c: self._read(ref, c, start, end) for c in COLUMNS}
         if self.targets == "actions" or (
             self.targets == "reference_or_actions" and not reader.has_reference_actions()
         ):

@@ -19,7 +19,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
+from ldm.atomic import write_json_atomic
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
 
@@ -40,20 +40,6 @@ FORMAT_VERSION = 1
 COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temp file, fsync and rename: readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
     """Normalisation anchors: mean return of the first and of the last 10% of episodes
     (at least one episode each). Everybody computes them with this function."""
@@ -62,6 +48,15 @@ def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
         raise StoreError("cannot compute anchors: the run has no finished episode")
     k = max(1, int(np.ceil(0.1 * r.size)))
     return float(r[:k].mean()), float(r[-k:].mean())
+
+
+def column_sha256(array: Any, length: int, chunk: int) -> Any:
+    """sha256 of the first `length` steps of a column, read `chunk` steps at a time (the
+    checksum recorded at commit, recomputed by resume and by `ldm data verify`)."""
+    h = hashlib.sha256()
+    for a in range(0, length, chunk):
+        h.update(np.ascontiguousarray(array[a : min(length, a + chunk)]).tobytes())
+    return h
 
 
 def _dtype_for(spec: SpaceSpec) -> np.dtype:
@@ -220,10 +215,6 @@ class Store:
             np.ascontiguousarray(ref).tobytes()
         ).hexdigest()
         self.update_meta(run_id, {"checksums": sums})
-
-    def remove_run(self, run_id: str) -> None:
-        self._update_manifest(run_id, None)
-        shutil.rmtree(self.path / "runs" / run_id, ignore_errors=True)
 
 
 def _manifest_entry(meta: dict[str, Any]) -> dict[str, Any]:

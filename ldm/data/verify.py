@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
-
-from ldm.data.store import COLUMNS, Store
+from ldm.data.store import COLUMNS, Store, column_sha256
 
 
 def verify_run(store: Store, run_id: str) -> list[str]:
@@ -27,10 +23,7 @@ def verify_run(store: Store, run_id: str) -> list[str]:
                 if arr.shape[0] != n:
                     problems.append(f"{key}: {arr.shape[0]} steps, metadata says {n}")
                     continue
-                h = hashlib.sha256()
-                step = arr.chunks[0]
-                for a in range(0, n, step):
-                    h.update(np.ascontiguousarray(arr[a : min(n, a + step)]).tobytes())
+                h = column_sha256(arr, n, arr.chunks[0])
             except Exception as e:
                 problems.append(f"{key}: unreadable chunk ({type(e).__name__}: {e})")
                 continue

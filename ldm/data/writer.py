@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from ldm.atomic import write_json_atomic
 from ldm.data.store import (
     COLUMNS,
     Store,
@@ -26,8 +27,8 @@ from ldm.data.store import (
     _manifest_entry,
     _shape_for,
     anchors,
+    column_sha256,
     new_meta,
-    write_json_atomic,
 )
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
@@ -186,10 +187,7 @@ class RunWriter:
                 arr = self._group[f"s{k}/{c}"]
                 if arr.shape[0] != n:  # a flush interrupted half-way: drop its tail
                     arr.resize((n, *arr.shape[1:]))
-                h = hashlib.sha256()
-                for a in range(0, n, self.chunk_steps):
-                    h.update(np.ascontiguousarray(arr[a : min(n, a + self.chunk_steps)]).tobytes())
-                self._hash[f"s{k}/{c}"] = h
+                self._hash[f"s{k}/{c}"] = column_sha256(arr, n, self.chunk_steps)
         # episodes that ended after the last flush are lost with the buffer
         last = min(self.meta["stream_lengths"]) if self.meta["stream_lengths"] else 0
         self.meta["episodes"] = [e for e in self.meta["episodes"] if e["end"] < last]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import tomli_w
 
+from ldm.atomic import write_text_atomic
 from ldm.envs.backends import Connection, connect, init_message
 from ldm.envs.catalog import CATALOG_DIR, LibrarySpec, load_catalog, load_spec
 from ldm.envs.proxy import space_from_desc
@@ -162,14 +163,8 @@ def write_discovery(spec: LibrarySpec, report: DiscoverReport) -> None:
     updated = replace(spec, envs=sorted(report.passed), failed=dict(sorted(report.failed.items())))
     path = Path(spec.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, tomli_w.dumps(updated.to_toml_dict()))
+    write_text_atomic(path, tomli_w.dumps(updated.to_toml_dict()))
     side = {rid: report.passed[rid] for rid in sorted(report.passed)}
-    _atomic_write(spaces_path(updated), json.dumps(side, indent=1))
+    write_text_atomic(spaces_path(updated), json.dumps(side, indent=1))
     load_catalog.cache_clear()
     _sidecar.cache_clear()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

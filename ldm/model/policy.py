@@ -156,7 +156,7 @@ class LDMPolicy(nn.Module):
         return out
 
     # -- acting ------------------------------------------------------------------------------
-    def start_session(self, obs_specs: list, act_specs: list, temperature: float = 1.0):
+    def start_session(self, obs_specs: list, act_specs: list) -> Any:
         """A batched acting session with empty contexts, one per env (see acting.py)."""
         from ldm.model.acting import ActingSession
 

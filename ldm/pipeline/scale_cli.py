@@ -15,17 +15,11 @@ Rerunning the command resumes: finished presets and evaluated checkpoints are ke
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
+from ldm.atomic import atomic_path, write_json_atomic
 from ldm.errors import TrainError
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def plot_scale(results: dict, path: Path) -> None:
@@ -53,10 +47,9 @@ def plot_scale(results: dict, path: Path) -> None:
     ax.legend()
     ax.set_title("Scaling: share of envs at >= 80% of reference")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(
@@ -168,9 +161,9 @@ def main(
                 f"scale: {preset} step {step}: {s['at_80']}/{s['scorable']} envs >= 80% "
                 f"(median {s['median_score']:.0f})"
             )
-            _atomic_json(result_path, results)
+            write_json_atomic(result_path, results)
         entry["points"].sort(key=lambda p: p["step"])
-        _atomic_json(result_path, results)
+        write_json_atomic(result_path, results)
         plot_scale(results, root / "scale.png")
     print(f"scale: {result_path} and {root / 'scale.png'}")
     return 0

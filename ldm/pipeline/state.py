@@ -2,34 +2,20 @@
 
 `OUT/pipeline.json` holds, per stage, when it finished and how long it took. A stage is
 marked done only after its own function returned; every stage function is itself
-resumable, so an interrupted stage is simply called again. Imports only the standard library.
+resumable, so an interrupted stage is simply called again. Imports only the standard library
+and `ldm.atomic`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from ldm.atomic import write_json_atomic
+
 STAGES: tuple[str, ...] = ("refgen", "train", "eval")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temporary file and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class PipelineState:
@@ -53,16 +39,16 @@ class PipelineState:
         if summary:
             entry["summary"] = summary
         self.data["stages"][stage] = entry
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, self.data, indent=2)
 
     def clear_from(self, stage: str) -> list[str]:
         """Forget `stage` and every later one; returns the stages cleared."""
         cleared = list(STAGES[STAGES.index(stage) :])
         for s in cleared:
             self.data["stages"].pop(s, None)
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, self.data, indent=2)
         return cleared
 
     def set_config(self, config: dict[str, Any]) -> None:
         self.data["config"] = config
-        write_json_atomic(self.path, self.data)
+        write_json_atomic(self.path, self.data, indent=2)

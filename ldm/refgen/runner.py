@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from ldm.data.store import write_json_atomic
+from ldm.atomic import write_json_atomic
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, run_job
 

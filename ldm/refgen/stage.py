@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ldm.atomic import write_json_atomic
 from ldm.data import Store
-from ldm.data.store import write_json_atomic
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.curate import curate_env, relabel_run, welch_greater

@@ -178,7 +178,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     def checkpoint() -> Path | None:
         nonlocal last_good
-        loaders = _gather_loader_states(loader.state_dict(), world)
+        loaders = _gather(loader.state_dict(), world)
         if rank == 0:
             state = {
                 "optimizer": opt.state_dict(),
@@ -278,16 +278,6 @@ def _gather(value: Any, world: int) -> list[Any]:
     values: list[Any] = [None] * world
     dist.all_gather_object(values, value)
     return values
-
-
-def _gather_loader_states(state: dict[str, int], world: int) -> Any:
-    if world == 1:
-        return state
-    import torch.distributed as dist
-
-    states: list[Any] = [None] * world
-    dist.all_gather_object(states, state)
-    return states
 
 
 class _Logger:
