@@ -83,12 +83,31 @@ def _open(run: EnvRun, cfg: EvalConfig) -> np.ndarray:
 
     if run.venv is not None:
         run.venv.close()
+        run.venv = None
     run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1)
     run.returns = [[] for _ in range(cfg.rollouts)]
     run.running = np.zeros(cfg.rollouts)
     run.steps = 0
     obs, _ = run.venv.reset(seed=run.seeds)
     return obs
+
+
+def _start(run: EnvRun, cfg: EvalConfig, obs: list[Any], failure: str) -> bool:
+    """(Re)open an env's vector env and put its first observations in `obs`; on failure the env
+    is marked failed (`failure: error`), its slots get blank observations and False returns."""
+    try:
+        o = _open(run, cfg)
+    except LDMError as e:
+        run.error = f"{failure}: {e}"
+        if run.venv is not None:
+            run.venv.close()
+            run.venv = None
+        for s in run.slots:
+            obs[s] = blank_observation(run.obs_spec)
+        return False
+    for j, s in enumerate(run.slots):
+        obs[s] = o[j]
+    return True
 
 
 class Agent:
@@ -164,14 +183,7 @@ def run_protocol(
     n_slots = sum(len(r.slots) for r in runs)
     obs: list[Any] = [None] * n_slots
     for run in runs:
-        try:
-            o = _open(run, cfg)
-            for j, s in enumerate(run.slots):
-                obs[s] = o[j]
-        except LDMError as e:
-            run.error = f"could not start: {e}"
-            for s in run.slots:
-                obs[s] = blank_observation(run.obs_spec)
+        _start(run, cfg, obs, "could not start")
     total = len(runs) * cfg.rollouts * cfg.episodes
     bar = tqdm(total=total, desc="eval episodes", disable=not progress)
     steps = 0
@@ -205,10 +217,11 @@ def run_protocol(
                     err = str(outcome).splitlines()[0]
                     run.error = f"failed after {run.failures} attempts: {err}"
                     continue
-                o = _open(run, cfg)  # from scratch: new rollouts, empty contexts
-                restarted += run.slots
-                for j, s in enumerate(run.slots):
-                    obs[s] = o[j]
+                # from scratch: new rollouts, empty contexts; a failed restart fails this env only
+                if _start(
+                    run, cfg, obs, f"could not restart after: {str(outcome).splitlines()[0]}"
+                ):
+                    restarted += run.slots
                 continue
             o, r, te, tr, _ = outcome
             run.steps += 1
