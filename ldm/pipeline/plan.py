@@ -23,49 +23,29 @@ def _raw_bytes(obs: Any, act: Any) -> int:
 
 
 def plan(cfg: PipelineConfig) -> dict[str, Any]:
+    """The dry run's plan: the refgen jobs of the one planner (ldm/refgen/plan.py), counted
+    per library and per env with their budgets, plus storage, model and evaluation."""
     from ldm.envs import env_spaces
-    from ldm.refgen.candidates import load_pool
-    from ldm.refgen.stage import envs_by_library
+    from ldm.refgen.plan import plan_jobs, summarise_jobs
 
     refgen, train, evaluation = cfg.stage_configs()
-    pool = load_pool(refgen.pool, refgen.candidates)
-    libs: dict[str, Any] = {}
-    total_jobs = total_tr = total_bytes = 0
-    for lib, envs in envs_by_library(refgen).items():
-        rank_jobs = train_jobs = 0
-        bytes_ = 0
-        for i, env in enumerate(envs):
-            try:
-                obs, act = env_spaces(env)
-            except Exception:
-                continue
-            compat = [c for c in pool if c.compatible(obs, act)[0]]
-            per_tr = (
-                _raw_bytes(obs, act) * COMPRESSION["image" if obs.kind == "image" else "vector"]
-            )
-            if i < refgen.rank_envs and len(compat) > refgen.top_n:
-                rank_jobs += len(compat)
-                bytes_ += len(compat) * refgen.rank_budget * per_tr
-            n = min(refgen.top_n, len(compat)) * refgen.seeds
-            train_jobs += n
-            bytes_ += n * refgen.train_budget * per_tr
-        tr = rank_jobs * refgen.rank_budget + train_jobs * refgen.train_budget
-        libs[lib] = {
-            "envs": len(envs),
-            "rank_jobs": rank_jobs,
-            "train_jobs": train_jobs,
-            "transitions": tr,
-            "bytes": int(bytes_),
-        }
-        total_jobs += rank_jobs + train_jobs
-        total_tr += tr
-        total_bytes += bytes_
+    jobs = plan_jobs(refgen, cfg.store)
+    libs = summarise_jobs(jobs)
+    per_tr: dict[str, float] = {}
+    for j in jobs:
+        if j.env_id not in per_tr:
+            obs, act = env_spaces(j.env_id)
+            kind = "image" if obs.kind == "image" else "vector"
+            per_tr[j.env_id] = _raw_bytes(obs, act) * COMPRESSION[kind]
+    for lib in libs.values():
+        lib["bytes"] = int(sum(e["transitions"] * per_tr[env] for env, e in lib["envs"].items()))
     return {
         "name": cfg.name,
         "libraries": libs,
-        "jobs": total_jobs,
-        "transitions": total_tr,
-        "estimated_storage_gb": round(total_bytes / 1e9, 2),
+        "jobs": len(jobs),
+        "transitions": sum(lib["transitions"] for lib in libs.values()),
+        "transitions_max": sum(lib["transitions_max"] for lib in libs.values()),
+        "estimated_storage_gb": round(sum(lib["bytes"] for lib in libs.values()) / 1e9, 2),
         "model": train.preset,
         "train_steps": train.steps,
         "train_windows": train.steps * train.batch_size,

@@ -51,32 +51,33 @@ def rank(
     from dataclasses import replace
 
     from ldm.refgen.candidates import load_pool
-    from ldm.refgen.stage import envs_by_library, rank_library
+    from ldm.refgen.plan import envs_by_library, plan_library
+    from ldm.refgen.stage import rank_library
 
     cfg = replace(cfg, libraries=[library], envs=[])
-    envs = envs_by_library(cfg)[library]
-    table = rank_library(library, envs, load_pool(cfg.pool, cfg.candidates), cfg, store)
+    pool = load_pool(cfg.pool, cfg.candidates)
+    lp = plan_library(library, envs_by_library(cfg)[library], pool, cfg, store)
+    table = rank_library(lp, pool, cfg, store)
     for i, r in enumerate(table["ranking"], 1):
         print(f"{i:>2}. {r['candidate']:<16} {r['points']} points")
     return 0
 
 
 def train(store: str, cfg: tyro.conf.OmitArgPrefixes[RefGenConfig]) -> int:
-    """Rank (where needed) and train the top-N references of every env; no relabel/curate.
+    """Rank (where there are more than N candidates) and train the top-N references of every
+    env; no relabel/curate. The jobs are the planner's, as in `ldm refgen all` and the dry run.
 
     Args:
         store: Trajectory store directory.
         cfg: Settings.
     """
     from ldm.refgen.candidates import load_pool
-    from ldm.refgen.stage import envs_by_library, rank_library, train_references
+    from ldm.refgen.plan import envs_by_library
+    from ldm.refgen.stage import rank_and_train
 
     pool = load_pool(cfg.pool, cfg.candidates)
     for library, envs in envs_by_library(cfg).items():
-        table = rank_library(library, envs, pool, cfg, store)
-        train_references(
-            library, envs, [r["candidate"] for r in table["ranking"]], pool, cfg, store
-        )
+        rank_and_train(library, envs, pool, cfg, store)  # the same jobs as `ldm refgen all`
     return 0
 
 

@@ -87,6 +87,20 @@ def relabel_run(store: Store, run_id: str, batch_size: int = 4096) -> int:
     return n_total
 
 
+def best_threshold(best: float, start: float, best_fraction: float = 0.95) -> float:
+    """The lowest final return that counts as within `best_fraction` of the best run.
+
+    "95% of the best" is read on the scale of the env's returns: the band below the best is
+    (1 - fraction) x max(|best|, best - start), with `start` the lowest first-10% mean of the
+    env's runs. For positive returns that is the plain 95% rule; for negative returns (costs,
+    e.g. -1,500 -> -200) it stays a band below the best instead of a fraction of a negative
+    number, and a best near 0 (e.g. rewards that climb from -300 to 0.1) does not shrink the
+    band to nothing.
+    """
+    span = max(abs(best), best - start)
+    return best - (1.0 - best_fraction) * span
+
+
 def curate_env(
     store: Store,
     env_id: str,
@@ -106,7 +120,12 @@ def curate_env(
     if not finals:
         return {}
     best = max(finals.values())
-    threshold = best - (1.0 - best_fraction) * abs(best)
+    starts = [
+        split_tenths(m["episode_returns"])[0].mean()
+        for m in metas.values()
+        if m.get("episode_returns")
+    ]
+    threshold = best_threshold(best, float(min(starts)), best_fraction)
     verdicts = {}
     for rid, m in metas.items():
         reasons = []

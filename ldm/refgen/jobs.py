@@ -20,7 +20,11 @@ from ldm.errors import RefGenError
 
 @dataclass(frozen=True)
 class Job:
-    """Train `candidate` on `env_id` for `budget` transitions with `seed`; record it."""
+    """Train `candidate` on `env_id` for `budget` transitions with `seed`; record it.
+
+    With `min_episodes`, the run goes on after `budget` transitions until its streams together
+    have finished that many episodes (curation's t-test needs >= 2 in the first 10%), but
+    never past `max_budget` transitions: long-horizon envs get episodes, not just steps."""
 
     phase: str
     env_id: str
@@ -31,10 +35,29 @@ class Job:
     store: str
     backend: str = "process"
     record: bool = True
+    min_episodes: int = 0
+    """Episodes (all streams together) the run must finish before it stops; 0 = none."""
+    max_budget: int = 0
+    """Hard limit in transitions when `min_episodes` keeps a run going (0 = `budget`)."""
+
+    def __post_init__(self) -> None:
+        if self.budget < 1 or self.min_episodes < 0:
+            raise RefGenError(f"job {self.key}: budget must be >= 1 and min_episodes >= 0")
+        if self.max_budget and self.max_budget < self.budget:
+            raise RefGenError(
+                f"job {self.key}: max_budget {self.max_budget} is below the budget {self.budget}"
+            )
 
     @property
     def key(self) -> str:
-        return f"{self.phase}:{self.candidate['name']}:{self.env_id}:{self.seed}:{self.budget}"
+        key = f"{self.phase}:{self.candidate['name']}:{self.env_id}:{self.seed}:{self.budget}"
+        # keys of plain transition budgets stay what they were (stores resume across versions)
+        return key + (f":e{self.min_episodes}-{self.max_budget}" if self.min_episodes else "")
+
+    @property
+    def limit(self) -> int:
+        """The most transitions the run may take."""
+        return max(self.budget, self.max_budget) if self.min_episodes else self.budget
 
     @property
     def run_id(self) -> str:
@@ -98,12 +121,13 @@ def run_job(job: Job) -> dict[str, Any]:
         from stable_baselines3.common.logger import Logger
 
         model.set_logger(Logger(folder=None, output_formats=[]))
-        model.learn(total_timesteps=job.budget)
+        model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
         seconds = time.time() - t0
         returns = venv.episode_returns
         if not returns:
             raise RefGenError(
-                f"{job.env_id}: no episode finished within {job.budget} transitions; raise the budget"
+                f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
+                "budget or declare a time limit for the env"
             )
         if writer is not None:
             path = policy_path(job.store, job.run_id)
@@ -125,6 +149,19 @@ def run_job(job: Job) -> dict[str, Any]:
         venv.close()
 
 
+def _EpisodeBudget(job: Job, venv: Any) -> Any:
+    """An SB3 callback that stops training at max(budget, min_episodes) within the limit."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EpisodeBudget(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps < job.budget:
+                return True
+            return len(venv.episode_returns) < job.min_episodes
+
+    return EpisodeBudget()
+
+
 def _summary(job: Job, meta: dict[str, Any], seconds: float) -> dict[str, Any]:
     returns = np.asarray(meta["episode_returns"], dtype=np.float64)
     k = max(1, int(np.ceil(0.1 * returns.size)))
@@ -135,5 +172,5 @@ def _summary(job: Job, meta: dict[str, Any], seconds: float) -> dict[str, Any]:
         "first_returns": returns[:k].tolist(),
         "episodes": int(returns.size),
         "seconds": seconds,
-        "transitions": job.budget,
+        "transitions": int(meta.get("transitions", job.budget)),
     }

@@ -96,12 +96,14 @@ def run_jobs(
                         "tries": tries[job.key],
                     }
                 else:
-                    transitions += job.budget
+                    transitions += out.get("transitions", job.budget)
                 manifest.record(job, out)
                 results[job.key] = out
                 bar.update()
+                left_tr = sum(j.budget for j in queue) + sum(j.budget for j in pending.values())
                 rate = transitions / max(1e-9, time.time() - t0)
-                bar.set_postfix_str(f"{rate:,.0f} transitions/s")
+                left = left_tr / rate / 60 if rate else float("nan")
+                bar.set_postfix_str(f"{rate:,.0f} transitions/s, ~{left:.0f} min left")
     finally:
         bar.close()
         close()

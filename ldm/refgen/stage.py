@@ -6,7 +6,7 @@ Every step is resumable: jobs by the runner's manifest, relabelling by each run'
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from itertools import permutations
 from typing import Any
 
@@ -17,7 +17,7 @@ from ldm.data import Store
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.curate import curate_env, relabel_run, welch_greater
-from ldm.refgen.jobs import Job
+from ldm.refgen.plan import LibraryPlan, compatible, envs_by_library, plan_library
 from ldm.refgen.runner import RUNNERS, run_jobs
 
 
@@ -60,6 +60,12 @@ class RefGenConfig:
     budgets: dict[str, int] = field(default_factory=dict)
     """Per-env transition budgets overriding rank_budget and train_budget (for small CPU
     presets, where simulation speed differs by orders of magnitude between envs)."""
+    min_episodes: int = 0
+    """Episodes every run must finish (its streams together) before it stops: a run takes
+    max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
+    give curation's t-test enough episodes (>= 20 gives >= 2 in the first 10%). 0 = off."""
+    max_budget_factor: float = 4.0
+    """Hard limit of a run with `min_episodes`, as a multiple of its transition budget."""
 
     def __post_init__(self) -> None:
         if not self.envs and not self.libraries:
@@ -76,6 +82,11 @@ class RefGenConfig:
         ):
             if getattr(self, name) < 1:
                 raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_episodes < 0 or self.max_budget_factor < 1:
+            raise RefGenError(
+                f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "
+                f">= 1 (got {self.max_budget_factor})"
+            )
         if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
             raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
 
@@ -87,58 +98,31 @@ class RefGenConfig:
         return cls(**d)
 
 
-def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
-    from ldm.envs import list_envs, resolve_env_id
+def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
+                 progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Run the plan's ranking jobs; points from pairwise one-tailed Welch tests.
 
-    out: dict[str, list[str]] = {}
-    for env_id in cfg.envs:
-        spec, rid = resolve_env_id(env_id)
-        out.setdefault(spec.name, []).append(f"{spec.name}/{rid}")
-    for lib in cfg.libraries:
-        out.setdefault(lib, []).extend(e.id for e in list_envs(lib))
-    return {lib: sorted(set(ids))[: cfg.max_envs_per_library] for lib, ids in out.items()}
-
-
-def _compatible(pool: list[Candidate], env_id: str) -> tuple[list[Candidate], dict[str, str]]:
-    from ldm.envs import env_spaces
-
-    obs, act = env_spaces(env_id)
-    ok, skipped = [], {}
-    for c in pool:
-        good, why = c.compatible(obs, act)
-        if good:
-            ok.append(c)
-        else:
-            skipped[c.name] = why
-    return ok, skipped
-
-
-def rank_library(
-    library: str,
-    envs: list[str],
-    pool: list[Candidate],
-    cfg: RefGenConfig,
-    store: str,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train every compatible candidate on K envs; points from pairwise Welch tests.
-
-    The K envs are taken round-robin over action kinds, and points are also kept per action
-    kind: compatibility splits candidates by action kind, so a continuous-control env takes
-    its references from the ranking among continuous envs when the library has any.
+    Points are also kept per action kind: compatibility splits candidates by action kind, so
+    a continuous-control env takes its references from the ranking among continuous envs
+    when the library has any. Writes `<store>/refgen/ranking-<library>.json`.
     """
-    subset = rank_subset(envs, cfg.rank_envs)
-    jobs, skipped = [], {}
-    for env_id in subset:
-        ok, why = _compatible(pool, env_id)
-        skipped[env_id] = why
-        budget = cfg.budgets.get(env_id, cfg.rank_budget)
-        jobs += [Job("rank", env_id, library, asdict(c), budget, 0, store, cfg.backend) for c in ok]
-    results = run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"rank {library}")
+    if not lp.rank_jobs:
+        names = {c.name for e in lp.envs for c in compatible(pool, e)[0]}
+        table = {
+            "library": lp.library,
+            "ranking": [{"candidate": c.name, "points": None} for c in pool if c.name in names],
+            "note": lp.ranking_note,
+        }
+        write_json_atomic(_ranking_path(store, lp.library), table)
+        return table
+    jobs = list(lp.rank_jobs)
+    results = run_jobs(
+        jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"rank {lp.library}"
+    )
     points = {c.name: 0 for c in pool}
     by_kind: dict[str, dict[str, int]] = {}
     per_env: dict[str, dict[str, Any]] = {}
-    for env_id in subset:
+    for env_id in lp.rank_envs:
         kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
             j.candidate["name"]: results[j.key]["final_returns"]
@@ -156,20 +140,20 @@ def rank_library(
     names = [c.name for c in pool]
     order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
     table = {
-        "library": library,
-        "envs": subset,
+        "library": lp.library,
+        "envs": list(lp.rank_envs),
         "ranking": [{"candidate": n, "points": points[n]} for n in order],
         "ranking_by_action_kind": {
             k: [n for n in sorted(kp, key=lambda n: (-kp[n], names.index(n)))]
             for k, kp in by_kind.items()
         },
         "final_returns": per_env,
-        "skipped": skipped,
+        "skipped": {e: lp.skipped.get(e, {}) for e in lp.rank_envs},
         "failed": {
             j.key: results[j.key]["error"] for j in jobs if results[j.key]["status"] == "failed"
         },
     }
-    write_json_atomic(_ranking_path(store, library), table)
+    write_json_atomic(_ranking_path(store, lp.library), table)
     return table
 
 
@@ -177,19 +161,6 @@ def action_kind(env_id: str) -> str:
     from ldm.envs import env_spaces
 
     return env_spaces(env_id)[1].kind
-
-
-def rank_subset(envs: list[str], k: int) -> list[str]:
-    """K envs taken round-robin over action kinds (in sorted order within each kind)."""
-    groups: dict[str, list[str]] = {}
-    for e in envs:
-        groups.setdefault(action_kind(e), []).append(e)
-    out: list[str] = []
-    while len(out) < min(k, len(envs)):
-        for g in groups.values():
-            if g and len(out) < k:
-                out.append(g.pop(0))
-    return out
 
 
 def _ranking_path(store: str, library: str):
@@ -200,42 +171,27 @@ def _ranking_path(store: str, library: str):
     return p
 
 
-def train_references(
+def rank_and_train(
     library: str,
     envs: list[str],
-    ranking: list[str] | dict[str, list[str]],
     pool: list[Candidate],
     cfg: RefGenConfig,
     store: str,
     progress: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Top-N compatible candidates of the library ranking on every env, `seeds` seeds each.
-
-    A ranking run with the same candidate, env, seed 0 and budget serves as the reference for
-    that seed instead of training again.
-    """
-    by_name = {c.name: c for c in pool}
-    subset = rank_subset(envs, cfg.rank_envs)
-    jobs = []
-    for env_id in envs:
-        ok, _ = _compatible(pool, env_id)
-        order = (
-            ranking if isinstance(ranking, list) else ranking.get(action_kind(env_id), ranking["*"])
-        )
-        order = order + [c.name for c in pool if c.name not in order]
-        names = [n for n in order if by_name[n] in ok][: cfg.top_n]
-        budget = cfg.budgets.get(env_id, cfg.train_budget)
-        rank_budget = cfg.budgets.get(env_id, cfg.rank_budget)
-        for n in names:
-            for seed in range(cfg.seeds):
-                reuse = seed == 0 and rank_budget == budget and env_id in subset
-                phase = "rank" if reuse else "train"
-                jobs.append(
-                    Job(
-                        phase, env_id, library, asdict(by_name[n]), budget, seed, store, cfg.backend
-                    )
-                )
-    return run_jobs(jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"train {library}")
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Rank a library's candidates (where there are more than N), then train the top-N of the
+    ranking on every env, `seeds` seeds each. Returns (ranking table, job results); the jobs
+    are the planner's (ldm/refgen/plan.py), so the dry run counts what this runs."""
+    table = rank_library(plan_library(library, envs, pool, cfg, store), pool, cfg, store, progress)
+    ranking = {
+        "*": [r["candidate"] for r in table["ranking"]],
+        **table.get("ranking_by_action_kind", {}),
+    }
+    lp = plan_library(library, envs, pool, cfg, store, ranking)
+    results = run_jobs(
+        list(lp.train_jobs), cfg.runner, cfg.workers, cfg.retries, progress, desc=f"train {library}"
+    )
+    return table, results
 
 
 def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dict[str, Any]:
@@ -245,20 +201,8 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
     summary: dict[str, Any] = {"libraries": {}}
     references: set[str] = set()
     for library, envs in envs_by_library(cfg).items():
-        compatible_names = {c.name for e in envs for c in _compatible(pool, e)[0]}
-        if len(compatible_names) <= cfg.top_n:
-            ranking = [c.name for c in pool if c.name in compatible_names]
-            table = {
-                "library": library,
-                "ranking": [{"candidate": n, "points": None} for n in ranking],
-                "note": f"only {len(ranking)} compatible candidates <= N={cfg.top_n}: ranking skipped",
-            }
-            write_json_atomic(_ranking_path(store_path, library), table)
-        else:
-            table = rank_library(library, envs, pool, cfg, store_path, progress)
-            ranking = [r["candidate"] for r in table["ranking"]]
-        per_kind = {"*": ranking, **table.get("ranking_by_action_kind", {})}
-        results = train_references(library, envs, per_kind, pool, cfg, store_path, progress)
+        table, results = rank_and_train(library, envs, pool, cfg, store_path, progress)
+        ranking = [r["candidate"] for r in table["ranking"]]
         references |= {r["run_id"] for r in results.values() if r.get("status") == "done"}
         summary["libraries"][library] = {
             "ranking": ranking,

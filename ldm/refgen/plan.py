@@ -1,0 +1,206 @@
+"""The one refgen job planner: which jobs a config means, for the stage, the CLI and the dry run.
+
+`plan_library` / `plan_jobs` are pure: they read the config, the candidate pool and the
+envs' spaces (through the `spaces` function passed in, by default the catalog's recorded
+spaces) and return `Job` records; they run nothing and write nothing. The stage runs the
+ranking jobs, turns their results into a ranking, and plans the library again with that
+ranking to get its reference jobs; the dry run plans without a ranking (the pool's order):
+which candidates win changes the jobs' names, never their number or budgets.
+
+Must not import: the runner, SB3, torch (the dry run and `import ldm.refgen.plan` stay light).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ldm.refgen.candidates import Candidate, load_pool
+from ldm.refgen.jobs import Job
+
+if TYPE_CHECKING:
+    from ldm.refgen.stage import RefGenConfig
+    from ldm.spaces import SpaceSpec
+
+SpacesFn = Callable[[str], "tuple[SpaceSpec, SpaceSpec]"]
+#: a ranking: candidate names in order, per action kind, with "*" the library-wide order
+Ranking = dict[str, list[str]]
+
+
+def _catalog_spaces(env_id: str) -> tuple[SpaceSpec, SpaceSpec]:
+    from ldm.envs import env_spaces
+
+    return env_spaces(env_id)
+
+
+@dataclass(frozen=True)
+class LibraryPlan:
+    """The jobs of one library: ranking runs on K envs, then top-N x seeds runs per env."""
+
+    library: str
+    envs: tuple[str, ...]
+    rank_envs: tuple[str, ...]
+    """The K envs candidates are ranked on; empty when ranking is skipped."""
+    rank_jobs: tuple[Job, ...]
+    train_jobs: tuple[Job, ...]
+    """Reference runs; a seed-0 run that a ranking run already is appears with phase "rank"
+    and the ranking job's key (it is not run twice)."""
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    """env -> candidate -> why it cannot run there."""
+    ranking_note: str | None = None
+    """Why ranking is skipped (too few compatible candidates), if it is."""
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every distinct job of the library, ranking first."""
+        seen: dict[str, Job] = {}
+        for j in (*self.rank_jobs, *self.train_jobs):
+            seen.setdefault(j.key, j)
+        return list(seen.values())
+
+
+def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
+    """Qualified env ids grouped by library (sorted, capped by max_envs_per_library)."""
+    from ldm.envs import list_envs, resolve_env_id
+
+    out: dict[str, list[str]] = {}
+    for env_id in cfg.envs:
+        spec, rid = resolve_env_id(env_id)
+        out.setdefault(spec.name, []).append(f"{spec.name}/{rid}")
+    for lib in cfg.libraries:
+        out.setdefault(lib, []).extend(e.id for e in list_envs(lib))
+    return {lib: sorted(set(ids))[: cfg.max_envs_per_library] for lib, ids in out.items()}
+
+
+def compatible(
+    pool: list[Candidate], env_id: str, spaces: SpacesFn = _catalog_spaces
+) -> tuple[list[Candidate], dict[str, str]]:
+    """The candidates that can run on an env, and why each other one cannot."""
+    obs, act = spaces(env_id)
+    ok, skipped = [], {}
+    for c in pool:
+        good, why = c.compatible(obs, act)
+        if good:
+            ok.append(c)
+        else:
+            skipped[c.name] = why
+    return ok, skipped
+
+
+def rank_subset(envs: list[str], k: int, spaces: SpacesFn = _catalog_spaces) -> list[str]:
+    """K envs taken round-robin over action kinds (in sorted order within each kind)."""
+    groups: dict[str, list[str]] = {}
+    for e in envs:
+        groups.setdefault(spaces(e)[1].kind, []).append(e)
+    out: list[str] = []
+    while len(out) < min(k, len(envs)):
+        for g in groups.values():
+            if g and len(out) < k:
+                out.append(g.pop(0))
+    return out
+
+
+def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate, budget: int,
+         seed: int, store: str) -> Job:  # fmt: skip
+    return Job(
+        phase,
+        env_id,
+        library,
+        asdict(c),
+        budget,
+        seed,
+        store,
+        cfg.backend,
+        min_episodes=cfg.min_episodes,
+        max_budget=int(budget * cfg.max_budget_factor) if cfg.min_episodes else 0,
+    )
+
+
+def plan_library(
+    library: str,
+    envs: list[str],
+    pool: list[Candidate],
+    cfg: RefGenConfig,
+    store: str,
+    ranking: Ranking | None = None,
+    spaces: SpacesFn = _catalog_spaces,
+) -> LibraryPlan:
+    """The jobs of one library. Without `ranking` the reference jobs take candidates in the
+    pool's order (what the dry run counts); the stage passes the ranking it measured."""
+    compat = {e: compatible(pool, e, spaces) for e in envs}
+    names = {c.name for ok, _ in compat.values() for c in ok}
+    ranked = len(names) > cfg.top_n
+    subset = rank_subset(envs, cfg.rank_envs, spaces) if ranked else []
+    rank_jobs = [
+        _job(cfg, "rank", e, library, c, cfg.budgets.get(e, cfg.rank_budget), 0, store)
+        for e in subset
+        for c in compat[e][0]
+    ]
+    by_name = {c.name: c for c in pool}
+    train_jobs = []
+    for env_id in envs:
+        ok = compat[env_id][0]
+        order = list((ranking or {}).get(spaces(env_id)[1].kind, (ranking or {}).get("*", [])))
+        order += [c.name for c in pool if c.name not in order]
+        chosen = [n for n in order if by_name[n] in ok][: cfg.top_n]
+        budget = cfg.budgets.get(env_id, cfg.train_budget)
+        reusable = env_id in subset and cfg.budgets.get(env_id, cfg.rank_budget) == budget
+        for n in chosen:
+            for seed in range(cfg.seeds):
+                phase = "rank" if seed == 0 and reusable else "train"
+                train_jobs.append(
+                    _job(cfg, phase, env_id, library, by_name[n], budget, seed, store)
+                )
+    note = (
+        None
+        if ranked
+        else f"only {len(names)} compatible candidates <= N={cfg.top_n}: ranking skipped"
+    )
+    return LibraryPlan(
+        library,
+        tuple(envs),
+        tuple(subset),
+        tuple(rank_jobs),
+        tuple(train_jobs),
+        {e: why for e, (_, why) in compat.items() if why},
+        note,
+    )
+
+
+def plan_jobs(
+    cfg: RefGenConfig,
+    store: str,
+    rankings: dict[str, Ranking] | None = None,
+    spaces: SpacesFn = _catalog_spaces,
+) -> list[Job]:
+    """Every distinct job the config means (per library: ranking jobs, then reference jobs)."""
+    pool = load_pool(cfg.pool, cfg.candidates)
+    out: list[Job] = []
+    for library, envs in envs_by_library(cfg).items():
+        lp = plan_library(library, envs, pool, cfg, store, (rankings or {}).get(library), spaces)
+        out += lp.jobs
+    return out
+
+
+def summarise_jobs(jobs: list[Job]) -> dict[str, Any]:
+    """The dry run's numbers: jobs and transitions per library and per env (a tested contract).
+
+    `transitions` is the planned minimum (every run's budget); with episode budgets a run may
+    go on up to its hard limit, summed in `transitions_max`."""
+    libs: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        lib = libs.setdefault(
+            j.library,
+            {"rank_jobs": 0, "train_jobs": 0, "transitions": 0, "transitions_max": 0, "envs": {}},
+        )
+        lib["rank_jobs" if j.phase == "rank" else "train_jobs"] += 1
+        cap = max(j.budget, j.max_budget)
+        lib["transitions"] += j.budget
+        lib["transitions_max"] += cap
+        env = lib["envs"].setdefault(j.env_id, {"jobs": 0, "transitions": 0, "budgets": []})
+        env["jobs"] += 1
+        env["transitions"] += j.budget
+        if j.budget not in env["budgets"]:
+            env["budgets"].append(j.budget)
+    return libs

@@ -1,0 +1,134 @@
+"""The one job planner: the stage, the CLI and the dry run plan the same jobs and numbers."""
+
+import numpy as np
+import pytest
+
+from ldm.data import Store
+from ldm.errors import RefGenError
+from ldm.pipeline.plan import plan
+from ldm.pipeline.run import PipelineConfig
+from ldm.refgen import stage
+from ldm.refgen.candidates import load_pool
+from ldm.refgen.curate import best_threshold, curate_env
+from ldm.refgen.jobs import Job
+from ldm.refgen.plan import plan_jobs, plan_library
+from ldm.refgen.stage import RefGenConfig
+
+from .test_refgen import _fake_run
+
+QUICK = "configs/quickstart.toml"
+
+
+def test_dry_run_numbers_of_the_quickstart_are_a_contract():
+    p = plan(PipelineConfig.load(QUICK))
+    # 8 envs x 3 seeds = 24 reference runs; 2 candidates ranked on 7 envs (2 + 2 + 1 + 1 + 1
+    # over the 5 libraries) = 14 ranking runs, 7 of which are also seed 0 of a reference
+    assert p["jobs"] == 31
+    assert sum(lib["rank_jobs"] for lib in p["libraries"].values()) == 14
+    assert sum(lib["train_jobs"] for lib in p["libraries"].values()) == 17
+    cc = p["libraries"]["classic-control"]["envs"]
+    assert cc["classic-control/CartPole-v1"] == {
+        "jobs": 4,
+        "transitions": 160_000,
+        "budgets": [40_000],
+    }
+    assert cc["classic-control/Acrobot-v1"]["transitions"] == 4 * 50_000
+    mj = p["libraries"]["mujoco"]["envs"]
+    # the per-env budget is used (the old planner counted the global budget everywhere)
+    assert mj["mujoco/InvertedDoublePendulum-v5"]["budgets"] == [60_000]
+    assert mj["mujoco/Reacher-v5"] == {"jobs": 3, "transitions": 150_000, "budgets": [50_000]}
+    assert p["transitions"] == 1_430_000 == p["transitions_max"]
+
+
+def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
+    """The stage's (and `ldm refgen train`'s) jobs are the planner's, for any ranking."""
+    cfg = RefGenConfig(
+        envs=["classic-control/CartPole-v1", "classic-control/Acrobot-v1",
+              "classic-control/MountainCarContinuous-v0"],
+        candidates=["ppo-8env", "a2c-8env", "sac-fast"],
+        rank_envs=2, top_n=1, seeds=2, rank_budget=1000, train_budget=2000,
+        budgets={"classic-control/Acrobot-v1": 3000},
+    )  # fmt: skip
+    ran: list[Job] = []
+
+    def fake_run_jobs(jobs, *a, **k):
+        ran.extend(jobs)
+        # a2c wins every comparison: the references differ from the pool's order
+        return {
+            j.key: {
+                "status": "done",
+                "final_returns": [2.0, 3.0, 2.5, 2.8] if "a2c" in j.key else [0.0, 0.1, 0.2, 0.0],
+            }
+            for j in jobs
+        }
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    pool = load_pool(None, cfg.candidates)
+    envs = sorted(cfg.envs)
+    table, _ = stage.rank_and_train("classic-control", envs, pool, cfg, str(tmp_path))
+    assert table["ranking"][0]["candidate"] == "a2c-8env"
+    planned = plan_jobs(cfg, str(tmp_path))
+    assert len({j.key for j in ran}) == len(planned)
+    assert sorted(j.budget for j in {j.key: j for j in ran}.values()) == sorted(
+        j.budget for j in planned
+    )
+    refs = [j for j in ran if j.candidate["name"] == "a2c-8env" and j.env_id.endswith("Acrobot-v1")]
+    assert {j.budget for j in refs} == {3000}  # the per-env budget, for ranking and references
+    # continuous actions take their reference from the candidates that can run there
+    mc = {j.candidate["name"] for j in ran if "MountainCar" in j.env_id and j.phase == "train"}
+    assert len(mc) == 1
+
+
+def test_episode_budgets_reach_the_jobs_and_the_plan():
+    cfg = RefGenConfig(
+        envs=["classic-control/CartPole-v1"], candidates=["ppo-8env"], top_n=1, seeds=2,
+        train_budget=5000, rank_budget=5000, min_episodes=30, max_budget_factor=3.0,
+    )  # fmt: skip
+    lp = plan_library(
+        "classic-control", ["classic-control/CartPole-v1"], load_pool(None, ["ppo-8env"]), cfg, "s"
+    )
+    assert lp.ranking_note and not lp.rank_jobs  # one candidate <= N: no ranking
+    assert [(j.budget, j.max_budget, j.min_episodes, j.limit) for j in lp.train_jobs] == [
+        (5000, 15000, 30, 15000)
+    ] * 2
+    assert lp.train_jobs[0].key.endswith(":e30-15000")
+    with pytest.raises(RefGenError, match="max_budget_factor"):
+        RefGenConfig(envs=["x/y"], min_episodes=5, max_budget_factor=0.5)
+
+
+@pytest.mark.parametrize(
+    ("min_episodes", "max_budget", "lo", "hi"),
+    [(0, 0, 600, 600 + 256), (60, 8000, 1200, 8000 + 256), (100_000, 1500, 1500, 1500 + 256)],
+)
+def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
+    tmp_path, min_episodes, max_budget, lo, hi
+):
+    from dataclasses import asdict
+
+    from ldm.refgen.jobs import run_job
+
+    cand = asdict(load_pool(None, ["ppo-8env"])[0])  # 8 streams, rollouts of 8 x 32
+    job = Job("train", "classic-control/CartPole-v1", "classic-control", cand, 600, 0,
+              str(tmp_path / "s"), min_episodes=min_episodes, max_budget=max_budget)  # fmt: skip
+    out = run_job(job)
+    assert lo <= out["transitions"] <= hi
+    if min_episodes and min_episodes < 1000:
+        assert out["episodes"] >= min_episodes  # random CartPole: ~20 steps an episode
+    meta = Store(tmp_path / "s").open_run(out["run_id"]).meta
+    assert meta["transitions"] == out["transitions"]
+
+
+def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):
+    assert best_threshold(500.0, 20.0) == pytest.approx(475.0)  # the plain 95% rule
+    assert best_threshold(-200.0, -1500.0) == pytest.approx(-200.0 - 0.05 * 1300)
+    assert best_threshold(0.1, -300.0) == pytest.approx(0.1 - 0.05 * 300.1)
+    store = Store(tmp_path / "s")
+    # costs: all returns negative, long horizon (few episodes per run)
+    best = _fake_run(store, "lib/Cost-v0", list(np.linspace(-1500, -200, 30)))
+    near = _fake_run(store, "lib/Cost-v0", list(np.linspace(-1500, -240, 30)))
+    far = _fake_run(store, "lib/Cost-v0", list(np.linspace(-1500, -600, 30)))
+    v = curate_env(store, "lib/Cost-v0")
+    assert v[best]["verdict"] == "pass" and v[near]["verdict"] == "pass"
+    assert v[far]["verdict"] == "fail" and "below 95%" in v[far]["reasons"][-1]
+    m = store.open_run(best).meta
+    assert m["first10"] < m["last10"] < 0  # anchors of negative returns keep their order
