@@ -15,11 +15,14 @@ tail of the worker's stderr.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,31 @@ class Connection:
                 reply.get("traceback", ""),
             )
         return reply.get("result")
+
+
+_LIVE: weakref.WeakSet[Connection] = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
+
+
+def track(conn: Connection) -> None:
+    """Close `conn` at interpreter exit if its owner has not: a script that forgets `close()`
+    exits normally and leaves no worker or scratch dir behind. The hook is registered on the
+    first connection, i.e. after Ray's own (atexit runs last-in first-out), so Ray actors are
+    closed while Ray is still up."""
+    global _ATEXIT_REGISTERED
+    _LIVE.add(conn)
+    if not _ATEXIT_REGISTERED:
+        atexit.register(close_all)
+        _ATEXIT_REGISTERED = True
+
+
+def close_all() -> None:
+    """Close every connection still open (runs at exit, before daemon threads are frozen)."""
+    for conn in list(_LIVE):
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 (at exit: close the others whatever one raises)
+            pass
 
 
 class InProcessConnection(Connection):
@@ -143,14 +171,25 @@ class ProcessConnection(Connection):
         )
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._cmds: collections.deque[str] = collections.deque()
+        self._closed = False
         assert self.proc.stdout is not None
         self._reader = protocol.FrameReader(self.proc.stdout.fileno())
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_thread.start()
+        track(self)
 
     def _read_stderr(self) -> None:
+        # os.read on the raw fd, not a buffered readline: a daemon thread blocked inside a
+        # BufferedReader holds its lock, and the interpreter aborts at exit when it finds the
+        # lock taken (`_enter_buffered_busy`). The thread owns the stream and closes it at EOF.
         assert self.proc.stderr is not None
-        for line in iter(self.proc.stderr.readline, b""):
-            self._tail.append(line.decode("utf-8", "replace").rstrip())
+        fd, partial = self.proc.stderr.fileno(), b""
+        while chunk := os.read(fd, 1 << 14):
+            *lines, partial = (partial + chunk).split(b"\n")
+            self._tail.extend(ln.decode("utf-8", "replace").rstrip() for ln in lines)
+        if partial:
+            self._tail.append(partial.decode("utf-8", "replace").rstrip())
+        self.proc.stderr.close()
 
     @property
     def tail(self) -> str:
@@ -191,9 +230,7 @@ class ProcessConnection(Connection):
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
-        import time
-
-        time.sleep(0.05)  # let the stderr reader catch the last lines
+        self._stderr_thread.join(timeout=0.5)  # let the stderr reader catch the last lines
         return WorkerError(
             f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}{self.hint}",
             self.tail,
@@ -205,6 +242,9 @@ class ProcessConnection(Connection):
             self.proc.wait()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self.proc.poll() is None:
             try:
                 self.call({"cmd": "close"}, timeout=5)
@@ -214,14 +254,15 @@ class ProcessConnection(Connection):
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        # stderr belongs to its reader thread (closed at EOF; a grandchild that keeps the pipe
+        # open keeps it open, and closing it under the thread's feet is what aborts at exit)
+        self._stderr_thread.join(timeout=1)
+        for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
-        import shutil
-
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -239,6 +280,7 @@ class RayConnection(Connection):
         self._ray = ray
         self.actor = _ray_actor_class().remote(label, spec.path, launcher)
         self._futures: collections.deque = collections.deque()
+        track(self)
 
     def send(self, message: dict[str, Any]) -> None:
         self._futures.append((message.get("cmd", "?"), self.actor.call.remote(message)))
@@ -256,11 +298,14 @@ class RayConnection(Connection):
         return value
 
     def close(self) -> None:
+        if self.actor is None:
+            return
+        actor, self.actor = self.actor, None
         try:
-            self._ray.get(self.actor.close.remote(), timeout=10)
-        except Exception:
+            self._ray.get(actor.close.remote(), timeout=10)
+            self._ray.kill(actor)
+        except Exception:  # noqa: BLE001 (the actor or Ray itself may be gone already)
             pass
-        self._ray.kill(self.actor)
 
 
 _RAY_ACTOR = None
