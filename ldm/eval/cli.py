@@ -66,6 +66,11 @@ def main(
     paths = write_report(
         results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
     )
+    if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
+        from ldm.model.card import record_evaluation
+
+        card = record_evaluation(checkpoint, results, headline(results["summary"]))
+        print(f"model card: {card}")
     print(headline(results["summary"]))
     print(f"report: {paths['html']}")
     return 0

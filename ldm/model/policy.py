@@ -20,6 +20,15 @@ from transformers import LlamaConfig, LlamaModel
 
 import ldm
 from ldm.errors import ModelError
+from ldm.model.card import (
+    CARD_FILE,
+    EvalFacts,
+    TrainingFacts,
+    facts_from_json,
+    facts_to_json,
+    render_card,
+    resolve_checkpoint,
+)
 from ldm.model.config import LDMConfig
 from ldm.model.encoders import TransitionEncoder
 from ldm.spaces import MAX_ACT_DIMS, N_BINS
@@ -69,6 +78,9 @@ class LDMPolicy(nn.Module):
         self.backbone.embed_tokens = None  # we feed inputs_embeds; no vocabulary
         self.head = nn.Linear(config.hidden, MAX_ACT_DIMS * N_BINS)
         self._bound: Any = None
+        # model-card facts (ldm/model/card.py): set by the trainer, kept through checkpoints
+        self.training_facts: TrainingFacts | None = None
+        self.eval_facts: EvalFacts | None = None
 
     # -- forward ---------------------------------------------------------------------------
     def hidden_states(self, batch: dict[str, torch.Tensor], **backbone_kwargs: Any) -> Any:
@@ -204,6 +216,7 @@ class LDMPolicy(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def save_pretrained(self, directory: str | Path) -> Path:
+        """Write model.safetensors, config.json and the README.md model card into `directory`."""
         from safetensors.torch import save_file
 
         d = Path(directory)
@@ -214,17 +227,25 @@ class LDMPolicy(nn.Module):
             "format": CHECKPOINT_FORMAT,
             "ldm_version": ldm.__version__,
             "config": self.config.to_dict(),
+            "num_params": self.num_params(),
+            "card": facts_to_json(self.training_facts, self.eval_facts),
         }
         (d / "config.json").write_text(json.dumps(meta, indent=1))
+        card = render_card(
+            self.config, meta["num_params"], self.training_facts, self.eval_facts, ldm.__version__
+        )
+        (d / CARD_FILE).write_text(card)
         return d
 
     @classmethod
     def from_pretrained(
         cls, directory: str | Path, device: str | torch.device = "cpu"
     ) -> LDMPolicy:
+        """Load a folder written by `save_pretrained`, or a Hub id (`owner/name`, downloaded by
+        huggingface_hub into its cache; served from the cache when offline)."""
         from safetensors.torch import load_file
 
-        d = Path(directory)
+        d = resolve_checkpoint(directory)
         try:
             meta = json.loads((d / "config.json").read_text())
         except FileNotFoundError:
@@ -248,6 +269,7 @@ class LDMPolicy(nn.Module):
             raise ModelError(
                 f"{d}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
+        model.training_facts, model.eval_facts = facts_from_json(meta.get("card"))
         return model.to(device).eval()
 
 

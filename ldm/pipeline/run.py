@@ -106,6 +106,7 @@ def run_pipeline(
     from ldm.eval import evaluate, write_report
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
+    from ldm.model.card import record_evaluation
     from ldm.refgen import run_refgen
     from ldm.refgen.stage import print_summary
     from ldm.train import train
@@ -140,6 +141,7 @@ def run_pipeline(
         write_report(
             results, eval_dir, title=f"{cfg.name}: one LDM across {len(results['envs'])} envs"
         )
+        record_evaluation(Path(train_cfg.out) / "final", results, headline(results["summary"]))
         state.mark_done("eval", time.time() - t, {"headline": headline(results["summary"])})
     import json
 

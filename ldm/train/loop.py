@@ -77,7 +77,9 @@ class _Stop:
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or resume, or return at once if finished); returns the final checkpoint dir."""
     from ldm.data import Store, WindowLoader, WindowSampler
+    from ldm.data.fingerprint import store_fingerprint
     from ldm.model import LDMPolicy, preset
+    from ldm.model.card import TrainingFacts
 
     out = Path(cfg.out)
     final = out / "final"
@@ -132,6 +134,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     torch.manual_seed(cfg.seed)
     model = LDMPolicy(model_cfg).to(device)
+    model.training_facts = TrainingFacts(  # the model card's "trained on" (ldm/model/card.py)
+        cfg.preset,
+        tuple(loader.env_ids),
+        str(cfg.store),
+        store_fingerprint(store),
+        cfg.steps,
+        cfg.batch_size,
+        window,
+    )
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
     )

@@ -55,6 +55,8 @@ def test_loss_goes_down_and_checkpoint_acts(small_store, tmp_path):
     losses = [x["train/loss"] for x in lines if "train/loss" in x]
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert any("val/accuracy/a/Vec-v0" in x for x in lines)
+    card = (final / "README.md").read_text()  # the model card names the data it learnt from
+    assert "`a/Vec-v0`" in card and "sha256:" in card and "40 optimizer steps" in card
     policy = LDMPolicy.from_pretrained(final)
     session = policy.start_session([VEC], [BOXA])
     (action,) = session.act([torch.zeros(3).numpy()])
