@@ -128,11 +128,14 @@ class EnvServer:
 
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
+        limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
         if self.api == "gym":
             kwargs.setdefault("disable_env_checker", True)
         handles, spaces = [], None
         for _ in range(int(count)):
             inst = Instance(self.gym.make(env_id, **kwargs), self.api, self.wrappers)
+            if limit:
+                inst.env = wrappers.StepLimit(inst.env, limit)
             handle = self.next_handle
             self.next_handle += 1
             self.envs[handle] = inst

@@ -194,6 +194,41 @@ WRAPPERS = {
 }
 
 
+#: make kwarg that truncates every episode after this many steps (see StepLimit)
+STEP_LIMIT_KWARG = "ldm_step_limit"
+
+
+class StepLimit:
+    """Truncates an episode after `limit` steps, marking it `info["ldm_cut"]`.
+
+    A declared time limit for envs that never end on their own (catalog `make_kwargs`), and
+    the evaluation protocol's per-episode limit. Works the same for every API and Python.
+    """
+
+    def __init__(self, env, limit):
+        self.env = env
+        self.limit = int(limit)
+        self.steps = 0
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        self.steps = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        if self.steps >= self.limit and not (terminated or truncated):
+            info = dict(info or {})
+            info["ldm_cut"] = True
+            truncated = True
+        return obs, reward, terminated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
 def apply(env, names):
     """Apply the declared wrappers, in order, where each fits the current observation space."""
     for name in names:

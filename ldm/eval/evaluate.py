@@ -72,6 +72,8 @@ def evaluate(
     runs, rejected = _prepare(ids, cfg)
     t0 = time.time()
     refs = {r.env_id: reference_run(store, r.env_id) for r in runs}
+    for r in runs:
+        r.step_limit = episode_step_limit(refs[r.env_id], cfg)
     if policy is None:
         agent: Any = PredictAgent(
             [_load_reference(store, refs[r.env_id]) for r in runs],
@@ -82,7 +84,7 @@ def evaluate(
         act_specs = [r.act_spec for r in runs for _ in r.slots]
         agent = SessionAgent(policy, obs_specs, act_specs, cfg)
     stats = run_protocol(runs, agent, cfg, progress) if runs else {"model_calls": 0, "steps": 0}
-    envs = rejected + [_env_result(r, refs[r.env_id], cfg) for r in runs]
+    envs = rejected + [_env_result(r, refs[r.env_id], cfg, store) for r in runs]
     envs.sort(key=lambda e: e["env_id"])
     return {
         "policy": "references" if policy is None else "ldm",
@@ -92,6 +94,15 @@ def evaluate(
         "seconds": time.time() - t0,
         **stats,
     }
+
+
+def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | None:
+    """The protocol's per-episode step limit of an env: `episode_limit_factor` x the longest
+    episode of its reference run (None without a reference or with the factor 0)."""
+    if ref is None or not cfg.episode_limit_factor:
+        return None
+    lengths = [e["length"] for e in ref[1].get("episodes", []) if "length" in e]
+    return max(1, int(np.ceil(cfg.episode_limit_factor * max(lengths)))) if lengths else None
 
 
 def _load_reference(store: Store, ref: tuple[str, dict] | None) -> Any:
@@ -107,7 +118,36 @@ def _load_reference(store: Store, ref: tuple[str, dict] | None) -> Any:
     )
 
 
-def _env_result(run: EnvRun, ref: tuple[str, dict] | None, cfg: EvalConfig) -> dict[str, Any]:
+def why_no_reference(store: Store, env_id: str) -> str:
+    """Why an env has no curated reference, in words: its runs' curation reasons (p-values,
+    the 95% rule), its failed jobs' errors (crashed, no episode within the budget), or that
+    none was run."""
+    runs = {r: e for r, e in store.runs(env_id=env_id).items() if e.get("verdict") != "excluded"}
+    if runs:
+        reasons = []
+        for rid in runs:
+            meta = store.open_run(rid).meta
+            cur = meta.get("curation", {})
+            why = "; ".join(cur.get("reasons", [])) or cur.get("verdict", "not curated")
+            reasons.append(f"{meta.get('candidate', rid)} seed {meta.get('seed', '?')}: {why}")
+        return f"no curated reference: every run failed curation ({' | '.join(reasons)})"
+    jobs_file = store.path / "refgen" / "jobs.json"
+    if jobs_file.exists():
+        import json
+
+        failed = [
+            f"{k.split(':')[1]}: {v.get('error', '?').splitlines()[0][:200]}"
+            for k, v in json.loads(jobs_file.read_text()).items()
+            if f":{env_id}:" in k and v.get("status") == "failed"
+        ]
+        if failed:
+            return f"no curated reference: its jobs failed ({' | '.join(failed)})"
+    return "no curated reference: no reference run in the store (not planned or not run yet)"
+
+
+def _env_result(
+    run: EnvRun, ref: tuple[str, dict] | None, cfg: EvalConfig, store: Store
+) -> dict[str, Any]:
     returns = [x for r in run.returns for x in r]
     out: dict[str, Any] = {
         "env_id": run.env_id,
@@ -117,12 +157,14 @@ def _env_result(run: EnvRun, ref: tuple[str, dict] | None, cfg: EvalConfig) -> d
         "seeds": run.seeds,
         "mean_return": float(np.mean(returns)) if returns else None,
         "status": "failed" if run.error else ("cut" if run.cut else "ok"),
+        "step_limit": run.step_limit,
+        "cut_episodes": run.cut_episodes,
     }
     if run.error:
         out["error"] = run.error
     if ref is None:
         out["normalised_score"] = None
-        out["note"] = "no curated reference run in the store"
+        out["note"] = why_no_reference(store, run.env_id)
         return out
     run_id, meta = ref
     out.update(reference_run=run_id, first10=meta["first10"], last10=meta["last10"])

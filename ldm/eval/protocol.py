@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ldm.envs.wrappers import STEP_LIMIT_KWARG
 from ldm.errors import EvalError, LDMError
 from ldm.spaces import SpaceSpec
 
@@ -36,14 +37,24 @@ class EvalConfig:
     """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
     max_steps: int = 100_000
     """Guard: steps per slot after which its unfinished episodes are cut (reported)."""
+    episode_limit_factor: float = 3.0
+    """Per-episode step limit = this x the longest episode of the env's reference run (so a
+    policy that stalls, e.g. never presses FIRE, cannot hold its slot for the env's own
+    27,000-step truncation); episodes cut there count with their return so far and are
+    reported per env as `cut_episodes`. 0 = no limit."""
     backend: str = "process"
     """Env backend (process, inprocess, ray, docker)."""
     retries: int = 1
     """Restarts of an env whose worker died before it is reported as failed."""
+    references: bool = True
+    """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
+    LDM (a score counts where the reference itself scores ~100)."""
 
     def __post_init__(self) -> None:
         if self.rollouts < 1 or self.episodes < 1:
             raise EvalError("rollouts and episodes must be >= 1")
+        if self.episode_limit_factor < 0:
+            raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
 
 
 @dataclass
@@ -62,6 +73,11 @@ class EnvRun:
     failures: int = 0
     error: str | None = None
     cut: bool = False
+    step_limit: int | None = None
+    """Steps after which the protocol cuts an episode (None: the env's own limits only)."""
+    cut_episodes: int = 0
+    """Episodes the protocol cut at `step_limit` (counted with their return so far)."""
+    episode_steps: np.ndarray | None = None
 
     def done(self, episodes: int) -> bool:
         return self.error is not None or self.cut or all(len(r) >= episodes for r in self.returns)
@@ -84,9 +100,11 @@ def _open(run: EnvRun, cfg: EvalConfig) -> np.ndarray:
     if run.venv is not None:
         run.venv.close()
         run.venv = None
-    run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1)
+    limit = {STEP_LIMIT_KWARG: run.step_limit} if run.step_limit else {}
+    run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1, **limit)
     run.returns = [[] for _ in range(cfg.rollouts)]
     run.running = np.zeros(cfg.rollouts)
+    run.episode_steps = np.zeros(cfg.rollouts, dtype=np.int64)
     run.steps = 0
     obs, _ = run.venv.reset(seed=run.seeds)
     return obs
@@ -226,14 +244,20 @@ def run_protocol(
             o, r, te, tr, _ = outcome
             run.steps += 1
             run.running += r
+            run.episode_steps += 1
             for j, s in enumerate(run.slots):
                 obs[s] = o[j]
                 rewards[s], term[s], trunc[s] = r[j], te[j], tr[j]
                 if te[j] or tr[j]:
                     if len(run.returns[j]) < cfg.episodes:
                         run.returns[j].append(float(run.running[j]))
+                        cut = (
+                            run.step_limit and not te[j] and run.episode_steps[j] >= run.step_limit
+                        )
+                        run.cut_episodes += bool(cut)
                         bar.update()
                     run.running[j] = 0.0
+                    run.episode_steps[j] = 0
             if run.steps >= cfg.max_steps:
                 run.cut = True
         agent.record(rewards, term, trunc)

@@ -11,7 +11,29 @@ from typing import Any
 
 import numpy as np
 
-from ldm.eval.scores import headline
+from ldm.eval.scores import headline, summarise
+
+#: a score counts (the "checked" summary) only where the reference itself scores at least
+#: this by the same protocol: elsewhere the anchors say little about the env
+REFERENCE_FLOOR = 80.0
+
+
+def attach_references(results: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
+    """Put the references' own protocol scores beside the LDM's, per env, and add the
+    summary over the envs whose reference scores >= REFERENCE_FLOOR (`summary_checked`)."""
+    by_env = {e["env_id"]: e for e in refs["envs"]}
+    for e in results["envs"]:
+        r = by_env.get(e["env_id"], {})
+        e["reference_score"] = r.get("normalised_score")
+        e["reference_cut_episodes"] = r.get("cut_episodes")
+    checked = [
+        e
+        for e in results["envs"]
+        if e.get("reference_score") is not None and e["reference_score"] >= REFERENCE_FLOOR
+    ]
+    results["summary_checked"] = summarise(checked)
+    results["references_summary"] = refs["summary"]
+    return results
 
 
 def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Path:
@@ -24,6 +46,11 @@ def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Pat
     t, n = np.asarray(curve["thresholds"]), np.asarray(curve["envs_at_or_above"])
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     ax.step(t, n, where="post", color="#1f5fa8", lw=2, label=label or "LDM")
+    if "references_summary" in results:
+        ref = results["references_summary"]["curve"]
+        ax.step(ref["thresholds"], ref["envs_at_or_above"], where="post", color="#888", lw=1.5,
+                ls=":", label="references (same protocol)")  # fmt: skip
+        ax.legend(loc="upper right")
     for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
         k = int(n[t == mark][0]) if (t == mark).any() else 0
         ax.axvline(mark, color=color, ls="--", lw=1)
@@ -51,9 +78,10 @@ def library_table(results: dict[str, Any]) -> list[dict[str, Any]]:
     for e in results["envs"]:
         r = rows.setdefault(
             e["library"] if "library" in e else e["env_id"].split("/")[0],
-            {"envs": 0, "scorable": 0, "at_80": 0, "at_100": 0, "scores": []},
+            {"envs": 0, "references": 0, "scorable": 0, "at_80": 0, "at_100": 0, "scores": []},
         )
         r["envs"] += 1
+        r["references"] += "first10" in e
         s = e.get("normalised_score")
         if s is not None:
             r["scorable"] += 1
@@ -65,6 +93,7 @@ def library_table(results: dict[str, Any]) -> list[dict[str, Any]]:
             "library": lib,
             **{k: v for k, v in r.items() if k != "scores"},
             "median_score": float(np.median(r["scores"])) if r["scores"] else None,
+            "share_at_80": r["at_80"] / r["scorable"] if r["scorable"] else None,
         }
         for lib, r in sorted(rows.items())
     ]
@@ -101,20 +130,31 @@ def write_report(
             "reference (first10 / last10)": f"{_fmt(e.get('first10'))} / {_fmt(e.get('last10'))}"
             if "first10" in e
             else "-",
-            "status": e["status"] + (f": {e['error']}" if e.get("error") else ""),
+            "reference score %": e.get("reference_score"),
+            "cut": e.get("cut_episodes"),
+            "status": e["status"]
+            + (f": {e['error']}" if e.get("error") else "")
+            + (f" ({e['note']})" if e.get("note") else ""),
         }
         for e in results["envs"]
     ]
     img = base64.b64encode(png.read_bytes()).decode()
+    checked = (
+        f"<p>Where the reference itself scores >= {REFERENCE_FLOOR:.0f} by this protocol: "
+        f"<b>{html.escape(headline(results['summary_checked']))}</b></p>"
+        if "summary_checked" in results
+        else ""
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style></head><body>
-<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results["summary"]))}</b></p>
+<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results["summary"]))}</b></p>{checked}
 <p>Protocol: {results["config"]["rollouts"]} rollouts x {results["config"]["episodes"]} episodes per env, context emptied at the start of each rollout and kept across its episodes, {"deterministic (argmax under the action mask)" if results["config"]["deterministic"] else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
-<h2>Per library</h2>{_table(libs, ["library", "envs", "scorable", "at_80", "at_100", "median_score"])}
-<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "mean return", "reference (first10 / last10)", "episodes", "status"])}
+<h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
+<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "episodes", "cut", "status"])}
+<p>Cut: episodes the protocol ended at its per-episode step limit ({results["config"].get("episode_limit_factor", 0)} x the reference's longest episode), counted with their return so far.</p>
 </body></html>"""
     (out / "report.html").write_text(page)
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}

@@ -104,6 +104,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
+    from ldm.eval.report import attach_references
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
@@ -127,17 +128,24 @@ def run_pipeline(
         summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
         print_summary(summary)
         state.mark_done("refgen", time.time() - t)
+        _times(state)
     if not state.done("train"):
         _banner("2/3 training the LDM", cfg)
         t = time.time()
         final = train(train_cfg, progress=progress)
         state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
+        _times(state)
     eval_dir = Path(cfg.out) / "eval"
     if not state.done("eval"):
         _banner("3/3 evaluation", cfg)
         t = time.time()
         policy = LDMPolicy.from_pretrained(Path(train_cfg.out) / "final")
-        results = evaluate(policy, refgen_cfg.envs or None, cfg.store, eval_cfg, progress=progress)
+        env_ids = refgen_cfg.envs or None
+        results = evaluate(policy, env_ids, cfg.store, eval_cfg, progress=progress)
+        if eval_cfg.references:  # the references by the same protocol, beside the LDM
+            refs = evaluate(None, env_ids, cfg.store, eval_cfg, progress=progress)
+            write_report(refs, eval_dir / "references", title=f"{cfg.name}: reference policies")
+            attach_references(results, refs)
         write_report(
             results, eval_dir, title=f"{cfg.name}: one LDM across {len(results['envs'])} envs"
         )
@@ -147,6 +155,10 @@ def run_pipeline(
 
     results = json.loads((eval_dir / "results.json").read_text())
     print(f"\n{cfg.name}: {headline(results['summary'])}")
+    if "summary_checked" in results:
+        print(
+            f"where the reference scores >= 80 by the protocol: {headline(results['summary_checked'])}"
+        )
     print(f"report: {eval_dir / 'report.html'}  (curve: {eval_dir / 'threshold_curve.png'})")
     for stage in STAGES:
         print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
@@ -160,6 +172,11 @@ def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:
         "eval": Path(cfg.out) / "eval",
     }[stage]
     shutil.rmtree(target, ignore_errors=True)
+
+
+def _times(state: PipelineState) -> None:
+    done = {s: state.seconds(s) for s in STAGES if state.done(s)}
+    print("stage times: " + ", ".join(f"{s} {v / 60:.1f} min" for s, v in done.items()), flush=True)
 
 
 def _banner(text: str, cfg: PipelineConfig) -> None:

@@ -1,0 +1,105 @@
+"""The protocol's per-episode step limit (from the reference episodes, reported as cut), the
+references beside the LDM, and the reason an env has no reference."""
+
+import numpy as np
+import pytest
+import torch
+
+from ldm.data import Store
+from ldm.envs import make
+from ldm.eval import EvalConfig, evaluate
+from ldm.eval.evaluate import why_no_reference
+from ldm.eval.report import REFERENCE_FLOOR, attach_references, library_table
+from ldm.eval.scores import summarise
+from ldm.model import LDMPolicy, preset
+from ldm.spaces import SpaceSpec
+
+PEND = "classic-control/Pendulum-v1"
+
+
+def test_a_declared_step_limit_truncates_and_marks_the_cut():
+    env = make(PEND, ldm_step_limit=5)  # Pendulum's own limit is 200
+    env.reset(seed=0)
+    for t in range(1, 6):
+        _, _, term, trunc, info = env.step(np.zeros(1, np.float32))
+        assert not term and trunc == (t == 5)
+    assert info.get("ldm_cut") is True
+    env.reset(seed=1)
+    assert not env.step(np.zeros(1, np.float32))[3]  # the count starts again
+    env.close()
+
+
+def _pendulum_reference(store, length, verdict="pass"):
+    obs = SpaceSpec("continuous", (3,), low=(-8.0,) * 3, high=(8.0,) * 3)
+    act = SpaceSpec("continuous", (1,), low=(-2.0,), high=(2.0,))
+    w = store.create_run(
+        PEND, "classic-control", obs, act, 1, {"algorithm": "SAC", "candidate": "sac", "seed": 0}
+    )
+    for ep in range(20):
+        for t in range(length):
+            r = -10.0 + ep * 0.4
+            w.append(np.zeros((1, 3)), np.zeros((1, 1)), np.array([r]), np.zeros(1),
+                     np.array([t == length - 1]))  # fmt: skip
+    rid = w.commit()
+    store.update_meta(
+        rid,
+        {
+            "curation": {
+                "verdict": verdict,
+                "reasons": []
+                if verdict == "pass"
+                else ["no significant improvement (p=0.3 >= alpha=0.05)"],
+            }
+        },
+    )
+    return rid
+
+
+def test_protocol_cuts_episodes_at_factor_x_the_reference_episodes_and_says_so(tmp_path):
+    store = Store(tmp_path / "s")
+    _pendulum_reference(store, length=10)
+    torch.manual_seed(0)
+    policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    res = evaluate(
+        policy,
+        [PEND],
+        store,
+        EvalConfig(rollouts=2, episodes=3, episode_limit_factor=3),
+        progress=False,
+    )
+    e = res["envs"][0]
+    assert e["step_limit"] == 30 and e["cut_episodes"] == 6 and e["episodes"] == 6
+    assert res["steps"] == 3 * 30  # 3 episodes of 30 steps, both rollouts together
+    assert e["normalised_score"] is not None
+    off = evaluate(
+        policy,
+        [PEND],
+        store,
+        EvalConfig(rollouts=1, episodes=1, episode_limit_factor=0),
+        progress=False,
+    )
+    assert off["envs"][0]["step_limit"] is None and off["steps"] == 200  # the env's own limit
+
+
+def test_why_an_env_has_no_reference(tmp_path):
+    store = Store(tmp_path / "s")
+    assert "not planned or not run yet" in why_no_reference(store, PEND)
+    _pendulum_reference(store, length=5, verdict="fail")
+    why = why_no_reference(store, PEND)
+    assert "failed curation" in why and "p=0.3" in why and "sac seed 0" in why
+
+
+def test_references_beside_the_ldm_and_the_checked_summary():
+    ldm = {"envs": [{"env_id": f"lib{i % 2}/E{i}", "library": f"lib{i % 2}", "normalised_score": s,
+                     "first10": 0.0, "status": "ok"} for i, s in enumerate([90.0, 50.0, 120.0, 85.0])]}  # fmt: skip
+    refs = {"envs": [{"env_id": f"lib{i % 2}/E{i}", "normalised_score": s, "cut_episodes": 0}
+                     for i, s in enumerate([101.0, 98.0, 40.0, None])], "summary": {}}  # fmt: skip
+    ldm["summary"] = summarise(ldm["envs"])
+    attach_references(ldm, refs)
+    assert [e["reference_score"] for e in ldm["envs"]] == [101.0, 98.0, 40.0, None]
+    checked = ldm["summary_checked"]  # only E0 and E1 have a reference >= the floor
+    assert REFERENCE_FLOOR == 80.0 and checked["scorable"] == 2 and checked["at_80"] == 1
+    assert ldm["summary"]["scorable"] == 4 and ldm["summary"]["at_80"] == 3
+    rows = {r["library"]: r for r in library_table(ldm)}
+    assert rows["lib0"]["references"] == 2 and rows["lib0"]["median_score"] == pytest.approx(105)
+    assert rows["lib1"]["share_at_80"] == pytest.approx(0.5)
