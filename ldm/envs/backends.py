@@ -29,6 +29,7 @@ from typing import Any
 
 from ldm.envs import protocol
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.workerenv import worker_environment
 from ldm.errors import EnvError
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
@@ -147,9 +148,12 @@ class ProcessConnection(Connection):
         python: str | Path,
         spec: LibrarySpec,
         launcher: str | None = None,
-        env: dict[str, str] | None = None,
         argv: list[str] | None = None,
+        client_env: bool = False,
     ) -> None:
+        """`argv` replaces the worker command (the docker client); `client_env=True` gives it
+        the client's whole environment (the docker client's, not the container's), else the
+        worker gets ldm.envs.workerenv's cleared environment plus allowlist."""
         self.label = label
         self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
         argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
@@ -157,10 +161,11 @@ class ProcessConnection(Connection):
             if launcher not in LAUNCHERS:
                 raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
             argv = LAUNCHERS[launcher](argv, self.scratch, spec)
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        child_env.update(env or {})
-        child_env.setdefault("SDL_VIDEODRIVER", "dummy")
-        child_env.setdefault("MUJOCO_GL", "egl")
+        child_env = (
+            dict(os.environ)
+            if client_env
+            else worker_environment(spec, self.scratch, sandboxed=launcher == "sandbox")
+        )
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,

@@ -69,6 +69,9 @@ class LibrarySpec:
     """Free text: quirks, why not installable, licence notes."""
     sandbox: bool = False
     """Always run this library's workers in the sandbox (bubblewrap)."""
+    pass_env: list[str] = field(default_factory=list)
+    """Client environment variables (names or fnmatch patterns, e.g. `MYLIB_*`) passed to the
+    library's workers on top of the allowlist in ldm/envs/workerenv.py; workers see no others."""
     path: str = ""
     """File the spec was read from (set by the loader, not written in the TOML)."""
 
@@ -89,6 +92,7 @@ class LibrarySpec:
             "exclude",
             "envs",
             "wrappers",
+            "pass_env",
         ):
             value = getattr(self, fname)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -206,7 +206,7 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         "-u",
         "/ldm/worker.py",
     ]
-    conn = ProcessConnection(label, "", spec, argv=argv)
+    conn = ProcessConnection(label, "", spec, argv=argv, client_env=True)
     conn.paths = [f"/ldm/paths/{i}" for i in range(len(spec.python_path))]
     conn.hint = " (docker: no network, read-only root)"
     return conn

@@ -118,3 +118,64 @@ def test_docker_a_script_that_forgets_close_exits_0():
     assert proc.returncode == 0, proc.stderr[-2000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert all(gone(pid) for pid in info["pids"])
+
+
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+@pytest.fixture
+def hostile_spec():
+    from ldm.envs.catalog import LibrarySpec
+
+    return LibrarySpec(
+        name="hostile",
+        domain="test",
+        requirements=["gymnasium==1.4.0", "numpy>=2"],
+        imports=["hostile_envs"],
+        python_path=[str(HOSTILE)],
+        path=str(HOSTILE / "hostile.toml"),
+    )
+
+
+def _worker_environ(spec, monkeypatch, **variables) -> dict:
+    from ldm.envs.proxy import ProxyEnv
+
+    for k, v in variables.items():
+        monkeypatch.setenv(k, v)
+    env = ProxyEnv(spec, "Hostile-environ-v0")
+    try:
+        env.reset(seed=0)
+        return env.step(0)[4]["environ"]
+    finally:
+        env.close()
+
+
+def test_a_process_worker_gets_the_allowlist_not_the_shells_secrets(hostile_spec, monkeypatch):
+    seen = _worker_environ(
+        hostile_spec,
+        monkeypatch,
+        LDM_TEST_API_TOKEN="s3cret",
+        LC_ALL="C.UTF-8",
+        PYTHONPATH="/somewhere/else",
+        LDM_WORKER_PASS_ENV="LDM_TEST_EXTRA",
+        LDM_TEST_EXTRA="yes",
+    )
+    assert "LDM_TEST_API_TOKEN" not in seen and "PYTHONPATH" not in seen
+    assert seen["LC_ALL"] == "C.UTF-8" and seen["LDM_TEST_EXTRA"] == "yes"
+    assert seen["HOME"] == str(Path.home())  # not sandboxed: caches in the home stay usable
+
+
+def test_worker_environment_allowlist_and_spec_additions(hostile_spec, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from ldm.envs.workerenv import worker_environment
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("MYLIB_LICENSE", "abc")
+    monkeypatch.setenv("LC_CTYPE", "C.UTF-8")
+    monkeypatch.delenv("LDM_WORKER_PASS_ENV", raising=False)
+    base = worker_environment(hostile_spec, tmp_path, sandboxed=True)
+    assert "AWS_SECRET_ACCESS_KEY" not in base and "MYLIB_LICENSE" not in base
+    assert base["LC_CTYPE"] == "C.UTF-8" and base["HOME"] == str(tmp_path)
+    more = worker_environment(replace(hostile_spec, pass_env=["MYLIB_*"]), tmp_path, True)
+    assert more["MYLIB_LICENSE"] == "abc" and "AWS_SECRET_ACCESS_KEY" not in more

@@ -102,3 +102,24 @@ def test_well_behaved_envs_run_sandboxed_and_the_client_goes_on(spec):
         assert np.isfinite(env.step(1)[0]).all()
     finally:
         env.close()
+
+
+def test_the_worker_starts_with_a_cleared_environment(spec, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setenv("LDM_TEST_API_TOKEN", "s3cret")  # a secret in the user's shell
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # on the allowlist
+    monkeypatch.setenv("LDM_TEST_LIB_DATA", "/data/lib")  # asked for by the spec below
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")  # would break the library's venv
+    env = ProxyEnv(replace(spec, pass_env=["LDM_TEST_LIB_*"]), "Hostile-environ-v0", sandbox=True)
+    try:
+        env.reset(seed=0)
+        seen = env.step(0)[4]["environ"]
+        scratch = str(env._worker.conn.scratch)
+    finally:
+        env.close()
+    assert "LDM_TEST_API_TOKEN" not in seen and "s3cret" not in str(seen)
+    assert "PYTHONPATH" not in seen
+    assert seen["HOME"] == scratch and seen["TMPDIR"] == scratch
+    assert seen["OMP_NUM_THREADS"] == "1" and seen["LDM_TEST_LIB_DATA"] == "/data/lib"
+    assert seen["PATH"] and seen["MUJOCO_GL"] == "egl"

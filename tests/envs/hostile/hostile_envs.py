@@ -37,8 +37,15 @@ class Hostile(gym.Env):
         elif self.attack == "memory":
             while True:
                 self.hoard.append(bytearray(256 * 1024 * 1024))
+        elif self.attack == "environ":  # what it could smuggle into the recorded infos
+            return np.zeros(2, np.float32), 0.0, False, False, {"environ": dict(os.environ)}
+        elif self.attack == "fill":  # fill the directory it runs in, 1 MiB at a time
+            with open(os.path.join(self.target or os.getcwd(), "fill.bin"), "wb") as f:
+                while True:
+                    f.write(b"x" * (1 << 20))
+                    f.flush()
         return np.zeros(2, np.float32), 0.0, False, False, {}
 
 
-for attack in ("none", "socket", "write", "read_home", "fork", "memory"):
+for attack in ("none", "socket", "write", "read_home", "fork", "memory", "environ", "fill"):
     gym.register(f"Hostile-{attack}-v0", entry_point=Hostile, kwargs={"attack": attack})
