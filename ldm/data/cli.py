@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -49,7 +49,10 @@ def verify(store: tyro.conf.Positional[str]) -> int:
 
 
 def export_minari(
-    store: tyro.conf.Positional[str], out: tyro.conf.Positional[str], env: str
+    store: tyro.conf.Positional[str],
+    out: tyro.conf.Positional[str],
+    env: str,
+    format: Literal["hdf5", "arrow", "parquet"] = "hdf5",
 ) -> int:
     """Write a Minari dataset of one env's runs (reference actions as per-step extras).
 
@@ -57,15 +60,17 @@ def export_minari(
         store: Store directory.
         out: Minari dataset id to write (e.g. ldm/cartpole/ref-v0).
         env: Env id whose runs to export.
+        format: Minari storage format (hdf5 is Minari's default; arrow/parquet need pyarrow).
     """
     from ldm.data.minari_io import export_minari as run
 
-    print(run(store, env, out))
+    print(run(store, env, out, data_format=format))
     return 0
 
 
 def import_minari(dataset: tyro.conf.Positional[str], store: tyro.conf.Positional[str]) -> int:
-    """Import a local Minari dataset as runs (its actions as targets when no reference actions).
+    """Import a local Minari dataset, HDF5 or Arrow, as runs (its actions as targets when no
+    reference actions).
 
     Args:
         dataset: Minari dataset id (local).

@@ -7,6 +7,10 @@ action goes into the per-step infos as `reference_action`; the env's anchors bec
 Import: each episode becomes a one-stream run (streams of a run advance together, and
 episodes differ in length); targets are `infos["reference_action"]`
 when present, else the dataset's actions. Minari datasets live under MINARI_DATASETS_PATH.
+
+Storage: Minari writes HDF5 by default (needs h5py) and can write Arrow or Parquet (pyarrow);
+import reads whichever a dataset uses, export writes HDF5 unless told otherwise, so that what
+`ldm` writes is what Minari users expect.
 """
 
 from __future__ import annotations
@@ -19,6 +23,42 @@ import numpy as np
 from ldm.data.store import COLUMNS, Store
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec, from_gym_space
+
+#: Minari's storage formats -> the package each needs (Minari's own default first).
+FORMATS = {"hdf5": "h5py", "arrow": "pyarrow", "parquet": "pyarrow"}
+
+
+def _check_format(data_format: str) -> None:
+    import importlib.util
+
+    if data_format not in FORMATS:
+        raise StoreError(
+            f"Minari storage format {data_format!r} is unknown; choose one of {list(FORMATS)}"
+        )
+    need = FORMATS[data_format]
+    if importlib.util.find_spec(need) is None:
+        raise StoreError(
+            f"Minari's {data_format} storage needs the package {need}, which is not installed: "
+            f"`pip install {need}` (or `pip install 'ldm[minari]'`)"
+        )
+
+
+def _load_dataset(dataset_id: str) -> Any:
+    """minari.load_dataset, with a clear error for a missing dataset or storage package."""
+    import minari
+
+    try:
+        return minari.load_dataset(dataset_id)
+    except FileNotFoundError as e:
+        raise StoreError(
+            f"no local Minari dataset {dataset_id!r} under MINARI_DATASETS_PATH "
+            f"(or ~/.minari/datasets): {e}"
+        ) from None
+    except ImportError as e:
+        raise StoreError(
+            f"Minari dataset {dataset_id!r} needs a storage package that is missing ({e}); "
+            "`pip install 'ldm[minari]'` installs h5py and pyarrow"
+        ) from None
 
 
 def _gym_space(spec: SpaceSpec) -> Any:
@@ -41,8 +81,18 @@ def _gym_space(spec: SpaceSpec) -> Any:
     return gym.spaces.MultiBinary(list(spec.shape))
 
 
-def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
-    """Write the curated (else all) runs of `env_id` as the Minari dataset `dataset_id`."""
+def _info_column(values: np.ndarray, last: np.ndarray) -> Any:
+    """A per-step info column (one more entry than actions, as Minari wants). Scalars per step
+    go as a list: Minari's Arrow storage writes a 1-D array with an empty shape tag that its own
+    reader cannot parse back (int(b'')), while a list is stored as a plain column."""
+    col = np.concatenate([values, last])
+    return col.tolist() if col.ndim == 1 else col
+
+
+def export_minari(store_path: str, env_id: str, dataset_id: str, data_format: str = "hdf5") -> str:
+    """Write the curated (else all) runs of `env_id` as the Minari dataset `dataset_id`, in
+    one of Minari's storage formats (FORMATS; hdf5, Minari's default, unless told)."""
+    _check_format(data_format)
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
@@ -77,7 +127,7 @@ def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
                         rewards=cols["rewards"][a:b].astype(np.float64),
                         terminations=cols["terminated"][a:b],
                         truncations=trunc,
-                        infos={"reference_action": np.concatenate([ref[a:b], ref[b - 1 : b]])},
+                        infos={"reference_action": _info_column(ref[a:b], ref[b - 1 : b])},
                     )
                 )
     assert first is not None
@@ -91,7 +141,7 @@ def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
         ref_min_score=meta.get("first10"),
         ref_max_score=meta.get("last10"),
         description=f"Reference-policy runs of {env_id} exported from an ldm store; per-step infos hold reference_action.",
-        data_format="arrow",
+        data_format=data_format,
     )
     # Minari keeps reference scores only when it can make the env itself; ldm's envs live in
     # isolated venvs, so the anchors are written into the dataset metadata directly.
@@ -99,14 +149,13 @@ def export_minari(store_path: str, env_id: str, dataset_id: str) -> str:
         ds.storage.update_metadata(
             {"ref_min_score": meta["first10"], "ref_max_score": meta["last10"]}
         )
-    return f"{dataset_id}: {len(episodes)} episodes from {len(runs)} runs"
+    return f"{dataset_id}: {len(episodes)} episodes from {len(runs)} runs ({data_format})"
 
 
 def import_minari(dataset_id: str, store_path: str, env_id: str | None = None) -> str:
-    """Import a local Minari dataset as runs (one per episode), curated as passed."""
-    import minari
-
-    ds = minari.load_dataset(dataset_id)
+    """Import a local Minari dataset (any of its storage formats) as runs (one per episode),
+    curated as passed."""
+    ds = _load_dataset(dataset_id)
     obs_spec, act_spec = from_gym_space(ds.observation_space), from_gym_space(ds.action_space)
     env_id = env_id or f"minari/{dataset_id}"
     store = Store(store_path)
