@@ -31,7 +31,9 @@ def cartpole_store(tmp_path_factory):
     return store
 
 
-def test_scale_trains_presets_evaluates_checkpoints_and_resumes(cartpole_store, tmp_path):
+def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
+    cartpole_store, tmp_path, monkeypatch
+):
     kw = dict(
         store=str(cartpole_store.path),
         presets="ldm-tiny,ldm-small",
@@ -56,10 +58,18 @@ def test_scale_trains_presets_evaluates_checkpoints_and_resumes(cartpole_store, 
     png = tmp_path / "scale" / "scale.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     # a rerun neither retrains nor re-evaluates: the same figures come back
-    before = png.stat().st_mtime_ns
+    weights = sorted((tmp_path / "scale").glob("*/**/model.safetensors"))
+    assert len(weights) == 6  # 2 presets x (2 checkpoints + final)
+    before = [w.stat().st_mtime_ns for w in weights]
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a finished checkpoint was evaluated again")
+
+    monkeypatch.setattr("ldm.eval.evaluate", no_evaluation)
     assert scale(**kw) == 0
     assert json.loads((tmp_path / "scale" / "scale.json").read_text())["presets"] == res["presets"]
-    assert png.stat().st_mtime_ns >= before
+    assert [w.stat().st_mtime_ns for w in weights] == before
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_scale_rejects_unknown_presets_before_training(cartpole_store, tmp_path):
