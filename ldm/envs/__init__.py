@@ -47,9 +47,12 @@ def make_vec(
     workers: int | None = None,
     sandbox: bool = False,
     timeout: float = 60.0,
+    shared_memory: bool = True,
     **make_kwargs: Any,
 ):
-    """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`."""
+    """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`.
+    With `shared_memory` (default) each worker's slice of the batch travels through a buffer
+    shared with it where the backend allows (ldm/envs/shm.py); False keeps the framed path."""
     from ldm.envs.proxy import ProxyVectorEnv
 
     spec, rid = resolve_env_id(env_id)
@@ -61,6 +64,7 @@ def make_vec(
         workers=workers,
         sandbox=sandbox,
         timeout=timeout,
+        shared_memory=shared_memory,
         **make_kwargs,
     )
 

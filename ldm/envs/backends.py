@@ -68,6 +68,11 @@ class Connection:
     def alive(self) -> bool:
         return True
 
+    def wait_fd(self) -> int | None:
+        """A descriptor that becomes readable when the next reply arrives, or None when a
+        reply can be taken without waiting on one (it is buffered, or there is no such fd)."""
+        return None
+
     def _unwrap(self, reply: dict[str, Any], message_cmd: str) -> Any:
         if not reply.get("ok"):
             raise WorkerError(
@@ -150,11 +155,14 @@ class ProcessConnection(Connection):
         launcher: str | None = None,
         argv: list[str] | None = None,
         client_env: bool = False,
+        buffer: Any = None,
     ) -> None:
         """`argv` replaces the worker command (the docker client); `client_env=True` gives it
         the client's whole environment (the docker client's, not the container's), else the
         worker gets ldm.envs.workerenv's cleared environment plus allowlist."""
         self.label = label
+        # an ldm.envs.shm.SharedBuffer the worker may map later (its fd is inherited)
+        self.buffer = buffer
         self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
         argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
         if launcher is not None:
@@ -173,6 +181,7 @@ class ProcessConnection(Connection):
             stderr=subprocess.PIPE,
             cwd=self.scratch,
             env=child_env,
+            pass_fds=buffer.pass_fds if buffer is not None else (),
         )
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._cmds: collections.deque[str] = collections.deque()
@@ -205,20 +214,32 @@ class ProcessConnection(Connection):
         return self.proc.poll() is None
 
     def send(self, message: dict[str, Any]) -> None:
+        self.write(protocol.dumps(message), message.get("cmd", "?"))
+
+    def write(self, data: bytes, cmd: str) -> None:
+        """Raw bytes to the worker: the frame of `cmd`, or a shared-memory wake-up."""
         if not self.alive:
-            raise self._dead(message.get("cmd", "?"))
+            raise self._dead(cmd)
         try:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(protocol.dumps(message))
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise self._dead(message.get("cmd", "?")) from None
-        self._cmds.append(message.get("cmd", "?"))
+            raise self._dead(cmd) from None
+        self._cmds.append(cmd)
 
     def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        cmd, reply = self.read(protocol.FrameReader.read_message, timeout)
+        return self._unwrap(reply, cmd)
+
+    def read(
+        self, fn: Callable[[Any, float | None], Any], timeout: float | None
+    ) -> tuple[str, Any]:
+        """(command, `fn(reader, timeout)`) for the oldest command sent; `fn` returns None on
+        timeout. A closed stream is a dead worker, a timeout a hung one (it is killed)."""
         cmd = self._cmds.popleft() if self._cmds else "?"
         try:
-            reply = self._reader.read_message(timeout)
+            reply = fn(self._reader, timeout)
         except (EOFError, ValueError, OSError):
             raise self._dead(cmd) from None
         if reply is None:
@@ -228,7 +249,10 @@ class ProcessConnection(Connection):
                 "it was killed. Raise the timeout if the env is just slow.",
                 self.tail,
             )
-        return self._unwrap(reply, cmd)
+        return cmd, reply
+
+    def wait_fd(self) -> int | None:
+        return None if self._reader.buf else self._reader.fd
 
     def _dead(self, cmd: str) -> WorkerError:
         try:
@@ -268,6 +292,8 @@ class ProcessConnection(Connection):
                     stream.close()
                 except OSError:
                     pass
+        if self.buffer is not None:
+            self.buffer.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -360,7 +386,11 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
         if sandbox:
             _load_sandbox()
             launcher = "sandbox"
-        conn = ProcessConnection(label, ensure_venv(spec), spec, launcher)
+        from ldm.envs.shm import SharedBuffer
+
+        conn = ProcessConnection(
+            label, ensure_venv(spec), spec, launcher, buffer=SharedBuffer.anonymous()
+        )
         if sandbox:
             from ldm.envs.sandbox import BLOCKED
 

@@ -4,18 +4,24 @@ whose envs live in isolated workers.
 A vector proxy spreads its envs over a few worker processes, sends each worker its slice of
 the actions, then collects the replies: one round trip per batch step, workers stepping in
 parallel, autoreset inside the worker (Gymnasium's SAME_STEP mode: the final observation of a
-finished episode is in `infos["final_obs"]`).
+finished episode is in `infos["final_obs"]`). Where a worker can share memory (process,
+sandbox and Docker backends; see shm.py) its slice of the batch travels through a shared buffer
+and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in the manner of
+EnvPool: send to all, take the first envs that are ready.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import time
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
+from ldm.envs import shm
 from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError, connect
 from ldm.envs.catalog import LibrarySpec
 from ldm.errors import EnvError
@@ -86,9 +92,11 @@ class _Worker:
         sandbox: bool,
         label: str,
         count: int,
+        shared_memory: bool = True,
     ):
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
+        self.shared_memory = shared_memory
         self.conn: Connection | None = None
         self.handles: list[int] = []
         self.spaces: dict[str, Any] = {}
@@ -100,6 +108,8 @@ class _Worker:
             {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count}
         )
         self.handles, self.spaces = made["handles"], made["spaces"]
+        if self.shared_memory:
+            self.conn = shm.attach(self.conn, self.spaces, len(self.handles))
 
     def restart(self) -> None:
         if self.conn is not None:
@@ -184,6 +194,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         workers: int | None = None,
         sandbox: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        shared_memory: bool = True,
         **kwargs: Any,
     ):
         if num_envs < 1:
@@ -198,7 +209,9 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         try:
             for i, n in enumerate(sizes):
                 self._workers.append(
-                    _Worker(spec, rid, kw, backend, sandbox, f"{self.env_id}[w{i}]", n)
+                    _Worker(
+                        spec, rid, kw, backend, sandbox, f"{self.env_id}[w{i}]", n, shared_memory
+                    )
                 )
         except BaseException:
             self.close()
@@ -210,6 +223,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
         self._slices = np.cumsum([0] + sizes)
+        self._pending: list[int] = []  # workers sent an async step, not yet received
         self._closed = False
 
     # -- helpers ---------------------------------------------------------------------------
@@ -270,12 +284,10 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         infos = [i for r in replies for i in r["infos"]]
         return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
 
-    def step_send(self, actions) -> None:
-        """First half of `step`: check the actions and send them to the workers (the envs of
-        several vector envs then step in parallel; `step_recv` collects)."""
+    def _check_actions(self, actions, count: int):
         actions = np.asarray(actions) if not isinstance(actions, dict) else actions
-        if len(actions) != self.num_envs:
-            raise EnvError(f"{self.env_id}: {len(actions)} actions for {self.num_envs} envs")
+        if len(actions) != count:
+            raise EnvError(f"{self.env_id}: {len(actions)} actions for {count} envs")
         space = self.single_action_space
         if isinstance(space, gym.spaces.Box):
             actions = actions.astype(space.dtype, copy=False)
@@ -292,6 +304,14 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                 raise EnvError(
                     f"{self.env_id}: actions {actions.tolist()} outside the action space {space}"
                 )
+        return actions
+
+    def step_send(self, actions) -> None:
+        """First half of `step`: check the actions and send them to the workers (the envs of
+        several vector envs then step in parallel; `step_recv` collects)."""
+        if self._pending:
+            raise EnvError(f"{self.env_id}: an async `send` is still pending; `recv` it first")
+        actions = self._check_actions(actions, self.num_envs)
         self._send_all(
             [
                 {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
@@ -305,20 +325,72 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
 
     def step_recv(self):
         """Second half of `step`: the workers' replies as (obs, rewards, terminated, truncated, infos)."""
-        replies = self._gather()
-        sizes = [len(w.handles) for w in self._workers]
+        return self._assemble(list(range(len(self._workers))), self._gather())
+
+    # -- EnvPool-style asynchronous stepping ----------------------------------------------
+    def send(self, actions, env_ids=None) -> None:
+        """Send actions to the envs `env_ids` (default all; whole worker slices, e.g. the ids
+        the last `recv` returned) and return at once; `recv` takes the first ready envs."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        owner = np.searchsorted(self._slices, ids, side="right") - 1
+        targets = [int(i) for i in dict.fromkeys(owner.tolist())]
+        for i in targets:
+            a, b = self._slices[i], self._slices[i + 1]
+            if i in self._pending or sorted(ids[owner == i].tolist()) != list(range(a, b)):
+                raise EnvError(
+                    f"{self.env_id}: send to envs {a}..{b - 1} of worker {i} all together, and "
+                    "only after `recv` returned them (pending workers: "
+                    f"{sorted(self._pending)})"
+                )
+        actions = self._check_actions(actions, len(ids))
+        by_env = dict(zip(ids.tolist(), range(len(ids))))
+        for i in targets:
+            w = self._workers[i]
+            rows = [by_env[e] for e in range(self._slices[i], self._slices[i + 1])]
+            assert w.conn is not None
+            w.conn.send(
+                {"cmd": "step", "handles": w.handles, "actions": actions[rows], "autoreset": True}
+            )
+            self._pending.append(i)
+
+    def recv(self, min_envs: int | None = None, timeout: float | None = None):
+        """The first workers to finish, covering at least `min_envs` envs (default: all that
+        were sent): (obs, rewards, terminated, truncated, infos, env_ids)."""
+        if not self._pending:
+            raise EnvError(f"{self.env_id}: `recv` without a pending `send`")
+        timeout = self.timeout if timeout is None else timeout
+        sizes = {i: self._slices[i + 1] - self._slices[i] for i in self._pending}
+        want = min(min_envs or sum(sizes.values()), sum(sizes.values()))
+        ready = _first_ready(
+            {i: self._workers[i].conn for i in self._pending}, sizes, want, timeout
+        )
+        replies, error = [], None
+        for i in ready:
+            self._pending.remove(i)
+            try:
+                replies.append(self._workers[i].conn.recv(self.timeout))  # type: ignore[union-attr]
+            except WorkerError as e:
+                error = error or e
+        if error:
+            raise error
+        ids = np.concatenate([np.arange(self._slices[i], self._slices[i + 1]) for i in ready])
+        return (*self._assemble(ready, replies), ids)
+
+    def _assemble(self, workers: list[int], replies: list[Any]):
+        sizes = [len(self._workers[i].handles) for i in workers]
+        n = sum(sizes)
         cat = {
             k: _concat([r[k] for r in replies])
             for k in ("obs", "rewards", "terminated", "truncated")
         }
         infos = self._merge_infos(
-            [i for r, n in zip(replies, sizes) for i in (r["infos"] or [{}] * n)]
+            [i for r, k in zip(replies, sizes) for i in (r["infos"] or [{}] * k)]
         )
-        finals = [f for r, n in zip(replies, sizes) for f in (r["finals"] or [None] * n)]
+        finals = [f for r, k in zip(replies, sizes) for f in (r["finals"] or [None] * k)]
         if any(f is not None for f in finals):
             mask = np.array([f is not None for f in finals])
-            final_obs = np.empty(self.num_envs, dtype=object)
-            final_info = np.empty(self.num_envs, dtype=object)
+            final_obs = np.empty(n, dtype=object)
+            final_info = np.empty(n, dtype=object)
             for i, f in enumerate(finals):
                 final_obs[i] = f["obs"] if f is not None else None
                 final_info[i] = f["info"] if f is not None else {}
@@ -356,3 +428,31 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             self.close()
         except Exception:
             pass
+
+
+def _first_ready(
+    conns: dict[int, Connection | None], sizes: dict[int, int], want: int, timeout: float
+) -> list[int]:
+    """Indices of workers whose replies are ready, in the order they became ready, until they
+    cover `want` envs; a worker silent past `timeout` is returned too (its recv reports it)."""
+    ready: list[int] = []
+    deadline = time.monotonic() + timeout
+    while sum(sizes[i] for i in ready) < want:
+        waiting: dict[int, int] = {}
+        for i, c in conns.items():
+            if i in ready:
+                continue
+            fd = c.wait_fd() if c is not None else None
+            if fd is None:
+                ready.append(i)
+            else:
+                waiting[fd] = i
+        if not waiting or sum(sizes[i] for i in ready) >= want:
+            continue
+        remaining = deadline - time.monotonic()
+        fds = select.select(list(waiting), [], [], max(0.0, remaining))[0] if remaining > 0 else []
+        if not fds:  # hung: hand the slowest over to recv, which times out and reports it
+            ready.extend(i for i in waiting.values() if i not in ready)
+            break
+        ready.extend(waiting[fd] for fd in fds)
+    return ready

@@ -6,7 +6,7 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-two siblings protocol.py and wrappers.py. No torch, no ldm: ldm is not installed here.
+siblings protocol.py, wrappers.py and shm_worker.py. No torch, no ldm: ldm is not installed here.
 """
 
 import importlib
@@ -19,9 +19,10 @@ import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
     import protocol
+    import shm_worker
     import wrappers
 except ImportError:  # imported as ldm.envs.worker by the in-process backend
-    from ldm.envs import protocol, wrappers
+    from ldm.envs import protocol, shm_worker, wrappers
 
 
 class LegacyGymEnv:
@@ -75,9 +76,10 @@ class Instance:
 
 
 def _action(inst, action):
+    # a copy: the env may keep the action, and a shared buffer is rewritten next step
     if inst.discrete:
         return int(np.asarray(action).reshape(-1)[0])
-    return np.asarray(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
+    return np.array(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
 
 
 def _stack(obs):
@@ -102,6 +104,7 @@ class EnvServer:
         self.wrappers = []
         self.envs = {}
         self.next_handle = 0
+        self.shared = None  # a shm_worker.SharedSlice once the client shared a buffer
 
     # -- commands ------------------------------------------------------------------------
     def init(self, api="gymnasium", imports=(), wrappers=(), paths=()):
@@ -143,17 +146,38 @@ class EnvServer:
             spaces = inst.spaces()
         return {"handles": handles, "spaces": spaces}
 
-    def reset(self, handles, seeds=None, options=None):
+    def reset(self, handles, seeds=None, options=None, out=None):
+        """Reset envs; with `out` (shared views) the observations go there, not in the reply."""
         seeds = seeds or [None] * len(handles)
         obs, infos = [], []
-        for h, seed in zip(handles, seeds):
+        for i, (h, seed) in enumerate(zip(handles, seeds)):
             o, info = self.envs[h].env.reset(seed=seed, options=options)
-            obs.append(o)
+            if out is None:
+                obs.append(o)
+            else:
+                out["obs"][i] = o
             infos.append(_clean_info(info))
+        if out is not None:
+            return {"infos": infos} if any(infos) else {}
         return {"obs": _stack(obs), "infos": infos}
 
-    def step(self, handles, actions, autoreset=False):
-        obs, rewards, terms, truncs, infos, finals = [], [], [], [], [], []
+    def step(self, handles, actions, autoreset=False, out=None):
+        """Step envs; with `out` (shared views: obs, rewards, terminated, truncated) the arrays
+        are written there and the reply holds only infos and final observations, if any."""
+        n = len(handles)
+        if out is None:
+            obs = [None] * n
+            rewards = np.empty(n, dtype=np.float64)
+            terms = np.empty(n, dtype=bool)
+            truncs = np.empty(n, dtype=bool)
+        else:
+            obs, rewards, terms, truncs = (
+                out["obs"],
+                out["rewards"],
+                out["terminated"],
+                out["truncated"],
+            )
+        infos, finals = [{}] * n, [None] * n
         # integer actions as Python ints in one call (the common case of Discrete spaces)
         ints = (
             actions.tolist()
@@ -166,27 +190,43 @@ class EnvServer:
             a = ints[i] if ints is not None and inst.discrete else _action(inst, actions[i])
             o, r, term, trunc, info = inst.env.step(a)
             info = _clean_info(info) if info else {}
-            final = None
             if autoreset and (term or trunc):
-                final = {"obs": o, "info": info}
+                finals[i] = {"obs": o, "info": info}
                 any_final = True
                 o, info = inst.env.reset()
                 info = _clean_info(info) if info else {}
-            any_info = any_info or bool(info)
-            obs.append(o)
-            rewards.append(float(r))
-            terms.append(bool(term))
-            truncs.append(bool(trunc))
-            infos.append(info)
-            finals.append(final)
+            if info:
+                if not any_info:
+                    infos = [{} for _ in range(n)]
+                    any_info = True
+                infos[i] = info
+            obs[i] = o
+            rewards[i] = float(r)
+            terms[i] = bool(term)
+            truncs[i] = bool(trunc)
+        if out is not None:
+            reply = {}
+            if any_info:
+                reply["infos"] = infos
+            if any_final:
+                reply["finals"] = finals
+            return reply
         return {
             "obs": _stack(obs),
-            "rewards": np.array(rewards, dtype=np.float64),
-            "terminated": np.array(terms, dtype=bool),
-            "truncated": np.array(truncs, dtype=bool),
+            "rewards": rewards,
+            "terminated": terms,
+            "truncated": truncs,
             "infos": infos if any_info else None,
             "finals": finals if any_final else None,
         }
+
+    def shm_attach(self, fields, size, fd=None, path=None):
+        """Map the client's buffer (an inherited descriptor or a mounted file) and serve
+        steps through it from now on (see shm_worker.py)."""
+        if not self.envs:
+            raise ValueError("shm_attach needs the envs made first (their slice is laid out)")
+        self.shared = shm_worker.SharedSlice(fields, size, fd=fd, path=path)
+        return {"mapped": size}
 
     def close(self, handles=None):
         for h in list(self.envs if handles is None else handles):
@@ -216,7 +256,7 @@ class EnvServer:
             }
 
 
-COMMANDS = ("init", "list_ids", "make", "reset", "step", "close", "crash")
+COMMANDS = ("init", "list_ids", "make", "reset", "step", "close", "crash", "shm_attach")
 
 
 def _die_with_parent():
@@ -252,6 +292,9 @@ def main():
         out.write(frame)
         out.flush()
         if message.get("cmd") == "close" and message.get("handles") is None:
+            break
+        if server.shared is not None:  # the client shared a buffer: tagged messages from now
+            shm_worker.serve(server, inp, out, protocol)
             break
 
 

@@ -1,0 +1,287 @@
+"""Shared-memory step path, client side: a worker's slice of the batch in a buffer both map.
+
+After `make`, `attach(conn, spaces, count)` lays out one buffer per worker from the space
+descriptions (observations, actions, rewards, terminated and truncated flags of the worker's
+envs), asks the worker to map it (`shm_attach`), and returns a `ShmConnection`: the same
+`Connection` interface, where a `step` writes the actions into the buffer and sends one wake-up
+byte, and the reply is one byte when the step has no infos (see `shm_worker.py` for the tags).
+Control messages, infos, final observations and errors stay on the framed protocol. Wake-ups
+block on the pipe (no spinning: on a 2-core machine a polling worker takes the core an env
+needs).
+
+Lifetime: the process and sandbox backends share an anonymous memfd (no name anywhere, gone
+with the last process holding it); the Docker backend bind-mounts a file of /dev/shm that is
+unlinked as soon as the worker has mapped it (and names of dead clients are swept on the next
+`SharedBuffer.named()`). A worker that cannot share (in-process or Ray backends, Dict or Tuple
+spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
+debug level.
+
+Imports: numpy, ldm.envs.backends/protocol/shm_worker. Must not import gymnasium or proxies.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ldm.envs import protocol, shm_worker
+from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, ProcessConnection, WorkerError
+from ldm.errors import EnvError
+
+log = logging.getLogger(__name__)
+
+SHM_DIR = Path("/dev/shm")
+NAME_PREFIX = "ldm-shm-"
+ALIGN = 64  # each array starts on its own cache line
+
+
+class Field(NamedTuple):
+    """One array of a worker's slice: `shape` includes the leading env dimension."""
+
+    name: str
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+
+
+class Layout(NamedTuple):
+    """Where each array of a worker's slice lives in its buffer."""
+
+    fields: tuple[Field, ...]
+    size: int
+
+    def wire(self) -> list[dict[str, Any]]:
+        return [f._asdict() | {"shape": list(f.shape)} for f in self.fields]
+
+
+# element (shape, dtype) of one env's value, per space type; Dict, Tuple and anything else
+# are not laid out (they keep the framed path)
+ELEMENTS = {
+    "Box": lambda d: (tuple(d["shape"]), np.dtype(d["dtype"]).str),
+    "Discrete": lambda d: ((), np.dtype(np.int64).str),
+    "MultiDiscrete": lambda d: (tuple(np.shape(d["nvec"])), np.dtype(np.int64).str),
+    "MultiBinary": lambda d: (
+        (d["n"],) if isinstance(d["n"], int) else tuple(d["n"]),
+        np.dtype(np.int8).str,
+    ),
+}
+
+
+def plan_layout(spaces: dict[str, Any], count: int) -> Layout:
+    """The buffer layout for `count` envs with these space descriptions (from `make`);
+    raises EnvError naming the space that cannot be shared."""
+    arrays = []
+    for name, key in (("obs", "observation"), ("actions", "action")):
+        desc = spaces[key]
+        element = ELEMENTS.get(desc["type"])
+        if element is None:
+            raise EnvError(f"{key} space of type {desc['type']!r} has no shared-memory layout")
+        shape, dtype = element(desc)
+        arrays.append((name, dtype, (count, *shape)))
+    arrays += [
+        ("rewards", np.dtype(np.float64).str, (count,)),
+        ("terminated", np.dtype(np.bool_).str, (count,)),
+        ("truncated", np.dtype(np.bool_).str, (count,)),
+    ]
+    fields, offset = [], 0
+    for name, dtype, shape in arrays:
+        fields.append(Field(name, offset, dtype, shape))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        offset += -(-max(nbytes, 1) // ALIGN) * ALIGN
+    return Layout(tuple(fields), offset)
+
+
+class SharedBuffer:
+    """Memory shared by the client and one worker. The client creates it and owns it."""
+
+    def __init__(self, fd: int, path: Path | None = None, worker_path: str | None = None):
+        self.fd = fd
+        self.path = path  # a name in /dev/shm (Docker only), unlinked once mapped
+        self.worker_path = worker_path  # that file as the worker sees it
+        self.mm: mmap.mmap | None = None
+
+    @classmethod
+    def anonymous(cls) -> SharedBuffer:
+        """A memfd: no name in any filesystem, passed to the worker as an inherited fd."""
+        return cls(os.memfd_create("ldm-shm", os.MFD_CLOEXEC))
+
+    @classmethod
+    def named(cls, worker_path: str) -> SharedBuffer:
+        """A file of /dev/shm to bind-mount into a container at `worker_path`."""
+        sweep_stale()
+        fd, name = tempfile.mkstemp(prefix=f"{NAME_PREFIX}{os.getpid()}-", dir=SHM_DIR)
+        return cls(fd, Path(name), worker_path)
+
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        return () if self.path is not None else (self.fd,)
+
+    def worker_ref(self) -> dict[str, Any]:
+        """How the worker finds the buffer: its inherited fd or its mounted path."""
+        return {"path": self.worker_path} if self.path is not None else {"fd": self.fd}
+
+    def map(self, size: int) -> mmap.mmap:
+        os.ftruncate(self.fd, size)
+        self.mm = mmap.mmap(self.fd, size)
+        return self.mm
+
+    def release_name(self) -> None:
+        """Unlink the /dev/shm name: the mappings keep the memory until the last one goes."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.release_name()
+        if self.mm is not None:
+            try:
+                self.mm.close()
+            except BufferError:  # views still held by the caller: freed with them
+                pass
+            self.mm = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def sweep_stale(directory: Path = SHM_DIR) -> int:
+    """Remove /dev/shm names left by clients that died before unlinking them; returns how many."""
+    removed = 0
+    for f in directory.glob(f"{NAME_PREFIX}*-*"):
+        try:
+            pid = int(f.name[len(NAME_PREFIX) :].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+            removed += 1
+        except (ValueError, PermissionError):
+            continue
+    return removed
+
+
+def attach(conn: Connection, spaces: dict[str, Any], count: int) -> Connection:
+    """`conn` switched to the shared-memory path for its `count` envs, or `conn` itself when
+    the buffer cannot be shared (the reason is logged at debug level)."""
+    buffer = getattr(conn, "buffer", None)
+    if not isinstance(conn, ProcessConnection) or buffer is None:
+        log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
+        return conn
+    try:
+        layout = plan_layout(spaces, count)
+    except EnvError as e:
+        log.debug("%s: framed path (%s)", conn.label, e)
+        return conn
+    mm = buffer.map(layout.size)
+    msg = {"cmd": "shm_attach", "fields": layout.wire(), "size": layout.size}
+    try:
+        conn.call(msg | buffer.worker_ref())
+    except WorkerError as e:
+        if not conn.alive:
+            raise
+        log.debug("%s: framed path (the worker could not map the buffer: %s)", conn.label, e)
+        return conn
+    finally:
+        buffer.release_name()
+    log.debug("%s: shared-memory path, %d envs, %d bytes", conn.label, count, layout.size)
+    return ShmConnection(conn, layout, mm)
+
+
+class ShmConnection(Connection):
+    """A process connection whose steps go through the shared buffer (tagged messages)."""
+
+    def __init__(self, inner: ProcessConnection, layout: Layout, mm: mmap.mmap) -> None:
+        self.inner = inner
+        self.label, self.hint, self.paths = inner.label, inner.hint, inner.paths
+        self.layout = layout
+        self.views = {
+            f.name: np.ndarray(f.shape, np.dtype(f.dtype), buffer=mm, offset=f.offset)
+            for f in layout.fields
+        }
+        self._count = layout.fields[0].shape[0]
+
+    def send(self, message: dict[str, Any]) -> None:
+        cmd = message.get("cmd", "?")
+        if cmd == "step" and message.get("autoreset"):
+            self.views["actions"][...] = message["actions"]
+            self.inner.write(shm_worker.STEP, "step")
+        else:
+            self.inner.write(shm_worker.FRAMED + protocol.dumps(message), cmd)
+
+    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        cmd, reply = self.inner.read(_read_tagged, timeout)
+        if reply is _DONE:
+            reply = {"ok": True, "result": {}}
+        result = self._unwrap(reply, cmd)
+        if not isinstance(result, dict) or "obs" in result:  # a framed reply carries its arrays
+            return result
+        if cmd == "step":
+            return self._step_result(result)
+        if cmd == "reset":
+            return {
+                "obs": self.views["obs"].copy(),
+                "infos": result.get("infos") or [{} for _ in range(self._count)],
+            }
+        return result
+
+    def _step_result(self, result: dict[str, Any]) -> dict[str, Any]:
+        v = self.views
+        return {
+            "obs": v["obs"].copy(),
+            "rewards": v["rewards"].copy(),
+            "terminated": v["terminated"].copy(),
+            "truncated": v["truncated"].copy(),
+            "infos": result.get("infos"),
+            "finals": result.get("finals"),
+        }
+
+    def wait_fd(self) -> int | None:
+        return self.inner.wait_fd()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+    @property
+    def tail(self) -> str:
+        return self.inner.tail
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.inner.proc
+
+    def kill(self) -> None:
+        self.inner.kill()
+
+    def close(self) -> None:
+        if self.inner.alive:  # `close` tagged as the worker now expects, then let it exit
+            try:
+                self.call({"cmd": "close"}, timeout=5)
+                self.inner.proc.wait(timeout=5)
+            except (EnvError, subprocess.TimeoutExpired):
+                pass
+        self.views = {}
+        self.inner.close()
+
+
+_DONE = object()
+
+
+def _read_tagged(reader: protocol.FrameReader, timeout: float | None) -> Any:
+    """One tagged reply: _DONE for the wake-up byte, the message for a frame, None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    tag = shm_worker.read_tag(reader, deadline)
+    if tag is None:
+        return None
+    if tag == shm_worker.DONE:
+        return _DONE
+    if tag != shm_worker.FRAMED:
+        raise ValueError(f"unknown tag {tag!r} on the shared-memory channel")
+    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+    return reader.read_message(remaining)
