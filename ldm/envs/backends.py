@@ -388,9 +388,12 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
             launcher = "sandbox"
         from ldm.envs.shm import SharedBuffer
 
-        conn = ProcessConnection(
-            label, ensure_venv(spec), spec, launcher, buffer=SharedBuffer.anonymous()
-        )
+        buffer = SharedBuffer.anonymous()
+        try:
+            conn = ProcessConnection(label, ensure_venv(spec), spec, launcher, buffer=buffer)
+        except BaseException:
+            buffer.close()
+            raise
         if sandbox:
             from ldm.envs.sandbox import BLOCKED
 

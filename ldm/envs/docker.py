@@ -4,7 +4,8 @@ One image per library, built from its spec: a generated Dockerfile on a base ima
 (`$LDM_DOCKER_BASE`, default `ldm-base:bookworm`), the spec's requirements installed at build
 time into /venv, the worker files copied in. The tag is derived from the spec's content and
 the worker's code, so a changed spec rebuilds. The worker talks the same wire protocol over
-the container's stdin/stdout (`docker run -i --network none --read-only`).
+the container's stdin/stdout (`docker run -i --network none --read-only`); the only host file it
+sees is its shared step buffer (ldm/envs/shm.py).
 
 Registries may be unreachable: when the base image is missing it is made from local files
 (`debootstrap` of Debian bookworm from the configured Debian mirror, then `docker import`).
@@ -27,7 +28,7 @@ from ldm.errors import EnvError
 
 BASE_IMAGE = os.environ.get("LDM_DOCKER_BASE", "ldm-base:bookworm")
 DEBIAN_MIRROR = os.environ.get("LDM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py")
+WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py", "shm_worker.py")
 
 
 def _docker(
@@ -185,8 +186,13 @@ def ensure_image(spec: LibrarySpec) -> str:
 
 def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
     """A worker of `spec` in a fresh container (no network, read-only root, /tmp scratch)."""
+    from ldm.envs.shm import SharedBuffer
+
     ensure_engine()
     tag = ensure_image(spec)
+    # the step buffer (ldm/envs/shm.py): the one host file the container sees, unlinked on
+    # the host as soon as the worker has mapped it
+    buffer = SharedBuffer.named("/ldm-shm")
     argv = [
         shutil.which("docker") or "docker",
         "run",
@@ -201,12 +207,18 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         "4g",
         "--pids-limit",
         "256",
+        "--mount",
+        f"type=bind,source={buffer.path},target=/ldm-shm",
         tag,
         "/venv/bin/python",
         "-u",
         "/ldm/worker.py",
     ]
-    conn = ProcessConnection(label, "", spec, argv=argv, client_env=True)
+    try:
+        conn = ProcessConnection(label, "", spec, argv=argv, client_env=True, buffer=buffer)
+    except BaseException:
+        buffer.close()
+        raise
     conn.paths = [f"/ldm/paths/{i}" for i in range(len(spec.python_path))]
     conn.hint = " (docker: no network, read-only root)"
     return conn

@@ -26,9 +26,13 @@ def faulty_module(tmp_path_factory) -> Path:
                 def reset(self, seed=None, options=None):
                     super().reset(seed=seed)
                     self.t = 0
+                    if seed is not None:  # mode "slow": the env reset with seed 100 is slow
+                        self.slow = self.mode == "slow" and seed == 100
                     return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
                 def step(self, action):
                     self.t += 1
+                    if getattr(self, "slow", False):
+                        time.sleep(0.5)
                     if self.t == 3:
                         if self.mode == "crash":
                             import sys; sys.stderr.write("simulator exploded\\n"); sys.stderr.flush()
@@ -39,7 +43,7 @@ def faulty_module(tmp_path_factory) -> Path:
                             raise RuntimeError("bad physics at step 3")
                     return np.zeros(3, np.float32), 1.0, self.t >= 10, False, {}
 
-            for mode in ("ok", "crash", "hang", "raise"):
+            for mode in ("ok", "crash", "hang", "raise", "slow"):
                 gym.register(f"Faulty-{mode}-v0", entry_point=Faulty, kwargs={"mode": mode})
             """
         )

@@ -1,0 +1,196 @@
+"""The shared-memory step path: layout, equality with the framed path, worker slices,
+EnvPool-style first-ready receives, faults, and no buffer left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import ldm.envs as E
+from ldm.envs import shm
+from ldm.envs.proxy import ProxyVectorEnv
+from ldm.errors import EnvError
+
+CARTPOLE = "classic-control/CartPole-v1"
+
+
+def _shm_names() -> set[str]:
+    return {f.name for f in shm.SHM_DIR.glob(f"{shm.NAME_PREFIX}*")}
+
+
+def test_layout_is_aligned_and_sized_from_the_spaces():
+    spaces = {
+        "observation": {"type": "Box", "shape": [3, 2], "dtype": "<f4"},
+        "action": {"type": "Discrete", "n": 4, "start": 0},
+    }
+    layout = shm.plan_layout(spaces, 5)
+    fields = {f.name: f for f in layout.fields}
+    assert fields["obs"].shape == (5, 3, 2) and fields["obs"].dtype == "<f4"
+    assert fields["actions"].shape == (5,) and fields["actions"].dtype == "<i8"
+    assert [f.offset for f in layout.fields] == [0, 128, 192, 256, 320]  # 120 B of obs -> 128
+    assert layout.size == 384 and all(f.offset % shm.ALIGN == 0 for f in layout.fields)
+    dict_obs = {**spaces, "observation": {"type": "Dict", "spaces": {}}}
+    with pytest.raises(EnvError, match="'Dict' has no shared-memory layout"):
+        shm.plan_layout(dict_obs, 5)
+
+
+def _roll(venv, steps: int, seed: int = 3):
+    obs, _ = venv.reset(seed=seed)
+    rng = np.random.default_rng(0)
+    out = [obs]
+    for _ in range(steps):
+        a = rng.integers(0, 2, venv.num_envs)
+        obs, rew, term, trunc, infos = venv.step(a)
+        finals = infos.get("final_obs")
+        final = [] if finals is None else [f for f in finals if f is not None]
+        out += [obs, rew, term, trunc, *final]
+    return out
+
+
+def test_same_observations_as_the_framed_path_and_slices_per_worker():
+    shared = E.make_vec(CARTPOLE, 5, workers=2)
+    framed = E.make_vec(CARTPOLE, 5, workers=2, shared_memory=False)
+    try:
+        conns = [w.conn for w in shared._workers]
+        assert all(isinstance(c, shm.ShmConnection) for c in conns)
+        assert [c.views["obs"].shape for c in conns] == [(3, 4), (2, 4)]  # each its own slice
+        assert not any(isinstance(w.conn, shm.ShmConnection) for w in framed._workers)
+        a, b = _roll(shared, 120), _roll(framed, 120)
+        assert len(a) == len(b) > 4 * 120  # episodes ended: final observations compared too
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+            assert np.asarray(x).dtype == np.asarray(y).dtype
+    finally:
+        shared.close()
+        framed.close()
+
+
+def test_sandboxed_worker_shares_only_its_buffer():
+    import shutil
+
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed")
+    venv = E.make_vec(CARTPOLE, 2, workers=1, sandbox=True)
+    try:
+        assert isinstance(venv._workers[0].conn, shm.ShmConnection)
+        obs, _ = venv.reset(seed=1)
+        obs2, rew, *_ = venv.step(np.array([0, 1]))
+        assert obs2.shape == (2, 4) and rew.tolist() == [1.0, 1.0]
+        assert not np.array_equal(obs, obs2)
+    finally:
+        venv.close()
+    assert not _shm_names()
+
+
+def test_first_ready_envs_come_back_before_a_slow_one(faulty_spec):
+    venv = ProxyVectorEnv(faulty_spec, "Faulty-slow-v0", 4, workers=4)
+    try:
+        venv.reset(seed=[0, 1, 2, 100])  # env 3 sleeps 0.5 s per step
+        venv.send(np.zeros(4, dtype=np.int64))
+        t0 = time.monotonic()
+        obs, rew, term, trunc, infos, ids = venv.recv(min_envs=2)
+        assert time.monotonic() - t0 < 0.4
+        assert 3 not in ids.tolist() and len(ids) >= 2 and obs.shape == (len(ids), 3)
+        with pytest.raises(EnvError, match="worker 3 all together, and only after `recv`"):
+            venv.send(np.zeros(1, dtype=np.int64), env_ids=[3])
+        with pytest.raises(EnvError, match="still pending"):
+            venv.step(np.zeros(4, dtype=np.int64))
+        venv.send(np.zeros(len(ids), dtype=np.int64), env_ids=ids)
+        fast_steps = 0
+        while True:  # the fast envs keep stepping while env 3 sleeps
+            *_, ids = venv.recv(min_envs=1)
+            if 3 in ids.tolist():
+                break
+            fast_steps += len(ids)
+            venv.send(np.zeros(len(ids), dtype=np.int64), env_ids=ids)
+        assert fast_steps >= 3
+        if len(ids) < 4:
+            *_, rest = venv.recv()  # everything still out
+            assert sorted(ids.tolist() + rest.tolist()) == [0, 1, 2, 3]
+        venv.step(np.zeros(4, dtype=np.int64))  # back to synchronous steps
+    finally:
+        venv.close()
+
+
+@pytest.mark.parametrize(
+    "mode,message", [("crash", r"died.*during 'step'"), ("raise", "bad physics at step 3")]
+)
+def test_faults_mid_step_on_the_shared_path(faulty_spec, mode, message):
+    venv = ProxyVectorEnv(faulty_spec, f"Faulty-{mode}-v0", 2, workers=1)
+    try:
+        assert isinstance(venv._workers[0].conn, shm.ShmConnection)
+        venv.reset(seed=0)
+        venv.step(np.zeros(2, dtype=np.int64))
+        venv.step(np.zeros(2, dtype=np.int64))
+        with pytest.raises(EnvError, match=message):
+            venv.step(np.zeros(2, dtype=np.int64))
+    finally:
+        venv.close()
+
+
+def test_hung_worker_times_out_on_the_shared_path(faulty_spec):
+    venv = ProxyVectorEnv(faulty_spec, "Faulty-hang-v0", 1, workers=1, timeout=2)
+    try:
+        venv.reset(seed=0)
+        venv.step(np.zeros(1, dtype=np.int64))
+        venv.step(np.zeros(1, dtype=np.int64))
+        with pytest.raises(EnvError, match="did not answer 'step' within 2 s"):
+            venv.step(np.zeros(1, dtype=np.int64))
+        assert not venv._workers[0].alive  # killed
+    finally:
+        venv.close()
+
+
+def test_killed_worker_and_killed_client_leave_no_buffer(tmp_path):
+    before = _shm_names()
+    script = tmp_path / "client.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, time
+            import ldm.envs as E
+            from ldm.envs import shm
+            v = E.make_vec("{CARTPOLE}", 4, workers=2)
+            named = shm.SharedBuffer.named("/unused")  # a Docker-style name, never released
+            named.map(4096)
+            print(",".join(str(w.conn.proc.pid) for w in v._workers), named.path, flush=True)
+            time.sleep(60)
+            """
+        )
+    )
+    client = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids, name = client.stdout.readline().split()
+    pids = [int(p) for p in pids.split(",")]
+    os.kill(pids[0], signal.SIGKILL)  # a worker killed -9
+    client.send_signal(signal.SIGKILL)  # then the client
+    client.wait()
+    assert os.path.exists(name)  # the one name never unlinked: swept by the next client
+    assert shm.sweep_stale() >= 1
+    assert _shm_names() == before
+    venv = E.make_vec(CARTPOLE, 2, workers=1)
+    try:
+        venv.reset(seed=0)
+        assert _shm_names() == before  # memfd buffers have no name at all
+    finally:
+        venv.close()
+
+
+def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
+    venv = E.make_vec(CARTPOLE, 2, workers=1)
+    try:
+        venv.reset(seed=0)
+        old = venv._workers[0].conn
+        os.kill(old.proc.pid, signal.SIGKILL)
+        old.proc.wait()
+        with pytest.raises(EnvError, match=r"died \(exit code -9\) during 'step'"):
+            venv.step(np.zeros(2, dtype=np.int64))
+        obs, _ = venv.reset(seed=0)  # restarts the dead worker
+        assert venv._workers[0].conn is not old
+        assert isinstance(venv._workers[0].conn, shm.ShmConnection) and obs.shape == (2, 4)
+    finally:
+        venv.close()
