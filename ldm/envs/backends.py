@@ -140,6 +140,22 @@ class _BytesReader:
         return chunk
 
 
+class FramedCodec:
+    """How a process connection turns messages into bytes and back: the framed protocol.
+    `ldm.envs.shm` swaps in a codec whose steps go through a shared buffer."""
+
+    def encode(self, message: dict[str, Any]) -> bytes:
+        return protocol.dumps(message)
+
+    def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
+        """The next reply, or None on timeout (raises EOFError when the stream is closed)."""
+        return reader.read_message(timeout)
+
+    def result(self, cmd: str, result: Any) -> Any:
+        """The result of a successful reply to `cmd`, as the caller sees it."""
+        return result
+
+
 #: name -> function(argv, scratch_dir, spec) -> argv; the sandbox and docker plug in here.
 LAUNCHERS: dict[str, Callable[[list[str], Path, LibrarySpec], list[str]]] = {}
 
@@ -163,6 +179,7 @@ class ProcessConnection(Connection):
         self.label = label
         # an ldm.envs.shm.SharedBuffer the worker may map later (its fd is inherited)
         self.buffer = buffer
+        self.codec = FramedCodec()
         self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
         argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
         if launcher is not None:
@@ -214,32 +231,21 @@ class ProcessConnection(Connection):
         return self.proc.poll() is None
 
     def send(self, message: dict[str, Any]) -> None:
-        self.write(protocol.dumps(message), message.get("cmd", "?"))
-
-    def write(self, data: bytes, cmd: str) -> None:
-        """Raw bytes to the worker: the frame of `cmd`, or a shared-memory wake-up."""
+        cmd = message.get("cmd", "?")
         if not self.alive:
             raise self._dead(cmd)
         try:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(data)
+            self.proc.stdin.write(self.codec.encode(message))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._dead(cmd) from None
         self._cmds.append(cmd)
 
     def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        cmd, reply = self.read(protocol.FrameReader.read_message, timeout)
-        return self._unwrap(reply, cmd)
-
-    def read(
-        self, fn: Callable[[Any, float | None], Any], timeout: float | None
-    ) -> tuple[str, Any]:
-        """(command, `fn(reader, timeout)`) for the oldest command sent; `fn` returns None on
-        timeout. A closed stream is a dead worker, a timeout a hung one (it is killed)."""
         cmd = self._cmds.popleft() if self._cmds else "?"
         try:
-            reply = fn(self._reader, timeout)
+            reply = self.codec.decode(self._reader, timeout)
         except (EOFError, ValueError, OSError):
             raise self._dead(cmd) from None
         if reply is None:
@@ -249,7 +255,7 @@ class ProcessConnection(Connection):
                 "it was killed. Raise the timeout if the env is just slow.",
                 self.tail,
             )
-        return cmd, reply
+        return self.codec.result(cmd, self._unwrap(reply, cmd))
 
     def wait_fd(self) -> int | None:
         return None if self._reader.buf else self._reader.fd
@@ -292,6 +298,7 @@ class ProcessConnection(Connection):
                     stream.close()
                 except OSError:
                     pass
+        self.codec = FramedCodec()  # drops the views on the buffer before it is unmapped
         if self.buffer is not None:
             self.buffer.close()
         shutil.rmtree(self.scratch, ignore_errors=True)

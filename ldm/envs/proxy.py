@@ -109,7 +109,7 @@ class _Worker:
         )
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
-            self.conn = shm.attach(self.conn, self.spaces, len(self.handles))
+            shm.attach(self.conn, self.spaces, len(self.handles))
 
     def restart(self) -> None:
         if self.conn is not None:

@@ -2,9 +2,9 @@
 
 After `make`, `attach(conn, spaces, count)` lays out one buffer per worker from the space
 descriptions (observations, actions, rewards, terminated and truncated flags of the worker's
-envs), asks the worker to map it (`shm_attach`), and returns a `ShmConnection`: the same
-`Connection` interface, where a `step` writes the actions into the buffer and sends one wake-up
-byte, and the reply is one byte when the step has no infos (see `shm_worker.py` for the tags).
+envs), asks the worker to map it (`shm_attach`), and gives the connection a `ShmCodec`: the
+same `Connection` interface, where a `step` writes the actions into the buffer and sends one
+wake-up byte, and the reply is one byte when the step has no infos (see `shm_worker.py`).
 Control messages, infos, final observations and errors stay on the framed protocol. Wake-ups
 block on the pipe (no spinning: on a 2-core machine a polling worker takes the core an env
 needs).
@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import mmap
 import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ldm.envs import protocol, shm_worker
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, ProcessConnection, WorkerError
+from ldm.envs.backends import Connection, FramedCodec, ProcessConnection, WorkerError
 from ldm.errors import EnvError
 
 log = logging.getLogger(__name__)
@@ -166,18 +165,18 @@ def sweep_stale(directory: Path = SHM_DIR) -> int:
     return removed
 
 
-def attach(conn: Connection, spaces: dict[str, Any], count: int) -> Connection:
-    """`conn` switched to the shared-memory path for its `count` envs, or `conn` itself when
-    the buffer cannot be shared (the reason is logged at debug level)."""
+def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
+    """Switch `conn` to the shared-memory path for its `count` envs; False (and the reason
+    logged at debug level) when the buffer cannot be shared and the framed path stays."""
     buffer = getattr(conn, "buffer", None)
     if not isinstance(conn, ProcessConnection) or buffer is None:
         log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
-        return conn
+        return False
     try:
         layout = plan_layout(spaces, count)
     except EnvError as e:
         log.debug("%s: framed path (%s)", conn.label, e)
-        return conn
+        return False
     mm = buffer.map(layout.size)
     msg = {"cmd": "shm_attach", "fields": layout.wire(), "size": layout.size}
     try:
@@ -186,102 +185,59 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> Connection:
         if not conn.alive:
             raise
         log.debug("%s: framed path (the worker could not map the buffer: %s)", conn.label, e)
-        return conn
+        return False
     finally:
         buffer.release_name()
+    conn.codec = ShmCodec(layout, mm)
     log.debug("%s: shared-memory path, %d envs, %d bytes", conn.label, count, layout.size)
-    return ShmConnection(conn, layout, mm)
+    return True
 
 
-class ShmConnection(Connection):
-    """A process connection whose steps go through the shared buffer (tagged messages)."""
+class ShmCodec(FramedCodec):
+    """Tagged messages (see shm_worker.py): a step's arrays live in the shared buffer."""
 
-    def __init__(self, inner: ProcessConnection, layout: Layout, mm: mmap.mmap) -> None:
-        self.inner = inner
-        self.label, self.hint, self.paths = inner.label, inner.hint, inner.paths
+    def __init__(self, layout: Layout, mm: mmap.mmap) -> None:
         self.layout = layout
         self.views = {
             f.name: np.ndarray(f.shape, np.dtype(f.dtype), buffer=mm, offset=f.offset)
             for f in layout.fields
         }
-        self._count = layout.fields[0].shape[0]
+        self.count = layout.fields[0].shape[0]
 
-    def send(self, message: dict[str, Any]) -> None:
-        cmd = message.get("cmd", "?")
-        if cmd == "step" and message.get("autoreset"):
+    def encode(self, message: dict[str, Any]) -> bytes:
+        if message.get("cmd") == "step" and message.get("autoreset"):
             self.views["actions"][...] = message["actions"]
-            self.inner.write(shm_worker.STEP, "step")
-        else:
-            self.inner.write(shm_worker.FRAMED + protocol.dumps(message), cmd)
+            return shm_worker.STEP
+        return shm_worker.FRAMED + protocol.dumps(message)
 
-    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        cmd, reply = self.inner.read(_read_tagged, timeout)
-        if reply is _DONE:
-            reply = {"ok": True, "result": {}}
-        result = self._unwrap(reply, cmd)
+    def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tag = shm_worker.read_tag(reader, deadline)
+        if tag is None:
+            return None
+        if tag == shm_worker.DONE:
+            return {"ok": True, "result": {}}
+        if tag != shm_worker.FRAMED:
+            raise ValueError(f"unknown tag {tag!r} on the shared-memory channel")
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return reader.read_message(remaining)
+
+    def result(self, cmd: str, result: Any) -> Any:
         if not isinstance(result, dict) or "obs" in result:  # a framed reply carries its arrays
             return result
-        if cmd == "step":
-            return self._step_result(result)
+        v = self.views
         if cmd == "reset":
             return {
-                "obs": self.views["obs"].copy(),
-                "infos": result.get("infos") or [{} for _ in range(self._count)],
+                "obs": v["obs"].copy(),
+                "infos": result.get("infos") or [{} for _ in range(self.count)],
+            }
+        if cmd == "step":
+            return {
+                "obs": v["obs"].copy(),
+                "rewards": v["rewards"].copy(),
+                "terminated": v["terminated"].copy(),
+                "truncated": v["truncated"].copy(),
+                "infos": result.get("infos"),
+                "finals": result.get("finals"),
             }
         return result
-
-    def _step_result(self, result: dict[str, Any]) -> dict[str, Any]:
-        v = self.views
-        return {
-            "obs": v["obs"].copy(),
-            "rewards": v["rewards"].copy(),
-            "terminated": v["terminated"].copy(),
-            "truncated": v["truncated"].copy(),
-            "infos": result.get("infos"),
-            "finals": result.get("finals"),
-        }
-
-    def wait_fd(self) -> int | None:
-        return self.inner.wait_fd()
-
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
-
-    @property
-    def tail(self) -> str:
-        return self.inner.tail
-
-    @property
-    def proc(self) -> subprocess.Popen:
-        return self.inner.proc
-
-    def kill(self) -> None:
-        self.inner.kill()
-
-    def close(self) -> None:
-        if self.inner.alive:  # `close` tagged as the worker now expects, then let it exit
-            try:
-                self.call({"cmd": "close"}, timeout=5)
-                self.inner.proc.wait(timeout=5)
-            except (EnvError, subprocess.TimeoutExpired):
-                pass
-        self.views = {}
-        self.inner.close()
-
-
-_DONE = object()
-
-
-def _read_tagged(reader: protocol.FrameReader, timeout: float | None) -> Any:
-    """One tagged reply: _DONE for the wake-up byte, the message for a frame, None on timeout."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    tag = shm_worker.read_tag(reader, deadline)
-    if tag is None:
-        return None
-    if tag == shm_worker.DONE:
-        return _DONE
-    if tag != shm_worker.FRAMED:
-        raise ValueError(f"unknown tag {tag!r} on the shared-memory channel")
-    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-    return reader.read_message(remaining)

@@ -56,10 +56,10 @@ def test_same_observations_as_the_framed_path_and_slices_per_worker():
     shared = E.make_vec(CARTPOLE, 5, workers=2)
     framed = E.make_vec(CARTPOLE, 5, workers=2, shared_memory=False)
     try:
-        conns = [w.conn for w in shared._workers]
-        assert all(isinstance(c, shm.ShmConnection) for c in conns)
-        assert [c.views["obs"].shape for c in conns] == [(3, 4), (2, 4)]  # each its own slice
-        assert not any(isinstance(w.conn, shm.ShmConnection) for w in framed._workers)
+        codecs = [w.conn.codec for w in shared._workers]
+        assert all(isinstance(c, shm.ShmCodec) for c in codecs)
+        assert [c.views["obs"].shape for c in codecs] == [(3, 4), (2, 4)]  # each its own slice
+        assert not any(isinstance(w.conn.codec, shm.ShmCodec) for w in framed._workers)
         a, b = _roll(shared, 120), _roll(framed, 120)
         assert len(a) == len(b) > 4 * 120  # episodes ended: final observations compared too
         for x, y in zip(a, b):
@@ -77,7 +77,7 @@ def test_sandboxed_worker_shares_only_its_buffer():
         pytest.skip("bubblewrap is not installed")
     venv = E.make_vec(CARTPOLE, 2, workers=1, sandbox=True)
     try:
-        assert isinstance(venv._workers[0].conn, shm.ShmConnection)
+        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec)
         obs, _ = venv.reset(seed=1)
         obs2, rew, *_ = venv.step(np.array([0, 1]))
         assert obs2.shape == (2, 4) and rew.tolist() == [1.0, 1.0]
@@ -123,7 +123,7 @@ def test_first_ready_envs_come_back_before_a_slow_one(faulty_spec):
 def test_faults_mid_step_on_the_shared_path(faulty_spec, mode, message):
     venv = ProxyVectorEnv(faulty_spec, f"Faulty-{mode}-v0", 2, workers=1)
     try:
-        assert isinstance(venv._workers[0].conn, shm.ShmConnection)
+        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec)
         venv.reset(seed=0)
         venv.step(np.zeros(2, dtype=np.int64))
         venv.step(np.zeros(2, dtype=np.int64))
@@ -191,6 +191,6 @@ def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
             venv.step(np.zeros(2, dtype=np.int64))
         obs, _ = venv.reset(seed=0)  # restarts the dead worker
         assert venv._workers[0].conn is not old
-        assert isinstance(venv._workers[0].conn, shm.ShmConnection) and obs.shape == (2, 4)
+        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec) and obs.shape == (2, 4)
     finally:
         venv.close()
