@@ -4,7 +4,10 @@ Keys: process_vs_async (CartPole, 8 envs: ldm process backend / AsyncVectorEnv),
 process_vs_inprocess_heavy (HalfCheetah, 8 envs: ldm process backend / in-process
 SyncVectorEnv, the baseline run inside the mujoco library's own venv, where mujoco lives),
 docker_vs_process (CartPole, 8 envs: docker backend / process backend; null with the reason
-when no Docker engine can run).
+when no Docker engine can run); and the catalog's size (`catalog_figures`): libraries, envs,
+envs_checked (envs whose check result discovery recorded) and discover_seconds_median (time of
+`ldm envs discover` per library, venv build included, as recorded by the last discovery of
+each library that records one).
 """
 
 import json
@@ -80,6 +83,25 @@ def best_of_workers(env_id: str, seconds: float, backend: str = "process") -> di
     return results
 
 
+def catalog_figures() -> dict:
+    """The catalog's size and how long discovery took per library (read, not re-run)."""
+    from statistics import median
+
+    from ldm.envs.catalog import load_catalog
+    from ldm.envs.registry import list_envs
+
+    envs = list_envs()
+    seconds = [s.discovery["seconds"] for s in load_catalog().values() if "seconds" in s.discovery]
+    return {
+        "libraries": len({e.library for e in envs}),
+        "envs": len(envs),
+        "envs_checked": sum(e.checked for e in envs),
+        "envs_failing_checks": sum(e.checked and not e.check_ok for e in envs),
+        "discover_seconds_median": round(median(seconds), 1) if seconds else None,
+        "discover_libraries_timed": len(seconds),
+    }
+
+
 def main() -> None:
     a = args(__doc__)
     secs = 3.0 if a.quick else 10.0
@@ -123,6 +145,7 @@ def main() -> None:
     except Exception as e:  # no engine on this machine: say so in the figures
         out["docker_vs_process"] = None
         out["docker_vs_process_detail"] = f"no Docker engine: {e}"
+    out.update(catalog_figures())
     report(out)
 
 

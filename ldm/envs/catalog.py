@@ -24,7 +24,15 @@ CATALOG_DIR = Path(__file__).parent / "catalog"
 
 API_FLAVOURS = ("gymnasium", "gym")
 #: Declared wrappers a spec may name; they run inside the worker (ldm/envs/wrappers.py).
-WRAPPERS = ("flatten_dict", "flatten_obs", "resize_image", "grid_as_image", "discrete_to_box")
+WRAPPERS = (
+    "flatten_dict",
+    "flatten_obs",
+    "resize_image",
+    "grid_as_image",
+    "discrete_to_box",
+    "seed_global_rngs",
+    "sum_reward",
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,9 @@ class LibrarySpec:
     """Registered ids that passed `ldm envs discover` (written by discover)."""
     failed: dict[str, str] = field(default_factory=dict)
     """Registered ids that failed discovery, with the reason (written by discover)."""
+    discovery: dict[str, Any] = field(default_factory=dict)
+    """What the last `ldm envs discover` recorded: seconds, date, python, the build variant
+    that worked and the ones retried before it (written by discover)."""
     installable: bool = True
     """False when the package cannot be installed on the supported platform; see `note`."""
     source: str = ""
@@ -97,7 +108,7 @@ class LibrarySpec:
             value = getattr(self, fname)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise EnvError(f"{where}: field {fname!r} must be a list of strings")
-        for fname in ("make_kwargs", "env_kwargs", "failed"):
+        for fname in ("make_kwargs", "env_kwargs", "failed", "discovery"):
             if not isinstance(getattr(self, fname), dict):
                 raise EnvError(f"{where}: field {fname!r} must be a table")
         if self.python is not None and not str(self.python).replace(".", "").isdigit():

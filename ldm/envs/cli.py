@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import tyro
 
@@ -12,34 +12,93 @@ import tyro
 def list_(
     library: str | None = None,
     json_: Annotated[bool, tyro.conf.arg(name="json")] = False,
+    failed: bool = False,
+    libraries: bool = False,
 ) -> int:
-    """List catalogued envs with their observation and action SpaceSpecs.
+    """List catalogued envs with their SpaceSpecs and check results, then per-library counts.
 
     Args:
         library: Only this library.
-        json_: Print a JSON list of objects with keys id, library, observation, action.
+        json_: Print a JSON list of objects with keys id, library, observation, action, check
+            (with --failed: id, library, reason).
+        failed: List the registered envs discovery could not take, with the reason.
+        libraries: Print only the per-library table (domain, envs, flagged, failed).
     """
-    from ldm.envs.registry import list_envs
+    from dataclasses import asdict
 
+    from rich.console import Console
+    from rich.table import Table
+
+    from ldm.envs.registry import list_envs, list_failed
+
+    console = Console()
+    if failed:
+        bad = list_failed(library)
+        if json_:
+            print(json.dumps([asdict(f) for f in bad], indent=1))
+            return 0
+        table = Table(title=f"{len(bad)} envs failed discovery")
+        for col in ("id", "reason"):
+            table.add_column(col, overflow="fold")
+        for f in bad:
+            table.add_row(f.id, f.reason)
+        console.print(table)
+        return 0
     envs = list_envs(library)
     if json_:
         print(json.dumps([e.to_dict() for e in envs], indent=1))
         return 0
-    from rich.console import Console
+    if not libraries:
+        console.print(_env_table(envs))
+    console.print(_library_table(envs, library))
+    return 0
+
+
+def _env_table(envs: list) -> Any:
     from rich.table import Table
 
-    table = Table(title=f"{len(envs)} envs in {len({e.library for e in envs})} libraries")
-    for col in ("id", "library", "observation", "action"):
+    flagged = sum(e.checked and not e.check_ok for e in envs)
+    checked = sum(e.checked for e in envs)
+    table = Table(
+        title=f"{len(envs)} envs in {len({e.library for e in envs})} libraries "
+        f"({checked} checked, {flagged} fail their own checks)"
+    )
+    for col in ("id", "observation", "action", "check"):
         table.add_column(col, overflow="fold")
     for e in envs:
+        mark = "-" if not e.checked else "ok" if e.check_ok else f"FAIL: {e.problems[0]}"
         table.add_row(
             e.id,
-            e.library,
             e.observation.describe() if e.observation else "?",
             e.action.describe() if e.action else "?",
+            mark,
         )
-    Console().print(table)
-    return 0
+    return table
+
+
+def _library_table(envs: list, library: str | None) -> Any:
+    from collections import Counter
+
+    from rich.table import Table
+
+    from ldm.envs.catalog import get_library, load_catalog
+
+    specs = [get_library(library)] if library else list(load_catalog().values())
+    count = Counter(e.library for e in envs)
+    flagged = Counter(e.library for e in envs if e.checked and not e.check_ok)
+    domains = Counter(s.domain for s in specs if count[s.name])
+    table = Table(
+        title=f"{sum(1 for s in specs if count[s.name])} libraries with envs, "
+        f"{len(domains)} domains"
+    )
+    for col in ("library", "domain", "envs", "flagged", "failed", "note"):
+        table.add_column(col, overflow="fold")
+    for s in sorted(specs, key=lambda s: (s.domain, s.name)):
+        state = "" if s.installable else "not installable (see its note)"
+        table.add_row(
+            s.name, s.domain, str(count[s.name]), str(flagged[s.name]), str(len(s.failed)), state
+        )
+    return table
 
 
 def check(
@@ -88,19 +147,21 @@ def discover(
     catalog_dir: str | None = None,
     timeout: float = 60.0,
     workers: int = 2,
+    domain: str | None = None,
 ) -> int:
-    """Find the env ids a library registers, try each in its worker, write the spec.
+    """Build a library's venv, find the modules that register its envs, try each env, write the spec.
 
     Args:
         spec_or_package: A library name from the catalog, a spec file, or a PyPI package.
         catalog_dir: Catalog directory to write to (default: ldm's own).
         timeout: Seconds allowed per env before it is recorded as failed (hung).
         workers: Worker processes trying envs in parallel.
+        domain: Field of application written into a new spec (control, games, finance, ...).
     """
     from ldm.envs.discover import discover_library
 
     report = discover_library(
-        spec_or_package, catalog_dir=catalog_dir, timeout=timeout, workers=workers
+        spec_or_package, catalog_dir=catalog_dir, timeout=timeout, workers=workers, domain=domain
     )
     print(report.summary(), file=sys.stderr)
     return 0

@@ -1,31 +1,100 @@
 """`ldm envs discover`: automated integration of a library.
 
-Builds the library's venv, imports its modules in a worker, finds the env ids they register
-(the registry after the import minus the registry before it; all of it for gymnasium's own
-families), tries each id in workers (make, reset, a few random steps, spaces within the
-paper's limits after the declared wrappers), and writes the spec's `envs` / `failed` plus the
-`<name>.spaces.json` sidecar that `ldm envs list` reads.
+From a PyPI package name (or a catalog spec) to a working spec, without hand edits where the
+hub can do the work:
+1. build the library's venv; when the build or the import fails on the current Python, retry
+   with older interpreters and pins (`BUILD_VARIANTS`) and record which one worked;
+2. find the modules that register its envs (`probe.py`: entry points, top-level packages,
+   `<pkg>.envs`/`<pkg>.gym`..., submodules calling `register(`) and which API (gym or
+   gymnasium) they register with;
+3. find the env ids they register (the registry after the imports minus the one before);
+4. try each id in workers (`trial.py`: make, limits, reset, steps, the env's own checks);
+5. write the spec's `envs` / `failed` (each failure keeps its reason; a failure over the
+   paper's limits names the limit and any smaller variant), its `discovery` record, and the
+   `<name>.spaces.json` sidecar (SpaceSpecs and check result per env) that `ldm envs list`
+   reads.
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import queue
+import re
+import subprocess
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tomli_w
 
 from ldm.atomic import write_text_atomic
 from ldm.envs.backends import Connection, connect, init_message
 from ldm.envs.catalog import CATALOG_DIR, LibrarySpec, load_catalog, load_spec
-from ldm.envs.proxy import space_from_desc
 from ldm.envs.registry import _sidecar, spaces_path
-from ldm.errors import LDMError
-from ldm.spaces import check_limits, from_gym_space
+from ldm.envs.trial import EnvTrial, try_env
+from ldm.envs.venvs import ensure_venv, uv_binary
+from ldm.errors import EnvError, LDMError
+
+PROBE = Path(__file__).with_name("probe.py")
+
+
+@dataclass(frozen=True)
+class BuildVariant:
+    """One way to build a library's venv: an interpreter and extra pins."""
+
+    python: str | None
+    pins: tuple[str, ...] = ()
+
+    def apply(self, spec: LibrarySpec) -> LibrarySpec:
+        """The spec built this way (pins for a package the spec already constrains are skipped)."""
+        named = {_req_name(r) for r in spec.requirements}
+        extra = [p for p in self.pins if _req_name(p) not in named]
+        return replace(
+            spec,
+            python=self.python or spec.python,
+            requirements=[*spec.requirements, *extra],
+        )
+
+    def describe(self, spec: LibrarySpec) -> str:
+        built = self.apply(spec)
+        pins = f" with {', '.join(self.pins)}" if self.pins else ""
+        return f"Python {built.python or 'of ldm'}{pins}"
+
+
+#: Tried in order until the venv builds and the library imports: the spec as written, then
+#: numpy 1.x (most libraries of the gym era break on numpy 2), then older interpreters.
+BUILD_VARIANTS = (
+    BuildVariant(None),
+    BuildVariant(None, ("numpy<2",)),
+    BuildVariant("3.10", ("numpy<2",)),
+    BuildVariant("3.9", ("numpy<2", "gym==0.26.2")),
+    BuildVariant("3.8", ("numpy<1.24", "gym==0.21.0")),
+)
+
+
+#: Failures the hub fixes itself with a declared wrapper: (reason pattern, wrapper). Discovery
+#: adds the wrapper to the spec and tries the envs that failed that way again.
+AUTO_WRAPPERS = (
+    (re.compile(r"^observation space .*\((Dict|Tuple)\) is not supported"), "flatten_dict"),
+    (
+        re.compile(r"failed on 'step': TypeError: only (0-dimensional|length-1) arrays"),
+        "sum_reward",
+    ),
+)
+
+
+#: Failures that name a missing optional dependency: (reason pattern, group 1 -> requirement).
+#: Discovery adds the requirements to the spec, rebuilds the venv and tries those envs again.
+MISSING_DEPENDENCY = (
+    (re.compile(r"pip install [\"'`]?([A-Za-z0-9_.\-]+(?:\[[A-Za-z0-9_,\-]+\])?)"), str),
+    (re.compile(r"No module named '([A-Za-z0-9_]+)"), lambda m: m.replace("_", "-")),
+)
+MAX_ADDED_DEPENDENCIES = 6
 
 
 @dataclass
@@ -34,14 +103,26 @@ class DiscoverReport:
 
     library: str
     spec_path: str
-    passed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    passed: dict[str, EnvTrial] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    build: str = ""
+
+    @property
+    def flagged(self) -> list[str]:
+        """Listed envs that fail their own checks."""
+        return sorted(rid for rid, t in self.passed.items() if not t.ok)
 
     def summary(self) -> str:
         return (
-            f"{self.library}: {len(self.passed)} envs pass, {len(self.failed)} failed "
+            f"{self.library}: {len(self.passed)} envs pass ({len(self.flagged)} flagged by their "
+            f"checks), {len(self.failed)} failed, {self.seconds:.0f} s, built on {self.build} "
             f"-> {self.spec_path}"
         )
+
+
+def _req_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
 def resolve_spec(spec_or_package: str, catalog_dir: str | None) -> LibrarySpec:
@@ -51,42 +132,64 @@ def resolve_spec(spec_or_package: str, catalog_dir: str | None) -> LibrarySpec:
     catalog = load_catalog(catalog_dir)
     if spec_or_package in catalog:
         return catalog[spec_or_package]
-    name = spec_or_package.split("[")[0].split("=")[0].strip()
+    name = _req_name(spec_or_package)
     path = Path(catalog_dir or CATALOG_DIR) / f"{name}.toml"
+    url = spec_or_package.partition("@")[2].strip()
     return LibrarySpec(
         name=name,
         domain="unknown",
         requirements=[spec_or_package],
-        imports=[name.replace("-", "_")],
-        source=f"https://pypi.org/project/{name}/",
+        imports=[],  # found by the probe
+        source=url or f"https://pypi.org/project/{name}/",
         path=str(path),
     )
 
 
-def _try_env(
-    conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps: int
-) -> dict[str, Any]:
-    made = conn.call(
-        {"cmd": "make", "env_id": rid, "kwargs": spec.kwargs_for(rid), "count": 1}, timeout
+# -- build and find the registering modules --------------------------------------------------
+def probe(python: Path, *args: str, timeout: float = 600) -> Any:
+    """Run probe.py with a library's interpreter; its JSON answer."""
+    proc = subprocess.run(
+        [str(python), str(PROBE), *args], capture_output=True, text=True, timeout=timeout
     )
-    handle = made["handles"]
-    try:
-        obs_space = space_from_desc(made["spaces"]["observation"])
-        act_space = space_from_desc(made["spaces"]["action"])
-        obs_spec, act_spec = from_gym_space(obs_space), from_gym_space(act_space)
-        check_limits(obs_spec, "observation", f"{spec.name}/{rid}")
-        check_limits(act_spec, "action", f"{spec.name}/{rid}")
-        conn.call({"cmd": "reset", "handles": handle, "seeds": [0]}, timeout)
-        act_space.seed(0)
-        for _ in range(steps):
-            a = np.asarray(act_space.sample())
-            conn.call(
-                {"cmd": "step", "handles": handle, "actions": [a], "autoreset": True}, timeout
-            )
-        return {"observation": obs_spec.to_dict(), "action": act_spec.to_dict()}
-    finally:
-        if conn.alive:
-            conn.call({"cmd": "close", "handles": handle}, timeout)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise EnvError(f"probe {args[0]} failed with {python}: {tail}")
+    return json.loads(lines[-1])
+
+
+def find_registering_modules(spec: LibrarySpec, python: Path) -> LibrarySpec:
+    """The spec with `imports` (and `api`) set to what registers the package's envs."""
+    dist = _req_name(spec.requirements[0]) if spec.requirements else spec.name
+    found = probe(python, "modules", dist)
+    if not found["modules"]:
+        errors = {k: v for k, v in found["errors"].items() if not k.endswith("traceback")}
+        detail = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3])
+        raise EnvError(
+            f"no module of {dist!r} registers Gym/Gymnasium envs"
+            + (f" (imports failed: {detail})" if detail else "")
+            + "; set `imports` in the spec to the module that registers them"
+        )
+    return replace(spec, imports=found["modules"], api=found["api"] or spec.api)
+
+
+def build(spec: LibrarySpec, find_modules: bool) -> tuple[LibrarySpec, list[str], list[str]]:
+    """Build the first variant that installs and imports: (spec as built, its ids, tries)."""
+    tries: list[str] = []
+    for variant in BUILD_VARIANTS:
+        candidate = variant.apply(spec)
+        try:
+            python = ensure_venv(candidate)
+            if find_modules:
+                candidate = find_registering_modules(candidate, python)
+            return candidate, candidate_ids(candidate), tries
+        except (LDMError, subprocess.TimeoutExpired) as e:
+            first = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+            tries.append(f"{variant.describe(spec)}: {' | '.join(first[-3:])[:400]}")
+    raise EnvError(
+        f"library {spec.name!r} neither builds nor imports with any of "
+        f"{len(BUILD_VARIANTS)} interpreter/pin variants:\n- " + "\n- ".join(tries)
+    )
 
 
 def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
@@ -103,24 +206,43 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
     return sorted(rid for rid in new if spec.wants(rid))
 
 
-def discover_library(
-    spec_or_package: str,
-    catalog_dir: str | None = None,
-    timeout: float = 60.0,
-    workers: int = 2,
-    steps: int = 5,
-    backend: str = "process",
-    progress: bool = True,
-) -> DiscoverReport:
-    """Discover, try and record every env of a library; returns what passed and failed."""
+def pin_installed(spec: LibrarySpec) -> LibrarySpec:
+    """Bare requirement names pinned to the versions the venv resolved (reproducible specs)."""
+    out = subprocess.run(
+        [uv_binary(), "pip", "freeze", "--python", str(ensure_venv(spec))],
+        capture_output=True,
+        text=True,
+    ).stdout
+    versions = {}
+    for line in out.splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            versions[_req_name(name)] = version.strip()
+    flavour = "gymnasium" if spec.api == "gymnasium" else "gym"
+    reqs = list(spec.requirements)
+    if flavour in versions and flavour not in {_req_name(r) for r in reqs}:
+        reqs.append(flavour)
+    pinned = [
+        f"{r}=={versions[_req_name(r)]}"
+        if re.fullmatch(r"[A-Za-z0-9_.\-]+", r) and _req_name(r) in versions
+        else r
+        for r in reqs
+    ]
+    return replace(spec, requirements=pinned)
+
+
+# -- trying envs -----------------------------------------------------------------------------
+def try_all(
+    spec: LibrarySpec, ids: list[str], timeout: float, workers: int, steps: int, progress: bool
+) -> tuple[dict[str, EnvTrial], dict[str, str]]:
+    """Try every id in `workers` parallel workers (a crashed worker is replaced)."""
     from tqdm import tqdm
 
-    spec = resolve_spec(spec_or_package, catalog_dir)
-    ids = candidate_ids(spec, backend)
-    report = DiscoverReport(spec.name, spec.path)
     todo: queue.Queue[str] = queue.Queue()
     for rid in ids:
         todo.put(rid)
+    passed: dict[str, EnvTrial] = {}
+    failed: dict[str, str] = {}
     lock = threading.Lock()
     bar = tqdm(total=len(ids), desc=f"discover {spec.name}", disable=not progress)
 
@@ -133,17 +255,17 @@ def discover_library(
                 break
             try:
                 if conn is None or not conn.alive:
-                    conn = connect(backend, spec, f"{spec.name}[discover {k}]")
-                result: dict[str, Any] | str = _try_env(conn, spec, rid, timeout, steps)
+                    conn = connect("process", spec, f"{spec.name}[discover {k}]")
+                result: EnvTrial | str = try_env(conn, spec, rid, timeout, steps)
             except LDMError as e:
-                result = str(e).splitlines()[0][:300]
+                result = str(e).splitlines()[0][:400]
             except Exception as e:  # a library bug is a finding about that env
-                result = f"{type(e).__name__}: {e}"[:300]
+                result = f"{type(e).__name__}: {e}"[:400]
             with lock:
-                if isinstance(result, dict):
-                    report.passed[rid] = result
+                if isinstance(result, EnvTrial):
+                    passed[rid] = result
                 else:
-                    report.failed[rid] = result
+                    failed[rid] = result
                 bar.update()
         if conn is not None:
             conn.close()
@@ -154,17 +276,177 @@ def discover_library(
     for t in threads:
         t.join()
     bar.close()
-    write_discovery(spec, report)
+    return passed, failed
+
+
+def retry_with_dependencies(
+    spec: LibrarySpec,
+    passed: dict[str, EnvTrial],
+    failed: dict[str, str],
+    timeout: float,
+    workers: int,
+    steps: int,
+) -> tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]:
+    """Install the optional dependencies that failures name and try those envs again."""
+    named = {_req_name(r) for r in spec.requirements}
+    wanted: dict[str, list[str]] = {}
+    for rid, why in failed.items():
+        for pattern, to_req in MISSING_DEPENDENCY:
+            for found in pattern.findall(why):
+                req = to_req(found)
+                if req.lower() != spec.name and (req not in spec.requirements):
+                    if "[" in req or _req_name(req) not in named:
+                        wanted.setdefault(req, []).append(rid)
+    if not wanted:
+        return spec, passed, failed
+    extra = sorted(wanted, key=lambda r: -len(wanted[r]))[:MAX_ADDED_DEPENDENCIES]
+    bigger = replace(spec, requirements=[*spec.requirements, *extra])
+    try:
+        ensure_venv(bigger)
+    except LDMError:
+        return spec, passed, failed  # the dependency does not install: the reasons stand
+    retry = sorted({rid for r in extra for rid in wanted[r]})
+    again, still = try_all(bigger, retry, timeout, workers, steps, progress=False)
+    if not again:
+        return spec, passed, failed
+    return (
+        bigger,
+        {**passed, **again},
+        {**{k: v for k, v in failed.items() if k not in retry}, **still},
+    )
+
+
+def retry_with_wrappers(
+    spec: LibrarySpec,
+    passed: dict[str, EnvTrial],
+    failed: dict[str, str],
+    timeout: float,
+    workers: int,
+    steps: int,
+) -> tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]:
+    """Add the declared wrappers that fix failures (`AUTO_WRAPPERS`) and retry those envs."""
+    add = [
+        w
+        for pattern, w in AUTO_WRAPPERS
+        if w not in spec.wrappers and any(pattern.search(why) for why in failed.values())
+    ]
+    if not add:
+        return spec, passed, failed
+    spec = replace(spec, wrappers=[*spec.wrappers, *add])
+    again, still = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
+    return spec, {**passed, **again}, still
+
+
+def limit_hints(
+    spec: LibrarySpec,
+    failed: dict[str, str],
+    passed: dict[str, EnvTrial],
+    probe_params: bool = True,
+) -> dict[str, str]:
+    """Failure reasons over the paper's limits, with the smaller variants that exist: registered
+    siblings with smaller numbers in their names that pass, and the constructor's size knobs."""
+    over = [rid for rid, why in failed.items() if "over the limit" in why]
+    if not over:
+        return failed
+    knobs: dict[str, dict[str, int]] = {}
+    if probe_params:
+        try:
+            knobs = probe(ensure_venv(spec), "params", spec.api, *spec.imports, "--", *over)
+        except (LDMError, subprocess.TimeoutExpired):
+            pass  # hints are a courtesy: the limit is named either way
+    out = dict(failed)
+    for rid in over:
+        hints = []
+        siblings = [p for p in sorted(passed) if _smaller_variant(p, rid)]
+        if siblings:
+            hints.append(f"smaller registered variants pass: {', '.join(siblings[:3])}")
+        sizes = knobs.get(rid) or {}
+        if sizes:
+            args = ", ".join(f"{k}={v}" for k, v in sorted(sizes.items())[:4])
+            hints.append(
+                f"its constructor sets the size with {args}: a smaller value in "
+                f'env_kwargs."{rid}" may fit'
+            )
+        if hints:
+            out[rid] = f"{failed[rid].split('; declare')[0]}; {'; '.join(hints)}"
+    return out
+
+
+def _smaller_variant(candidate: str, rid: str) -> bool:
+    """`Grid8-v0` for `Grid16-v0`: same name but smaller numbers (the version is not a size)."""
+
+    def split(i: str) -> tuple[str, list[int], str]:
+        base, _, version = i.rpartition("-v") if re.search(r"-v\d+$", i) else (i, "", "")
+        return re.sub(r"\d+", "#", base), [int(n) for n in re.findall(r"\d+", base)], version
+
+    (shape_a, nums_a, ver_a), (shape_b, nums_b, ver_b) = split(candidate), split(rid)
+    return (
+        shape_a == shape_b
+        and ver_a == ver_b
+        and bool(nums_a)
+        and all(a <= b for a, b in zip(nums_a, nums_b))
+        and nums_a != nums_b
+    )
+
+
+# -- the command -----------------------------------------------------------------------------
+def discover_library(
+    spec_or_package: str,
+    catalog_dir: str | None = None,
+    timeout: float = 60.0,
+    workers: int = 2,
+    steps: int = 5,
+    progress: bool = True,
+    domain: str | None = None,
+) -> DiscoverReport:
+    """Build, find, try and record every env of a library; returns what passed and failed.
+
+    `spec_or_package`: a catalog name, a spec file or a PyPI requirement (a new spec is
+    written to `catalog_dir`); `domain`: the field of application written in a new spec.
+    """
+    t0 = time.perf_counter()
+    spec = resolve_spec(spec_or_package, catalog_dir)
+    is_new = not Path(spec.path).exists()
+    if domain:
+        spec = replace(spec, domain=domain)
+    spec, ids, tries = build(spec, find_modules=not spec.imports)
+    passed, failed = try_all(spec, ids, timeout, workers, steps, progress)
+    spec, passed, failed = retry_with_dependencies(spec, passed, failed, timeout, workers, steps)
+    spec, passed, failed = retry_with_wrappers(spec, passed, failed, timeout, workers, steps)
+    failed = limit_hints(spec, failed, passed)
+    report = DiscoverReport(spec.name, spec.path, passed, failed)
+    report.build = BUILD_VARIANTS[len(tries)].describe(spec) if tries else "the spec as written"
+    python = _python_version(spec)
+    if is_new:
+        spec = pin_installed(spec)  # a new package: record the versions that worked
+    report.seconds = time.perf_counter() - t0
+    discovery = {
+        "seconds": round(report.seconds, 1),
+        "date": datetime.date.today().isoformat(),
+        "python": python,
+        "build": report.build,
+        **({"retried": tries} if tries else {}),
+    }
+    write_discovery(replace(spec, discovery=discovery), report)
     return report
 
 
+def _python_version(spec: LibrarySpec) -> str:
+    out = subprocess.run(
+        [str(ensure_venv(spec)), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
 def write_discovery(spec: LibrarySpec, report: DiscoverReport) -> None:
-    """Write the spec's envs/failed and its spaces sidecar (each via a temp file + rename)."""
+    """Write the spec's envs/failed/discovery and its spaces sidecar (temp file + rename)."""
     updated = replace(spec, envs=sorted(report.passed), failed=dict(sorted(report.failed.items())))
     path = Path(spec.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, tomli_w.dumps(updated.to_toml_dict()))
-    side = {rid: report.passed[rid] for rid in sorted(report.passed)}
+    side = {rid: report.passed[rid].to_sidecar() for rid in sorted(report.passed)}
     write_text_atomic(spaces_path(updated), json.dumps(side, indent=1))
     load_catalog.cache_clear()
     _sidecar.cache_clear()

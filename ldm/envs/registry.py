@@ -20,12 +20,23 @@ from ldm.spaces import SpaceSpec
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """One catalogued env: qualified id, library and spaces (as seen after its wrappers)."""
+    """One catalogued env: qualified id, library, spaces (as seen after its wrappers) and the
+    result of its checks when discovery recorded one (None: never checked)."""
 
     id: str
     library: str
     observation: SpaceSpec | None
     action: SpaceSpec | None
+    problems: tuple[str, ...] | None = None
+    """What the env's own checks found (empty: passed; None: not checked)."""
+
+    @property
+    def checked(self) -> bool:
+        return self.problems is not None
+
+    @property
+    def check_ok(self) -> bool:
+        return self.problems == ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,7 +44,19 @@ class EnvInfo:
             "library": self.library,
             "observation": self.observation.to_dict() if self.observation else None,
             "action": self.action.to_dict() if self.action else None,
+            "check": None
+            if self.problems is None
+            else {"ok": not self.problems, "problems": list(self.problems)},
         }
+
+
+@dataclass(frozen=True)
+class FailedEnv:
+    """A registered id that discovery could not take, with the reason it recorded."""
+
+    id: str
+    library: str
+    reason: str
 
 
 def spaces_path(spec: LibrarySpec) -> Path:
@@ -56,8 +79,20 @@ def list_envs(library: str | None = None, catalog_dir: str | None = None) -> lis
             s = side.get(rid, {})
             obs = SpaceSpec.from_dict(s["observation"]) if "observation" in s else None
             act = SpaceSpec.from_dict(s["action"]) if "action" in s else None
-            out.append(EnvInfo(f"{spec.name}/{rid}", spec.name, obs, act))
+            check = s.get("check")
+            problems = tuple(check["problems"]) if check is not None else None
+            out.append(EnvInfo(f"{spec.name}/{rid}", spec.name, obs, act, problems))
     return out
+
+
+def list_failed(library: str | None = None, catalog_dir: str | None = None) -> list[FailedEnv]:
+    """Every registered id discovery could not take (or of one library), with its reason."""
+    specs = [get_library(library, catalog_dir)] if library else load_catalog(catalog_dir).values()
+    return [
+        FailedEnv(f"{spec.name}/{rid}", spec.name, why)
+        for spec in specs
+        for rid, why in sorted(spec.failed.items())
+    ]
 
 
 def resolve_env_id(env_id: str, catalog_dir: str | None = None) -> tuple[LibrarySpec, str]:

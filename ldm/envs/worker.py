@@ -68,7 +68,7 @@ class Instance:
         env_api.action_desc = wrappers.describe_space(env.action_space)
         self.raw = env
         self.action_space = env.action_space
-        self.discrete = type(env.action_space).__name__ == "Discrete"
+        self.discrete = wrappers.space_kind(env.action_space) == "Discrete"
         self.env = wrappers.apply(env_api, wrapper_names)
 
     def spaces(self):
@@ -95,6 +95,16 @@ def _clean_info(info):
     return {k: v for k, v in dict(info).items() if not k.startswith("_")}
 
 
+def _import(name):
+    """Import `module`, or `module:function` (a `gym.envs` entry point, which is then called)."""
+    module, _, attr = name.partition(":")
+    obj = importlib.import_module(module)
+    if attr:
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        obj()
+
+
 class EnvServer:
     """Handles protocol messages; one per worker process (or per in-process backend)."""
 
@@ -118,7 +128,7 @@ class EnvServer:
                 raise ValueError("unknown wrapper %r" % name)
         self.wrappers = list(wrappers)
         for module in imports:
-            importlib.import_module(module)
+            _import(module)
         return {
             "python": sys.version.split()[0],
             "numpy": np.__version__,

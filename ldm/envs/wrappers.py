@@ -13,9 +13,28 @@ import numpy as np
 IMAGE_HW = (64, 64)
 
 
+#: The standard space classes ldm describes; a library's own space class is described as the
+#: first of these in its method resolution order (a `class Grid(Box)` is a Box).
+SPACE_KINDS = ("Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict", "Tuple")
+
+
+def space_kind(space):
+    """The standard gym/gymnasium space class `space` is an instance of, by name, or None.
+
+    Walks the class's MRO for a class of a `gym.spaces` / `gymnasium.spaces` module, so a
+    subclass (a library's `class Grid(Box)`) is handled as its base class, in any gym
+    generation, without importing gym or gymnasium here.
+    """
+    for cls in type(space).__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if cls.__name__ in SPACE_KINDS and module.split(".")[0] in ("gym", "gymnasium"):
+            return cls.__name__
+    return None
+
+
 def describe_space(space):
     """A gym/gymnasium space -> a plain dict (the wire format of spaces)."""
-    kind = type(space).__name__
+    kind = space_kind(space)
     if kind == "Box":
         return {
             "type": "Box",
@@ -36,7 +55,7 @@ def describe_space(space):
     if kind == "Tuple":
         return {"type": "Tuple", "spaces": [describe_space(s) for s in space.spaces]}
     # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops it
-    return {"type": "Unsupported", "name": kind}
+    return {"type": "Unsupported", "name": type(space).__name__}
 
 
 class Transformed:
@@ -167,6 +186,53 @@ def discrete_to_box(env):
     return flatten_dict(env)
 
 
+class SumReward:
+    """A vector reward (multi-objective libraries such as mo-gymnasium) -> the sum of its parts."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(np.sum(reward)), terminated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
+class SeedGlobalRNGs:
+    """Seeds Python's `random` and numpy's global generator on every seeded reset.
+
+    For libraries that draw from the global generators instead of the env's own `np_random`
+    (gym-trading-env draws its start index and position from `np.random`), so that
+    `reset(seed=...)` reproduces an episode as Gymnasium promises.
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            import random
+
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
+
+
 def _is_image(d):
     return (
         d["type"] == "Box"
@@ -191,6 +257,8 @@ WRAPPERS = {
     ),
     "grid_as_image": (grid_as_image, lambda d: d["type"] == "Dict" and "image" in d["spaces"]),
     "discrete_to_box": (discrete_to_box, lambda d: d["type"] == "Discrete"),
+    "seed_global_rngs": (SeedGlobalRNGs, lambda d: True),
+    "sum_reward": (SumReward, lambda d: True),
 }
 
 

@@ -1,13 +1,25 @@
 """Every installable library of the catalog: one env passes `check` through its own venv.
 
 Slow: on a fresh machine each library's venv is built from PyPI (seconds to a minute each).
+The checks of all libraries run at once in a thread pool (each check is a worker process, so
+threads overlap venv builds, imports and simulation), and a passing result is cached under
+`$LDM_HOME/checks/`, keyed by the spec file, the hub's worker-side code and `check.py`: a
+library is checked again whenever any of them changes.
 """
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+import ldm.envs
 from ldm.envs.catalog import load_catalog
 from ldm.envs.check import check
 from ldm.envs.registry import list_envs
+from ldm.envs.venvs import ldm_home
 
 # one representative env per library (the first discovered one otherwise)
 PICK = {
@@ -21,8 +33,10 @@ PICK = {
 }
 # libraries whose envs do not reproduce a seed exactly (known, reported by `ldm envs check`)
 NOT_SEED_EXACT = {"gym-trading-env", "jsbgym", "panda-gym"}
+SEED_PROBLEMS = ("seed", "Deterministic")
 
 LIBRARIES = sorted(n for n, s in load_catalog().items() if s.installable and s.envs)
+HUB_CODE = ("worker.py", "protocol.py", "wrappers.py", "check.py", "proxy.py", "backends.py")
 
 
 def test_catalog_counts_hundreds_of_envs_and_keeps_the_paper_libraries():
@@ -45,16 +59,53 @@ def test_catalog_counts_hundreds_of_envs_and_keeps_the_paper_libraries():
         assert spec.installable or spec.note  # not installable: says why
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("library", LIBRARIES)
-def test_library_env_passes_check(library):
+def _key(library: str) -> str:
     spec = load_catalog()[library]
-    rid = PICK.get(library, spec.envs[0])
-    result = check(f"{library}/{rid}")
-    seed_problem = ("seed", "Deterministic")
+    h = hashlib.sha256(Path(spec.path).read_bytes())
+    hub = Path(ldm.envs.__file__).parent
+    for name in HUB_CODE:
+        h.update((hub / name).read_bytes())
+    return f"{library}-{h.hexdigest()[:16]}"
+
+
+def _check_library(library: str) -> list[str]:
+    """Problems of the library's representative env (cached when there are none)."""
+    cache = ldm_home() / "checks" / f"{_key(library)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["problems"]
+    spec = load_catalog()[library]
+    result = check(f"{library}/{PICK.get(library, spec.envs[0])}")
     problems = [
         p
         for p in result.problems
-        if not (library in NOT_SEED_EXACT and any(w in p for w in seed_problem))
+        if not (library in NOT_SEED_EXACT and any(w in p for w in SEED_PROBLEMS))
     ]
-    assert not problems, result.problems
+    if not problems:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"env": result.env_id, "problems": problems}))
+        tmp.replace(cache)
+    return problems
+
+
+@pytest.fixture(scope="module")
+def library_checks() -> dict[str, list[str] | BaseException]:
+    """Every library's check, run concurrently (4 at a time: builds and imports overlap)."""
+
+    def run(library: str) -> list[str] | BaseException:
+        try:
+            return _check_library(library)
+        except BaseException as e:  # reported by that library's test, not by the fixture
+            return e
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(LIBRARIES, pool.map(run, LIBRARIES)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_library_env_passes_check(library, library_checks):
+    result = library_checks[library]
+    if isinstance(result, BaseException):
+        raise result
+    assert not result, result

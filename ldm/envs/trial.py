@@ -1,0 +1,139 @@
+"""One env tried by `ldm envs discover`: make, spaces within the paper's limits, reset, steps,
+and the env's own checks (observations inside the declared space, finite, the same seed
+reproducing the same episode).
+
+An env that makes, resets and steps within the limits is *listed*; the checks' outcome is
+recorded beside it (`EnvTrial.problems`, written to the `<name>.spaces.json` sidecar) so
+`ldm envs list` can flag an env that fails its own checks. Imports gymnasium (client side) and
+ldm's spaces; no environment library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import singledispatch
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ldm.envs.backends import Connection
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.proxy import space_from_desc
+from ldm.errors import SpaceError
+from ldm.spaces import SpaceSpec, check_limits, from_gym_space
+
+
+@dataclass(frozen=True)
+class EnvTrial:
+    """What trying one env found: its SpaceSpecs (as dicts) and the problems of its checks."""
+
+    env_id: str
+    observation: dict[str, Any]
+    action: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_sidecar(self) -> dict[str, Any]:
+        """The sidecar entry: spaces plus the check result."""
+        return {
+            "observation": self.observation,
+            "action": self.action,
+            "check": {"ok": self.ok, "problems": self.problems},
+        }
+
+
+@singledispatch
+def outside(space: gym.Space, obs: Any) -> str | None:
+    """Why `obs` is not in `space` (None when it is)."""
+    try:
+        return None if space.contains(obs) else f"{obs!r:.80} is not in {space}"
+    except Exception as e:
+        return f"{type(e).__name__} while testing {obs!r:.80} against {space}: {e}"
+
+
+@outside.register(gym.spaces.Box)
+def _outside_box(space: gym.spaces.Box, obs: Any) -> str | None:
+    a = np.asarray(obs)
+    if a.shape != space.shape:
+        return f"shape {a.shape} differs from the declared {space.shape}"
+    af = a.astype(np.float64)
+    if np.isnan(af).any():
+        return "holds NaN"
+    low = np.broadcast_to(space.low, a.shape)
+    high = np.broadcast_to(space.high, a.shape)
+    bad = np.argwhere((af < low) | (af > high))
+    if len(bad):
+        i = tuple(int(k) for k in bad[0])
+        return (
+            f"value {af[i]:.4g} at index {list(i)} is outside the declared bounds "
+            f"[{low[i]:.4g}, {high[i]:.4g}] ({len(bad)} values outside)"
+        )
+    return None
+
+
+@outside.register(gym.spaces.Discrete)
+def _outside_discrete(space: gym.spaces.Discrete, obs: Any) -> str | None:
+    v = int(np.asarray(obs).reshape(-1)[0])
+    lo = int(space.start)
+    return None if lo <= v < lo + int(space.n) else f"{v} is outside [{lo}, {lo + int(space.n)})"
+
+
+def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps: int) -> EnvTrial:
+    """Make, limit-check, reset and step one env twice under one seed; raises on failure."""
+    made = conn.call(
+        {"cmd": "make", "env_id": rid, "kwargs": spec.kwargs_for(rid), "count": 1}, timeout
+    )
+    handle = made["handles"]
+    try:
+        obs_space = space_from_desc(made["spaces"]["observation"])
+        act_space = space_from_desc(made["spaces"]["action"])
+        obs_spec, act_spec = _spec(obs_space, "observation"), _spec(act_space, "action")
+        check_limits(obs_spec, "observation", f"{spec.name}/{rid}")
+        check_limits(act_spec, "action", f"{spec.name}/{rid}")
+        act_space.seed(0)
+        actions = [np.asarray(act_space.sample()) for _ in range(steps)]
+        first = _rollout(conn, handle, actions, timeout)
+        second = _rollout(conn, handle, actions, timeout)
+        problems = []
+        for t, obs in enumerate(first):
+            why = outside(obs_space, obs)
+            if why:
+                problems.append(f"observation {t} of a seeded episode: {why}")
+                break
+        if not all(_same(a, b) for a, b in zip(first, second)):
+            problems.append("reset(seed=0) twice with the same actions gave different observations")
+        return EnvTrial(rid, obs_spec.to_dict(), act_spec.to_dict(), problems)
+    finally:
+        if conn.alive:
+            conn.call({"cmd": "close", "handles": handle}, timeout)
+
+
+def _spec(space: gym.Space, role: str) -> SpaceSpec:
+    try:
+        return from_gym_space(space)
+    except SpaceError as e:
+        raise SpaceError(f"{role} {e}") from None
+
+
+def _rollout(conn: Connection, handle: list[int], actions: list, timeout: float) -> list:
+    reply = conn.call({"cmd": "reset", "handles": handle, "seeds": [0]}, timeout)
+    out = [reply["obs"][0]]
+    for a in actions:
+        reply = conn.call(
+            {"cmd": "step", "handles": handle, "actions": [a], "autoreset": True}, timeout
+        )
+        out.append(reply["obs"][0])
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc")

@@ -1,0 +1,248 @@
+"""`ldm envs discover` on small real packages built here: found modules, custom spaces,
+retried interpreters, limits with their smaller variants, recorded checks.
+
+The packages are real distributions (pyproject + setuptools) installed into their own venvs by
+uv, as a package from PyPI would be; only their location (a local path) differs.
+"""
+
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from ldm.envs.catalog import load_catalog, load_spec
+from ldm.envs.discover import BUILD_VARIANTS, BuildVariant, discover_library, limit_hints
+from ldm.envs.registry import list_envs, list_failed
+from ldm.envs.trial import EnvTrial, outside
+from ldm.envs.wrappers import SeedGlobalRNGs, describe_space, space_kind
+
+ENVS = '''
+import numpy as np
+import gymnasium as gym
+from gymnasium.spaces import Box, Discrete
+
+
+class Grid(Box):
+    """A library's own space class (dispatch by class name would reject it)."""
+
+
+class Moves(Discrete):
+    pass
+
+
+class GridEnv(gym.Env):
+    def __init__(self, size=4, escape=False, global_rng=False):
+        self.size, self.escape, self.global_rng = size, escape, global_rng
+        self.observation_space = Grid(-1.0, 1.0, (size * size,), np.float32)
+        self.action_space = Moves(4)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        rng = np.random if self.global_rng else self.np_random
+        obs = rng.uniform(-1, 1, self.size * self.size).astype(np.float32)
+        if self.escape:
+            obs[0] = -1.31  # outside the declared bounds, as gym-electric-motor does
+        return obs
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 1.0, self.t >= 5, False, {}
+'''
+
+REGISTER = """
+import gymnasium as gym
+from {pkg}.core import GridEnv
+
+for size in (4, 8, 16):
+    gym.register("{prefix}-Grid%d-v0" % size, entry_point=GridEnv, kwargs={{"size": size}})
+gym.register("{prefix}-Escape-v0", entry_point=GridEnv, kwargs={{"escape": True}})
+gym.register("{prefix}-GlobalRng-v0", entry_point=GridEnv, kwargs={{"global_rng": True}})
+"""
+
+
+def make_package(root: Path, dist: str, layout: str, newest_python: str = "") -> str:
+    """Write a package whose envs register from `layout` ("envs" submodule or "entry point");
+    with `newest_python` ("3.10"), its build fails on any newer Python (as a C extension
+    without wheels for the current interpreter does)."""
+    pkg = dist.replace("-", "_")
+    d = root / dist
+    (d / pkg).mkdir(parents=True)
+    (d / pkg / "__init__.py").write_text("")  # importing the package registers nothing
+    (d / pkg / "core.py").write_text(ENVS)
+    prefix = dist.title().replace("-", "")
+    entry = ""
+    if layout == "envs":
+        (d / pkg / "envs.py").write_text(REGISTER.format(pkg=pkg, prefix=prefix))
+    else:
+        body = textwrap.indent(REGISTER.format(pkg=pkg, prefix=prefix), "    ")
+        (d / pkg / "plugin.py").write_text(f"def register_envs():\n{body}\n")
+        entry = f'\n[project.entry-points."gymnasium.envs"]\n{pkg} = "{pkg}.plugin:register_envs"\n'
+    (d / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [build-system]
+            requires = ["setuptools>=61"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{dist}"
+            version = "0.1.0"
+            requires-python = ">=3.8"
+            dependencies = ["gymnasium>=0.29", "numpy"]
+
+            [tool.setuptools]
+            packages = ["{pkg}"]
+            """
+        )
+        + entry
+    )
+    if newest_python:
+        major, minor = newest_python.split(".")
+        (d / "setup.py").write_text(
+            "import sys\nfrom setuptools import setup\n"
+            f"if sys.version_info[:2] > ({major}, {minor}):\n"
+            f"    raise RuntimeError('{dist} builds only on Python <= {newest_python}')\n"
+            "setup()\n"
+        )
+    return f"{dist} @ {d.as_uri()}"
+
+
+@pytest.fixture
+def ldm_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LDM_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+# -- fast: the pieces ------------------------------------------------------------------------
+def test_custom_space_classes_are_described_as_their_base_class():
+    class Grid(gym.spaces.Box):
+        pass
+
+    class Moves(gym.spaces.Discrete):
+        pass
+
+    class Pair(gym.spaces.Tuple):
+        pass
+
+    assert space_kind(Grid(0, 1, (3,))) == "Box"
+    assert space_kind(Moves(4)) == "Discrete"
+    assert describe_space(Moves(4, start=1)) == {"type": "Discrete", "n": 4, "start": 1}
+    assert describe_space(Pair([Moves(2), Grid(0, 1, (2,))]))["spaces"][1]["type"] == "Box"
+    # a class that only shares a name with a standard space is not taken for one
+    assert space_kind(type("Box", (), {})()) is None
+    assert describe_space(gym.spaces.Text(5)) == {"type": "Unsupported", "name": "Text"}
+
+
+def test_outside_names_the_value_index_and_bounds():
+    box = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    assert outside(box, np.zeros(3, np.float32)) is None
+    why = outside(box, np.array([0.0, -1.31, 0.0]))
+    assert "-1.31" in why and "[1]" in why and "[-1, 1]" in why
+    assert "shape" in outside(box, np.zeros(4))
+    assert outside(gym.spaces.Discrete(3, start=1), 0) == "0 is outside [1, 4)"
+
+
+def test_seed_global_rngs_makes_global_draws_reproducible():
+    class Env:
+        observation_desc = action_desc = {"type": "Box"}
+
+        def reset(self, seed=None, options=None):
+            return np.random.uniform(size=2), {}
+
+    env = SeedGlobalRNGs(Env())
+    a, _ = env.reset(seed=3)
+    np.random.uniform(size=5)
+    b, _ = env.reset(seed=3)
+    assert np.array_equal(a, b)
+
+
+def test_build_variants_pin_only_what_the_spec_leaves_free():
+    from ldm.envs.catalog import LibrarySpec
+
+    spec = LibrarySpec(name="x", domain="d", requirements=["x", "numpy>=1.20"])
+    built = BuildVariant("3.10", ("numpy<2", "gym==0.26.2")).apply(spec)
+    assert built.python == "3.10"
+    assert built.requirements == ["x", "numpy>=1.20", "gym==0.26.2"]
+    assert BUILD_VARIANTS[0].apply(spec) == spec
+
+
+def test_limit_hint_names_a_passing_sibling(tmp_path):
+    from ldm.envs.catalog import LibrarySpec
+
+    spec = LibrarySpec(name="x", domain="d", imports=[], path=str(tmp_path / "x.toml"))
+    why = "x/G-16-v0: observation space continuous(256,) has 256 dims, over the limit of 128; declare a wrapper"
+    ok = EnvTrial("G-8-v0", {}, {})
+    hinted = limit_hints(spec, {"G-16-v0": why}, {"G-8-v0": ok}, probe_params=False)
+    assert "over the limit of 128" in hinted["G-16-v0"]
+    assert "smaller registered variants pass: G-8-v0" in hinted["G-16-v0"]
+
+
+# -- slow: whole discoveries -----------------------------------------------------------------
+@pytest.mark.slow
+def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):
+    req = make_package(ldm_home / "src", "ldmtest-subreg", "envs")
+    cat = ldm_home / "catalog"
+    report = discover_library(req, catalog_dir=str(cat), progress=False, domain="grid worlds")
+    spec = load_spec(cat / "ldmtest-subreg.toml")
+    assert spec.imports == ["ldmtest_subreg.envs"]
+    assert spec.domain == "grid worlds"
+    # custom Box/Discrete subclasses are taken as their base classes
+    assert sorted(spec.envs) == [
+        "LdmtestSubreg-Escape-v0",
+        "LdmtestSubreg-GlobalRng-v0",
+        "LdmtestSubreg-Grid4-v0",
+        "LdmtestSubreg-Grid8-v0",
+    ]
+    # over the limit: the reason names it, the smaller sibling and the constructor's knob
+    why = spec.failed["LdmtestSubreg-Grid16-v0"]
+    assert "256 dims, over the limit of 128" in why
+    assert "LdmtestSubreg-Grid4-v0" in why and "size=16" in why
+    assert list_failed(catalog_dir=str(cat))[0].reason == why
+    # checks recorded and flagged: bounds escape and global-RNG non-reproducibility
+    envs = {e.id.split("/")[1]: e for e in list_envs(catalog_dir=str(cat))}
+    assert envs["LdmtestSubreg-Grid4-v0"].check_ok
+    assert "-1.31" in envs["LdmtestSubreg-Escape-v0"].problems[0]
+    assert "different observations" in envs["LdmtestSubreg-GlobalRng-v0"].problems[0]
+    assert sorted(report.flagged) == ["LdmtestSubreg-Escape-v0", "LdmtestSubreg-GlobalRng-v0"]
+    assert spec.discovery["seconds"] > 0 and spec.discovery["build"] == "the spec as written"
+    # the declared wrapper that seeds the global generators fixes the second one
+    text = (cat / "ldmtest-subreg.toml").read_text()
+    (cat / "ldmtest-subreg.toml").write_text(
+        text.replace('api = "gymnasium"', 'api = "gymnasium"\nwrappers = ["seed_global_rngs"]')
+    )
+    load_catalog.cache_clear()  # the catalog is cached per process; a user edits between runs
+    discover_library("ldmtest-subreg", catalog_dir=str(cat), progress=False)
+    envs = {e.id.split("/")[1]: e for e in list_envs(catalog_dir=str(cat))}
+    assert envs["LdmtestSubreg-GlobalRng-v0"].check_ok
+
+
+@pytest.mark.slow
+def test_discover_calls_a_gymnasium_entry_point(ldm_home):
+    req = make_package(ldm_home / "src", "ldmtest-plugin", "entry point")
+    cat = ldm_home / "catalog"
+    discover_library(req, catalog_dir=str(cat), progress=False)
+    spec = load_spec(cat / "ldmtest-plugin.toml")
+    assert spec.imports == ["ldmtest_plugin.plugin:register_envs"]
+    assert "LdmtestPlugin-Grid4-v0" in spec.envs
+
+
+@pytest.mark.slow
+def test_discover_retries_an_older_interpreter_and_records_it(ldm_home):
+    req = make_package(ldm_home / "src", "ldmtest-oldpy", "envs", newest_python="3.10")
+    cat = ldm_home / "catalog"
+    discover_library(req, catalog_dir=str(cat), progress=False)
+    spec = load_spec(cat / "ldmtest-oldpy.toml")
+    assert spec.python == "3.10"
+    assert "numpy<2" in spec.requirements
+    assert spec.discovery["python"].startswith("3.10.")
+    assert spec.discovery["build"] == "Python 3.10 with numpy<2"
+    retried = spec.discovery["retried"]  # as written, then with numpy<2, on ldm's Python
+    assert len(retried) == 2 and "builds only on Python <= 3.10" in retried[0]
+    assert spec.source.startswith("file://")
+    assert "LdmtestOldpy-Grid4-v0" in spec.envs
