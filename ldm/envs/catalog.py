@@ -23,6 +23,12 @@ from ldm.errors import EnvError
 CATALOG_DIR = Path(__file__).parent / "catalog"
 
 API_FLAVOURS = ("gymnasium", "gym")
+#: How a venv's packages are installed: uv (fast, strict metadata) or the venv's own pip (for
+#: old packages whose metadata uv rejects, e.g. gym 0.19, and for Python 3.6, which uv lacks).
+INSTALLERS = ("uv", "pip")
+#: How a git source is installed: `package` builds and installs it; `path` puts its tree on
+#: the venv's sys.path (a `.pth` file), like `pip install -e .` without running its setup.py.
+SOURCE_INSTALLS = ("package", "path")
 #: Declared wrappers a spec may name; they run inside the worker (ldm/envs/wrappers.py).
 WRAPPERS = (
     "flatten_dict",
@@ -32,7 +38,35 @@ WRAPPERS = (
     "discrete_to_box",
     "seed_global_rngs",
     "sum_reward",
+    "image_first_channels",
 )
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """A library published only as a git repository, pinned to one commit (TOML table `[git]`).
+
+    Installed from `git+url@commit`, or from a local mirror of source trees/archives when
+    `LDM_SOURCE_MIRROR` is set (see ldm/envs/sources.py and docs/adding-a-library.md).
+    """
+
+    url: str
+    """Repository URL, e.g. https://github.com/owner/repo (its last part names the mirror entry)."""
+    commit: str
+    """Full commit hash the spec was checked against."""
+    install: str = "package"
+    """One of SOURCE_INSTALLS: `package` (pip-installable) or `path` (the tree on sys.path)."""
+
+    def __post_init__(self) -> None:
+        if not self.url or not self.commit:
+            raise EnvError("table [git] needs both 'url' and 'commit' (a pinned commit hash)")
+        if self.install not in SOURCE_INSTALLS:
+            raise EnvError(f"[git] install is {self.install!r}; allowed: {SOURCE_INSTALLS}")
+
+    @property
+    def repo(self) -> str:
+        """The repository's name (last part of the URL, without `.git`)."""
+        return self.url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
 
 
 @dataclass(frozen=True)
@@ -54,7 +88,16 @@ class LibrarySpec:
     api: str = "gymnasium"
     """`gymnasium`, or `gym` for legacy libraries (converted to the 5-tuple API in the worker)."""
     python: str | None = None
-    """Python version for the venv (e.g. "3.10"); None = the interpreter running ldm."""
+    """Python version for the venv (e.g. "3.6"); None = the interpreter running ldm. Taken from
+    pyenv or PATH when this machine has it, else uv provides it."""
+    installer: str = "uv"
+    """One of INSTALLERS: `uv`, or `pip` (the venv's own pip, pinned by build_requirements)."""
+    build_requirements: list[str] = field(default_factory=list)
+    """Installed first and pinned for every source build, e.g. ["pip==21.3.1",
+    "setuptools==57.5.0", "wheel==0.37.1"] for packages that only build with old tools."""
+    git: GitSource | None = None
+    """Git-only library: repository and pinned commit (see GitSource); installed before
+    `requirements`, which then list its dependencies."""
     include: list[str] = field(default_factory=lambda: ["*"])
     """Glob patterns over registered ids to take (matched with fnmatch, case-sensitive)."""
     exclude: list[str] = field(default_factory=list)
@@ -95,8 +138,13 @@ class LibrarySpec:
         bad = [w for w in self.wrappers if w not in WRAPPERS]
         if bad:
             raise EnvError(f"{where}: field 'wrappers' has {bad}; allowed: {WRAPPERS}")
+        if self.installer not in INSTALLERS:
+            raise EnvError(
+                f"{where}: field 'installer' is {self.installer!r}; allowed: {INSTALLERS}"
+            )
         for fname in (
             "requirements",
+            "build_requirements",
             "imports",
             "python_path",
             "include",
@@ -128,7 +176,11 @@ class LibrarySpec:
     @property
     def env_hash(self) -> str:
         """Content hash of what defines the library's venv: a changed spec rebuilds it."""
-        key = json.dumps([self.requirements, self.python, self.api], sort_keys=True)
+        parts: list[Any] = [self.requirements, self.python, self.api]
+        if self.installer != "uv" or self.build_requirements or self.git:
+            # only specs that use them hash them: existing venvs keep their names
+            parts += [self.installer, self.build_requirements, self.git and asdict(self.git)]
+        key = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
     def to_toml_dict(self) -> dict[str, Any]:
@@ -154,6 +206,16 @@ def load_spec(path: str | Path) -> LibrarySpec:
     for required in ("name", "domain"):
         if required not in data:
             raise EnvError(f"{path}: missing required field {required!r}")
+    if "git" in data:
+        git = data["git"]
+        if not isinstance(git, dict):
+            raise EnvError(f"{path}: field 'git' must be a table with 'url' and 'commit'")
+        try:
+            data["git"] = GitSource(**git)
+        except TypeError as e:
+            raise EnvError(f"{path}: table [git]: {e}; allowed: url, commit, install") from None
+        except EnvError as e:
+            raise EnvError(f"{path}: {e}") from None
     return LibrarySpec(**data, path=str(path))
 
 

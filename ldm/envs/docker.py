@@ -28,7 +28,7 @@ from ldm.errors import EnvError
 
 BASE_IMAGE = os.environ.get("LDM_DOCKER_BASE", "ldm-base:bookworm")
 DEBIAN_MIRROR = os.environ.get("LDM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py", "shm_worker.py")
+WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py", "shm_worker.py", "legacy.py")
 
 
 def _docker(

@@ -6,10 +6,13 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, wrappers.py and shm_worker.py. No torch, no ldm: ldm is not installed here.
+siblings protocol.py, wrappers.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
+installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
+rules out; tests/envs/test_worker_compat.py checks it).
 """
 
 import importlib
+import inspect
 import os
 import sys
 import traceback
@@ -18,42 +21,12 @@ import warnings
 import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
+    import legacy
     import protocol
     import shm_worker
     import wrappers
 except ImportError:  # imported as ldm.envs.worker by the in-process backend
-    from ldm.envs import protocol, shm_worker, wrappers
-
-
-class LegacyGymEnv:
-    """Adapts a legacy gym env (4-tuple step, reset without seed) to the 5-tuple API."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def reset(self, seed=None, options=None):
-        try:
-            result = (
-                self.env.reset(seed=seed, options=options) if seed is not None else self.env.reset()
-            )
-        except TypeError:
-            if seed is not None and hasattr(self.env, "seed"):
-                self.env.seed(seed)
-            result = self.env.reset()
-        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict):
-            return result
-        return result, {}
-
-    def step(self, action):
-        result = self.env.step(action)
-        if len(result) == 5:
-            return result
-        obs, reward, done, info = result
-        truncated = bool(info.get("TimeLimit.truncated", False))
-        return obs, reward, bool(done) and not truncated, truncated, info
-
-    def close(self):
-        self.env.close()
+    from ldm.envs import legacy, protocol, shm_worker, wrappers
 
 
 class Instance:
@@ -61,7 +34,7 @@ class Instance:
 
     def __init__(self, env, api, wrapper_names):
         if api == "gym":
-            env_api = LegacyGymEnv(env)
+            env_api = legacy.LegacyGymEnv(env)
         else:
             env_api = env
         env_api.observation_desc = wrappers.describe_space(env.observation_space)
@@ -73,6 +46,13 @@ class Instance:
 
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}
+
+
+def _accepts_kwarg(fn, name):
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _action(inst, action):
@@ -137,13 +117,15 @@ class EnvServer:
         }
 
     def list_ids(self):
-        return sorted(self.gym.envs.registry.keys())
+        registry = self.gym.envs.registry
+        # gym < 0.22 keeps a registry object whose specs are in `env_specs`
+        return sorted(getattr(registry, "env_specs", registry).keys())
 
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
-        if self.api == "gym":
-            kwargs.setdefault("disable_env_checker", True)
+        if self.api == "gym" and _accepts_kwarg(self.gym.make, "disable_env_checker"):
+            kwargs.setdefault("disable_env_checker", True)  # gym >= 0.24 (older: no checker)
         handles, spaces = [], None
         for _ in range(int(count)):
             inst = Instance(self.gym.make(env_id, **kwargs), self.api, self.wrappers)

@@ -161,6 +161,20 @@ def resize_image(env):
     return Transformed(env, _resize, desc)
 
 
+def image_first_channels(env):
+    """(H, W, C > 4) uint8 frames (e.g. pixels stacked with masks) -> their first 3 channels."""
+    d = env.observation_desc
+    shape = list(d["shape"][:2]) + [3]
+    desc = {
+        "type": "Box",
+        "low": np.zeros(shape, np.uint8),
+        "high": np.full(shape, 255, np.uint8),
+        "dtype": "|u1",
+        "shape": shape,
+    }
+    return Transformed(env, lambda obs: np.ascontiguousarray(np.asarray(obs)[..., :3]), desc)
+
+
 def grid_as_image(env):
     """A grid observation (a Dict with an 'image' entry, e.g. MiniGrid) -> that grid as an image."""
     d = env.observation_desc
@@ -254,6 +268,15 @@ WRAPPERS = {
     "resize_image": (
         resize_image,
         lambda d: _is_image(d) and list(d["shape"][:2]) != list(IMAGE_HW),
+    ),
+    "image_first_channels": (
+        image_first_channels,
+        lambda d: (
+            d["type"] == "Box"
+            and np.dtype(d["dtype"]) == np.uint8
+            and len(d["shape"]) == 3
+            and d["shape"][2] > 4
+        ),
     ),
     "grid_as_image": (grid_as_image, lambda d: d["type"] == "Dict" and "image" in d["spaces"]),
     "discrete_to_box": (discrete_to_box, lambda d: d["type"] == "Discrete"),

@@ -1,0 +1,97 @@
+"""The worker side runs on the oldest interpreter a catalogued library needs (Python 3.6 with
+numpy 1.19 and gym 0.9.7, gym-inventory's venv) and talks to this client on numpy 2.x.
+
+Anything the worker imports in a library's venv belongs in WORKER_FILES: a new worker-side
+module (or new syntax in one) that the oldest interpreter cannot run fails here first.
+"""
+
+import ast
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ldm.envs.backends import connect
+from ldm.envs.catalog import load_catalog
+from ldm.envs.venvs import find_python
+
+ENVS_DIR = Path(__file__).resolve().parents[2] / "ldm" / "envs"
+OLDEST = min(
+    (s.python for s in load_catalog().values() if s.python and s.installable),
+    key=lambda v: tuple(int(x) for x in v.split(".")),
+)
+
+
+def worker_side_files():
+    """worker.py and every sibling module it imports, transitively (as `import x` / `from
+    ldm.envs import x`): all of it runs inside the library venvs."""
+    todo, seen = ["worker"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((ENVS_DIR / f"{name}.py").read_text())):
+            sibling = isinstance(node, ast.ImportFrom) and node.module == "ldm.envs"
+            if isinstance(node, ast.Import) or sibling:
+                todo += [a.name for a in node.names if (ENVS_DIR / f"{a.name}.py").exists()]
+    return sorted(f"{n}.py" for n in seen)
+
+
+WORKER_FILES = worker_side_files()
+
+
+def test_the_worker_side_is_found():
+    assert {"worker.py", "protocol.py", "wrappers.py", "legacy.py"} <= set(WORKER_FILES)
+
+
+@pytest.mark.parametrize("name", WORKER_FILES)
+def test_worker_files_compile_on_the_oldest_interpreter(name):
+    assert OLDEST == "3.6"
+    python = find_python(OLDEST)
+    source = (ENVS_DIR / name).read_text()
+    if python is None:  # no 3.6 here: the parser's best-effort check of newer syntax
+        ast.parse(source, feature_version=(3, 6))
+        pytest.skip(f"no Python {OLDEST} on this machine; checked with ast only")
+    code = (
+        "import sys, ast; src = open(sys.argv[1]).read(); compile(src, sys.argv[1], 'exec');"
+        "bad = [n.lineno for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom)"
+        " and n.module == '__future__' and any(a.name == 'annotations' for a in n.names)];"
+        "assert not bad, 'from __future__ import annotations needs 3.7: line %s' % bad"
+    )
+    proc = subprocess.run(
+        [python, "-c", code, str(ENVS_DIR / name)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_worker_on_python36_gym097_numpy119_serves_a_client_on_numpy2():
+    spec = load_catalog()["gym-inventory"]
+    conn = connect("process", spec, "compat")
+    try:
+        info = conn.call(
+            {"cmd": "init", "api": "gym", "imports": ["gym_inventory"], "wrappers": []}
+        )
+        assert info["python"].startswith("3.6.") and info["numpy"].startswith("1.")
+        assert info["api_version"] == "0.9.7" and np.__version__.startswith("2.")
+        made = conn.call({"cmd": "make", "env_id": "Inventory-v0", "count": 2})
+        assert made["spaces"]["action"] == {"type": "Discrete", "n": 100, "start": 0}
+        handles = made["handles"]
+        reset = conn.call({"cmd": "reset", "handles": handles, "seeds": [1, 2]})
+        assert reset["obs"] == [100, 100]
+        # actions as a numpy 2 int64 array; the 1000-step limit of `timestep_limit` truncates
+        for t in range(1, 1001):
+            step = conn.call({"cmd": "step", "handles": handles, "actions": np.array([3, 0])})
+            assert step["rewards"].dtype == np.float64 and step["rewards"].shape == (2,)
+            assert not step["terminated"].any()
+            assert step["truncated"].all() == (t == 1000), t
+        conn.call({"cmd": "reset", "handles": handles})
+        auto = conn.call(
+            {"cmd": "step", "handles": handles, "actions": np.array([1, 1]), "autoreset": True}
+        )
+        assert auto["finals"] is None and not auto["truncated"].any()  # a new episode
+        assert conn.call({"cmd": "close"}) == {}
+    finally:
+        conn.close()
