@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import args, report  # noqa: E402
 
 from ldm.data import Store, WindowSampler  # noqa: E402
-from ldm.model import LDMPolicy, batch_to_torch, preset  # noqa: E402
+from ldm.model import LDMPolicy, preset  # noqa: E402
 from ldm.spaces import SpaceSpec  # noqa: E402
 
 VEC = SpaceSpec("continuous", (17,), low=(-10.0,) * 17, high=(10.0,) * 17)
@@ -95,7 +95,7 @@ def main() -> None:
                 b = sampler.batch(8, 0, 0, n)
                 n += 1
             loader_wps = n * 8 / (time.perf_counter() - t0)
-            tb = batch_to_torch(b)
+            tb = b.to()
             t0, m = time.perf_counter(), 0
             while time.perf_counter() - t0 < (3 if a.quick else 10):
                 loss, _ = model.loss(tb)

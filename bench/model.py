@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import args, report  # noqa: E402
 
 from ldm import tokenizer as tk  # noqa: E402
-from ldm.model import LDMPolicy, batch_to_torch, preset  # noqa: E402
+from ldm.model import LDMPolicy, preset  # noqa: E402
 from ldm.spaces import SpaceSpec  # noqa: E402
 
 OBS = SpaceSpec("continuous", (17,), low=(-10.0,) * 17, high=(10.0,) * 17)
@@ -50,7 +50,7 @@ def main() -> None:
         )
         for _ in range(B)
     ]
-    batch = batch_to_torch(tk.collate(windows))
+    batch = tk.collate(windows).to()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def full_step():
@@ -102,7 +102,7 @@ def main() -> None:
             np.zeros(ctx),
             np.zeros(ctx),
         )
-        wb = batch_to_torch(tk.collate([w]))
+        wb = tk.collate([w]).to()
         t_full_ctx = timeit(lambda: policy(wb), 2)
         s16 = policy.start_session([OBS] * 16, [ACT] * 16)
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from _common import args, report  # noqa: E402
 from data import ACT, VEC, record  # noqa: E402
 
 from ldm.data import Store, WindowSampler  # noqa: E402
-from ldm.model import LDMPolicy, batch_to_torch, preset  # noqa: E402
+from ldm.model import LDMPolicy, preset  # noqa: E402
 from ldm.train import TrainConfig, train  # noqa: E402
 
 
@@ -30,8 +30,8 @@ def main() -> None:
         # bare step: the same model and batch shape, batch prepared in advance
         model = LDMPolicy(preset("ldm-tiny", context=L))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        batch = batch_to_torch(WindowSampler(store, L).batch(B, 0, 0, 0))
-        tokens = int(batch["loss_mask"].sum())
+        batch = WindowSampler(store, L).batch(B, 0, 0, 0).to()
+        tokens = int(batch.loss_mask.sum())
         for _ in range(3):
             loss, _ = model.loss(batch)
             opt.zero_grad()

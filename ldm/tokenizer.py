@@ -1,7 +1,7 @@
 """Tokenizer: environment arrays -> the model's input layout, driven only by SpaceSpec.
 
 This is the contract between the trajectory store's loader (which tokenizes in its worker
-processes), the model, training and evaluation. Pure numpy; imports only `ldm.spaces`.
+processes), the model, training and evaluation. Pure numpy.
 
 Values (paper, section 3.3):
 - continuous observations and rewards: mu-law `F(x) = sign(x) ln(1 + mu|x|) / ln(1 + mu M)`
@@ -15,33 +15,24 @@ Alignment: the token for step t holds o_t with a_{t-1}, r_{t-1}, d_{t-1}; the ta
 the reference action for o_t. The first token of a context carries DONE_START and zero
 padding for the previous action and reward.
 
-Window layout (one window = dict of arrays, T = window length; `collate` stacks to B):
+The window and batch records and their layout are `ldm.tokens.Window` / `Batch`.
+`tokenize_step` builds the tokens of transitions from their parts; training
+(`tokenize_window`, in the store's loader) and acting (`ldm.model.acting`) both use it, so the
+two cannot drift apart. Behaviour per space kind is in one table (`_CODECS`).
 
-| key            | shape          | dtype   | meaning                                             |
-| -------------- | -------------- | ------- | --------------------------------------------------- |
-| obs_bins       | (T, 128)       | int16   | bin or category of each obs dim (0 in padding)      |
-| obs_values     | (T, 128)       | float32 | mu-law value of continuous obs dims, else 0         |
-| obs_dim_type   | (128,)         | int8    | DIM_PAD / DIM_CONTINUOUS / DIM_CATEGORICAL          |
-| image          | (T, 64, 64, 3) | uint8   | present only for image observations                 |
-| has_image      | ()             | bool    | whether `image` holds real frames                   |
-| prev_actions   | (T, 28)        | int16   | bins of a_{t-1} (action taken), 0 where padded      |
-| prev_rewards   | (T,)           | int16   | bin of r_{t-1}                                      |
-| prev_reward_values | (T,)       | float32 | mu-law value of r_{t-1}                             |
-| prev_done      | (T,)           | int8    | DONE_NONE / DONE_TERMINATED / DONE_TRUNCATED / START |
-| targets        | (T, 28)        | int16   | bins of the reference action at t                   |
-| act_dim_type   | (28,)          | int8    | DIM_PAD / DIM_CONTINUOUS / DIM_CATEGORICAL          |
-| act_n          | (28,)          | int16   | valid bins per action dim (0 for padded dims)       |
-| loss_mask      | (T,)           | bool    | False on padding positions                          |
+Imports numpy, `ldm.spaces`, `ldm.tokens` and `ldm.errors` only: no torch, no env library.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from ldm.errors import SpaceError
 from ldm.spaces import IMAGE_SHAPE, MAX_ACT_DIMS, MAX_OBS_DIMS, N_BINS, SpaceSpec
+from ldm.tokens import Batch, Window
 
 MU = 100.0
 M = 256.0
@@ -87,32 +78,107 @@ def _finite(x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
+# -- per-kind codecs -------------------------------------------------------------------------
+def _check_dims(dims: int, limit: int, role: str, spec: SpaceSpec) -> None:
+    if dims > limit:
+        raise SpaceError(f"{role} space {spec.describe()} has {dims} dims, over the limit {limit}")
+
+
+def _categories(spec: SpaceSpec, flat: np.ndarray, what: str) -> np.ndarray:
+    idx = flat.astype(np.int64) - (spec.start if spec.kind == "discrete" else 0)
+    cats = np.asarray(spec.categories)
+    if np.any(idx < 0) or np.any(idx >= cats[None, : idx.shape[1]]):
+        raise SpaceError(f"{what} value outside its space {spec.describe()}: {flat[:1]}")
+    return idx.astype(np.int16)
+
+
+def _continuous_values(spec: SpaceSpec, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = mu_law(flat)
+    return uniform_bins(y), y
+
+
+def _categorical_values(spec: SpaceSpec, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _categories(spec, flat, "observation"), np.zeros(flat.shape)
+
+
+def _continuous_action_bins(spec: SpaceSpec, flat: np.ndarray) -> np.ndarray:
+    low, high = np.asarray(spec.low), np.asarray(spec.high)
+    bounded = spec.is_bounded
+    span = np.where(bounded, high - low, 1.0)
+    y_bounded = 2.0 * (flat - np.where(bounded, low, 0.0)) / np.where(span > 0, span, 1.0) - 1.0
+    y = np.where(bounded, np.clip(y_bounded, -1.0, 1.0), mu_law(flat))
+    return uniform_bins(y)
+
+
+def _categorical_action_bins(spec: SpaceSpec, flat: np.ndarray) -> np.ndarray:
+    return _categories(spec, flat, "action")
+
+
+def _decode_continuous(spec: SpaceSpec, b: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    low, high = np.asarray(spec.low), np.asarray(spec.high)
+    bounded = spec.is_bounded
+    c = bin_centres(b)
+    span = np.where(bounded, high - low, 0.0)
+    scaled = np.where(bounded, np.where(bounded, low, 0.0) + (c + 1.0) / 2.0 * span, inv_mu_law(c))
+    return scaled.astype(np.dtype(spec.dtype)).reshape(*lead, *spec.shape)
+
+
+def _decode_discrete(spec: SpaceSpec, b: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    return (b[..., 0].astype(np.int64) + spec.start).reshape(lead)
+
+
+def _decode_categories(spec: SpaceSpec, b: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    return b.astype(np.dtype(spec.dtype)).reshape(*lead, *spec.shape)
+
+
+class _Codec(NamedTuple):
+    """How values of one space kind become tokens; None: the kind cannot be an action."""
+
+    dim_type: int
+    obs_values: Callable[[SpaceSpec, np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+    act_bins: Callable[[SpaceSpec, np.ndarray], np.ndarray] | None
+    decode: Callable[[SpaceSpec, np.ndarray, tuple[int, ...]], np.ndarray] | None
+
+
+_CATEGORICAL = _Codec(
+    DIM_CATEGORICAL, _categorical_values, _categorical_action_bins, _decode_categories
+)
+_CODECS: dict[str, _Codec] = {
+    "continuous": _Codec(
+        DIM_CONTINUOUS, _continuous_values, _continuous_action_bins, _decode_continuous
+    ),
+    "discrete": _CATEGORICAL._replace(decode=_decode_discrete),
+    "multi_discrete": _CATEGORICAL,
+    "multi_binary": _CATEGORICAL,
+    "image": _Codec(DIM_PAD, None, None, None),  # frames go to `image`, not to dims
+}
+
+
+def _action_codec(spec: SpaceSpec) -> _Codec:
+    codec = _CODECS[spec.kind]
+    if codec.act_bins is None:
+        raise SpaceError(f"{spec.kind} action spaces are not supported")
+    _check_dims(spec.flat_dim, MAX_ACT_DIMS, "action", spec)
+    return codec
+
+
 # -- per-space layout ------------------------------------------------------------------------
 def obs_dim_type(spec: SpaceSpec) -> np.ndarray:
     """(MAX_OBS_DIMS,) int8: the type of each padded observation dim."""
     t = np.zeros(MAX_OBS_DIMS, dtype=np.int8)
-    kind = DIM_CONTINUOUS if spec.kind == "continuous" else DIM_CATEGORICAL
-    if spec.kind != "image":
-        _check_dims(spec.flat_dim, MAX_OBS_DIMS, "observation", spec)
-        t[: spec.flat_dim] = kind
+    _check_dims(spec.flat_dim, MAX_OBS_DIMS, "observation", spec)
+    t[: spec.flat_dim] = _CODECS[spec.kind].dim_type
     return t
 
 
 def act_layout(spec: SpaceSpec) -> tuple[np.ndarray, np.ndarray]:
     """(act_dim_type, act_n): per padded action dim, its type and its number of valid bins."""
-    if spec.kind == "image":
-        raise SpaceError("image action spaces are not supported")
-    _check_dims(spec.flat_dim, MAX_ACT_DIMS, "action", spec)
+    codec = _action_codec(spec)
     t = np.zeros(MAX_ACT_DIMS, dtype=np.int8)
     n = np.zeros(MAX_ACT_DIMS, dtype=np.int16)
-    t[: spec.flat_dim] = DIM_CONTINUOUS if spec.kind == "continuous" else DIM_CATEGORICAL
+    t[: spec.flat_dim] = codec.dim_type
     n[: spec.flat_dim] = spec.categories
     return t, n
-
-
-def _check_dims(dims: int, limit: int, role: str, spec: SpaceSpec) -> None:
-    if dims > limit:
-        raise SpaceError(f"{role} space {spec.describe()} has {dims} dims, over the limit {limit}")
 
 
 # -- observations ----------------------------------------------------------------------------
@@ -124,26 +190,14 @@ def encode_observations(
     T = obs.shape[0]
     bins = np.zeros((T, MAX_OBS_DIMS), dtype=np.int16)
     values = np.zeros((T, MAX_OBS_DIMS), dtype=np.float32)
-    if spec.kind == "image":
+    encode = _CODECS[spec.kind].obs_values
+    if encode is None:
         return bins, values, resize_images(obs)
     flat = obs.reshape(T, -1)
     d = flat.shape[1]
     _check_dims(d, MAX_OBS_DIMS, "observation", spec)
-    if spec.kind == "continuous":
-        y = mu_law(flat)
-        bins[:, :d] = uniform_bins(y)
-        values[:, :d] = y
-    else:
-        bins[:, :d] = _categories(spec, flat, "observation")
+    bins[:, :d], values[:, :d] = encode(spec, flat)
     return bins, values, None
-
-
-def _categories(spec: SpaceSpec, flat: np.ndarray, what: str) -> np.ndarray:
-    idx = flat.astype(np.int64) - (spec.start if spec.kind == "discrete" else 0)
-    cats = np.asarray(spec.categories)
-    if np.any(idx < 0) or np.any(idx >= cats[None, : idx.shape[1]]):
-        raise SpaceError(f"{what} value outside its space {spec.describe()}: {flat[:1]}")
-    return idx.astype(np.int16)
 
 
 def resize_images(images: np.ndarray) -> np.ndarray:
@@ -171,25 +225,14 @@ def resize_images(images: np.ndarray) -> np.ndarray:
 def encode_actions(spec: SpaceSpec, actions: np.ndarray) -> np.ndarray:
     """(T, *shape) actions -> (T, 28) int16 bins/categories (0 in padded dims)."""
     actions = _finite(actions, "action")
+    codec = _action_codec(spec)
     T = actions.shape[0]
     flat = actions.reshape(T, -1)
     d = flat.shape[1]
     _check_dims(d, MAX_ACT_DIMS, "action", spec)
     out = np.zeros((T, MAX_ACT_DIMS), dtype=np.int16)
-    if spec.kind == "continuous":
-        out[:, :d] = _continuous_action_bins(spec, flat)
-    else:
-        out[:, :d] = _categories(spec, flat, "action")
+    out[:, :d] = codec.act_bins(spec, flat)  # type: ignore[misc]
     return out
-
-
-def _continuous_action_bins(spec: SpaceSpec, flat: np.ndarray) -> np.ndarray:
-    low, high = np.asarray(spec.low), np.asarray(spec.high)
-    bounded = spec.is_bounded
-    span = np.where(bounded, high - low, 1.0)
-    y_bounded = 2.0 * (flat - np.where(bounded, low, 0.0)) / np.where(span > 0, span, 1.0) - 1.0
-    y = np.where(bounded, np.clip(y_bounded, -1.0, 1.0), mu_law(flat))
-    return uniform_bins(y)
 
 
 def decode_actions(spec: SpaceSpec, bins: np.ndarray) -> np.ndarray:
@@ -198,24 +241,10 @@ def decode_actions(spec: SpaceSpec, bins: np.ndarray) -> np.ndarray:
     Continuous actions decode to bin centres, always inside the bounds.
     """
     bins = np.asarray(bins)
-    lead = bins.shape[:-1]
-    d = spec.flat_dim
-    b = bins[..., :d]
-    if spec.kind == "continuous":
-        low, high = np.asarray(spec.low), np.asarray(spec.high)
-        bounded = spec.is_bounded
-        c = bin_centres(b)
-        span = np.where(bounded, high - low, 0.0)
-        scaled = np.where(
-            bounded, np.where(bounded, low, 0.0) + (c + 1.0) / 2.0 * span, inv_mu_law(c)
-        )
-        return scaled.astype(np.dtype(spec.dtype)).reshape(*lead, *spec.shape)
-    if spec.kind == "discrete":
-        return (b[..., 0].astype(np.int64) + spec.start).reshape(lead)
-    return b.astype(np.dtype(spec.dtype)).reshape(*lead, *spec.shape)
+    return _action_codec(spec).decode(spec, bins[..., : spec.flat_dim], bins.shape[:-1])  # type: ignore[misc]
 
 
-# -- rewards ---------------------------------------------------------------------------------
+# -- rewards and termination -----------------------------------------------------------------
 def encode_rewards(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T,) rewards -> (bins int16, mu-law values float32)."""
     r = _finite(np.asarray(rewards, dtype=np.float64), "reward")
@@ -223,7 +252,53 @@ def encode_rewards(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniform_bins(y), y.astype(np.float32)
 
 
-# -- windows ---------------------------------------------------------------------------------
+def done_codes(terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """(T,) termination signals -> DONE_TERMINATED / DONE_TRUNCATED / DONE_NONE (int8)."""
+    term, trunc = np.asarray(terminated, bool), np.asarray(truncated, bool)
+    return np.where(term, DONE_TERMINATED, np.where(trunc, DONE_TRUNCATED, DONE_NONE)).astype(
+        np.int8
+    )
+
+
+# -- tokens ----------------------------------------------------------------------------------
+def tokenize_step(
+    obs_spec: SpaceSpec,
+    act_spec: SpaceSpec,
+    observations: np.ndarray,
+    prev_actions: np.ndarray,
+    prev_rewards: np.ndarray,
+    prev_done: np.ndarray,
+    targets: np.ndarray | None = None,
+) -> Window:
+    """The tokens of T transitions of one env from their parts.
+
+    observations (T, *shape) are o_t; prev_actions (T, 28) the bins of a_{t-1}; prev_rewards
+    (T,) the raw r_{t-1}; prev_done (T,) the DONE_* code of d_{t-1}. Where prev_done is
+    DONE_START the previous reward is padding (bin 0, value 0). `targets` (T, 28) are the bins
+    of the reference action (zero when acting, which has none).
+    """
+    T = len(observations)
+    obs_bins, obs_values, image = encode_observations(obs_spec, observations)
+    start = np.asarray(prev_done) == DONE_START
+    r_bins, r_values = encode_rewards(np.where(start, 0.0, prev_rewards))
+    a_type, a_n = act_layout(act_spec)
+    return Window(
+        obs_bins=obs_bins,
+        obs_values=obs_values,
+        obs_dim_type=obs_dim_type(obs_spec),
+        has_image=np.asarray(image is not None),
+        prev_actions=np.asarray(prev_actions, np.int16),
+        prev_rewards=np.where(start, 0, r_bins).astype(np.int16),
+        prev_reward_values=np.where(start, 0.0, r_values).astype(np.float32),
+        prev_done=np.asarray(prev_done, np.int8),
+        targets=np.zeros((T, MAX_ACT_DIMS), np.int16) if targets is None else targets,
+        act_dim_type=a_type,
+        act_n=a_n,
+        loss_mask=np.ones(T, dtype=bool),
+        image=image,
+    )
+
+
 def tokenize_window(
     obs_spec: SpaceSpec,
     act_spec: SpaceSpec,
@@ -234,7 +309,7 @@ def tokenize_window(
     truncated: np.ndarray,
     targets: np.ndarray | None = None,
     pad_to: int | None = None,
-) -> dict[str, np.ndarray]:
+) -> Window:
     """Tokenize T consecutive transitions (o_t, a_t, r_t, term_t, trunc_t) into one window.
 
     The window's first token is a start of context (no previous action). `targets` are the
@@ -248,77 +323,38 @@ def tokenize_window(
             f"obs {T}, actions {len(actions)}, rewards {len(rewards)}, "
             f"terminated {len(terminated)}, truncated {len(truncated)}"
         )
-    obs_bins, obs_values, image = encode_observations(obs_spec, observations)
     act_bins = encode_actions(act_spec, actions)
     tgt_bins = act_bins if targets is None else encode_actions(act_spec, targets)
-    r_bins, r_values = encode_rewards(rewards)
-    done = np.where(np.asarray(terminated, bool), DONE_TERMINATED, DONE_NONE)
-    done = np.where(
-        np.asarray(truncated, bool) & ~np.asarray(terminated, bool), DONE_TRUNCATED, done
-    )
-
+    rewards = _finite(np.asarray(rewards, dtype=np.float64), "reward")
+    # the token at t holds a_{t-1}, r_{t-1}, d_{t-1}: shift by one, a start of context first
     prev_actions = np.zeros_like(act_bins)
     prev_actions[1:] = act_bins[:-1]
-    prev_rewards = np.zeros(T, dtype=np.int16)
-    prev_rewards[1:] = r_bins[:-1]
-    prev_reward_values = np.zeros(T, dtype=np.float32)
-    prev_reward_values[1:] = r_values[:-1]
+    prev_rewards = np.zeros(T)
+    prev_rewards[1:] = rewards[:-1]
     prev_done = np.full(T, DONE_START, dtype=np.int8)
-    prev_done[1:] = done[:-1]
-
-    a_type, a_n = act_layout(act_spec)
-    window = {
-        "obs_bins": obs_bins,
-        "obs_values": obs_values,
-        "obs_dim_type": obs_dim_type(obs_spec),
-        "has_image": np.asarray(image is not None),
-        "prev_actions": prev_actions,
-        "prev_rewards": prev_rewards,
-        "prev_reward_values": prev_reward_values,
-        "prev_done": prev_done,
-        "targets": tgt_bins,
-        "act_dim_type": a_type,
-        "act_n": a_n,
-        "loss_mask": np.ones(T, dtype=bool),
-    }
-    if image is not None:
-        window["image"] = image
+    prev_done[1:] = done_codes(terminated, truncated)[:-1]
+    window = tokenize_step(
+        obs_spec, act_spec, observations, prev_actions, prev_rewards, prev_done, tgt_bins
+    )
     if pad_to is not None and pad_to > T:
-        window = _left_pad(window, pad_to - T)
+        window = window.left_pad(pad_to - T)
     return window
 
 
-_PER_STEP = (
-    "obs_bins",
-    "obs_values",
-    "image",
-    "prev_actions",
-    "prev_rewards",
-    "prev_reward_values",
-    "prev_done",
-    "targets",
-    "loss_mask",
-)
-
-
-def _left_pad(window: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    out = dict(window)
-    for key in _PER_STEP:
-        if key in window:
-            a = window[key]
-            out[key] = np.concatenate([np.zeros((n, *a.shape[1:]), dtype=a.dtype), a])
-    return out
-
-
-def collate(windows: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stack windows of one length into a batch; `image` is zero-filled where a window has none."""
+def collate(windows: Sequence[Window]) -> Batch:
+    """Stack windows of one length into a batch; `image` is zero-filled where a window has none
+    (None when no window has one)."""
     if not windows:
         raise SpaceError("collate needs at least one window")
-    T = len(windows[0]["loss_mask"])
-    if any(len(w["loss_mask"]) != T for w in windows):
+    T = windows[0].length
+    if any(w.length != T for w in windows):
         raise SpaceError("collate needs windows of one length; use tokenize_window(pad_to=...)")
-    batch = {k: np.stack([w[k] for w in windows]) for k in windows[0] if k != "image"}
-    if any("image" in w for w in windows):
+    fields = {
+        f: np.stack([getattr(w, f) for w in windows])
+        for f in Window._fields
+        if f != "image" and getattr(windows[0], f) is not None
+    }
+    if any(w.image is not None for w in windows):
         blank = np.zeros((T, *IMAGE_SHAPE), dtype=np.uint8)
-        batch["image"] = np.stack([w.get("image", blank) for w in windows])
-    return batch
+        fields["image"] = np.stack([blank if w.image is None else w.image for w in windows])
+    return Batch(**fields)

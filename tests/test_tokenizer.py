@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,16 +72,16 @@ def test_window_alignment_and_padding():
         np.zeros(4),
         pad_to=6,
     )
-    assert w["loss_mask"].tolist() == [False, False, True, True, True, True]
-    assert w["prev_done"][2:].tolist() == [
+    assert w.loss_mask.tolist() == [False, False, True, True, True, True]
+    assert w.prev_done[2:].tolist() == [
         tk.DONE_START,
         tk.DONE_NONE,
         tk.DONE_TERMINATED,
         tk.DONE_NONE,
     ]
-    assert w["prev_actions"][2:, 0].tolist() == [0, 0, 1, 2]
-    assert w["targets"][2:, 0].tolist() == [0, 1, 2, 1]
-    assert w["act_n"][:2].tolist() == [3, 0]
+    assert w.prev_actions[2:, 0].tolist() == [0, 0, 1, 2]
+    assert w.targets[2:, 0].tolist() == [0, 1, 2, 1]
+    assert w.act_n[:2].tolist() == [3, 0]
 
 
 def test_images_resized_and_collated_with_vector_windows():
@@ -93,5 +94,27 @@ def test_images_resized_and_collated_with_vector_windows():
         BOX, DISC, np.zeros((3, 2)), np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3)
     )
     batch = tk.collate([wi, wv])
-    assert batch["image"].shape == (2, 3, 64, 64, 3)
-    assert batch["has_image"].tolist() == [True, False] and batch["image"][1].max() == 0
+    assert batch.image.shape == (2, 3, 64, 64, 3)
+    assert batch.has_image.tolist() == [True, False] and batch.image[1].max() == 0
+
+
+def test_batch_record_fields_select_and_torch():
+    wv = tk.tokenize_window(
+        BOX, DISC, np.zeros((3, 2)), np.ones(3), np.zeros(3), np.zeros(3), np.zeros(3)
+    )
+    wd = tk.tokenize_window(
+        BOX, DISC, np.ones((2, 2)), np.full(2, 3), np.ones(2), np.ones(2), np.zeros(2), pad_to=3
+    )
+    batch = tk.collate([wv._replace(env_index=np.asarray(0)), wd._replace(env_index=np.asarray(1))])
+    assert batch.image is None and batch.env_index.tolist() == [0, 1]
+    assert batch.obs_bins.shape == (2, 3, 128) and batch.act_n.shape == (2, 28)
+    one = batch.select(batch.env_index == 1)
+    assert one.loss_mask.tolist() == [[False, True, True]] and one.targets[0, 1:, 0].tolist() == [
+        2,
+        2,
+    ]
+    t = batch.to("cpu")
+    assert t.prev_done.dtype == torch.int8 and t.image is None
+    assert t.prev_done[1].tolist() == [0, tk.DONE_START, tk.DONE_TERMINATED]
+    with pytest.raises(AttributeError):
+        batch.obs_bin  # noqa: B018 (a misspelt field fails where it is read)

@@ -23,6 +23,7 @@ import numpy as np
 from ldm.data.store import COLUMNS, RunReader, Store
 from ldm.errors import StoreError
 from ldm.tokenizer import collate, tokenize_window
+from ldm.tokens import Batch, Window
 
 WEIGHTINGS = ("uniform", "env", "library")
 #: "train": all streams but the last of each multi-stream run (the last sub-env, its own
@@ -157,7 +158,7 @@ class WindowSampler:
             parts.append(block[lo:hi])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def window(self, ref: StreamRef, end: int) -> dict[str, np.ndarray]:
+    def window(self, ref: StreamRef, end: int) -> Window:
         """The tokenized window of transitions [end - L, end) of a stream (left-padded)."""
         start = max(0, end - self.window_len)
         reader = self.readers[ref.run_id]
@@ -179,15 +180,14 @@ class WindowSampler:
             targets=targets,
             pad_to=self.window_len,
         )
-        w["env_index"] = np.asarray(self.env_ids.index(ref.env_id))
-        return w
+        return w._replace(env_index=np.asarray(self.env_ids.index(ref.env_id)))
 
-    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator) -> Window:
         ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
         end = int(rng.integers(1, ref.length + 1))
         return self.window(ref, end)
 
-    def batch(self, batch_size: int, seed: int, rank: int, index: int) -> dict[str, np.ndarray]:
+    def batch(self, batch_size: int, seed: int, rank: int, index: int) -> Batch:
         """Batch number `index` of `rank`: deterministic in (seed, rank, index)."""
         rng = np.random.default_rng([seed, rank, index])
         return collate([self.sample(rng) for _ in range(batch_size)])
@@ -251,7 +251,7 @@ class WindowLoader:
                 i = start + wid
                 while True:
                     b = sampler.batch(bs, seed, rank, i)
-                    yield {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in b.items()}
+                    yield b.map(lambda v: torch.from_numpy(np.ascontiguousarray(v)))
                     i += nw
 
         return iter(
@@ -267,7 +267,7 @@ class WindowLoader:
     def __iter__(self) -> WindowLoader:
         return self
 
-    def __next__(self) -> dict[str, Any]:
+    def __next__(self) -> Batch:
         if self._it is None:
             self._it = self._torch_iter()
         batch = next(self._it)

@@ -19,6 +19,7 @@ from transformers import DynamicCache, LlamaModel
 from ldm import tokenizer as tk
 from ldm.errors import ModelError
 from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
+from ldm.tokens import Batch
 
 # transformers 5.x renamed the cache argument `past_key_values` -> `cache` (the old name warns
 # and goes away in 5.40); use whichever this version takes
@@ -28,6 +29,8 @@ _CACHE_ARG = (
 
 
 class ActingSession:
+    """One model call per step for B envs, each with its own history (see module docstring)."""
+
     def __init__(self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec]) -> None:
         if len(obs_specs) != len(act_specs) or not obs_specs:
             raise ModelError("start_session needs one observation and one action spec per env")
@@ -36,13 +39,12 @@ class ActingSession:
         self.num_envs = len(obs_specs)
         self.device = next(policy.parameters()).device
         layouts = [tk.act_layout(s) for s in act_specs]
-        self.act_dim_type = np.stack([t for t, _ in layouts])
-        self.act_n = np.stack([n for _, n in layouts])
+        self.act_dim_type = np.stack([t for t, _ in layouts])  # (B, 28)
+        self.act_n = np.stack([n for _, n in layouts])  # (B, 28)
         # the widest action of these envs: the head rows beyond it are never computed
         used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
         self.act_dims = int(used.max()) + 1 if used.size else 1
         self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
-        self.obs_dim_type = np.stack([tk.obs_dim_type(s) for s in obs_specs])
         self.context = policy.config.context
         B = self.num_envs
         self.prev_actions = np.zeros((B, MAX_ACT_DIMS), np.int16)
@@ -55,35 +57,23 @@ class ActingSession:
         self.cache: DynamicCache | None = None
 
     # -- inputs --------------------------------------------------------------------------------
-    def _token_batch(self, observations: list[Any]) -> dict[str, torch.Tensor]:
-        B = self.num_envs
-        obs_bins = np.zeros((B, 1, 128), np.int16)
-        obs_values = np.zeros((B, 1, 128), np.float32)
-        images = np.zeros((B, 1, 64, 64, 3), np.uint8)
-        has_image = np.zeros(B, bool)
-        for i, (spec, o) in enumerate(zip(self.obs_specs, observations)):
-            b, v, img = tk.encode_observations(spec, np.asarray(o)[None])
-            obs_bins[i], obs_values[i] = b, v
-            if img is not None:
-                images[i], has_image[i] = img, True
-        r_bins, r_vals = tk.encode_rewards(self.prev_rewards)
-        start = self.prev_done == tk.DONE_START  # padding, exactly as tokenize_window pads
-        r_bins, r_vals = np.where(start, 0, r_bins), np.where(start, 0.0, r_vals).astype(np.float32)
-        batch = {
-            "obs_bins": obs_bins,
-            "obs_values": obs_values,
-            "obs_dim_type": self.obs_dim_type,
-            "has_image": has_image,
-            "prev_actions": self.prev_actions[:, None],
-            "prev_rewards": r_bins[:, None],
-            "prev_reward_values": r_vals[:, None],
-            "prev_done": self.prev_done[:, None],
-            "act_dim_type": self.act_dim_type,
-            "act_n": self.act_n,
-        }
-        if has_image.any():
-            batch["image"] = images
-        return {k: torch.as_tensor(v).to(self.device) for k, v in batch.items()}
+    def _token_batch(self, observations: list[Any]) -> Batch:
+        """(B, 1, ...) tokens of this step: each env's o_t with its a_{t-1}, r_{t-1}, d_{t-1},
+        built by the tokenizer that builds the training windows."""
+        steps = [
+            tk.tokenize_step(
+                obs_spec,
+                act_spec,
+                np.asarray(o)[None],
+                self.prev_actions[i : i + 1],
+                self.prev_rewards[i : i + 1],
+                self.prev_done[i : i + 1],
+            )
+            for i, (obs_spec, act_spec, o) in enumerate(
+                zip(self.obs_specs, self.act_specs, observations)
+            )
+        ]
+        return tk.collate(steps).to(self.device)
 
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -158,9 +148,7 @@ class ActingSession:
         trunc = np.asarray(truncated, bool).reshape(-1)
         self.prev_actions = self._pending_actions
         self.prev_rewards = np.asarray(rewards, np.float64).reshape(-1)
-        self.prev_done = np.where(
-            term, tk.DONE_TERMINATED, np.where(trunc, tk.DONE_TRUNCATED, tk.DONE_NONE)
-        ).astype(np.int8)
+        self.prev_done = tk.done_codes(term, trunc)
         self._pending_actions = None
 
     def reset(self, indices: Any = None) -> None:

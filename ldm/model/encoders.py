@@ -16,7 +16,8 @@ from torch import nn
 
 from ldm.model.config import LDMConfig
 from ldm.spaces import IMAGE_SHAPE, MAX_ACT_DIMS, MAX_OBS_DIMS, N_BINS
-from ldm.tokenizer import DIM_CATEGORICAL, DIM_CONTINUOUS
+from ldm.tokenizer import DIM_CATEGORICAL, DIM_CONTINUOUS, DONE_START
+from ldm.tokens import Batch
 
 N_FOURIER = 4
 
@@ -70,12 +71,12 @@ class TransitionEncoder(nn.Module):
         self.proj = nn.Linear(width, cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         """Batch (B, T, ...) -> tokens (B, T, hidden)."""
         cfg = self.cfg
-        bins = batch["obs_bins"].long()  # (B, T, 128)
-        values = batch["obs_values"].float()  # (B, T, 128)
-        dim_type = batch["obs_dim_type"].long()[:, None, :]  # (B, 1, 128)
+        bins = batch.obs_bins.long()  # (B, T, 128)
+        values = batch.obs_values.float()  # (B, T, 128)
+        dim_type = batch.obs_dim_type.long()[:, None, :]  # (B, 1, 128)
         B, T, _ = bins.shape
         if self.training and cfg.bin_jitter > 0:
             shift = torch.randint(
@@ -99,22 +100,22 @@ class TransitionEncoder(nn.Module):
         )
         obs = (obs + self.obs_pos * (is_cont | is_cat)).flatten(2)  # (B, T, 128 * e)
 
-        act_valid = (batch["act_dim_type"].long() != 0)[:, None, :, None]  # (B, 1, 28, 1)
-        act = (self.act(batch["prev_actions"].long()) + self.act_pos) * act_valid
-        first = batch["prev_done"].long() == 3  # start of context: no previous action
+        act_valid = (batch.act_dim_type.long() != 0)[:, None, :, None]  # (B, 1, 28, 1)
+        act = (self.act(batch.prev_actions.long()) + self.act_pos) * act_valid
+        first = batch.prev_done.long() == DONE_START  # start of context: no previous action
         keep = ~first
         if self.training and cfg.prev_action_dropout > 0:
             keep = keep & (torch.rand(B, T, device=bins.device) >= cfg.prev_action_dropout)
         act = (act * keep[..., None, None]).flatten(2)  # (B, T, 28 * a)
 
-        rew = self.reward_bins(batch["prev_rewards"].long()) + self.reward_value(
-            fourier(batch["prev_reward_values"].float())
+        rew = self.reward_bins(batch.prev_rewards.long()) + self.reward_value(
+            fourier(batch.prev_reward_values.float())
         )
-        done = self.done(batch["prev_done"].long())
+        done = self.done(batch.prev_done.long())
         img = torch.zeros(B, T, cfg.image_embed, device=bins.device)
-        if "image" in batch and bool(batch["has_image"].any()):
-            which = batch["has_image"].bool()
-            frames = batch["image"][which]  # (Bi, T, 64, 64, 3)
+        if batch.image is not None and bool(batch.has_image.any()):
+            which = batch.has_image.bool()
+            frames = batch.image[which]  # (Bi, T, 64, 64, 3)
             enc = self.image(frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[0], T, -1)
             img = img.index_put((which.nonzero(as_tuple=True)[0],), enc)
         tokens = torch.cat([obs, act, rew, done, img], dim=-1)

@@ -32,6 +32,7 @@ from ldm.model.card import (
 from ldm.model.config import LDMConfig
 from ldm.model.encoders import TransitionEncoder
 from ldm.spaces import MAX_ACT_DIMS, N_BINS
+from ldm.tokens import Batch
 
 CHECKPOINT_FORMAT = 1
 NEG = -1e9
@@ -55,13 +56,6 @@ def llama_config(cfg: LDMConfig) -> LlamaConfig:
     )
 
 
-def batch_to_torch(
-    batch: dict[str, Any], device: str | torch.device = "cpu"
-) -> dict[str, torch.Tensor]:
-    """A numpy batch (ldm.tokenizer.collate) -> torch tensors on `device`."""
-    return {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in batch.items()}
-
-
 # logits materialised at once by the loss (rows x D x 1024 values, ~4 MB in fp32): small
 # chunks stay in cache and measured fastest on CPU for both the tiny and the 32M preset
 LOSS_CHUNK = 1024 * 1024
@@ -83,17 +77,17 @@ class LDMPolicy(nn.Module):
         self.eval_facts: EvalFacts | None = None
 
     # -- forward ---------------------------------------------------------------------------
-    def hidden_states(self, batch: dict[str, torch.Tensor], **backbone_kwargs: Any) -> Any:
+    def hidden_states(self, batch: Batch, **backbone_kwargs: Any) -> Any:
         tokens = self.encoder(batch)  # (B, T, H)
         return self.backbone(inputs_embeds=tokens, **backbone_kwargs)
 
-    def forward(self, batch: dict[str, torch.Tensor], return_loss: bool = False) -> Any:
+    def forward(self, batch: Batch, return_loss: bool = False) -> Any:
         """Masked logits (B, T, 28, 1024); with `return_loss`, `self.loss(batch)` (so that
         DistributedDataParallel, which hooks forward(), sees the training step)."""
         if return_loss:
             return self.loss(batch)
         h = self.hidden_states(batch, use_cache=False).last_hidden_state
-        return self.masked_logits(h, batch["act_n"])
+        return self.masked_logits(h, batch.act_n)
 
     def masked_logits(
         self, h: torch.Tensor, act_n: torch.Tensor, dims: int = MAX_ACT_DIMS
@@ -116,15 +110,15 @@ class LDMPolicy(nn.Module):
         bins = torch.arange(N_BINS, device=h.device)
         return logits.view(-1, D, N_BINS).masked_fill(bins >= n[..., None].long(), NEG)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross-entropy of `targets` over valid dims at unpadded positions, and accuracies.
 
         Logits are computed only at unpadded positions and only for the first D action dims
         (D = the widest action in the batch); rows are chunked so that N x D x 1024 logits stay
         within LOSS_CHUNK values."""
         h = self.hidden_states(batch, use_cache=False).last_hidden_state  # (B, T, H)
-        pos = batch["loss_mask"].bool()  # (B, T)
-        act_n = batch["act_n"].long()  # (B, 28)
+        pos = batch.loss_mask.bool()  # (B, T)
+        act_n = batch.act_n.long()  # (B, 28)
         used = (act_n > 0).any(0).nonzero()
         if not bool(pos.any()) or used.numel() == 0:
             raise ModelError(
@@ -134,7 +128,7 @@ class LDMPolicy(nn.Module):
         hv = h[pos]  # (N, H)
         n = act_n[:, None, :D].expand(-1, pos.shape[1], -1)[pos]  # (N, D)
         valid = n > 0
-        t = batch["targets"].long()[..., :D][pos].masked_fill(~valid, -100)  # (N, D)
+        t = batch.targets.long()[..., :D][pos].masked_fill(~valid, -100)  # (N, D)
         rows_per_chunk = max(1, LOSS_CHUNK // (D * N_BINS))
         total = h.new_zeros(())
         hits = []
@@ -157,13 +151,12 @@ class LDMPolicy(nn.Module):
         return loss, metrics
 
     @torch.no_grad()
-    def per_env_metrics(self, batch: dict[str, torch.Tensor]) -> dict[int, dict[str, float]]:
+    def per_env_metrics(self, batch: Batch) -> dict[int, dict[str, float]]:
         """Loss and step accuracy per `env_index` of a batch (for held-out validation)."""
         out: dict[int, dict[str, float]] = {}
-        for e in batch["env_index"].unique().tolist():
-            sel = batch["env_index"] == e
-            sub = {k: v[sel] for k, v in batch.items()}
-            loss, m = self.loss(sub)
+        for e in batch.env_index.unique().tolist():
+            sel = batch.env_index == e
+            loss, m = self.loss(batch.select(sel))
             out[int(e)] = {"loss": float(loss), "accuracy": float(m["accuracy"])}
         return out
 

@@ -208,21 +208,21 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             opt.zero_grad(set_to_none=True)
             metrics_sum: dict[str, float] = {}
             for micro in range(accum):
-                batch = {k: v.to(device) for k, v in next(loader).items()}
+                batch = next(loader).to(device)
                 sync = micro == accum - 1 or world == 1
                 ctx = contextlib.nullcontext() if sync else ddp.no_sync()
                 with ctx, autocast:
                     loss, metrics = fwd(batch, return_loss=True)
                     (loss / accum).backward()
                 if not torch.isfinite(loss):
-                    envs = sorted({loader.env_ids[i] for i in batch["env_index"].tolist()})
+                    envs = sorted({loader.env_ids[i] for i in batch.env_index.tolist()})
                     raise TrainError(
                         f"loss is {float(loss)} at step {step} (batch envs: {envs}); last good checkpoint: "
                         f"{last_good or 'none'}. Lower --lr or enable --grad-clip."
                     )
                 for k, v in metrics.items():
                     metrics_sum[k] = metrics_sum.get(k, 0.0) + float(v) / accum
-                seen += int(batch["loss_mask"].sum()) * world
+                seen += int(batch.loss_mask.sum()) * world
             if cfg.grad_clip:
                 metrics_sum["grad_norm"] = float(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -316,12 +316,10 @@ class _Logger:
     def validation(
         self, step: int, model: Any, val: Any, cfg: TrainConfig, device: torch.device
     ) -> None:
-        from ldm.model import batch_to_torch
-
         model.eval()
         per_env: dict[str, list[dict[str, float]]] = {}
         for i in range(cfg.val_batches):
-            batch = batch_to_torch(val.batch(cfg.micro_batch, cfg.seed + 10_000, 0, i), device)
+            batch = val.batch(cfg.micro_batch, cfg.seed + 10_000, 0, i).to(device)
             for e, m in model.per_env_metrics(batch).items():
                 per_env.setdefault(val.env_ids[e], []).append(m)
         model.train()

@@ -20,25 +20,27 @@ def mixed(store):
 def test_batches_are_deterministic_and_model_ready(mixed):
     s = WindowSampler(mixed, window_len=32)
     a, b = s.batch(8, seed=3, rank=0, index=5), s.batch(8, seed=3, rank=0, index=5)
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
-    assert a["obs_bins"].shape == (8, 32, 128) and a["targets"].shape == (8, 32, 28)
-    assert ("image" in a) == bool(a["has_image"].any())
+    for field, x, y in zip(a._fields, a, b):
+        assert (x is None) == (y is None), field
+        if x is not None:
+            np.testing.assert_array_equal(x, y, err_msg=field)
+    assert a.obs_bins.shape == (8, 32, 128) and a.targets.shape == (8, 32, 28)
+    assert (a.image is not None) == bool(a.has_image.any())
     img = WindowSampler(mixed, window_len=32, envs=["b/Img-v0", "a/Vec-v0"], weighting="env").batch(
         8, 0, 0, 0
     )
-    assert img["image"].shape == (8, 32, 64, 64, 3) and img["has_image"].any()
+    assert img.image.shape == (8, 32, 64, 64, 3) and img.has_image.any()
     c = s.batch(8, seed=3, rank=1, index=5)
-    assert not np.array_equal(a["obs_values"], c["obs_values"])  # ranks draw disjoint streams
+    assert not np.array_equal(a.obs_values, c.obs_values)  # ranks draw disjoint streams
     assert "b/Uncurated-v0" not in s.env_ids  # only curated runs
 
 
 def test_window_near_stream_start_is_left_padded(mixed):
     s = WindowSampler(mixed, window_len=32, envs=["a/Vec-v0"])
     w = s.window(s.streams[0], end=10)
-    assert w["loss_mask"].tolist() == [False] * 22 + [True] * 10
+    assert w.loss_mask.tolist() == [False] * 22 + [True] * 10
     reader = s.readers[s.streams[0].run_id]
-    np.testing.assert_array_equal(w["targets"][22:, 0], reader.read(0, "ref_actions", 0, 10))
+    np.testing.assert_array_equal(w.targets[22:, 0], reader.read(0, "ref_actions", 0, 10))
 
 
 def test_env_weighting_balances_small_envs(mixed):
@@ -62,8 +64,8 @@ def test_loader_resumes_exactly(mixed):
     resumed.load_state_dict(state)
     for expected in batches[3:]:
         got = next(resumed)
-        assert got["obs_bins"].dtype.is_floating_point is False
-        np.testing.assert_array_equal(got["obs_bins"].numpy(), expected["obs_bins"].numpy())
+        assert got.obs_bins.dtype.is_floating_point is False
+        np.testing.assert_array_equal(got.obs_bins.numpy(), expected.obs_bins.numpy())
 
 
 def test_missing_reference_actions_and_empty_store_are_clear_errors(store):

@@ -4,7 +4,7 @@ import torch
 
 from ldm import tokenizer as tk
 from ldm.errors import ModelError
-from ldm.model import PRESETS, LDMPolicy, batch_to_torch, preset
+from ldm.model import PRESETS, LDMPolicy, preset
 from ldm.spaces import SpaceSpec
 
 DISC_OBS = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
@@ -60,7 +60,7 @@ def test_loss_goes_down_on_mixed_modalities(encoder):
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
-        loss, metrics = model.loss(batch_to_torch(mixed_batch(rng)))
+        loss, metrics = model.loss(mixed_batch(rng).to())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -68,19 +68,19 @@ def test_loss_goes_down_on_mixed_modalities(encoder):
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     # the reported accuracy is the share of steps whose every valid dim is argmax-right
     model.eval()
-    batch = batch_to_torch(mixed_batch(rng))
+    batch = mixed_batch(rng).to()
     _, metrics = model.loss(batch)
     logits = model(batch)
-    valid = batch["act_n"][:, None, :] > 0  # (B, 1, 28)
-    right = (logits.argmax(-1) == batch["targets"].long()) | ~valid
-    expected = right.all(-1)[batch["loss_mask"]].float().mean()
+    valid = batch.act_n[:, None, :] > 0  # (B, 1, 28)
+    right = (logits.argmax(-1) == batch.targets.long()) | ~valid
+    expected = right.all(-1)[batch.loss_mask].float().mean()
     assert float(metrics["accuracy"]) == pytest.approx(float(expected), abs=1e-6)
     assert float(metrics["accuracy"]) > float(untrained.loss(batch)[1]["accuracy"]) + 0.15
 
 
 def test_masked_logits_forbid_invalid_bins_and_dims():
     model = LDMPolicy(preset("ldm-tiny")).eval()
-    batch = batch_to_torch(mixed_batch(np.random.default_rng(1), T=4))
+    batch = mixed_batch(np.random.default_rng(1), T=4).to()
     logits = model(batch)
     assert logits.shape == (8, 4, 28, 1024)
     assert (logits[0, :, 0, 3:] < -1e8).all() and (logits[0, :, 1:] < -1e8).all()
@@ -126,7 +126,7 @@ def test_kv_cached_acting_equals_full_recompute():
                     np.array(h["term"]),
                     np.zeros(t + 1),
                 )
-                full = model(batch_to_torch(tk.collate([w])))[0, -1]
+                full = model(tk.collate([w]).to())[0, -1]
                 d = cached.shape[1]  # the session computes only its widest action dims
                 torch.testing.assert_close(cached[i], full[:d], atol=1e-4, rtol=1e-4)
                 assert (full[d:] < -1e8).all()
@@ -153,7 +153,7 @@ def test_session_slides_past_the_context_and_resets():
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = LDMPolicy(preset("ldm-tiny")).eval()
-    batch = batch_to_torch(mixed_batch(np.random.default_rng(2), T=4))
+    batch = mixed_batch(np.random.default_rng(2), T=4).to()
     model.save_pretrained(tmp_path / "ck")
     loaded = LDMPolicy.from_pretrained(tmp_path / "ck")
     torch.testing.assert_close(model(batch), loaded(batch), atol=0, rtol=0)
