@@ -8,6 +8,13 @@ when no Docker engine can run); and the catalog's size (`catalog_figures`): libr
 envs_checked (envs whose check result discovery recorded) and discover_seconds_median (time of
 `ldm envs discover` per library, venv build included, as recorded by the last discovery of
 each library that records one).
+
+Shared-memory step path (ldm/envs/shm.py), same run: image_vs_async_shm (ALE Pong, 8 envs,
+64x64 frames: ldm / AsyncVectorEnv(shared_memory=True) in the ale venv with the same resize),
+sandbox_vs_process (CartPole, 8 envs: bubblewrap sandbox / process backend),
+refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a store: steps/s
+through the hub / through SB3's in-process DummyVecEnv), overhead_us (per batch step of 8
+CartPole envs, one worker: hub time minus in-process SyncVectorEnv time, framed and shared).
 """
 
 import json
@@ -72,10 +79,12 @@ def baseline_in_library_venv(env_id: str, seconds: float, kind: str) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def best_of_workers(env_id: str, seconds: float, backend: str = "process") -> dict[int, float]:
+def best_of_workers(
+    env_id: str, seconds: float, backend: str = "process", sandbox: bool = False
+) -> dict[int, float]:
     results = {}
     for workers in (1, 2):
-        v = E.make_vec(env_id, 8, backend=backend, workers=workers)
+        v = E.make_vec(env_id, 8, backend=backend, workers=workers, sandbox=sandbox)
         try:
             results[workers] = steps_per_s(v, seconds)
         finally:
@@ -146,7 +155,142 @@ def main() -> None:
         out["docker_vs_process"] = None
         out["docker_vs_process_detail"] = f"no Docker engine: {e}"
     out.update(catalog_figures())
+    out.update(shm_figures(secs, max(ldm_light.values()), quick=a.quick))
     report(out)
+
+
+# -- the shared-memory step path ------------------------------------------------------------
+ATARI_BASELINE = """
+import json, sys, time
+import ale_py, gymnasium as gym
+import numpy as np
+gym.register_envs(ale_py)
+gid, seconds = sys.argv[1], float(sys.argv[2])
+def resize(img):  # the same nearest-neighbour 64x64 sampling as ldm's resize_image wrapper
+    h, w = img.shape[:2]
+    return img[np.arange(64) * h // 64][:, np.arange(64) * w // 64]
+def make():
+    env = gym.make(gid)
+    space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    return gym.wrappers.TransformObservation(env, resize, space)
+v = gym.vector.AsyncVectorEnv([make] * 8, shared_memory=True)
+v.reset(seed=0)
+a = np.zeros(8, dtype=np.int64)
+for _ in range(20):
+    v.step(a)
+done, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    for _ in range(20):
+        v.step(a)
+    done += 160
+print(json.dumps(done / (time.perf_counter() - t0)))
+v.close()
+"""
+
+
+def shm_figures(secs: float, process_light: float, quick: bool) -> dict:
+    """The keys of the shared-memory step path (see the module docstring)."""
+    out: dict = {}
+    out.update(overhead_us(secs))
+    out.update(image_vs_async_shm(secs))
+    sandbox = best_of_workers("classic-control/CartPole-v1", secs, sandbox=True)
+    out["sandbox_vs_process"] = round(max(sandbox.values()) / process_light, 2)
+    out["sandbox_vs_process_detail"] = {"sandbox_steps_per_s": _rounded(sandbox)}
+    out.update(refgen_steps_vs_dummy(4096 if quick else 16384))
+    return out
+
+
+def _rounded(d: dict) -> dict:
+    return {str(k): round(v) for k, v in d.items()}
+
+
+def overhead_us(secs: float) -> dict:
+    """Per batch step of 8 CartPole envs in one worker: hub minus in-process SyncVectorEnv."""
+    sync = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8)
+    bare = steps_per_s(sync, secs)
+    sync.close()
+    res = {"sync_steps_per_s": round(bare)}
+    for name, shared in (("framed", False), ("shm", True)):
+        v = E.make_vec("classic-control/CartPole-v1", 8, workers=1, shared_memory=shared)
+        try:
+            res[f"{name}_steps_per_s"] = round(steps_per_s(v, secs))
+        finally:
+            v.close()
+    per_batch = {k: 8e6 / res[f"{k}_steps_per_s"] - 8e6 / bare for k in ("framed", "shm")}
+    return {"overhead_us": {k: round(v, 1) for k, v in per_batch.items()}, "overhead_detail": res}
+
+
+def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
+    try:
+        spec, rid = E.resolve_env_id(env_id)
+        ldm = {}
+        for workers in (1, 2):
+            v = E.make_vec(env_id, 8, workers=workers)
+            try:
+                ldm[workers] = steps_per_s(v, secs)
+            finally:
+                v.close()
+        out = subprocess.run(
+            [str(ensure_venv(spec)), "-c", ATARI_BASELINE, rid, str(secs)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        base = float(json.loads(out.stdout.strip().splitlines()[-1]))
+    except Exception as e:  # the ale venv cannot be built here: say so in the figures
+        return {"image_vs_async_shm": None, "image_vs_async_shm_detail": f"{env_id}: {e}"}
+    return {
+        "image_vs_async_shm": round(max(ldm.values()) / base, 2),
+        "image_vs_async_shm_detail": {
+            "ldm_steps_per_s": _rounded(ldm),
+            "async_shm_steps_per_s": round(base),
+        },
+    }
+
+
+def refgen_steps_vs_dummy(budget: int) -> dict:
+    """SB3 PPO (`ppo-8env`) on 8 CartPole envs, recorded into a store: hub / DummyVecEnv."""
+    import tempfile
+    import time
+
+    import torch
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from ldm.data import Store
+    from ldm.refgen.candidates import load_pool
+    from ldm.refgen.record import RecordingVecEnv
+
+    torch.set_num_threads(1)
+    cand = {c.name: c for c in load_pool()}["ppo-8env"]
+    env_id = "classic-control/CartPole-v1"
+    obs_spec, act_spec = E.env_spaces(env_id)
+    makers = {
+        "hub": lambda: E.sb3_vec_env(env_id, 8, workers=1),
+        "dummy": lambda: DummyVecEnv([lambda: gym.make("CartPole-v1")] * 8),
+    }
+    rates = {}
+    with tempfile.TemporaryDirectory() as d:
+        store = Store(d)
+        for name, make in makers.items():
+            writer = store.create_run(env_id, "classic-control", obs_spec, act_spec, 8, {})
+            venv = RecordingVecEnv(make(), writer)
+            try:
+                model = cand.algorithm_class()(
+                    "MlpPolicy", venv, seed=0, device="cpu", **cand.kwargs
+                )
+                model.set_logger(Logger(folder=None, output_formats=[]))
+                t0 = time.perf_counter()
+                model.learn(total_timesteps=budget)
+                rates[name] = budget / (time.perf_counter() - t0)
+            finally:
+                writer.abort()
+                venv.close()
+    return {
+        "refgen_steps_vs_dummy": round(rates["hub"] / rates["dummy"], 2),
+        "refgen_steps_vs_dummy_detail": {f"{k}_steps_per_s": round(v) for k, v in rates.items()},
+    }
 
 
 if __name__ == "__main__":
