@@ -70,6 +70,18 @@ def _stack(obs):
     return obs
 
 
+def _put(view, i, obs):
+    # an observation into its row of a shared buffer laid out from the observation space
+    try:
+        view[i] = obs
+    except (ValueError, TypeError):
+        raise ValueError(
+            "observation %r does not fit the observation space (shape %s, dtype %s): the env "
+            "breaks its own space; fix it with a wrapper, or use make_vec(shared_memory=False)"
+            % (getattr(obs, "shape", obs), list(view.shape[1:]), view.dtype)
+        ) from None
+
+
 def _clean_info(info):
     # infos carry anything; keep what the protocol can hold (it reprs the rest)
     return {k: v for k, v in dict(info).items() if not k.startswith("_")}
@@ -147,7 +159,7 @@ class EnvServer:
             if out is None:
                 obs.append(o)
             else:
-                out["obs"][i] = o
+                _put(out["obs"], i, o)
             infos.append(_clean_info(info))
         if out is not None:
             return {"infos": infos} if any(infos) else {}
@@ -192,7 +204,10 @@ class EnvServer:
                     infos = [{} for _ in range(n)]
                     any_info = True
                 infos[i] = info
-            obs[i] = o
+            if out is None:
+                obs[i] = o
+            else:
+                _put(obs, i, o)
             rewards[i] = float(r)
             terms[i] = bool(term)
             truncs[i] = bool(trunc)
