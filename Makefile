@@ -17,7 +17,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-docker install lint format bench clean
+.PHONY: quickstart suite test test-docker install lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ install: $(VENV)/.installed
 
 quickstart: install
 	$(VENV)/bin/ldm run configs/quickstart.toml
+
+# one LDM across every installable library (configs/suite.toml; resumable: run it again)
+suite: install
+	$(VENV)/bin/ldm run configs/suite.toml
 
 # the whole suite but the container tests (those build Docker images: make test-docker)
 test: install

@@ -98,11 +98,22 @@ def evaluate(
 
 def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | None:
     """The protocol's per-episode step limit of an env: `episode_limit_factor` x the longest
-    episode of its reference run (None without a reference or with the factor 0)."""
+    episode of its reference run (None without a reference, with the factor 0, or where the
+    catalog declares a shorter time limit for the env)."""
     if ref is None or not cfg.episode_limit_factor:
         return None
     lengths = [e["length"] for e in ref[1].get("episodes", []) if "length" in e]
-    return max(1, int(np.ceil(cfg.episode_limit_factor * max(lengths)))) if lengths else None
+    if not lengths:
+        return None
+    limit = max(1, int(np.ceil(cfg.episode_limit_factor * max(lengths))))
+    # a time limit the catalog declares for the env stays in force (the protocol's limit
+    # would replace it): the protocol's own applies only where it is shorter
+    from ldm.envs import resolve_env_id
+    from ldm.envs.wrappers import STEP_LIMIT_KWARG
+
+    spec, rid = resolve_env_id(ref[1]["env_id"])
+    declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)
+    return limit if declared is None or limit < declared else None
 
 
 def _load_reference(store: Store, ref: tuple[str, dict] | None) -> Any:

@@ -12,6 +12,7 @@ def main(
     config: tyro.conf.Positional[str],
     from_: Annotated[str | None, tyro.conf.arg(name="from")] = None,
     dry_run: bool = False,
+    profile: str | None = None,
 ) -> int:
     """Run reference generation, training and evaluation; rerun to resume after an interruption.
 
@@ -19,18 +20,19 @@ def main(
         config: Pipeline TOML file (e.g. configs/quickstart.toml).
         from_: Rerun from this stage (refgen, train, eval), forgetting its outputs and later ones.
         dry_run: Validate the config and print the plan (jobs, transitions, storage) only.
+        profile: A named profile of the config (`[profiles.NAME]`, e.g. gpu) merged over it.
     """
     from ldm.pipeline.run import PipelineConfig, run_pipeline
 
     if dry_run:
         from ldm.pipeline.plan import plan
 
-        p = plan(PipelineConfig.load(config))
+        p = plan(PipelineConfig.load(config, profile))
         print(json.dumps(p, indent=1))
         print(
             f"plan: {p['jobs']} training jobs, {p['transitions']:,} transitions, "
             f"~{p['estimated_storage_gb']} GB of store, model {p['model']} for {p['train_steps']:,} steps"
         )
         return 0
-    run_pipeline(config, start=from_)
+    run_pipeline(config, start=from_, profile=profile)
     return 0

@@ -41,9 +41,12 @@ class PipelineConfig:
     """The [eval] table (EvalConfig fields)."""
     cluster: dict[str, Any] = field(default_factory=dict)
     """Notes for cluster launches (torchrun processes, Ray address); read by --dry-run."""
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Named overrides of the stage tables (`[profiles.gpu.train]` ...), chosen with
+    `ldm run CONFIG --profile NAME`: one file holds e.g. a CPU-sized and a GPU-sized model."""
 
     @classmethod
-    def load(cls, path: str | Path) -> PipelineConfig:
+    def load(cls, path: str | Path, profile: str | None = None) -> PipelineConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -51,14 +54,17 @@ class PipelineConfig:
             raise ConfigError(f"pipeline config {path} does not exist") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-        unknown = set(data) - {"name", "out", "refgen", "train", "eval", "cluster"}
+        allowed = {"name", "out", "refgen", "train", "eval", "cluster", "profiles"}
+        unknown = set(data) - allowed
         if unknown:
             raise ConfigError(
-                f"{path}: unknown top-level keys {sorted(unknown)}; allowed: name, out, refgen, train, eval, cluster"
+                f"{path}: unknown top-level keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}"
             )
         for key in ("name", "out"):
             if key not in data:
                 raise ConfigError(f"{path}: missing required key {key!r}")
+        if profile is not None:
+            data = _with_profile(data, profile, path)
         cfg = cls(**data)
         cfg.validate(path)
         return cfg
@@ -99,8 +105,30 @@ class PipelineConfig:
             raise ConfigError(f"{path}: {e}") from None
 
 
+def _with_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
+    """The config with a profile's tables merged over the stage tables (key by key)."""
+    profiles = data.get("profiles", {})
+    if profile not in profiles:
+        raise ConfigError(
+            f"{path}: no profile {profile!r}; the file has {sorted(profiles) or 'none'}"
+        )
+    over = profiles[profile]
+    bad = set(over) - {"out", "refgen", "train", "eval"}
+    if bad:
+        raise ConfigError(
+            f"{path}: profile {profile!r} sets {sorted(bad)}; allowed: out, refgen, train, eval"
+        )
+    merged = dict(data)
+    for key, value in over.items():
+        merged[key] = value if key == "out" else {**data.get(key, {}), **value}
+    return merged
+
+
 def run_pipeline(
-    config_path: str | Path, start: str | None = None, progress: bool = True
+    config_path: str | Path,
+    start: str | None = None,
+    progress: bool = True,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
@@ -112,7 +140,7 @@ def run_pipeline(
     from ldm.refgen.stage import print_summary
     from ldm.train import train
 
-    cfg = PipelineConfig.load(config_path)
+    cfg = PipelineConfig.load(config_path, profile)
     refgen_cfg, train_cfg, eval_cfg = cfg.stage_configs()
     state = PipelineState(cfg.out)
     if start is not None:

@@ -76,8 +76,7 @@ def train(store: str, cfg: tyro.conf.OmitArgPrefixes[RefGenConfig]) -> int:
     from ldm.refgen.stage import rank_and_train
 
     pool = load_pool(cfg.pool, cfg.candidates)
-    for library, envs in envs_by_library(cfg).items():
-        rank_and_train(library, envs, pool, cfg, store)  # the same jobs as `ldm refgen all`
+    rank_and_train(envs_by_library(cfg), pool, cfg, store)  # the jobs of `ldm refgen all`
     return 0
 
 

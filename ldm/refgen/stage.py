@@ -100,7 +100,21 @@ class RefGenConfig:
 
 def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
                  progress: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Run the plan's ranking jobs; points from pairwise one-tailed Welch tests.
+    """Run the plan's ranking jobs and rank the candidates (`ranking_table`)."""
+    results = run_jobs(
+        list(lp.rank_jobs),
+        cfg.runner,
+        cfg.workers,
+        cfg.retries,
+        progress,
+        desc=f"rank {lp.library}",
+    )
+    return ranking_table(lp, pool, cfg, store, results)
+
+
+def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
+                  results: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
 
     Points are also kept per action kind: compatibility splits candidates by action kind, so
     a continuous-control env takes its references from the ranking among continuous envs
@@ -116,9 +130,6 @@ def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, stor
         write_json_atomic(_ranking_path(store, lp.library), table)
         return table
     jobs = list(lp.rank_jobs)
-    results = run_jobs(
-        jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc=f"rank {lp.library}"
-    )
     points = {c.name: 0 for c in pool}
     by_kind: dict[str, dict[str, int]] = {}
     per_env: dict[str, dict[str, Any]] = {}
@@ -172,26 +183,44 @@ def _ranking_path(store: str, library: str):
 
 
 def rank_and_train(
-    library: str,
-    envs: list[str],
+    libraries: dict[str, list[str]],
     pool: list[Candidate],
     cfg: RefGenConfig,
     store: str,
     progress: bool = True,
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Rank a library's candidates (where there are more than N), then train the top-N of the
-    ranking on every env, `seeds` seeds each. Returns (ranking table, job results); the jobs
-    are the planner's (ldm/refgen/plan.py), so the dry run counts what this runs."""
-    table = rank_library(plan_library(library, envs, pool, cfg, store), pool, cfg, store, progress)
-    ranking = {
+) -> dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+    """Rank every library's candidates (where there are more than N), then train the top-N of
+    each ranking on every env of its library, `seeds` seeds each. The ranking jobs of all
+    libraries run as one batch, then all reference jobs (workers stay busy across libraries,
+    and the progress bar's estimate covers the whole phase). The jobs are the planner's
+    (ldm/refgen/plan.py), so the dry run counts what this runs.
+
+    Returns library -> (ranking table, results of its reference jobs by key)."""
+    plans = {lib: plan_library(lib, envs, pool, cfg, store) for lib, envs in libraries.items()}
+    ranked = run_jobs(
+        [j for lp in plans.values() for j in lp.rank_jobs],
+        cfg.runner, cfg.workers, cfg.retries, progress, desc="rank candidates",
+    )  # fmt: skip
+    tables = {lib: ranking_table(lp, pool, cfg, store, ranked) for lib, lp in plans.items()}
+    refs = {
+        lib: plan_library(lib, envs, pool, cfg, store, _ranking(tables[lib]))
+        for lib, envs in libraries.items()
+    }
+    results = run_jobs(
+        [j for lp in refs.values() for j in lp.train_jobs],
+        cfg.runner, cfg.workers, cfg.retries, progress, desc="train references",
+    )  # fmt: skip
+    return {
+        lib: (tables[lib], {j.key: results[j.key] for j in lp.train_jobs})
+        for lib, lp in refs.items()
+    }
+
+
+def _ranking(table: dict[str, Any]) -> dict[str, list[str]]:
+    return {
         "*": [r["candidate"] for r in table["ranking"]],
         **table.get("ranking_by_action_kind", {}),
     }
-    lp = plan_library(library, envs, pool, cfg, store, ranking)
-    results = run_jobs(
-        list(lp.train_jobs), cfg.runner, cfg.workers, cfg.retries, progress, desc=f"train {library}"
-    )
-    return table, results
 
 
 def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dict[str, Any]:
@@ -200,8 +229,9 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
     pool = load_pool(cfg.pool, cfg.candidates)
     summary: dict[str, Any] = {"libraries": {}}
     references: set[str] = set()
-    for library, envs in envs_by_library(cfg).items():
-        table, results = rank_and_train(library, envs, pool, cfg, store_path, progress)
+    for library, (table, results) in rank_and_train(
+        envs_by_library(cfg), pool, cfg, store_path, progress
+    ).items():
         ranking = [r["candidate"] for r in table["ranking"]]
         references |= {r["run_id"] for r in results.values() if r.get("status") == "done"}
         summary["libraries"][library] = {

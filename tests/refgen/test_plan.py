@@ -65,7 +65,9 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
     monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
     pool = load_pool(None, cfg.candidates)
     envs = sorted(cfg.envs)
-    table, _ = stage.rank_and_train("classic-control", envs, pool, cfg, str(tmp_path))
+    table, _ = stage.rank_and_train({"classic-control": envs}, pool, cfg, str(tmp_path))[
+        "classic-control"
+    ]
     assert table["ranking"][0]["candidate"] == "a2c-8env"
     planned = plan_jobs(cfg, str(tmp_path))
     assert len({j.key for j in ran}) == len(planned)

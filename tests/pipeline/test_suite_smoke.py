@@ -1,0 +1,101 @@
+"""The suite's smoke version: the same envs as configs/suite.toml with tiny budgets and a tiny
+model. It proves the plumbing (every env's transitions reach the store with the right shapes,
+training consumes windows of every modality, evaluation scores every env with a reference),
+not the quality: curation is overridden so that every reference counts."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tomllib
+
+from ldm.data import Store, WindowLoader
+from ldm.envs import env_spaces
+from ldm.errors import ConfigError
+from ldm.eval import EvalConfig, evaluate
+from ldm.refgen import RefGenConfig, run_refgen
+from ldm.train import TrainConfig, train
+
+SUITE = Path(__file__).parents[2] / "configs" / "suite.toml"
+
+
+def suite_envs() -> list[str]:
+    return tomllib.loads(SUITE.read_text())["refgen"]["envs"]
+
+
+def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
+    from ldm.pipeline.plan import plan
+    from ldm.pipeline.run import PipelineConfig
+
+    envs = suite_envs()
+    specs = [env_spaces(e) for e in envs]
+    assert len(envs) >= 29 and len({e.split("/")[0] for e in envs}) >= 15
+    assert {o.kind for o, _ in specs} == {"continuous", "discrete", "image"}
+    assert {a.kind for _, a in specs} >= {"discrete", "continuous", "multi_discrete"}
+    assert sum(o.kind == "image" for o, _ in specs) >= 3
+    assert any(a.kind == "continuous" and a.flat_dim > 1 for _, a in specs)
+    p = plan(PipelineConfig.load(SUITE))
+    planned = {e for lib in p["libraries"].values() for e in lib["envs"]}
+    assert planned == set(envs)
+    gpu = PipelineConfig.load(SUITE, "gpu")
+    assert gpu.train["preset"] != PipelineConfig.load(SUITE).train["preset"]
+    assert gpu.refgen == PipelineConfig.load(SUITE).refgen  # same references, bigger model
+    with pytest.raises(ConfigError, match="no profile 'tpu'; the file has \\['gpu'\\]"):
+        PipelineConfig.load(SUITE, "tpu")
+
+
+@pytest.mark.slow
+def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, monkeypatch):
+    envs = suite_envs()
+    store_dir = str(tmp_path / "store")
+    # one candidate that runs on every action kind, one stream: a tiny budget still gives
+    # whole episodes (min_episodes) on 2,000-step envs
+    cfg = RefGenConfig(envs=envs, candidates=["a2c"], top_n=1, seeds=1, rank_budget=300,
+                       train_budget=300, min_episodes=2, max_budget_factor=20, workers=2)  # fmt: skip
+    summary = run_refgen(cfg, store_dir, progress=False)
+    store = Store(store_dir)
+    runs = store.runs()
+    by_env = {e["env_id"]: r for r, e in runs.items()}
+    assert set(by_env) == set(envs), sorted(set(envs) - set(by_env))
+    for env_id, rid in by_env.items():
+        obs, act = env_spaces(env_id)
+        reader = store.open_run(rid)
+        o = reader.read(0, "obs", 0, 2)
+        a = reader.read(0, "actions", 0, 2)
+        assert o.shape[1:] == (() if obs.kind == "discrete" else tuple(obs.shape)), env_id
+        assert a.shape[1:] == (() if act.kind == "discrete" else tuple(act.shape)), env_id
+        assert reader.has_reference_actions() and len(reader.meta["episode_returns"]) >= 2
+        # plumbing, not quality: every reference counts
+        store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
+    assert len(summary["runs"]) == len(envs)
+
+    seen: set[str] = set()  # the envs of every window the training loop consumed
+    real_next = WindowLoader.__next__
+
+    def recording_next(self):
+        batch = real_next(self)
+        seen.update(self.env_ids[i] for i in batch["env_index"].tolist())
+        return batch
+
+    monkeypatch.setattr(WindowLoader, "__next__", recording_next)
+    final = train(
+        TrainConfig(store=store_dir, out=str(tmp_path / "train"), preset="ldm-tiny",
+                    model={"context": 32}, window=32, steps=25, batch_size=16, micro_batch=16,
+                    weighting="env", checkpoint_every=25, val_every=0, num_workers=0),
+        progress=False,
+    )  # fmt: skip
+    kinds = {(env_spaces(e)[0].kind, env_spaces(e)[1].kind) for e in seen}
+    assert {o for o, _ in kinds} == {"continuous", "discrete", "image"}
+    assert {a for _, a in kinds} >= {"discrete", "continuous", "multi_discrete"}
+    assert len(seen) >= 0.8 * len(envs)  # 400 windows drawn env-balanced
+
+    from ldm.model import LDMPolicy
+
+    ecfg = EvalConfig(rollouts=1, episodes=1, episode_limit_factor=1.0)
+    res = evaluate(LDMPolicy.from_pretrained(final), envs, store, ecfg, progress=False)
+    for e in res["envs"]:
+        assert e["status"] != "failed" and e["mean_return"] is not None, e
+        anchors_differ = not np.isclose(e["first10"], e["last10"])
+        assert (e["normalised_score"] is not None) == anchors_differ, e
+    refs = evaluate(None, envs, store, ecfg, progress=False)
+    assert all(e["mean_return"] is not None for e in refs["envs"]), refs["envs"]
