@@ -13,6 +13,7 @@ def main(
     from_: Annotated[str | None, tyro.conf.arg(name="from")] = None,
     dry_run: bool = False,
     profile: str | None = None,
+    out: str | None = None,
 ) -> int:
     """Run reference generation, training and evaluation; rerun to resume after an interruption.
 
@@ -21,18 +22,19 @@ def main(
         from_: Rerun from this stage (refgen, train, eval), forgetting its outputs and later ones.
         dry_run: Validate the config and print the plan (jobs, transitions, storage) only.
         profile: A named profile of the config (`[profiles.NAME]`, e.g. gpu) merged over it.
+        out: Output directory instead of the config's `out` (e.g. outside the source tree).
     """
     from ldm.pipeline.run import PipelineConfig, run_pipeline
 
     if dry_run:
         from ldm.pipeline.plan import plan
 
-        p = plan(PipelineConfig.load(config, profile))
+        p = plan(PipelineConfig.load(config, profile, out))
         print(json.dumps(p, indent=1))
         print(
             f"plan: {p['jobs']} training jobs, {p['transitions']:,} transitions, "
             f"~{p['estimated_storage_gb']} GB of store, model {p['model']} for {p['train_steps']:,} steps"
         )
         return 0
-    run_pipeline(config, start=from_, profile=profile)
+    run_pipeline(config, start=from_, profile=profile, out=out)
     return 0

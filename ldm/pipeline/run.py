@@ -46,7 +46,9 @@ class PipelineConfig:
     `ldm run CONFIG --profile NAME`: one file holds e.g. a CPU-sized and a GPU-sized model."""
 
     @classmethod
-    def load(cls, path: str | Path, profile: str | None = None) -> PipelineConfig:
+    def load(
+        cls, path: str | Path, profile: str | None = None, out: str | None = None
+    ) -> PipelineConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -65,6 +67,8 @@ class PipelineConfig:
                 raise ConfigError(f"{path}: missing required key {key!r}")
         if profile is not None:
             data = _with_profile(data, profile, path)
+        if out is not None:
+            data = {**data, "out": out}
         cfg = cls(**data)
         cfg.validate(path)
         return cfg
@@ -129,6 +133,7 @@ def run_pipeline(
     start: str | None = None,
     progress: bool = True,
     profile: str | None = None,
+    out: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
@@ -140,7 +145,7 @@ def run_pipeline(
     from ldm.refgen.stage import print_summary
     from ldm.train import train
 
-    cfg = PipelineConfig.load(config_path, profile)
+    cfg = PipelineConfig.load(config_path, profile, out)
     refgen_cfg, train_cfg, eval_cfg = cfg.stage_configs()
     state = PipelineState(cfg.out)
     if start is not None:
