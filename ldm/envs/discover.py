@@ -173,19 +173,54 @@ def find_registering_modules(spec: LibrarySpec, python: Path) -> LibrarySpec:
     return replace(spec, imports=found["modules"], api=found["api"] or spec.api)
 
 
-def build(spec: LibrarySpec, find_modules: bool) -> tuple[LibrarySpec, list[str], list[str]]:
-    """Build the first variant that installs and imports: (spec as built, its ids, tries)."""
+@dataclass
+class Built:
+    """A library built by one variant, with the outcome of trying its envs."""
+
+    spec: LibrarySpec
+    variant: BuildVariant
+    passed: dict[str, EnvTrial]
+    failed: dict[str, str]
+
+
+def build_and_try(
+    spec: LibrarySpec, timeout: float, workers: int, steps: int, progress: bool
+) -> tuple[Built, list[str]]:
+    """Try `BUILD_VARIANTS` in order until one builds, imports and runs envs: (it, the tries).
+
+    Failures the hub fixes (missing optional dependencies, Dict observations, vector rewards)
+    are fixed first; a variant that builds but still runs none of its envs (numpy 2 breaking
+    an old library at `make`) counts as failed too, unless every failure is a limit of the
+    paper's. Later variants are first tried on a few envs, then on all when those run.
+    """
     tries: list[str] = []
-    for variant in BUILD_VARIANTS:
+    fallback: Built | None = None
+    for k, variant in enumerate(BUILD_VARIANTS):
         candidate = variant.apply(spec)
         try:
             python = ensure_venv(candidate)
-            if find_modules:
+            if not spec.imports:
                 candidate = find_registering_modules(candidate, python)
-            return candidate, candidate_ids(candidate), tries
+            ids = candidate_ids(candidate)
         except (LDMError, subprocess.TimeoutExpired) as e:
-            first = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-            tries.append(f"{variant.describe(spec)}: {' | '.join(first[-3:])[:400]}")
+            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+            tries.append(f"{variant.describe(spec)}: {' | '.join(lines[-3:])[:400]}")
+            continue
+        sample = ids if k == 0 else ids[:4]
+        passed, failed = try_all(candidate, sample, timeout, workers, steps, progress and k == 0)
+        for fix in (retry_with_dependencies, retry_with_wrappers):
+            candidate, passed, failed = fix(candidate, passed, failed, timeout, workers, steps)
+        runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        if runs and sample is not ids:
+            passed, failed = try_all(candidate, ids, timeout, workers, steps, progress)
+        built = Built(candidate, variant, passed, failed)
+        if runs:
+            return built, tries
+        fallback = fallback or built
+        why = next(iter(failed.values()), "no env ids")
+        tries.append(f"{variant.describe(spec)}: none of {len(sample)} envs ran ({why[:300]})")
+    if fallback is not None:
+        return fallback, tries
     raise EnvError(
         f"library {spec.name!r} neither builds nor imports with any of "
         f"{len(BUILD_VARIANTS)} interpreter/pin variants:\n- " + "\n- ".join(tries)
@@ -409,13 +444,12 @@ def discover_library(
     is_new = not Path(spec.path).exists()
     if domain:
         spec = replace(spec, domain=domain)
-    spec, ids, tries = build(spec, find_modules=not spec.imports)
-    passed, failed = try_all(spec, ids, timeout, workers, steps, progress)
-    spec, passed, failed = retry_with_dependencies(spec, passed, failed, timeout, workers, steps)
-    spec, passed, failed = retry_with_wrappers(spec, passed, failed, timeout, workers, steps)
+    built, tries = build_and_try(spec, timeout, workers, steps, progress)
+    spec, passed, failed = built.spec, built.passed, built.failed
     failed = limit_hints(spec, failed, passed)
     report = DiscoverReport(spec.name, spec.path, passed, failed)
-    report.build = BUILD_VARIANTS[len(tries)].describe(spec) if tries else "the spec as written"
+    first = built.variant == BUILD_VARIANTS[0]
+    report.build = "the spec as written" if first else built.variant.describe(spec)
     python = _python_version(spec)
     if is_new:
         spec = pin_installed(spec)  # a new package: record the versions that worked
