@@ -35,14 +35,13 @@ PICK = {
     "growspace": "GrowSpaceEnv-Control-v0",
 }
 # libraries whose envs do not reproduce a seed exactly (known, reported by `ldm envs check`):
-# procgen seeds only at construction; gym-copter and cymnasium draw from unseeded
-# generators; gym-inventory's reset keeps the previous episode's stock
+# procgen seeds only at construction; cymnasium draws from its observation space's unseeded
+# generator; gym-inventory's reset keeps the previous episode's stock
 NOT_SEED_EXACT = {
     "gym-trading-env",
     "jsbgym",
     "panda-gym",
     "procgen",
-    "gym-copter",
     "cymnasium",
     "gym-inventory",
 }
