@@ -134,11 +134,20 @@ def setup(libraries: tyro.conf.Positional[tuple[str, ...]]) -> int:
         libraries: Library names from the catalog (see `ldm envs list`).
     """
     from ldm.envs.catalog import get_library
-    from ldm.envs.venvs import ensure_venv
+    from ldm.envs.venvs import ensure_venv, venv_record
 
     for name in libraries:
-        python = ensure_venv(get_library(name), quiet=False)
-        print(f"{name}: {python}")
+        spec = get_library(name)
+        python = ensure_venv(spec, quiet=False)
+        record = venv_record(spec)  # None for venvs built before records were kept
+        if record is None:
+            print(f"{name}: {python}")
+            continue
+        source = f", from {record['source']}" if record.get("source") else ""
+        print(
+            f"{name}: {python} (Python {record['python_version']}, {record['installer']}, "
+            f"built in {record['build_seconds']} s{source})"
+        )
     return 0
 
 
