@@ -42,11 +42,14 @@ def upgrade_underscore_methods(env):
 
 
 def _accepts(fn, name):
+    """ "yes" (a named parameter), "maybe" (only **kwargs) or "" (no)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        return ""
+    if name in params:
+        return "yes"
+    return "maybe" if any(p.kind == p.VAR_KEYWORD for p in params.values()) else ""
 
 
 def _takes_argument(fn):
@@ -73,14 +76,16 @@ class LegacyGymEnv:
         self.env = upgrade_underscore_methods(env)
         base = getattr(env, "unwrapped", env)
         # wrappers forward **kwargs, so ask the env itself what its reset accepts
-        self.reset_takes_seed = _accepts(base.reset, "seed")
-        self.reset_takes_options = _accepts(base.reset, "options")
         self.obs_is_tuple = type(env.observation_space).__name__ == "Tuple"
         self.time_limit = time_limit_of(env)
         # some envs are seeded only at construction (procgen's `seed()` takes no argument)
         seed_fn = getattr(self.env, "seed", None)
         self.seedable = seed_fn is not None and _takes_argument(seed_fn)
         self.warned_seed = False
+        # a reset(**kwargs) of the gym 0.21 era swallows a seed: where seed(n) exists, use it
+        takes_seed = _accepts(base.reset, "seed")
+        self.reset_takes_seed = takes_seed == "yes" or (takes_seed and not self.seedable)
+        self.reset_takes_options = bool(_accepts(base.reset, "options"))
 
     def reset(self, seed=None, options=None):
         kwargs = {}

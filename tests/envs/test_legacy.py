@@ -162,3 +162,14 @@ def test_env_seeded_only_at_construction_warns_once_and_still_resets():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert env.reset(seed=2) == ("frame", {})  # warned once only
+
+
+def test_reset_with_only_kwargs_is_seeded_through_seed_when_the_env_has_it():
+    class AtariEra(Gym021Env):  # gym-masked-atari: reset(**kwargs) ignores a seed
+        def reset(self, **kwargs):
+            self.kwargs = kwargs
+            return "obs"
+
+    env = LegacyGymEnv(AtariEra())
+    assert env.reset(seed=9) == ("obs", {})
+    assert env.env.seeded == 9 and env.env.kwargs == {}
