@@ -18,9 +18,7 @@ from __future__ import annotations
 import atexit
 import collections
 import os
-import shutil
 import subprocess
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from typing import Any
 
 from ldm.envs import protocol
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.scratch import Scratch
 from ldm.envs.workerenv import worker_environment
 from ldm.errors import EnvError
 
@@ -180,26 +179,31 @@ class ProcessConnection(Connection):
         # an ldm.envs.shm.SharedBuffer the worker may map later (its fd is inherited)
         self.buffer = buffer
         self.codec = FramedCodec()
-        self.scratch = Path(tempfile.mkdtemp(prefix="ldm-worker-"))
-        argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
-        if launcher is not None:
-            if launcher not in LAUNCHERS:
-                raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
-            argv = LAUNCHERS[launcher](argv, self.scratch, spec)
-        child_env = (
-            dict(os.environ)
-            if client_env
-            else worker_environment(spec, self.scratch, sandboxed=launcher == "sandbox")
-        )
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.scratch,
-            env=child_env,
-            pass_fds=buffer.pass_fds if buffer is not None else (),
-        )
+        if launcher is not None and launcher not in LAUNCHERS:
+            raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
+        self._scratch = Scratch()
+        self.scratch = self._scratch.path
+        try:
+            argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
+            if launcher is not None:
+                argv = LAUNCHERS[launcher](argv, self.scratch, spec)
+            child_env = (
+                dict(os.environ)
+                if client_env
+                else worker_environment(spec, self.scratch, sandboxed=launcher == "sandbox")
+            )
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.scratch,
+                env=child_env,
+                pass_fds=buffer.pass_fds if buffer is not None else (),
+            )
+        except BaseException:
+            self._scratch.remove()
+            raise
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._cmds: collections.deque[str] = collections.deque()
         self._closed = False
@@ -266,6 +270,8 @@ class ProcessConnection(Connection):
         except subprocess.TimeoutExpired:
             pass
         self._stderr_thread.join(timeout=0.5)  # let the stderr reader catch the last lines
+        if self.proc.returncode is not None:
+            self._scratch.remove()
         return WorkerError(
             f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}{self.hint}",
             self.tail,
@@ -275,6 +281,7 @@ class ProcessConnection(Connection):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._scratch.remove()
 
     def close(self) -> None:
         if self._closed:
@@ -301,7 +308,7 @@ class ProcessConnection(Connection):
         self.codec = FramedCodec()  # drops the views on the buffer before it is unmapped
         if self.buffer is not None:
             self.buffer.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self._scratch.remove()
 
 
 class RayConnection(Connection):
@@ -402,9 +409,9 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
             buffer.close()
             raise
         if sandbox:
-            from ldm.envs.sandbox import BLOCKED
+            from ldm.envs.sandbox import limits
 
-            conn.hint = f" ({BLOCKED})"
+            conn.hint = f" ({limits().describe()})"
     elif backend == "ray":
         conn = RayConnection(label, spec, "sandbox" if sandbox else None)
     elif backend == "docker":

@@ -186,6 +186,7 @@ def ensure_image(spec: LibrarySpec) -> str:
 
 def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
     """A worker of `spec` in a fresh container (no network, read-only root, /tmp scratch)."""
+    from ldm.envs.sandbox import limits
     from ldm.envs.shm import SharedBuffer
 
     ensure_engine()
@@ -202,7 +203,7 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         "none",
         "--read-only",
         "--tmpfs",
-        "/tmp",
+        f"/tmp:size={limits().scratch_mb}m",  # the scratch cap of the sandbox
         "--memory",
         "4g",
         "--pids-limit",
@@ -220,5 +221,5 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         buffer.close()
         raise
     conn.paths = [f"/ldm/paths/{i}" for i in range(len(spec.python_path))]
-    conn.hint = " (docker: no network, read-only root)"
+    conn.hint = f" (docker: no network, read-only root, /tmp {limits().scratch_mb} MiB)"
     return conn

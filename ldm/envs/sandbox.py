@@ -1,12 +1,14 @@
 """Sandbox for untrusted environment code: the worker under bubblewrap, with resource limits.
 
 A sandboxed worker has no network (its own empty network namespace), sees the filesystem
-read-only except its own scratch directory, does not see the user's home nor the project it is
+read-only except its own scratch directory (a size-limited tmpfs, gone with the sandbox) and
+small /tmp and /dev/shm tmpfs, does not see the user's home nor the project it is
 started from (stores, runs; only the library's venv, the worker's code and the Python
 installation it links to are re-exposed, read-only), runs in its own PID
-namespace and dies with its client. Limits: address space (RLIMIT_AS), CPU seconds
-(RLIMIT_CPU), open files (RLIMIT_NOFILE), and processes (a pids cgroup where the machine
-offers one, else RLIMIT_NPROC). Where bubblewrap is missing, asking for the sandbox is an
+namespace and dies with its client. Its environment variables are those of
+ldm.envs.workerenv (an allowlist). Limits: address space (RLIMIT_AS), CPU seconds
+(RLIMIT_CPU), open files (RLIMIT_NOFILE), processes (a pids cgroup where the machine
+offers one, else RLIMIT_NPROC), scratch size (`$LDM_SANDBOX_SCRATCH_MB`). Where bubblewrap is missing, asking for the sandbox is an
 error, never a silent fallback.
 
 Importing this module registers the "sandbox" launcher of ldm.envs.backends.
@@ -41,15 +43,36 @@ class SandboxLimits:
     """Open file descriptors."""
     processes: int = 64
     """Processes and threads of the worker's sandbox."""
+    scratch_mb: int = 512
+    """Size of the worker's scratch directory (a tmpfs: it counts against the machine's
+    memory, not the worker's address space); `$LDM_SANDBOX_SCRATCH_MB` overrides it."""
+    tmp_mb: int = 64
+    """Size of each of /tmp and /dev/shm (tmpfs) inside the sandbox."""
+
+    def describe(self) -> str:
+        """What the sandbox blocks and allows, for error messages."""
+        return (
+            "sandbox: no network, filesystem read-only except the worker's scratch dir, home "
+            f"hidden, limits {self.memory_mb} MiB / {self.cpu_seconds} s CPU / "
+            f"{self.open_files} files / {self.processes} processes / scratch {self.scratch_mb} "
+            f"MiB (raise with {SCRATCH_ENV}=...), /tmp and /dev/shm {self.tmp_mb} MiB each"
+        )
+
+
+SCRATCH_ENV = "LDM_SANDBOX_SCRATCH_MB"
+
+
+def limits() -> SandboxLimits:
+    """The limits in force: the defaults, with the scratch size from `$LDM_SANDBOX_SCRATCH_MB`."""
+    raw = os.environ.get(SCRATCH_ENV)
+    if raw is None:
+        return SandboxLimits()
+    if not raw.isdigit() or int(raw) < 1:
+        raise EnvError(f"${SCRATCH_ENV} is {raw!r}; write a whole number of MiB >= 1, e.g. 2048")
+    return SandboxLimits(scratch_mb=int(raw))
 
 
 LIMITS = SandboxLimits()
-
-BLOCKED = (
-    "sandbox: no network, filesystem read-only except the worker's scratch dir, home hidden, "
-    f"limits {LIMITS.memory_mb} MiB / {LIMITS.cpu_seconds} s CPU / {LIMITS.open_files} files / "
-    f"{LIMITS.processes} processes"
-)
 
 
 def bwrap() -> str:
@@ -97,6 +120,10 @@ def hidden_dirs() -> list[Path]:
     return [d.resolve() for d in dirs if d.is_dir() and d.resolve() not in keep]
 
 
+def _sized_tmpfs(path: str | Path, mb: int) -> list[str]:
+    return ["--size", str(mb * 1024 * 1024), "--tmpfs", str(path)]
+
+
 def wrap_command(
     argv: list[str], scratch: Path, spec: LibrarySpec, limits: SandboxLimits = LIMITS
 ) -> list[str]:
@@ -107,34 +134,21 @@ def wrap_command(
     real_python = Path(os.path.realpath(python))
     exposed = {venv, real_python.parent.parent, WORKER_SCRIPT.parent}
     exposed |= {Path(spec.path).parent / p for p in spec.python_path}
-    home = Path.home()
-    cmd = [
-        exe,
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-        "--tmpfs",
-        str(home),
-    ]
-    # the project (where stores and runs live) and any dir in $LDM_SANDBOX_HIDE are hidden too;
-    # what the worker needs inside them is re-exposed read-only just below
-    for d in hidden_dirs():
+    # the home, the project (where stores and runs live) and any dir in $LDM_SANDBOX_HIDE are
+    # empty tmpfs, made read-only once the mount points of what is re-exposed are in them
+    hidden = [Path.home(), *hidden_dirs()]
+    cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", *_sized_tmpfs("/dev/shm", limits.tmp_mb)]
+    cmd += ["--proc", "/proc", *_sized_tmpfs("/tmp", limits.tmp_mb)]
+    for d in hidden:
         cmd += ["--tmpfs", str(d)]
     for d in sorted(exposed, key=lambda p: len(p.parts)):
         if d.exists():
             cmd += ["--ro-bind", str(d), str(d)]
+    # the scratch dir: a size-limited tmpfs at the host directory's path, gone with the sandbox
+    cmd += [*_sized_tmpfs(scratch, limits.scratch_mb), "--chdir", str(scratch)]
+    for d in ["/dev", *hidden]:
+        cmd += ["--remount-ro", str(d)]
     cmd += [
-        "--bind",
-        str(scratch),
-        str(scratch),
-        "--chdir",
-        str(scratch),
         "--setenv",
         "HOME",
         str(scratch),
@@ -168,7 +182,7 @@ def wrap_command(
 
 
 def _launcher(argv: list[str], scratch: Path, spec: LibrarySpec) -> list[str]:
-    return wrap_command(argv, scratch, spec)
+    return wrap_command(argv, scratch, spec, limits())
 
 
 LAUNCHERS["sandbox"] = _launcher

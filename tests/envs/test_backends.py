@@ -15,18 +15,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = "classic-control/CartPole-v1"
 
 
-def _python(
-    code: str, env: dict | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter with this checkout first on the path."""
+def _python(code: str, env: dict | None = None, timeout: float = 120, background: bool = False):
+    """Run `code` in a fresh interpreter with this checkout first on the path (a Popen with
+    pipes when `background`, else its CompletedProcess)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    argv = [sys.executable, "-c", textwrap.dedent(code)]
+    if background:
+        return subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=full_env, cwd=ROOT
+        )
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        cwd=ROOT,
+        argv, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT
     )
 
 
@@ -179,3 +178,82 @@ def test_worker_environment_allowlist_and_spec_additions(hostile_spec, monkeypat
     assert base["LC_CTYPE"] == "C.UTF-8" and base["HOME"] == str(tmp_path)
     more = worker_environment(replace(hostile_spec, pass_env=["MYLIB_*"]), tmp_path, True)
     assert more["MYLIB_LICENSE"] == "abc" and "AWS_SECRET_ACCESS_KEY" not in more
+
+
+def test_a_dead_workers_scratch_is_removed_at_once(faulty_spec):
+    from ldm.envs.proxy import ProxyEnv
+    from ldm.errors import EnvError
+
+    env = ProxyEnv(faulty_spec, "Faulty-crash-v0")
+    scratch = env._worker.conn.scratch
+    try:
+        env.reset(seed=0)
+        assert scratch.is_dir()
+        with pytest.raises(EnvError, match="died"):
+            for _ in range(3):
+                env.step(0)
+        assert not scratch.exists()  # before close(): the client may never call it
+    finally:
+        env.close()
+
+
+def test_a_worker_that_cannot_start_leaves_no_scratch(hostile_spec, monkeypatch, tmp_path):
+    import tempfile
+
+    from ldm.envs.backends import ProcessConnection
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        ProcessConnection("x", tmp_path / "no-such-python", hostile_spec)
+    assert list(tmp_path.glob("ldm-worker-*")) == []
+
+
+def test_scratch_of_a_killed_client_is_removed_by_the_next_one(tmp_path):
+    killed = _python(
+        """
+        import os, signal
+        import ldm.envs as e
+        env = e.make("classic-control/CartPole-v1")
+        env.reset(seed=0)
+        conn = env._worker.conn
+        (conn.scratch / "state.bin").write_bytes(b"x" * 1000)
+        print(conn.scratch, conn.proc.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        env={"TMPDIR": str(tmp_path)},
+    )
+    assert killed.returncode == -9
+    scratch, pid = killed.stdout.split()
+    stale = Path(scratch)
+    assert stale.parent == tmp_path and (stale / "state.bin").exists()
+    os.utime(stale, (0, 0))  # older than the grace period for a client still locking its dir
+    # a live client's dir, just as old, is kept
+    live = _python(
+        """
+        import os, sys, time
+        import ldm.envs as e
+        env = e.make("classic-control/CartPole-v1")
+        os.utime(env._worker.conn.scratch, (0, 0))
+        print(env._worker.conn.scratch, flush=True)
+        sys.stdin.read()  # until the test is done
+        """,
+        env={"TMPDIR": str(tmp_path)},
+        background=True,
+    )
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert not stale.exists()  # cleaned by this client's first worker
+        nxt = _python(
+            """
+            import ldm.envs as e
+            e.make("classic-control/CartPole-v1").close()
+            """,
+            env={"TMPDIR": str(tmp_path)},
+        )
+        assert nxt.returncode == 0, nxt.stderr
+        assert kept.is_dir()
+    finally:
+        live.stdin.close()
+        live.wait(timeout=60)
+    assert list(tmp_path.glob("ldm-worker-*")) == []
+    assert gone(int(pid))

@@ -123,3 +123,35 @@ def test_the_worker_starts_with_a_cleared_environment(spec, monkeypatch):
     assert seen["HOME"] == scratch and seen["TMPDIR"] == scratch
     assert seen["OMP_NUM_THREADS"] == "1" and seen["LDM_TEST_LIB_DATA"] == "/data/lib"
     assert seen["PATH"] and seen["MUJOCO_GL"] == "egl"
+
+
+@pytest.mark.parametrize("where", ["scratch", "/tmp"])
+def test_scratch_space_is_capped_and_the_error_names_the_limit(spec, monkeypatch, where):
+    monkeypatch.setenv("LDM_SANDBOX_SCRATCH_MB", "16")
+    env = ProxyEnv(
+        spec, "Hostile-fill-v0", sandbox=True, target="" if where == "scratch" else where
+    )
+    scratch = env._worker.conn.scratch
+    try:
+        env.reset(seed=0)
+        with pytest.raises(EnvError) as info:
+            env.step(0)
+        msg = str(info.value)
+        assert "No space left on device" in msg and "Hostile-fill-v0" in msg
+        assert "scratch 16 MiB" in msg and "LDM_SANDBOX_SCRATCH_MB" in msg
+        assert list(scratch.iterdir()) == [scratch / ".owner"]  # the writes stayed in the tmpfs
+    finally:
+        env.close()
+    assert not scratch.exists()
+
+
+def test_hidden_directories_are_read_only(spec):
+    target = Path.home() / "ldm-sandbox-fill"
+    msg = _attack(spec, "write", target=str(target))
+    assert "Read-only file system" in msg and not target.exists()
+
+
+def test_a_bad_scratch_size_is_named(spec, monkeypatch):
+    monkeypatch.setenv("LDM_SANDBOX_SCRATCH_MB", "lots")
+    with pytest.raises(EnvError, match="LDM_SANDBOX_SCRATCH_MB is 'lots'.*e.g. 2048"):
+        ProxyEnv(spec, "Hostile-none-v0", sandbox=True)
