@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ldm import errors
 from ldm.data.store import COLUMNS, RunReader, Store
-from ldm.errors import StoreError
+from ldm.errors import LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
 from ldm.tokens import Batch, Window
 
@@ -193,6 +194,13 @@ class WindowSampler:
         return collate([self.sample(rng) for _ in range(batch_size)])
 
 
+class LoaderError(NamedTuple):
+    """What a loader worker yields instead of a batch it could not make (an ldm error)."""
+
+    kind: str  # the LDMError subclass, by name in ldm.errors
+    message: str
+
+
 class WindowLoader:
     """Iterable of torch batches for training (see module docstring); resumable exactly."""
 
@@ -250,7 +258,11 @@ class WindowLoader:
                 wid, nw = (info.id, info.num_workers) if info else (0, 1)
                 i = start + wid
                 while True:
-                    b = sampler.batch(bs, seed, rank, i)
+                    try:
+                        b = sampler.batch(bs, seed, rank, i)
+                    except LDMError as e:  # crosses to the main process as data (see __next__)
+                        yield LoaderError(type(e).__name__, str(e))
+                        return
                     yield b.map(lambda v: torch.from_numpy(np.ascontiguousarray(v)))
                     i += nw
 
@@ -271,5 +283,10 @@ class WindowLoader:
         if self._it is None:
             self._it = self._torch_iter()
         batch = next(self._it)
+        if isinstance(batch, LoaderError):
+            # raised here with the worker's own message: torch would re-raise it wrapped in the
+            # worker's traceback ("Caught StoreError in DataLoader worker process 0 ...")
+            self._it = None
+            raise getattr(errors, batch.kind, StoreError)(batch.message)
         self.next_index += 1
         return batch
