@@ -80,6 +80,13 @@ def _concat(parts: list) -> Any:
     return np.stack(items)
 
 
+def _frames(env_id: str, reply: dict[str, Any]) -> list[np.ndarray]:
+    for note in reply["notes"]:
+        if note:
+            raise EnvError(f"{env_id} cannot render: {note}")
+    return reply["frames"]
+
+
 class _Worker:
     """One connection plus the handles of the envs it serves, restartable."""
 
@@ -127,9 +134,10 @@ class _Worker:
 
 
 class ProxyEnv(gym.Env):
-    """A single env living in a worker. A dead worker is restarted on the next `reset()`."""
+    """A single env living in a worker. A dead worker is restarted on the next `reset()`.
+    Made with `render_mode="rgb_array"`, `render()` returns the worker's frame."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(
         self,
@@ -147,7 +155,16 @@ class ProxyEnv(gym.Env):
         )
         self.observation_space = space_from_desc(self._worker.spaces["observation"])
         self.action_space = space_from_desc(self._worker.spaces["action"])
+        self.render_mode = kwargs.get("render_mode")
         self._closed = False
+
+    def render(self) -> np.ndarray:
+        """The env's current frame (H, W, 3) uint8; EnvError naming why when it has none."""
+        if self.render_mode is None:
+            raise EnvError(f"{self.env_id}: make the env with render_mode='rgb_array' to render")
+        return _frames(self.env_id, self._call({"cmd": "render", "handles": self._worker.handles}))[
+            0
+        ]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -259,6 +276,26 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         if error:
             raise error
         return replies
+
+    def render_frames(self, indices: list[int], max_side: int = 0) -> list[Any]:
+        """Frames of some sub-envs (made with render_mode="rgb_array"): per index an (H, W, 3)
+        uint8 array, thinned to at most `max_side` pixels a side in the worker, or the reason it
+        has none (a str)."""
+        out: list[Any] = []
+        for i in indices:
+            w = int(np.searchsorted(self._slices, i, side="right")) - 1
+            worker = self._workers[w]
+            assert worker.conn is not None
+            r = worker.conn.call(
+                {
+                    "cmd": "render",
+                    "handles": [worker.handles[i - self._slices[w]]],
+                    "max_side": max_side,
+                },
+                timeout=self.timeout,
+            )
+            out.append(r["frames"][0] if r["frames"][0] is not None else r["notes"][0])
+        return out
 
     def restart_dead_workers(self) -> int:
         """Restart every dead worker (its envs must then be reset); returns how many."""

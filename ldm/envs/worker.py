@@ -43,6 +43,29 @@ class Instance:
         self.action_space = env.action_space
         self.discrete = wrappers.space_kind(env.action_space) == "Discrete"
         self.env = wrappers.apply(env_api, wrapper_names)
+        self.legacy_render_mode = None  # set when the library takes the mode at render()
+
+    def frame(self, max_side=0):
+        """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
+        than `max_side` are thinned by an integer stride here, so little crosses the wire."""
+        try:
+            if self.legacy_render_mode is not None:
+                out = self.raw.render(mode=self.legacy_render_mode)
+            else:
+                out = self.raw.render()
+        except Exception as e:
+            return None, "render() raised %s: %s" % (type(e).__name__, e)
+        if isinstance(out, list):  # render_mode "rgb_array_list"
+            out = out[-1] if out else None
+        if out is None:
+            return None, "render() returned nothing: make the env with render_mode='rgb_array'"
+        arr = np.asarray(out)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            return None, "render() returned %s %s, not an RGB image" % (arr.dtype, arr.shape)
+        if max_side and max(arr.shape[:2]) > max_side:
+            k = -(-max(arr.shape[:2]) // int(max_side))
+            arr = arr[::k, ::k]
+        return np.ascontiguousarray(arr[:, :, :3]), None
 
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}
@@ -140,7 +163,9 @@ class EnvServer:
             kwargs.setdefault("disable_env_checker", True)  # gym >= 0.24 (older: no checker)
         handles, spaces = [], None
         for _ in range(int(count)):
-            inst = Instance(self.gym.make(env_id, **kwargs), self.api, self.wrappers)
+            env, legacy_mode = self._make_renderable(env_id, kwargs)
+            inst = Instance(env, self.api, self.wrappers)
+            inst.legacy_render_mode = legacy_mode
             if limit:
                 inst.env = wrappers.StepLimit(inst.env, limit)
             handle = self.next_handle
@@ -149,6 +174,26 @@ class EnvServer:
             handles.append(handle)
             spaces = inst.spaces()
         return {"handles": handles, "spaces": spaces}
+
+    def _make_renderable(self, env_id, kwargs):
+        """gym.make; a library that does not take `render_mode` at make (legacy gym < 0.26)
+        gets it at render() instead: returns (env, that mode or None)."""
+        try:
+            return self.gym.make(env_id, **kwargs), None
+        except TypeError as e:
+            if kwargs.get("render_mode") is None or "render_mode" not in str(e):
+                raise
+        rest = dict((k, v) for k, v in kwargs.items() if k != "render_mode")
+        return self.gym.make(env_id, **rest), kwargs["render_mode"]
+
+    def render(self, handles, max_side=0):
+        """Frames of some envs: {"frames": [array or None], "notes": [None or why not]}."""
+        frames, notes = [], []
+        for h in handles:
+            frame, note = self.envs[h].frame(max_side)
+            frames.append(frame)
+            notes.append(note)
+        return {"frames": frames, "notes": notes}
 
     def reset(self, handles, seeds=None, options=None, out=None):
         """Reset envs; with `out` (shared views) the observations go there, not in the reply."""
@@ -263,7 +308,7 @@ class EnvServer:
             }
 
 
-COMMANDS = ("init", "list_ids", "make", "reset", "step", "close", "crash", "shm_attach")
+COMMANDS = ("init", "list_ids", "make", "reset", "step", "render", "close", "crash", "shm_attach")
 
 
 def _die_with_parent():

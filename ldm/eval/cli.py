@@ -62,7 +62,9 @@ def main(
         from ldm.model import LDMPolicy
 
         policy = LDMPolicy.from_pretrained(checkpoint)
-    results = evaluate(policy, envs, store, cfg, library=library)
+    results = evaluate(policy, envs, store, cfg, library=library, video_dir=Path(out) / "clips")
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        results["checkpoint"] = str(checkpoint)  # the report's training curves
     paths = write_report(
         results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
     )

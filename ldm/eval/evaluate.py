@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from ldm.eval.protocol import (
     run_protocol,
 )
 from ldm.eval.scores import normalised_score, reference_run, summarise
+from ldm.eval.video import EpisodeRecorder, attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
 
 
@@ -63,9 +65,11 @@ def evaluate(
     cfg: EvalConfig | None = None,
     library: str | None = None,
     progress: bool = True,
+    video_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
-    paper's protocol; returns the results dict written to results.json."""
+    paper's protocol; returns the results dict written to results.json. With `cfg.video` and
+    a `video_dir`, each env's first episode is recorded there (its result's `clip`)."""
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     ids = _env_ids(store, env_ids, library)
@@ -83,11 +87,23 @@ def evaluate(
         obs_specs = [r.obs_spec for r in runs for _ in r.slots]
         act_specs = [r.act_spec for r in runs for _ in r.slots]
         agent = SessionAgent(policy, obs_specs, act_specs, cfg)
-    stats = run_protocol(runs, agent, cfg, progress) if runs else {"model_calls": 0, "steps": 0}
+    recorder = None
+    if cfg.video and video_dir is not None:
+        recorder = EpisodeRecorder(video_dir, fmt=cfg.video_format)
+        for r in runs:
+            r.render_mode = "rgb_array"
+    stats = (
+        run_protocol(runs, agent, cfg, progress, recorder)
+        if runs
+        else {"model_calls": 0, "steps": 0}
+    )
     envs = rejected + [_env_result(r, refs[r.env_id], cfg, store) for r in runs]
+    if recorder is not None:
+        attach_clips(envs, recorder.write())
     envs.sort(key=lambda e: e["env_id"])
     return {
         "policy": "references" if policy is None else "ldm",
+        "store": str(store.path),
         "config": cfg.__dict__,
         "envs": envs,
         "summary": summarise(envs),

@@ -49,10 +49,16 @@ class EvalConfig:
     references: bool = True
     """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
     LDM (a score counts where the reference itself scores ~100)."""
+    video: bool = False
+    """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
+    video_format: str = "mp4"
+    """Clip format: mp4 (H.264, small) or gif."""
 
     def __post_init__(self) -> None:
         if self.rollouts < 1 or self.episodes < 1:
             raise EvalError("rollouts and episodes must be >= 1")
+        if self.video_format not in ("mp4", "gif"):
+            raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
         if self.episode_limit_factor < 0:
             raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
 
@@ -78,6 +84,8 @@ class EnvRun:
     cut_episodes: int = 0
     """Episodes the protocol cut at `step_limit` (counted with their return so far)."""
     episode_steps: np.ndarray | None = None
+    render_mode: str | None = None
+    """Made with this render_mode (`rgb_array` when an EpisodeRecorder records its clip)."""
 
     def done(self, episodes: int) -> bool:
         return self.error is not None or self.cut or all(len(r) >= episodes for r in self.returns)
@@ -101,6 +109,8 @@ def _open(run: EnvRun, cfg: EvalConfig) -> np.ndarray:
         run.venv.close()
         run.venv = None
     limit = {STEP_LIMIT_KWARG: run.step_limit} if run.step_limit else {}
+    if run.render_mode:
+        limit["render_mode"] = run.render_mode
     run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1, **limit)
     run.returns = [[] for _ in range(cfg.rollouts)]
     run.running = np.zeros(cfg.rollouts)
@@ -193,15 +203,21 @@ class PredictAgent(Agent):
 
 
 def run_protocol(
-    runs: list[EnvRun], agent: Agent, cfg: EvalConfig, progress: bool = True
+    runs: list[EnvRun],
+    agent: Agent,
+    cfg: EvalConfig,
+    progress: bool = True,
+    recorder: Any = None,
 ) -> dict[str, Any]:
-    """Advance every slot of every env together until each env has E episodes per rollout."""
+    """Advance every slot of every env together until each env has E episodes per rollout.
+    A `recorder` (ldm/eval/video.py) is told when an env starts and when its sub-env 0 steps."""
     from tqdm import tqdm
 
     n_slots = sum(len(r.slots) for r in runs)
     obs: list[Any] = [None] * n_slots
     for run in runs:
-        _start(run, cfg, obs, "could not start")
+        if _start(run, cfg, obs, "could not start") and recorder:
+            recorder.started(run)
     total = len(runs) * cfg.rollouts * cfg.episodes
     bar = tqdm(total=total, desc="eval episodes", disable=not progress)
     steps = 0
@@ -240,6 +256,8 @@ def run_protocol(
                     run, cfg, obs, f"could not restart after: {str(outcome).splitlines()[0]}"
                 ):
                     restarted += run.slots
+                    if recorder:
+                        recorder.started(run)
                 continue
             o, r, te, tr, _ = outcome
             run.steps += 1
@@ -258,6 +276,8 @@ def run_protocol(
                         bar.update()
                     run.running[j] = 0.0
                     run.episode_steps[j] = 0
+            if recorder:
+                recorder.stepped(run, bool(te[0] or tr[0]))
             if run.steps >= cfg.max_steps:
                 run.cut = True
         agent.record(rewards, term, trunc)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ldm.eval.report_media import media_sections
 from ldm.eval.scores import headline, summarise
 
 #: a score counts (the "checked" summary) only where the reference itself scores at least
@@ -155,6 +156,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
 <h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "episodes", "cut", "status"])}
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results["config"].get("episode_limit_factor", 0)} x the reference's longest episode), counted with their return so far.</p>
+{media_sections(results, out)}
 </body></html>"""
     (out / "report.html").write_text(page)
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}

@@ -92,7 +92,7 @@ class PipelineConfig:
             {**self.train, "store": self.store, "out": str(Path(self.out) / "train")}
         )
         try:
-            evaluation = EvalConfig(**self.eval)
+            evaluation = EvalConfig(**{"video": True, **self.eval})  # clips on in `ldm run`
         except TypeError as e:
             raise ConfigError(f"[eval]: {e}") from None
         return refgen, train, evaluation
@@ -138,6 +138,7 @@ def run_pipeline(
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
     from ldm.eval.report import attach_references
+    from ldm.eval.report_media import attach_reference_clips
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
@@ -174,11 +175,18 @@ def run_pipeline(
         t = time.time()
         policy = LDMPolicy.from_pretrained(Path(train_cfg.out) / "final")
         env_ids = refgen_cfg.envs or None
-        results = evaluate(policy, env_ids, cfg.store, eval_cfg, progress=progress)
+        results = evaluate(
+            policy, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=eval_dir / "clips"
+        )
+        results["checkpoint"] = str(Path(train_cfg.out) / "final")
         if eval_cfg.references:  # the references by the same protocol, beside the LDM
-            refs = evaluate(None, env_ids, cfg.store, eval_cfg, progress=progress)
-            write_report(refs, eval_dir / "references", title=f"{cfg.name}: reference policies")
+            ref_dir = eval_dir / "references"
+            refs = evaluate(
+                None, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=ref_dir / "clips"
+            )
+            write_report(refs, ref_dir, title=f"{cfg.name}: reference policies")
             attach_references(results, refs)
+            attach_reference_clips(results, refs)
         write_report(
             results, eval_dir, title=f"{cfg.name}: one LDM across {len(results['envs'])} envs"
         )

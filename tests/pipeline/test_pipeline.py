@@ -108,6 +108,14 @@ def test_reduced_pipeline_beats_random_and_resumes_after_interrupt(tmp_path):
     assert (out / "eval" / "report.html").exists() and (
         out / "eval" / "threshold_curve.png"
     ).exists()
+    # see it act: a clip per env (LDM and reference), the references' learning curves, a card
+    page = (out / "eval" / "report.html").read_text()
+    assert "Reference learning curves" in page and "Training curves" in page
+    for e in results["envs"]:
+        assert (out / "eval" / e["clip"]).stat().st_size > 0, e
+        assert (out / "eval" / e["reference_clip"]).stat().st_size > 0, e
+        assert os.path.relpath(e["clip"], out / "eval") in page
+    assert "## Evaluation" in (out / "train" / "final" / "README.md").read_text()
     for e in results["envs"]:
         rand = random_return(e["env_id"])
         assert e["mean_return"] > rand, (e["env_id"], e["mean_return"], rand)

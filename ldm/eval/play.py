@@ -1,0 +1,102 @@
+"""`ldm play CHECKPOINT ENV_ID`: watch a trained LDM act in any catalogued env.
+
+It runs the evaluation protocol's machinery for one rollout of N episodes (the context kept
+across them, as in evaluation), prints each episode's return, and with `--video` saves a clip
+of the episodes. An env the model was not trained on (by its model card's facts) is played
+zero-shot, and the command says so. Imports: ldm.eval's protocol and video, ldm.model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tyro
+
+from ldm.errors import EvalError
+
+
+def main(
+    checkpoint: tyro.conf.Positional[str],
+    env_id: tyro.conf.Positional[str],
+    episodes: int = 3,
+    video: str | None = None,
+    seed: int = 0,
+    deterministic: bool = True,
+    backend: str = "process",
+) -> int:
+    """Run a trained LDM in an env, print its returns, and optionally save a clip.
+
+    Args:
+        checkpoint: A checkpoint folder (`runs/.../train/final`) or a Hugging Face Hub id.
+        env_id: Any catalogued env id (`ldm envs list`), seen in training or not.
+        episodes: Episodes to play (the context is kept across them).
+        video: Write a clip of the episodes here (.mp4 or .gif).
+        seed: Seed of the env's first reset.
+        deterministic: Argmax actions (else sampled).
+        backend: Env backend (process, inprocess, ray, docker).
+    """
+    from ldm.model import LDMPolicy
+
+    policy = LDMPolicy.from_pretrained(checkpoint)
+    print(seen_note(policy, env_id))
+    result = play(policy, env_id, episodes, video, seed, deterministic, backend)
+    for i, r in enumerate(result["returns"]):
+        print(f"episode {i + 1}: return {r:.4g}")
+    print(f"mean return over {len(result['returns'])} episodes: {np.mean(result['returns']):.4g}")
+    if video:
+        clip = result["clip"]
+        print(f"clip: {clip.path}" if clip.path else f"no clip: {clip.note}")
+    return 0
+
+
+def seen_note(policy: Any, env_id: str) -> str:
+    """Whether the model was trained on `env_id`, by its model card's facts."""
+    facts = policy.training_facts
+    if facts is None:
+        return f"{env_id}: the checkpoint records no training data; cannot tell if it saw this env"
+    if env_id in facts.envs:
+        return f"{env_id}: in the model's training data ({len(facts.envs)} envs)"
+    libs = ", ".join(facts.libraries)
+    return (
+        f"{env_id}: zero-shot: not in the model's training data ({len(facts.envs)} envs "
+        f"from {libs}); it acts from what it learnt elsewhere"
+    )
+
+
+def play(
+    policy: Any,
+    env_id: str,
+    episodes: int = 3,
+    video: str | Path | None = None,
+    seed: int = 0,
+    deterministic: bool = True,
+    backend: str = "process",
+) -> dict[str, Any]:
+    """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
+    from ldm.eval.evaluate import _prepare
+    from ldm.eval.protocol import EvalConfig, SessionAgent, run_protocol
+    from ldm.eval.video import EpisodeRecorder
+
+    cfg = EvalConfig(
+        rollouts=1, episodes=episodes, deterministic=deterministic, seed=seed, backend=backend
+    )
+    runs, rejected = _prepare([env_id], cfg)
+    if rejected:
+        raise EvalError(f"cannot play {rejected[0]['error']}")
+    (run,) = runs
+    run.seeds = [seed]
+    recorder = None
+    if video:
+        video = Path(video)
+        if video.suffix not in (".mp4", ".gif"):
+            raise EvalError(f"--video {video}: write a .mp4 or .gif file")
+        recorder = EpisodeRecorder(video.parent, episodes=episodes, fmt=video.suffix[1:])
+        run.render_mode = "rgb_array"
+    agent = SessionAgent(policy, [run.obs_spec], [run.act_spec], cfg)
+    run_protocol(runs, agent, cfg, progress=False, recorder=recorder)
+    if run.error:
+        raise EvalError(f"{env_id}: {run.error}")
+    clip = recorder.write({env_id: video}).get(env_id) if recorder and video else None
+    return {"returns": run.returns[0], "clip": clip}

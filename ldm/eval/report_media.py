@@ -1,0 +1,203 @@
+"""The report's "see it act" sections: clips beside the scores, the references' learning
+curves, and the training curves. `write_report` appends `media_sections(results, out)`.
+
+- Clips: each env's LDM clip and, where both exist, its reference's clip side by side, with
+  the score; an env without a clip says why (the worker's render note). Clip files sit beside
+  report.html (`clips/`, `references/clips/`) and are linked relatively.
+- Learning curves: per env, the episode returns of the curated reference runs over training
+  (read from the store's run metadata), the reference run bold, its first and last 10% of
+  episodes shaded and their means drawn: the anchors of the normalised score.
+- Training curves: train/loss, held-out val/accuracy and eval scores at checkpoints (when
+  the train stage logged them) from the checkpoint's `metrics.jsonl`.
+Figures are embedded as base64 PNG, as the threshold curve is.
+
+Imports: ldm.data (the store), matplotlib, numpy; not torch, not the model.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ldm.data import Store
+
+
+def attach_reference_clips(results: dict[str, Any], refs: dict[str, Any]) -> None:
+    """Put each reference's clip (from its own evaluation) beside the LDM's, per env."""
+    by_env = {e["env_id"]: e for e in refs["envs"]}
+    for e in results["envs"]:
+        r = by_env.get(e["env_id"], {})
+        if r.get("clip"):
+            e["reference_clip"] = r["clip"]
+
+
+def media_sections(results: dict[str, Any], out: Path) -> str:
+    """HTML of the clips, learning-curve and training-curve sections (empty parts omitted)."""
+    parts = [clips_section(results, out)]
+    store = results.get("store")
+    if store and Path(store).exists():
+        parts.append(learning_curves_section(results, Store(store, create=False)))
+    ckpt = results.get("checkpoint")
+    if ckpt:
+        parts.append(training_curves_section(Path(ckpt)))
+    return "\n".join(p for p in parts if p)
+
+
+# -- clips -------------------------------------------------------------------------------------
+def _media(path: str | None, out: Path, label: str) -> str:
+    if not path:
+        return ""
+    rel = html.escape(os.path.relpath(path, out))
+    if path.endswith(".gif"):
+        return f'<img class="clip" src="{rel}" alt="{html.escape(label)}">'
+    return (
+        f'<video class="clip" src="{rel}" controls muted loop autoplay playsinline '
+        f'preload="auto" title="{html.escape(label)}"></video>'
+    )
+
+
+def clips_section(results: dict[str, Any], out: Path) -> str:
+    """Per env: score, the LDM's clip and the reference's clip (or why there is none)."""
+    envs = [e for e in results["envs"] if "clip" in e or "clip_note" in e]
+    if not envs:
+        return ""
+    rows = []
+    for e in envs:
+        score = e.get("normalised_score")
+        ldm = _media(e.get("clip"), out, f"{e['env_id']}: LDM") or html.escape(
+            f"no clip: {e.get('clip_note', 'not recorded')}"
+        )
+        ref = _media(e.get("reference_clip"), out, f"{e['env_id']}: reference") or "-"
+        speed = f" (x{e['clip_speed']} speed)" if e.get("clip_speed") else ""
+        ret = "-" if e.get("mean_return") is None else f"{e['mean_return']:.4g}"
+        rows.append(
+            f"<tr><td>{html.escape(e['env_id'])}<br>score "
+            f"<b>{'-' if score is None else f'{score:.0f}'}</b>, return "
+            f"{ret}{speed}</td>"
+            f"<td>{ldm}</td><td>{ref}</td></tr>"
+        )
+    return (
+        "<h2>Watch it act</h2><p>The first episode of rollout 0 of each env, as evaluated; the "
+        "reference policy's beside it where it was evaluated too.</p>"
+        "<style>.clip{max-width:300px;max-height:240px}</style>"
+        '<table class="clips"><thead><tr><th>env</th><th>LDM</th><th>reference</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+# -- figures -------------------------------------------------------------------------------------
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _grid(n: int, width: float = 3.3, height: float = 2.5) -> tuple[Any, list[Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), dpi=100)
+    axes = np.atleast_1d(axes).ravel().tolist()
+    for ax in axes[n:]:
+        ax.axis("off")
+    return fig, axes[:n]
+
+
+def reference_curves(store: Store, env_id: str) -> list[tuple[str, list[float]]]:
+    """(run id, episode returns over training) of an env's curated runs that recorded them."""
+    out = []
+    for run_id in store.runs(curated_only=True, env_id=env_id):
+        returns = store.open_run(run_id).meta.get("episode_returns")
+        if returns:
+            out.append((run_id, [float(x) for x in returns]))
+    return out
+
+
+def learning_curves_section(results: dict[str, Any], store: Store) -> str:
+    """The references' episode returns over training, their first/last 10% marked."""
+    from ldm.data.store import anchors
+
+    curves = {}
+    for e in results["envs"]:
+        runs = reference_curves(store, e["env_id"])
+        if runs:
+            curves[e["env_id"]] = (runs, e.get("reference_run"))
+    if not curves:
+        return ""
+    fig, axes = _grid(len(curves))
+    for ax, (env_id, (runs, best)) in zip(axes, curves.items()):
+        for run_id, returns in runs:
+            r = np.asarray(returns)
+            x = np.arange(1, r.size + 1)
+            main = run_id == best or (best is None and run_id == runs[0][0])
+            ax.plot(x, r, lw=1.4 if main else 0.6, color="#1f5fa8" if main else "#aaa")
+            if main:
+                k = max(1, int(np.ceil(0.1 * r.size)))
+                first, last = anchors(r)
+                ax.axvspan(1, k, color="#d9822b", alpha=0.15)
+                ax.axvspan(r.size - k + 1, r.size, color="#2b9348", alpha=0.15)
+                ax.axhline(first, color="#d9822b", ls="--", lw=1, label=f"first10 {first:.3g}")
+                ax.axhline(last, color="#2b9348", ls="--", lw=1, label=f"last10 {last:.3g}")
+        ax.set_title(env_id, fontsize=8)
+        ax.set_xlabel("training episode", fontsize=7)
+        ax.set_ylabel("return", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return (
+        "<h2>Reference learning curves</h2><p>Episode returns of each env's curated reference "
+        "runs over their training (the reference run in blue, other seeds in grey); the shaded "
+        "first and last 10% of its episodes give the score's anchors first10 and last10.</p>"
+        f'<img alt="reference learning curves" src="data:image/png;base64,{_png(fig)}" '
+        'style="max-width:100%">'
+    )
+
+
+def _metrics(checkpoint: Path) -> list[dict[str, Any]]:
+    for d in (checkpoint.parent, checkpoint.parent.parent):
+        p = d / "metrics.jsonl"
+        if p.exists():
+            lines = p.read_text().splitlines()
+            return [json.loads(x) for x in lines if x.strip()]
+    return []
+
+
+def training_curves_section(checkpoint: Path) -> str:
+    """Loss, held-out accuracy and env scores at checkpoints from the train stage's log."""
+    rows = _metrics(checkpoint)
+    series = {
+        "train/loss": "training loss",
+        "val/accuracy": "held-out step accuracy",
+        "eval/share_at_80": "share of envs >= 80% (periodic eval)",
+    }
+    present = {k: v for k, v in series.items() if any(k in r for r in rows)}
+    if not present:
+        return ""
+    fig, axes = _grid(len(present), width=4.0, height=2.6)
+    for ax, (key, label) in zip(axes, present.items()):
+        pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+        steps, values = zip(*pts)
+        ax.plot(steps, values, marker="o" if len(pts) < 30 else None, ms=3, color="#1f5fa8")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return (
+        "<h2>Training curves</h2>"
+        f'<img alt="training curves" src="data:image/png;base64,{_png(fig)}" style="max-width:100%">'
+    )

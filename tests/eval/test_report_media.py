@@ -1,0 +1,97 @@
+"""The report's clips, reference learning curves and training curves."""
+
+import base64
+import json
+
+import numpy as np
+
+from ldm.data import Store
+from ldm.eval import write_report
+from ldm.eval.report_media import (
+    attach_reference_clips,
+    clips_section,
+    learning_curves_section,
+    reference_curves,
+    training_curves_section,
+)
+from ldm.spaces import SpaceSpec
+
+OBS = SpaceSpec("continuous", (2,), low=(-1.0,) * 2, high=(1.0,) * 2)
+ACT = SpaceSpec("discrete", (), "int64", n=2)
+
+
+def _store(tmp_path):
+    store = Store(tmp_path / "store")
+    for seed, returns in ((0, [1.0, 2.0, 5.0, 9.0] * 5), (1, [0.0] * 20)):
+        w = store.create_run("lib/Env-v0", "lib", OBS, ACT, 1, {"algorithm": "PPO", "seed": seed})
+        for _ in range(4):
+            w.append(np.zeros((1, 2)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+        rid = w.commit()
+        store.update_meta(rid, {"curation": {"verdict": "pass"}, "episode_returns": returns})
+    return store
+
+
+def _png_in(section):
+    data = section.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(data)[:4] == b"\x89PNG"
+
+
+def test_learning_curves_from_the_store(tmp_path):
+    store = _store(tmp_path)
+    curves = reference_curves(store, "lib/Env-v0")
+    assert sorted(len(r) for _, r in curves) == [20, 20]
+    results = {"envs": [{"env_id": "lib/Env-v0", "reference_run": curves[0][0]}]}
+    section = learning_curves_section(results, store)
+    assert "first and last 10%" in section
+    _png_in(section)
+    assert learning_curves_section({"envs": [{"env_id": "other/X-v0"}]}, store) == ""
+
+
+def test_training_curves_from_metrics_jsonl(tmp_path):
+    train = tmp_path / "train"
+    (train / "final").mkdir(parents=True)
+    rows = [{"step": s, "train/loss": 3.0 / s} for s in range(1, 20)]
+    rows += [{"step": 10, "val/accuracy": 0.5}, {"step": 19, "val/accuracy": 0.7}]
+    (train / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    section = training_curves_section(train / "final")
+    assert "Training curves" in section
+    _png_in(section)
+    assert training_curves_section(tmp_path / "nowhere" / "final") == ""
+
+
+def test_clips_beside_scores_with_relative_links_and_notes(tmp_path):
+    out = tmp_path / "eval"
+    (out / "clips").mkdir(parents=True)
+    (out / "references" / "clips").mkdir(parents=True)
+    results = {
+        "envs": [
+            {
+                "env_id": "a/B-v0",
+                "normalised_score": 97.4,
+                "mean_return": 12.0,
+                "clip": str(out / "clips" / "a__B-v0.mp4"),
+            },
+            {"env_id": "c/D-v0", "clip": None, "clip_note": "render() raised X: no pygame"},
+        ]
+    }
+    refs = {"envs": [{"env_id": "a/B-v0", "clip": str(out / "references/clips/a__B-v0.gif")}]}
+    attach_reference_clips(results, refs)
+    section = clips_section(results, out)
+    assert 'src="clips/a__B-v0.mp4"' in section and 'src="references/clips/a__B-v0.gif"' in section
+    assert "score <b>97</b>" in section and "no clip: render() raised X: no pygame" in section
+    results.update(
+        summary={
+            "scorable": 1,
+            "at_80": 1,
+            "at_100": 0,
+            "share_at_80": 1.0,
+            "share_at_100": 0.0,
+            "failed": 0,
+            "curve": {"thresholds": [0, 80, 100], "envs_at_or_above": [1, 1, 0]},
+        },
+        config={"rollouts": 1, "episodes": 1, "deterministic": True},
+    )
+    for e in results["envs"]:
+        e.setdefault("status", "ok")
+    page = write_report(results, out)["html"].read_text()
+    assert "Watch it act" in page and 'src="clips/a__B-v0.mp4"' in page

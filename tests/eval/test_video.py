@@ -1,0 +1,115 @@
+"""Clips: encoding and caps, recording along the protocol, `ldm play` seen and zero-shot."""
+
+import numpy as np
+import pytest
+import torch
+
+from ldm.errors import EvalError
+from ldm.eval.video import EpisodeRecorder, clip_name, write_clip
+from ldm.model import LDMPolicy, preset
+from ldm.model.card import TrainingFacts
+
+
+def _frames(n, h=50, w=75):
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_clips_decode_with_their_frame_count_and_size(tmp_path, suffix):
+    import imageio.v3 as iio
+
+    path = tmp_path / f"c{suffix}"
+    assert write_clip(_frames(12), path) == 12
+    back = iio.imread(path, index=None)
+    assert back.shape[0] == 12 and back.shape[1:3] == (50, 76)  # padded to even for H.264
+    assert not list(tmp_path.glob(".*"))  # no temp file left
+
+
+def test_size_cap_halves_the_frames(tmp_path):
+    n = write_clip(_frames(64, 120, 160), tmp_path / "big.gif", max_bytes=200_000)
+    assert n in (8, 16, 32) and (tmp_path / "big.gif").stat().st_size <= 200_000 or n == 8
+    with pytest.raises(EvalError, match="video format 'avi'"):
+        EpisodeRecorder(tmp_path, fmt="avi")
+    assert clip_name("mujoco/Reacher-v5", ".mp4") == "mujoco__Reacher-v5.mp4"
+
+
+class _Run:
+    """What the recorder sees of an EnvRun: an env id and a vector env that renders."""
+
+    def __init__(self, note=None):
+        self.env_id = "lib/Env-v0"
+        self.venv = self
+        self.note = note
+        self.renders = 0
+
+    def render_frames(self, indices, max_side=0):
+        self.renders += 1
+        return [self.note or np.full((4, 6, 3), self.renders % 255, np.uint8)]
+
+
+def test_recorder_thins_long_episodes_and_stops_after_its_episodes(tmp_path):
+    rec = EpisodeRecorder(tmp_path, episodes=1, max_frames=10)
+    run = _Run()
+    rec.started(run)
+    for _ in range(99):
+        rec.stepped(run, done=False)
+    rec.stepped(run, done=True)
+    for _ in range(50):
+        rec.stepped(run, done=False)  # after its episode: nothing more is rendered
+    clip = rec.clips["lib/Env-v0"]
+    assert len(clip.frames) < 10 and clip.every == 16
+    # t=0..9 every step, then every 2nd (10..18), 4th (20..36), 8th (40..72), 16th (80, 96)
+    assert run.renders == 1 + 9 + 5 + 5 + 5 + 2
+    (res,) = rec.write().values()
+    assert res.path.endswith("lib__Env-v0.mp4") and res.speed == 16 and res.episodes == 1
+    bad = EpisodeRecorder(tmp_path)
+    bad.started(_Run(note="render() raised DependencyNotInstalled: pygame"))
+    (res,) = bad.write().values()
+    assert res.path is None and "pygame" in res.note
+
+
+def _checkpoint(tmp_path, envs):
+    torch.manual_seed(0)
+    model = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    model.training_facts = TrainingFacts("ldm-tiny", tuple(envs), "s", "sha256:0", 1)
+    return model.save_pretrained(tmp_path / "ck")
+
+
+def test_play_a_seen_env_and_a_zero_shot_env_with_clips(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    from ldm.cli import main
+
+    ck = _checkpoint(tmp_path, ["classic-control/CartPole-v1"])
+    video = tmp_path / "cart.mp4"
+    assert (
+        main(
+            [
+                "play",
+                str(ck),
+                "classic-control/CartPole-v1",
+                "--episodes",
+                "2",
+                "--video",
+                str(video),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "in the model's training data" in out and "zero-shot" not in out
+    assert "episode 2: return" in out and f"clip: {video}" in out
+    assert iio.imread(video, index=None).shape[0] >= 16  # two CartPole episodes, >= 8 steps each
+    gif = tmp_path / "lake.gif"
+    assert (
+        main(["play", str(ck), "toy-text/FrozenLake-v1", "--episodes", "1", "--video", str(gif)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "zero-shot: not in the model's training data" in out
+    assert iio.imread(gif, index=None).shape[-1] == 3
+    assert (
+        main(["play", str(ck), "toy-text/FrozenLake-v1", "--video", str(tmp_path / "x.avi")]) == 1
+    )
+    assert "write a .mp4 or .gif file" in capsys.readouterr().err
