@@ -386,8 +386,15 @@ def _ray_actor_class():
 BACKENDS = ("inprocess", "process", "ray", "docker")
 
 
-def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) -> Connection:
-    """Open a connection to a fresh worker for `spec` and initialise it."""
+def connect(
+    backend: str,
+    spec: LibrarySpec,
+    label: str,
+    sandbox: bool = False,
+    init_timeout: float = DEFAULT_TIMEOUT,
+) -> Connection:
+    """Open a connection to a fresh worker for `spec` and initialise it (its imports may take
+    `init_timeout` seconds)."""
     sandbox = sandbox or spec.sandbox
     if backend == "inprocess":
         if sandbox:
@@ -423,7 +430,7 @@ def connect(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) 
     else:
         raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     try:
-        conn.call(init_message(spec, conn.paths))
+        conn.call(init_message(spec, conn.paths), init_timeout)
     except BaseException:
         conn.close()
         raise

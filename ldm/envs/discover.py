@@ -24,6 +24,7 @@ import json
 import queue
 import re
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -67,10 +68,13 @@ class BuildVariant:
 
 
 #: Tried in order until the venv builds and the library imports: the spec as written, then
-#: numpy 1.x (most libraries of the gym era break on numpy 2), then older interpreters.
+#: numpy 1.x (most libraries of the gym era break on numpy 2), newer interpreters (packages that
+#: require them or ship wheels only for them), then older ones.
 BUILD_VARIANTS = (
     BuildVariant(None),
     BuildVariant(None, ("numpy<2",)),
+    BuildVariant("3.12"),
+    BuildVariant("3.13"),
     BuildVariant("3.10", ("numpy<2",)),
     BuildVariant("3.9", ("numpy<2", "gym==0.26.2")),
     BuildVariant("3.8", ("numpy<1.24", "gym==0.21.0")),
@@ -92,8 +96,25 @@ AUTO_WRAPPERS = (
 #: Discovery adds the requirements to the spec, rebuilds the venv and tries those envs again.
 MISSING_DEPENDENCY = (
     (re.compile(r"pip install [\"'`]?([A-Za-z0-9_.\-]+(?:\[[A-Za-z0-9_,\-]+\])?)"), str),
-    (re.compile(r"No module named '([A-Za-z0-9_]+)"), lambda m: m.replace("_", "-")),
+    (
+        re.compile(r"No module named '([A-Za-z0-9_]+)"),
+        lambda m: MODULE_DIST.get(m, m.replace("_", "-")),
+    ),
 )
+#: Import names whose distribution is named otherwise.
+MODULE_DIST = {
+    "yaml": "pyyaml",
+    "cv2": "opencv-python-headless",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "Box2D": "box2d",
+    "dateutil": "python-dateutil",
+    "attr": "attrs",
+    "torch": "torch==2.13.0",  # the CPU wheel on PyPI; an unpinned torch may pull CUDA builds
+}
+#: Seconds a library's first import may take in a worker (numba/jax/torch compile on import).
+IMPORT_TIMEOUT = 600.0
 MAX_ADDED_DEPENDENCIES = 6
 
 
@@ -195,16 +216,17 @@ def build_and_try(
     """
     tries: list[str] = []
     fallback: Built | None = None
+    floor = (3, 0)
     for k, variant in enumerate(BUILD_VARIANTS):
-        candidate = variant.apply(spec)
+        if _python_of(variant.apply(spec)) < floor:
+            continue  # the package said it needs a newer Python
         try:
-            python = ensure_venv(candidate)
-            if not spec.imports:
-                candidate = find_registering_modules(candidate, python)
-            ids = candidate_ids(candidate)
+            candidate, ids = _build_variant(spec, variant)
         except (LDMError, subprocess.TimeoutExpired) as e:
             lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
             tries.append(f"{variant.describe(spec)}: {' | '.join(lines[-3:])[:400]}")
+            needs = re.search(r"Python>=(\d+)\.(\d+)", str(e))
+            floor = max(floor, (int(needs[1]), int(needs[2]))) if needs else floor
             continue
         sample = ids if k == 0 else ids[:4]
         passed, failed = try_all(candidate, sample, timeout, workers, steps, progress and k == 0)
@@ -227,12 +249,52 @@ def build_and_try(
     )
 
 
+def _python_of(spec: LibrarySpec) -> tuple[int, int]:
+    if spec.python:
+        major, minor = spec.python.split(".")[:2]
+        return int(major), int(minor)
+    return sys.version_info[:2]
+
+
+def _build_variant(spec: LibrarySpec, variant: BuildVariant) -> tuple[LibrarySpec, list[str]]:
+    """Build one variant and find its env ids; modules the import reports missing are added
+    as requirements and the build retried."""
+    candidate = variant.apply(spec)
+    for _ in range(MAX_ADDED_DEPENDENCIES):
+        try:
+            python = ensure_venv(candidate)
+            if not spec.imports:
+                candidate = find_registering_modules(candidate, python)
+            return candidate, candidate_ids(candidate)
+        except LDMError as e:
+            missing = missing_requirements(str(e), candidate)
+            if not missing:
+                raise
+            candidate = replace(candidate, requirements=[*candidate.requirements, *missing])
+    raise EnvError(
+        f"library {spec.name!r} still misses modules after adding {candidate.requirements}"
+    )
+
+
+def missing_requirements(text: str, spec: LibrarySpec) -> list[str]:
+    """Requirements a failure names as missing (`pip install X`, `No module named 'x'`)."""
+    named = {_req_name(r) for r in spec.requirements}
+    out: list[str] = []
+    for pattern, to_req in MISSING_DEPENDENCY:
+        for found in pattern.findall(text):
+            req = to_req(found)
+            new = "[" in req and req not in spec.requirements or _req_name(req) not in named
+            if new and _req_name(req) != spec.name and req not in out:
+                out.append(req)
+    return out
+
+
 def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
     """Env ids the library registers that pass its include/exclude patterns."""
     conn = connect(backend, replace(spec, imports=[]), f"{spec.name}[discover]")
     try:
         before = set(conn.call({"cmd": "list_ids"}))
-        conn.call(init_message(spec))
+        conn.call(init_message(spec), IMPORT_TIMEOUT)
         after = set(conn.call({"cmd": "list_ids"}))
     finally:
         conn.close()
@@ -290,7 +352,8 @@ def try_all(
                 break
             try:
                 if conn is None or not conn.alive:
-                    conn = connect("process", spec, f"{spec.name}[discover {k}]")
+                    label = f"{spec.name}[discover {k}]"
+                    conn = connect("process", spec, label, init_timeout=IMPORT_TIMEOUT)
                 result: EnvTrial | str = try_env(conn, spec, rid, timeout, steps)
             except LDMError as e:
                 result = str(e).splitlines()[0][:400]
@@ -323,15 +386,10 @@ def retry_with_dependencies(
     steps: int,
 ) -> tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]:
     """Install the optional dependencies that failures name and try those envs again."""
-    named = {_req_name(r) for r in spec.requirements}
     wanted: dict[str, list[str]] = {}
     for rid, why in failed.items():
-        for pattern, to_req in MISSING_DEPENDENCY:
-            for found in pattern.findall(why):
-                req = to_req(found)
-                if req.lower() != spec.name and (req not in spec.requirements):
-                    if "[" in req or _req_name(req) not in named:
-                        wanted.setdefault(req, []).append(rid)
+        for req in missing_requirements(why, spec):
+            wanted.setdefault(req, []).append(rid)
     if not wanted:
         return spec, passed, failed
     extra = sorted(wanted, key=lambda r: -len(wanted[r]))[:MAX_ADDED_DEPENDENCIES]
