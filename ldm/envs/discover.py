@@ -46,10 +46,15 @@ PROBE = Path(__file__).with_name("probe.py")
 
 @dataclass(frozen=True)
 class BuildVariant:
-    """One way to build a library's venv: an interpreter and extra pins."""
+    """One way to build a library's venv: an interpreter, extra pins, old build tools."""
 
     python: str | None
     pins: tuple[str, ...] = ()
+    build: tuple[str, ...] = ()
+    """Build requirements (pinned for every source build), e.g. an old setuptools."""
+    installer: str | None = None
+    when: str = ""
+    """Only tried when an earlier try's error matches this regex (empty: always)."""
 
     def apply(self, spec: LibrarySpec) -> LibrarySpec:
         """The spec built this way (pins for a package the spec already constrains are skipped)."""
@@ -59,25 +64,39 @@ class BuildVariant:
             spec,
             python=self.python or spec.python,
             requirements=[*spec.requirements, *extra],
+            build_requirements=list(self.build) or spec.build_requirements,
+            installer=self.installer or spec.installer,
         )
 
     def describe(self, spec: LibrarySpec) -> str:
         built = self.apply(spec)
-        pins = f" with {', '.join(self.pins)}" if self.pins else ""
-        return f"Python {built.python or 'of ldm'}{pins}"
+        pins = f" with {', '.join(self.pins + self.build)}" if self.pins or self.build else ""
+        via = f" (installed by {self.installer})" if self.installer else ""
+        return f"Python {built.python or 'of ldm'}{pins}{via}"
 
 
-#: Tried in order until the venv builds and the library imports: the spec as written, then
-#: numpy 1.x (most libraries of the gym era break on numpy 2), newer interpreters (packages that
-#: require them or ship wheels only for them), then older ones.
+OLD_BUILD_TOOLS = ("setuptools<58", "wheel<0.38")
+#: Errors of packages whose setup.py only the setuptools of their time accepts.
+OLD_SETUP = r"extras_require|setup command|use_2to3|invalid requirement|InvalidRequirement"
+
+#: Tried in order until the venv builds, the library imports and its envs run: the spec as
+#: written, numpy 1.x (most libraries of the gym era break on numpy 2), old build tools (only
+#: after a setup.py error), newer interpreters (packages that require them or ship wheels only
+#: for them), then older ones down to gym 0.21's (pip 21 and setuptools 57 build it).
 BUILD_VARIANTS = (
     BuildVariant(None),
     BuildVariant(None, ("numpy<2",)),
+    BuildVariant(None, ("numpy<2",), OLD_BUILD_TOOLS, when=OLD_SETUP),
     BuildVariant("3.12"),
     BuildVariant("3.13"),
     BuildVariant("3.10", ("numpy<2",)),
     BuildVariant("3.9", ("numpy<2", "gym==0.26.2")),
-    BuildVariant("3.8", ("numpy<1.24", "gym==0.21.0")),
+    BuildVariant(
+        "3.8",
+        ("numpy<1.24", "gym==0.21.0"),
+        ("pip==21.3.1", "setuptools==57.5.0", "wheel==0.37.1"),
+        installer="pip",
+    ),
 )
 
 
@@ -220,6 +239,8 @@ def build_and_try(
     for k, variant in enumerate(BUILD_VARIANTS):
         if _python_of(variant.apply(spec)) < floor:
             continue  # the package said it needs a newer Python
+        if variant.when and not re.search(variant.when, "\n".join(tries)):
+            continue
         try:
             candidate, ids = _build_variant(spec, variant)
         except (LDMError, subprocess.TimeoutExpired) as e:
