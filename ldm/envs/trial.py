@@ -20,7 +20,7 @@ import numpy as np
 from ldm.envs.backends import Connection
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.proxy import space_from_desc
-from ldm.errors import SpaceError
+from ldm.errors import EnvError, SpaceError
 from ldm.spaces import SpaceSpec, check_limits, from_gym_space
 
 
@@ -89,27 +89,48 @@ def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps
     )
     handle = made["handles"]
     try:
-        obs_space = space_from_desc(made["spaces"]["observation"])
-        act_space = space_from_desc(made["spaces"]["action"])
-        obs_spec, act_spec = _spec(obs_space, "observation"), _spec(act_space, "action")
-        check_limits(obs_spec, "observation", f"{spec.name}/{rid}")
-        check_limits(act_spec, "action", f"{spec.name}/{rid}")
-        act_space.seed(0)
-        actions = [np.asarray(act_space.sample()) for _ in range(steps)]
-        first = _rollout(conn, handle, actions, timeout)
-        second = _rollout(conn, handle, actions, timeout)
-        problems = []
-        for t, obs in enumerate(first):
-            why = outside(obs_space, obs)
-            if why:
-                problems.append(f"observation {t} of a seeded episode: {why}")
-                break
-        if not all(_same(a, b) for a, b in zip(first, second)):
-            problems.append("reset(seed=0) twice with the same actions gave different observations")
-        return EnvTrial(rid, obs_spec.to_dict(), act_spec.to_dict(), problems)
-    finally:
+        trial = _trial(conn, made, spec, rid, timeout, steps)
+    except BaseException:
         if conn.alive:
-            conn.call({"cmd": "close", "handles": handle}, timeout)
+            _close(conn, handle, timeout)
+        raise
+    why = _close(conn, handle, timeout)
+    return (
+        trial if why is None else EnvTrial(**{**trial.__dict__, "problems": [*trial.problems, why]})
+    )
+
+
+def _close(conn: Connection, handle: list[int], timeout: float) -> str | None:
+    """Close the env; a library whose close() raises is a finding, not a failed env."""
+    try:
+        conn.call({"cmd": "close", "handles": handle}, timeout)
+    except EnvError as e:
+        return f"close() raised: {str(e).splitlines()[0][:200]}"
+    return None
+
+
+def _trial(
+    conn: Connection, made: dict, spec: LibrarySpec, rid: str, timeout: float, steps: int
+) -> EnvTrial:
+    handle = made["handles"]
+    obs_space = space_from_desc(made["spaces"]["observation"])
+    act_space = space_from_desc(made["spaces"]["action"])
+    obs_spec, act_spec = _spec(obs_space, "observation"), _spec(act_space, "action")
+    check_limits(obs_spec, "observation", f"{spec.name}/{rid}")
+    check_limits(act_spec, "action", f"{spec.name}/{rid}")
+    act_space.seed(0)
+    actions = [np.asarray(act_space.sample()) for _ in range(steps)]
+    first = _rollout(conn, handle, actions, timeout)
+    second = _rollout(conn, handle, actions, timeout)
+    problems = []
+    for t, obs in enumerate(first):
+        why = outside(obs_space, obs)
+        if why:
+            problems.append(f"observation {t} of a seeded episode: {why}")
+            break
+    if not all(_same(a, b) for a, b in zip(first, second)):
+        problems.append("reset(seed=0) twice with the same actions gave different observations")
+    return EnvTrial(rid, obs_spec.to_dict(), act_spec.to_dict(), problems)
 
 
 def _spec(space: gym.Space, role: str) -> SpaceSpec:
