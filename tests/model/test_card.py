@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ldm.errors import ModelError
-from ldm.model import LDMPolicy, batch_to_torch, preset
+from ldm.model import LDMPolicy, preset
 from ldm.model.card import (
     EnvScore,
     EvalFacts,
@@ -122,7 +122,7 @@ def test_from_pretrained_by_hub_id_offline_from_the_cache(tmp_path, monkeypatch)
     _hub_cache(tmp_path / "hub", "someone/ldm-tiny-test", src)
     monkeypatch.chdir(tmp_path)  # no local folder of that name
     loaded = LDMPolicy.from_pretrained("someone/ldm-tiny-test")
-    batch = batch_to_torch(mixed_batch(np.random.default_rng(0), T=4))
+    batch = mixed_batch(np.random.default_rng(0), T=4).to()
     torch.testing.assert_close(model(batch), loaded(batch), atol=0, rtol=0)
     # not cached and offline: a clear error naming the id and the way out
     with pytest.raises(ModelError, match=r"'someone/not-cached'.*hf download someone/not-cached"):
