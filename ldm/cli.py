@@ -18,7 +18,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "model": ("ldm.model.cli", "model presets: summary"),
     "data": ("ldm.data.cli", "trajectory store: stats, verify, Minari import/export"),
     "refgen": ("ldm.refgen.cli", "reference policies: rank, train, relabel, curate, all"),
-    "train": ("ldm.train.cli", "train an LDM policy on a store"),
+    "train": ("ldm.pipeline.train_cli", "train an LDM policy on a store"),
     "scale": ("ldm.pipeline.scale_cli", "scaling study over presets"),
     "eval": ("ldm.eval.cli", "evaluate a checkpoint by the paper's protocol"),
     "play": ("ldm.eval.play", "watch a trained LDM act in any env (returns, a clip)"),

@@ -7,7 +7,16 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["ldm.envs", "ldm.data", "ldm.spaces", "ldm.tokenizer", "ldm.refgen", "ldm.cli"]
+    "module",
+    [
+        "ldm.envs",
+        "ldm.data",
+        "ldm.spaces",
+        "ldm.tokenizer",
+        "ldm.refgen",
+        "ldm.cli",
+        "ldm.train.config",
+    ],
 )
 def test_light_modules_import_no_torch(module):
     code = (
@@ -15,3 +24,39 @@ def test_light_modules_import_no_torch(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"importing {module} imported {out.stdout.strip()}"
+
+
+# docs/architecture.md: a part imports only parts to its left (lazy imports included)
+ORDER = ["errors", "atomic", "spaces", "tokens", "tokenizer", "envs", "data", "refgen", "model"]
+ORDER += ["train", "eval", "pipeline", "cli"]
+
+
+def _imported_parts(path):
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "ldm" and len(parts) > 1:
+                yield parts[1]
+
+
+def test_parts_import_only_parts_to_their_left():
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "ldm"
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        part = rel.parts[0].removesuffix(".py")
+        if part not in ORDER:
+            continue
+        for used in _imported_parts(path):
+            if used in ORDER and ORDER.index(used) > ORDER.index(part):
+                bad.append(f"ldm/{rel} imports ldm.{used}")
+    assert not bad, bad

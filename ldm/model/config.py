@@ -2,18 +2,20 @@
 
 The paper fixes the 308M model's depth, heads and width (12, 12, 768) but not its MLP width
 or embedding sizes; ours are chosen so that each preset's parameter count is within 10% of its
-name (checked by tests/model/test_config.py).
+name (checked by tests/model/test_policy.py::test_presets_parameter_counts_match_their_names).
+Imports only the standard library and `ldm.errors`: configs are read without torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ldm.errors import ModelError
 
-OBS_ENCODERS = ("smooth", "paper", "smooth+bins")
+ObsEncoder = Literal["smooth", "paper", "smooth+bins"]
+OBS_ENCODERS: tuple[str, ...] = get_args(ObsEncoder)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class LDMConfig:
     """Width of the Llama MLP."""
     context: int = 256
     """Transitions the model sees at once (training window and acting context)."""
-    obs_encoder: str = "smooth"
+    obs_encoder: ObsEncoder = "smooth"
     """How continuous observation dims are embedded: "smooth" (a learned projection of each
     dim's mu-law value), "paper" (an embedding table per bin, as LDM-v0), or "smooth+bins"."""
     obs_dim_embed: int = 8

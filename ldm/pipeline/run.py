@@ -142,6 +142,7 @@ def run_pipeline(
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
+    from ldm.pipeline.hooks import env_evaluation
     from ldm.refgen import run_refgen
     from ldm.refgen.stage import print_summary
     from ldm.train import train
@@ -166,7 +167,9 @@ def run_pipeline(
     if not state.done("train"):
         _banner("2/3 training the LDM", cfg)
         t = time.time()
-        final = train(train_cfg, progress=progress)
+        final = train(
+            train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
+        )
         state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
         _times(state)
     eval_dir = Path(cfg.out) / "eval"

@@ -1,14 +1,21 @@
-"""TrainConfig: every knob of `ldm train`, documented and validated (a TOML file or flags)."""
+"""TrainConfig: every knob of `ldm train`, documented and validated (a TOML file or flags).
+
+Every check that needs only the settings (ranges, choices, settings that conflict, the model
+preset and its overrides) runs in `__post_init__`, so `ldm run --dry-run` rejects what the
+run would. Checks that need the store or the number of ranks run in `ldm.train.setup`.
+Imports the model's config (no torch through it), never the loop, data or eval.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
 
-from ldm.errors import TrainError
+from ldm.errors import ModelError, TrainError
+from ldm.model.config import LDMConfig, preset
 
 
 @dataclass
@@ -41,15 +48,15 @@ class TrainConfig:
     """AdamW weight decay."""
     warmup_steps: int = 0
     """Linear warm-up steps."""
-    schedule: str = "constant"
+    schedule: Literal["constant", "cosine"] = "constant"
     """Learning-rate schedule after warm-up: constant or cosine (to 10%)."""
     grad_clip: float | None = 1.0
     """Clip the global gradient norm to this (None: no clipping)."""
-    weighting: str = "env"
+    weighting: Literal["uniform", "env", "library"] = "env"
     """Window sampling weights: uniform (over transitions), env or library (balanced)."""
     seed: int = 0
     """Seed of the model initialisation and of the window stream."""
-    dtype: str = "fp32"
+    dtype: Literal["fp32", "bf16"] = "fp32"
     """fp32, or bf16 (autocast; the default on GPU)."""
     compile: bool = False
     """Compile the model with torch.compile."""
@@ -66,7 +73,8 @@ class TrainConfig:
     val_batches: int = 4
     """Micro-batches per held-out validation."""
     eval_every: int = 0
-    """Steps between evaluations in the environments through ldm.eval (0: never)."""
+    """Steps between evaluations in the environments (0: never); `ldm train` and `ldm run`
+    pass ldm.eval's protocol to the loop as its `evaluate` callback."""
     eval_episodes: int = 2
     """Episodes per env in the periodic evaluation."""
     resume: bool = True
@@ -80,11 +88,44 @@ class TrainConfig:
             raise TrainError(f"schedule {self.schedule!r} is not constant or cosine")
         if self.dtype not in ("fp32", "bf16"):
             raise TrainError(f"dtype {self.dtype!r} is not fp32 or bf16")
-        for name in ("steps", "batch_size", "micro_batch", "checkpoint_every", "log_every"):
+        if self.weighting not in ("uniform", "env", "library"):
+            raise TrainError(f"weighting {self.weighting!r} is not uniform, env or library")
+        for name in (
+            "steps",
+            "batch_size",
+            "micro_batch",
+            "checkpoint_every",
+            "log_every",
+            "keep_checkpoints",
+            "val_batches",
+            "eval_episodes",
+        ):
             if getattr(self, name) < 1:
                 raise TrainError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "val_every", "eval_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise TrainError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise TrainError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size % self.micro_batch:
+            raise TrainError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch "
+                f"{self.micro_batch}; change one of them"
+            )
+        context = self.model_config().context
+        if self.window is not None and not 1 <= self.window <= context:
+            raise TrainError(
+                f"window {self.window} is outside 1..the model's context {context}; "
+                "lower --window or raise the context (--model context N)"
+            )
+
+    def model_config(self) -> LDMConfig:
+        """The preset with this config's overrides (validated: an unknown preset or field, or
+        a bad value, is a TrainError naming it)."""
+        try:
+            return preset(self.preset, **self.model)
+        except ModelError as e:
+            raise TrainError(f"model {self.preset!r} with overrides {self.model}: {e}") from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

@@ -5,8 +5,11 @@ import pytest
 
 from ldm.data import Store
 from ldm.errors import TrainError
+from ldm.eval import EvalConfig
+from ldm.pipeline.scale_cli import ScaleConfig
 from ldm.pipeline.scale_cli import main as scale
 from ldm.spaces import SpaceSpec
+from ldm.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +37,23 @@ def cartpole_store(tmp_path_factory):
 def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
     cartpole_store, tmp_path, monkeypatch
 ):
-    kw = dict(
+    kw = ScaleConfig(
         store=str(cartpole_store.path),
         presets="ldm-tiny,ldm-small",
         out=str(tmp_path / "scale"),
-        steps=4,
         points=2,
-        batch_size=4,
-        micro_batch=4,
-        window=16,
-        context=16,
-        episodes=1,
+        train=TrainConfig(
+            steps=4,
+            batch_size=4,
+            micro_batch=4,
+            window=16,
+            model={"context": 16},
+            schedule="cosine",
+            val_every=0,
+        ),
+        eval=EvalConfig(rollouts=1, episodes=1),
     )
-    assert scale(**kw) == 0
+    assert scale(kw) == 0
     res = json.loads((tmp_path / "scale" / "scale.json").read_text())
     tiny, small = res["presets"]["ldm-tiny"], res["presets"]["ldm-small"]
     assert tiny["params"] < small["params"]
@@ -66,7 +73,7 @@ def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
         raise AssertionError("a finished checkpoint was evaluated again")
 
     monkeypatch.setattr("ldm.eval.evaluate", no_evaluation)
-    assert scale(**kw) == 0
+    assert scale(kw) == 0
     assert json.loads((tmp_path / "scale" / "scale.json").read_text())["presets"] == res["presets"]
     assert [w.stat().st_mtime_ns for w in weights] == before
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -74,5 +81,5 @@ def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
 
 def test_scale_rejects_unknown_presets_before_training(cartpole_store, tmp_path):
     with pytest.raises(TrainError, match="ldm-huge"):
-        scale(store=str(cartpole_store.path), presets="ldm-tiny,ldm-huge", out=str(tmp_path))
+        scale(ScaleConfig(str(cartpole_store.path), presets="ldm-tiny,ldm-huge", out=str(tmp_path)))
     assert not (tmp_path / "ldm-tiny").exists()

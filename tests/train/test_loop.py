@@ -133,3 +133,38 @@ def test_torchrun_two_cpu_ranks_keep_identical_parameters(small_store, tmp_path)
     hashes = done["rank_param_hashes"]
     assert len(hashes) == 2 and hashes[0] == hashes[1] and done["step"] == 4
     assert (out / "final" / "model.safetensors").exists()
+
+
+def test_periodic_evaluation_is_a_callback_run_in_eval_mode(small_store, tmp_path):
+    calls = []
+
+    def evaluate(model, store):
+        calls.append((model.training, store.path))
+        return {"eval/share_at_80": 0.25 * len(calls)}
+
+    c = cfg(small_store, tmp_path / "e", steps=4, eval_every=2, val_every=0)
+    with pytest.raises(TrainError, match="no evaluation was passed"):
+        train(c, progress=False)
+    train(c, progress=False, evaluate=evaluate)
+    assert calls == [(False, small_store.path)] * 2
+    import json
+
+    lines = [json.loads(x) for x in (tmp_path / "e" / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["eval/share_at_80"]) for x in lines if "eval/share_at_80" in x] == [
+        (2, 0.25),
+        (4, 0.5),
+    ]
+
+
+def test_config_conflicts_are_rejected_when_the_config_is_made(small_store, tmp_path):
+    with pytest.raises(TrainError, match="window 64 is outside 1..the model's context 32"):
+        cfg(small_store, tmp_path, window=64)
+    with pytest.raises(TrainError, match="batch_size 10 is not a multiple of micro_batch 4"):
+        cfg(small_store, tmp_path, batch_size=10)
+    with pytest.raises(TrainError, match="unknown preset 'ldm-nope'"):
+        cfg(small_store, tmp_path, preset="ldm-nope")
+    with pytest.raises(TrainError, match="obs_encoder 'x'"):
+        cfg(small_store, tmp_path, model={"obs_encoder": "x"})
+    with pytest.raises(TrainError, match="schedule 'linear'"):
+        cfg(small_store, tmp_path, schedule="linear")
+    assert not (tmp_path / "checkpoints").exists()
