@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import singledispatch
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -57,50 +58,23 @@ class SpaceSpec:
         if self.kind not in KINDS:
             raise SpaceError(f"SpaceSpec.kind {self.kind!r} is not one of {KINDS}")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        if self.kind == "continuous":
-            if self.low is None or self.high is None:
-                raise SpaceError("a continuous SpaceSpec needs low and high (use +-inf)")
-            low = tuple(float(v) for v in self.low)
-            high = tuple(float(v) for v in self.high)
-            if len(low) != self.flat_dim or len(high) != self.flat_dim:
-                raise SpaceError(
-                    f"continuous SpaceSpec has {len(low)} low / {len(high)} high bounds "
-                    f"for {self.flat_dim} dims; give one bound per flattened dimension"
-                )
-            object.__setattr__(self, "low", low)
-            object.__setattr__(self, "high", high)
-        if self.kind == "discrete" and (self.n is None or self.n < 1):
-            raise SpaceError(f"a discrete SpaceSpec needs n >= 1, got n={self.n}")
-        if self.kind == "multi_discrete":
-            if self.nvec is None or len(self.nvec) != self.flat_dim:
-                raise SpaceError("a multi_discrete SpaceSpec needs one nvec entry per dimension")
-            object.__setattr__(self, "nvec", tuple(int(v) for v in self.nvec))
+        _RULES[self.kind].check(self)
 
     # -- sizes ---------------------------------------------------------------------------
     @property
     def flat_dim(self) -> int:
         """Number of scalar values this space contributes to a token (images count 0)."""
-        if self.kind == "discrete":
-            return 1
-        if self.kind == "image":
-            return 0
-        return int(math.prod(self.shape)) if self.shape else 1
+        return _RULES[self.kind].flat_dim(self)
 
     @property
     def categories(self) -> tuple[int, ...]:
         """Category count of each flattened dim; continuous dims report N_BINS."""
-        if self.kind == "discrete":
-            return (int(self.n),)  # type: ignore[arg-type]
-        if self.kind == "multi_discrete":
-            return tuple(self.nvec)  # type: ignore[arg-type]
-        if self.kind == "multi_binary":
-            return (2,) * self.flat_dim
-        return (N_BINS,) * self.flat_dim
+        return _RULES[self.kind].categories(self)
 
     @property
     def is_bounded(self) -> np.ndarray:
         """Per flattened dim: both bounds finite (continuous only)."""
-        if self.kind != "continuous":
+        if self.low is None or self.high is None:
             return np.ones(self.flat_dim, dtype=bool)
         return np.isfinite(np.asarray(self.low)) & np.isfinite(np.asarray(self.high))
 
@@ -142,11 +116,69 @@ class SpaceSpec:
 
     def describe(self) -> str:
         """Short human-readable form, e.g. `continuous(4,)`, `discrete(2)`."""
-        if self.kind == "discrete":
-            return f"discrete({self.n})"
-        if self.kind == "multi_discrete":
-            return f"multi_discrete{list(self.nvec or ())}"
-        return f"{self.kind}{self.shape}"
+        return _RULES[self.kind].describe(self)
+
+
+# -- behaviour per kind (one table; the tokenizer and the store have theirs) ---------------
+def _check_bounds(spec: SpaceSpec) -> None:
+    if spec.low is None or spec.high is None:
+        raise SpaceError("a continuous SpaceSpec needs low and high (use +-inf)")
+    low = tuple(float(v) for v in spec.low)
+    high = tuple(float(v) for v in spec.high)
+    if len(low) != spec.flat_dim or len(high) != spec.flat_dim:
+        raise SpaceError(
+            f"continuous SpaceSpec has {len(low)} low / {len(high)} high bounds "
+            f"for {spec.flat_dim} dims; give one bound per flattened dimension"
+        )
+    object.__setattr__(spec, "low", low)
+    object.__setattr__(spec, "high", high)
+
+
+def _check_n(spec: SpaceSpec) -> None:
+    if spec.n is None or spec.n < 1:
+        raise SpaceError(f"a discrete SpaceSpec needs n >= 1, got n={spec.n}")
+
+
+def _check_nvec(spec: SpaceSpec) -> None:
+    if spec.nvec is None or len(spec.nvec) != spec.flat_dim:
+        raise SpaceError("a multi_discrete SpaceSpec needs one nvec entry per dimension")
+    object.__setattr__(spec, "nvec", tuple(int(v) for v in spec.nvec))
+
+
+def _prod(spec: SpaceSpec) -> int:
+    return int(math.prod(spec.shape)) if spec.shape else 1
+
+
+class _KindRules(NamedTuple):
+    check: Callable[[SpaceSpec], None]
+    """Validate (and normalise) the kind's own fields."""
+    flat_dim: Callable[[SpaceSpec], int]
+    categories: Callable[[SpaceSpec], tuple[int, ...]]
+    describe: Callable[[SpaceSpec], str]
+
+
+def _nothing(spec: SpaceSpec) -> None:
+    return None
+
+
+def _shaped(spec: SpaceSpec) -> str:
+    return f"{spec.kind}{spec.shape}"
+
+
+_RULES: dict[str, _KindRules] = {
+    "continuous": _KindRules(_check_bounds, _prod, lambda s: (N_BINS,) * s.flat_dim, _shaped),
+    "discrete": _KindRules(
+        _check_n, lambda s: 1, lambda s: (int(s.n),), lambda s: f"discrete({s.n})"
+    ),  # type: ignore[arg-type]
+    "multi_discrete": _KindRules(
+        _check_nvec,
+        _prod,
+        lambda s: tuple(s.nvec),
+        lambda s: f"multi_discrete{list(s.nvec)}",  # type: ignore[arg-type]
+    ),
+    "multi_binary": _KindRules(_nothing, _prod, lambda s: (2,) * s.flat_dim, _shaped),
+    "image": _KindRules(_nothing, lambda s: 0, lambda s: (), _shaped),
+}
 
 
 # -- gymnasium -> SpaceSpec ------------------------------------------------------------------
@@ -200,6 +232,30 @@ def _register(gs: Any) -> None:
     def _multi_binary(space: Any) -> SpaceSpec:
         shape = (space.n,) if isinstance(space.n, int) else tuple(space.n)
         return SpaceSpec("multi_binary", shape, "int8")
+
+
+# -- SpaceSpec -> gymnasium -------------------------------------------------------------------
+def to_gym_space(spec: SpaceSpec) -> Any:
+    """The `gymnasium.spaces.Space` a SpaceSpec describes (inverse of `from_gym_space`; used
+    where a library needs a real space, e.g. Minari datasets)."""
+    import gymnasium.spaces as gs
+
+    return _TO_GYM[spec.kind](gs, spec)
+
+
+def _box(gs: Any, spec: SpaceSpec) -> Any:
+    low = np.asarray(spec.low, np.float32).reshape(spec.shape)
+    high = np.asarray(spec.high, np.float32).reshape(spec.shape)
+    return gs.Box(low, high, spec.shape, np.float32)
+
+
+_TO_GYM: dict[str, Callable[[Any, SpaceSpec], Any]] = {
+    "continuous": _box,
+    "image": lambda gs, s: gs.Box(0, 255, s.shape, np.uint8),
+    "discrete": lambda gs, s: gs.Discrete(s.n, start=s.start),
+    "multi_discrete": lambda gs, s: gs.MultiDiscrete(np.asarray(s.nvec).reshape(s.shape)),
+    "multi_binary": lambda gs, s: gs.MultiBinary(list(s.shape)),
+}
 
 
 # -- limits ----------------------------------------------------------------------------------

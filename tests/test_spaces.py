@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ldm.errors import SpaceError
-from ldm.spaces import SpaceSpec, check_limits, from_gym_space
+from ldm.spaces import SpaceSpec, check_limits, from_gym_space, to_gym_space
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,19 @@ def test_from_gym_space_round_trips_through_json(space, kind, flat):
     spec = from_gym_space(space)
     assert spec.kind == kind and spec.flat_dim == flat
     assert SpaceSpec.from_json(spec.to_json()) == spec
+    back = to_gym_space(spec)
+    assert type(back) is type(space) and from_gym_space(back) == spec
+
+
+def test_subclasses_of_standard_spaces_are_described_by_their_base():
+    class Bounded(gym.spaces.Box):
+        pass
+
+    class Choice(gym.spaces.Discrete):
+        pass
+
+    assert from_gym_space(Bounded(-2, 2, (3,))) == from_gym_space(gym.spaces.Box(-2, 2, (3,)))
+    assert from_gym_space(Choice(4, start=1)).describe() == "discrete(4)"
 
 
 def test_infinite_bounds_survive_json():

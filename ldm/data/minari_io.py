@@ -22,7 +22,7 @@ import numpy as np
 
 from ldm.data.store import COLUMNS, Store
 from ldm.errors import StoreError
-from ldm.spaces import SpaceSpec, from_gym_space
+from ldm.spaces import from_gym_space, to_gym_space
 
 #: Minari's storage formats -> the package each needs (Minari's own default first).
 FORMATS = {"hdf5": "h5py", "arrow": "pyarrow", "parquet": "pyarrow"}
@@ -59,26 +59,6 @@ def _load_dataset(dataset_id: str) -> Any:
             f"Minari dataset {dataset_id!r} needs a storage package that is missing ({e}); "
             "`pip install 'ldm[minari]'` installs h5py and pyarrow"
         ) from None
-
-
-def _gym_space(spec: SpaceSpec) -> Any:
-    import gymnasium as gym
-
-    if spec.kind == "continuous":
-        low, high = (
-            np.asarray(spec.low).reshape(spec.shape),
-            np.asarray(spec.high).reshape(spec.shape),
-        )
-        return gym.spaces.Box(
-            low.astype(np.float32), high.astype(np.float32), spec.shape, np.float32
-        )
-    if spec.kind == "image":
-        return gym.spaces.Box(0, 255, spec.shape, np.uint8)
-    if spec.kind == "discrete":
-        return gym.spaces.Discrete(spec.n, start=spec.start)
-    if spec.kind == "multi_discrete":
-        return gym.spaces.MultiDiscrete(np.asarray(spec.nvec).reshape(spec.shape))
-    return gym.spaces.MultiBinary(list(spec.shape))
 
 
 def _info_column(values: np.ndarray, last: np.ndarray) -> Any:
@@ -135,8 +115,8 @@ def export_minari(store_path: str, env_id: str, dataset_id: str, data_format: st
     ds = minari.create_dataset_from_buffers(
         dataset_id=dataset_id,
         buffer=episodes,
-        observation_space=_gym_space(first.obs_spec),
-        action_space=_gym_space(first.act_spec),
+        observation_space=to_gym_space(first.obs_spec),
+        action_space=to_gym_space(first.act_spec),
         algorithm_name=f"ldm reference ({meta.get('algorithm')})",
         ref_min_score=meta.get("first10"),
         ref_max_score=meta.get("last10"),
