@@ -3,6 +3,7 @@
 Imports neither torch (only `WindowLoader` iteration does) nor any environment library.
 """
 
+from ldm.data.meta import Curation, Episode, RunMeta
 from ldm.data.sampler import WindowLoader, WindowSampler
 from ldm.data.store import RunReader, Store, anchors
 from ldm.data.writer import RunWriter, resume_run
@@ -15,4 +16,7 @@ __all__ = [
     "WindowLoader",
     "WindowSampler",
     "anchors",
+    "RunMeta",
+    "Curation",
+    "Episode",
 ]

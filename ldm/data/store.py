@@ -30,13 +30,13 @@ import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
+from ldm.data.meta import FORMAT_VERSION, RunMeta
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
 
 if TYPE_CHECKING:
     from ldm.data.writer import RunWriter
 
-FORMAT_VERSION = 1
 COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
 
 
@@ -59,12 +59,12 @@ def column_sha256(array: Any, length: int, chunk: int) -> Any:
     return h
 
 
+#: dtype of a run's obs/actions column by space kind (every other kind stores int64 indices)
+_COLUMN_DTYPES = {"image": np.dtype(np.uint8), "continuous": np.dtype(np.float32)}
+
+
 def _dtype_for(spec: SpaceSpec) -> np.dtype:
-    if spec.kind == "image":
-        return np.dtype(np.uint8)
-    if spec.kind == "continuous":
-        return np.dtype(np.float32)
-    return np.dtype(np.int64)
+    return _COLUMN_DTYPES.get(spec.kind, np.dtype(np.int64))
 
 
 def _shape_for(spec: SpaceSpec) -> tuple[int, ...]:
@@ -136,9 +136,8 @@ class Store:
         added = []
         for d in sorted((self.path / "runs").iterdir()):
             if d.name not in known and (d / "meta.json").exists():
-                self._update_manifest(
-                    d.name, _manifest_entry(json.loads((d / "meta.json").read_text()))
-                )
+                meta = RunMeta.from_dict(json.loads((d / "meta.json").read_text()))
+                self._update_manifest(d.name, meta.manifest_entry())
                 added.append(d.name)
         return added
 
@@ -179,14 +178,14 @@ class Store:
         return RunReader(path)
 
     def update_meta(self, run_id: str, updates: dict[str, Any]) -> dict[str, Any]:
-        """Merge `updates` into a committed run's metadata (atomically) and its manifest entry."""
+        """Merge `updates` (meta.json keys; `curation` may be a `Curation`) into a committed
+        run's metadata, validated by `RunMeta`, atomically, and into its manifest entry."""
         path = self.path / "runs" / run_id / "meta.json"
         with self._locked():
-            meta = json.loads(path.read_text())
-            meta.update(updates)
-            write_json_atomic(path, meta)
-        self._update_manifest(run_id, _manifest_entry(meta))
-        return meta
+            meta = RunMeta.from_dict(json.loads(path.read_text())).updated(updates)
+            write_json_atomic(path, meta.to_dict())
+        self._update_manifest(run_id, meta.manifest_entry())
+        return meta.to_dict()
 
     def write_reference_actions(self, run_id: str, stream: int, ref_actions: np.ndarray) -> None:
         """Write (or replace) one stream's reference-action column; observations are untouched."""
@@ -217,19 +216,6 @@ class Store:
         self.update_meta(run_id, {"checksums": sums})
 
 
-def _manifest_entry(meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "env_id": meta["env_id"],
-        "library": meta["library"],
-        "transitions": int(meta["transitions"]),
-        "streams": int(meta["num_streams"]),
-        "verdict": meta.get("curation", {}).get("verdict"),
-        "relabelled": bool(meta.get("relabelled", False)),
-        "algorithm": meta.get("algorithm"),
-        "committed": meta.get("committed"),
-    }
-
-
 class RunReader:
     """Lazy access to a committed run: `meta`, per-stream zarr arrays."""
 
@@ -244,6 +230,11 @@ class RunReader:
         self.obs_spec = SpaceSpec.from_dict(self.meta["observation_space"])
         self.act_spec = SpaceSpec.from_dict(self.meta["action_space"])
         self._group: Any = None
+
+    @property
+    def record(self) -> RunMeta:
+        """The metadata as a typed, validated record (`meta` is the raw meta.json dict)."""
+        return RunMeta.from_dict(self.meta)
 
     @property
     def group(self) -> Any:

@@ -20,11 +20,11 @@ import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
+from ldm.data.meta import RunMeta
 from ldm.data.store import (
     COLUMNS,
     Store,
     _dtype_for,
-    _manifest_entry,
     _shape_for,
     anchors,
     column_sha256,
@@ -205,11 +205,12 @@ class RunWriter:
         if returns:
             meta["first10"], meta["last10"] = anchors(returns)
         meta["committed"] = time.time()
-        write_json_atomic(self.path / "meta.json", meta)
+        record = RunMeta.from_dict(meta)  # a malformed field fails here, before the run is visible
+        write_json_atomic(self.path / "meta.json", record.to_dict())
         (self.path / "pending.json").unlink(missing_ok=True)
         final = self.store.path / "runs" / self.run_id
         os.replace(self.path, final)
-        self.store._update_manifest(self.run_id, _manifest_entry(meta))
+        self.store._update_manifest(self.run_id, record.manifest_entry())
         self.closed = True
         return self.run_id
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ldm.data import Store
+from ldm.data import Curation, Store
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,9 @@ def curate_env(
                 )
         if not m.get("relabelled"):
             reasons.append("not relabelled")
-        verdict = {
-            "verdict": "fail" if reasons else "pass",
-            "reasons": reasons,
-            "final_return": finals.get(rid),
-            "best_on_env": best,
-        }
+        verdict = Curation(
+            "fail" if reasons else "pass", tuple(reasons), finals.get(rid), best_on_env=best
+        )
         store.update_meta(rid, {"curation": verdict})
-        verdicts[rid] = verdict
+        verdicts[rid] = verdict.to_dict()
     return verdicts

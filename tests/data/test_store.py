@@ -156,3 +156,31 @@ def test_minari_export_import_round_trip(store, tmp_path, monkeypatch):
     np.testing.assert_allclose(
         ref, np.concatenate([src.read(0, "ref_actions"), src.read(1, "ref_actions")]), rtol=1e-6
     )
+
+
+def test_run_metadata_is_a_validated_record_with_an_unchanged_file(store):
+    from ldm.data import Curation, RunMeta
+
+    rid = record(store, "a/Vec-v0", VEC, DISC, steps=30, streams=2, seed=3)
+    path = store.path / "runs" / rid / "meta.json"
+    raw = json.loads(path.read_text())
+    meta = store.open_run(rid).record
+    assert isinstance(meta, RunMeta) and meta.env_id == "a/Vec-v0" and meta.num_streams == 2
+    assert meta.observation_space == VEC and meta.curation == Curation("pass")
+    assert sum(meta.stream_lengths) == meta.transitions == 60
+    assert [e.return_ for e in meta.episodes] == list(meta.episode_returns)
+    assert RunMeta.from_dict(raw).to_dict() == raw  # the file's form round-trips exactly
+    # an older file without the optional keys still reads
+    old = {k: v for k, v in raw.items() if k not in ("relabelled", "curation", "first10", "last10")}
+    assert RunMeta.from_dict(old).curation is None
+    with pytest.raises(StoreError, match="verdict 'passed' is not one of"):
+        store.update_meta(rid, {"curation": {"verdict": "passed"}})
+    with pytest.raises(StoreError, match="curation has unknown keys"):
+        store.update_meta(rid, {"curation": {"verdict": "pass", "reason": ["typo"]}})
+    assert json.loads(path.read_text()) == raw  # a rejected update leaves the file as it was
+    store.update_meta(rid, {"curation": Curation("fail", ("no improvement",))})
+    assert store.runs()[rid]["verdict"] == "fail"
+    assert json.loads(path.read_text())["curation"] == {
+        "verdict": "fail",
+        "reasons": ["no improvement"],
+    }
