@@ -1,4 +1,4 @@
-"""`ldm train` from the command line (ldm/train/cli.py): errors are one line, not a traceback."""
+"""`ldm train` from the command line (ldm/pipeline/train_cli.py): errors are one line, not a traceback."""
 
 import os
 import subprocess
