@@ -1,4 +1,8 @@
-"""`ldm data ...`: stats, verify, Minari import/export."""
+"""`ldm data ...`: stats, verify, Minari import/export.
+
+Imports tyro, and ldm.data's modules inside each command (so `ldm data --help` stays
+fast); never torch, ldm.model or an environment library.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ when present, else the dataset's actions. Minari datasets live under MINARI_DATA
 Storage: Minari writes HDF5 by default (needs h5py) and can write Arrow or Parquet (pyarrow);
 import reads whichever a dataset uses, export writes HDF5 unless told otherwise, so that what
 `ldm` writes is what Minari users expect.
+
+Imports numpy, ldm.data.store, ldm.spaces, and minari inside its functions; never torch or
+ldm.model.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ a few huge envs do not drown small ones.
 Batch i of rank r is drawn from a generator seeded by (seed, r, i): the stream of batches is
 deterministic, disjoint across DDP ranks, and the loader's whole state is the next batch
 index, which makes resuming exact. Tokenization runs in DataLoader worker processes.
+
+Imports numpy, ldm.data.store, ldm.tokenizer and ldm.tokens; torch only inside
+`WindowLoader` iteration; never ldm.model or an environment library.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Store integrity: re-read every array of every run and compare shapes and checksums."""
+"""Store integrity: re-read every array of every run and compare shapes and checksums.
+
+Imports ldm.data.store only (no torch, no environment library).
+"""
 
 from __future__ import annotations
 

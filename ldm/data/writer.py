@@ -4,6 +4,9 @@ Each `append` is one vector step of K parallel streams. Steps are validated agai
 run's SpaceSpecs before they are buffered (a bad array never reaches disk), buffered per
 stream, and flushed every `chunk_steps` steps as zarr appends. `commit()` writes the
 metadata (checksums, returns, anchors) and renames the run from `.pending/` into `runs/`.
+
+Imports numpy, zarr, ldm.data.store/meta, ldm.atomic, ldm.spaces; never torch or an
+environment library.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ d_{t-1}) are appended to the Llama KV cache. History is kept across episodes (th
 protocol); `reset(indices)` empties some envs' contexts by masking their past out of the
 attention (RoPE is relative, so a masked past is the same as an empty one). When the cache
 reaches the context length, it is rebuilt from the most recent half-context of tokens.
+
+Imports torch, transformers, ldm.tokenizer (`tokenize_step`, the same one the training
+windows use) and ldm.tokens; never ldm.data, ldm.envs or ldm.eval (envs are stepped by the
+caller).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`ldm model summary`: parameter count and per-part breakdown of a preset."""
+"""`ldm model summary`: parameter count and per-part breakdown of a preset.
+
+Imports tyro; ldm.model inside the command. Never ldm.data, ldm.train or ldm.eval.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ embedding (continuous: smooth projection of its mu-law value and/or a per-bin ta
 categorical: a category table), plus an embedding of its index; the 128 are concatenated.
 The previous action's 28 dims likewise; reward and termination embedded; an image through a
 small CNN. Everything is concatenated and projected by one linear layer to the model width.
+
+Imports torch, ldm.model.config, ldm.spaces' limits and ldm.tokenizer's codes; never the
+policy, the data or the envs.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ package. The action head predicts 1024 logits for each of 28 action dims; bins b
 dim's valid count and padded dims are masked. The loss is cross-entropy of the reference
 action over valid dims at every unpadded position, computed only for valid dims (most envs
 use a few of the 28) so that a batch never materialises (B, T, 28, 1024) logits.
+
+Imports torch, transformers, safetensors, ldm.model's config/encoders/card and ldm.tokens;
+never ldm.data, ldm.envs, ldm.train or ldm.eval.
 """
 
 from __future__ import annotations

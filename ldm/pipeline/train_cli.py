@@ -2,6 +2,8 @@
 
 It lives in ldm/pipeline because it plugs ldm.eval's protocol into the loop as its periodic
 evaluation (`eval_every`), which ldm.train itself may not import.
+
+Imports tyro and ldm.train.config; the loop and the evaluation hook inside `main`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ the previous checkpoint usable.
     OUT/checkpoints/step-000200/  model.safetensors + config.json (LDMPolicy.from_pretrained)
                                   state.pt (optimizer, scheduler, RNG, loader, step, counters)
                                   train_config.json
+
+Imports torch, numpy and ldm.errors; the model is passed in (never imported here).
 """
 
 from __future__ import annotations
