@@ -40,14 +40,26 @@ if TYPE_CHECKING:
 COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
 
 
+def tenth(episodes: int) -> int:
+    """How many episodes the paper's "first / last 10%" takes of `episodes` (at least one).
+    The anchors, curation's t-test, refgen's ranking and the report all use this rule."""
+    return max(1, int(np.ceil(0.1 * episodes)))
+
+
+def split_tenths(returns: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The returns of the first and of the last 10% of episodes (at least one each)."""
+    r = np.asarray(returns, dtype=np.float64)
+    k = tenth(r.size)
+    return r[:k], r[-k:]
+
+
 def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
     """Normalisation anchors: mean return of the first and of the last 10% of episodes
     (at least one episode each). Everybody computes them with this function."""
-    r = np.asarray(returns, dtype=np.float64)
-    if r.size == 0:
+    if np.asarray(returns).size == 0:
         raise StoreError("cannot compute anchors: the run has no finished episode")
-    k = max(1, int(np.ceil(0.1 * r.size)))
-    return float(r[:k].mean()), float(r[-k:].mean())
+    first, last = split_tenths(returns)
+    return float(first.mean()), float(last.mean())
 
 
 def column_sha256(array: Any, length: int, chunk: int) -> Any:

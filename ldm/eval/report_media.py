@@ -129,7 +129,7 @@ def reference_curves(store: Store, env_id: str) -> list[tuple[str, list[float]]]
 
 def learning_curves_section(results: dict[str, Any], store: Store) -> str:
     """The references' episode returns over training, their first/last 10% marked."""
-    from ldm.data.store import anchors
+    from ldm.data.store import anchors, tenth
 
     curves = {}
     for e in results["envs"]:
@@ -146,7 +146,7 @@ def learning_curves_section(results: dict[str, Any], store: Store) -> str:
             main = run_id == best or (best is None and run_id == runs[0][0])
             ax.plot(x, r, lw=1.4 if main else 0.6, color="#1f5fa8" if main else "#aaa")
             if main:
-                k = max(1, int(np.ceil(0.1 * r.size)))
+                k = tenth(r.size)
                 first, last = anchors(r)
                 ax.axvspan(1, k, color="#d9822b", alpha=0.15)
                 ax.axvspan(r.size - k + 1, r.size, color="#2b9348", alpha=0.15)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ldm.data import Curation, Store
+from ldm.data.store import split_tenths
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,6 @@ def welch_greater(a: Any, b: Any, alpha: float = 0.05) -> WelchResult:
     if np.isnan(p):
         return WelchResult(False, None, "t-test undefined (NaN)")
     return WelchResult(p < alpha, p, f"p={p:.3g} {'<' if p < alpha else '>='} alpha={alpha}")
-
-
-def split_tenths(returns: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The first and the last 10% of episodes (at least one each)."""
-    r = np.asarray(returns, dtype=np.float64)
-    k = max(1, int(np.ceil(0.1 * r.size)))
-    return r[:k], r[-k:]
 
 
 def relabel_run(store: Store, run_id: str, batch_size: int = 4096) -> int:

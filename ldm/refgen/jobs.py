@@ -163,13 +163,15 @@ def _EpisodeBudget(job: Job, venv: Any) -> Any:
 
 
 def _summary(job: Job, meta: dict[str, Any], seconds: float) -> dict[str, Any]:
+    from ldm.data.store import split_tenths
+
     returns = np.asarray(meta["episode_returns"], dtype=np.float64)
-    k = max(1, int(np.ceil(0.1 * returns.size)))
+    first, last = split_tenths(returns)
     return {
         "job": asdict(job),
         "run_id": job.run_id if job.record else None,
-        "final_returns": returns[-k:].tolist(),
-        "first_returns": returns[:k].tolist(),
+        "final_returns": last.tolist(),
+        "first_returns": first.tolist(),
         "episodes": int(returns.size),
         "seconds": seconds,
         "transitions": int(meta.get("transitions", job.budget)),
