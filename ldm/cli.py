@@ -9,8 +9,10 @@ documented parameters tyro turns into flags). Groups are imported lazily so that
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 # group name -> (module, one-line help). Data, not an if/elif chain.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -30,7 +32,39 @@ GROUPS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     lines = ["usage: ldm <command> [args...]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in GROUPS.items()]
+    lines += [
+        "",
+        "option of every command: --catalog-dir DIR  read library specs from DIR too (before the",
+        "  built-in catalog; same as adding DIR to $LDM_CATALOG_PATH); discover writes there",
+    ]
     return "\n".join(lines)
+
+
+def take_catalog_dirs(args: list[str]) -> list[str]:
+    """Remove every `--catalog-dir DIR` (or `--catalog-dir=DIR`) from `args` and prepend the
+    directories to $LDM_CATALOG_PATH, so that every command (and every process it starts)
+    reads them before the built-in catalog; returns the remaining arguments."""
+    from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
+
+    rest, dirs = [], []
+    it = iter(args)
+    for a in it:
+        if a == "--catalog-dir":
+            value = next(it, None)
+            if value is None:
+                raise SystemExit("ldm: --catalog-dir needs a directory")
+            dirs.append(value)
+        elif a.startswith("--catalog-dir="):
+            dirs.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+    if dirs:
+        old = os.environ.get(CATALOG_PATH_ENV)
+        os.environ[CATALOG_PATH_ENV] = os.pathsep.join(
+            [str(Path(d).resolve()) for d in dirs] + ([old] if old else [])
+        )
+        load_catalog.cache_clear()
+    return rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ldm.errors import LDMError
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = take_catalog_dirs(list(sys.argv[1:] if argv is None else argv))
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatchcase
 from functools import cache
@@ -21,6 +22,9 @@ import tomllib
 from ldm.errors import EnvError
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
+#: os.pathsep-separated user catalog directories, read before the built-in one (a spec there
+#: overrides a built-in spec of the same name); `ldm --catalog-dir DIR ...` prepends to it.
+CATALOG_PATH_ENV = "LDM_CATALOG_PATH"
 
 API_FLAVOURS = ("gymnasium", "gym")
 #: How a venv's packages are installed: uv (fast, strict metadata) or the venv's own pip (for
@@ -219,11 +223,49 @@ def load_spec(path: str | Path) -> LibrarySpec:
     return LibrarySpec(**data, path=str(path))
 
 
+def user_catalog_dirs() -> list[Path]:
+    """The user catalog directories named by $LDM_CATALOG_PATH, in order."""
+    raw = os.environ.get(CATALOG_PATH_ENV, "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def catalog_write_dir(catalog_dir: str | Path | None = None) -> Path:
+    """Where `ldm envs discover` writes specs: `catalog_dir`, else the first user directory,
+    else the built-in catalog of a source checkout; never into an installed package."""
+    if catalog_dir is not None:
+        return Path(catalog_dir)
+    users = user_catalog_dirs()
+    if users:
+        return users[0]
+    if {"site-packages", "dist-packages"} & set(CATALOG_DIR.parts):
+        raise EnvError(
+            f"ldm is installed as a package ({CATALOG_DIR}); discover does not write into it. "
+            f"Set {CATALOG_PATH_ENV}=DIR (or pass --catalog-dir DIR) to keep your specs in DIR"
+        )
+    return CATALOG_DIR
+
+
 @cache
 def load_catalog(directory: str | None = None) -> dict[str, LibrarySpec]:
-    """All specs of a catalog directory (default: the one shipped with ldm), by name."""
+    """All specs of one catalog directory, or (default) of the user directories in
+    $LDM_CATALOG_PATH and then the built-in one, by name (the first directory naming a library
+    wins, so a user spec overrides a built-in one)."""
+    if directory is not None:
+        return _load_dir(Path(directory))
     specs: dict[str, LibrarySpec] = {}
-    for path in sorted(Path(directory or CATALOG_DIR).glob("*.toml")):
+    for d in user_catalog_dirs():
+        if not d.is_dir():
+            raise EnvError(
+                f"{CATALOG_PATH_ENV} names {d}, which is not a directory; create it "
+                f"(`ldm envs discover` writes specs there) or fix the variable"
+            )
+        specs = {**_load_dir(d), **specs}
+    return {**_load_dir(CATALOG_DIR), **specs}
+
+
+def _load_dir(directory: Path) -> dict[str, LibrarySpec]:
+    specs: dict[str, LibrarySpec] = {}
+    for path in sorted(directory.glob("*.toml")):
         spec = load_spec(path)
         if spec.name in specs:
             raise EnvError(

@@ -153,7 +153,6 @@ def setup(libraries: tyro.conf.Positional[tuple[str, ...]]) -> int:
 
 def discover(
     spec_or_package: tyro.conf.Positional[str],
-    catalog_dir: str | None = None,
     timeout: float = 60.0,
     workers: int = 2,
     domain: str | None = None,
@@ -162,16 +161,15 @@ def discover(
 
     Args:
         spec_or_package: A library name from the catalog, a spec file, or a PyPI package.
-        catalog_dir: Catalog directory to write to (default: ldm's own).
+            The spec is written to the first user catalog directory (`ldm --catalog-dir DIR`
+            or $LDM_CATALOG_PATH), else to ldm's own in a source checkout.
         timeout: Seconds allowed per env before it is recorded as failed (hung).
         workers: Worker processes trying envs in parallel.
         domain: Field of application written into a new spec (control, games, finance, ...).
     """
     from ldm.envs.discover import discover_library
 
-    report = discover_library(
-        spec_or_package, catalog_dir=catalog_dir, timeout=timeout, workers=workers, domain=domain
-    )
+    report = discover_library(spec_or_package, timeout=timeout, workers=workers, domain=domain)
     print(report.summary(), file=sys.stderr)
     return 0
 

@@ -35,7 +35,7 @@ import tomli_w
 
 from ldm.atomic import write_text_atomic
 from ldm.envs.backends import Connection, connect, init_message
-from ldm.envs.catalog import CATALOG_DIR, LibrarySpec, load_catalog, load_spec
+from ldm.envs.catalog import LibrarySpec, catalog_write_dir, load_catalog, load_spec
 from ldm.envs.registry import _sidecar, spaces_path
 from ldm.envs.trial import EnvTrial, try_env
 from ldm.envs.venvs import ensure_venv, uv_binary
@@ -165,15 +165,28 @@ def _req_name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _relocated(spec: LibrarySpec, target: Path) -> LibrarySpec:
+    """A catalogued spec to be written into `target` (a user catalog overriding the built-in
+    one); relative python_path entries keep pointing where they did."""
+    old = Path(spec.path)
+    if not spec.path or old.parent.resolve() == target.resolve():
+        return spec
+    paths = [
+        p if Path(p).is_absolute() else str((old.parent / p).resolve()) for p in spec.python_path
+    ]
+    return replace(spec, python_path=paths, path=str(target / old.name))
+
+
 def resolve_spec(spec_or_package: str, catalog_dir: str | None) -> LibrarySpec:
     """A catalog name, a spec file, or a PyPI package name (a new spec skeleton)."""
     if spec_or_package.endswith(".toml"):
         return load_spec(spec_or_package)
-    catalog = load_catalog(catalog_dir)
+    target = catalog_write_dir(catalog_dir)
+    catalog = {**load_catalog(), **(load_catalog(str(catalog_dir)) if catalog_dir else {})}
     if spec_or_package in catalog:
-        return catalog[spec_or_package]
+        return _relocated(catalog[spec_or_package], target)
     name = _req_name(spec_or_package)
-    path = Path(catalog_dir or CATALOG_DIR) / f"{name}.toml"
+    path = target / f"{name}.toml"
     url = spec_or_package.partition("@")[2].strip()
     return LibrarySpec(
         name=name,
