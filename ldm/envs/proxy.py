@@ -392,7 +392,9 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
 
     def recv(self, min_envs: int | None = None, timeout: float | None = None):
         """The first workers to finish, covering at least `min_envs` envs (default: all that
-        were sent): (obs, rewards, terminated, truncated, infos, env_ids)."""
+        were sent): (obs, rewards, terminated, truncated, infos, env_ids). When none answers
+        within `timeout`, the silent ones are received with the env's own timeout and a hung
+        one is reported (and killed) as by `step`, so after at most twice the timeout."""
         if not self._pending:
             raise EnvError(f"{self.env_id}: `recv` without a pending `send`")
         timeout = self.timeout if timeout is None else timeout

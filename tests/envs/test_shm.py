@@ -194,3 +194,37 @@ def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
         assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec) and obs.shape == (2, 4)
     finally:
         venv.close()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_docker_worker_shares_only_its_buffer_and_leaves_no_name():
+    import shutil
+
+    from ldm.envs import docker
+
+    if not shutil.which("docker") or not shutil.which("dockerd"):
+        pytest.skip("no Docker engine on this machine (apt-get install docker.io)")
+    try:
+        started = docker.ensure_engine()
+    except EnvError as e:
+        pytest.skip(f"no Docker engine can run here: {e}")
+    before = _shm_names()
+    try:
+        venv = E.make_vec(CARTPOLE, 3, backend="docker", workers=1)
+        local = E.make_vec(CARTPOLE, 3, workers=1)
+        try:
+            conn = venv._workers[0].conn
+            assert isinstance(conn.codec, shm.ShmCodec)
+            mounts = [a for a in conn.proc.args if a.startswith("type=bind")]
+            assert len(mounts) == 1 and mounts[0].endswith("target=/ldm-shm")  # nothing else
+            assert _shm_names() == before  # unlinked as soon as the worker mapped it
+            for x, y in zip(_roll(venv, 40), _roll(local, 40)):
+                np.testing.assert_array_equal(x, y)
+        finally:
+            venv.close()
+            local.close()
+    finally:
+        if started is not None:
+            started.terminate()
+            started.wait(timeout=60)
