@@ -27,11 +27,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+import tomlkit
 
 from ldm.atomic import write_text_atomic
 from ldm.envs.backends import Connection, connect, init_message
@@ -571,8 +571,34 @@ def write_discovery(spec: LibrarySpec, report: DiscoverReport) -> None:
     updated = replace(spec, envs=sorted(report.passed), failed=dict(sorted(report.failed.items())))
     path = Path(spec.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, tomli_w.dumps(updated.to_toml_dict()))
+    write_text_atomic(path, spec_text(path, updated.to_toml_dict()))
     side = {rid: report.passed[rid].to_sidecar() for rid in sorted(report.passed)}
     write_text_atomic(spaces_path(updated), json.dumps(side, indent=1))
     load_catalog.cache_clear()
     _sidecar.cache_clear()
+
+
+SPEC_DEFAULTS = {
+    f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+    for f in fields(LibrarySpec)
+}
+
+
+def spec_text(path: Path, data: dict[str, Any]) -> str:
+    """The spec file with `data`'s values, editing the existing file in place so that a
+    user's comments and layout survive a rediscovery (only changed keys are rewritten)."""
+    doc = tomlkit.parse(path.read_text()) if path.exists() else tomlkit.document()
+    for key in [k for k in doc if k not in data]:
+        del doc[key]
+    current = doc.unwrap()
+    for key, value in data.items():
+        if current.get(key) == value or (key not in current and value == SPEC_DEFAULTS.get(key)):
+            continue
+        if isinstance(value, list) and value:
+            array = tomlkit.array()
+            array.extend(value)
+            array.multiline(True)
+            doc[key] = array
+        else:
+            doc[key] = value
+    return tomlkit.dumps(doc)

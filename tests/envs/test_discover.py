@@ -246,3 +246,19 @@ def test_discover_retries_an_older_interpreter_and_records_it(ldm_home):
     assert len(retried) == 4 and "builds only on Python <= 3.10" in retried[0]
     assert spec.source.startswith("file://")
     assert "LdmtestOldpy-Grid4-v0" in spec.envs
+
+
+def test_rediscovery_keeps_a_users_comments_in_the_spec(tmp_path):
+    import tomllib
+
+    from ldm.envs.discover import spec_text
+
+    path = tmp_path / "lib.toml"
+    path.write_text(
+        'name = "lib"\ndomain = "games"\n# episodes never end without it\n'
+        'make_kwargs = { ldm_step_limit = 100 }\nenvs = [\n    "A-v0",\n]\n'
+    )
+    data = {**tomllib.loads(path.read_text()), "envs": ["A-v0", "B-v0"], "failed": {"C": "why"}}
+    text = spec_text(path, data)
+    assert "# episodes never end without it\nmake_kwargs = { ldm_step_limit = 100 }" in text
+    assert tomllib.loads(text) == data
