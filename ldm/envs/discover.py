@@ -332,8 +332,10 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
         after = set(conn.call({"cmd": "list_ids"}))
     finally:
         conn.close()
-    # a library's envs are what its imports add; gymnasium's own specs (no imports) take all
-    new = after - before if spec.imports else after
+    # a library's envs are what its imports add; the specs of gym/gymnasium's own families
+    # (imports none or only the API module) take every registered id their patterns allow
+    own = set(spec.imports) <= {"gymnasium", "gym"}
+    new = after if own else after - before
     return sorted(rid for rid in new if spec.wants(rid))
 
 
