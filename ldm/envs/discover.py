@@ -120,6 +120,7 @@ MISSING_DEPENDENCY = (
         lambda m: MODULE_DIST.get(m, m.replace("_", "-")),
     ),
 )
+STDLIB = frozenset(sys.stdlib_module_names)
 #: Import names whose distribution is named otherwise.
 MODULE_DIST = {
     "yaml": "pyyaml",
@@ -316,6 +317,8 @@ def missing_requirements(text: str, spec: LibrarySpec) -> list[str]:
     out: list[str] = []
     for pattern, to_req in MISSING_DEPENDENCY:
         for found in pattern.findall(text):
+            if found in STDLIB:
+                continue  # e.g. distutils, gone from Python 3.12: the interpreter is the problem
             req = to_req(found)
             new = "[" in req and req not in spec.requirements or _req_name(req) not in named
             if new and _req_name(req) != spec.name and req not in out:
