@@ -21,7 +21,7 @@ from ldm.envs.check import check
 from ldm.envs.registry import list_envs
 from ldm.envs.venvs import ldm_home
 
-# one representative env per library (the first discovered one otherwise)
+# one representative env per library (otherwise the first whose recorded checks passed)
 PICK = {
     "ale": "ALE/Pong-v5",
     "minigrid": "MiniGrid-Empty-5x5-v0",
@@ -88,13 +88,19 @@ def _key(library: str) -> str:
     return f"{library}-{h.hexdigest()[:16]}"
 
 
+def _pick(library: str) -> str:
+    if library in PICK:
+        return f"{library}/{PICK[library]}"
+    envs = list_envs(library)
+    return next((e.id for e in envs if e.check_ok), envs[0].id)
+
+
 def _check_library(library: str) -> list[str]:
     """Problems of the library's representative env (cached when there are none)."""
     cache = ldm_home() / "checks" / f"{_key(library)}.json"
     if cache.exists():
         return json.loads(cache.read_text())["problems"]
-    spec = load_catalog()[library]
-    result = check(f"{library}/{PICK.get(library, spec.envs[0])}")
+    result = check(_pick(library))
     problems = [
         p
         for p in result.problems
