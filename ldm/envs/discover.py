@@ -394,8 +394,8 @@ def try_all(
                     label = f"{spec.name}[discover {k}]"
                     conn = connect("process", spec, label, init_timeout=IMPORT_TIMEOUT)
                 result: EnvTrial | str = try_env(conn, spec, rid, timeout, steps)
-            except LDMError as e:
-                result = str(e).splitlines()[0][:400]
+            except LDMError as e:  # without the worker's label: reasons stay stable across runs
+                result = re.sub(r"^\S+\[discover \d+\]: ", "", str(e).splitlines()[0])[:400]
             except Exception as e:  # a library bug is a finding about that env
                 result = f"{type(e).__name__}: {e}"[:400]
             with lock:
