@@ -92,14 +92,18 @@ def track(conn: Connection) -> None:
     closed while Ray is still up."""
     global _ATEXIT_REGISTERED
     _LIVE.add(conn)
+    conn.owner_pid = os.getpid()
     if not _ATEXIT_REGISTERED:
         atexit.register(close_all)
         _ATEXIT_REGISTERED = True
 
 
 def close_all() -> None:
-    """Close every connection still open (runs at exit, before daemon threads are frozen)."""
+    """Close every connection still open (runs at exit, before daemon threads are frozen).
+    A forked child that exits normally leaves its parent's connections alone."""
     for conn in list(_LIVE):
+        if getattr(conn, "owner_pid", None) != os.getpid():
+            continue
         try:
             conn.close()
         except Exception:  # noqa: BLE001 (at exit: close the others whatever one raises)

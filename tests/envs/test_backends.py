@@ -257,3 +257,20 @@ def test_scratch_of_a_killed_client_is_removed_by_the_next_one(tmp_path):
         live.wait(timeout=60)
     assert list(tmp_path.glob("ldm-worker-*")) == []
     assert gone(int(pid))
+
+
+def test_a_forked_child_exiting_leaves_its_parents_workers_alone():
+    proc = _python(
+        """
+        import os
+        import ldm.envs as e
+        env = e.make("classic-control/CartPole-v1")
+        env.reset(seed=0)
+        if os.fork() == 0:
+            raise SystemExit(0)  # a normal exit of the child: its at-exit hooks run
+        os.waitpid(-1, 0)
+        print(env.step(1)[0].shape, env._worker.conn.scratch.is_dir())
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["(4,)", "True"]
