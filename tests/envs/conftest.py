@@ -49,9 +49,11 @@ def faulty_module(tmp_path_factory) -> Path:
                             time.sleep(3600)
                         if self.mode == "raise":
                             raise RuntimeError("bad physics at step 3")
+                    if self.mode == "badobs":  # breaks its own observation space
+                        return np.zeros(4, np.float32), 1.0, False, False, {}
                     return np.zeros(3, np.float32), 1.0, self.t >= 10, False, {}
 
-            for mode in ("ok", "crash", "hang", "raise", "slow"):
+            for mode in ("ok", "crash", "hang", "raise", "slow", "badobs"):
                 gym.register(f"Faulty-{mode}-v0", entry_point=Faulty, kwargs={"mode": mode})
             """
         )

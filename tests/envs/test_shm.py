@@ -133,6 +133,22 @@ def test_faults_mid_step_on_the_shared_path(faulty_spec, mode, message):
         venv.close()
 
 
+def test_an_observation_outside_its_space_is_named_on_the_shared_path(faulty_spec):
+    shared = ProxyVectorEnv(faulty_spec, "Faulty-badobs-v0", 2, workers=1)
+    framed = ProxyVectorEnv(faulty_spec, "Faulty-badobs-v0", 2, workers=1, shared_memory=False)
+    try:
+        shared.reset(seed=0)
+        with pytest.raises(
+            EnvError, match=r"\(4,\) does not fit the observation space \(shape \[3\]"
+        ):
+            shared.step(np.zeros(2, dtype=np.int64))
+        framed.reset(seed=0)
+        assert framed.step(np.zeros(2, dtype=np.int64))[0].shape == (2, 4)  # passed through
+    finally:
+        shared.close()
+        framed.close()
+
+
 def test_hung_worker_times_out_on_the_shared_path(faulty_spec):
     venv = ProxyVectorEnv(faulty_spec, "Faulty-hang-v0", 1, workers=1, timeout=2)
     try:
