@@ -75,11 +75,13 @@ def column_sha256(array: Any, length: int, chunk: int) -> Any:
 _COLUMN_DTYPES = {"image": np.dtype(np.uint8), "continuous": np.dtype(np.float32)}
 
 
-def _dtype_for(spec: SpaceSpec) -> np.dtype:
+def column_dtype(spec: SpaceSpec) -> np.dtype:
+    """dtype of a run's obs or actions column for a space."""
     return _COLUMN_DTYPES.get(spec.kind, np.dtype(np.int64))
 
 
-def _shape_for(spec: SpaceSpec) -> tuple[int, ...]:
+def column_shape(spec: SpaceSpec) -> tuple[int, ...]:
+    """Shape of one step of a run's obs or actions column for a space."""
     return () if spec.kind == "discrete" else tuple(spec.shape)
 
 
@@ -204,11 +206,11 @@ class Store:
         reader = self.open_run(run_id)
         n = reader.length(stream)
         act_spec = reader.act_spec
-        ref = np.asarray(ref_actions, dtype=_dtype_for(act_spec))
-        if ref.shape != (n, *_shape_for(act_spec)):
+        ref = np.asarray(ref_actions, dtype=column_dtype(act_spec))
+        if ref.shape != (n, *column_shape(act_spec)):
             raise StoreError(
                 f"run {run_id} stream {stream}: reference actions have shape {ref.shape}, "
-                f"expected {(n, *_shape_for(act_spec))}"
+                f"expected {(n, *column_shape(act_spec))}"
             )
         if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
             raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")

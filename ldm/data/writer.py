@@ -27,10 +27,10 @@ from ldm.data.meta import RunMeta
 from ldm.data.store import (
     COLUMNS,
     Store,
-    _dtype_for,
-    _shape_for,
     anchors,
+    column_dtype,
     column_sha256,
+    column_shape,
     new_meta,
 )
 from ldm.errors import StoreError
@@ -60,15 +60,15 @@ class RunWriter:
         self.path = store.path / ".pending" / run_id
         self.chunk_steps = chunk_steps or (64 if obs_spec.kind == "image" else 4096)
         self._dtypes = {
-            "obs": _dtype_for(obs_spec),
-            "actions": _dtype_for(act_spec),
+            "obs": column_dtype(obs_spec),
+            "actions": column_dtype(act_spec),
             "rewards": np.dtype(np.float32),
             "terminated": np.dtype(bool),
             "truncated": np.dtype(bool),
         }
         self._shapes = {
-            "obs": _shape_for(obs_spec),
-            "actions": _shape_for(act_spec),
+            "obs": column_shape(obs_spec),
+            "actions": column_shape(act_spec),
             "rewards": (),
             "terminated": (),
             "truncated": (),
