@@ -79,6 +79,29 @@ def test_catalog_counts_hundreds_of_envs_and_keeps_the_paper_libraries():
         assert spec.installable or spec.note  # not installable: says why
 
 
+#: the paper's libraries that are not plain PyPI packages for this Python: each has its own
+#: interpreter, and the git-only ones a pinned [git] source (installed from the mirror in CI)
+PAPER_OLD_LIBRARIES = {
+    "procgen": ("3.10", False),
+    "gym-copter": (None, True),
+    "cymnasium": (None, True),
+    "gym-inventory": ("3.6", True),
+    "gym-masked-atari": ("3.7", True),
+    "growspace": ("3.8", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_OLD_LIBRARIES))
+def test_paper_library_is_installable_with_envs_and_a_pinned_source(name):
+    spec = load_catalog()[name]
+    python, git_only = PAPER_OLD_LIBRARIES[name]
+    assert spec.installable and spec.envs and spec.python == python
+    assert (spec.git is not None) == git_only
+    if git_only:
+        assert len(spec.git.commit) == 40 and spec.source == spec.git.url
+    assert {e.id for e in list_envs(name)} == {f"{name}/{rid}" for rid in spec.envs}
+
+
 def _key(library: str) -> str:
     spec = load_catalog()[library]
     h = hashlib.sha256(Path(spec.path).read_bytes())
