@@ -312,6 +312,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             seeds = list(seed) if seed is not None else [None] * self.num_envs
         if len(seeds) != self.num_envs:
             raise EnvError(f"{self.env_id}: {len(seeds)} seeds for {self.num_envs} envs")
+        self._drain_pending()
         self.restart_dead_workers()
         msgs = [
             {"cmd": "reset", "handles": w.handles, "seeds": seeds[a:b], "options": options}
@@ -414,6 +415,15 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             raise error
         ids = np.concatenate([np.arange(self._slices[i], self._slices[i + 1]) for i in ready])
         return (*self._assemble(ready, replies), ids)
+
+    def _drain_pending(self) -> None:
+        """Take and drop the replies of async sends not yet received (a reset starts over)."""
+        for i in self._pending:
+            try:
+                self._workers[i].conn.recv(self.timeout)  # type: ignore[union-attr]
+            except WorkerError:
+                pass  # a dead or hung worker is restarted by the reset
+        self._pending = []
 
     def _assemble(self, workers: list[int], replies: list[Any]):
         sizes = [len(self._workers[i].handles) for i in workers]

@@ -113,6 +113,11 @@ def test_first_ready_envs_come_back_before_a_slow_one(faulty_spec):
             *_, rest = venv.recv()  # everything still out
             assert sorted(ids.tolist() + rest.tolist()) == [0, 1, 2, 3]
         venv.step(np.zeros(4, dtype=np.int64))  # back to synchronous steps
+        venv.send(np.zeros(4, dtype=np.int64))
+        venv.recv(min_envs=1)
+        obs, _ = venv.reset(seed=[0, 1, 2, 3])  # drops what is still out, starts over
+        assert obs.shape == (4, 3)
+        venv.step(np.zeros(4, dtype=np.int64))
     finally:
         venv.close()
 
