@@ -10,23 +10,24 @@
 
 A connection offers `send(message)` then `recv(timeout)` (so that several workers can step in
 parallel), `call(message, timeout)`, `close()` and `alive`. Errors carry the env id and the
-tail of the worker's stderr.
+tail of the worker's stderr. Every process and Ray connection is closed at interpreter exit if
+its owner forgot to (ldm.envs.lifetime); a worker's environment variables are an allowlist
+(ldm.envs.workerenv) and its scratch directory is removed on every exit path (ldm.envs.scratch).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import os
 import subprocess
 import threading
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ldm.envs import protocol
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.lifetime import track
 from ldm.envs.scratch import Scratch
 from ldm.envs.workerenv import worker_environment
 from ldm.errors import EnvError
@@ -79,35 +80,6 @@ class Connection:
                 reply.get("traceback", ""),
             )
         return reply.get("result")
-
-
-_LIVE: weakref.WeakSet[Connection] = weakref.WeakSet()
-_ATEXIT_REGISTERED = False
-
-
-def track(conn: Connection) -> None:
-    """Close `conn` at interpreter exit if its owner has not: a script that forgets `close()`
-    exits normally and leaves no worker or scratch dir behind. The hook is registered on the
-    first connection, i.e. after Ray's own (atexit runs last-in first-out), so Ray actors are
-    closed while Ray is still up."""
-    global _ATEXIT_REGISTERED
-    _LIVE.add(conn)
-    conn.owner_pid = os.getpid()
-    if not _ATEXIT_REGISTERED:
-        atexit.register(close_all)
-        _ATEXIT_REGISTERED = True
-
-
-def close_all() -> None:
-    """Close every connection still open (runs at exit, before daemon threads are frozen).
-    A forked child that exits normally leaves its parent's connections alone."""
-    for conn in list(_LIVE):
-        if getattr(conn, "owner_pid", None) != os.getpid():
-            continue
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 (at exit: close the others whatever one raises)
-            pass
 
 
 class InProcessConnection(Connection):

@@ -1,7 +1,7 @@
 """Worker scratch directories: `$TMPDIR/ldm-worker-*`, one per worker, removed on every exit path.
 
 A client removes a worker's scratch directory when it closes the worker, when it finds the
-worker dead, and at interpreter exit (`ldm.envs.backends.close_all`). A client that is itself
+worker dead, and at interpreter exit (`ldm.envs.lifetime.close_all`). A client that is itself
 killed (SIGKILL, OOM) cannot, so each directory holds an `.owner` file that its client keeps
 locked (`flock`) while the directory is in use; the first worker a later client starts removes
 every `ldm-worker-*` directory whose lock nobody holds. Directories without an `.owner` file

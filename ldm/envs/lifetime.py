@@ -1,0 +1,45 @@
+"""Closing what a client forgot: connections still open at interpreter exit are closed then.
+
+A script that never calls `close()` must exit normally and leave no worker, scratch directory
+or Ray actor behind. `track(conn)` (called by every process and Ray connection) keeps a weak
+reference; an `atexit` hook closes what is still open. It runs before the interpreter freezes
+its daemon threads, so no worker is left to a `__del__` at shutdown. A forked child that
+exits normally leaves its parent's connections alone.
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from typing import Any
+
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
+
+
+def track(conn: Any) -> None:
+    """Close `conn` at interpreter exit if its owner has not: a script that forgets `close()`
+    exits normally and leaves no worker or scratch dir behind. The hook is registered on the
+    first connection, i.e. after Ray's own (atexit runs last-in first-out), so Ray actors are
+    closed while Ray is still up."""
+    global _ATEXIT_REGISTERED
+    _LIVE.add(conn)
+    conn.owner_pid = os.getpid()
+    if not _ATEXIT_REGISTERED:
+        atexit.register(close_all)
+        _ATEXIT_REGISTERED = True
+
+
+def close_all() -> None:
+    """Close every connection still open (runs at exit, before daemon threads are frozen).
+    A forked child that exits normally leaves its parent's connections alone."""
+    for conn in list(_LIVE):
+        if getattr(conn, "owner_pid", None) != os.getpid():
+            continue
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 (at exit: close the others whatever one raises)
+            pass
