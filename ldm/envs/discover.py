@@ -321,7 +321,8 @@ def missing_requirements(text: str, spec: LibrarySpec) -> list[str]:
                 continue  # e.g. distutils, gone from Python 3.12: the interpreter is the problem
             req = to_req(found)
             new = "[" in req and req not in spec.requirements or _req_name(req) not in named
-            if new and _req_name(req) != spec.name and req not in out:
+            itself = _req_name(req) == spec.name and "[" not in req  # its extras are fine
+            if new and not itself and req not in out:
                 out.append(req)
     return out
 

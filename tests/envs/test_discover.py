@@ -262,3 +262,14 @@ def test_rediscovery_keeps_a_users_comments_in_the_spec(tmp_path):
     text = spec_text(path, data)
     assert "# episodes never end without it\nmake_kwargs = { ldm_step_limit = 100 }" in text
     assert tomllib.loads(text) == data
+
+
+def test_missing_requirements_read_from_failure_reasons():
+    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.discover import missing_requirements
+
+    spec = LibrarySpec(name="minigrid", domain="d", requirements=["minigrid==3.2.0"])
+    why = 'DependencyNotInstalled: WFC dependencies are missing, please run `pip install "minigrid[wfc]"`'
+    assert missing_requirements(why, spec) == ["minigrid[wfc]"]  # an extra of the library itself
+    why = "No module named 'cv2'; No module named 'distutils'; No module named 'minigrid.x'"
+    assert missing_requirements(why, spec) == ["opencv-python-headless"]  # not stdlib, not itself
