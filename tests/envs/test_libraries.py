@@ -138,8 +138,16 @@ def _check_library(library: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def library_checks() -> dict[str, list[str] | BaseException]:
-    """Every library's check, run concurrently (4 at a time: builds and imports overlap)."""
+def library_checks(request) -> dict[str, list[str] | BaseException]:
+    """The selected libraries' checks, run concurrently (4 at a time: builds and imports
+    overlap); `-k` selects which."""
+    selected = sorted(
+        {
+            item.callspec.params["library"]
+            for item in request.session.items
+            if hasattr(item, "callspec") and "library" in item.callspec.params
+        }
+    )
 
     def run(library: str) -> list[str] | BaseException:
         try:
@@ -148,7 +156,7 @@ def library_checks() -> dict[str, list[str] | BaseException]:
             return e
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(LIBRARIES, pool.map(run, LIBRARIES)))
+        return dict(zip(selected, pool.map(run, selected)))
 
 
 @pytest.mark.slow
