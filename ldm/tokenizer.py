@@ -32,7 +32,7 @@ import numpy as np
 
 from ldm.errors import SpaceError
 from ldm.spaces import IMAGE_SHAPE, MAX_ACT_DIMS, MAX_OBS_DIMS, N_BINS, SpaceSpec
-from ldm.tokens import Batch, Window
+from ldm.tokens import PER_STEP, Batch, Window
 
 MU = 100.0
 M = 256.0
@@ -339,6 +339,30 @@ def tokenize_window(
     if pad_to is not None and pad_to > T:
         window = window.left_pad(pad_to - T)
     return window
+
+
+def steps_to_batch(windows: Sequence[Window]) -> Batch:
+    """Windows whose rows are different envs' current steps (`tokenize_step` over the envs of
+    one spec pair) -> one Batch of all those envs, T = 1, in the order given."""
+    fields: dict[str, np.ndarray] = {}
+    for f in Window._fields:
+        parts = [(getattr(w, f), w.length) for w in windows]
+        if f == "image" or parts[0][0] is None:
+            continue
+        if f in PER_STEP:
+            fields[f] = np.concatenate([v[:, None] for v, _ in parts])
+        else:  # one value per window: the same for each of its rows
+            fields[f] = np.concatenate([np.broadcast_to(v, (n, *v.shape)) for v, n in parts])
+    if any(w.image is not None for w in windows):
+        fields["image"] = np.concatenate(
+            [
+                np.zeros((w.length, 1, *IMAGE_SHAPE), np.uint8)
+                if w.image is None
+                else w.image[:, None]
+                for w in windows
+            ]
+        )
+    return Batch(**fields)
 
 
 def collate(windows: Sequence[Window]) -> Batch:

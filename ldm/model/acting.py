@@ -49,6 +49,12 @@ class ActingSession:
         used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
         self.act_dims = int(used.max()) + 1 if used.size else 1
         self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
+        groups: dict[tuple[SpaceSpec, SpaceSpec], list[int]] = {}
+        for i, pair in enumerate(zip(obs_specs, act_specs)):
+            groups.setdefault(pair, []).append(i)
+        self._groups = [(o, a, np.asarray(idx)) for (o, a), idx in groups.items()]
+        # rows come grouped by spec pair; this puts them back in env order
+        self._order = np.argsort(np.concatenate([idx for *_, idx in self._groups]), kind="stable")
         self.context = policy.config.context
         B = self.num_envs
         self.prev_actions = np.zeros((B, MAX_ACT_DIMS), np.int16)
@@ -63,21 +69,20 @@ class ActingSession:
     # -- inputs --------------------------------------------------------------------------------
     def _token_batch(self, observations: list[Any]) -> Batch:
         """(B, 1, ...) tokens of this step: each env's o_t with its a_{t-1}, r_{t-1}, d_{t-1},
-        built by the tokenizer that builds the training windows."""
+        built by the tokenizer that builds the training windows (one call per spec pair: the
+        envs of a pair are its rows)."""
         steps = [
             tk.tokenize_step(
                 obs_spec,
                 act_spec,
-                np.asarray(o)[None],
-                self.prev_actions[i : i + 1],
-                self.prev_rewards[i : i + 1],
-                self.prev_done[i : i + 1],
+                np.stack([np.asarray(observations[i]) for i in idx]),
+                self.prev_actions[idx],
+                self.prev_rewards[idx],
+                self.prev_done[idx],
             )
-            for i, (obs_spec, act_spec, o) in enumerate(
-                zip(self.obs_specs, self.act_specs, observations)
-            )
+            for obs_spec, act_spec, idx in self._groups
         ]
-        return tk.collate(steps).to(self.device)
+        return tk.steps_to_batch(steps).select(self._order).to(self.device)
 
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()

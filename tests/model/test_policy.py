@@ -95,20 +95,22 @@ def test_kv_cached_acting_equals_full_recompute():
     torch.manual_seed(0)
     model = LDMPolicy(preset("ldm-tiny", context=64)).eval()
     rng = np.random.default_rng(0)
-    specs = [(DISC_OBS, DISC_ACT), (DISC_OBS, CONT_ACT), (IMG_OBS, MD_ACT)]
+    # env 3 shares env 0's spaces: the session tokenizes them together and must keep the order
+    specs = [(DISC_OBS, DISC_ACT), (DISC_OBS, CONT_ACT), (IMG_OBS, MD_ACT), (DISC_OBS, DISC_ACT)]
     session = model.start_session([o for o, _ in specs], [a for _, a in specs])
-    history = {i: {"obs": [], "act": [], "rew": [], "term": []} for i in range(3)}
+    history = {i: {"obs": [], "act": [], "rew": [], "term": []} for i in range(4)}
     for t in range(12):
         obs = [
             rng.normal(size=4).astype(np.float32),
             rng.normal(size=4).astype(np.float32),
             rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+            rng.normal(size=4).astype(np.float32),
         ]
         actions = session.act(obs)
         cached = session._step_logits_last
-        rewards, term = rng.normal(size=3), np.array([t == 5, False, t == 7])
-        session.record(rewards, term, np.zeros(3, bool))
-        for i in range(3):
+        rewards, term = rng.normal(size=4), np.array([t == 5, False, t == 7, t == 2])
+        session.record(rewards, term, np.zeros(4, bool))
+        for i in range(4):
             h = history[i]
             h["obs"].append(obs[i])
             h["act"].append(actions[i])
