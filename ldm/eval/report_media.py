@@ -86,7 +86,7 @@ def clips_section(results: dict[str, Any], out: Path) -> str:
     return (
         "<h2>Watch it act</h2><p>The first episode of rollout 0 of each env, as evaluated; the "
         "reference policy's beside it where it was evaluated too.</p>"
-        "<style>.clip{max-width:300px;max-height:240px}</style>"
+        "<style>.clip{width:280px;height:auto;image-rendering:pixelated}</style>"
         '<table class="clips"><thead><tr><th>env</th><th>LDM</th><th>reference</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
