@@ -86,6 +86,8 @@ class EnvRun:
     episode_steps: np.ndarray | None = None
     render_mode: str | None = None
     """Made with this render_mode (`rgb_array` when an EpisodeRecorder records its clip)."""
+    render_note: str | None = None
+    """Why the env could not be made with `render_mode` (it then runs without frames)."""
 
     def done(self, episodes: int) -> bool:
         return self.error is not None or self.cut or all(len(r) >= episodes for r in self.returns)
@@ -109,9 +111,18 @@ def _open(run: EnvRun, cfg: EvalConfig) -> np.ndarray:
         run.venv.close()
         run.venv = None
     limit = {STEP_LIMIT_KWARG: run.step_limit} if run.step_limit else {}
-    if run.render_mode:
-        limit["render_mode"] = run.render_mode
-    run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1, **limit)
+    render = {"render_mode": run.render_mode} if run.render_mode else {}
+    try:
+        run.venv = make_vec(
+            run.env_id, cfg.rollouts, backend=cfg.backend, workers=1, **limit, **render
+        )
+    except LDMError as e:
+        if not render:
+            raise
+        # a clip must never cost the evaluation: go on without frames, keeping the reason
+        run.render_mode = None
+        run.render_note = f"cannot be made with render_mode: {str(e).splitlines()[0]}"
+        run.venv = make_vec(run.env_id, cfg.rollouts, backend=cfg.backend, workers=1, **limit)
     run.returns = [[] for _ in range(cfg.rollouts)]
     run.running = np.zeros(cfg.rollouts)
     run.episode_steps = np.zeros(cfg.rollouts, dtype=np.int64)

@@ -77,6 +77,9 @@ class EpisodeRecorder:
     def started(self, run: Any) -> None:
         """The env's vector env was (re)opened and reset: start (over) at its first frame."""
         self.clips[run.env_id] = clip = _Clip()
+        if getattr(run, "render_note", None):
+            clip.note, clip.finished = run.render_note, True
+            return
         self._grab(run, clip)
 
     def stepped(self, run: Any, done: bool) -> None:

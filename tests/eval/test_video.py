@@ -113,3 +113,23 @@ def test_play_a_seen_env_and_a_zero_shot_env_with_clips(tmp_path, capsys):
         main(["play", str(ck), "toy-text/FrozenLake-v1", "--video", str(tmp_path / "x.avi")]) == 1
     )
     assert "write a .mp4 or .gif file" in capsys.readouterr().err
+
+
+def test_an_env_that_cannot_be_made_rendering_is_still_played(tmp_path, monkeypatch):
+    import ldm.envs
+    from ldm.errors import EnvError
+    from ldm.eval.play import play
+
+    real = ldm.envs.make_vec
+
+    def no_gl(env_id, num_envs, **kw):
+        if "render_mode" in kw:
+            raise EnvError(f"{env_id}: GL context: no display")
+        return real(env_id, num_envs, **kw)
+
+    monkeypatch.setattr(ldm.envs, "make_vec", no_gl)
+    model = LDMPolicy(preset("ldm-tiny", context=32)).eval()
+    out = play(model, "classic-control/CartPole-v1", 1, video=tmp_path / "x.mp4")
+    assert len(out["returns"]) == 1 and out["returns"][0] > 0
+    assert out["clip"].path is None and "GL context: no display" in out["clip"].note
+    assert not (tmp_path / "x.mp4").exists()
