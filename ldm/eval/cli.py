@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
 from ldm.eval.protocol import EvalConfig
+
+
+@dataclass
+class _EvalFlags(EvalConfig):
+    """EvalConfig as `ldm eval` flags: its `references` (evaluate the references beside the
+    LDM, an `ldm run` setting) would clash with the command's own `--references`."""
+
+    references: tyro.conf.Suppress[bool] = False
 
 
 def main(
@@ -18,7 +27,7 @@ def main(
     out: str = "runs/eval",
     references: bool = False,
     compare: tuple[str, str] | None = None,
-    cfg: tyro.conf.OmitArgPrefixes[EvalConfig] = EvalConfig(),
+    cfg: tyro.conf.OmitArgPrefixes[_EvalFlags] = _EvalFlags(),
 ) -> int:
     """Evaluate by the paper's protocol; writes results.json, threshold_curve.png, report.html.
 

@@ -133,3 +133,12 @@ def test_an_env_that_cannot_be_made_rendering_is_still_played(tmp_path, monkeypa
     assert len(out["returns"]) == 1 and out["returns"][0] > 0
     assert out["clip"].path is None and "GL context: no display" in out["clip"].note
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_eval_cli_takes_video_flags(capsys):
+    from ldm.cli import main
+
+    with pytest.raises(SystemExit) as e:  # tyro: help, then exit 0 (no flag name clash)
+        main(["eval", "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--video" in out and "--references" in out
