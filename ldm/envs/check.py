@@ -41,16 +41,23 @@ def _rollout(env, seed: int, steps: int) -> list[np.ndarray]:
 
 
 def check(
-    env_id: str, backend: str = "process", sandbox: bool = False, steps: int = 20
+    env_id: str,
+    backend: str = "process",
+    sandbox: bool = False,
+    steps: int = 20,
+    timeout: float = 60.0,
 ) -> CheckResult:
-    """Check one env; never raises for a failing env, reports it in the result."""
+    """Check one env; never raises for a failing env, reports it in the result.
+
+    `timeout`: seconds the worker may take per call, its library's first import included.
+    """
     from gymnasium.utils.env_checker import check_env
 
     from ldm.envs import make
 
     result = CheckResult(env_id, ok=True)
     try:
-        env = make(env_id, backend=backend, sandbox=sandbox)
+        env = make(env_id, backend=backend, sandbox=sandbox, timeout=timeout)
     except LDMError as e:
         return CheckResult(env_id, False, [f"make failed: {e}"])
     try:

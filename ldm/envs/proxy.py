@@ -100,19 +100,24 @@ class _Worker:
         label: str,
         count: int,
         shared_memory: bool = True,
+        start_timeout: float = DEFAULT_TIMEOUT,
     ):
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
+        self.start_timeout = start_timeout  # the library's imports and make
         self.conn: Connection | None = None
         self.handles: list[int] = []
         self.spaces: dict[str, Any] = {}
         self.start()
 
     def start(self) -> None:
-        self.conn = connect(self.backend, self.spec, self.label, self.sandbox)
+        self.conn = connect(
+            self.backend, self.spec, self.label, self.sandbox, init_timeout=self.start_timeout
+        )
         made = self.conn.call(
-            {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count}
+            {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count},
+            self.start_timeout,
         )
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
@@ -151,7 +156,14 @@ class ProxyEnv(gym.Env):
         self.env_id = f"{spec.name}/{rid}"
         self.timeout = timeout
         self._worker = _Worker(
-            spec, rid, {**spec.kwargs_for(rid), **kwargs}, backend, sandbox, self.env_id, 1
+            spec,
+            rid,
+            {**spec.kwargs_for(rid), **kwargs},
+            backend,
+            sandbox,
+            self.env_id,
+            1,
+            start_timeout=timeout,
         )
         self.observation_space = space_from_desc(self._worker.spaces["observation"])
         self.action_space = space_from_desc(self._worker.spaces["action"])
