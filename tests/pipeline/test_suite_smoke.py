@@ -75,7 +75,7 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
 
     def recording_next(self):
         batch = real_next(self)
-        seen.update(self.env_ids[i] for i in batch["env_index"].tolist())
+        seen.update(self.env_ids[i] for i in batch.env_index.tolist())
         return batch
 
     monkeypatch.setattr(WindowLoader, "__next__", recording_next)
