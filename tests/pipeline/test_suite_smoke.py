@@ -29,10 +29,10 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
 
     envs = suite_envs()
     specs = [env_spaces(e) for e in envs]
-    assert len(envs) >= 29 and len({e.split("/")[0] for e in envs}) >= 15
+    assert len(envs) >= 36 and len({e.split("/")[0] for e in envs}) >= 22
     assert {o.kind for o, _ in specs} == {"continuous", "discrete", "image"}
     assert {a.kind for _, a in specs} >= {"discrete", "continuous", "multi_discrete"}
-    assert sum(o.kind == "image" for o, _ in specs) >= 3
+    assert sum(o.kind == "image" for o, _ in specs) >= 5
     assert any(a.kind == "continuous" and a.flat_dim > 1 for _, a in specs)
     p = plan(PipelineConfig.load(SUITE))
     planned = {e for lib in p["libraries"].values() for e in lib["envs"]}
