@@ -16,6 +16,10 @@ TORCH_SPEC ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 PYTEST_ARGS ?=
+# Git-only env libraries (gym-inventory, growspace, ...) install from a local mirror of their
+# source trees when one lies beside the repository (machines without GitHub); unset, from git.
+LDM_SOURCE_MIRROR ?= $(wildcard $(abspath ../shared/envlibs))
+export LDM_SOURCE_MIRROR
 
 .PHONY: quickstart suite test test-docker install lint format bench clean
 

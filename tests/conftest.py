@@ -15,6 +15,13 @@ from pathlib import Path
 
 import pytest
 
+# Git-only libraries (growspace, gym-inventory, ...) install from the source trees beside the
+# repository (`../shared/envlibs`, as CI lays it out), for every test package: the suite smoke
+# test builds them too. Machines without that folder clone from git instead.
+_MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "envlibs"
+if _MIRROR.is_dir():
+    os.environ.setdefault("LDM_SOURCE_MIRROR", str(_MIRROR))
+
 
 @dataclass(frozen=True)
 class RayHead:

@@ -1,17 +1,9 @@
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from ldm.envs.catalog import LibrarySpec
-from ldm.envs.sources import MIRROR_ENV
-
-# Git-only libraries install from the source trees beside the repository (`../shared/envlibs`,
-# as CI lays it out); machines without it clone from git instead.
-_MIRROR = Path(__file__).resolve().parents[2].parent / "shared" / "envlibs"
-if _MIRROR.is_dir():
-    os.environ.setdefault(MIRROR_ENV, str(_MIRROR))
 
 
 @pytest.fixture(scope="session")
