@@ -213,8 +213,9 @@ def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):
     assert spec.discovery["seconds"] > 0 and spec.discovery["build"] == "the spec as written"
     # the declared wrapper that seeds the global generators fixes the second one
     text = (cat / "ldmtest-subreg.toml").read_text()
+    assert "imports = [" in text and "wrappers" not in text
     (cat / "ldmtest-subreg.toml").write_text(
-        text.replace('api = "gymnasium"', 'api = "gymnasium"\nwrappers = ["seed_global_rngs"]')
+        text.replace("imports = [", 'wrappers = ["seed_global_rngs"]\nimports = [', 1)
     )
     load_catalog.cache_clear()  # the catalog is cached per process; a user edits between runs
     discover_library("ldmtest-subreg", catalog_dir=str(cat), progress=False)
