@@ -151,27 +151,24 @@ def resize_image(env):
     d = env.observation_desc
     shape = list(d["shape"])
     c = shape[2] if len(shape) == 3 else 1
-    desc = {
-        "type": "Box",
-        "low": np.zeros((64, 64, c), np.uint8),
-        "high": np.full((64, 64, c), 255, np.uint8),
-        "dtype": "|u1",
-        "shape": [64, 64, c],
-    }
-    return Transformed(env, _resize, desc)
+    return Transformed(env, _resize, _uint8_image_desc([IMAGE_HW[0], IMAGE_HW[1], c]))
 
 
-def image_first_channels(env):
-    """(H, W, C > 4) uint8 frames (e.g. pixels stacked with masks) -> their first 3 channels."""
-    d = env.observation_desc
-    shape = list(d["shape"][:2]) + [3]
-    desc = {
+def _uint8_image_desc(shape):
+    """The wire description of a Box of uint8 pixels in [0, 255] of this shape."""
+    return {
         "type": "Box",
         "low": np.zeros(shape, np.uint8),
         "high": np.full(shape, 255, np.uint8),
         "dtype": "|u1",
         "shape": shape,
     }
+
+
+def image_first_channels(env):
+    """(H, W, C > 4) uint8 frames (e.g. pixels stacked with masks) -> their first 3 channels."""
+    d = env.observation_desc
+    desc = _uint8_image_desc(list(d["shape"][:2]) + [3])
     return Transformed(env, lambda obs: np.ascontiguousarray(np.asarray(obs)[..., :3]), desc)
 
 
@@ -179,14 +176,7 @@ def grid_as_image(env):
     """A grid observation (a Dict with an 'image' entry, e.g. MiniGrid) -> that grid as an image."""
     d = env.observation_desc
     sub = d["spaces"]["image"] if d["type"] == "Dict" else d
-    shape = list(sub["shape"])
-    desc = {
-        "type": "Box",
-        "low": np.zeros(shape, np.uint8),
-        "high": np.full(shape, 255, np.uint8),
-        "dtype": "|u1",
-        "shape": shape,
-    }
+    desc = _uint8_image_desc(list(sub["shape"]))
 
     def fn(obs):
         grid = obs["image"] if d["type"] == "Dict" else obs
