@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -37,6 +38,22 @@ class RayHead:
     def env(self) -> dict[str, str]:
         """The environment of a driver process that uses this cluster."""
         return {**os.environ, "RAY_ADDRESS": self.address, "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def run_driver(self, code: str) -> dict:
+        """Run `code` as a driver process of this cluster; its last stdout line, as JSON. The
+        driver must report `ray.get_runtime_context().gcs_address` as "cluster": it is checked
+        to be this head (not a new local Ray started by mistake)."""
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=self.env(),
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["cluster"].rsplit(":", 1)[1] == str(self.port)
+        return out
 
 
 def _free_port() -> int:

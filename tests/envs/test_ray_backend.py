@@ -1,9 +1,6 @@
 """The `ray` env backend (ldm/envs/backends.py RayConnection) on a cluster started with
 `ray start --head`: the same steps as the process backend, and no worker left at exit."""
 
-import json
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -31,16 +28,7 @@ print(json.dumps({"trace": trace, "cluster": ray.get_runtime_context().gcs_addre
 
 @pytest.mark.slow
 def test_a_vector_env_steps_on_a_ray_cluster_like_the_process_backend(ray_head):
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ray_head.env(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["cluster"].rsplit(":", 1)[1] == str(ray_head.port)
+    out = ray_head.run_driver(textwrap.dedent(SCRIPT))
     local = ldm.envs.make_vec("classic-control/CartPole-v1", 2, backend="process")
     try:
         obs, _ = local.reset(seed=[3, 4])

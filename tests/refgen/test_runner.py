@@ -1,8 +1,6 @@
 """The job runner (ldm/refgen/runner.py) on a Ray cluster started with `ray start --head`."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -31,18 +29,7 @@ def test_a_reference_job_runs_on_a_ray_cluster(ray_head, tmp_path):
                           "cluster": ray.get_runtime_context().gcs_address}}))
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=ray_head.env(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["cluster"].rsplit(":", 1)[1] == str(
-        ray_head.port
-    )  # the job went to that head, not a new local Ray
+    out = ray_head.run_driver(code)  # checks the job went to that head, not a new local Ray
     (result,) = out["results"].values()
     assert result["status"] == "done", result.get("error")
     run = Store(store_dir).open_run(result["run_id"])
