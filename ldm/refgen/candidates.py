@@ -56,6 +56,10 @@ class Candidate:
     """Hyperparameters passed to the algorithm's constructor."""
     continuous_only: bool = False
     """Only for continuous actions (e.g. settings using gSDE)."""
+    policies: tuple[str, ...] = ()
+    """The SB3 policy kinds these settings are for (e.g. ("CnnPolicy",) for Atari-style
+    settings, ("MlpPolicy",) for many-epoch settings that a CNN makes ~10x slower); empty =
+    any. Decided from the observation space, like everything else here."""
     note: str = ""
     """Where the settings come from."""
 
@@ -83,9 +87,10 @@ class Candidate:
             )
         if self.continuous_only and act.kind != "continuous":
             return False, f"{self.name} is for continuous actions only"
-        if obs.kind == "image" and min(obs.shape[:2]) >= 36:
-            return True, "CnnPolicy"
-        return True, "MlpPolicy"
+        policy = "CnnPolicy" if obs.kind == "image" and min(obs.shape[:2]) >= 36 else "MlpPolicy"
+        if self.policies and policy not in self.policies:
+            return False, f"{self.name} is for {' / '.join(self.policies)} only, not {policy}"
+        return True, policy
 
 
 def load_pool(path: str | Path | None = None, names: list[str] | None = None) -> list[Candidate]:
@@ -98,7 +103,7 @@ def load_pool(path: str | Path | None = None, names: list[str] | None = None) ->
     pool = []
     for i, entry in enumerate(data.get("candidate", [])):
         try:
-            pool.append(Candidate(**entry))
+            pool.append(Candidate(**{**entry, "policies": tuple(entry.get("policies", ()))}))
         except TypeError as e:
             raise RefGenError(f"{path}: candidate #{i + 1}: {e}") from None
     by_name = {c.name: c for c in pool}

@@ -38,6 +38,12 @@ def test_compatibility_from_space_specs():
     assert not pool["sac"].compatible(BOX, DISC)[0]
     assert pool["ppo"].compatible(IMG, DISC) == (True, "CnnPolicy")
     assert not pool["ppo-8env-gsde"].compatible(BOX, DISC)[0]
+    # settings for one policy kind: pixels take the Atari-style PPO, vectors the many-epoch one
+    assert pool["ppo-8env-cnn"].compatible(IMG, DISC) == (True, "CnnPolicy")
+    ok, why = pool["ppo-8env-cnn"].compatible(BOX, DISC)
+    assert not ok and "CnnPolicy" in why and "MlpPolicy" in why
+    assert not pool["ppo-8env"].compatible(IMG, DISC)[0]
+    assert pool["ppo-8env"].compatible(BOX, DISC) == (True, "MlpPolicy")
     assert {c.algo for c in pool.values()} == {
         "A2C",
         "ARS",
