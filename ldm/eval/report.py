@@ -132,6 +132,9 @@ def write_report(
             if "first10" in e
             else "-",
             "reference score %": e.get("reference_score"),
+            "held-out accuracy %": None
+            if e.get("heldout_accuracy") is None
+            else 100 * e["heldout_accuracy"],
             "cut": e.get("cut_episodes"),
             "status": e["status"]
             + (f": {e['error']}" if e.get("error") else "")
@@ -154,7 +157,8 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <p>Protocol: {results["config"]["rollouts"]} rollouts x {results["config"]["episodes"]} episodes per env, context emptied at the start of each rollout and kept across its episodes, {"deterministic (argmax under the action mask)" if results["config"]["deterministic"] else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
 <h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
-<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "episodes", "cut", "status"])}
+<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
+<p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results["config"].get("episode_limit_factor", 0)} x the reference's longest episode), counted with their return so far.</p>
 {media_sections(results, out)}
 </body></html>"""

@@ -137,6 +137,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
+    from ldm.eval.heldout import attach_heldout_accuracy
     from ldm.eval.report import attach_references
     from ldm.eval.report_media import attach_reference_clips
     from ldm.eval.scores import headline
@@ -182,6 +183,7 @@ def run_pipeline(
             policy, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=eval_dir / "clips"
         )
         results["checkpoint"] = str(Path(train_cfg.out) / "final")
+        attach_heldout_accuracy(results, train_cfg.out)
         if eval_cfg.references:  # the references by the same protocol, beside the LDM
             ref_dir = eval_dir / "references"
             refs = evaluate(
