@@ -8,6 +8,7 @@ documented parameters tyro turns into flags). Groups are imported lazily so that
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         print(f"ldm {name}: not available in this version ({e})", file=sys.stderr)
         return 2
+    _sigterm_as_interrupt()
     try:
         if hasattr(module, "COMMANDS"):
             result = tyro.extras.subcommand_cli_from_dict(
@@ -100,6 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nldm {name}: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     return int(result) if isinstance(result, int) else 0
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a cluster's scheduler) stops a command like Ctrl-C: its clean-up runs
+    (job processes stopped, partial files removed) and it says where the work stands."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    with contextlib.suppress(ValueError):  # not the main thread (an embedding application)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

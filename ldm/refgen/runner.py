@@ -76,6 +76,7 @@ def run_jobs(
     t0, transitions = time.time(), 0
     pending: dict[Any, Job] = {}
     queue = list(todo)
+    finished = False
     try:
         while queue or pending:
             while queue and len(pending) < workers:
@@ -104,9 +105,10 @@ def run_jobs(
                 rate = transitions / max(1e-9, time.time() - t0)
                 left = left_tr / rate / 60 if rate else float("nan")
                 bar.set_postfix_str(f"{rate:,.0f} transitions/s, ~{left:.0f} min left")
+        finished = True
     finally:
         bar.close()
-        close()
+        close(not finished)  # interrupted: stop the running jobs too (the rerun redoes them)
     return results
 
 
@@ -120,17 +122,24 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
     if runner == "local":
         import multiprocessing as mp
 
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
 
         def collect(futs: list) -> list:
             done, _ = wait(futs, return_when=FIRST_COMPLETED)
             return list(done)
 
-        return (
-            (lambda job: pool.submit(_attempt, job)),
-            collect,
-            (lambda: pool.shutdown(cancel_futures=True)),
-        )
+        def close(abort: bool) -> None:
+            if abort:  # a job process left running would go on writing into the store
+                for proc in list((pool._processes or {}).values()):
+                    proc.terminate()
+            pool.shutdown(wait=not abort, cancel_futures=True)
+
+        return (lambda job: pool.submit(_attempt, job)), collect, close
     try:
         import ray
     except ImportError:
@@ -146,4 +155,19 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
         ready, _ = ray.wait(refs, num_returns=1)
         return ready
 
-    return (lambda job: remote.remote(job)), collect_ray, (lambda: None)
+    return (lambda job: remote.remote(job)), collect_ray, (lambda abort: None)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Job-process initializer: on Linux the kernel sends it SIGTERM when the `ldm` process that
+    started it dies, even by SIGKILL, so no job trains on unseen (its env workers follow it)."""
+    import signal
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: run_jobs's own clean-up still applies
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
