@@ -1,0 +1,36 @@
+"""`ldm envs discover`: automated integration of a library.
+
+From a PyPI package name (or a catalog spec) to a working spec, without hand edits where the
+hub can do the work:
+1. build the library's venv; when the build or the import fails on the current Python, retry
+   with older interpreters and pins (`builds.py`: `BUILD_VARIANTS`) and record which worked;
+   modules an import reports missing become requirements (`requirements.py`);
+2. find the modules that register its envs (`modules.py`, which runs `ldm/envs/probe.py` in
+   the library's venv: entry points, top-level packages, `<pkg>.envs`/`<pkg>.gym`...,
+   submodules calling `register(`) and which API (gym or gymnasium) they register with, and
+   the env ids they add to the registry;
+3. try each id in workers (`trials.py`, over `ldm/envs/trial.py`: make, limits, reset,
+   steps, the env's own checks), fixing what the hub can (missing optional dependencies,
+   declared wrappers) and naming smaller variants of envs over the paper's limits
+   (`hints.py`);
+4. write the spec's `envs` / `failed`, its `discovery` record and the `<name>.spaces.json`
+   sidecar that `ldm envs list` reads (`command.py`, `record.py`).
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
+"""
+
+from ldm.envs.discover.builds import BUILD_VARIANTS, BuildVariant
+from ldm.envs.discover.command import DiscoverReport, discover_library
+from ldm.envs.discover.hints import limit_hints
+from ldm.envs.discover.record import spec_text
+from ldm.envs.discover.requirements import missing_requirements
+
+__all__ = [
+    "BUILD_VARIANTS",
+    "BuildVariant",
+    "DiscoverReport",
+    "discover_library",
+    "limit_hints",
+    "missing_requirements",
+    "spec_text",
+]

@@ -1,0 +1,160 @@
+"""Discover's builds: the interpreter/pin variants tried in order until a library's venv
+builds, its modules import and its envs run, and the record of what was tried.
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.discover.modules import candidate_ids, find_registering_modules
+from ldm.envs.discover.requirements import MAX_ADDED_DEPENDENCIES, missing_requirements, req_name
+from ldm.envs.discover.trials import FIXES, try_all
+from ldm.envs.trial import EnvTrial
+from ldm.envs.venvs import ensure_venv
+from ldm.errors import EnvError, LDMError
+
+
+@dataclass(frozen=True)
+class BuildVariant:
+    """One way to build a library's venv: an interpreter, extra pins, old build tools."""
+
+    python: str | None
+    pins: tuple[str, ...] = ()
+    build: tuple[str, ...] = ()
+    """Build requirements (pinned for every source build), e.g. an old setuptools."""
+    installer: str | None = None
+    when: str = ""
+    """Only tried when an earlier try's error matches this regex (empty: always)."""
+
+    def apply(self, spec: LibrarySpec) -> LibrarySpec:
+        """The spec built this way (pins for a package the spec already constrains are skipped)."""
+        named = {req_name(r) for r in spec.requirements}
+        extra = [p for p in self.pins if req_name(p) not in named]
+        return replace(
+            spec,
+            python=self.python or spec.python,
+            requirements=[*spec.requirements, *extra],
+            build_requirements=list(self.build) or spec.build_requirements,
+            installer=self.installer or spec.installer,
+        )
+
+    def describe(self, spec: LibrarySpec) -> str:
+        built = self.apply(spec)
+        pins = f" with {', '.join(self.pins + self.build)}" if self.pins or self.build else ""
+        via = f" (installed by {self.installer})" if self.installer else ""
+        return f"Python {built.python or 'of ldm'}{pins}{via}"
+
+
+OLD_BUILD_TOOLS = ("setuptools<58", "wheel<0.38")
+#: Errors of packages whose setup.py only the setuptools of their time accepts.
+OLD_SETUP = r"extras_require|setup command|use_2to3|invalid requirement|InvalidRequirement"
+
+#: Tried in order until the venv builds, the library imports and its envs run: the spec as
+#: written, numpy 1.x (most libraries of the gym era break on numpy 2), old build tools (only
+#: after a setup.py error), newer interpreters (packages that require them or ship wheels only
+#: for them), then older ones down to gym 0.21's (pip 21 and setuptools 57 build it).
+BUILD_VARIANTS = (
+    BuildVariant(None),
+    BuildVariant(None, ("numpy<2",)),
+    BuildVariant(None, ("numpy<2",), OLD_BUILD_TOOLS, when=OLD_SETUP),
+    BuildVariant("3.12"),
+    BuildVariant("3.13"),
+    BuildVariant("3.10", ("numpy<2",)),
+    BuildVariant("3.9", ("numpy<2", "gym==0.26.2")),
+    BuildVariant(
+        "3.8",
+        ("numpy<1.24", "gym==0.21.0"),
+        ("pip==21.3.1", "setuptools==57.5.0", "wheel==0.37.1"),
+        installer="pip",
+    ),
+)
+
+
+@dataclass
+class Built:
+    """A library built by one variant, with the outcome of trying its envs."""
+
+    spec: LibrarySpec
+    variant: BuildVariant
+    passed: dict[str, EnvTrial]
+    failed: dict[str, str]
+
+
+def build_and_try(
+    spec: LibrarySpec, timeout: float, workers: int, steps: int, progress: bool
+) -> tuple[Built, list[str]]:
+    """Try `BUILD_VARIANTS` in order until one builds, imports and runs envs: (it, the tries).
+
+    Failures the hub fixes (missing optional dependencies, Dict observations, vector rewards)
+    are fixed first; a variant that builds but still runs none of its envs (numpy 2 breaking
+    an old library at `make`) counts as failed too, unless every failure is a limit of the
+    paper's. Later variants are first tried on a few envs, then on all when those run.
+    """
+    tries: list[str] = []
+    fallback: Built | None = None
+    floor = (3, 0)
+    for k, variant in enumerate(BUILD_VARIANTS):
+        if _python_of(variant.apply(spec)) < floor:
+            continue  # the package said it needs a newer Python
+        if variant.when and not re.search(variant.when, "\n".join(tries)):
+            continue
+        try:
+            candidate, ids = _build_variant(spec, variant)
+        except (LDMError, subprocess.TimeoutExpired) as e:
+            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+            tries.append(f"{variant.describe(spec)}: {' | '.join(lines[-3:])[:400]}")
+            needs = re.search(r"Python>=(\d+)\.(\d+)", str(e))
+            floor = max(floor, (int(needs[1]), int(needs[2]))) if needs else floor
+            continue
+        sample = ids if k == 0 else ids[:4]
+        passed, failed = try_all(candidate, sample, timeout, workers, steps, progress and k == 0)
+        for fix in FIXES:
+            candidate, passed, failed = fix(candidate, passed, failed, timeout, workers, steps)
+        runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        if runs and sample is not ids:
+            passed, failed = try_all(candidate, ids, timeout, workers, steps, progress)
+        built = Built(candidate, variant, passed, failed)
+        if runs:
+            return built, tries
+        fallback = fallback or built
+        why = next(iter(failed.values()), "no env ids")
+        tries.append(f"{variant.describe(spec)}: none of {len(sample)} envs ran ({why[:300]})")
+    if fallback is not None:
+        return fallback, tries
+    raise EnvError(
+        f"library {spec.name!r} neither builds nor imports with any of "
+        f"{len(BUILD_VARIANTS)} interpreter/pin variants:\n- " + "\n- ".join(tries)
+    )
+
+
+def _python_of(spec: LibrarySpec) -> tuple[int, int]:
+    if spec.python:
+        major, minor = spec.python.split(".")[:2]
+        return int(major), int(minor)
+    return sys.version_info[:2]
+
+
+def _build_variant(spec: LibrarySpec, variant: BuildVariant) -> tuple[LibrarySpec, list[str]]:
+    """Build one variant and find its env ids; modules the import reports missing are added
+    as requirements and the build retried."""
+    candidate = variant.apply(spec)
+    for _ in range(MAX_ADDED_DEPENDENCIES):
+        try:
+            python = ensure_venv(candidate)
+            if not spec.imports:
+                candidate = find_registering_modules(candidate, python)
+            return candidate, candidate_ids(candidate)
+        except LDMError as e:
+            missing = missing_requirements(str(e), candidate)
+            if not missing:
+                raise
+            candidate = replace(candidate, requirements=[*candidate.requirements, *missing])
+    raise EnvError(
+        f"library {spec.name!r} still misses modules after adding {candidate.requirements}"
+    )

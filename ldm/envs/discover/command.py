@@ -1,0 +1,127 @@
+"""`ldm envs discover`'s command: from a catalog name, a spec file or a PyPI requirement to a
+written spec (build, find, try, fix, record; see the package's docstring for the steps).
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ldm.envs.catalog import LibrarySpec, catalog_write_dir, load_catalog, load_spec
+from ldm.envs.discover.builds import BUILD_VARIANTS, build_and_try
+from ldm.envs.discover.hints import limit_hints
+from ldm.envs.discover.record import write_discovery
+from ldm.envs.discover.requirements import pin_installed, req_name
+from ldm.envs.trial import EnvTrial
+from ldm.envs.venvs import ensure_venv
+
+
+@dataclass
+class DiscoverReport:
+    """What discovery found for one library."""
+
+    library: str
+    spec_path: str
+    passed: dict[str, EnvTrial] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    build: str = ""
+
+    @property
+    def flagged(self) -> list[str]:
+        """Listed envs that fail their own checks."""
+        return sorted(rid for rid, t in self.passed.items() if not t.ok)
+
+    def summary(self) -> str:
+        return (
+            f"{self.library}: {len(self.passed)} envs pass ({len(self.flagged)} flagged by their "
+            f"checks), {len(self.failed)} failed, {self.seconds:.0f} s, built on {self.build} "
+            f"-> {self.spec_path}"
+        )
+
+
+def _relocated(spec: LibrarySpec, target: Path) -> LibrarySpec:
+    """A catalogued spec to be written into `target` (a user catalog overriding the built-in
+    one); relative python_path entries keep pointing where they did."""
+    old = Path(spec.path)
+    if not spec.path or old.parent.resolve() == target.resolve():
+        return spec
+    paths = [
+        p if Path(p).is_absolute() else str((old.parent / p).resolve()) for p in spec.python_path
+    ]
+    return replace(spec, python_path=paths, path=str(target / old.name))
+
+
+def resolve_spec(spec_or_package: str, catalog_dir: str | None) -> LibrarySpec:
+    """A catalog name, a spec file, or a PyPI package name (a new spec skeleton)."""
+    if spec_or_package.endswith(".toml"):
+        return load_spec(spec_or_package)
+    target = catalog_write_dir(catalog_dir)
+    catalog = {**load_catalog(), **(load_catalog(str(catalog_dir)) if catalog_dir else {})}
+    if spec_or_package in catalog:
+        return _relocated(catalog[spec_or_package], target)
+    name = req_name(spec_or_package)
+    path = target / f"{name}.toml"
+    url = spec_or_package.partition("@")[2].strip()
+    return LibrarySpec(
+        name=name,
+        domain="unknown",
+        requirements=[spec_or_package],
+        imports=[],  # found by the probe
+        source=url or f"https://pypi.org/project/{name}/",
+        path=str(path),
+    )
+
+
+def discover_library(
+    spec_or_package: str,
+    catalog_dir: str | None = None,
+    timeout: float = 60.0,
+    workers: int = 2,
+    steps: int = 5,
+    progress: bool = True,
+    domain: str | None = None,
+) -> DiscoverReport:
+    """Build, find, try and record every env of a library; returns what passed and failed.
+
+    `spec_or_package`: a catalog name, a spec file or a PyPI requirement (a new spec is
+    written to `catalog_dir`); `domain`: the field of application written in a new spec.
+    """
+    t0 = time.perf_counter()
+    spec = resolve_spec(spec_or_package, catalog_dir)
+    is_new = not Path(spec.path).exists()
+    if domain:
+        spec = replace(spec, domain=domain)
+    built, tries = build_and_try(spec, timeout, workers, steps, progress)
+    spec, passed, failed = built.spec, built.passed, built.failed
+    failed = limit_hints(spec, failed, passed)
+    report = DiscoverReport(spec.name, spec.path, passed, failed)
+    first = built.variant == BUILD_VARIANTS[0]
+    report.build = "the spec as written" if first else built.variant.describe(spec)
+    python = _python_version(spec)
+    if is_new:
+        spec = pin_installed(spec)  # a new package: record the versions that worked
+    report.seconds = time.perf_counter() - t0
+    discovery = {
+        "seconds": round(report.seconds, 1),
+        "date": datetime.date.today().isoformat(),
+        "python": python,
+        "build": report.build,
+        **({"retried": tries} if tries else {}),
+    }
+    write_discovery(replace(spec, discovery=discovery), passed, failed)
+    return report
+
+
+def _python_version(spec: LibrarySpec) -> str:
+    out = subprocess.run(
+        [str(ensure_venv(spec)), "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()

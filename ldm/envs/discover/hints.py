@@ -1,0 +1,69 @@
+"""Discover's hints for envs over the paper's limits: registered smaller variants that pass
+(`Grid8-v0` for `Grid16-v0`) and the constructor arguments that set the size (probed in the
+library's venv).
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.discover.modules import probe
+from ldm.envs.trial import EnvTrial
+from ldm.envs.venvs import ensure_venv
+from ldm.errors import LDMError
+
+
+def limit_hints(
+    spec: LibrarySpec,
+    failed: dict[str, str],
+    passed: dict[str, EnvTrial],
+    probe_params: bool = True,
+) -> dict[str, str]:
+    """Failure reasons over the paper's limits, with the smaller variants that exist: registered
+    siblings with smaller numbers in their names that pass, and the constructor's size knobs."""
+    over = [rid for rid, why in failed.items() if "over the limit" in why]
+    if not over:
+        return failed
+    knobs: dict[str, dict[str, int]] = {}
+    if probe_params:
+        try:
+            knobs = probe(ensure_venv(spec), "params", spec.api, *spec.imports, "--", *over)
+        except (LDMError, subprocess.TimeoutExpired):
+            pass  # hints are a courtesy: the limit is named either way
+    out = dict(failed)
+    for rid in over:
+        hints = []
+        siblings = [p for p in sorted(passed) if _smaller_variant(p, rid)]
+        if siblings:
+            hints.append(f"smaller registered variants pass: {', '.join(siblings[:3])}")
+        sizes = knobs.get(rid) or {}
+        if sizes:
+            args = ", ".join(f"{k}={v}" for k, v in sorted(sizes.items())[:4])
+            hints.append(
+                f"its constructor sets the size with {args}: a smaller value in "
+                f'env_kwargs."{rid}" may fit'
+            )
+        if hints:
+            out[rid] = f"{failed[rid].split('; declare')[0]}; {'; '.join(hints)}"
+    return out
+
+
+def _smaller_variant(candidate: str, rid: str) -> bool:
+    """`Grid8-v0` for `Grid16-v0`: same name but smaller numbers (the version is not a size)."""
+
+    def split(i: str) -> tuple[str, list[int], str]:
+        base, _, version = i.rpartition("-v") if re.search(r"-v\d+$", i) else (i, "", "")
+        return re.sub(r"\d+", "#", base), [int(n) for n in re.findall(r"\d+", base)], version
+
+    (shape_a, nums_a, ver_a), (shape_b, nums_b, ver_b) = split(candidate), split(rid)
+    return (
+        shape_a == shape_b
+        and ver_a == ver_b
+        and bool(nums_a)
+        and all(a <= b for a, b in zip(nums_a, nums_b))
+        and nums_a != nums_b
+    )

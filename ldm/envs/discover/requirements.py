@@ -1,0 +1,86 @@
+"""Discover's requirement handling: names of requirements, the ones a failure says are
+missing (`pip install X`, `No module named 'x'`), and pinning a new spec to what resolved.
+
+Imports ldm's catalog and venv modules; never an environment library.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import replace
+
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.venvs import ensure_venv, uv_binary
+
+#: Failures that name a missing optional dependency: (reason pattern, group 1 -> requirement).
+#: Discovery adds the requirements to the spec, rebuilds the venv and tries those envs again.
+MISSING_DEPENDENCY = (
+    (re.compile(r"pip install [\"'`]?([A-Za-z0-9_.\-]+(?:\[[A-Za-z0-9_,\-]+\])?)"), str),
+    (
+        re.compile(r"No module named '([A-Za-z0-9_]+)"),
+        lambda m: MODULE_DIST.get(m, m.replace("_", "-")),
+    ),
+)
+STDLIB = frozenset(sys.stdlib_module_names)
+#: Import names whose distribution is named otherwise.
+MODULE_DIST = {
+    "yaml": "pyyaml",
+    "cv2": "opencv-python-headless",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "Box2D": "box2d",
+    "dateutil": "python-dateutil",
+    "attr": "attrs",
+    "torch": "torch==2.13.0",  # the CPU wheel on PyPI; an unpinned torch may pull CUDA builds
+}
+#: At most this many requirements are added for one library (a build or a retry).
+MAX_ADDED_DEPENDENCIES = 6
+
+
+def req_name(requirement: str) -> str:
+    """The normalised distribution name of a requirement string (`Foo_Bar[x]>=1` -> foo-bar)."""
+    return re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def missing_requirements(text: str, spec: LibrarySpec) -> list[str]:
+    """Requirements a failure names as missing (`pip install X`, `No module named 'x'`)."""
+    named = {req_name(r) for r in spec.requirements}
+    out: list[str] = []
+    for pattern, to_req in MISSING_DEPENDENCY:
+        for found in pattern.findall(text):
+            if found in STDLIB:
+                continue  # e.g. distutils, gone from Python 3.12: the interpreter is the problem
+            req = to_req(found)
+            new = "[" in req and req not in spec.requirements or req_name(req) not in named
+            itself = req_name(req) == spec.name and "[" not in req  # its extras are fine
+            if new and not itself and req not in out:
+                out.append(req)
+    return out
+
+
+def pin_installed(spec: LibrarySpec) -> LibrarySpec:
+    """Bare requirement names pinned to the versions the venv resolved (reproducible specs)."""
+    out = subprocess.run(
+        [uv_binary(), "pip", "freeze", "--python", str(ensure_venv(spec))],
+        capture_output=True,
+        text=True,
+    ).stdout
+    versions = {}
+    for line in out.splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            versions[req_name(name)] = version.strip()
+    flavour = "gymnasium" if spec.api == "gymnasium" else "gym"
+    reqs = list(spec.requirements)
+    if flavour in versions and flavour not in {req_name(r) for r in reqs}:
+        reqs.append(flavour)
+    pinned = [
+        f"{r}=={versions[req_name(r)]}"
+        if re.fullmatch(r"[A-Za-z0-9_.\-]+", r) and req_name(r) in versions
+        else r
+        for r in reqs
+    ]
+    return replace(spec, requirements=pinned)

@@ -1,0 +1,138 @@
+"""Discover's env trials: every candidate id tried in parallel workers, and the failures the
+hub fixes itself (a missing optional dependency installed, a declared wrapper added) tried
+again.
+
+Imports ldm's hub modules; never an environment library (those live in the library's venv).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from dataclasses import replace
+
+from ldm.envs.backends import Connection, connect
+from ldm.envs.catalog import LibrarySpec
+from ldm.envs.discover.modules import IMPORT_TIMEOUT
+from ldm.envs.discover.requirements import MAX_ADDED_DEPENDENCIES, missing_requirements
+from ldm.envs.trial import EnvTrial, try_env
+from ldm.envs.venvs import ensure_venv
+from ldm.errors import LDMError
+
+#: Failures the hub fixes itself with a declared wrapper: (reason pattern, wrapper). Discovery
+#: adds the wrapper to the spec and tries the envs that failed that way again.
+AUTO_WRAPPERS = (
+    (re.compile(r"^observation space .*\((Dict|Tuple)\) is not supported"), "flatten_dict"),
+    (
+        re.compile(r"failed on 'step': TypeError: only (0-dimensional|length-1) arrays"),
+        "sum_reward",
+    ),
+)
+
+Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]
+
+
+def try_all(
+    spec: LibrarySpec, ids: list[str], timeout: float, workers: int, steps: int, progress: bool
+) -> tuple[dict[str, EnvTrial], dict[str, str]]:
+    """Try every id in `workers` parallel workers (a crashed worker is replaced)."""
+    from tqdm import tqdm
+
+    todo: queue.Queue[str] = queue.Queue()
+    for rid in ids:
+        todo.put(rid)
+    passed: dict[str, EnvTrial] = {}
+    failed: dict[str, str] = {}
+    lock = threading.Lock()
+    bar = tqdm(total=len(ids), desc=f"discover {spec.name}", disable=not progress)
+
+    def work(k: int) -> None:
+        conn: Connection | None = None
+        while True:
+            try:
+                rid = todo.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                if conn is None or not conn.alive:
+                    label = f"{spec.name}[discover {k}]"
+                    conn = connect("process", spec, label, init_timeout=IMPORT_TIMEOUT)
+                result: EnvTrial | str = try_env(conn, spec, rid, timeout, steps)
+            except LDMError as e:  # without the worker's label: reasons stay stable across runs
+                result = re.sub(r"^\S+\[discover \d+\]: ", "", str(e).splitlines()[0])[:400]
+            except Exception as e:  # a library bug is a finding about that env
+                result = f"{type(e).__name__}: {e}"[:400]
+            with lock:
+                if isinstance(result, EnvTrial):
+                    passed[rid] = result
+                else:
+                    failed[rid] = result
+                bar.update()
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bar.close()
+    return passed, failed
+
+
+def retry_with_dependencies(
+    spec: LibrarySpec,
+    passed: dict[str, EnvTrial],
+    failed: dict[str, str],
+    timeout: float,
+    workers: int,
+    steps: int,
+) -> Outcome:
+    """Install the optional dependencies that failures name and try those envs again."""
+    wanted: dict[str, list[str]] = {}
+    for rid, why in failed.items():
+        for req in missing_requirements(why, spec):
+            wanted.setdefault(req, []).append(rid)
+    if not wanted:
+        return spec, passed, failed
+    extra = sorted(wanted, key=lambda r: -len(wanted[r]))[:MAX_ADDED_DEPENDENCIES]
+    bigger = replace(spec, requirements=[*spec.requirements, *extra])
+    try:
+        ensure_venv(bigger)
+    except LDMError:
+        return spec, passed, failed  # the dependency does not install: the reasons stand
+    retry = sorted({rid for r in extra for rid in wanted[r]})
+    again, still = try_all(bigger, retry, timeout, workers, steps, progress=False)
+    if not again:
+        return spec, passed, failed
+    return (
+        bigger,
+        {**passed, **again},
+        {**{k: v for k, v in failed.items() if k not in retry}, **still},
+    )
+
+
+def retry_with_wrappers(
+    spec: LibrarySpec,
+    passed: dict[str, EnvTrial],
+    failed: dict[str, str],
+    timeout: float,
+    workers: int,
+    steps: int,
+) -> Outcome:
+    """Add the declared wrappers that fix failures (`AUTO_WRAPPERS`) and retry those envs."""
+    add = [
+        w
+        for pattern, w in AUTO_WRAPPERS
+        if w not in spec.wrappers and any(pattern.search(why) for why in failed.values())
+    ]
+    if not add:
+        return spec, passed, failed
+    spec = replace(spec, wrappers=[*spec.wrappers, *add])
+    again, still = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
+    return spec, {**passed, **again}, still
+
+
+#: The fixes tried, in order, after a variant's first trials.
+FIXES = (retry_with_dependencies, retry_with_wrappers)
