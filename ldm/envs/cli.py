@@ -98,6 +98,15 @@ def _library_table(envs: list, library: str | None) -> Any:
         table.add_row(
             s.name, s.domain, str(count[s.name]), str(flagged[s.name]), str(len(s.failed)), state
         )
+    table.add_section()
+    table.add_row(
+        f"total: {sum(1 for s in specs if count[s.name])} libraries",
+        f"{len(domains)} domains",
+        str(sum(count.values())),
+        str(sum(flagged.values())),
+        str(sum(len(s.failed) for s in specs)),
+        "",
+    )
     return table
 
 

@@ -171,3 +171,22 @@ def test_library_env_passes_check(library, library_checks):
     if isinstance(result, BaseException):
         raise result
     assert not result, result
+
+
+def test_library_table_ends_with_the_catalog_totals(capsys, monkeypatch):
+    import re
+
+    from ldm.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["envs", "list", "--libraries"]) == 0
+    envs = list_envs()
+    libraries = {e.library for e in envs}
+    domains = {s.domain for n, s in load_catalog().items() if n in libraries}
+    total = re.search(
+        r"total: (\d+) libraries\s*│\s*(\d+) domains\s*│\s*(\d+)\s*│\s*(\d+)",
+        capsys.readouterr().out,
+    )
+    assert total, "no total row"
+    flagged = sum(e.checked and not e.check_ok for e in envs)
+    assert [int(g) for g in total.groups()] == [len(libraries), len(domains), len(envs), flagged]
