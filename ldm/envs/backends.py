@@ -25,14 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ldm.envs import protocol
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.lifetime import track
 from ldm.envs.scratch import Scratch
+from ldm.envs.worker import protocol
 from ldm.envs.workerenv import worker_environment
 from ldm.errors import EnvError
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+WORKER_SCRIPT = Path(__file__).parent / "worker" / "server.py"
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -86,7 +86,7 @@ class InProcessConnection(Connection):
     """Drives the worker's EnvServer directly (same semantics, no isolation)."""
 
     def __init__(self, label: str) -> None:
-        from ldm.envs.worker import EnvServer
+        from ldm.envs.worker.server import EnvServer
 
         self.label = label
         self.server = EnvServer()

@@ -33,7 +33,7 @@ INSTALLERS = ("uv", "pip")
 #: How a git source is installed: `package` builds and installs it; `path` puts its tree on
 #: the venv's sys.path (a `.pth` file), like `pip install -e .` without running its setup.py.
 SOURCE_INSTALLS = ("package", "path")
-#: Declared wrappers a spec may name; they run inside the worker (ldm/envs/wrappers.py).
+#: Declared wrappers a spec may name; they run inside the worker (ldm/envs/worker/wrappers.py).
 WRAPPERS = (
     "flatten_dict",
     "flatten_obs",

@@ -28,7 +28,10 @@ from ldm.errors import EnvError
 
 BASE_IMAGE = os.environ.get("LDM_DOCKER_BASE", "ldm-base:bookworm")
 DEBIAN_MIRROR = os.environ.get("LDM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-WORKER_FILES = ("worker.py", "protocol.py", "wrappers.py", "shm_worker.py", "legacy.py")
+#: The worker side (ldm/envs/worker/) copied into each image; its package file is not needed there.
+WORKER_FILES = tuple(
+    sorted(p.name for p in WORKER_SCRIPT.parent.glob("*.py") if p.name != "__init__.py")
+)
 
 
 def _docker(
@@ -213,7 +216,7 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         tag,
         "/venv/bin/python",
         "-u",
-        "/ldm/worker.py",
+        f"/ldm/{WORKER_SCRIPT.name}",
     ]
     try:
         conn = ProcessConnection(label, "", spec, argv=argv, client_env=True, buffer=buffer)

@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ldm.envs import protocol, shm_worker
 from ldm.envs.backends import Connection, FramedCodec, ProcessConnection, WorkerError
+from ldm.envs.worker import protocol, shm_worker
 from ldm.errors import EnvError
 
 log = logging.getLogger(__name__)

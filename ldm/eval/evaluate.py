@@ -125,7 +125,7 @@ def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | N
     # a time limit the catalog declares for the env stays in force (the protocol's limit
     # would replace it): the protocol's own applies only where it is shorter
     from ldm.envs import resolve_env_id
-    from ldm.envs.wrappers import STEP_LIMIT_KWARG
+    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
 
     spec, rid = resolve_env_id(ref[1]["env_id"])
     declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)

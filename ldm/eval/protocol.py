@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ldm.envs.wrappers import STEP_LIMIT_KWARG
+from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
 from ldm.errors import EvalError, LDMError
 from ldm.spaces import SpaceSpec
 

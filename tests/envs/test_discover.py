@@ -16,7 +16,7 @@ from ldm.envs.catalog import load_catalog, load_spec
 from ldm.envs.discover import BUILD_VARIANTS, BuildVariant, discover_library, limit_hints
 from ldm.envs.registry import list_envs, list_failed
 from ldm.envs.trial import EnvTrial, outside
-from ldm.envs.wrappers import SeedGlobalRNGs, describe_space, space_kind
+from ldm.envs.worker.wrappers import SeedGlobalRNGs, describe_space, space_kind
 
 ENVS = '''
 import numpy as np

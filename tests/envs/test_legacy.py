@@ -1,4 +1,4 @@
-"""ldm/envs/legacy.py: each gym generation's API becomes the 5-tuple API.
+"""ldm/envs/worker/legacy.py: each gym generation's API becomes the 5-tuple API.
 
 The fake envs below copy the shape of each generation's API (their base class claims to be
 `gym.core`, which is how the converter tells gym's own methods from a library's). The real
@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from ldm.envs.legacy import LegacyGymEnv, upgrade_underscore_methods
+from ldm.envs.worker.legacy import LegacyGymEnv, upgrade_underscore_methods
 
 
 class Discrete:

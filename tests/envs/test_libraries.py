@@ -54,10 +54,10 @@ LIBRARIES = sorted(n for n, s in load_catalog().items() if s.installable and s.e
 # not what this test checks
 CALL_TIMEOUT = 300.0
 HUB_CODE = (
-    "worker.py",
-    "protocol.py",
-    "wrappers.py",
-    "legacy.py",
+    "worker/server.py",
+    "worker/protocol.py",
+    "worker/wrappers.py",
+    "worker/legacy.py",
     "check.py",
     "proxy.py",
     "backends.py",

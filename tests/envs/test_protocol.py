@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from ldm.envs import protocol
+from ldm.envs.worker import protocol
 
 
 def roundtrip(message):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ldm.envs
-from ldm.envs.worker import EnvServer
+from ldm.envs.worker.server import EnvServer
 from ldm.errors import EnvError
 
 

@@ -1,12 +1,14 @@
 """The worker side runs on the oldest interpreter a catalogued library needs (Python 3.6 with
 numpy 1.19 and gym 0.9.7, gym-inventory's venv) and talks to this client on numpy 2.x.
 
-Anything the worker imports in a library's venv belongs in WORKER_FILES: a new worker-side
-module (or new syntax in one) that the oldest interpreter cannot run fails here first.
+Anything the worker imports in a library's venv lies in ldm/envs/worker/ (WORKER_FILES): a new
+worker-side module (or new syntax in one) that the oldest interpreter cannot run fails here
+first, and so does a worker-side import from outside that folder.
 """
 
 import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,41 +18,68 @@ from ldm.envs.backends import connect
 from ldm.envs.catalog import load_catalog
 from ldm.envs.venvs import find_python
 
-ENVS_DIR = Path(__file__).resolve().parents[2] / "ldm" / "envs"
+WORKER_DIR = Path(__file__).resolve().parents[2] / "ldm" / "envs" / "worker"
 OLDEST = min(
     (s.python for s in load_catalog().values() if s.python and s.installable),
     key=lambda v: tuple(int(x) for x in v.split(".")),
 )
 
 
+def imported_modules(name):
+    """Top-level names of what `name`.py imports, siblings reached as `from ldm.envs.worker
+    import x` counted as `x` (the in-process fallback of the script's own imports)."""
+    out = set()
+    for node in ast.walk(ast.parse((WORKER_DIR / f"{name}.py").read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module == "ldm.envs.worker":
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
 def worker_side_files():
-    """worker.py and every sibling module it imports, transitively (as `import x` / `from
-    ldm.envs import x`): all of it runs inside the library venvs."""
-    todo, seen = ["worker"], set()
+    """server.py and every sibling module it imports, transitively (as `import x` / `from
+    ldm.envs.worker import x`): all of it runs inside the library venvs."""
+    todo, seen = ["server"], set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        for node in ast.walk(ast.parse((ENVS_DIR / f"{name}.py").read_text())):
-            sibling = isinstance(node, ast.ImportFrom) and node.module == "ldm.envs"
-            if isinstance(node, ast.Import) or sibling:
-                todo += [a.name for a in node.names if (ENVS_DIR / f"{a.name}.py").exists()]
+        todo += [m for m in imported_modules(name) if (WORKER_DIR / f"{m}.py").exists()]
     return sorted(f"{n}.py" for n in seen)
 
 
 WORKER_FILES = worker_side_files()
+#: what the worker side may import besides its siblings: the standard library, numpy, the
+#: gym generations, and ldm only for the in-process fallback of the sibling imports
+ALLOWED_OUTSIDE = {"numpy", "gym", "gymnasium", "ldm"}
 
 
 def test_the_worker_side_is_found():
-    assert {"worker.py", "protocol.py", "wrappers.py", "legacy.py"} <= set(WORKER_FILES)
+    assert {"server.py", "protocol.py", "wrappers.py", "legacy.py", "shm_worker.py"} <= set(
+        WORKER_FILES
+    )
+
+
+def test_the_worker_side_is_its_own_folder():
+    """Every module the worker imports lies in ldm/envs/worker/, and everything there (but the
+    package file) is worker-side code: the folder is what Docker copies and the sandbox shows."""
+    here = {p.name for p in WORKER_DIR.glob("*.py")} - {"__init__.py"}
+    assert set(WORKER_FILES) == here
+    siblings = {f[:-3] for f in here}
+    for name in siblings:
+        outside = imported_modules(name) - siblings - ALLOWED_OUTSIDE
+        assert all(m in sys.stdlib_module_names for m in outside), (name, outside)
 
 
 @pytest.mark.parametrize("name", WORKER_FILES)
 def test_worker_files_compile_on_the_oldest_interpreter(name):
     assert OLDEST == "3.6"
     python = find_python(OLDEST)
-    source = (ENVS_DIR / name).read_text()
+    source = (WORKER_DIR / name).read_text()
     if python is None:  # no 3.6 here: the parser's best-effort check of newer syntax
         ast.parse(source, feature_version=(3, 6))
         pytest.skip(f"no Python {OLDEST} on this machine; checked with ast only")
@@ -61,7 +90,7 @@ def test_worker_files_compile_on_the_oldest_interpreter(name):
         "assert not bad, 'from __future__ import annotations needs 3.7: line %s' % bad"
     )
     proc = subprocess.run(
-        [python, "-c", code, str(ENVS_DIR / name)], capture_output=True, text=True
+        [python, "-c", code, str(WORKER_DIR / name)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
 

@@ -1,6 +1,6 @@
 """The environment worker: serves many env instances of one library over the wire protocol.
 
-Run as a script inside the library's own virtual environment (`python worker.py`); it reads
+Run as a script inside the library's own virtual environment (`python server.py`); it reads
 frames from stdin and answers on stdout (see protocol.py). The process backend starts it; the
 in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are converted to
 the Gymnasium 5-tuple API here.
@@ -25,8 +25,8 @@ try:  # run as a script: siblings are on sys.path[0]
     import protocol
     import shm_worker
     import wrappers
-except ImportError:  # imported as ldm.envs.worker by the in-process backend
-    from ldm.envs import legacy, protocol, shm_worker, wrappers
+except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
+    from ldm.envs.worker import legacy, protocol, shm_worker, wrappers
 
 
 class Instance:

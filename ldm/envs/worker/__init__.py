@@ -1,0 +1,18 @@
+"""The worker side of the hub: code that runs inside each library's own interpreter.
+
+Everything in this folder is started as `python server.py` (process, sandbox and Ray
+backends; the sandbox exposes only this folder), copied into each Docker image, or imported
+as `ldm.envs.worker.*` by the in-process backend and the client (which shares the wire
+protocol, the declared wrappers' names and the shared-memory tags with it):
+
+- `server.py`: `EnvServer` and the script's main loop (one worker process, many envs);
+- `protocol.py`: the wire format (framed JSON + raw array bytes);
+- `wrappers.py`: declared wrappers and the space descriptions sent to the client;
+- `legacy.py`: every `gym` generation's API -> Gymnasium's 5-tuple API;
+- `shm_worker.py`: the worker's end of the shared-memory step path.
+
+Must not import: anything outside this folder but the standard library, numpy and
+gym/gymnasium (ldm is not installed in a library's venv), and no syntax newer than Python 3.6
+(tests/envs/test_worker_compat.py compiles every file here on the oldest catalogued Python).
+This file is never run in a library's venv (scripts there import their siblings directly).
+"""
