@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from fnmatch import fnmatchcase
 from functools import cache
@@ -99,6 +100,10 @@ class LibrarySpec:
     build_requirements: list[str] = field(default_factory=list)
     """Installed first and pinned for every source build, e.g. ["pip==21.3.1",
     "setuptools==57.5.0", "wheel==0.37.1"] for packages that only build with old tools."""
+    dependencies_before: str = ""
+    """A date (YYYY-MM-DD): resolve requirements from what was released before it (uv's
+    `--exclude-newer`), for a library whose newest dependencies break it (discover sets it to
+    the day after the library's own release when that is what makes it run)."""
     git: GitSource | None = None
     """Git-only library: repository and pinned commit (see GitSource); installed before
     `requirements`, which then list its dependencies."""
@@ -163,6 +168,18 @@ class LibrarySpec:
         for fname in ("make_kwargs", "env_kwargs", "failed", "discovery"):
             if not isinstance(getattr(self, fname), dict):
                 raise EnvError(f"{where}: field {fname!r} must be a table")
+        if self.dependencies_before and not re.fullmatch(
+            r"\d{4}-\d{2}-\d{2}", self.dependencies_before
+        ):
+            raise EnvError(
+                f"{where}: field 'dependencies_before' is {self.dependencies_before!r}; "
+                'write a date, e.g. "2024-05-01"'
+            )
+        if self.dependencies_before and self.installer != "uv":
+            raise EnvError(
+                f"{where}: field 'dependencies_before' needs installer 'uv' "
+                f"(pip has no --exclude-newer); pin the dependencies in 'requirements' instead"
+            )
         if self.python is not None and not str(self.python).replace(".", "").isdigit():
             raise EnvError(f"{where}: field 'python' is {self.python!r}; write e.g. \"3.10\"")
 
@@ -184,6 +201,8 @@ class LibrarySpec:
         if self.installer != "uv" or self.build_requirements or self.git:
             # only specs that use them hash them: existing venvs keep their names
             parts += [self.installer, self.build_requirements, self.git and asdict(self.git)]
+        if self.dependencies_before:
+            parts.append(self.dependencies_before)
         key = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 

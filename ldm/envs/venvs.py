@@ -160,6 +160,8 @@ def _build(spec: LibrarySpec, where: Path) -> dict[str, Any]:
             "install its build requirements",
         )
     requirements = _with_defaults(spec)
+    if spec.dependencies_before:  # uv only (the spec checks): what was released before then
+        requirements = ["--exclude-newer", spec.dependencies_before, *requirements]
     origin = None
     if spec.git is not None:
         src = where / "src" / spec.git.repo

@@ -274,3 +274,64 @@ def test_missing_requirements_read_from_failure_reasons():
     assert missing_requirements(why, spec) == ["minigrid[wfc]"]  # an extra of the library itself
     why = "No module named 'cv2'; No module named 'distutils'; No module named 'minigrid.x'"
     assert missing_requirements(why, spec) == ["opencv-python-headless"]  # not stdlib, not itself
+
+
+# -- dependencies as of a library's release ----------------------------------------------------
+def test_archive_date_reads_wheels_and_sdists_and_ignores_reproducible_stamps(tmp_path):
+    import datetime
+    import io
+    import tarfile
+    import zipfile
+
+    from ldm.envs.discover.requirements import archive_date
+
+    wheel = tmp_path / "lib-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(zipfile.ZipInfo("lib/__init__.py", (2023, 5, 2, 0, 15, 28)), "")
+        z.writestr(zipfile.ZipInfo("lib-1.0.dist-info/METADATA", (2023, 5, 3, 9, 0, 0)), "")
+    assert archive_date(wheel) == datetime.date(2023, 5, 3)
+    sdist = tmp_path / "lib-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as t:
+        info = tarfile.TarInfo("lib-1.0/setup.py")
+        info.mtime = datetime.datetime(2019, 7, 1, 12).timestamp()
+        t.addfile(info, io.BytesIO(b""))
+    assert archive_date(sdist) == datetime.date(2019, 7, 1)
+    stamped = tmp_path / "repro-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(stamped, "w") as z:
+        z.writestr(zipfile.ZipInfo("repro/__init__.py", (1980, 1, 1, 0, 0, 0)), "")
+    assert archive_date(stamped) is None
+
+
+def test_release_variant_sets_the_date_and_the_spec_checks_it():
+    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.discover.requirements import release_date
+    from ldm.errors import EnvError
+
+    variant = next(v for v in BUILD_VARIANTS if v.as_of_release)
+    spec = LibrarySpec(name="lib", domain="d", requirements=["lib==1.0"])
+    dated = variant.__class__(None, as_of_release=True, before="2024-04-11")
+    assert dated.apply(spec).dependencies_before == "2024-04-11"
+    assert dated.describe(spec).endswith("dependencies released before 2024-04-11")
+    assert dated.apply(spec).env_hash != spec.env_hash  # its own venv
+    assert release_date("lib @ file:///src/lib") == "" and release_date("./lib") == ""
+    with pytest.raises(EnvError, match="dependencies_before.*write a date"):
+        LibrarySpec(name="lib", domain="d", dependencies_before="April 2024")
+    with pytest.raises(EnvError, match="dependencies_before.*needs installer 'uv'"):
+        LibrarySpec(name="lib", domain="d", dependencies_before="2024-04-11", installer="pip")
+
+
+@pytest.mark.slow
+def test_a_venv_resolves_dependencies_released_before_the_date(ldm_home):
+    import subprocess
+
+    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.venvs import ensure_venv, uv_binary
+
+    spec = LibrarySpec(name="asof", domain="d", dependencies_before="2023-01-01")
+    python = ensure_venv(spec)  # numpy and gymnasium, as the hub adds them
+    frozen = subprocess.run(
+        [uv_binary(), "pip", "freeze", "--python", str(python)], capture_output=True, text=True
+    ).stdout
+    versions = dict(line.split("==") for line in frozen.splitlines() if "==" in line)
+    assert versions["gymnasium"] == "0.27.0"  # 0.27.1 came out in January 2023
+    assert versions["numpy"] == "1.24.1"

@@ -13,7 +13,12 @@ from dataclasses import dataclass, replace
 
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.discover.modules import candidate_ids, find_registering_modules
-from ldm.envs.discover.requirements import MAX_ADDED_DEPENDENCIES, missing_requirements, req_name
+from ldm.envs.discover.requirements import (
+    MAX_ADDED_DEPENDENCIES,
+    missing_requirements,
+    release_date,
+    req_name,
+)
 from ldm.envs.discover.trials import FIXES, try_all
 from ldm.envs.trial import EnvTrial
 from ldm.envs.venvs import ensure_venv
@@ -31,6 +36,10 @@ class BuildVariant:
     installer: str | None = None
     when: str = ""
     """Only tried when an earlier try's error matches this regex (empty: always)."""
+    as_of_release: bool = False
+    """Resolve the dependencies as of the library's release (its newest ones break it)."""
+    before: str = ""
+    """The date that makes `as_of_release` concrete (set by build_and_try)."""
 
     def apply(self, spec: LibrarySpec) -> LibrarySpec:
         """The spec built this way (pins for a package the spec already constrains are skipped)."""
@@ -42,13 +51,15 @@ class BuildVariant:
             requirements=[*spec.requirements, *extra],
             build_requirements=list(self.build) or spec.build_requirements,
             installer=self.installer or spec.installer,
+            dependencies_before=self.before or spec.dependencies_before,
         )
 
     def describe(self, spec: LibrarySpec) -> str:
         built = self.apply(spec)
         pins = f" with {', '.join(self.pins + self.build)}" if self.pins or self.build else ""
         via = f" (installed by {self.installer})" if self.installer else ""
-        return f"Python {built.python or 'of ldm'}{pins}{via}"
+        when = f", dependencies released before {self.before}" if self.before else ""
+        return f"Python {built.python or 'of ldm'}{pins}{via}{when}"
 
 
 OLD_BUILD_TOOLS = ("setuptools<58", "wheel<0.38")
@@ -56,12 +67,15 @@ OLD_BUILD_TOOLS = ("setuptools<58", "wheel<0.38")
 OLD_SETUP = r"extras_require|setup command|use_2to3|invalid requirement|InvalidRequirement"
 
 #: Tried in order until the venv builds, the library imports and its envs run: the spec as
-#: written, numpy 1.x (most libraries of the gym era break on numpy 2), old build tools (only
+#: written, numpy 1.x (most libraries of the gym era break on numpy 2), the dependencies as of
+#: the library's release (a newer dependency breaks it, e.g. dm-control 1.0.50 on mujoco 4),
+#: old build tools (only
 #: after a setup.py error), newer interpreters (packages that require them or ship wheels only
 #: for them), then older ones down to gym 0.21's (pip 21 and setuptools 57 build it).
 BUILD_VARIANTS = (
     BuildVariant(None),
     BuildVariant(None, ("numpy<2",)),
+    BuildVariant(None, as_of_release=True),
     BuildVariant(None, ("numpy<2",), OLD_BUILD_TOOLS, when=OLD_SETUP),
     BuildVariant("3.12"),
     BuildVariant("3.13"),
@@ -99,7 +113,14 @@ def build_and_try(
     tries: list[str] = []
     fallback: Built | None = None
     floor = (3, 0)
+    release: str | None = None
     for k, variant in enumerate(BUILD_VARIANTS):
+        if variant.as_of_release:
+            first = spec.requirements[0] if spec.requirements else ""
+            release = release_date(first) if release is None else release
+            if not release or spec.dependencies_before:
+                continue  # no date known (a URL, a path) or the spec already sets one
+            variant = replace(variant, before=release)
         if _python_of(variant.apply(spec)) < floor:
             continue  # the package said it needs a newer Python
         if variant.when and not re.search(variant.when, "\n".join(tries)):

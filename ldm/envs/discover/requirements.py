@@ -6,10 +6,15 @@ Imports ldm's catalog and venv modules; never an environment library.
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 import sys
+import tarfile
+import tempfile
+import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.venvs import ensure_venv, uv_binary
@@ -84,3 +89,34 @@ def pin_installed(spec: LibrarySpec) -> LibrarySpec:
         for r in reqs
     ]
     return replace(spec, requirements=pinned)
+
+
+def release_date(requirement: str, timeout: float = 300) -> str:
+    """The day after a PyPI requirement's newest matching file was built (YYYY-MM-DD), read
+    from the archive pip downloads; "" for a URL or path, a failed download or an archive
+    without real dates. A build variant resolves the library's dependencies as of then."""
+    if "@" in requirement or "/" in requirement or requirement.startswith("."):
+        return ""
+    with tempfile.TemporaryDirectory(prefix="ldm-release-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp]
+        try:
+            subprocess.run([*cmd, requirement], capture_output=True, timeout=timeout, check=True)
+        except (subprocess.SubprocessError, OSError):
+            return ""
+        built = [archive_date(f) for f in Path(tmp).iterdir()]
+    day = max((d for d in built if d is not None), default=None)
+    return (day + datetime.timedelta(days=1)).isoformat() if day else ""
+
+
+def archive_date(path: Path) -> datetime.date | None:
+    """When a wheel or sdist was built: its newest member's time (None for the 1980 or 1970
+    stamps of reproducible builds, or an unknown format)."""
+    if path.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(path) as z:
+            newest = max(datetime.datetime(*i.date_time) for i in z.infolist())
+    elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        with tarfile.open(path) as t:
+            newest = datetime.datetime.fromtimestamp(max(m.mtime for m in t.getmembers()))
+    else:
+        return None
+    return newest.date() if newest.year > 1990 else None
