@@ -44,6 +44,7 @@ WRAPPERS = (
     "seed_global_rngs",
     "sum_reward",
     "image_first_channels",
+    "joint_action",
 )
 
 

@@ -53,16 +53,39 @@ class GridEnv(gym.Env):
     def step(self, action):
         self.t += 1
         return self._obs(), 1.0, self.t >= 5, False, {}
+
+
+class TeamEnv(gym.Env):
+    """Two agents under one controller (as lbforaging): a Tuple of observations, a Tuple of
+    Discrete actions (the second starting at 1), a list of rewards."""
+
+    observation_space = gym.spaces.Tuple([Box(0.0, 1.0, (2,), np.float32)] * 2)
+    action_space = gym.spaces.Tuple([Discrete(3), Discrete(2, start=1)])
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return tuple(self.np_random.uniform(0, 1, 2).astype(np.float32) for _ in range(2))
+
+    def step(self, action):
+        a, b = action
+        assert a in (0, 1, 2) and b in (1, 2), action
+        self.t += 1
+        return self._obs(), [float(a), float(b)], self.t >= 5, False, {}
 '''
 
 REGISTER = """
 import gymnasium as gym
-from {pkg}.core import GridEnv
+from {pkg}.core import GridEnv, TeamEnv
 
 for size in (4, 8, 16):
     gym.register("{prefix}-Grid%d-v0" % size, entry_point=GridEnv, kwargs={{"size": size}})
 gym.register("{prefix}-Escape-v0", entry_point=GridEnv, kwargs={{"escape": True}})
 gym.register("{prefix}-GlobalRng-v0", entry_point=GridEnv, kwargs={{"global_rng": True}})
+gym.register("{prefix}-Team-v0", entry_point=TeamEnv)
 """
 
 
@@ -198,7 +221,13 @@ def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):
         "LdmtestSubreg-GlobalRng-v0",
         "LdmtestSubreg-Grid4-v0",
         "LdmtestSubreg-Grid8-v0",
+        "LdmtestSubreg-Team-v0",
     ]
+    # the team's Tuple observation, list reward and Tuple action each got their wrapper
+    assert spec.wrappers == ["flatten_dict", "joint_action", "sum_reward"]
+    team = {e.id.split("/")[1]: e for e in list_envs(catalog_dir=str(cat))}["LdmtestSubreg-Team-v0"]
+    assert team.observation.shape == (4,) and team.check_ok
+    assert team.action.kind == "multi_discrete" and list(team.action.nvec) == [3, 2]
     # over the limit: the reason names it, the smaller sibling and the constructor's knob
     why = spec.failed["LdmtestSubreg-Grid16-v0"]
     assert "256 dims, over the limit of 128" in why
@@ -213,9 +242,9 @@ def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):
     assert spec.discovery["seconds"] > 0 and spec.discovery["build"] == "the spec as written"
     # the declared wrapper that seeds the global generators fixes the second one
     text = (cat / "ldmtest-subreg.toml").read_text()
-    assert "imports = [" in text and "wrappers" not in text
+    assert "seed_global_rngs" not in text
     (cat / "ldmtest-subreg.toml").write_text(
-        text.replace("imports = [", 'wrappers = ["seed_global_rngs"]\nimports = [', 1)
+        text.replace("wrappers = [", 'wrappers = [\n    "seed_global_rngs",', 1)
     )
     load_catalog.cache_clear()  # the catalog is cached per process; a user edits between runs
     discover_library("ldmtest-subreg", catalog_dir=str(cat), progress=False)

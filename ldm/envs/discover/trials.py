@@ -25,9 +25,13 @@ from ldm.errors import LDMError
 AUTO_WRAPPERS = (
     (re.compile(r"^observation space .*\((Dict|Tuple)\) is not supported"), "flatten_dict"),
     (
-        re.compile(r"failed on 'step': TypeError: only (0-dimensional|length-1) arrays"),
+        re.compile(
+            r"failed on 'step': TypeError: (only (0-dimensional|length-1) arrays"
+            r"|float\(\) argument must be a [a-z ]*number, not 'list')"
+        ),
         "sum_reward",
     ),
+    (re.compile(r"^action space .*\(Tuple\) is not supported"), "joint_action"),
 )
 
 Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]
@@ -121,17 +125,21 @@ def retry_with_wrappers(
     workers: int,
     steps: int,
 ) -> Outcome:
-    """Add the declared wrappers that fix failures (`AUTO_WRAPPERS`) and retry those envs."""
-    add = [
-        w
-        for pattern, w in AUTO_WRAPPERS
-        if w not in spec.wrappers and any(pattern.search(why) for why in failed.values())
-    ]
-    if not add:
-        return spec, passed, failed
-    spec = replace(spec, wrappers=[*spec.wrappers, *add])
-    again, still = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
-    return spec, {**passed, **again}, still
+    """Add the declared wrappers that fix failures (`AUTO_WRAPPERS`) and retry those envs;
+    again while a retry shows a failure another wrapper fixes (a Tuple observation hides the
+    Tuple action behind it)."""
+    for _ in AUTO_WRAPPERS:
+        add = [
+            w
+            for pattern, w in AUTO_WRAPPERS
+            if w not in spec.wrappers and any(pattern.search(why) for why in failed.values())
+        ]
+        if not add:
+            break
+        spec = replace(spec, wrappers=[*spec.wrappers, *add])
+        again, failed = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
+        passed = {**passed, **again}
+    return spec, passed, failed
 
 
 #: The fixes tried, in order, after a variant's first trials.

@@ -209,6 +209,34 @@ class SumReward:
         self.env.close()
 
 
+class JointAction:
+    """A Tuple of Discrete actions (one per agent of a team under one controller, e.g.
+    lbforaging's players) -> one MultiDiscrete action; other action spaces pass unchanged."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        parts = env.action_desc["spaces"]
+        self.starts = [p["start"] for p in parts]
+        self.action_desc = {"type": "MultiDiscrete", "nvec": np.array([p["n"] for p in parts])}
+
+    def reset(self, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        joint = tuple(int(a) + s for a, s in zip(np.asarray(action).ravel(), self.starts))
+        return self.env.step(joint)
+
+    def close(self):
+        self.env.close()
+
+
+def joint_action(env):
+    d = env.action_desc
+    fits = d["type"] == "Tuple" and all(p["type"] == "Discrete" for p in d["spaces"])
+    return JointAction(env) if fits else env
+
+
 class SeedGlobalRNGs:
     """Seeds Python's `random` and numpy's global generator on every seeded reset.
 
@@ -272,6 +300,7 @@ WRAPPERS = {
     "discrete_to_box": (discrete_to_box, lambda d: d["type"] == "Discrete"),
     "seed_global_rngs": (SeedGlobalRNGs, lambda d: True),
     "sum_reward": (SumReward, lambda d: True),
+    "joint_action": (joint_action, lambda d: True),  # decides on the action space itself
 }
 
 
