@@ -263,6 +263,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
     verdicts = {}
     for env_id in sorted({runs[r]["env_id"] for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
+    summary["fallbacks"] = fallback_references(store, runs, references, verdicts, cfg, progress)
     summary["runs"] = {
         rid: {
             "env_id": runs[rid]["env_id"],
@@ -272,6 +273,42 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
     }
     write_json_atomic(store.path / "refgen" / "summary.json", summary)
     return summary
+
+
+def fallback_references(
+    store: Store,
+    runs: dict[str, dict[str, Any]],
+    references: set[str],
+    verdicts: dict[str, dict],
+    cfg: RefGenConfig,
+    progress: bool = True,
+) -> dict[str, list[str]]:
+    """Envs whose references all failed curation take their other ranking runs instead.
+
+    A library's ranking can pick a candidate that did not learn on one of its envs (Mario's
+    top-ranked PPO started high and did not improve, while A2C did). The env's ranking runs
+    of the other candidates are then relabelled and curated among themselves (the failed
+    runs do not set their best); those that pass become references. Updates `verdicts` and
+    `references`; returns env -> the fallback runs that passed."""
+    from tqdm import tqdm
+
+    failed_envs = sorted(
+        {runs[r]["env_id"] for r in references}
+        - {runs[r]["env_id"] for r, v in verdicts.items() if v["verdict"] == "pass"}
+    )
+    found: dict[str, list[str]] = {}
+    for env_id in failed_envs:
+        others = {r for r, e in runs.items() if e["env_id"] == env_id and r not in references}
+        for run_id in tqdm(sorted(others), desc=f"fallback {env_id}", disable=not progress):
+            if not store.open_run(run_id).meta.get("relabelled"):
+                relabel_run(store, run_id)
+        fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
+        verdicts.update(fallback)
+        passed = sorted(r for r, v in fallback.items() if v["verdict"] == "pass")
+        references |= set(fallback)
+        if passed:
+            found[env_id] = passed
+    return found
 
 
 def curate_env_references(
@@ -289,6 +326,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         fr = r.get("final_return")
         why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
         print(f"{r['verdict']:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
+    for env_id, run_ids in summary.get("fallbacks", {}).items():
+        print(f"{env_id}: its references failed curation; ranking runs that passed: {run_ids}")
     for lib, info in summary["libraries"].items():
         print(
             f"{lib}: ranking {info['ranking']}, {info['references']} reference runs, {len(info['failed'])} failed jobs"

@@ -89,6 +89,31 @@ def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
     assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
 
 
+def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_path):
+    from ldm.refgen import RefGenConfig
+    from ldm.refgen.stage import fallback_references
+
+    store = Store(tmp_path / "s")
+    # the library's top candidate started high and never improved on E (Mario's PPO)
+    top = _fake_run(store, "lib/E-v0", [470.0, 480.0, 460.0, 475.0] * 10)
+    other = _fake_run(store, "lib/E-v0", list(np.linspace(100, 250, 40)))  # A2C learned
+    flat = _fake_run(store, "lib/E-v0", [5.0, 6.0, 5.0, 6.0] * 10)  # a third: nothing
+    fine = _fake_run(store, "lib/F-v0", list(np.linspace(0, 100, 40)))
+    ranking_f = _fake_run(store, "lib/F-v0", list(np.linspace(0, 50, 40)))
+    references = {top, fine}
+    verdicts = {
+        **curate_env(store, "lib/E-v0", only={top}),
+        **curate_env(store, "lib/F-v0", only={fine}),
+    }
+    assert verdicts[top]["verdict"] == "fail"
+    cfg = RefGenConfig(envs=["lib/E-v0"])
+    found = fallback_references(store, store.runs(), references, verdicts, cfg, progress=False)
+    assert found == {"lib/E-v0": [other]}  # judged among the fallbacks, not against `top`
+    assert verdicts[other]["verdict"] == "pass" and verdicts[flat]["verdict"] == "fail"
+    assert store.runs()[other]["verdict"] == "pass" and other in references
+    assert ranking_f not in references and ranking_f not in verdicts  # F has its reference
+
+
 def test_recording_matches_what_the_env_did(tmp_path):
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -148,7 +173,12 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
     assert len(runs) == 4  # 2 candidates ranked on each env, no duplicates
     assert store.pending() == []
     refs = [r for r, e in runs.items() if e["verdict"] != "excluded"]
-    assert len(refs) == 2 and {runs[r]["env_id"] for r in refs} == set(CONFIG["envs"])
+    # one reference per env, plus the env's other ranking run where the first failed curation
+    assert {runs[r]["env_id"] for r in refs} == set(CONFIG["envs"])
+    for env in CONFIG["envs"]:
+        on_env = [runs[r]["verdict"] for r in refs if runs[r]["env_id"] == env]
+        assert on_env in (["pass"], ["fail", "pass"], ["pass", "fail"], ["fail", "fail"]), on_env
+        assert (env in summary["fallbacks"]) == (sorted(on_env) == ["fail", "pass"])
     for r in refs:
         reader = store.open_run(r)
         assert reader.has_reference_actions() and reader.meta["relabelled"]
