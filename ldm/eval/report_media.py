@@ -7,8 +7,9 @@ curves, and the training curves. `write_report` appends `media_sections(results,
 - Learning curves: per env, the episode returns of the curated reference runs over training
   (read from the store's run metadata), the reference run bold, its first and last 10% of
   episodes shaded and their means drawn: the anchors of the normalised score.
-- Training curves: train/loss, held-out val/accuracy and eval scores at checkpoints (when
-  the train stage logged them) from the checkpoint's `metrics.jsonl`.
+- Training curves: train/loss, held-out val/accuracy and, when the train stage ran the periodic
+  evaluation (`eval_every`), each env's score at those checkpoints and the share >= 80%, from
+  the checkpoint's `metrics.jsonl`; without it the section says how to turn it on.
 Figures are embedded as base64 PNG, as the threshold curve is.
 
 Imports: ldm.data (the store), matplotlib, numpy; not torch, not the model.
@@ -176,6 +177,42 @@ def _metrics(checkpoint: Path) -> list[dict[str, Any]]:
     return []
 
 
+#: metrics.jsonl keys of the periodic evaluation's per-env scores (ldm/pipeline/hooks.py)
+ENV_SCORE_PREFIX = "eval/score/"
+
+
+def checkpoint_scores(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Per env, (step, normalised score) of the periodic evaluations in the training log."""
+    scores: dict[str, dict[int, float]] = {}
+    for r in rows:
+        for key, value in r.items():
+            if key.startswith(ENV_SCORE_PREFIX) and value is not None:
+                scores.setdefault(key[len(ENV_SCORE_PREFIX) :], {})[r["step"]] = value
+    return {env: sorted(by_step.items()) for env, by_step in sorted(scores.items())}
+
+
+def _env_scores_figure(scores: dict[str, list[tuple[int, float]]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9.5, 3.4), dpi=100)
+    for env, pts in scores.items():
+        steps, values = zip(*pts)
+        ax.plot(steps, values, marker="o", ms=3, lw=1.2, label=env)
+    for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
+        ax.axhline(mark, color=color, ls="--", lw=1)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel("score (% of reference)", fontsize=8)
+    ax.set_title("env score at checkpoints (periodic evaluation)", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def training_curves_section(checkpoint: Path) -> str:
     """Loss, held-out accuracy and env scores at checkpoints from the train stage's log."""
     rows = _metrics(checkpoint)
@@ -197,7 +234,23 @@ def training_curves_section(checkpoint: Path) -> str:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    scores = checkpoint_scores(rows)
+    if scores:
+        env_part = (
+            "<p>Env score at checkpoints: the periodic evaluation during training (the protocol "
+            "with 1 rollout and the train stage's <code>eval_episodes</code> per env, so noisier "
+            "than the final evaluation above); dashed lines at 80 and 100.</p>"
+            f'<img alt="env score at checkpoints" '
+            f'src="data:image/png;base64,{_env_scores_figure(scores)}" style="max-width:100%">'
+        )
+    else:
+        env_part = (
+            "<p>No env scores at checkpoints: the train stage ran without periodic evaluation "
+            "(set <code>eval_every</code> and <code>eval_episodes</code> in <code>[train]</code> "
+            "to record them).</p>"
+        )
     return (
         "<h2>Training curves</h2>"
         f'<img alt="training curves" src="data:image/png;base64,{_png(fig)}" style="max-width:100%">'
+        + env_part
     )

@@ -95,3 +95,42 @@ def test_discover_writes_into_the_user_directory(user_dir, capsys):
     side = json.loads((user_dir / "userlib.spaces.json").read_text())
     assert side["Faulty-ok-v0"]["action"]["n"] == 2
     assert sorted(p.name for p in CATALOG_DIR.iterdir()) == builtin  # nothing written there
+
+
+@pytest.mark.slow
+def test_refgen_and_eval_through_the_flag(user_dir, monkeypatch, tmp_path):
+    from ldm.data import Store
+    from ldm.model import LDMPolicy, preset
+
+    monkeypatch.delenv(CATALOG_PATH_ENV)
+    load_catalog.cache_clear()
+    flag = ["--catalog-dir", str(user_dir)]
+    env_id = "userlib/Faulty-ok-v0"
+    config = tmp_path / "refgen.toml"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "refgen": {
+                    "envs": [env_id],
+                    "candidates": ["ppo-8env"],
+                    "top_n": 1,
+                    "seeds": 1,
+                    "train_budget": 1024,
+                    "workers": 1,
+                }
+            }
+        )
+    )
+    store = tmp_path / "store"
+    # the job runs in its own process: it must see the user catalog too
+    assert main(["refgen", "all", "--config", str(config), "--store", str(store), *flag]) == 0
+    runs = Store(store, create=False).runs()
+    assert [e["env_id"] for e in runs.values()] == [env_id]
+    run = Store(store, create=False).open_run(next(iter(runs)))
+    assert run.length(0) >= 1024 // 8 and run.meta["relabelled"]
+    ck = LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(tmp_path / "ck")
+    out = tmp_path / "eval"
+    argv = ["eval", str(ck), "--store", str(store), "--envs", env_id, "--out", str(out)]
+    assert main([*argv, "--rollouts", "1", "--episodes", "2", *flag]) == 0
+    (e,) = json.loads((out / "results.json").read_text())["envs"]
+    assert (e["env_id"], e["status"], e["returns"]) == (env_id, "ok", [[10.0, 10.0]])

@@ -9,6 +9,7 @@ from ldm.data import Store
 from ldm.eval import write_report
 from ldm.eval.report_media import (
     attach_reference_clips,
+    checkpoint_scores,
     clips_section,
     learning_curves_section,
     reference_curves,
@@ -54,9 +55,23 @@ def test_training_curves_from_metrics_jsonl(tmp_path):
     rows += [{"step": 10, "val/accuracy": 0.5}, {"step": 19, "val/accuracy": 0.7}]
     (train / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     section = training_curves_section(train / "final")
-    assert "Training curves" in section
+    assert "Training curves" in section and "without periodic evaluation" in section
     _png_in(section)
     assert training_curves_section(tmp_path / "nowhere" / "final") == ""
+    # with periodic evaluation: each env's score at the checkpoints, in step order
+    rows += [
+        {"step": 10, "eval/score/a/B-v0": 40.0, "eval/score/c/D-v0": 90.0, "eval/share_at_80": 0.5},
+        {"step": 5, "eval/score/a/B-v0": 10.0, "eval/score/c/D-v0": None},
+        {"step": 19, "eval/score/a/B-v0": 85.0, "eval/share_at_80": 1.0},
+    ]
+    (train / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert checkpoint_scores(rows) == {
+        "a/B-v0": [(5, 10.0), (10, 40.0), (19, 85.0)],
+        "c/D-v0": [(10, 90.0)],
+    }
+    section = training_curves_section(train / "final")
+    assert "env score at checkpoints" in section and "without periodic evaluation" not in section
+    assert section.count("data:image/png;base64,") == 2
 
 
 def test_clips_beside_scores_with_relative_links_and_notes(tmp_path):
