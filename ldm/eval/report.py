@@ -51,18 +51,11 @@ def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Pat
         ref = results["references_summary"]["curve"]
         ax.step(ref["thresholds"], ref["envs_at_or_above"], where="post", color="#888", lw=1.5,
                 ls=":", label="references (same protocol)")  # fmt: skip
-        ax.legend(loc="upper right")
+    scorable = results["summary"]["scorable"]
     for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
         k = int(n[t == mark][0]) if (t == mark).any() else 0
-        ax.axvline(mark, color=color, ls="--", lw=1)
-        ax.annotate(
-            f"{k} envs >= {mark}%",
-            (mark, k),
-            xytext=(6, 8),
-            textcoords="offset points",
-            color=color,
-            fontsize=9,
-        )
+        ax.axvline(mark, color=color, ls="--", lw=1, label=f"{k} of {scorable} envs >= {mark}%")
+    ax.legend(loc="lower left", fontsize=8)  # counts in the legend: no labels overlap
     ax.set_xlabel("performance threshold (% of reference)")
     ax.set_ylabel("environments at or above")
     ax.set_title(f"Performance-threshold curve ({results['summary']['scorable']} scorable envs)")

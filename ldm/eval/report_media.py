@@ -87,7 +87,8 @@ def clips_section(results: dict[str, Any], out: Path) -> str:
     return (
         "<h2>Watch it act</h2><p>The first episode of rollout 0 of each env, as evaluated; the "
         "reference policy's beside it where it was evaluated too.</p>"
-        "<style>.clip{width:280px;height:auto;image-rendering:pixelated}</style>"
+        "<style>.clip{width:280px;height:auto;image-rendering:pixelated}"
+        ".clips th{text-align:center}.clips td{vertical-align:top}</style>"
         '<table class="clips"><thead><tr><th>env</th><th>LDM</th><th>reference</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
