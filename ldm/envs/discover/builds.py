@@ -100,6 +100,46 @@ class Built:
     failed: dict[str, str]
 
 
+#: Envs of a variant tried first, spread over its sorted ids: the hub's fixes (wrappers,
+#: optional dependencies) are found on these, so that a library of thousands of ids is tried
+#: in full once, not once per fix.
+SAMPLE = 8
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How envs are tried: per-env timeout, parallel workers, random steps, a progress bar."""
+
+    timeout: float
+    workers: int
+    steps: int
+    progress: bool
+
+    def fixed(
+        self, spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict[str, str]
+    ) -> tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]:
+        """The failures the hub fixes (`FIXES`), fixed and tried again."""
+        for fix in FIXES:
+            spec, passed, failed = fix(spec, passed, failed, self.timeout, self.workers, self.steps)
+        return spec, passed, failed
+
+    def variant(
+        self, spec: LibrarySpec, variant: BuildVariant, ids: list[str], everything: bool
+    ) -> tuple[Built, bool, int]:
+        """Try a built variant's envs: a sample with the fixes first, then every id when the
+        sample runs (or `everything`: the spec as written is judged on all its envs).
+        Returns (the outcome, whether it runs, how many envs were tried)."""
+        sample = ids[:: -(-len(ids) // SAMPLE)] if len(ids) > SAMPLE else ids
+        args = (self.timeout, self.workers, self.steps)
+        spec, passed, failed = self.fixed(spec, *try_all(spec, sample, *args, False))
+        runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        if (runs or everything) and len(sample) < len(ids):
+            spec, passed, failed = self.fixed(spec, *try_all(spec, ids, *args, self.progress))
+            runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        tried = len(ids) if everything or runs else len(sample)
+        return Built(spec, variant, passed, failed), runs, tried
+
+
 def build_and_try(
     spec: LibrarySpec, timeout: float, workers: int, steps: int, progress: bool
 ) -> tuple[Built, list[str]]:
@@ -108,7 +148,7 @@ def build_and_try(
     Failures the hub fixes (missing optional dependencies, Dict observations, vector rewards)
     are fixed first; a variant that builds but still runs none of its envs (numpy 2 breaking
     an old library at `make`) counts as failed too, unless every failure is a limit of the
-    paper's. Later variants are first tried on a few envs, then on all when those run.
+    paper's. Each variant is first tried on a sample of its envs (`SAMPLE`), then on all.
     """
     tries: list[str] = []
     fallback: Built | None = None
@@ -133,19 +173,13 @@ def build_and_try(
             needs = re.search(r"Python>=(\d+)\.(\d+)", str(e))
             floor = max(floor, (int(needs[1]), int(needs[2]))) if needs else floor
             continue
-        sample = ids if k == 0 else ids[:4]
-        passed, failed = try_all(candidate, sample, timeout, workers, steps, progress and k == 0)
-        for fix in FIXES:
-            candidate, passed, failed = fix(candidate, passed, failed, timeout, workers, steps)
-        runs = bool(passed) or all("over the limit" in why for why in failed.values())
-        if runs and sample is not ids:
-            passed, failed = try_all(candidate, ids, timeout, workers, steps, progress)
-        built = Built(candidate, variant, passed, failed)
+        trial = Trial(timeout, workers, steps, progress)
+        built, runs, tried = trial.variant(candidate, variant, ids, everything=k == 0)
         if runs:
             return built, tries
         fallback = fallback or built
-        why = next(iter(failed.values()), "no env ids")
-        tries.append(f"{variant.describe(spec)}: none of {len(sample)} envs ran ({why[:300]})")
+        why = next(iter(built.failed.values()), "no env ids")
+        tries.append(f"{variant.describe(spec)}: none of {tried} envs ran ({why[:300]})")
     if fallback is not None:
         return fallback, tries
     raise EnvError(
