@@ -35,9 +35,14 @@ def limit_hints(
         except (LDMError, subprocess.TimeoutExpired):
             pass  # hints are a courtesy: the limit is named either way
     out = dict(failed)
+    by_shape: dict[tuple[str, str], list[tuple[str, list[int]]]] = {}
+    for p in sorted(passed):  # grouped once: a library may have thousands of each
+        shape, nums, version = _split(p)
+        by_shape.setdefault((shape, version), []).append((p, nums))
     for rid in over:
         hints = []
-        siblings = [p for p in sorted(passed) if _smaller_variant(p, rid)]
+        shape, nums, version = _split(rid)
+        siblings = [p for p, n in by_shape.get((shape, version), []) if _smaller(n, nums)]
         if siblings:
             hints.append(f"smaller registered variants pass: {', '.join(siblings[:3])}")
         sizes = knobs.get(rid) or {}
@@ -52,18 +57,13 @@ def limit_hints(
     return out
 
 
-def _smaller_variant(candidate: str, rid: str) -> bool:
-    """`Grid8-v0` for `Grid16-v0`: same name but smaller numbers (the version is not a size)."""
+def _split(rid: str) -> tuple[str, list[int], str]:
+    """`Grid16x16-v0` -> ("Grid#x#", [16, 16], "0"): the name's shape, its numbers, its version
+    (the version is not a size)."""
+    base, _, version = rid.rpartition("-v") if re.search(r"-v\d+$", rid) else (rid, "", "")
+    return re.sub(r"\d+", "#", base), [int(n) for n in re.findall(r"\d+", base)], version
 
-    def split(i: str) -> tuple[str, list[int], str]:
-        base, _, version = i.rpartition("-v") if re.search(r"-v\d+$", i) else (i, "", "")
-        return re.sub(r"\d+", "#", base), [int(n) for n in re.findall(r"\d+", base)], version
 
-    (shape_a, nums_a, ver_a), (shape_b, nums_b, ver_b) = split(candidate), split(rid)
-    return (
-        shape_a == shape_b
-        and ver_a == ver_b
-        and bool(nums_a)
-        and all(a <= b for a, b in zip(nums_a, nums_b))
-        and nums_a != nums_b
-    )
+def _smaller(nums_a: list[int], nums_b: list[int]) -> bool:
+    """Numbers of a smaller variant: none larger, some smaller."""
+    return bool(nums_a) and all(a <= b for a, b in zip(nums_a, nums_b)) and nums_a != nums_b
