@@ -39,15 +39,15 @@ def main() -> None:
         t0 = time.perf_counter()
         res = evaluate(policy, ENVS, store, cfg, progress=False)
         batched_time = time.perf_counter() - t0
-        batched_env_steps = sum(1 for _ in range(res["steps"])) * 16
-        batched_calls = res["model_calls"]
+        batched_env_steps = sum(1 for _ in range(res.steps)) * 16
+        batched_calls = res.model_calls
         one = EvalConfig(rollouts=1, episodes=1000, max_steps=max_steps)
         t0 = time.perf_counter()
         calls = 0
         for env in ENVS:
             for _ in range(4):
                 r = evaluate(policy, [env], store, one, progress=False)
-                calls += r["model_calls"]
+                calls += r.model_calls
         single_time = time.perf_counter() - t0
         single_env_steps = calls  # one env step per model call
     report(

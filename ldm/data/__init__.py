@@ -3,7 +3,7 @@
 Imports neither torch (only `WindowLoader` iteration does) nor any environment library.
 """
 
-from ldm.data.meta import Curation, Episode, RunMeta
+from ldm.data.meta import Curation, Episode, ManifestEntry, RunMeta
 from ldm.data.sampler import WindowLoader, WindowSampler
 from ldm.data.store import RunReader, Store, anchors
 from ldm.data.writer import RunWriter, resume_run
@@ -19,4 +19,5 @@ __all__ = [
     "RunMeta",
     "Curation",
     "Episode",
+    "ManifestEntry",
 ]

@@ -1,4 +1,5 @@
-"""RunMeta, Curation, Episode: the schema of a run's `meta.json`, owned by one record each.
+"""RunMeta, Curation, Episode: the schema of a run's `meta.json`, owned by one record each;
+ManifestEntry: a run's line in the store's `manifest.json`.
 
 A run's metadata is written by the recorder (refgen's jobs, Minari import), the writer
 (lengths, episodes, checksums, anchors), relabelling and curation. Every write goes through
@@ -161,18 +162,45 @@ class RunMeta:
         """This metadata with `updates` (meta.json keys) merged in, validated."""
         return RunMeta.from_dict({**self.to_dict(), **updates})
 
-    def manifest_entry(self) -> dict[str, Any]:
+    def manifest_entry(self) -> ManifestEntry:
         """The run's line in the store's manifest."""
-        return {
-            "env_id": self.env_id,
-            "library": self.library,
-            "transitions": int(self.transitions),
-            "streams": int(self.num_streams),
-            "verdict": self.curation.verdict if self.curation else None,
-            "relabelled": bool(self.relabelled),
-            "algorithm": self.algorithm,
-            "committed": self.committed,
-        }
+        return ManifestEntry(
+            env_id=self.env_id,
+            library=self.library,
+            transitions=int(self.transitions),
+            streams=int(self.num_streams),
+            verdict=self.curation.verdict if self.curation else None,
+            relabelled=bool(self.relabelled),
+            algorithm=self.algorithm,
+            committed=self.committed,
+        )
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """A committed run's line in the store's manifest.json: what `Store.runs()` answers
+    without opening the run (its schema; the run's own metadata is `RunMeta`)."""
+
+    env_id: str
+    library: str
+    transitions: int
+    streams: int
+    verdict: Verdict | None = None
+    """Curation's verdict (None: not curated yet)."""
+    relabelled: bool = False
+    algorithm: str | None = None
+    committed: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest.json form (every key written, null included, as always)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ManifestEntry:
+        try:
+            return cls(**_known(cls, d, "manifest entry"))
+        except TypeError as e:
+            raise StoreError(f"manifest entry of {d.get('env_id')} is malformed: {e}") from None
 
 
 _REQUIRED = (
@@ -208,4 +236,12 @@ def _known(cls: Any, d: dict[str, Any], what: str) -> dict[str, Any]:
     return d
 
 
-__all__ = ["FORMAT_VERSION", "Curation", "Episode", "RunMeta", "VERDICTS", "Verdict"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Curation",
+    "Episode",
+    "ManifestEntry",
+    "RunMeta",
+    "VERDICTS",
+    "Verdict",
+]

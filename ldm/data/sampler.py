@@ -73,7 +73,7 @@ class WindowSampler:
         if runs is not None:
             entries = {r: e for r, e in entries.items() if r in set(runs)}
         if envs is not None:
-            entries = {r: e for r, e in entries.items() if e["env_id"] in set(envs)}
+            entries = {r: e for r, e in entries.items() if e.env_id in set(envs)}
         if not entries:
             what = "curated (verdict 'pass') " if curated_only else ""
             raise StoreError(
@@ -87,7 +87,7 @@ class WindowSampler:
             reader = self.store.open_run(rid)
             if targets == "reference" and not reader.has_reference_actions():
                 raise StoreError(
-                    f"run {rid} ({e['env_id']}) has no reference actions; run `ldm refgen relabel` "
+                    f"run {rid} ({e.env_id}) has no reference actions; run `ldm refgen relabel` "
                     "first, or sample with targets='reference_or_actions'"
                 )
             self.readers[rid] = reader
@@ -96,9 +96,7 @@ class WindowSampler:
                 if holdout == "train" and held_out or holdout == "val" and not held_out:
                     continue
                 if reader.length(k) > 0:
-                    self.streams.append(
-                        StreamRef(rid, k, e["env_id"], e["library"], reader.length(k))
-                    )
+                    self.streams.append(StreamRef(rid, k, e.env_id, e.library, reader.length(k)))
         if not self.streams:
             raise StoreError(
                 f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"

@@ -30,7 +30,7 @@ import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
-from ldm.data.meta import FORMAT_VERSION, RunMeta
+from ldm.data.meta import FORMAT_VERSION, ManifestEntry, RunMeta
 from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
 
@@ -122,25 +122,25 @@ class Store:
             )
         return data
 
-    def _update_manifest(self, run_id: str, entry: dict[str, Any] | None) -> None:
+    def set_manifest_entry(self, run_id: str, entry: ManifestEntry | None) -> None:
+        """Write (or, with None, remove) a run's line of manifest.json, under the store lock."""
         with self._locked():
             data = self.manifest()
             if entry is None:
                 data["runs"].pop(run_id, None)
             else:
-                data["runs"][run_id] = entry
+                data["runs"][run_id] = entry.to_dict()
             write_json_atomic(self.manifest_path, data)
 
     def runs(
         self, curated_only: bool = False, env_id: str | None = None
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, ManifestEntry]:
         """Committed runs from the manifest (no run is opened). `curated_only`: verdict 'pass'."""
-        runs = self.manifest()["runs"]
+        runs = {rid: ManifestEntry.from_dict(e) for rid, e in self.manifest()["runs"].items()}
         return {
             rid: e
             for rid, e in sorted(runs.items())
-            if (not curated_only or e.get("verdict") == "pass")
-            and (env_id is None or e["env_id"] == env_id)
+            if (not curated_only or e.verdict == "pass") and (env_id is None or e.env_id == env_id)
         }
 
     def reconcile(self) -> list[str]:
@@ -151,7 +151,7 @@ class Store:
         for d in sorted((self.path / "runs").iterdir()):
             if d.name not in known and (d / "meta.json").exists():
                 meta = RunMeta.from_dict(json.loads((d / "meta.json").read_text()))
-                self._update_manifest(d.name, meta.manifest_entry())
+                self.set_manifest_entry(d.name, meta.manifest_entry())
                 added.append(d.name)
         return added
 
@@ -198,7 +198,7 @@ class Store:
         with self._locked():
             meta = RunMeta.from_dict(json.loads(path.read_text())).updated(updates)
             write_json_atomic(path, meta.to_dict())
-        self._update_manifest(run_id, meta.manifest_entry())
+        self.set_manifest_entry(run_id, meta.manifest_entry())
         return meta.to_dict()
 
     def write_reference_actions(self, run_id: str, stream: int, ref_actions: np.ndarray) -> None:

@@ -60,13 +60,13 @@ def store_stats(store: Store) -> dict:
         )
         m = by_modality.setdefault(kind, {"bytes": 0, "transitions": 0})
         m["bytes"] += size
-        m["transitions"] += e["transitions"]
+        m["transitions"] += e.transitions
     return {
         "runs": len(runs),
-        "envs": len({e["env_id"] for e in runs.values()}),
-        "libraries": len({e["library"] for e in runs.values()}),
-        "transitions": int(sum(e["transitions"] for e in runs.values())),
-        "curated_pass": sum(1 for e in runs.values() if e.get("verdict") == "pass"),
+        "envs": len({e.env_id for e in runs.values()}),
+        "libraries": len({e.library for e in runs.values()}),
+        "transitions": int(sum(e.transitions for e in runs.values())),
+        "curated_pass": sum(1 for e in runs.values() if e.verdict == "pass"),
         "pending": len(store.pending()),
         "bytes_per_transition": {
             k: round(v["bytes"] / max(1, v["transitions"]), 2) for k, v in by_modality.items()

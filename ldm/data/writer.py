@@ -213,7 +213,7 @@ class RunWriter:
         (self.path / "pending.json").unlink(missing_ok=True)
         final = self.store.path / "runs" / self.run_id
         os.replace(self.path, final)
-        self.store._update_manifest(self.run_id, record.manifest_entry())
+        self.store.set_manifest_entry(self.run_id, record.manifest_entry())
         self.closed = True
         return self.run_id
 

@@ -1,9 +1,12 @@
-"""`ldm eval`: evaluate a checkpoint (or the store's references) and write the report."""
+"""`ldm eval`: evaluate a checkpoint (or the store's references) and write the report.
+
+Owns: the command's flags (`_EvalFlags`, EvalConfig's fields). Imports the model and the
+evaluation inside `main`; must not import ldm.train or ldm.pipeline.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tyro
@@ -43,18 +46,16 @@ def main(
     """
     from ldm.eval.report import compare as compare_results
     from ldm.eval.report import write_report
+    from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
 
     if compare:
-        a, b = (
-            json.loads((Path(p) / "results.json" if Path(p).is_dir() else Path(p)).read_text())
-            for p in compare
-        )
+        a, b = (EvalResult.load(p) for p in compare)
         print(f"{'env':<48} {'A':>8} {'B':>8} {'B-A':>8}")
         for r in compare_results(a, b):
             f = lambda x: "-" if x is None else f"{x:8.1f}"  # noqa: E731
             print(f"{r['env_id']:<48} {f(r['a'])} {f(r['b'])} {f(r['delta'])}")
-        print(f"A: {headline(a['summary'])}\nB: {headline(b['summary'])}")
+        print(f"A: {headline(a.summary)}\nB: {headline(b.summary)}")
         return 0
     if store is None:
         raise SystemExit(
@@ -73,15 +74,15 @@ def main(
         policy = LDMPolicy.from_pretrained(checkpoint)
     results = evaluate(policy, envs, store, cfg, library=library, video_dir=Path(out) / "clips")
     if checkpoint is not None and Path(checkpoint).is_dir():
-        results["checkpoint"] = str(checkpoint)  # the report's training curves
+        results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
     paths = write_report(
         results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
     )
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         from ldm.model.card import record_evaluation
 
-        card = record_evaluation(checkpoint, results, headline(results["summary"]))
+        card = record_evaluation(checkpoint, results, headline(results.summary))
         print(f"model card: {card}")
-    print(headline(results["summary"]))
+    print(headline(results.summary))
     print(f"report: {paths['html']}")
     return 0

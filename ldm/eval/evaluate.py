@@ -1,8 +1,16 @@
-"""evaluate(): an LDMPolicy (or SB3-style predict policies) on many envs, normalised scores."""
+"""evaluate(): an LDMPolicy (or SB3-style predict policies) on many envs, normalised scores.
+
+Owns: the env list, the per-env step limit, turning the protocol's bookkeeping into
+`EnvResult`s (scores, the reason an env has no reference) and the `EvalResult`. Imports
+ldm.data, ldm.envs, ldm.tokenizer, the protocol and the records, and SB3 classes via
+ldm.refgen.candidates for the references; must not import ldm.train or ldm.pipeline (nor the
+model: a policy arrives as an object).
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +22,12 @@ from ldm.eval.protocol import (
     EnvRun,
     EvalConfig,
     PredictAgent,
+    ProtocolStats,
     SessionAgent,
     rollout_seeds,
     run_protocol,
 )
+from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import normalised_score, reference_run, summarise
 from ldm.eval.video import EpisodeRecorder, attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
@@ -26,7 +36,7 @@ from ldm.tokenizer import act_layout, obs_dim_type
 def _env_ids(store: Store, env_ids: list[str] | None, library: str | None) -> list[str]:
     if env_ids:
         return list(env_ids)
-    ids = sorted({e["env_id"] for e in store.runs(curated_only=True).values()})
+    ids = sorted({e.env_id for e in store.runs(curated_only=True).values()})
     if library:
         ids = [i for i in ids if i.split("/", 1)[0] == library]
     if not ids:
@@ -37,7 +47,7 @@ def _env_ids(store: Store, env_ids: list[str] | None, library: str | None) -> li
     return ids
 
 
-def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[dict[str, Any]]]:
+def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
     from ldm.envs import env_spaces
 
     runs, rejected = [], []
@@ -49,7 +59,7 @@ def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[di
             obs_dim_type(obs_spec)
         except LDMError as e:
             msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
-            rejected.append({"env_id": env_id, "status": "failed", "error": msg})
+            rejected.append(EnvResult(env_id, "failed", error=msg))
             continue
         run = EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
         run.slots = list(range(slot, slot + cfg.rollouts))
@@ -66,10 +76,10 @@ def evaluate(
     library: str | None = None,
     progress: bool = True,
     video_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
-    paper's protocol; returns the results dict written to results.json. With `cfg.video` and
-    a `video_dir`, each env's first episode is recorded there (its result's `clip`)."""
+    paper's protocol; returns the record written to results.json. With `cfg.video` and a
+    `video_dir`, each env's first episode is recorded there (its result's `clip`)."""
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     ids = _env_ids(store, env_ids, library)
@@ -92,24 +102,21 @@ def evaluate(
         recorder = EpisodeRecorder(video_dir, fmt=cfg.video_format)
         for r in runs:
             r.render_mode = "rgb_array"
-    stats = (
-        run_protocol(runs, agent, cfg, progress, recorder)
-        if runs
-        else {"model_calls": 0, "steps": 0}
-    )
-    envs = rejected + [_env_result(r, refs[r.env_id], cfg, store) for r in runs]
+    stats = run_protocol(runs, agent, cfg, progress, recorder) if runs else ProtocolStats(0, 0)
+    envs = rejected + [_env_result(r, refs[r.env_id], store) for r in runs]
     if recorder is not None:
-        attach_clips(envs, recorder.write())
-    envs.sort(key=lambda e: e["env_id"])
-    return {
-        "policy": "references" if policy is None else "ldm",
-        "store": str(store.path),
-        "config": cfg.__dict__,
-        "envs": envs,
-        "summary": summarise(envs),
-        "seconds": time.time() - t0,
-        **stats,
-    }
+        envs = attach_clips(envs, recorder.write())
+    envs.sort(key=lambda e: e.env_id)
+    return EvalResult(
+        policy="references" if policy is None else "ldm",
+        store=str(store.path),
+        config=cfg,
+        envs=tuple(envs),
+        summary=summarise(envs),
+        seconds=time.time() - t0,
+        model_calls=stats.model_calls,
+        steps=stats.steps,
+    )
 
 
 def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | None:
@@ -149,7 +156,7 @@ def why_no_reference(store: Store, env_id: str) -> str:
     """Why an env has no curated reference, in words: its runs' curation reasons (p-values,
     the 95% rule), its failed jobs' errors (crashed, no episode within the budget), or that
     none was run."""
-    runs = {r: e for r, e in store.runs(env_id=env_id).items() if e.get("verdict") != "excluded"}
+    runs = {r: e for r, e in store.runs(env_id=env_id).items() if e.verdict != "excluded"}
     if runs:
         reasons = []
         for rid in runs:
@@ -162,43 +169,47 @@ def why_no_reference(store: Store, env_id: str) -> str:
     if jobs_file.exists():
         import json
 
+        from ldm.refgen.jobs import JobResult
+
+        results = {k: JobResult.from_dict(v) for k, v in json.loads(jobs_file.read_text()).items()}
         failed = [
-            f"{k.split(':')[1]}: {v.get('error', '?').splitlines()[0][:200]}"
-            for k, v in json.loads(jobs_file.read_text()).items()
-            if f":{env_id}:" in k and v.get("status") == "failed"
+            f"{k.split(':')[1]}: {(r.error or '?').splitlines()[0][:200]}"
+            for k, r in results.items()
+            if f":{env_id}:" in k and r.status == "failed"
         ]
         if failed:
             return f"no curated reference: its jobs failed ({' | '.join(failed)})"
     return "no curated reference: no reference run in the store (not planned or not run yet)"
 
 
-def _env_result(
-    run: EnvRun, ref: tuple[str, dict] | None, cfg: EvalConfig, store: Store
-) -> dict[str, Any]:
+def _env_result(run: EnvRun, ref: tuple[str, dict] | None, store: Store) -> EnvResult:
     returns = [x for r in run.returns for x in r]
-    out: dict[str, Any] = {
-        "env_id": run.env_id,
-        "library": run.env_id.split("/", 1)[0],
-        "returns": run.returns,
-        "episodes": len(returns),
-        "seeds": run.seeds,
-        "mean_return": float(np.mean(returns)) if returns else None,
-        "status": "failed" if run.error else ("cut" if run.cut else "ok"),
-        "step_limit": run.step_limit,
-        "cut_episodes": run.cut_episodes,
-    }
-    if run.error:
-        out["error"] = run.error
-    if ref is None:
-        out["normalised_score"] = None
-        out["note"] = why_no_reference(store, run.env_id)
-        return out
-    run_id, meta = ref
-    out.update(reference_run=run_id, first10=meta["first10"], last10=meta["last10"])
-    score = (
-        normalised_score(out["mean_return"], meta["first10"], meta["last10"]) if returns else None
+    mean = float(np.mean(returns)) if returns else None
+    result = EnvResult(
+        env_id=run.env_id,
+        status="failed" if run.error else ("cut" if run.cut else "ok"),
+        returns=tuple(tuple(r) for r in run.returns),
+        episodes=len(returns),
+        seeds=tuple(run.seeds),
+        mean_return=mean,
+        step_limit=run.step_limit,
+        cut_episodes=run.cut_episodes,
+        error=run.error,
     )
-    out["normalised_score"] = score
-    if returns and score is None:
-        out["note"] = "not scorable: the reference did not learn (first10 == last10)"
-    return out
+    if ref is None:
+        return replace(result, note=why_no_reference(store, run.env_id))
+    run_id, meta = ref
+    score = normalised_score(mean, meta["first10"], meta["last10"]) if returns else None
+    note = (
+        "not scorable: the reference did not learn (first10 == last10)"
+        if returns and score is None
+        else None
+    )
+    return replace(
+        result,
+        reference_run=run_id,
+        first10=meta["first10"],
+        last10=meta["last10"],
+        normalised_score=score,
+        note=note,
+    )

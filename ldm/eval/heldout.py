@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from ldm.eval.results import EvalResult
 
 PREFIX = "val/accuracy/"
 
@@ -33,10 +34,6 @@ def heldout_accuracy(train_dir: str | Path) -> dict[str, float]:
     return last
 
 
-def attach_heldout_accuracy(results: dict[str, Any], train_dir: str | Path) -> dict[str, Any]:
-    """Set `heldout_accuracy` on every evaluated env the training run validated on."""
-    accuracy = heldout_accuracy(train_dir)
-    for env in results["envs"]:
-        if env["env_id"] in accuracy:
-            env["heldout_accuracy"] = accuracy[env["env_id"]]
-    return results
+def attach_heldout_accuracy(results: EvalResult, train_dir: str | Path) -> EvalResult:
+    """The results with `heldout_accuracy` set on every env the training run validated on."""
+    return results.with_env_values("heldout_accuracy", heldout_accuracy(train_dir))

@@ -6,13 +6,18 @@ option); fresh recorded seeds per rollout. Every (env, rollout) is a *slot*; all
 envs advance together, so one batched, KV-cached model call serves every live env per step.
 An env whose worker dies is restarted from scratch (its slots' contexts emptied) up to
 `retries` times, then reported as failed; the other envs go on.
+
+Owns: `EvalConfig`, the slots' bookkeeping (`EnvRun`), the agents that act for them and the
+lockstep loop (`run_protocol`). Imports numpy, the hub (lazily) and the worker's step-limit
+name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
+`predict`), ldm.train, ldm.pipeline or the report.
 """
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,6 +66,13 @@ class EvalConfig:
             raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
         if self.episode_limit_factor < 0:
             raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
+
+
+class ProtocolStats(NamedTuple):
+    """What one run of the protocol cost: batched model calls and protocol steps."""
+
+    model_calls: int
+    steps: int
 
 
 @dataclass
@@ -219,7 +231,7 @@ def run_protocol(
     cfg: EvalConfig,
     progress: bool = True,
     recorder: Any = None,
-) -> dict[str, Any]:
+) -> ProtocolStats:
     """Advance every slot of every env together until each env has E episodes per rollout.
     A `recorder` (ldm/eval/video.py) is told when an env starts and when its sub-env 0 steps."""
     from tqdm import tqdm
@@ -229,73 +241,94 @@ def run_protocol(
     for run in runs:
         if _start(run, cfg, obs, "could not start") and recorder:
             recorder.started(run)
-    total = len(runs) * cfg.rollouts * cfg.episodes
-    bar = tqdm(total=total, desc="eval episodes", disable=not progress)
+    bar = tqdm(
+        total=len(runs) * cfg.rollouts * cfg.episodes, desc="eval episodes", disable=not progress
+    )
     steps = 0
     while not all(r.done(cfg.episodes) for r in runs):
         live = [r for r in runs if not r.done(cfg.episodes)]
         actions = agent.act(obs)  # finished slots act on their last observation, ignored
         steps += 1
-        rewards = np.zeros(n_slots)
-        term = np.zeros(n_slots, bool)
-        trunc = np.zeros(n_slots, bool)
+        step = _SlotStep(np.zeros(n_slots), np.zeros(n_slots, bool), np.zeros(n_slots, bool))
         restarted: list[int] = []
-        # send every env its actions first, then collect: the envs step in parallel.
-        # outcome per live env: None (sent), its step result, or the error it raised
-        outcomes: list[Any] = []
-        for run in live:
-            try:
-                run.venv.step_send(np.stack([np.asarray(actions[s]) for s in run.slots]))
-                outcomes.append(None)
-            except LDMError as e:
-                outcomes.append(e)
-        for k, run in enumerate(live):
-            if outcomes[k] is None:
-                try:
-                    outcomes[k] = run.venv.step_recv()
-                except LDMError as e:
-                    outcomes[k] = e
-        for run, outcome in zip(live, outcomes):
+        for run, outcome in zip(live, _step_all(live, actions)):
             if isinstance(outcome, LDMError):
-                run.failures += 1
-                if run.failures > cfg.retries:
-                    err = str(outcome).splitlines()[0]
-                    run.error = f"failed after {run.failures} attempts: {err}"
-                    continue
-                # from scratch: new rollouts, empty contexts; a failed restart fails this env only
-                if _start(
-                    run, cfg, obs, f"could not restart after: {str(outcome).splitlines()[0]}"
-                ):
+                if _recover(run, outcome, cfg, obs):
                     restarted += run.slots
                     if recorder:
                         recorder.started(run)
                 continue
-            o, r, te, tr, _ = outcome
-            run.steps += 1
-            run.running += r
-            run.episode_steps += 1
-            for j, s in enumerate(run.slots):
-                obs[s] = o[j]
-                rewards[s], term[s], trunc[s] = r[j], te[j], tr[j]
-                if te[j] or tr[j]:
-                    if len(run.returns[j]) < cfg.episodes:
-                        run.returns[j].append(float(run.running[j]))
-                        cut = (
-                            run.step_limit and not te[j] and run.episode_steps[j] >= run.step_limit
-                        )
-                        run.cut_episodes += bool(cut)
-                        bar.update()
-                    run.running[j] = 0.0
-                    run.episode_steps[j] = 0
+            _record(run, outcome, cfg, obs, step, bar)
             if recorder:
-                recorder.stepped(run, bool(te[0] or tr[0]))
+                recorder.stepped(run, bool(outcome[2][0] or outcome[3][0]))
             if run.steps >= cfg.max_steps:
                 run.cut = True
-        agent.record(rewards, term, trunc)
+        agent.record(step.rewards, step.terminated, step.truncated)
         if restarted:
             agent.reset(restarted)
     bar.close()
     for run in runs:
         if run.venv is not None:
             run.venv.close()
-    return {"model_calls": getattr(agent, "calls", steps), "steps": steps}
+    return ProtocolStats(getattr(agent, "calls", steps), steps)
+
+
+class _SlotStep(NamedTuple):
+    """One protocol step's outcome per slot (what the agent records)."""
+
+    rewards: np.ndarray  # (n_slots,)
+    terminated: np.ndarray  # (n_slots,) bool
+    truncated: np.ndarray  # (n_slots,) bool
+
+
+def _step_all(live: list[EnvRun], actions: list[Any]) -> list[Any]:
+    """Send every live env its actions first, then collect, so the envs step in parallel.
+    Per env: its step result (obs, rewards, terminated, truncated, infos) or the error."""
+    outcomes: list[Any] = []
+    for run in live:
+        try:
+            run.venv.step_send(np.stack([np.asarray(actions[s]) for s in run.slots]))
+            outcomes.append(None)
+        except LDMError as e:
+            outcomes.append(e)
+    for k, run in enumerate(live):
+        if outcomes[k] is None:
+            try:
+                outcomes[k] = run.venv.step_recv()
+            except LDMError as e:
+                outcomes[k] = e
+    return outcomes
+
+
+def _recover(run: EnvRun, error: LDMError, cfg: EvalConfig, obs: list[Any]) -> bool:
+    """After a failed step: restart the env from scratch (new rollouts, empty contexts; True)
+    or, past `cfg.retries`, mark it failed. A failed restart fails this env only."""
+    run.failures += 1
+    first_line = str(error).splitlines()[0]
+    if run.failures > cfg.retries:
+        run.error = f"failed after {run.failures} attempts: {first_line}"
+        return False
+    return _start(run, cfg, obs, f"could not restart after: {first_line}")
+
+
+def _record(
+    run: EnvRun, outcome: Any, cfg: EvalConfig, obs: list[Any], step: _SlotStep, bar: Any
+) -> None:
+    """Book one step of an env's slots: observations, returns of finished episodes (and
+    whether the protocol's step limit cut them), the slots' rewards and flags."""
+    o, r, te, tr, _ = outcome
+    run.steps += 1
+    run.running += r
+    run.episode_steps += 1
+    for j, s in enumerate(run.slots):
+        obs[s] = o[j]
+        step.rewards[s], step.terminated[s], step.truncated[s] = r[j], te[j], tr[j]
+        if not (te[j] or tr[j]):
+            continue
+        if len(run.returns[j]) < cfg.episodes:
+            run.returns[j].append(float(run.running[j]))
+            cut = run.step_limit and not te[j] and run.episode_steps[j] >= run.step_limit
+            run.cut_episodes += bool(cut)
+            bar.update()
+        run.running[j] = 0.0
+        run.episode_steps[j] = 0

@@ -1,17 +1,24 @@
 """The evaluation report: results.json, the threshold curve (the paper's Figure 2), a
-per-library table and a self-contained report.html; and side-by-side comparison of two results."""
+per-library table and a self-contained report.html; and side-by-side comparison of two results.
+
+Owns: the page and the references' scores beside the LDM's (`attach_references`); the
+records it renders are ldm/eval/results.py's. Must not import: torch, ldm.model, ldm.train
+(a report is written from results alone).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ldm.eval.report_media import media_sections
+from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline, summarise
 
 #: a score counts (the "checked" summary) only where the reference itself scores at least
@@ -19,37 +26,46 @@ from ldm.eval.scores import headline, summarise
 REFERENCE_FLOOR = 80.0
 
 
-def attach_references(results: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
-    """Put the references' own protocol scores beside the LDM's, per env, and add the
-    summary over the envs whose reference scores >= REFERENCE_FLOOR (`summary_checked`)."""
-    by_env = {e["env_id"]: e for e in refs["envs"]}
-    for e in results["envs"]:
-        r = by_env.get(e["env_id"], {})
-        e["reference_score"] = r.get("normalised_score")
-        e["reference_cut_episodes"] = r.get("cut_episodes")
+def attach_references(results: EvalResult, refs: EvalResult) -> EvalResult:
+    """The results with the references' own protocol scores beside the LDM's, per env, and
+    the summary over the envs whose reference scores >= REFERENCE_FLOOR (`summary_checked`)."""
+    by_env = {e.env_id: e for e in refs.envs}
+    envs = tuple(
+        replace(
+            e,
+            reference_score=by_env[e.env_id].normalised_score,
+            reference_cut_episodes=by_env[e.env_id].cut_episodes,
+        )
+        if e.env_id in by_env
+        else e
+        for e in results.envs
+    )
     checked = [
-        e
-        for e in results["envs"]
-        if e.get("reference_score") is not None and e["reference_score"] >= REFERENCE_FLOOR
+        e for e in envs if e.reference_score is not None and e.reference_score >= REFERENCE_FLOOR
     ]
-    results["summary_checked"] = summarise(checked)
-    results["references_summary"] = refs["summary"]
-    return results
+    return replace(
+        results,
+        envs=envs,
+        summary_checked=summarise(checked),
+        references_summary=refs.summary,
+    )
 
 
-def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Path:
+def threshold_curve(results: EvalResult, path: Path, label: str = "") -> Path:
+    """The paper's Figure 2 (envs at or above each score threshold), the references' curve
+    dotted beside it when they were evaluated too."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = results["summary"]["curve"]
-    t, n = np.asarray(curve["thresholds"]), np.asarray(curve["envs_at_or_above"])
+    curve = results.summary.curve
+    t, n = np.asarray(curve.thresholds), np.asarray(curve.envs_at_or_above)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     ax.step(t, n, where="post", color="#1f5fa8", lw=2, label=label or "LDM")
-    if "references_summary" in results:
-        ref = results["references_summary"]["curve"]
-        ax.step(ref["thresholds"], ref["envs_at_or_above"], where="post", color="#888", lw=1.5,
+    if results.references_summary is not None:
+        ref = results.references_summary.curve
+        ax.step(ref.thresholds, ref.envs_at_or_above, where="post", color="#888", lw=1.5,
                 ls=":", label="references (same protocol)")  # fmt: skip
     scorable = results["summary"]["scorable"]
     for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
@@ -58,8 +74,8 @@ def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Pat
     ax.legend(loc="lower left", fontsize=8)  # counts in the legend: no labels overlap
     ax.set_xlabel("performance threshold (% of reference)")
     ax.set_ylabel("environments at or above")
-    ax.set_title(f"Performance-threshold curve ({results['summary']['scorable']} scorable envs)")
-    ax.set_ylim(0, max(1, results["summary"]["scorable"]) * 1.1)
+    ax.set_title(f"Performance-threshold curve ({results.summary.scorable} scorable envs)")
+    ax.set_ylim(0, max(1, results.summary.scorable) * 1.1)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -67,16 +83,17 @@ def threshold_curve(results: dict[str, Any], path: Path, label: str = "") -> Pat
     return path
 
 
-def library_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+def library_table(results: EvalResult) -> list[dict[str, Any]]:
+    """One row per library: envs, references, scorable, at 80/100, median and share >= 80."""
     rows: dict[str, dict[str, Any]] = {}
-    for e in results["envs"]:
+    for e in results.envs:
         r = rows.setdefault(
-            e["library"] if "library" in e else e["env_id"].split("/")[0],
+            e.library,
             {"envs": 0, "references": 0, "scorable": 0, "at_80": 0, "at_100": 0, "scores": []},
         )
         r["envs"] += 1
-        r["references"] += "first10" in e
-        s = e.get("normalised_score")
+        r["references"] += e.first10 is not None
+        s = e.normalised_score
         if s is not None:
             r["scorable"] += 1
             r["at_80"] += s >= 80
@@ -107,14 +124,15 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 
 
 def write_report(
-    results: dict[str, Any], out: str | Path, title: str = "LDM evaluation"
+    results: EvalResult, out: str | Path, title: str = "LDM evaluation"
 ) -> dict[str, Path]:
     """Write results.json, threshold_curve.png, libraries.json and report.html into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    results.save(out / "results.json")
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
+    data = results.to_json()  # the page renders the file's form
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
     env_rows = [
         {
@@ -133,36 +151,36 @@ def write_report(
             + (f": {e['error']}" if e.get("error") else "")
             + (f" ({e['note']})" if e.get("note") else ""),
         }
-        for e in results["envs"]
+        for e in data["envs"]
     ]
     img = base64.b64encode(png.read_bytes()).decode()
     checked = (
         f"<p>Where the reference itself scores >= {REFERENCE_FLOOR:.0f} by this protocol: "
-        f"<b>{html.escape(headline(results['summary_checked']))}</b></p>"
-        if "summary_checked" in results
+        f"<b>{html.escape(headline(results.summary_checked))}</b></p>"
+        if results.summary_checked is not None
         else ""
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style></head><body>
-<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results["summary"]))}</b></p>{checked}
-<p>Protocol: {results["config"]["rollouts"]} rollouts x {results["config"]["episodes"]} episodes per env, context emptied at the start of each rollout and kept across its episodes, {"deterministic (argmax under the action mask)" if results["config"]["deterministic"] else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
+<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results.summary))}</b></p>{checked}
+<p>Protocol: {results.config.rollouts} rollouts x {results.config.episodes} episodes per env, context emptied at the start of each rollout and kept across its episodes, {"deterministic (argmax under the action mask)" if results.config.deterministic else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
 <h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
 <h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
-<p>Cut: episodes the protocol ended at its per-episode step limit ({results["config"].get("episode_limit_factor", 0)} x the reference's longest episode), counted with their return so far.</p>
-{media_sections(results, out)}
+<p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
+{media_sections(data, out)}
 </body></html>"""
     (out / "report.html").write_text(page)
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}
 
 
-def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def compare(a: EvalResult, b: EvalResult) -> list[dict[str, Any]]:
     """Per-env scores of two results side by side, with the delta (b - a)."""
-    sa = {e["env_id"]: e.get("normalised_score") for e in a["envs"]}
-    sb = {e["env_id"]: e.get("normalised_score") for e in b["envs"]}
+    sa = {e.env_id: e.normalised_score for e in a.envs}
+    sb = {e.env_id: e.normalised_score for e in b.envs}
     rows = []
     for env in sorted(set(sa) | set(sb)):
         x, y = sa.get(env), sb.get(env)

@@ -28,15 +28,14 @@ from typing import Any
 import numpy as np
 
 from ldm.data import Store
+from ldm.eval.results import EvalResult
 
 
-def attach_reference_clips(results: dict[str, Any], refs: dict[str, Any]) -> None:
-    """Put each reference's clip (from its own evaluation) beside the LDM's, per env."""
-    by_env = {e["env_id"]: e for e in refs["envs"]}
-    for e in results["envs"]:
-        r = by_env.get(e["env_id"], {})
-        if r.get("clip"):
-            e["reference_clip"] = r["clip"]
+def attach_reference_clips(results: EvalResult, refs: EvalResult) -> EvalResult:
+    """The results with each reference's clip (from its own evaluation) beside the LDM's."""
+    return results.with_env_values(
+        "reference_clip", {e.env_id: e.clip for e in refs.envs if e.clip}
+    )
 
 
 def media_sections(results: dict[str, Any], out: Path) -> str:

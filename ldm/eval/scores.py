@@ -1,12 +1,18 @@
-"""Normalised scores: 100 * (R - first10) / (last10 - first10), anchors from the store."""
+"""Normalised scores: 100 * (R - first10) / (last10 - first10), anchors from the store.
+
+Owns: the score formula, the choice of an env's reference run, the summary at the paper's
+thresholds and its one-line headline. Must not import: torch, ldm.model, the report.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ldm.data import Store
+from ldm.eval.results import EnvResult, Summary, ThresholdCurve
 
 THRESHOLDS = np.arange(0, 151, 1)
 
@@ -28,31 +34,32 @@ def normalised_score(mean_return: float, first10: float, last10: float) -> float
     return float(100.0 * (mean_return - first10) / (last10 - first10))
 
 
-def summarise(envs: list[dict[str, Any]]) -> dict[str, Any]:
-    scores = [e["normalised_score"] for e in envs if e.get("normalised_score") is not None]
+def summarise(envs: Sequence[EnvResult]) -> Summary:
+    """Counts at the paper's thresholds (80 and 100% of reference) and the threshold curve."""
+    scores = [e.normalised_score for e in envs if e.normalised_score is not None]
     n = len(scores)
     at80 = sum(s >= 80 for s in scores)
     at100 = sum(s >= 100 for s in scores)
-    return {
-        "envs": len(envs),
-        "scorable": n,
-        "failed": sum(e["status"] == "failed" for e in envs),
-        "at_80": at80,
-        "at_100": at100,
-        "share_at_80": at80 / n if n else 0.0,
-        "share_at_100": at100 / n if n else 0.0,
-        "median_score": float(np.median(scores)) if scores else None,
-        "curve": {
-            "thresholds": THRESHOLDS.tolist(),
-            "envs_at_or_above": [int(sum(s >= t for s in scores)) for t in THRESHOLDS],
-        },
-    }
+    return Summary(
+        envs=len(envs),
+        scorable=n,
+        failed=sum(e.status == "failed" for e in envs),
+        at_80=at80,
+        at_100=at100,
+        share_at_80=at80 / n if n else 0.0,
+        share_at_100=at100 / n if n else 0.0,
+        median_score=float(np.median(scores)) if scores else None,
+        curve=ThresholdCurve(
+            tuple(THRESHOLDS.tolist()), tuple(int(sum(s >= t for s in scores)) for t in THRESHOLDS)
+        ),
+    )
 
 
-def headline(summary: dict[str, Any]) -> str:
+def headline(summary: Summary) -> str:
+    """One line: how many scorable envs reach 80% and 100% of reference, and failures."""
     return (
-        f"{summary['at_80']} of {summary['scorable']} envs at >= 80% of reference "
-        f"({100 * summary['share_at_80']:.0f}%), {summary['at_100']} at >= 100% "
-        f"({100 * summary['share_at_100']:.0f}%)"
-        + (f"; {summary['failed']} failed" if summary["failed"] else "")
+        f"{summary.at_80} of {summary.scorable} envs at >= 80% of reference "
+        f"({100 * summary.share_at_80:.0f}%), {summary.at_100} at >= 100% "
+        f"({100 * summary.share_at_100:.0f}%)"
+        + (f"; {summary.failed} failed" if summary.failed else "")
     )

@@ -15,13 +15,14 @@ Imports: numpy, imageio (+ imageio-ffmpeg for MP4) lazily; no torch, no model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ldm.errors import EvalError
+from ldm.eval.results import EnvResult
 
 FORMATS = ("mp4", "gif")
 FPS = 30
@@ -171,14 +172,13 @@ def write_clip(
     return len(arr)
 
 
-def attach_clips(envs: list[dict[str, Any]], clips: dict[str, ClipResult]) -> None:
-    """Put each env's clip path (or the note why it has none) into its result dict."""
+def attach_clips(envs: list[EnvResult], clips: dict[str, ClipResult]) -> list[EnvResult]:
+    """The env results with each env's clip path (or the note why it has none) set."""
+    out = []
     for e in envs:
-        c = clips.get(e["env_id"])
-        if c is None:
-            continue
-        e["clip"] = c.path
-        if c.note:
-            e["clip_note"] = c.note
-        if c.speed > 1:
-            e["clip_speed"] = c.speed
+        c = clips.get(e.env_id)
+        if c is not None:
+            speed = c.speed if c.speed > 1 else None
+            e = replace(e, clip=c.path, clip_note=c.note or None, clip_speed=speed)
+        out.append(e)
+    return out

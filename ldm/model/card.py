@@ -84,26 +84,24 @@ def preset_name(config: LDMConfig) -> str:
     return "custom"
 
 
-def eval_facts(results: dict[str, Any], headline: str) -> EvalFacts:
-    """EvalFacts from `ldm.eval.evaluate`'s results and their headline (ldm.eval.scores)."""
+def eval_facts(results: Any, headline: str) -> EvalFacts:
+    """EvalFacts from an evaluation (an `ldm.eval.results.EvalResult`, read by its fields:
+    the model sits before ldm.eval in the import order) and its headline."""
     import numpy as np
 
-    cfg = results.get("config", {})
+    cfg = results.config
     envs = []
-    for e in results.get("envs", []):
-        flat = [x for r in e.get("returns") or [] for x in r]
+    for e in results.envs:
+        flat = [x for r in e.returns for x in r]
         envs.append(
             EnvScore(
-                e["env_id"],
-                e.get("mean_return"),
-                float(np.std(flat)) if flat else None,
-                e.get("normalised_score"),
+                e.env_id, e.mean_return, float(np.std(flat)) if flat else None, e.normalised_score
             )
         )
     protocol = (
-        f"{cfg.get('rollouts', '?')} rollouts x {cfg.get('episodes', '?')} episodes per env, "
+        f"{cfg.rollouts} rollouts x {cfg.episodes} episodes per env, "
         "context kept across a rollout's episodes, "
-        + ("argmax actions" if cfg.get("deterministic", True) else "sampled actions")
+        + ("argmax actions" if cfg.deterministic else "sampled actions")
     )
     return EvalFacts(headline, protocol, tuple(envs))
 
@@ -229,7 +227,7 @@ def render_card(
     return "\n".join(lines)
 
 
-def record_evaluation(directory: str | Path, results: dict[str, Any], headline: str) -> Path:
+def record_evaluation(directory: str | Path, results: Any, headline: str) -> Path:
     """Add an evaluation summary to a saved model's config.json and re-render its card."""
     d = Path(directory)
     meta_path = d / "config.json"

@@ -21,12 +21,11 @@ def env_evaluation(episodes: int) -> Any:
             model, None, store, EvalConfig(rollouts=1, episodes=episodes), progress=False
         )
         values = {
-            f"eval/score/{r['env_id']}": r["normalised_score"]
-            for r in res["envs"]
-            if r.get("normalised_score") is not None
+            f"eval/score/{r.env_id}": r.normalised_score
+            for r in res.envs
+            if r.normalised_score is not None
         }
-        if "summary" in res:
-            values["eval/share_at_80"] = res["summary"]["share_at_80"]
+        values["eval/share_at_80"] = res.summary.share_at_80
         return values
 
     return evaluate_in_envs

@@ -9,20 +9,26 @@
 Each stage is resumable on its own; `pipeline.json` marks finished stages, so rerunning the
 same command after an interruption at any point finishes the job without redoing or
 duplicating work. `--from STAGE` forgets that stage and the later ones and reruns them.
+
+Owns: `PipelineConfig` (the TOML file) and `run_pipeline`. Imports every stage, lazily inside
+`run_pipeline` (the config alone must stay light for `--dry-run`); no other part imports it.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomllib
 
 from ldm.errors import ConfigError
 from ldm.pipeline.state import STAGES, PipelineState
+
+if TYPE_CHECKING:
+    from ldm.eval.results import Summary
 
 
 @dataclass
@@ -134,12 +140,13 @@ def run_pipeline(
     progress: bool = True,
     profile: str | None = None,
     out: str | None = None,
-) -> dict[str, Any]:
+) -> Summary:
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval import evaluate, write_report
     from ldm.eval.heldout import attach_heldout_accuracy
     from ldm.eval.report import attach_references
     from ldm.eval.report_media import attach_reference_clips
+    from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
@@ -182,33 +189,30 @@ def run_pipeline(
         results = evaluate(
             policy, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=eval_dir / "clips"
         )
-        results["checkpoint"] = str(Path(train_cfg.out) / "final")
-        attach_heldout_accuracy(results, train_cfg.out)
+        results = replace(results, checkpoint=str(Path(train_cfg.out) / "final"))
+        results = attach_heldout_accuracy(results, train_cfg.out)
         if eval_cfg.references:  # the references by the same protocol, beside the LDM
             ref_dir = eval_dir / "references"
             refs = evaluate(
                 None, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=ref_dir / "clips"
             )
             write_report(refs, ref_dir, title=f"{cfg.name}: reference policies")
-            attach_references(results, refs)
-            attach_reference_clips(results, refs)
+            results = attach_reference_clips(attach_references(results, refs), refs)
         write_report(
-            results, eval_dir, title=f"{cfg.name}: one LDM across {len(results['envs'])} envs"
+            results, eval_dir, title=f"{cfg.name}: one LDM across {len(results.envs)} envs"
         )
-        record_evaluation(Path(train_cfg.out) / "final", results, headline(results["summary"]))
-        state.mark_done("eval", time.time() - t, {"headline": headline(results["summary"])})
-    import json
-
-    results = json.loads((eval_dir / "results.json").read_text())
-    print(f"\n{cfg.name}: {headline(results['summary'])}")
-    if "summary_checked" in results:
+        record_evaluation(Path(train_cfg.out) / "final", results, headline(results.summary))
+        state.mark_done("eval", time.time() - t, {"headline": headline(results.summary)})
+    results = EvalResult.load(eval_dir / "results.json")
+    print(f"\n{cfg.name}: {headline(results.summary)}")
+    if results.summary_checked is not None:
         print(
-            f"where the reference scores >= 80 by the protocol: {headline(results['summary_checked'])}"
+            f"where the reference scores >= 80 by the protocol: {headline(results.summary_checked)}"
         )
     print(f"report: {eval_dir / 'report.html'}  (curve: {eval_dir / 'threshold_curve.png'})")
     for stage in STAGES:
         print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
-    return results["summary"]
+    return results.summary
 
 
 def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:

@@ -164,20 +164,20 @@ def main(cfg: Annotated[ScaleConfig, tyro.conf.arg(name="")]) -> int:
             transitions = int(load_state(ckpt)["transitions"])
             policy = LDMPolicy.from_pretrained(ckpt)
             res = evaluate(policy, None, st, cfg.eval, progress=False)
-            s = res["summary"]
+            s = res.summary
             entry["points"].append(
                 {
                     "step": step,
                     "transitions": transitions,
-                    "share_at_80": s["share_at_80"],
-                    "share_at_100": s["share_at_100"],
-                    "median_score": s["median_score"],
-                    "scores": {e["env_id"]: e.get("normalised_score") for e in res["envs"]},
+                    "share_at_80": s.share_at_80,
+                    "share_at_100": s.share_at_100,
+                    "median_score": s.median_score,
+                    "scores": {e.env_id: e.normalised_score for e in res.envs},
                 }
             )
             print(
-                f"scale: {preset} step {step}: {s['at_80']}/{s['scorable']} envs >= 80% "
-                f"(median {s['median_score']:.0f})"
+                f"scale: {preset} step {step}: {s.at_80}/{s.scorable} envs >= 80% "
+                f"(median {s.median_score:.0f})"
             )
             write_json_atomic(result_path, results)
         entry["points"].sort(key=lambda p: p["step"])

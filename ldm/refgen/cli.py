@@ -1,4 +1,8 @@
-"""`ldm refgen ...`: rank, train, relabel, curate, or all of it from a config file."""
+"""`ldm refgen ...`: rank, train, relabel, curate, or all of it from a config file.
+
+Owns: the `COMMANDS` of `ldm refgen`. Imports refgen's modules inside each command; must not
+import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
+"""
 
 from __future__ import annotations
 
@@ -112,8 +116,8 @@ def curate(
     from ldm.refgen.curate import curate_env
 
     s = Store(store, create=False)
-    runs = {r: e for r, e in s.runs().items() if e.get("verdict") != "excluded"}
-    for env_id in sorted({e["env_id"] for e in runs.values()}):
+    runs = {r: e for r, e in s.runs().items() if e.verdict != "excluded"}
+    for env_id in sorted({e.env_id for e in runs.values()}):
         for run_id, v in curate_env(s, env_id, alpha, best_fraction, only=set(runs)).items():
             print(f"{v['verdict']:>4} {env_id} {run_id} {'; '.join(v['reasons'])}")
     return 0

@@ -3,15 +3,19 @@
 `run_job` is a plain top-level function of a plain dataclass, so the local process pool and
 Ray run exactly the same code. The run id is derived from the job key: a rerun after a crash
 discards the job's half-written pending run and never duplicates a committed one.
+
+Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
+stable_baselines3, torch (through SB3), ldm.envs and ldm.data inside `run_job`; must not
+import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -69,7 +73,7 @@ def policy_path(store: str | Path, run_id: str) -> Path:
     return Path(store) / "policies" / f"{run_id}.zip"
 
 
-def run_job(job: Job) -> dict[str, Any]:
+def run_job(job: Job) -> JobResult:
     """Train, record and save the final policy; returns a summary (also for failed NaN runs)."""
     import torch
 
@@ -162,17 +166,74 @@ def _EpisodeBudget(job: Job, venv: Any) -> Any:
     return EpisodeBudget()
 
 
-def _summary(job: Job, meta: dict[str, Any], seconds: float) -> dict[str, Any]:
+#: done: the run finished; failed: every try raised (the last error kept); error: one try
+#: raised and the runner may try again (never written to jobs.json)
+JobStatus = Literal["done", "failed", "error"]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job left: its run and the returns curation and ranking use, or why it failed.
+    One entry of `<store>/refgen/jobs.json` (`to_dict` / `from_dict`, the file's form)."""
+
+    status: JobStatus
+    job: Job | None = None
+    run_id: str | None = None
+    """The recorded run (None for a job that records nothing, or failed)."""
+    final_returns: tuple[float, ...] = ()
+    """Returns of the last 10% of the run's episodes."""
+    first_returns: tuple[float, ...] = ()
+    episodes: int = 0
+    seconds: float = 0.0
+    transitions: int = 0
+    error: str | None = None
+    traceback: str | None = None
+    tries: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.status != "done":
+            d: dict[str, Any] = {"status": self.status, "error": self.error}
+            d["traceback"] = self.traceback
+            return d if self.tries is None else {**d, "tries": self.tries}
+        return {
+            "status": "done",
+            "job": asdict(self.job) if self.job is not None else None,
+            "run_id": self.run_id,
+            "final_returns": list(self.final_returns),
+            "first_returns": list(self.first_returns),
+            "episodes": self.episodes,
+            "seconds": self.seconds,
+            "transitions": self.transitions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobResult:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise RefGenError(f"job result has unknown keys {sorted(unknown)} (jobs.json)")
+        job = d.get("job")
+        return cls(
+            **{
+                **d,
+                "job": Job(**job) if isinstance(job, dict) else job,
+                "final_returns": tuple(d.get("final_returns", ())),
+                "first_returns": tuple(d.get("first_returns", ())),
+            }
+        )
+
+
+def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
     from ldm.data.store import split_tenths
 
     returns = np.asarray(meta["episode_returns"], dtype=np.float64)
     first, last = split_tenths(returns)
-    return {
-        "job": asdict(job),
-        "run_id": job.run_id if job.record else None,
-        "final_returns": last.tolist(),
-        "first_returns": first.tolist(),
-        "episodes": int(returns.size),
-        "seconds": seconds,
-        "transitions": int(meta.get("transitions", job.budget)),
-    }
+    return JobResult(
+        status="done",
+        job=job,
+        run_id=job.run_id if job.record else None,
+        final_returns=tuple(last.tolist()),
+        first_returns=tuple(first.tolist()),
+        episodes=int(returns.size),
+        seconds=seconds,
+        transitions=int(meta.get("transitions", job.budget)),
+    )

@@ -3,6 +3,9 @@
 A manifest (`<store>/refgen/jobs.json`, rewritten atomically after every finished job)
 records finished and failed jobs by key, so rerunning after a kill -9 runs only what is left.
 A failing job is retried, then recorded as failed with its error; the others go on.
+
+Owns: `run_jobs`, `RUNNERS` and the jobs manifest. Imports ldm.refgen.jobs, ldm.atomic, ray
+(lazily); must not import the planner, ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -13,40 +16,44 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ldm.atomic import write_json_atomic
 from ldm.errors import RefGenError
-from ldm.refgen.jobs import Job, run_job
+from ldm.refgen.jobs import Job, JobResult, run_job
 
 RUNNERS = ("local", "ray")
 
 
 class JobManifest:
+    """`<store>/refgen/jobs.json`: job key -> `JobResult` of every finished or failed job."""
+
     def __init__(self, store: str | Path) -> None:
         self.path = Path(store) / "refgen" / "jobs.json"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        raw = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.results = {key: JobResult.from_dict(d) for key, d in raw.items()}
 
-    def done(self, job: Job) -> dict[str, Any] | None:
-        entry = self.data.get(job.key)
-        return entry if entry and entry["status"] == "done" else None
+    def done(self, job: Job) -> JobResult | None:
+        result = self.results.get(job.key)
+        return result if result is not None and result.status == "done" else None
 
-    def record(self, job: Job, entry: dict[str, Any]) -> None:
-        self.data[job.key] = entry
-        write_json_atomic(self.path, self.data)
+    def record(self, job: Job, result: JobResult) -> None:
+        self.results[job.key] = result
+        write_json_atomic(self.path, {k: r.to_dict() for k, r in self.results.items()})
 
 
-def _attempt(job: Job) -> dict[str, Any]:
+def _attempt(job: Job) -> JobResult:
     try:
-        return {"status": "done", **run_job(job)}
+        return run_job(job)
     except Exception as e:
-        return {
-            "status": "error",
-            "error": f"{type(e).__name__}: {e}",
-            "traceback": traceback.format_exc()[-3000:],
-        }
+        return JobResult(
+            status="error",
+            error=f"{type(e).__name__}: {e}",
+            traceback=traceback.format_exc()[-3000:],
+        )
 
 
 def run_jobs(
@@ -56,7 +63,7 @@ def run_jobs(
     retries: int = 1,
     progress: bool = True,
     desc: str = "jobs",
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, JobResult]:
     """Run jobs (skipping those the manifest says are done); returns key -> result."""
     if runner not in RUNNERS:
         raise RefGenError(f"runner {runner!r} is not one of {RUNNERS}")
@@ -86,18 +93,13 @@ def run_jobs(
             for fut in collect(list(pending)):
                 job = pending.pop(fut)
                 out = fut.result() if isinstance(fut, Future) else _ray_get(fut)
-                if out["status"] == "error" and tries[job.key] <= retries:
+                if out.status == "error" and tries[job.key] <= retries:
                     queue.append(job)
                     continue
-                if out["status"] == "error":
-                    out = {
-                        "status": "failed",
-                        "error": out["error"],
-                        "traceback": out["traceback"],
-                        "tries": tries[job.key],
-                    }
+                if out.status == "error":
+                    out = replace(out, status="failed", tries=tries[job.key])
                 else:
-                    transitions += out.get("transitions", job.budget)
+                    transitions += out.transitions
                 manifest.record(job, out)
                 results[job.key] = out
                 bar.update()
@@ -112,7 +114,7 @@ def run_jobs(
     return results
 
 
-def _ray_get(ref: Any) -> dict[str, Any]:
+def _ray_get(ref: Any) -> JobResult:
     import ray
 
     return ray.get(ref)

@@ -2,6 +2,10 @@
 
 Every step is resumable: jobs by the runner's manifest, relabelling by each run's
 `relabelled` flag, curation by recomputing verdicts. Tables go to `<store>/refgen/`.
+
+Owns: `RefGenConfig`, ranking, and `run_refgen` (the stage's order of work). Imports
+ldm.data, ldm.envs (lazily), refgen's planner, runner and curation; must not import
+ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from ldm.atomic import write_json_atomic
-from ldm.data import Store
+from ldm.data import ManifestEntry, Store
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.curate import curate_env, relabel_run, welch_greater
+from ldm.refgen.jobs import JobResult
 from ldm.refgen.plan import LibraryPlan, compatible, envs_by_library, plan_library
 from ldm.refgen.runner import RUNNERS, run_jobs
 
@@ -113,7 +118,7 @@ def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, stor
 
 
 def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
-                  results: dict[str, dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+                  results: dict[str, JobResult]) -> dict[str, Any]:  # fmt: skip
     """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
 
     Points are also kept per action kind: compatibility splits candidates by action kind, so
@@ -136,9 +141,9 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     for env_id in lp.rank_envs:
         kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
-            j.candidate["name"]: results[j.key]["final_returns"]
+            j.candidate["name"]: results[j.key].final_returns
             for j in jobs
-            if j.env_id == env_id and results[j.key]["status"] == "done"
+            if j.env_id == env_id and results[j.key].status == "done"
         }
         per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
         for n in finals:
@@ -160,9 +165,7 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
         },
         "final_returns": per_env,
         "skipped": {e: lp.skipped.get(e, {}) for e in lp.rank_envs},
-        "failed": {
-            j.key: results[j.key]["error"] for j in jobs if results[j.key]["status"] == "failed"
-        },
+        "failed": {j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
     }
     write_json_atomic(_ranking_path(store, lp.library), table)
     return table
@@ -188,7 +191,7 @@ def rank_and_train(
     cfg: RefGenConfig,
     store: str,
     progress: bool = True,
-) -> dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+) -> dict[str, tuple[dict[str, Any], dict[str, JobResult]]]:
     """Rank every library's candidates (where there are more than N), then train the top-N of
     each ranking on every env of its library, `seeds` seeds each. The ranking jobs of all
     libraries run as one batch, then all reference jobs (workers stay busy across libraries,
@@ -233,12 +236,12 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
         envs_by_library(cfg), pool, cfg, store_path, progress
     ).items():
         ranking = [r["candidate"] for r in table["ranking"]]
-        references |= {r["run_id"] for r in results.values() if r.get("status") == "done"}
+        references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
         summary["libraries"][library] = {
             "ranking": ranking,
             "ranking_by_action_kind": table.get("ranking_by_action_kind", {}),
-            "references": sum(r.get("status") == "done" for r in results.values()),
-            "failed": [k for k, r in results.items() if r.get("status") == "failed"],
+            "references": sum(r.status == "done" for r in results.values()),
+            "failed": [k for k, r in results.items() if r.status == "failed"],
         }
     runs = store.runs()
     for run_id in runs:  # ranking runs that are nobody's reference stay, but are not trained on
@@ -261,12 +264,12 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
         if not store.open_run(run_id).meta.get("relabelled"):
             relabel_run(store, run_id)
     verdicts = {}
-    for env_id in sorted({runs[r]["env_id"] for r in references}):
+    for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
     summary["fallbacks"] = fallback_references(store, runs, references, verdicts, cfg, progress)
     summary["runs"] = {
         rid: {
-            "env_id": runs[rid]["env_id"],
+            "env_id": runs[rid].env_id,
             **{k: v for k, v in verdicts[rid].items() if k != "best_on_env"},
         }
         for rid in sorted(verdicts)
@@ -277,7 +280,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
 
 def fallback_references(
     store: Store,
-    runs: dict[str, dict[str, Any]],
+    runs: dict[str, ManifestEntry],
     references: set[str],
     verdicts: dict[str, dict],
     cfg: RefGenConfig,
@@ -293,12 +296,12 @@ def fallback_references(
     from tqdm import tqdm
 
     failed_envs = sorted(
-        {runs[r]["env_id"] for r in references}
-        - {runs[r]["env_id"] for r, v in verdicts.items() if v["verdict"] == "pass"}
+        {runs[r].env_id for r in references}
+        - {runs[r].env_id for r, v in verdicts.items() if v["verdict"] == "pass"}
     )
     found: dict[str, list[str]] = {}
     for env_id in failed_envs:
-        others = {r for r, e in runs.items() if e["env_id"] == env_id and r not in references}
+        others = {r for r, e in runs.items() if e.env_id == env_id and r not in references}
         for run_id in tqdm(sorted(others), desc=f"fallback {env_id}", disable=not progress):
             if not store.open_run(run_id).meta.get("relabelled"):
                 relabel_run(store, run_id)

@@ -23,7 +23,27 @@ def test_run_round_trip_with_streams_episodes_and_anchors(store):
     first, last = anchors(r.meta["episode_returns"])
     assert (r.meta["first10"], r.meta["last10"]) == (first, last) and last > first
     entry = store.runs()[rid]
-    assert entry["transitions"] == 400 and entry["verdict"] == "pass"
+    assert entry.transitions == 400 and entry.verdict == "pass"
+    assert (entry.env_id, entry.library, entry.streams) == ("lib/Vec-v0", "lib", 2)
+    # manifest.json keeps its form: every key of the entry, null included
+    on_disk = json.loads(store.manifest_path.read_text())["runs"][rid]
+    assert on_disk == entry.to_dict() and set(on_disk) == {
+        "env_id", "library", "transitions", "streams", "verdict", "relabelled", "algorithm",
+        "committed",
+    }  # fmt: skip
+
+
+def test_a_manifest_entry_with_an_unknown_or_missing_key_is_an_error(store):
+    rid = record(store, "lib/Vec-v0", VEC, DISC, steps=20)
+    data = json.loads(store.manifest_path.read_text())
+    data["runs"][rid]["verdcit"] = "pass"
+    store.manifest_path.write_text(json.dumps(data))
+    with pytest.raises(StoreError, match=r"unknown keys \['verdcit'\]"):
+        store.runs()
+    del data["runs"][rid]["verdcit"], data["runs"][rid]["transitions"]
+    store.manifest_path.write_text(json.dumps(data))
+    with pytest.raises(StoreError, match="manifest entry of lib/Vec-v0 is malformed"):
+        store.runs()
 
 
 def test_anchors_are_means_of_first_and_last_tenth():
@@ -179,7 +199,7 @@ def test_run_metadata_is_a_validated_record_with_an_unchanged_file(store):
         store.update_meta(rid, {"curation": {"verdict": "pass", "reason": ["typo"]}})
     assert json.loads(path.read_text()) == raw  # a rejected update leaves the file as it was
     store.update_meta(rid, {"curation": Curation("fail", ("no improvement",))})
-    assert store.runs()[rid]["verdict"] == "fail"
+    assert store.runs()[rid].verdict == "fail"
     assert json.loads(path.read_text())["curation"] == {
         "verdict": "fail",
         "reasons": ["no improvement"],

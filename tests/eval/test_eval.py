@@ -7,6 +7,7 @@ import torch
 from ldm.data import Store
 from ldm.eval import EvalConfig, evaluate, write_report
 from ldm.eval.report import compare
+from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import headline, normalised_score, summarise
 from ldm.model import LDMPolicy, preset
 from ldm.spaces import SpaceSpec
@@ -20,13 +21,13 @@ def test_normalised_score_and_unscorable_anchors():
     assert normalised_score(10.0, 5.0, 5.0) is None  # no learning: not scorable, no division
     s = summarise(
         [
-            {"normalised_score": 90.0, "status": "ok"},
-            {"normalised_score": 120.0, "status": "ok"},
-            {"normalised_score": None, "status": "ok"},
-            {"normalised_score": None, "status": "failed"},
+            EnvResult("a/A", "ok", normalised_score=90.0),
+            EnvResult("a/B", "ok", normalised_score=120.0),
+            EnvResult("a/C", "ok"),
+            EnvResult("a/D", "failed"),
         ]
     )
-    assert (s["scorable"], s["at_80"], s["at_100"], s["failed"]) == (2, 2, 1, 1)
+    assert (s.scorable, s.at_80, s.at_100, s.failed) == (2, 2, 1, 1)
     assert "2 of 2 envs at >= 80%" in headline(s)
 
 
@@ -50,14 +51,14 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
     cfg = EvalConfig(rollouts=2, episodes=2, max_steps=1000)
     res = evaluate(policy, ENVS, store, cfg, progress=False)
-    assert res["model_calls"] == res["steps"]  # every live slot of both envs in one call per step
-    cart = next(e for e in res["envs"] if e["env_id"] == ENVS[0])
-    assert [len(r) for r in cart["returns"]] == [2, 2] and cart["episodes"] == 4
-    assert len(set(cart["seeds"])) == 2 and cart["reference_run"] == rid
-    assert cart["first10"] == 15.0 and cart["last10"] == 490.0
-    assert cart["normalised_score"] == pytest.approx(100 * (cart["mean_return"] - 15) / 475)
-    pend = next(e for e in res["envs"] if e["env_id"] == ENVS[1])
-    assert pend["normalised_score"] is None and "no curated reference" in pend["note"]
+    assert res.model_calls == res.steps  # every live slot of both envs in one call per step
+    cart = res.env(ENVS[0])
+    assert [len(r) for r in cart.returns] == [2, 2] and cart.episodes == 4
+    assert len(set(cart.seeds)) == 2 and cart.reference_run == rid
+    assert cart.first10 == 15.0 and cart.last10 == 490.0
+    assert cart.normalised_score == pytest.approx(100 * (cart.mean_return - 15) / 475)
+    pend = res.env(ENVS[1])
+    assert pend.normalised_score is None and "no curated reference" in pend.note
     paths = write_report(res, tmp_path / "report")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
     html = paths["html"].read_text()
@@ -68,7 +69,9 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     )
     saved = json.loads(paths["results"].read_text())
     assert saved["summary"]["scorable"] == 1
-    rows = compare(saved, saved)
+    # the file is the record's JSON form, and reads back as the same record
+    assert EvalResult.load(paths["results"]) == res and saved == res.to_json()
+    rows = compare(EvalResult.load(tmp_path / "report"), res)
     assert rows[0]["delta"] == 0.0
 
 
@@ -76,8 +79,8 @@ def test_same_seeds_reproduce_the_same_returns(tmp_path):
     store, _ = _store_with_anchors(tmp_path)
     policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
     cfg = EvalConfig(rollouts=1, episodes=2)
-    a = evaluate(policy, ENVS[:1], store, cfg, progress=False)["envs"][0]["returns"]
-    b = evaluate(policy, ENVS[:1], store, cfg, progress=False)["envs"][0]["returns"]
+    a = evaluate(policy, ENVS[:1], store, cfg, progress=False).envs[0].returns
+    b = evaluate(policy, ENVS[:1], store, cfg, progress=False).envs[0].returns
     assert a == b
 
 
@@ -91,6 +94,6 @@ def test_an_env_outside_the_models_limits_fails_alone(tmp_path):
         EvalConfig(rollouts=1, episodes=1),
         progress=False,
     )
-    bad = next(e for e in res["envs"] if e["env_id"] == "mujoco/Humanoid-v5")
-    assert bad["status"] == "failed" and "Humanoid" in bad["error"]
-    assert next(e for e in res["envs"] if e["env_id"] == ENVS[0])["episodes"] == 1
+    bad = res.env("mujoco/Humanoid-v5")
+    assert bad.status == "failed" and "Humanoid" in bad.error
+    assert res.env(ENVS[0]).episodes == 1

@@ -2,20 +2,19 @@
 
 import json
 
-from ldm.eval import write_report
+from ldm.eval import EvalConfig, write_report
 from ldm.eval.heldout import attach_heldout_accuracy, heldout_accuracy
+from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import summarise
 
 
-def _results() -> dict:
-    env = {"env_id": "a/X-v0", "status": "done", "normalised_score": 90.0, "mean_return": 1.0,
-           "first10": 0.0, "last10": 1.1, "episodes": 2}  # fmt: skip
-    envs = [env, {**env, "env_id": "b/Y-v0"}]
-    return {
-        "envs": envs,
-        "summary": summarise(envs),
-        "config": {"rollouts": 1, "episodes": 2, "deterministic": True},
-    }
+def _results() -> EvalResult:
+    envs = tuple(
+        EnvResult(env_id, "ok", normalised_score=90.0, mean_return=1.0, first10=0.0, last10=1.1,
+                  episodes=2)
+        for env_id in ("a/X-v0", "b/Y-v0")
+    )  # fmt: skip
+    return EvalResult("ldm", "s", EvalConfig(rollouts=1, episodes=2), envs, summarise(envs))
 
 
 def test_last_validation_per_env_is_attached_and_shown(tmp_path):
@@ -29,6 +28,7 @@ def test_last_validation_per_env_is_attached_and_shown(tmp_path):
     assert heldout_accuracy(tmp_path) == {"a/X-v0": 0.75}  # the line cut by a kill is skipped
     assert heldout_accuracy(tmp_path / "missing") == {}
     res = attach_heldout_accuracy(_results(), tmp_path)
-    assert res["envs"][0]["heldout_accuracy"] == 0.75 and "heldout_accuracy" not in res["envs"][1]
+    assert res.envs[0].heldout_accuracy == 0.75 and res.envs[1].heldout_accuracy is None
+    assert "heldout_accuracy" not in res.to_json()["envs"][1]
     html = write_report(res, tmp_path / "report")["html"].read_text()
     assert "held-out accuracy %" in html and ">75.0<" in html

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ldm.eval import write_report
+from ldm.eval.results import EvalResult
 from ldm.eval.video import write_clip
 from tests.eval.test_report_media import _store
 
@@ -83,6 +84,7 @@ def _report(tmp_path) -> Path:
         "checkpoint": str(train / "final"),
         "config": {"rollouts": 1, "episodes": 1, "deterministic": True},
         "summary": {
+            "envs": 1,
             "scorable": 1,
             "at_80": 1,
             "at_100": 1,
@@ -106,7 +108,7 @@ def _report(tmp_path) -> Path:
             }
         ],
     }
-    return write_report(results, out, title="browser check")["html"]
+    return write_report(EvalResult.from_json(results), out, title="browser check")["html"]
 
 
 def test_report_renders_with_playable_clips_and_no_broken_links(tmp_path):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from ldm.data import Store
-from ldm.eval import write_report
+from ldm.eval import EvalConfig, write_report
 from ldm.eval.report_media import (
     attach_reference_clips,
     checkpoint_scores,
@@ -15,6 +15,8 @@ from ldm.eval.report_media import (
     reference_curves,
     training_curves_section,
 )
+from ldm.eval.results import EnvResult, EvalResult
+from ldm.eval.scores import summarise
 from ldm.spaces import SpaceSpec
 
 OBS = SpaceSpec("continuous", (2,), low=(-1.0,) * 2, high=(1.0,) * 2)
@@ -78,35 +80,23 @@ def test_clips_beside_scores_with_relative_links_and_notes(tmp_path):
     out = tmp_path / "eval"
     (out / "clips").mkdir(parents=True)
     (out / "references" / "clips").mkdir(parents=True)
-    results = {
-        "envs": [
-            {
-                "env_id": "a/B-v0",
-                "normalised_score": 97.4,
-                "mean_return": 12.0,
-                "clip": str(out / "clips" / "a__B-v0.mp4"),
-            },
-            {"env_id": "c/D-v0", "clip": None, "clip_note": "render() raised X: no pygame"},
-        ]
-    }
-    refs = {"envs": [{"env_id": "a/B-v0", "clip": str(out / "references/clips/a__B-v0.gif")}]}
-    attach_reference_clips(results, refs)
-    section = clips_section(results, out)
+
+    def result(policy, *envs):
+        return EvalResult(policy, "s", EvalConfig(rollouts=1, episodes=1), envs, summarise(envs))
+
+    results = result(
+        "ldm",
+        EnvResult("a/B-v0", "ok", normalised_score=97.4, mean_return=12.0,
+                  clip=str(out / "clips" / "a__B-v0.mp4")),
+        EnvResult("c/D-v0", "ok", clip_note="render() raised X: no pygame"),
+    )  # fmt: skip
+    refs = result(
+        "references", EnvResult("a/B-v0", "ok", clip=str(out / "references/clips/a__B-v0.gif"))
+    )
+    results = attach_reference_clips(results, refs)
+    assert results.env("c/D-v0").reference_clip is None
+    section = clips_section(results.to_json(), out)
     assert 'src="clips/a__B-v0.mp4"' in section and 'src="references/clips/a__B-v0.gif"' in section
     assert "score <b>97</b>" in section and "no clip: render() raised X: no pygame" in section
-    results.update(
-        summary={
-            "scorable": 1,
-            "at_80": 1,
-            "at_100": 0,
-            "share_at_80": 1.0,
-            "share_at_100": 0.0,
-            "failed": 0,
-            "curve": {"thresholds": [0, 80, 100], "envs_at_or_above": [1, 1, 0]},
-        },
-        config={"rollouts": 1, "episodes": 1, "deterministic": True},
-    )
-    for e in results["envs"]:
-        e.setdefault("status", "ok")
     page = write_report(results, out)["html"].read_text()
     assert "Watch it act" in page and 'src="clips/a__B-v0.mp4"' in page

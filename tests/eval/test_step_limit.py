@@ -10,6 +10,7 @@ from ldm.envs import make
 from ldm.eval import EvalConfig, evaluate
 from ldm.eval.evaluate import why_no_reference
 from ldm.eval.report import REFERENCE_FLOOR, attach_references, library_table
+from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import summarise
 from ldm.model import LDMPolicy, preset
 from ldm.spaces import SpaceSpec
@@ -67,10 +68,10 @@ def test_protocol_cuts_episodes_at_factor_x_the_reference_episodes_and_says_so(t
         EvalConfig(rollouts=2, episodes=3, episode_limit_factor=3),
         progress=False,
     )
-    e = res["envs"][0]
-    assert e["step_limit"] == 30 and e["cut_episodes"] == 6 and e["episodes"] == 6
-    assert res["steps"] == 3 * 30  # 3 episodes of 30 steps, both rollouts together
-    assert e["normalised_score"] is not None
+    e = res.envs[0]
+    assert e.step_limit == 30 and e.cut_episodes == 6 and e.episodes == 6
+    assert res.steps == 3 * 30  # 3 episodes of 30 steps, both rollouts together
+    assert e.normalised_score is not None
     off = evaluate(
         policy,
         [PEND],
@@ -78,7 +79,7 @@ def test_protocol_cuts_episodes_at_factor_x_the_reference_episodes_and_says_so(t
         EvalConfig(rollouts=1, episodes=1, episode_limit_factor=0),
         progress=False,
     )
-    assert off["envs"][0]["step_limit"] is None and off["steps"] == 200  # the env's own limit
+    assert off.envs[0].step_limit is None and off.steps == 200  # the env's own limit
 
 
 def test_why_an_env_has_no_reference(tmp_path):
@@ -90,16 +91,20 @@ def test_why_an_env_has_no_reference(tmp_path):
 
 
 def test_references_beside_the_ldm_and_the_checked_summary():
-    ldm = {"envs": [{"env_id": f"lib{i % 2}/E{i}", "library": f"lib{i % 2}", "normalised_score": s,
-                     "first10": 0.0, "status": "ok"} for i, s in enumerate([90.0, 50.0, 120.0, 85.0])]}  # fmt: skip
-    refs = {"envs": [{"env_id": f"lib{i % 2}/E{i}", "normalised_score": s, "cut_episodes": 0}
-                     for i, s in enumerate([101.0, 98.0, 40.0, None])], "summary": {}}  # fmt: skip
-    ldm["summary"] = summarise(ldm["envs"])
-    attach_references(ldm, refs)
-    assert [e["reference_score"] for e in ldm["envs"]] == [101.0, 98.0, 40.0, None]
-    checked = ldm["summary_checked"]  # only E0 and E1 have a reference >= the floor
-    assert REFERENCE_FLOOR == 80.0 and checked["scorable"] == 2 and checked["at_80"] == 1
-    assert ldm["summary"]["scorable"] == 4 and ldm["summary"]["at_80"] == 3
+    def result(policy, scores, **fields):
+        envs = tuple(EnvResult(f"lib{i % 2}/E{i}", "ok", normalised_score=s, **fields)
+                     for i, s in enumerate(scores))  # fmt: skip
+        return EvalResult(policy, "s", EvalConfig(), envs, summarise(envs))
+
+    ldm = result("ldm", [90.0, 50.0, 120.0, 85.0], first10=0.0)
+    refs = result("references", [101.0, 98.0, 40.0, None], cut_episodes=0)
+    ldm = attach_references(ldm, refs)
+    assert [e.reference_score for e in ldm.envs] == [101.0, 98.0, 40.0, None]
+    assert [e.reference_cut_episodes for e in ldm.envs] == [0, 0, 0, 0]
+    checked = ldm.summary_checked  # only E0 and E1 have a reference >= the floor
+    assert REFERENCE_FLOOR == 80.0 and checked.scorable == 2 and checked.at_80 == 1
+    assert ldm.summary.scorable == 4 and ldm.summary.at_80 == 3
+    assert ldm.references_summary == refs.summary
     rows = {r["library"]: r for r in library_table(ldm)}
     assert rows["lib0"]["references"] == 2 and rows["lib0"]["median_score"] == pytest.approx(105)
     assert rows["lib1"]["share_at_80"] == pytest.approx(0.5)

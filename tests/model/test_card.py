@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from ldm.errors import ModelError
+from ldm.eval import EvalConfig
+from ldm.eval.results import EnvResult, EvalResult
+from ldm.eval.scores import summarise
 from ldm.model import LDMPolicy, preset
 from ldm.model.card import (
     EnvScore,
@@ -60,22 +63,25 @@ def test_save_pretrained_writes_a_hub_model_card(tmp_path):
     assert ModelCard.load(d / "README.md").data.library_name == "ldm"
 
 
+def _results(*envs):
+    cfg = EvalConfig(rollouts=2, episodes=10, deterministic=True)
+    return EvalResult("ldm", "store", cfg, envs, summarise(envs))
+
+
 def test_facts_survive_a_reload_and_evaluation_is_recorded(tmp_path):
     model = LDMPolicy(preset("ldm-tiny")).eval()
     model.training_facts = FACTS
     d = model.save_pretrained(tmp_path / "ck")
-    results = {
-        "config": {"rollouts": 2, "episodes": 10, "deterministic": True},
-        "envs": [
-            {
-                "env_id": "classic-control/CartPole-v1",
-                "returns": [[500.0, 480.0], [500.0, 500.0]],
-                "mean_return": 495.0,
-                "normalised_score": 99.0,
-            },
-            {"env_id": "x/Broken-v0", "returns": [], "mean_return": None},
-        ],
-    }
+    results = _results(
+        EnvResult(
+            "classic-control/CartPole-v1",
+            "ok",
+            returns=((500.0, 480.0), (500.0, 500.0)),
+            mean_return=495.0,
+            normalised_score=99.0,
+        ),
+        EnvResult("x/Broken-v0", "failed"),
+    )
     record_evaluation(d, results, "1 of 1 envs at >= 80% of reference")
     text = (d / "README.md").read_text()
     assert "**1 of 1 envs at >= 80% of reference**" in text
@@ -94,7 +100,7 @@ def test_facts_survive_a_reload_and_evaluation_is_recorded(tmp_path):
 
 
 def test_eval_facts_and_preset_name():
-    f = eval_facts({"config": {}, "envs": []}, "h")
+    f = eval_facts(_results(), "h")
     assert f == EvalFacts("h", f.protocol, ())
     assert preset_name(preset("ldm-small", context=128)) == "ldm-small"
     assert preset_name(preset("ldm-tiny", layers=3)) == "custom"

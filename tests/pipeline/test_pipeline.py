@@ -12,6 +12,7 @@ import pytest
 from ldm.data import Store
 from ldm.envs import make
 from ldm.errors import ConfigError
+from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline
 from ldm.pipeline.run import PipelineConfig
 
@@ -117,7 +118,8 @@ def test_reduced_pipeline_beats_random_and_resumes_after_interrupt(tmp_path):
         assert (out / "eval" / e["reference_clip"]).stat().st_size > 0, e
         assert os.path.relpath(e["clip"], out / "eval") in page
     card = (out / "train" / "final" / "README.md").read_text()
-    assert "Not evaluated yet" not in card and headline(results["summary"]) in card
+    assert "Not evaluated yet" not in card
+    assert headline(EvalResult.load(out / "eval").summary) in card
     for e in results["envs"]:
         rand = random_return(e["env_id"])
         assert e["mean_return"] > rand, (e["env_id"], e["mean_return"], rand)

@@ -56,7 +56,7 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
     summary = run_refgen(cfg, store_dir, progress=False)
     store = Store(store_dir)
     runs = store.runs()
-    by_env = {e["env_id"]: r for r, e in runs.items()}
+    by_env = {e.env_id: r for r, e in runs.items()}
     assert set(by_env) == set(envs), sorted(set(envs) - set(by_env))
     for env_id, rid in by_env.items():
         obs, act = env_spaces(env_id)
@@ -96,9 +96,9 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
     # far): every env gets a return without playing out 2,000-step episodes
     ecfg = EvalConfig(rollouts=1, episodes=1, episode_limit_factor=0.25)
     res = evaluate(LDMPolicy.from_pretrained(final), envs, store, ecfg, progress=False)
-    for e in res["envs"]:
-        assert e["status"] != "failed" and e["mean_return"] is not None, e
-        anchors_differ = not np.isclose(e["first10"], e["last10"])
-        assert (e["normalised_score"] is not None) == anchors_differ, e
+    for e in res.envs:
+        assert e.status != "failed" and e.mean_return is not None, e
+        anchors_differ = not np.isclose(e.first10, e.last10)
+        assert (e.normalised_score is not None) == anchors_differ, e
     refs = evaluate(None, envs, store, ecfg, progress=False)
-    assert all(e["mean_return"] is not None for e in refs["envs"]), refs["envs"]
+    assert all(e.mean_return is not None for e in refs.envs), refs.envs

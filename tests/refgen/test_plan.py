@@ -10,7 +10,7 @@ from ldm.pipeline.run import PipelineConfig
 from ldm.refgen import stage
 from ldm.refgen.candidates import load_pool
 from ldm.refgen.curate import best_threshold, curate_env
-from ldm.refgen.jobs import Job
+from ldm.refgen.jobs import Job, JobResult
 from ldm.refgen.plan import plan_jobs, plan_library
 from ldm.refgen.stage import RefGenConfig
 
@@ -55,10 +55,11 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
         ran.extend(jobs)
         # a2c wins every comparison: the references differ from the pool's order
         return {
-            j.key: {
-                "status": "done",
-                "final_returns": [2.0, 3.0, 2.5, 2.8] if "a2c" in j.key else [0.0, 0.1, 0.2, 0.0],
-            }
+            j.key: JobResult(
+                "done",
+                j,
+                final_returns=(2.0, 3.0, 2.5, 2.8) if "a2c" in j.key else (0.0, 0.1, 0.2, 0.0),
+            )
             for j in jobs
         }
 

@@ -85,7 +85,7 @@ def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
     assert v[good]["verdict"] == "pass"
     assert v[flat]["verdict"] == "fail" and "no significant improvement" in v[flat]["reasons"][0]
     assert v[worse]["verdict"] == "fail" and "below 95%" in v[worse]["reasons"][-1]
-    assert store.runs()[flat]["verdict"] == "fail"  # marked, not deleted
+    assert store.runs()[flat].verdict == "fail"  # marked, not deleted
     assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
 
 
@@ -172,11 +172,11 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
     runs = store.runs()
     assert len(runs) == 4  # 2 candidates ranked on each env, no duplicates
     assert store.pending() == []
-    refs = [r for r, e in runs.items() if e["verdict"] != "excluded"]
+    refs = [r for r, e in runs.items() if e.verdict != "excluded"]
     # one reference per env, plus the env's other ranking run where the first failed curation
-    assert {runs[r]["env_id"] for r in refs} == set(CONFIG["envs"])
+    assert {runs[r].env_id for r in refs} == set(CONFIG["envs"])
     for env in CONFIG["envs"]:
-        on_env = [runs[r]["verdict"] for r in refs if runs[r]["env_id"] == env]
+        on_env = [runs[r].verdict for r in refs if runs[r].env_id == env]
         assert on_env in (["pass"], ["fail", "pass"], ["pass", "fail"], ["fail", "fail"]), on_env
         assert (env in summary["fallbacks"]) == (sorted(on_env) == ["fail", "pass"])
     for r in refs:

@@ -25,7 +25,7 @@ def test_a_reference_job_runs_on_a_ray_cluster(ray_head, tmp_path):
                   512, 0, {str(store_dir)!r})
         results = run_jobs([job], runner="ray", workers=1, progress=False)
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
-        print(json.dumps({{"results": results, "nodes": nodes,
+        print(json.dumps({{"results": {{k: r.to_dict() for k, r in results.items()}}, "nodes": nodes,
                           "cluster": ray.get_runtime_context().gcs_address}}))
         """
     )
