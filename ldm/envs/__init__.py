@@ -53,7 +53,7 @@ def make_vec(
     """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`.
     With `shared_memory` (default) each worker's slice of the batch travels through a buffer
     shared with it where the backend allows (ldm/envs/shm.py); False keeps the framed path."""
-    from ldm.envs.proxy import ProxyVectorEnv
+    from ldm.envs.vector import ProxyVectorEnv
 
     spec, rid = resolve_env_id(env_id)
     return ProxyVectorEnv(

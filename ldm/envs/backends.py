@@ -2,17 +2,23 @@
 
 - `inprocess`: the worker's `EnvServer` in this process (no isolation; for libraries installed
   in ldm's own environment, and for tests);
-- `process` (default): the worker script as a subprocess inside the library's own venv,
-  talking the wire protocol over its stdin/stdout;
-- `ray`: a Ray actor that owns a `process` connection on whichever node hosts it, so a
-  cluster can host environments (optional: needs `ray`);
-- `docker`: registered by `ldm.envs.docker` (the worker in a container).
+- `process` (default): the worker script (ldm/envs/worker/server.py) as a subprocess inside
+  the library's own venv, talking the wire protocol over its stdin/stdout;
+- `ray`: a Ray actor that owns a `process` connection on whichever node hosts it
+  (ldm/envs/ray_backend.py; optional: needs `ray`);
+- `docker`: the worker in a container (ldm/envs/docker.py).
 
 A connection offers `send(message)` then `recv(timeout)` (so that several workers can step in
 parallel), `call(message, timeout)`, `close()` and `alive`. Errors carry the env id and the
 tail of the worker's stderr. Every process and Ray connection is closed at interpreter exit if
 its owner forgot to (ldm.envs.lifetime); a worker's environment variables are an allowlist
 (ldm.envs.workerenv) and its scratch directory is removed on every exit path (ldm.envs.scratch).
+
+Owns: `Connection` and its in-process and process kinds, `CONNECTORS` (backend name ->
+connector), `LAUNCHERS` (the sandbox plugs in here), `connect` and the `init` message.
+Imports the worker's protocol, catalog, lifetime, scratch and workerenv; the venvs, shm,
+sandbox, Ray and Docker modules only inside their connector. Must not import gymnasium, an
+environment library, torch, or any later part (data, refgen, model, ...).
 """
 
 from __future__ import annotations
@@ -287,79 +293,55 @@ class ProcessConnection(Connection):
         self._scratch.remove()
 
 
-class RayConnection(Connection):
-    """A Ray actor owning a ProcessConnection on its node (the library venv is built there)."""
-
-    def __init__(self, label: str, spec: LibrarySpec, launcher: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise EnvError("backend 'ray' needs ray: pip install 'ldm[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False, log_to_driver=False)
-        self.label = label
-        self._ray = ray
-        self.actor = _ray_actor_class().remote(label, spec.path, launcher)
-        self._futures: collections.deque = collections.deque()
-        track(self)
-
-    def send(self, message: dict[str, Any]) -> None:
-        self._futures.append((message.get("cmd", "?"), self.actor.call.remote(message)))
-
-    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        cmd, fut = self._futures.popleft()
-        try:
-            ok, value, tail = self._ray.get(fut, timeout=timeout)
-        except self._ray.exceptions.GetTimeoutError:
-            raise WorkerError(
-                f"{self.label}: ray worker did not answer {cmd!r} in {timeout} s"
-            ) from None
-        if not ok:
-            raise WorkerError(f"{self.label}: {value}", tail)
-        return value
-
-    def close(self) -> None:
-        if self.actor is None:
-            return
-        actor, self.actor = self.actor, None
-        try:
-            self._ray.get(actor.close.remote(), timeout=10)
-            self._ray.kill(actor)
-        except Exception:  # noqa: BLE001 (the actor or Ray itself may be gone already)
-            pass
+def _connect_inprocess(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
+    if sandbox:
+        raise EnvError("sandbox=True needs an isolated backend ('process'), not 'inprocess'")
+    return InProcessConnection(label)
 
 
-_RAY_ACTOR = None
+def _connect_process(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
+    from ldm.envs.shm import SharedBuffer
+    from ldm.envs.venvs import ensure_venv
+
+    launcher = None
+    if sandbox:
+        _load_sandbox()
+        launcher = "sandbox"
+    buffer = SharedBuffer.anonymous()
+    try:
+        conn = ProcessConnection(label, ensure_venv(spec), spec, launcher, buffer=buffer)
+    except BaseException:
+        buffer.close()
+        raise
+    if sandbox:
+        from ldm.envs.sandbox import limits
+
+        conn.hint = f" ({limits().describe()})"
+    return conn
 
 
-def _ray_actor_class():
-    global _RAY_ACTOR
-    if _RAY_ACTOR is None:
-        import ray
+def _connect_ray(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
+    from ldm.envs.ray_backend import RayConnection
 
-        @ray.remote(num_cpus=0)
-        class EnvWorkerActor:
-            def __init__(self, label: str, spec_path: str, launcher: str | None) -> None:
-                from ldm.envs.catalog import load_spec
-                from ldm.envs.venvs import ensure_venv
-
-                spec = load_spec(spec_path)
-                self.conn = ProcessConnection(label, ensure_venv(spec), spec, launcher)
-
-            def call(self, message):
-                try:
-                    return True, self.conn.call(message), ""
-                except WorkerError as e:
-                    return False, str(e).split("\n---")[0], e.tail
-
-            def close(self):
-                self.conn.close()
-
-        _RAY_ACTOR = EnvWorkerActor
-    return _RAY_ACTOR
+    return RayConnection(label, spec, "sandbox" if sandbox else None)
 
 
-BACKENDS = ("inprocess", "process", "ray", "docker")
+def _connect_docker(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
+    try:
+        from ldm.envs import docker
+    except ImportError:
+        raise EnvError("backend 'docker' is not available in this version of ldm") from None
+    return docker.connect(spec, label)
+
+
+#: backend name -> function(spec, label, sandbox) -> an uninitialised connection
+CONNECTORS: dict[str, Callable[[LibrarySpec, str, bool], Connection]] = {
+    "inprocess": _connect_inprocess,
+    "process": _connect_process,
+    "ray": _connect_ray,
+    "docker": _connect_docker,
+}
+BACKENDS = tuple(CONNECTORS)
 
 
 def connect(
@@ -371,40 +353,9 @@ def connect(
 ) -> Connection:
     """Open a connection to a fresh worker for `spec` and initialise it (its imports may take
     `init_timeout` seconds)."""
-    sandbox = sandbox or spec.sandbox
-    if backend == "inprocess":
-        if sandbox:
-            raise EnvError("sandbox=True needs an isolated backend ('process'), not 'inprocess'")
-        conn: Connection = InProcessConnection(label)
-    elif backend == "process":
-        from ldm.envs.venvs import ensure_venv
-
-        launcher = None
-        if sandbox:
-            _load_sandbox()
-            launcher = "sandbox"
-        from ldm.envs.shm import SharedBuffer
-
-        buffer = SharedBuffer.anonymous()
-        try:
-            conn = ProcessConnection(label, ensure_venv(spec), spec, launcher, buffer=buffer)
-        except BaseException:
-            buffer.close()
-            raise
-        if sandbox:
-            from ldm.envs.sandbox import limits
-
-            conn.hint = f" ({limits().describe()})"
-    elif backend == "ray":
-        conn = RayConnection(label, spec, "sandbox" if sandbox else None)
-    elif backend == "docker":
-        try:
-            from ldm.envs import docker
-        except ImportError:
-            raise EnvError("backend 'docker' is not available in this version of ldm") from None
-        conn = docker.connect(spec, label)
-    else:
+    if backend not in CONNECTORS:
         raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    conn = CONNECTORS[backend](spec, label, sandbox or spec.sandbox)
     try:
         conn.call(init_message(spec, conn.paths), init_timeout)
     except BaseException:

@@ -2,6 +2,10 @@
 
 ldm's checks: the spaces convert to SpaceSpecs within the paper's limits, reset/step return
 observations inside the observation space, and the same seed reproduces the same episode.
+
+Owns: `CheckResult` and the checks. Imports gymnasium's checker and the hub (`ldm.envs.make`)
+lazily; must not import an environment library (the env runs in its worker), torch or any
+later part (data, refgen, model, ...).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`ldm envs ...`: list, check, setup and discover environment libraries."""
+"""`ldm envs ...`: list, check, setup and discover environment libraries.
+
+Owns: the `COMMANDS` of `ldm envs`. Imports tyro, rich and the hub's modules inside each
+command (so `ldm envs --help` stays fast); must not import torch, an environment library or
+any later part (data, refgen, model, ...).
+"""
 
 from __future__ import annotations
 

@@ -1,57 +1,53 @@
-"""Proxies that real clients accept: a `gymnasium.Env` and a `gymnasium.vector.VectorEnv`
-whose envs live in isolated workers.
+"""A `gymnasium.Env` whose env lives in an isolated worker, and what both proxies share.
 
-A vector proxy spreads its envs over a few worker processes, sends each worker its slice of
-the actions, then collects the replies: one round trip per batch step, workers stepping in
-parallel, autoreset inside the worker (Gymnasium's SAME_STEP mode: the final observation of a
-finished episode is in `infos["final_obs"]`). Where a worker can share memory (process,
-sandbox and Docker backends; see shm.py) its slice of the batch travels through a shared buffer
-and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in the manner of
-EnvPool: send to all, take the first envs that are ready.
+Owns: `ProxyEnv`, `ProxyWorker` (one connection plus the handles of the envs it serves,
+restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
+`check_action` (an action outside the space is an EnvError naming it, before it is sent).
+The vector proxy is ldm/envs/vector.py.
+
+Imports gymnasium, numpy, the backends and ldm.envs.shm; must not import an environment
+library (they live in the workers), torch, or any later part (data, refgen, model, ...).
 """
 
 from __future__ import annotations
 
-import os
-import select
-import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector.utils import batch_space
 
 from ldm.envs import shm
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError, connect
+from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, connect
 from ldm.envs.catalog import LibrarySpec
 from ldm.errors import EnvError
+
+#: wire description type -> gymnasium space (ldm/envs/worker/wrappers.py `describe_space`)
+_FROM_DESC: dict[str, Callable[[dict[str, Any]], gym.Space]] = {
+    "Box": lambda d: gym.spaces.Box(
+        low=np.asarray(d["low"]),
+        high=np.asarray(d["high"]),
+        shape=tuple(d["shape"]),
+        dtype=np.dtype(d["dtype"]),
+    ),
+    "Discrete": lambda d: gym.spaces.Discrete(d["n"], start=d.get("start", 0)),
+    "MultiDiscrete": lambda d: gym.spaces.MultiDiscrete(np.asarray(d["nvec"])),
+    "MultiBinary": lambda d: gym.spaces.MultiBinary(d["n"]),
+    "Dict": lambda d: gym.spaces.Dict({k: space_from_desc(v) for k, v in d["spaces"].items()}),
+    "Tuple": lambda d: gym.spaces.Tuple([space_from_desc(v) for v in d["spaces"]]),
+}
 
 
 def space_from_desc(d: dict[str, Any]) -> gym.Space:
     """A space description from the worker -> a gymnasium space."""
-    t = d["type"]
-    if t == "Box":
-        return gym.spaces.Box(
-            low=np.asarray(d["low"]),
-            high=np.asarray(d["high"]),
-            shape=tuple(d["shape"]),
-            dtype=np.dtype(d["dtype"]),
+    build = _FROM_DESC.get(d["type"])
+    if build is None:
+        raise EnvError(
+            f"space type {d.get('name', d['type'])!r} is not supported; declare a wrapper in the "
+            "library spec that removes or converts it (e.g. grid_as_image for MiniGrid's "
+            "mission text)"
         )
-    if t == "Discrete":
-        return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
-    if t == "MultiDiscrete":
-        return gym.spaces.MultiDiscrete(np.asarray(d["nvec"]))
-    if t == "MultiBinary":
-        return gym.spaces.MultiBinary(d["n"])
-    if t == "Dict":
-        return gym.spaces.Dict({k: space_from_desc(v) for k, v in d["spaces"].items()})
-    if t == "Tuple":
-        return gym.spaces.Tuple([space_from_desc(v) for v in d["spaces"]])
-    name = d.get("name", t)
-    raise EnvError(
-        f"space type {name!r} is not supported; declare a wrapper in the library spec that removes "
-        "or converts it (e.g. grid_as_image for MiniGrid's mission text)"
-    )
+    return build(d)
 
 
 def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
@@ -70,16 +66,6 @@ def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
     return a
 
 
-def _concat(parts: list) -> Any:
-    """Join per-worker batches: stacked arrays, or lists of per-env values (dict obs)."""
-    if all(isinstance(p, np.ndarray) for p in parts):
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    items = [x for p in parts for x in p]
-    if isinstance(items[0], dict):
-        return {k: np.stack([o[k] for o in items]) for k in items[0]}
-    return np.stack(items)
-
-
 def _frames(env_id: str, reply: dict[str, Any]) -> list[np.ndarray]:
     for note in reply["notes"]:
         if note:
@@ -87,7 +73,7 @@ def _frames(env_id: str, reply: dict[str, Any]) -> list[np.ndarray]:
     return reply["frames"]
 
 
-class _Worker:
+class ProxyWorker:
     """One connection plus the handles of the envs it serves, restartable."""
 
     def __init__(
@@ -155,7 +141,7 @@ class ProxyEnv(gym.Env):
     ):
         self.env_id = f"{spec.name}/{rid}"
         self.timeout = timeout
-        self._worker = _Worker(
+        self._worker = ProxyWorker(
             spec,
             rid,
             {**spec.kwargs_for(rid), **kwargs},
@@ -209,311 +195,3 @@ class ProxyEnv(gym.Env):
         if not self._closed:
             self._closed = True
             self._worker.close()
-
-
-class ProxyVectorEnv(gym.vector.VectorEnv):
-    """`num_envs` copies of one env, spread over `workers` worker processes."""
-
-    def __init__(
-        self,
-        spec: LibrarySpec,
-        rid: str,
-        num_envs: int,
-        backend: str = "process",
-        workers: int | None = None,
-        sandbox: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
-        shared_memory: bool = True,
-        **kwargs: Any,
-    ):
-        if num_envs < 1:
-            raise EnvError(f"num_envs must be >= 1, got {num_envs}")
-        self.env_id = f"{spec.name}/{rid}"
-        self.timeout = timeout
-        self.num_envs = num_envs
-        w = max(1, min(num_envs, workers or os.cpu_count() or 1))
-        sizes = [num_envs // w + (1 if i < num_envs % w else 0) for i in range(w)]
-        kw = {**spec.kwargs_for(rid), **kwargs}
-        self._workers: list[_Worker] = []
-        try:
-            for i, n in enumerate(sizes):
-                self._workers.append(
-                    _Worker(
-                        spec, rid, kw, backend, sandbox, f"{self.env_id}[w{i}]", n, shared_memory
-                    )
-                )
-        except BaseException:
-            self.close()
-            raise
-        first = self._workers[0].spaces
-        self.single_observation_space = space_from_desc(first["observation"])
-        self.single_action_space = space_from_desc(first["action"])
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
-        self._slices = np.cumsum([0] + sizes)
-        self._pending: list[int] = []  # workers sent an async step, not yet received
-        self._closed = False
-
-    # -- helpers ---------------------------------------------------------------------------
-    def _scatter(self, messages: list[dict]) -> list[Any]:
-        self._send_all(messages)
-        return self._gather()
-
-    def _send_all(self, messages: list[dict]) -> None:
-        if self._closed:
-            raise EnvError(f"{self.env_id}: the vector env is closed")
-        for i, (w, m) in enumerate(zip(self._workers, messages)):
-            try:
-                assert w.conn is not None
-                w.conn.send(m)
-            except WorkerError:
-                for sent in self._workers[:i]:  # drain the replies owed: keep them in sync
-                    try:
-                        assert sent.conn is not None
-                        sent.conn.recv(self.timeout)
-                    except WorkerError:
-                        pass
-                raise
-
-    def _gather(self) -> list[Any]:
-        replies, error = [], None
-        for w in self._workers:
-            try:
-                assert w.conn is not None
-                replies.append(w.conn.recv(self.timeout))
-            except WorkerError as e:  # collect the others' replies first: keep them in sync
-                error = error or e
-                replies.append(None)
-        if error:
-            raise error
-        return replies
-
-    def render_frames(self, indices: list[int], max_side: int = 0) -> list[Any]:
-        """Frames of some sub-envs (made with render_mode="rgb_array"): per index an (H, W, 3)
-        uint8 array, thinned to at most `max_side` pixels a side in the worker, or the reason it
-        has none (a str)."""
-        out: list[Any] = []
-        for i in indices:
-            w = int(np.searchsorted(self._slices, i, side="right")) - 1
-            worker = self._workers[w]
-            assert worker.conn is not None
-            r = worker.conn.call(
-                {
-                    "cmd": "render",
-                    "handles": [worker.handles[i - self._slices[w]]],
-                    "max_side": max_side,
-                },
-                timeout=self.timeout,
-            )
-            out.append(r["frames"][0] if r["frames"][0] is not None else r["notes"][0])
-        return out
-
-    def restart_dead_workers(self) -> int:
-        """Restart every dead worker (its envs must then be reset); returns how many."""
-        dead = [w for w in self._workers if not w.alive]
-        for w in dead:
-            w.restart()
-        return len(dead)
-
-    # -- VectorEnv API -----------------------------------------------------------------------
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
-        if isinstance(seed, int):
-            seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed) if seed is not None else [None] * self.num_envs
-        if len(seeds) != self.num_envs:
-            raise EnvError(f"{self.env_id}: {len(seeds)} seeds for {self.num_envs} envs")
-        self._drain_pending()
-        self.restart_dead_workers()
-        msgs = [
-            {"cmd": "reset", "handles": w.handles, "seeds": seeds[a:b], "options": options}
-            for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
-        ]
-        replies = self._scatter(msgs)
-        infos = [i for r in replies for i in r["infos"]]
-        return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
-
-    def _check_actions(self, actions, count: int):
-        actions = np.asarray(actions) if not isinstance(actions, dict) else actions
-        if len(actions) != count:
-            raise EnvError(f"{self.env_id}: {len(actions)} actions for {count} envs")
-        space = self.single_action_space
-        if isinstance(space, gym.spaces.Box):
-            actions = actions.astype(space.dtype, copy=False)
-            if (
-                actions.shape[1:] != space.shape
-                or np.any(actions < space.low)
-                or np.any(actions > space.high)
-            ):
-                raise EnvError(
-                    f"{self.env_id}: actions outside the action space {space} (shape {actions.shape})"
-                )
-        elif isinstance(space, gym.spaces.Discrete):
-            if np.any(actions < space.start) or np.any(actions >= space.start + space.n):
-                raise EnvError(
-                    f"{self.env_id}: actions {actions.tolist()} outside the action space {space}"
-                )
-        return actions
-
-    def step_send(self, actions) -> None:
-        """First half of `step`: check the actions and send them to the workers (the envs of
-        several vector envs then step in parallel; `step_recv` collects)."""
-        if self._pending:
-            raise EnvError(f"{self.env_id}: an async `send` is still pending; `recv` it first")
-        actions = self._check_actions(actions, self.num_envs)
-        self._send_all(
-            [
-                {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
-                for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
-            ]
-        )
-
-    def step(self, actions):
-        self.step_send(actions)
-        return self.step_recv()
-
-    def step_recv(self):
-        """Second half of `step`: the workers' replies as (obs, rewards, terminated, truncated, infos)."""
-        return self._assemble(list(range(len(self._workers))), self._gather())
-
-    # -- EnvPool-style asynchronous stepping ----------------------------------------------
-    def send(self, actions, env_ids=None) -> None:
-        """Send actions to the envs `env_ids` (default all; whole worker slices, e.g. the ids
-        the last `recv` returned) and return at once; `recv` takes the first ready envs."""
-        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
-        owner = np.searchsorted(self._slices, ids, side="right") - 1
-        targets = [int(i) for i in dict.fromkeys(owner.tolist())]
-        for i in targets:
-            a, b = self._slices[i], self._slices[i + 1]
-            if i in self._pending or sorted(ids[owner == i].tolist()) != list(range(a, b)):
-                raise EnvError(
-                    f"{self.env_id}: send to envs {a}..{b - 1} of worker {i} all together, and "
-                    "only after `recv` returned them (pending workers: "
-                    f"{sorted(self._pending)})"
-                )
-        actions = self._check_actions(actions, len(ids))
-        by_env = dict(zip(ids.tolist(), range(len(ids))))
-        for i in targets:
-            w = self._workers[i]
-            rows = [by_env[e] for e in range(self._slices[i], self._slices[i + 1])]
-            assert w.conn is not None
-            w.conn.send(
-                {"cmd": "step", "handles": w.handles, "actions": actions[rows], "autoreset": True}
-            )
-            self._pending.append(i)
-
-    def recv(self, min_envs: int | None = None, timeout: float | None = None):
-        """The first workers to finish, covering at least `min_envs` envs (default: all that
-        were sent): (obs, rewards, terminated, truncated, infos, env_ids). When none answers
-        within `timeout`, the silent ones are received with the env's own timeout and a hung
-        one is reported (and killed) as by `step`, so after at most twice the timeout."""
-        if not self._pending:
-            raise EnvError(f"{self.env_id}: `recv` without a pending `send`")
-        timeout = self.timeout if timeout is None else timeout
-        sizes = {i: self._slices[i + 1] - self._slices[i] for i in self._pending}
-        want = min(min_envs or sum(sizes.values()), sum(sizes.values()))
-        ready = _first_ready(
-            {i: self._workers[i].conn for i in self._pending}, sizes, want, timeout
-        )
-        replies, error = [], None
-        for i in ready:
-            self._pending.remove(i)
-            try:
-                replies.append(self._workers[i].conn.recv(self.timeout))  # type: ignore[union-attr]
-            except WorkerError as e:
-                error = error or e
-        if error:
-            raise error
-        ids = np.concatenate([np.arange(self._slices[i], self._slices[i + 1]) for i in ready])
-        return (*self._assemble(ready, replies), ids)
-
-    def _drain_pending(self) -> None:
-        """Take and drop the replies of async sends not yet received (a reset starts over)."""
-        for i in self._pending:
-            try:
-                self._workers[i].conn.recv(self.timeout)  # type: ignore[union-attr]
-            except WorkerError:
-                pass  # a dead or hung worker is restarted by the reset
-        self._pending = []
-
-    def _assemble(self, workers: list[int], replies: list[Any]):
-        sizes = [len(self._workers[i].handles) for i in workers]
-        n = sum(sizes)
-        cat = {
-            k: _concat([r[k] for r in replies])
-            for k in ("obs", "rewards", "terminated", "truncated")
-        }
-        infos = self._merge_infos(
-            [i for r, k in zip(replies, sizes) for i in (r["infos"] or [{}] * k)]
-        )
-        finals = [f for r, k in zip(replies, sizes) for f in (r["finals"] or [None] * k)]
-        if any(f is not None for f in finals):
-            mask = np.array([f is not None for f in finals])
-            final_obs = np.empty(n, dtype=object)
-            final_info = np.empty(n, dtype=object)
-            for i, f in enumerate(finals):
-                final_obs[i] = f["obs"] if f is not None else None
-                final_info[i] = f["info"] if f is not None else {}
-            infos.update(
-                {
-                    "final_obs": final_obs,
-                    "_final_obs": mask,
-                    "final_info": final_info,
-                    "_final_info": mask,
-                }
-            )
-        return cat["obs"], cat["rewards"], cat["terminated"], cat["truncated"], infos
-
-    @staticmethod
-    def _merge_infos(infos: list[dict]) -> dict:
-        out: dict[str, Any] = {}
-        for i, info in enumerate(infos):
-            for k, v in info.items():
-                if k not in out:
-                    out[k] = np.empty(len(infos), dtype=object)
-                    out["_" + k] = np.zeros(len(infos), dtype=bool)
-                out[k][i] = v
-                out["_" + k][i] = True
-        return out
-
-    def close(self, **kwargs: Any) -> None:
-        if getattr(self, "_closed", False):
-            return
-        self._closed = True
-        for w in getattr(self, "_workers", []):
-            w.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-def _first_ready(
-    conns: dict[int, Connection | None], sizes: dict[int, int], want: int, timeout: float
-) -> list[int]:
-    """Indices of workers whose replies are ready, in the order they became ready, until they
-    cover `want` envs; a worker silent past `timeout` is returned too (its recv reports it)."""
-    ready: list[int] = []
-    deadline = time.monotonic() + timeout
-    while sum(sizes[i] for i in ready) < want:
-        waiting: dict[int, int] = {}
-        for i, c in conns.items():
-            if i in ready:
-                continue
-            fd = c.wait_fd() if c is not None else None
-            if fd is None:
-                ready.append(i)
-            else:
-                waiting[fd] = i
-        if not waiting or sum(sizes[i] for i in ready) >= want:
-            continue
-        remaining = deadline - time.monotonic()
-        fds = select.select(list(waiting), [], [], max(0.0, remaining))[0] if remaining > 0 else []
-        if not fds:  # hung: hand the slowest over to recv, which times out and reports it
-            ready.extend(i for i in waiting.values() if i not in ready)
-            break
-        ready.extend(waiting[fd] for fd in fds)
-    return ready

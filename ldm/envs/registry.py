@@ -2,6 +2,10 @@
 
 Listing never starts a worker: it reads each spec's `envs` (written by `ldm envs discover`)
 and the sidecar `<name>.spaces.json` holding each env's SpaceSpecs.
+
+Owns: `EnvInfo`, id resolution and the sidecar's path. Imports ldm.envs.catalog, spaces and
+errors; must not import gymnasium, an environment library, the backends or torch (listing
+is pure file reading).
 """
 
 from __future__ import annotations

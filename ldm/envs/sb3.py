@@ -1,4 +1,9 @@
-"""A Stable-Baselines3 `VecEnv` over the hub's vector proxy (SB3 is imported only here)."""
+"""A Stable-Baselines3 `VecEnv` over the hub's vector proxy (SB3 is imported only here).
+
+Owns: `HubVecEnv` (`ldm.envs.sb3_vec_env` makes one). Imports numpy, stable_baselines3 and
+ldm.envs.vector; must not be imported by `ldm.envs` at package import (SB3 pulls in torch),
+nor import any later part (data, refgen, model, ...).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from ldm.envs.proxy import ProxyVectorEnv
+from ldm.envs.vector import ProxyVectorEnv
 
 
 class HubVecEnv(VecEnv):

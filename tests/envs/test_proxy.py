@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs.proxy import ProxyEnv, ProxyVectorEnv
+from ldm.envs.proxy import ProxyEnv
+from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
 
 CARTPOLE = "classic-control/CartPole-v1"

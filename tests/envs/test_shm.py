@@ -13,7 +13,7 @@ import pytest
 
 import ldm.envs as E
 from ldm.envs import shm
-from ldm.envs.proxy import ProxyVectorEnv
+from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
 
 CARTPOLE = "classic-control/CartPole-v1"

@@ -2,6 +2,9 @@
 
 Runs inside that library's venv. The env is built from the package's bundled year of load,
 solar and price profiles; the variants differ in episode length and randomised starts.
+
+Must not import ldm (not installed in a library's venv): only the package itself, gymnasium,
+numpy and the standard library.
 """
 
 import gymnasium as gym

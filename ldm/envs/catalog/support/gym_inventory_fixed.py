@@ -9,6 +9,9 @@ published env seeds `self.np_random` but draws from numpy's global one, so a see
 reproduce an episode); nothing else changes, and the source tree stays as published.
 
 Runs inside the gym-inventory venv (Python 3.6, gym 0.9.7): keep it to that Python.
+
+Must not import ldm (not installed in a library's venv): only gym, gym_inventory and the
+standard library.
 """
 
 from gym import spaces

@@ -9,6 +9,9 @@
   next one and a policy that follows trends and fades ranges earns steadily.
 
 Runs inside the gym-trading-env venv (numpy, pandas, gymnasium, gym_trading_env).
+
+Must not import ldm (not installed in a library's venv): only the libraries named above and
+the standard library.
 """
 
 import gymnasium as gym

@@ -6,6 +6,8 @@ Python 3.8 (its Linux wheels pull the multi-GB CUDA build), and those envs downl
 run time, which an air-gapped machine cannot do. So the spec excludes the
 GrowSpaceSpotlight-* envs and this module lets the package import; anything that reaches
 `datasets.MNIST` gets an ImportError that says why. Nothing else of torchvision is provided.
+
+Imports: the standard library only. Must not import torch or ldm (neither is in that venv).
 """
 
 WHY = (
