@@ -60,3 +60,20 @@ def test_parts_import_only_parts_to_their_left():
             if used in ORDER and ORDER.index(used) > ORDER.index(part):
                 bad.append(f"ldm/{rel} imports ldm.{used}")
     assert not bad, bad
+
+
+def test_every_module_docstring_says_what_it_may_import():
+    """STYLE: a module docstring says what the file owns and what it must not import; a new
+    module without one fails here."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent / "ldm"
+    silent = []
+    for path in sorted(root.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        lines = doc.strip().splitlines()
+        if len(lines) < 2 or not re.search(r"(?i)\bimport", doc):
+            silent.append(str(path.relative_to(root)))
+    assert not silent, f"module docstrings that do not say what the file may import: {silent}"

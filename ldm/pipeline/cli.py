@@ -1,4 +1,8 @@
-"""`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file."""
+"""`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file.
+
+Owns: the `ldm run` flags. Imports the pipeline inside `main`; must not import torch at
+module import (so `--help` and `--dry-run` stay light).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""`ldm run CONFIG --dry-run`: validate a pipeline config and print its plan without running it."""
+"""`ldm run CONFIG --dry-run`: validate a pipeline config and print its plan without running it.
+
+Owns: the dry run's printed plan and its figures (jobs, transitions, bytes per library).
+Imports the pipeline config, the hub's spaces and refgen's planner; must not import torch,
+ldm.model, ldm.train or ldm.eval (a dry run starts no training and no evaluation).
+"""
 
 from __future__ import annotations
 

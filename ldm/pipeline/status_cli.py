@@ -1,4 +1,8 @@
-"""`ldm status DIR`: where a pipeline stands (stages done, jobs, checkpoints, headline)."""
+"""`ldm status DIR`: where a pipeline stands (stages done, jobs, checkpoints, headline).
+
+Owns: the status printout. Imports only ldm.pipeline.state (inside `main`); must not import
+torch, the model or the envs (status reads files).
+"""
 
 from __future__ import annotations
 

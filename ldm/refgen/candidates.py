@@ -3,6 +3,10 @@
 Compatibility is decided from the SpaceSpecs, never from env names: value-based methods
 (DQN, QR-DQN) need discrete actions; SAC/TD3/DDPG/TQC need continuous (Box) actions; image
 observations of at least 36x36 get SB3's CNN policy. A skipped candidate carries its reason.
+
+Owns: `Candidate`, `ALGORITHMS` (name -> SB3 module, class, action kind) and the pool
+loader. Imports ldm.spaces and ldm.errors; must not import stable_baselines3 or torch (the
+classes are named, imported by whoever trains or loads them), ldm.envs or ldm.data.
 """
 
 from __future__ import annotations

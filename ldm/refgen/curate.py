@@ -6,6 +6,11 @@
   observation -> the reference-action column.
 - `curate_env`: mark (never delete) runs without significant improvement (first vs last 10%
   of training episodes) and runs below 95% of the best run on the same env.
+
+Owns: the significance test, relabelling and the curation verdicts (written as `Curation`
+records through the store). Imports numpy, scipy (lazily), ldm.data and the SB3 classes via
+ldm.refgen.candidates; must not import ldm.envs (relabelling replays recorded observations),
+ldm.model or later parts.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 store holds observations as the env produced them and the actions the env received (SB3
 clips Box actions before `step`). Each sub-env is one stream of the run; memory is bounded by
 the writer's chunking.
+
+Owns: `RecordingVecEnv`. Imports numpy, stable_baselines3's VecEnvWrapper and
+ldm.data.writer; must not import ldm.envs (it wraps whatever VecEnv it is given) or later
+parts.
 """
 
 from __future__ import annotations
