@@ -32,30 +32,41 @@ def space_kind(space):
     return None
 
 
+def _describe_box(space):
+    return {
+        "type": "Box",
+        "low": np.asarray(space.low),
+        "high": np.asarray(space.high),
+        "dtype": np.dtype(space.dtype).str,
+        "shape": list(space.shape),
+    }
+
+
+def _describe_multi_binary(space):
+    n = space.n
+    return {"type": "MultiBinary", "n": n if isinstance(n, int) else list(n)}
+
+
+#: space kind -> its wire description (a plain dict); one small function per kind
+_DESCRIBE = {
+    "Box": _describe_box,
+    "Discrete": lambda s: {"type": "Discrete", "n": int(s.n), "start": int(getattr(s, "start", 0))},
+    "MultiDiscrete": lambda s: {"type": "MultiDiscrete", "nvec": np.asarray(s.nvec)},
+    "MultiBinary": _describe_multi_binary,
+    "Dict": lambda s: {
+        "type": "Dict",
+        "spaces": {k: describe_space(v) for k, v in s.spaces.items()},
+    },
+    "Tuple": lambda s: {"type": "Tuple", "spaces": [describe_space(v) for v in s.spaces]},
+}
+
+
 def describe_space(space):
     """A gym/gymnasium space -> a plain dict (the wire format of spaces)."""
-    kind = space_kind(space)
-    if kind == "Box":
-        return {
-            "type": "Box",
-            "low": np.asarray(space.low),
-            "high": np.asarray(space.high),
-            "dtype": np.dtype(space.dtype).str,
-            "shape": list(space.shape),
-        }
-    if kind == "Discrete":
-        return {"type": "Discrete", "n": int(space.n), "start": int(getattr(space, "start", 0))}
-    if kind == "MultiDiscrete":
-        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec)}
-    if kind == "MultiBinary":
-        n = space.n
-        return {"type": "MultiBinary", "n": n if isinstance(n, int) else list(n)}
-    if kind == "Dict":
-        return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
-    if kind == "Tuple":
-        return {"type": "Tuple", "spaces": [describe_space(s) for s in space.spaces]}
-    # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops it
-    return {"type": "Unsupported", "name": type(space).__name__}
+    describe = _DESCRIBE.get(space_kind(space))
+    if describe is None:  # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops
+        return {"type": "Unsupported", "name": type(space).__name__}
+    return describe(space)
 
 
 class Transformed:
@@ -79,42 +90,60 @@ class Transformed:
         self.env.close()
 
 
+def _flat_box(desc):
+    low = np.broadcast_to(desc["low"], desc["shape"]).ravel().astype(np.float32)
+    high = np.broadcast_to(desc["high"], desc["shape"]).ravel().astype(np.float32)
+    return [(lambda x: np.asarray(x, np.float32).ravel(), low, high)]
+
+
+def _flat_discrete(desc):
+    n, start = desc["n"], desc["start"]
+
+    def onehot(x, n=n, start=start):
+        v = np.zeros(n, np.float32)
+        v[int(x) - start] = 1.0
+        return v
+
+    return [(onehot, np.zeros(n, np.float32), np.ones(n, np.float32))]
+
+
+def _flat_counts(hi):
+    return [(lambda x: np.asarray(x, np.float32).ravel(), np.zeros_like(hi), hi)]
+
+
+def _flat_dict(desc):
+    parts = []
+    for key in sorted(desc["spaces"]):
+        for fn, lo, hi in _flat_parts(desc["spaces"][key]):
+            parts.append((lambda x, fn=fn, key=key: fn(x[key]), lo, hi))
+    return parts
+
+
+def _flat_tuple(desc):
+    parts = []
+    for i, sub in enumerate(desc["spaces"]):
+        for fn, lo, hi in _flat_parts(sub):
+            parts.append((lambda x, fn=fn, i=i: fn(x[i]), lo, hi))
+    return parts
+
+
+#: description type -> its parts when flattened: [(flatten fn, low, high)]
+_FLAT = {
+    "Box": _flat_box,
+    "Discrete": _flat_discrete,
+    "MultiDiscrete": lambda d: _flat_counts(np.asarray(d["nvec"], np.float32).ravel() - 1),
+    "MultiBinary": lambda d: _flat_counts(np.ones(int(np.prod(d["n"])), np.float32)),
+    "Dict": _flat_dict,
+    "Tuple": _flat_tuple,
+}
+
+
 def _flat_parts(desc):
     """Per sub-space of a Dict/Tuple: (flatten fn, low, high)."""
-    t = desc["type"]
-    if t == "Box":
-        low = np.broadcast_to(desc["low"], desc["shape"]).ravel().astype(np.float32)
-        high = np.broadcast_to(desc["high"], desc["shape"]).ravel().astype(np.float32)
-        return [(lambda x: np.asarray(x, np.float32).ravel(), low, high)]
-    if t == "Discrete":
-        n, start = desc["n"], desc["start"]
-
-        def onehot(x, n=n, start=start):
-            v = np.zeros(n, np.float32)
-            v[int(x) - start] = 1.0
-            return v
-
-        return [(onehot, np.zeros(n, np.float32), np.ones(n, np.float32))]
-    if t in ("MultiBinary", "MultiDiscrete"):
-        hi = (
-            np.asarray(desc["nvec"], np.float32).ravel() - 1
-            if t == "MultiDiscrete"
-            else np.ones(int(np.prod(desc["n"])), np.float32)
-        )
-        return [(lambda x: np.asarray(x, np.float32).ravel(), np.zeros_like(hi), hi)]
-    if t == "Dict":
-        parts = []
-        for key in sorted(desc["spaces"]):
-            for fn, lo, hi in _flat_parts(desc["spaces"][key]):
-                parts.append((lambda x, fn=fn, key=key: fn(x[key]), lo, hi))
-        return parts
-    if t == "Tuple":
-        parts = []
-        for i, sub in enumerate(desc["spaces"]):
-            for fn, lo, hi in _flat_parts(sub):
-                parts.append((lambda x, fn=fn, i=i: fn(x[i]), lo, hi))
-        return parts
-    raise TypeError("cannot flatten a %s space" % t)
+    flat = _FLAT.get(desc["type"])
+    if flat is None:
+        raise TypeError("cannot flatten a %s space" % desc["type"])
+    return flat(desc)
 
 
 def flatten_dict(env):
