@@ -28,7 +28,7 @@ from ldm.eval.protocol import (
     run_protocol,
 )
 from ldm.eval.results import EnvResult, EvalResult
-from ldm.eval.scores import normalised_score, reference_run, summarise
+from ldm.eval.scores import Reference, normalised_score, reference_run, summarise
 from ldm.eval.video import EpisodeRecorder, attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
 
@@ -119,13 +119,13 @@ def evaluate(
     )
 
 
-def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | None:
+def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:
     """The protocol's per-episode step limit of an env: `episode_limit_factor` x the longest
     episode of its reference run (None without a reference, with the factor 0, or where the
     catalog declares a shorter time limit for the env)."""
     if ref is None or not cfg.episode_limit_factor:
         return None
-    lengths = [e["length"] for e in ref[1].get("episodes", []) if "length" in e]
+    lengths = [e.length for e in ref.meta.episodes]
     if not lengths:
         return None
     limit = max(1, int(np.ceil(cfg.episode_limit_factor * max(lengths))))
@@ -134,21 +134,21 @@ def episode_step_limit(ref: tuple[str, dict] | None, cfg: EvalConfig) -> int | N
     from ldm.envs import resolve_env_id
     from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
 
-    spec, rid = resolve_env_id(ref[1]["env_id"])
+    spec, rid = resolve_env_id(ref.meta.env_id)
     declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)
     return limit if declared is None or limit < declared else None
 
 
-def _load_reference(store: Store, ref: tuple[str, dict] | None) -> Any:
+def _load_reference(store: Store, ref: Reference | None) -> Any:
     if ref is None:
         return None
     import importlib
 
     from ldm.refgen.candidates import ALGORITHMS
 
-    module, cls, _ = ALGORITHMS[ref[1]["algorithm"]]
+    module, cls, _ = ALGORITHMS[ref.meta.algorithm]
     return getattr(importlib.import_module(module), cls).load(
-        str(store.path / ref[1]["policy_file"]), device="cpu"
+        str(store.path / ref.meta.extra["policy_file"]), device="cpu"
     )
 
 
@@ -160,10 +160,11 @@ def why_no_reference(store: Store, env_id: str) -> str:
     if runs:
         reasons = []
         for rid in runs:
-            meta = store.open_run(rid).meta
-            cur = meta.get("curation", {})
-            why = "; ".join(cur.get("reasons", [])) or cur.get("verdict", "not curated")
-            reasons.append(f"{meta.get('candidate', rid)} seed {meta.get('seed', '?')}: {why}")
+            meta = store.open_run(rid).record
+            cur = meta.curation
+            why = ("; ".join(cur.reasons) or cur.verdict) if cur else "not curated"
+            name, seed = meta.extra.get("candidate", rid), meta.extra.get("seed", "?")
+            reasons.append(f"{name} seed {seed}: {why}")
         return f"no curated reference: every run failed curation ({' | '.join(reasons)})"
     jobs_file = store.path / "refgen" / "jobs.json"
     if jobs_file.exists():
@@ -182,7 +183,7 @@ def why_no_reference(store: Store, env_id: str) -> str:
     return "no curated reference: no reference run in the store (not planned or not run yet)"
 
 
-def _env_result(run: EnvRun, ref: tuple[str, dict] | None, store: Store) -> EnvResult:
+def _env_result(run: EnvRun, ref: Reference | None, store: Store) -> EnvResult:
     returns = [x for r in run.returns for x in r]
     mean = float(np.mean(returns)) if returns else None
     result = EnvResult(
@@ -199,7 +200,7 @@ def _env_result(run: EnvRun, ref: tuple[str, dict] | None, store: Store) -> EnvR
     if ref is None:
         return replace(result, note=why_no_reference(store, run.env_id))
     run_id, meta = ref
-    score = normalised_score(mean, meta["first10"], meta["last10"]) if returns else None
+    score = normalised_score(mean, meta.first10, meta.last10) if returns else None
     note = (
         "not scorable: the reference did not learn (first10 == last10)"
         if returns and score is None
@@ -208,8 +209,8 @@ def _env_result(run: EnvRun, ref: tuple[str, dict] | None, store: Store) -> EnvR
     return replace(
         result,
         reference_run=run_id,
-        first10=meta["first10"],
-        last10=meta["last10"],
+        first10=meta.first10,
+        last10=meta.last10,
         normalised_score=score,
         note=note,
     )

@@ -7,23 +7,30 @@ thresholds and its one-line headline. Must not import: torch, ldm.model, the rep
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
-from ldm.data import Store
+from ldm.data import RunMeta, Store
 from ldm.eval.results import EnvResult, Summary, ThresholdCurve
 
 THRESHOLDS = np.arange(0, 151, 1)
 
 
-def reference_run(store: Store, env_id: str) -> tuple[str, dict[str, Any]] | None:
+class Reference(NamedTuple):
+    """An env's reference run: the best curated one (its anchors normalise the scores)."""
+
+    run_id: str
+    meta: RunMeta
+
+
+def reference_run(store: Store, env_id: str) -> Reference | None:
     """The best curated run of an env (highest last10) and its metadata; None if none."""
     best = None
     for run_id in store.runs(curated_only=True, env_id=env_id):
-        meta = store.open_run(run_id).meta
-        if "last10" in meta and (best is None or meta["last10"] > best[1]["last10"]):
-            best = (run_id, meta)
+        meta = store.open_run(run_id).record
+        if meta.last10 is not None and (best is None or meta.last10 > best.meta.last10):
+            best = Reference(run_id, meta)
     return best
 
 
