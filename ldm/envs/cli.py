@@ -152,7 +152,7 @@ def setup(libraries: tyro.conf.Positional[tuple[str, ...]]) -> int:
 
     for name in libraries:
         spec = get_library(name)
-        python = ensure_venv(spec, quiet=False)
+        python = ensure_venv(spec)
         record = venv_record(spec)  # None for venvs built before records were kept
         if record is None:
             print(f"{name}: {python}")

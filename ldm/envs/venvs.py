@@ -56,15 +56,7 @@ def venv_dir(spec: LibrarySpec) -> Path:
     return ldm_home() / "envs" / f"{spec.name}-{spec.env_hash}"
 
 
-def venv_python(spec: LibrarySpec) -> Path:
-    return venv_dir(spec) / "bin" / "python"
-
-
-def is_built(spec: LibrarySpec) -> bool:
-    return (venv_dir(spec) / READY).exists()
-
-
-def ensure_venv(spec: LibrarySpec, quiet: bool = True) -> Path:
+def ensure_venv(spec: LibrarySpec) -> Path:
     """Build (or reuse) the library's venv and return its Python interpreter."""
     if not spec.installable:
         raise EnvError(
@@ -262,7 +254,3 @@ def _run(
             "it `installable = false` with a note."
         )
     return proc
-
-
-def remove_venv(spec: LibrarySpec) -> None:
-    shutil.rmtree(venv_dir(spec), ignore_errors=True)

@@ -287,10 +287,6 @@ class EnvServer:
                 inst.env.close()
         return {}
 
-    def crash(self, code=1):
-        """Test hook: exit at once, like a segfaulting simulator."""
-        os._exit(int(code))
-
     # -- dispatch ------------------------------------------------------------------------
     def handle(self, message):
         cmd = message.get("cmd")
@@ -308,7 +304,7 @@ class EnvServer:
             }
 
 
-COMMANDS = ("init", "list_ids", "make", "reset", "step", "render", "close", "crash", "shm_attach")
+COMMANDS = ("init", "list_ids", "make", "reset", "step", "render", "close", "shm_attach")
 
 
 def _die_with_parent():
