@@ -15,7 +15,7 @@ its owner forgot to (ldm.envs.lifetime); a worker's environment variables are an
 (ldm.envs.workerenv) and its scratch directory is removed on every exit path (ldm.envs.scratch).
 
 Owns: `Connection` and its in-process and process kinds, `CONNECTORS` (backend name ->
-connector), `LAUNCHERS` (the sandbox plugs in here), `connect` and the `init` message.
+connector), `LAUNCHERS` (the sandbox plugs in here, by name), `connect` and the `init` message.
 Imports the worker's protocol, catalog, lifetime, scratch and workerenv; the venvs, shm,
 sandbox, Ray and Docker modules only inside their connector. Must not import gymnasium, an
 environment library, torch, or any later part (data, refgen, model, ...).
@@ -24,6 +24,7 @@ environment library, torch, or any later part (data, refgen, model, ...).
 from __future__ import annotations
 
 import collections
+import importlib
 import os
 import subprocess
 import threading
@@ -137,8 +138,21 @@ class FramedCodec:
         return result
 
 
-#: name -> function(argv, scratch_dir, spec) -> argv; the sandbox and docker plug in here.
-LAUNCHERS: dict[str, Callable[[list[str], Path, LibrarySpec], list[str]]] = {}
+#: launcher name -> (module, function): function(argv, scratch_dir, spec) -> the worker command
+#: wrapped (the sandbox's bubblewrap and limits). Imported where the worker starts, so a Ray
+#: actor's process finds it as the client's does; no module registers itself by being imported.
+LAUNCHERS: dict[str, tuple[str, str]] = {"sandbox": ("ldm.envs.sandbox", "launch")}
+
+
+def launcher(name: str) -> Callable[[list[str], Path, LibrarySpec], list[str]]:
+    """The function of launcher `name` (EnvError naming the known ones when unknown)."""
+    if name not in LAUNCHERS:
+        raise EnvError(f"unknown worker launcher {name!r}; known: {sorted(LAUNCHERS)}")
+    module, function = LAUNCHERS[name]
+    try:
+        return getattr(importlib.import_module(module), function)
+    except ImportError as e:
+        raise EnvError(f"launcher {name!r} needs {module}, which does not import: {e}") from None
 
 
 class ProcessConnection(Connection):
@@ -149,7 +163,7 @@ class ProcessConnection(Connection):
         label: str,
         python: str | Path,
         spec: LibrarySpec,
-        launcher: str | None = None,
+        launch: str | None = None,
         argv: list[str] | None = None,
         client_env: bool = False,
         buffer: Any = None,
@@ -161,18 +175,17 @@ class ProcessConnection(Connection):
         # an ldm.envs.shm.SharedBuffer the worker may map later (its fd is inherited)
         self.buffer = buffer
         self.codec = FramedCodec()
-        if launcher is not None and launcher not in LAUNCHERS:
-            raise EnvError(f"unknown worker launcher {launcher!r}; known: {sorted(LAUNCHERS)}")
+        wrap = launcher(launch) if launch is not None else None
         self._scratch = Scratch()
         self.scratch = self._scratch.path
         try:
             argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
-            if launcher is not None:
-                argv = LAUNCHERS[launcher](argv, self.scratch, spec)
+            if wrap is not None:
+                argv = wrap(argv, self.scratch, spec)
             child_env = (
                 dict(os.environ)
                 if client_env
-                else worker_environment(spec, self.scratch, sandboxed=launcher == "sandbox")
+                else worker_environment(spec, self.scratch, sandboxed=launch == "sandbox")
             )
             self.proc = subprocess.Popen(
                 argv,
@@ -303,13 +316,10 @@ def _connect_process(spec: LibrarySpec, label: str, sandbox: bool) -> Connection
     from ldm.envs.shm import SharedBuffer
     from ldm.envs.venvs import ensure_venv
 
-    launcher = None
-    if sandbox:
-        _load_sandbox()
-        launcher = "sandbox"
+    launch = "sandbox" if sandbox else None
     buffer = SharedBuffer.anonymous()
     try:
-        conn = ProcessConnection(label, ensure_venv(spec), spec, launcher, buffer=buffer)
+        conn = ProcessConnection(label, ensure_venv(spec), spec, launch, buffer=buffer)
     except BaseException:
         buffer.close()
         raise
@@ -375,12 +385,3 @@ def init_message(spec: LibrarySpec, paths: list[str] | None = None) -> dict:
         if paths is not None
         else [str(Path(spec.path).parent / p) for p in spec.python_path],
     }
-
-
-def _load_sandbox() -> None:
-    try:
-        import ldm.envs.sandbox  # noqa: F401  (registers LAUNCHERS["sandbox"])
-    except ImportError:
-        raise EnvError("sandbox=True needs ldm.envs.sandbox, which this version lacks") from None
-    if "sandbox" not in LAUNCHERS:
-        raise EnvError("ldm.envs.sandbox did not register a 'sandbox' launcher")

@@ -11,7 +11,7 @@ ldm.envs.workerenv (an allowlist). Limits: address space (RLIMIT_AS), CPU second
 offers one, else RLIMIT_NPROC), scratch size (`$LDM_SANDBOX_SCRATCH_MB`). Where bubblewrap is missing, asking for the sandbox is an
 error, never a silent fallback.
 
-Importing this module registers the "sandbox" launcher of ldm.envs.backends.
+`launch` is the "sandbox" launcher of ldm.envs.backends (named in its `LAUNCHERS` table).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldm.envs.backends import LAUNCHERS, WORKER_SCRIPT
+from ldm.envs.backends import WORKER_SCRIPT
 from ldm.envs.catalog import LibrarySpec
 from ldm.errors import EnvError
 
@@ -181,11 +181,10 @@ def wrap_command(
     return ["/bin/sh", "-c", join]
 
 
-def _launcher(argv: list[str], scratch: Path, spec: LibrarySpec) -> list[str]:
+def launch(argv: list[str], scratch: Path, spec: LibrarySpec) -> list[str]:
+    """The "sandbox" launcher of ldm.envs.backends: `argv` under the limits in force."""
     return wrap_command(argv, scratch, spec, limits())
 
-
-LAUNCHERS["sandbox"] = _launcher
 
 if __name__ == "__main__":  # print the wrapped command for a library, for inspection
     from ldm.envs.catalog import get_library
