@@ -110,7 +110,7 @@ def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_pa
     found = fallback_references(store, store.runs(), references, verdicts, cfg, progress=False)
     assert found == {"lib/E-v0": [other]}  # judged among the fallbacks, not against `top`
     assert verdicts[other]["verdict"] == "pass" and verdicts[flat]["verdict"] == "fail"
-    assert store.runs()[other]["verdict"] == "pass" and other in references
+    assert store.runs()[other].verdict == "pass" and other in references
     assert ranking_f not in references and ranking_f not in verdicts  # F has its reference
 
 
