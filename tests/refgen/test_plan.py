@@ -114,11 +114,11 @@ def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
     job = Job("train", "classic-control/CartPole-v1", "classic-control", cand, 600, 0,
               str(tmp_path / "s"), min_episodes=min_episodes, max_budget=max_budget)  # fmt: skip
     out = run_job(job)
-    assert lo <= out["transitions"] <= hi
+    assert out.status == "done" and lo <= out.transitions <= hi
     if min_episodes and min_episodes < 1000:
-        assert out["episodes"] >= min_episodes  # random CartPole: ~20 steps an episode
-    meta = Store(tmp_path / "s").open_run(out["run_id"]).meta
-    assert meta["transitions"] == out["transitions"]
+        assert out.episodes >= min_episodes  # random CartPole: ~20 steps an episode
+    meta = Store(tmp_path / "s").open_run(out.run_id).meta
+    assert meta["transitions"] == out.transitions
 
 
 def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):

@@ -206,6 +206,6 @@ def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
             str(tmp_path / "s"),
         )
     )
-    meta = Store(tmp_path / "s").open_run(out["run_id"]).meta
-    assert np.mean(out["final_returns"]) >= 475
+    meta = Store(tmp_path / "s").open_run(out.run_id).meta
+    assert np.mean(out.final_returns) >= 475
     assert meta["first10"] < 50 and meta["last10"] >= 475
