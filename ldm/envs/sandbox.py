@@ -12,6 +12,8 @@ offers one, else RLIMIT_NPROC), scratch size (`$LDM_SANDBOX_SCRATCH_MB`). Where 
 error, never a silent fallback.
 
 `launch` is the "sandbox" launcher of ldm.envs.backends (named in its `LAUNCHERS` table).
+Imports the standard library, ldm.envs.backends, catalog and venvs; must not import gymnasium,
+an environment library, torch or any later part (data, refgen, model, ...).
 """
 
 from __future__ import annotations
