@@ -125,7 +125,7 @@ def test_refgen_and_eval_through_the_flag(user_dir, monkeypatch, tmp_path):
     # the job runs in its own process: it must see the user catalog too
     assert main(["refgen", "all", "--config", str(config), "--store", str(store), *flag]) == 0
     runs = Store(store, create=False).runs()
-    assert [e["env_id"] for e in runs.values()] == [env_id]
+    assert [e.env_id for e in runs.values()] == [env_id]
     run = Store(store, create=False).open_run(next(iter(runs)))
     assert run.length(0) >= 1024 // 8 and run.meta["relabelled"]
     ck = LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(tmp_path / "ck")
