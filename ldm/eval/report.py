@@ -67,7 +67,7 @@ def threshold_curve(results: EvalResult, path: Path, label: str = "") -> Path:
         ref = results.references_summary.curve
         ax.step(ref.thresholds, ref.envs_at_or_above, where="post", color="#888", lw=1.5,
                 ls=":", label="references (same protocol)")  # fmt: skip
-    scorable = results["summary"]["scorable"]
+    scorable = results.summary.scorable
     for mark, color in ((80, "#d9822b"), (100, "#2b9348")):
         k = int(n[t == mark][0]) if (t == mark).any() else 0
         ax.axvline(mark, color=color, ls="--", lw=1, label=f"{k} of {scorable} envs >= {mark}%")
