@@ -83,6 +83,8 @@ def evaluate(
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     ids = _env_ids(store, env_ids, library)
+    if policy is None:  # references: only envs that have one (the others have nothing to act)
+        ids = [e for e in ids if reference_run(store, e) is not None]
     runs, rejected = _prepare(ids, cfg)
     t0 = time.time()
     refs = {r.env_id: reference_run(store, r.env_id) for r in runs}
