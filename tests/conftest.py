@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import children
+
 # Git-only libraries (growspace, gym-inventory, ...) install from the source trees beside the
 # repository (`../shared/envlibs`, as CI lays it out), for every test package: the suite smoke
 # test builds them too. Machines without that folder clone from git instead.
@@ -62,18 +64,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(p.name))
-    return tree
-
-
 def _is_head_process(args: list[str], temp_dir: Path, port: int) -> bool:
     if any(str(temp_dir) in a for a in args):
         return True
@@ -94,7 +84,7 @@ def ray_processes(temp_dir: Path, port: int) -> list[int]:
                 continue
             if _is_head_process(args, temp_dir, port):
                 roots.append(int(p.name))
-    tree, found, todo = _children(), set(), list(roots)
+    tree, found, todo = children(), set(), list(roots)
     while todo:
         pid = todo.pop()
         if pid not in found and pid != os.getpid():

@@ -1,6 +1,5 @@
 """The isolated process backend through the proxies: API, seeds, faults, cleanup."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import ldm.envs as E
 from ldm.envs.proxy import ProxyEnv
 from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
+from tests.procs import alive
 
 CARTPOLE = "classic-control/CartPole-v1"
 
@@ -157,22 +157,13 @@ def test_no_worker_outlives_a_killed_client(tmp_path):
     )
     client = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     pids = [int(p) for p in client.stdout.readline().strip().split(",")]
-    assert all(_alive(p) for p in pids)
+    assert all(alive(p) for p in pids)
     client.send_signal(signal.SIGKILL)
     client.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
-        return f.read().split()[2] != "Z"
+    assert not any(alive(p) for p in pids)
 
 
 def test_sb3_learns_on_a_proxied_vector_env():

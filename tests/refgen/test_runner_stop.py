@@ -7,38 +7,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            out.setdefault(ppid, []).append(int(d.name))
-    return out
-
-
-def _descendants(pid: int) -> set[int]:
-    tree, found, todo = _children(), set(), [pid]
-    while todo:
-        for c in tree.get(todo.pop(), []):
-            found.add(c)
-            todo.append(c)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.procs import alive, descendants
 
 
 @pytest.mark.slow
@@ -69,14 +41,14 @@ def test_a_stopped_run_leaves_no_job_or_env_worker_behind(tmp_path, sig):
             assert proc.poll() is None, "the run ended before its job started"
             time.sleep(0.5)
         time.sleep(2)  # the job is stepping its env workers
-        family = _descendants(proc.pid)
+        family = descendants(proc.pid)
         assert len(family) >= 2, family  # the job process and at least one env worker
         os.kill(proc.pid, sig)
         proc.wait(timeout=60)
         deadline = time.time() + 60
-        while time.time() < deadline and any(_alive(p) for p in family):
+        while time.time() < deadline and any(alive(p) for p in family):
             time.sleep(0.5)
-        assert not [p for p in family if _alive(p)], "processes outlived the stopped run"
+        assert not [p for p in family if alive(p)], "processes outlived the stopped run"
     finally:
         if proc.poll() is None:
             proc.kill()
