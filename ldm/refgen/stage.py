@@ -258,11 +258,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
                     }
                 },
             )
-    from tqdm import tqdm
-
-    for run_id in tqdm(sorted(references), desc="relabel", disable=not progress):
-        if not store.open_run(run_id).meta.get("relabelled"):
-            relabel_run(store, run_id)
+    relabel_runs(store, references, "relabel", progress)
     verdicts = {}
     for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
@@ -276,6 +272,15 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
     }
     write_json_atomic(store.path / "refgen" / "summary.json", summary)
     return summary
+
+
+def relabel_runs(store: Store, run_ids: set[str], desc: str, progress: bool = True) -> None:
+    """Relabel every run of `run_ids` not relabelled yet (resumable: the flag is per run)."""
+    from tqdm import tqdm
+
+    for run_id in tqdm(sorted(run_ids), desc=desc, disable=not progress):
+        if not store.open_run(run_id).meta.get("relabelled"):
+            relabel_run(store, run_id)
 
 
 def fallback_references(
@@ -293,8 +298,6 @@ def fallback_references(
     of the other candidates are then relabelled and curated among themselves (the failed
     runs do not set their best); those that pass become references. Updates `verdicts` and
     `references`; returns env -> the fallback runs that passed."""
-    from tqdm import tqdm
-
     failed_envs = sorted(
         {runs[r].env_id for r in references}
         - {runs[r].env_id for r, v in verdicts.items() if v["verdict"] == "pass"}
@@ -302,9 +305,7 @@ def fallback_references(
     found: dict[str, list[str]] = {}
     for env_id in failed_envs:
         others = {r for r, e in runs.items() if e.env_id == env_id and r not in references}
-        for run_id in tqdm(sorted(others), desc=f"fallback {env_id}", disable=not progress):
-            if not store.open_run(run_id).meta.get("relabelled"):
-                relabel_run(store, run_id)
+        relabel_runs(store, others, f"fallback {env_id}", progress)
         fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
         verdicts.update(fallback)
         passed = sorted(r for r, v in fallback.items() if v["verdict"] == "pass")
