@@ -83,11 +83,11 @@ def evaluate(
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     ids = _env_ids(store, env_ids, library)
+    refs = {e: reference_run(store, e) for e in ids}
     if policy is None:  # references: only envs that have one (the others have nothing to act)
-        ids = [e for e in ids if reference_run(store, e) is not None]
+        ids = [e for e in ids if refs[e] is not None]
     runs, rejected = _prepare(ids, cfg)
     t0 = time.time()
-    refs = {r.env_id: reference_run(store, r.env_id) for r in runs}
     for r in runs:
         r.step_limit = episode_step_limit(refs[r.env_id], cfg)
     if policy is None:

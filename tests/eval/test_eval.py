@@ -97,3 +97,16 @@ def test_an_env_outside_the_models_limits_fails_alone(tmp_path):
     bad = res.env("mujoco/Humanoid-v5")
     assert bad.status == "failed" and "Humanoid" in bad.error
     assert res.env(ENVS[0]).episodes == 1
+
+
+def test_references_are_evaluated_only_where_an_env_has_one(tmp_path):
+    # the suite's references' evaluation crashed on the first env without a curated reference
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    store, rid = _store_with_anchors(tmp_path)
+    PPO("MlpPolicy", gym.make("CartPole-v1"), seed=0).save(str(store.path / "policies" / "p"))
+    store.update_meta(rid, {"policy_file": "policies/p.zip"})
+    res = evaluate(None, ENVS, store, EvalConfig(rollouts=1, episodes=1), progress=False)
+    assert [e.env_id for e in res.envs] == [ENVS[0]]  # Pendulum has nothing to act with
+    assert res.policy == "references" and res.env(ENVS[0]).mean_return is not None
