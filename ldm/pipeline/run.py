@@ -28,7 +28,7 @@ from ldm.errors import ConfigError
 from ldm.pipeline.state import STAGES, PipelineState
 
 if TYPE_CHECKING:
-    from ldm.eval.results import Summary
+    from ldm.eval.results import EvalResult, Summary
 
 
 @dataclass
@@ -142,14 +142,8 @@ def run_pipeline(
     out: str | None = None,
 ) -> Summary:
     """Run (or resume) every stage; returns the evaluation summary."""
-    from ldm.eval import evaluate, write_report
-    from ldm.eval.heldout import attach_heldout_accuracy
-    from ldm.eval.report import attach_references
-    from ldm.eval.report_media import attach_reference_clips
     from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
-    from ldm.model import LDMPolicy
-    from ldm.model.card import record_evaluation
     from ldm.pipeline.hooks import env_evaluation
     from ldm.refgen import run_refgen
     from ldm.refgen.stage import print_summary
@@ -184,24 +178,7 @@ def run_pipeline(
     if not state.done("eval"):
         _banner("3/3 evaluation", cfg)
         t = time.time()
-        policy = LDMPolicy.from_pretrained(Path(train_cfg.out) / "final")
-        env_ids = refgen_cfg.envs or None
-        results = evaluate(
-            policy, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=eval_dir / "clips"
-        )
-        results = replace(results, checkpoint=str(Path(train_cfg.out) / "final"))
-        results = attach_heldout_accuracy(results, train_cfg.out)
-        if eval_cfg.references:  # the references by the same protocol, beside the LDM
-            ref_dir = eval_dir / "references"
-            refs = evaluate(
-                None, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=ref_dir / "clips"
-            )
-            write_report(refs, ref_dir, title=f"{cfg.name}: reference policies")
-            results = attach_reference_clips(attach_references(results, refs), refs)
-        write_report(
-            results, eval_dir, title=f"{cfg.name}: one LDM across {len(results.envs)} envs"
-        )
-        record_evaluation(Path(train_cfg.out) / "final", results, headline(results.summary))
+        results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
         state.mark_done("eval", time.time() - t, {"headline": headline(results.summary)})
     results = EvalResult.load(eval_dir / "results.json")
     print(f"\n{cfg.name}: {headline(results.summary)}")
@@ -213,6 +190,62 @@ def run_pipeline(
     for stage in STAGES:
         print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
     return results.summary
+
+
+def _evaluation_stage(
+    cfg: PipelineConfig, stages: tuple[Any, Any, Any], eval_dir: Path, progress: bool
+) -> EvalResult:
+    """The LDM by the protocol (its results kept at once), then the references beside it."""
+    from ldm.eval import evaluate, write_report
+    from ldm.eval.heldout import attach_heldout_accuracy
+    from ldm.eval.report import attach_references
+    from ldm.eval.report_media import attach_reference_clips
+    from ldm.eval.scores import headline
+    from ldm.model import LDMPolicy
+    from ldm.model.card import record_evaluation
+
+    refgen_cfg, train_cfg, eval_cfg = stages
+    checkpoint = str(Path(train_cfg.out) / "final")
+    env_ids = refgen_cfg.envs or None
+    title = f"{cfg.name}: one LDM across {{}} envs"
+    results = _finished_ldm_evaluation(eval_dir, checkpoint)
+    if results is None:
+        policy = LDMPolicy.from_pretrained(checkpoint)
+        results = evaluate(
+            policy,
+            env_ids,
+            cfg.store,
+            eval_cfg,
+            progress=progress,
+            video_dir=eval_dir / "clips",
+        )
+        results = replace(results, checkpoint=checkpoint)
+        results = attach_heldout_accuracy(results, train_cfg.out)
+        # the LDM's scores are kept before the references play: a crash or kill there
+        # reruns only the references' evaluation
+        write_report(results, eval_dir, title=title.format(len(results.envs)))
+    if eval_cfg.references:  # the references by the same protocol, beside the LDM
+        ref_dir = eval_dir / "references"
+        refs = evaluate(
+            None, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=ref_dir / "clips"
+        )
+        write_report(refs, ref_dir, title=f"{cfg.name}: reference policies")
+        results = attach_reference_clips(attach_references(results, refs), refs)
+    write_report(results, eval_dir, title=title.format(len(results.envs)))
+    record_evaluation(checkpoint, results, headline(results.summary))
+    return results
+
+
+def _finished_ldm_evaluation(eval_dir: Path, checkpoint: str) -> EvalResult | None:
+    """The LDM's results of an evaluation stage that stopped later (in the references'
+    evaluation), when they are of this checkpoint; None otherwise."""
+    from ldm.eval.results import EvalResult
+
+    path = eval_dir / "results.json"
+    if not path.exists():
+        return None
+    results = EvalResult.load(path)
+    return results if results.policy == "ldm" and results.checkpoint == checkpoint else None
 
 
 def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:

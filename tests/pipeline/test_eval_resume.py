@@ -1,0 +1,56 @@
+"""The evaluation stage keeps the LDM's scores before the references play: a crash in the
+references' evaluation (the suite's first full run lost its LDM scores that way) reruns only
+that part."""
+
+import pytest
+import torch
+
+import ldm.eval as E
+from ldm.eval import EvalConfig
+from ldm.eval.results import EnvResult, EvalResult
+from ldm.eval.scores import summarise
+from ldm.model import LDMPolicy, preset
+from ldm.pipeline.run import run_pipeline
+from ldm.pipeline.state import PipelineState
+
+ENV = "classic-control/CartPole-v1"
+
+
+def _result(policy: str, score: float) -> EvalResult:
+    envs = (EnvResult(ENV, "ok", mean_return=score, normalised_score=score),)
+    return EvalResult(policy, "store", EvalConfig(), envs, summarise(envs))
+
+
+def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    config = tmp_path / "p.toml"
+    config.write_text(
+        f'name = "t"\nout = "{out}"\n[refgen]\nenvs = ["{ENV}"]\n'
+        '[train]\npreset = "ldm-tiny"\nmodel = { context = 32 }\nwindow = 32\n'
+        "[eval]\nrollouts = 1\nepisodes = 1\nvideo = false\n"
+    )
+    state = PipelineState(out)
+    state.mark_done("refgen", 1.0)
+    state.mark_done("train", 1.0)
+    torch.manual_seed(0)
+    LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(out / "train" / "final")
+    calls = []
+
+    def fake_evaluate(policy, env_ids, store, cfg, **kw):
+        calls.append("ldm" if policy is not None else "references")
+        if policy is None and calls.count("references") == 1:
+            raise RuntimeError("a reference policy crashed")
+        return _result("ldm" if policy is not None else "references", 90.0)
+
+    monkeypatch.setattr(E, "evaluate", fake_evaluate)
+    with pytest.raises(RuntimeError, match="crashed"):
+        run_pipeline(config, progress=False)
+    kept = EvalResult.load(out / "eval" / "results.json")
+    assert kept.policy == "ldm" and kept.env(ENV).normalised_score == 90.0
+    assert not PipelineState(out).done("eval")
+
+    summary = run_pipeline(config, progress=False)  # resumed: the LDM does not play again
+    assert calls == ["ldm", "references", "references"]
+    assert PipelineState(out).done("eval") and summary.scorable == 1
+    final = EvalResult.load(out / "eval" / "results.json")
+    assert final.env(ENV).reference_score == 90.0
