@@ -37,8 +37,10 @@ PICK = {
 # libraries whose envs do not reproduce a seed exactly (known, reported by `ldm envs check`):
 # procgen seeds only at construction; cymnasium draws from its observation space's unseeded
 # generator; gym-inventory's reset keeps the previous episode's stock; antibiosim and
-# cardiosim draw from generators their reset does not seed (flagged in the catalog)
+# cardiosim draw from generators their reset does not seed; lbforaging's reset avoids the
+# cells where the previous episode's players stand (all flagged in the catalog)
 NOT_SEED_EXACT = {
+    "lbforaging",
     "antibiosim",
     "cardiosim",
     "jsbgym",
