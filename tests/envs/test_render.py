@@ -69,3 +69,60 @@ def test_legacy_render_mode_and_a_clear_note_when_there_is_no_frame():
     made = server.make("Legacy-v0", {"size": 6}, count=1)  # no render mode asked for
     r = server.render(made["handles"])
     assert r["frames"] == [None] and "ValueError: no display" in r["notes"][0]
+
+
+class _Wrapped:
+    """A newer gym's wrapper (OrderEnforcing) around an old env class: its render() takes no
+    mode (the suite's gym-copter, sepsisim and cymnasium raised TypeError here)."""
+
+    def __init__(self, env):
+        self.env, self.unwrapped = env, env
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+
+    def render(self):
+        return self.env.render()
+
+
+class _OldGymWithRenderMode(_LegacyEnv):
+    """procgen's gym env: takes render_mode at make, yet render() draws for "human" unless
+    told the mode."""
+
+    def __init__(self, render_mode=None, size=4):
+        super().__init__(size)
+        self.render_mode = render_mode
+
+    def render(self, mode="human"):
+        return None if mode == "human" else super().render(mode)
+
+
+class _AttributeModeEnv(_LegacyEnv):
+    """A gymnasium-style env whose constructor does not take render_mode: render() reads
+    the attribute."""
+
+    render_mode = None
+
+    def render(self):
+        return np.full((3, 5, 3), 9, np.uint8) if self.render_mode == "rgb_array" else None
+
+
+class _Gym:
+    def __init__(self, make):
+        self.make = make
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda env_id, size=4: _Wrapped(_LegacyEnv(size)), (6, 6, 3)),
+        (lambda env_id, **kw: _OldGymWithRenderMode(**kw), (6, 6, 3)),
+        (lambda env_id, size=4: _Wrapped(_AttributeModeEnv(size)), (3, 5, 3)),
+    ],
+    ids=["wrapper-without-mode", "old-gym-mode-at-render", "render-mode-attribute"],
+)
+def test_frames_from_envs_that_take_the_mode_elsewhere(make, shape):
+    server = EnvServer()
+    server.gym, server.api = _Gym(make), "gymnasium"
+    made = server.make("Env-v0", {"render_mode": "rgb_array", "size": 6}, count=1)
+    r = server.render(made["handles"])
+    assert r["notes"] == [None], r["notes"]
+    assert r["frames"][0].shape == shape

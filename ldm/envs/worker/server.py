@@ -49,10 +49,7 @@ class Instance:
         """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
         than `max_side` are thinned by an integer stride here, so little crosses the wire."""
         try:
-            if self.legacy_render_mode is not None:
-                out = self.raw.render(mode=self.legacy_render_mode)
-            else:
-                out = self.raw.render()
+            out = self._render()
         except Exception as e:
             return None, "render() raised %s: %s" % (type(e).__name__, e)
         if isinstance(out, list):  # render_mode "rgb_array_list"
@@ -67,8 +64,33 @@ class Instance:
             arr = arr[::k, ::k]
         return np.ascontiguousarray(arr[:, :, :3]), None
 
+    def _render(self):
+        # a library that takes the mode at render() (gym < 0.26, or an old env class behind
+        # a newer gym's wrappers, whose render() takes no mode): ask the env itself
+        if self.legacy_render_mode is not None:
+            return _render_with_mode(self.raw, self.legacy_render_mode)
+        out = self.raw.render()
+        if out is None and _accepts_kwarg(_inner(self.raw).render, "mode"):
+            return _render_with_mode(self.raw, "rgb_array")
+        return out
+
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}
+
+
+def _render_with_mode(env, mode):
+    if _accepts_kwarg(env.render, "mode"):
+        return env.render(mode=mode)
+    inner = _inner(env)
+    if _accepts_kwarg(inner.render, "mode"):
+        return inner.render(mode=mode)
+    # a gymnasium-style env whose constructor does not take render_mode: it reads the attribute
+    inner.render_mode = mode
+    return inner.render()
+
+
+def _inner(env):
+    return getattr(env, "unwrapped", env)
 
 
 def _accepts_kwarg(fn, name):
