@@ -47,7 +47,10 @@ def main(
     print(f"mean return over {len(result['returns'])} episodes: {np.mean(result['returns']):.4g}")
     if video:
         clip = result["clip"]
-        print(f"clip: {clip.path}" if clip.path else f"no clip: {clip.note}")
+        if clip.path and clip.path.endswith(".png"):
+            print(f"no clip ({clip.note}); the episode as a plot: {clip.path}")
+        else:
+            print(f"clip: {clip.path}" if clip.path else f"no clip: {clip.note}")
     return 0
 
 

@@ -55,6 +55,8 @@ def _media(path: str | None, out: Path, label: str) -> str:
     if not path:
         return ""
     rel = html.escape(os.path.relpath(path, out))
+    if path.endswith(".png"):  # an env that draws no frames: its episode as a plot
+        return f'<img class="trace" src="{rel}" alt="{html.escape(label)}">'
     if path.endswith(".gif"):
         return f'<img class="clip" src="{rel}" alt="{html.escape(label)}">'
     return (
@@ -75,6 +77,8 @@ def clips_section(results: dict[str, Any], out: Path) -> str:
             f"no clip: {e.get('clip_note', 'not recorded')}"
         )
         ref = _media(e.get("reference_clip"), out, f"{e['env_id']}: reference") or "-"
+        if (e.get("clip") or "").endswith(".png") and e.get("clip_note"):
+            ldm += "<br><small>" + html.escape(f"no frames ({e['clip_note']})") + "</small>"
         speed = f" (x{e['clip_speed']} speed)" if e.get("clip_speed") else ""
         ret = "-" if e.get("mean_return") is None else f"{e['mean_return']:.4g}"
         rows.append(
@@ -86,7 +90,7 @@ def clips_section(results: dict[str, Any], out: Path) -> str:
     return (
         "<h2>Watch it act</h2><p>The first episode of rollout 0 of each env, as evaluated; the "
         "reference policy's beside it where it was evaluated too.</p>"
-        "<style>.clip{width:280px;height:auto;image-rendering:pixelated}"
+        "<style>.clip{width:280px;height:auto;image-rendering:pixelated}.trace{width:360px}"
         ".clips th{text-align:center}.clips td{vertical-align:top}</style>"
         '<table class="clips"><thead><tr><th>env</th><th>LDM</th><th>reference</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"

@@ -7,7 +7,8 @@ are rendered in the env's worker (`render_mode="rgb_array"`, the worker's `rende
 thinned there to `max_side` pixels a side, and thinned in time here: at `max_frames` every
 other frame is dropped and only every 2nd (4th, ...) step is rendered from then on, so a long
 episode costs a bounded number of renders and bytes. A clip over `max_bytes` is re-encoded
-with half the frames. An env that cannot render gets a note saying why, not a clip.
+with half the frames. An env that cannot render gets a note saying why and, in place of the
+clip, a plot of the same episode's observations, actions and return (ldm/eval/trace.py).
 
 Imports: numpy, imageio (+ imageio-ffmpeg for MP4) lazily; no torch, no model.
 """
@@ -23,6 +24,7 @@ import numpy as np
 
 from ldm.errors import EvalError
 from ldm.eval.results import EnvResult
+from ldm.eval.trace import EpisodeTrace, plot_trace
 
 FORMATS = ("mp4", "gif")
 FPS = 30
@@ -30,7 +32,8 @@ FPS = 30
 
 @dataclass(frozen=True)
 class ClipResult:
-    """One env's clip (path) or why there is none (note)."""
+    """One env's clip (path), or why there is none (note) and then the path of its episode's
+    plot (a .png) where its steps were traced."""
 
     env_id: str
     path: str | None
@@ -49,6 +52,8 @@ class _Clip:
     episodes: int = 0
     note: str | None = None
     finished: bool = False
+    trace: EpisodeTrace | None = None
+    """Set when the env draws no frames: its steps are traced instead."""
 
 
 def clip_name(env_id: str, suffix: str = "") -> str:
@@ -79,28 +84,32 @@ class EpisodeRecorder:
         """The env's vector env was (re)opened and reset: start (over) at its first frame."""
         self.clips[run.env_id] = clip = _Clip()
         if getattr(run, "render_note", None):
-            clip.note, clip.finished = run.render_note, True
+            clip.note, clip.trace = run.render_note, EpisodeTrace()
             return
         self._grab(run, clip)
 
-    def stepped(self, run: Any, done: bool) -> None:
-        """Sub-env 0 of the env stepped (`done`: its episode ended; the worker reset it)."""
+    def stepped(self, run: Any, done: bool, step: tuple[Any, Any, float] | None = None) -> None:
+        """Sub-env 0 of the env stepped (`done`: its episode ended; the worker reset it);
+        `step` is its (observation after the step, action, reward), traced where there are no
+        frames."""
         clip = self.clips.get(run.env_id)
         if clip is None or clip.finished:
             return
         clip.t += 1
+        if clip.trace is not None and step is not None:
+            clip.trace.add(*step)
         if done:
             clip.episodes += 1
             if clip.episodes >= self.episodes:
                 clip.finished = True
                 return
-        if clip.t % clip.every == 0:
+        if clip.trace is None and clip.t % clip.every == 0:
             self._grab(run, clip)
 
     def _grab(self, run: Any, clip: _Clip) -> None:
         (frame,) = run.venv.render_frames([0], max_side=self.max_side)
         if isinstance(frame, str):
-            clip.note, clip.finished = frame, True
+            clip.note, clip.trace, clip.frames = frame, EpisodeTrace(), []
             return
         clip.frames.append(frame)
         if len(clip.frames) >= self.max_frames:  # bounded: half the frames, half the renders
@@ -113,7 +122,7 @@ class EpisodeRecorder:
         out: dict[str, ClipResult] = {}
         for env_id, clip in self.clips.items():
             if not clip.frames:
-                out[env_id] = ClipResult(env_id, None, clip.note or "no frame was rendered")
+                out[env_id] = self._write_trace(env_id, clip, paths)
                 continue
             path = (paths or {}).get(env_id) or self.out_dir / clip_name(env_id, f".{self.fmt}")
             frames = write_clip(clip.frames, path, max_bytes=self.max_bytes)
@@ -121,6 +130,18 @@ class EpisodeRecorder:
                 env_id, str(path), clip.note, frames, clip.episodes, clip.every
             )
         return out
+
+    def _write_trace(self, env_id: str, clip: _Clip, paths: dict[str, Path] | None) -> ClipResult:
+        note = clip.note or "no frame was rendered"
+        if clip.trace is None or not clip.trace.steps:
+            return ClipResult(env_id, None, note)
+        given = (paths or {}).get(env_id)
+        path = (
+            Path(given).with_suffix(".png") if given else self.out_dir / clip_name(env_id, ".png")
+        )
+        title = f"{env_id}: {clip.trace.t} steps, return {clip.trace.total:.4g}"
+        plot_trace(clip.trace, path, title)
+        return ClipResult(env_id, str(path), note, len(clip.trace.steps), clip.episodes)
 
 
 def _even(frames: list[np.ndarray]) -> np.ndarray:

@@ -131,7 +131,9 @@ def test_an_env_that_cannot_be_made_rendering_is_still_played(tmp_path, monkeypa
     model = LDMPolicy(preset("ldm-tiny", context=32)).eval()
     out = play(model, "classic-control/CartPole-v1", 1, video=tmp_path / "x.mp4")
     assert len(out["returns"]) == 1 and out["returns"][0] > 0
-    assert out["clip"].path is None and "GL context: no display" in out["clip"].note
+    # no video; the episode drawn as a plot beside where it would have been, and why
+    assert out["clip"].path == str(tmp_path / "x.png") and (tmp_path / "x.png").exists()
+    assert "GL context: no display" in out["clip"].note
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -142,3 +144,23 @@ def test_eval_cli_takes_video_flags(capsys):
         main(["eval", "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "--video" in out and "--references" in out
+
+
+def test_an_env_without_frames_gets_a_plot_of_its_episode(tmp_path):
+    import imageio.v3 as iio
+
+    rec = EpisodeRecorder(tmp_path, episodes=1)
+    run = _Run(note="render() raised NotImplementedError: ")
+    rec.started(run)
+    for t in range(1, 1201):  # 1,200 steps: thinned to at most 500 points
+        obs = np.array([np.sin(t / 50), t / 1200, 0.0])
+        rec.stepped(run, done=t == 1200, step=(obs, np.array([t % 3 - 1.0]), 1.0))
+    rec.stepped(run, done=False, step=(obs, np.zeros(1), 5.0))  # after the episode: ignored
+    trace = rec.clips["lib/Env-v0"].trace
+    assert trace.t == 1200 and trace.total == 1200.0 and len(trace.steps) < 500
+    assert trace.every == 4 and trace.steps[-1] == 1200 and trace.returns[-1] == 1200.0
+    (res,) = rec.write().values()
+    assert res.path.endswith("lib__Env-v0.png") and "NotImplementedError" in res.note
+    img = iio.imread(res.path)
+    assert img.ndim == 3 and img.shape[0] > 300 and img.std() > 10  # a drawn figure
+    assert run.renders == 1  # the first render said why; none was asked for after it
