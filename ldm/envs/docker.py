@@ -9,7 +9,9 @@ sees is its shared step buffer (ldm/envs/shm.py).
 
 Registries may be unreachable: when the base image is missing it is made from local files
 (`debootstrap` of Debian bookworm from the configured Debian mirror, then `docker import`).
-If no Docker engine answers, `ensure_engine` starts `dockerd` (as root).
+If no Docker engine answers, `ensure_engine` starts `dockerd` (as root). Limits: the sandbox's
+`SandboxLimits` (`limit_args`). Imports the standard library, ldm.envs.backends, catalog and
+sandbox (its limits) and ldm.envs.shm; must not import gymnasium or an environment library.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from ldm.envs.backends import WORKER_SCRIPT, ProcessConnection
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.sandbox import SandboxLimits, limits
 from ldm.errors import EnvError
 
 BASE_IMAGE = os.environ.get("LDM_DOCKER_BASE", "ldm-base:bookworm")
@@ -187,9 +190,19 @@ def ensure_image(spec: LibrarySpec) -> str:
     return tag
 
 
+def limit_args(lim: SandboxLimits) -> list[str]:
+    """`docker run` options for the sandbox's limits (one table for both isolations; memory
+    is the container's cgroup limit here, the address space under bubblewrap)."""
+    return [
+        *("--tmpfs", f"/tmp:size={lim.scratch_mb}m"),
+        *("--memory", f"{lim.memory_mb}m", "--pids-limit", str(lim.processes)),
+        *("--ulimit", f"nofile={lim.open_files}:{lim.open_files}"),
+        *("--ulimit", f"cpu={lim.cpu_seconds}:{lim.cpu_seconds}"),
+    ]
+
+
 def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
     """A worker of `spec` in a fresh container (no network, read-only root, /tmp scratch)."""
-    from ldm.envs.sandbox import limits
     from ldm.envs.shm import SharedBuffer
 
     ensure_engine()
@@ -205,12 +218,7 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         "--network",
         "none",
         "--read-only",
-        "--tmpfs",
-        f"/tmp:size={limits().scratch_mb}m",  # the scratch cap of the sandbox
-        "--memory",
-        "4g",
-        "--pids-limit",
-        "256",
+        *limit_args(limits()),
         "--mount",
         f"type=bind,source={buffer.path},target=/ldm-shm",
         tag,
@@ -224,5 +232,5 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         buffer.close()
         raise
     conn.paths = [f"/ldm/paths/{i}" for i in range(len(spec.python_path))]
-    conn.hint = f" (docker: no network, read-only root, /tmp {limits().scratch_mb} MiB)"
+    conn.hint = f" (docker: no network, read-only root; {limits().describe(docker=True)})"
     return conn

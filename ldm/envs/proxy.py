@@ -2,7 +2,8 @@
 
 Owns: `ProxyEnv`, `ProxyWorker` (one connection plus the handles of the envs it serves,
 restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
-`check_action` (an action outside the space is an EnvError naming it, before it is sent).
+`check_actions`/`check_action` (an action outside the space is an EnvError naming it, before
+it is sent; one check for the single and the vector proxy).
 The vector proxy is ldm/envs/vector.py.
 
 Imports gymnasium, numpy, the backends and ldm.envs.shm; must not import an environment
@@ -50,20 +51,61 @@ def space_from_desc(d: dict[str, Any]) -> gym.Space:
     return build(d)
 
 
-def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
-    """Raise EnvError when `action` is outside `space`; return it in the space's dtype."""
-    if isinstance(space, gym.spaces.Box):
-        a = np.asarray(action, dtype=space.dtype)
-        ok = a.shape == space.shape and bool(np.all(a >= space.low) and np.all(a <= space.high))
+def _box_rows(space: gym.spaces.Box, a: np.ndarray) -> bool:
+    a = a.astype(space.dtype, copy=False)
+    return a.shape[1:] == space.shape and not (np.any(a < space.low) or np.any(a > space.high))
+
+
+def _discrete_rows(space: gym.spaces.Discrete, a: np.ndarray) -> bool:
+    if a.ndim != 1 or a.dtype.kind not in "iubf":
+        return False
+    values = a.tolist()  # Python's min/max: faster than two numpy reductions on a batch
+    if a.dtype.kind == "f" and any(v != int(v) for v in values):
+        return False
+    return space.start <= min(values) and max(values) < space.start + space.n
+
+
+#: space type -> check of a whole batch of actions at once (others: `space.contains` per row)
+_BATCH_CHECKS: dict[type, Callable[[Any, np.ndarray], bool]] = {
+    gym.spaces.Box: _box_rows,
+    gym.spaces.Discrete: _discrete_rows,
+}
+
+
+def _contains(space: gym.Space, action: Any) -> bool:
+    try:
+        plain = np.isscalar(action) or isinstance(action, (dict, tuple))
+        return bool(space.contains(action if plain else np.asarray(action)))
+    except Exception:
+        return False
+
+
+def check_actions(env_id: str, space: gym.Space, actions: Any, count: int) -> Any:
+    """The `count` actions of a batch, checked against the single-env `space` (EnvError naming
+    them and the space when one is outside it); a Box batch comes back in the space's dtype."""
+    if isinstance(actions, dict) or isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        rows = list(actions) if not isinstance(actions, dict) else [actions]
+        ok = len(rows) == count and all(_contains(space, a) for a in rows)
     else:
-        a = action
-        try:
-            ok = space.contains(np.asarray(action) if not np.isscalar(action) else action)
-        except Exception:
-            ok = False
+        actions = np.asarray(actions)
+        if actions.ndim == 0 or len(actions) != count:
+            n = 1 if actions.ndim == 0 else len(actions)
+            raise EnvError(f"{env_id}: {n} actions for {count} envs")
+        check = _BATCH_CHECKS.get(type(space))
+        ok = check(space, actions) if check else all(_contains(space, a) for a in actions)
+        if ok and isinstance(space, gym.spaces.Box):
+            actions = actions.astype(space.dtype, copy=False)
     if not ok:
-        raise EnvError(f"{env_id}: action {action!r} is outside the action space {space}")
-    return a
+        shown = actions.tolist() if isinstance(actions, np.ndarray) else actions
+        raise EnvError(f"{env_id}: actions {shown!r} outside the action space {space}")
+    return actions
+
+
+def check_action(env_id: str, space: gym.Space, action: Any) -> Any:
+    """One env's action, checked as a batch of one (see `check_actions`)."""
+    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        return check_actions(env_id, space, [action], 1)[0]
+    return check_actions(env_id, space, np.asarray(action)[None], 1)[0]
 
 
 def _frames(env_id: str, reply: dict[str, Any]) -> list[np.ndarray]:
@@ -149,7 +191,8 @@ class ProxyEnv(gym.Env):
             sandbox,
             self.env_id,
             1,
-            start_timeout=timeout,
+            # the library's imports may take longer than a step: `timeout` bounds steps only
+            start_timeout=max(timeout, DEFAULT_TIMEOUT),
         )
         self.observation_space = space_from_desc(self._worker.spaces["observation"])
         self.action_space = space_from_desc(self._worker.spaces["action"])

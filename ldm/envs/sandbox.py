@@ -35,7 +35,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Resource limits of a sandboxed worker."""
+    """Resource limits of an isolated worker: the bubblewrap sandbox's, and the Docker
+    backend's (ldm/envs/docker.py `limit_args`), one table for both."""
 
     memory_mb: int = 4096
     """Address space of the worker, in MiB."""
@@ -51,13 +52,19 @@ class SandboxLimits:
     tmp_mb: int = 64
     """Size of each of /tmp and /dev/shm (tmpfs) inside the sandbox."""
 
-    def describe(self) -> str:
-        """What the sandbox blocks and allows, for error messages."""
+    def describe(self, docker: bool = False) -> str:
+        """The limits for error messages; what the sandbox blocks first unless `docker` (the
+        container backend applies the same table, its scratch being /tmp)."""
+        numbers = (
+            f"limits {self.memory_mb} MiB / {self.cpu_seconds} s CPU / {self.open_files} files "
+            f"/ {self.processes} processes / scratch {self.scratch_mb} MiB (raise with "
+            f"{SCRATCH_ENV}=...)"
+        )
+        if docker:
+            return numbers
         return (
             "sandbox: no network, filesystem read-only except the worker's scratch dir, home "
-            f"hidden, limits {self.memory_mb} MiB / {self.cpu_seconds} s CPU / "
-            f"{self.open_files} files / {self.processes} processes / scratch {self.scratch_mb} "
-            f"MiB (raise with {SCRATCH_ENV}=...), /tmp and /dev/shm {self.tmp_mb} MiB each"
+            f"hidden, {numbers}, /tmp and /dev/shm {self.tmp_mb} MiB each"
         )
 
 

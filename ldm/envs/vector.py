@@ -25,7 +25,7 @@ from gymnasium.vector.utils import batch_space
 
 from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.catalog import LibrarySpec
-from ldm.envs.proxy import ProxyWorker, space_from_desc
+from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
 from ldm.errors import EnvError
 
 
@@ -163,26 +163,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
 
     def _check_actions(self, actions, count: int):
-        actions = np.asarray(actions) if not isinstance(actions, dict) else actions
-        if len(actions) != count:
-            raise EnvError(f"{self.env_id}: {len(actions)} actions for {count} envs")
-        space = self.single_action_space
-        if isinstance(space, gym.spaces.Box):
-            actions = actions.astype(space.dtype, copy=False)
-            if (
-                actions.shape[1:] != space.shape
-                or np.any(actions < space.low)
-                or np.any(actions > space.high)
-            ):
-                raise EnvError(
-                    f"{self.env_id}: actions outside the action space {space} (shape {actions.shape})"
-                )
-        elif isinstance(space, gym.spaces.Discrete):
-            if np.any(actions < space.start) or np.any(actions >= space.start + space.n):
-                raise EnvError(
-                    f"{self.env_id}: actions {actions.tolist()} outside the action space {space}"
-                )
-        return actions
+        return check_actions(self.env_id, self.single_action_space, actions, count)
 
     def step_send(self, actions) -> None:
         """First half of `step`: check the actions and send them to the workers (the envs of
@@ -266,6 +247,9 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self._pending = []
 
     def _assemble(self, workers: list[int], replies: list[Any]):
+        if len(replies) == 1 and replies[0]["infos"] is None and replies[0]["finals"] is None:
+            r = replies[0]  # one worker, nothing but arrays: the common step of a light env
+            return r["obs"], r["rewards"], r["terminated"], r["truncated"], {}
         sizes = [len(self._workers[i].handles) for i in workers]
         n = sum(sizes)
         cat = {
