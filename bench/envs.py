@@ -81,12 +81,10 @@ def baseline_in_library_venv(env_id: str, seconds: float, kind: str) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def best_of_workers(
-    env_id: str, seconds: float, backend: str = "process", sandbox: bool = False
-) -> dict[int, float]:
+def best_of_workers(env_id: str, seconds: float) -> dict[int, float]:
     results = {}
     for workers in (1, 2):
-        v = E.make_vec(env_id, 8, backend=backend, workers=workers, sandbox=sandbox)
+        v = E.make_vec(env_id, 8, workers=workers)
         try:
             results[workers] = steps_per_s(v, seconds)
         finally:
@@ -113,46 +111,63 @@ def catalog_figures() -> dict:
     }
 
 
-def main() -> None:
-    a = args(__doc__)
-    secs = 3.0 if a.quick else 10.0
-    out = {}
-    # light env: the hub's round trips against AsyncVectorEnv's (both in this process's venv)
-    ldm_light = best_of_workers("classic-control/CartPole-v1", secs)
-    b = gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8)
-    base = steps_per_s(b, secs)
-    b.close()
-    best = max(ldm_light, key=ldm_light.get)
-    out["process_vs_async"] = round(ldm_light[best] / base, 2)
-    out["process_vs_async_detail"] = {
-        "ldm_steps_per_s": {str(k): round(v) for k, v in ldm_light.items()},
-        "async_steps_per_s": round(base),
+def process_vs_async(secs: float) -> dict:
+    """CartPole x 8: the hub (1 and 2 workers) against AsyncVectorEnv, measured in turns."""
+    cartpole = "classic-control/CartPole-v1"
+    res = interleaved(
+        {
+            "ldm1": lambda: E.make_vec(cartpole, 8, workers=1),
+            "ldm2": lambda: E.make_vec(cartpole, 8, workers=2),
+            "async": lambda: gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8),
+        },
+        3 * secs,
+    )
+    return {
+        "process_vs_async": round(max(res["ldm1"], res["ldm2"]) / res["async"], 2),
+        "process_vs_async_detail": _rounded(res),
     }
-    # heavy env: simulation dominates; the baseline runs in mujoco's own venv
+
+
+def process_vs_inprocess_heavy(secs: float) -> dict:
+    """HalfCheetah x 8: simulation dominates; the baseline runs in mujoco's own venv."""
     heavy = best_of_workers("mujoco/HalfCheetah-v5", secs)
     base = baseline_in_library_venv("mujoco/HalfCheetah-v5", secs, "sync")
-    best = max(heavy, key=heavy.get)
-    out["process_vs_inprocess_heavy"] = round(heavy[best] / base, 2)
-    out["process_vs_inprocess_heavy_detail"] = {
-        "ldm_steps_per_s": {str(k): round(v) for k, v in heavy.items()},
-        "sync_steps_per_s": round(base),
+    return {
+        "process_vs_inprocess_heavy": round(max(heavy.values()) / base, 2),
+        "process_vs_inprocess_heavy_detail": {
+            "ldm_steps_per_s": _rounded(heavy),
+            "sync_steps_per_s": round(base),
+        },
     }
-    # the container backend against the process backend (same env, same workers)
+
+
+def docker_figures(secs: float) -> dict:
+    """The container backend against the process backend, or null with the reason."""
     try:
         from ldm.envs.docker import ensure_engine
 
         started = ensure_engine()
         try:
-            out.update(docker_vs_process(secs))
+            return vs_process("docker", secs, backend="docker")
         finally:
             if started is not None:
                 started.terminate()
                 started.wait(timeout=60)
     except Exception as e:  # no engine on this machine: say so in the figures
-        out["docker_vs_process"] = None
-        out["docker_vs_process_detail"] = f"no Docker engine: {e}"
+        return {"docker_vs_process": None, "docker_vs_process_detail": f"no Docker engine: {e}"}
+
+
+def main() -> None:
+    a = args(__doc__)
+    secs = 1.0 if a.quick else 10.0
+    t0 = time.perf_counter()
+    out = {}
+    out.update(process_vs_async(secs))
+    out.update(process_vs_inprocess_heavy(secs))
+    out.update(docker_figures(secs))
     out.update(catalog_figures())
     out.update(shm_figures(secs, quick=a.quick))
+    out["bench_seconds"] = round(time.perf_counter() - t0, 1)
     report(out)
 
 
@@ -188,10 +203,10 @@ v.close()
 def shm_figures(secs: float, quick: bool) -> dict:
     """The keys of the shared-memory step path (see the module docstring)."""
     out: dict = {}
-    out.update(overhead_us(secs))
+    out.update(overhead_us(secs, cpu_steps=300 if quick else 2000))
     out.update(image_vs_async_shm(secs))
-    out.update(sandbox_vs_process(secs))
-    out.update(refgen_steps_vs_dummy(4096 if quick else 16384))
+    out.update(vs_process("sandbox", secs, sandbox=True))
+    out.update(refgen_steps_vs_dummy(1024 if quick else 16384, rounds=1 if quick else 2))
     return out
 
 
@@ -216,7 +231,7 @@ def interleaved(makers: dict, seconds: float, rounds: int = 3) -> dict[str, floa
             v.close()
 
 
-def overhead_us(secs: float) -> dict:
+def overhead_us(secs: float, cpu_steps: int) -> dict:
     """Per batch step of 8 CartPole envs in one worker: hub minus in-process SyncVectorEnv."""
     cartpole = "classic-control/CartPole-v1"
     res = interleaved(
@@ -231,7 +246,7 @@ def overhead_us(secs: float) -> dict:
     return {
         "overhead_us": {k: round(v, 1) for k, v in per_batch.items()},
         "overhead_detail": {f"{k}_steps_per_s": round(v) for k, v in res.items()},
-        "cpu_us_per_batch_step": cpu_per_batch_step(),
+        "cpu_us_per_batch_step": cpu_per_batch_step(cpu_steps),
     }
 
 
@@ -282,46 +297,26 @@ def cpu_per_batch_step(steps: int = 2000) -> dict:
     return out
 
 
-def docker_vs_process(secs: float) -> dict:
-    """CartPole x 8 in containers against the plain process backend, 1 and 2 workers."""
+def vs_process(name: str, secs: float, **kwargs) -> dict:
+    """CartPole x 8 with `kwargs` (backend="docker", sandbox=True) against the plain process
+    backend, 1 and 2 workers each, measured in turns: key `{name}_vs_process`."""
     cartpole = "classic-control/CartPole-v1"
     makers = {}
     for w in (1, 2):
         makers[f"process{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w)
-        makers[f"docker{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w, backend="docker")
+        makers[f"{name}{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w, **kwargs)
     res = interleaved(makers, 2 * secs)
-    best = {k: max(v for n, v in res.items() if n.startswith(k)) for k in ("process", "docker")}
+    best = {k: max(v for n, v in res.items() if n.startswith(k)) for k in ("process", name)}
     return {
-        "docker_vs_process": round(best["docker"] / best["process"], 2),
-        "docker_vs_process_detail": _rounded(res),
-    }
-
-
-def sandbox_vs_process(secs: float) -> dict:
-    """CartPole x 8 under bubblewrap against the plain process backend, 1 and 2 workers."""
-    cartpole = "classic-control/CartPole-v1"
-    makers = {}
-    for w in (1, 2):
-        makers[f"process{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w)
-        makers[f"sandbox{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w, sandbox=True)
-    res = interleaved(makers, 2 * secs)
-    best = {k: max(v for n, v in res.items() if n.startswith(k)) for k in ("process", "sandbox")}
-    return {
-        "sandbox_vs_process": round(best["sandbox"] / best["process"], 2),
-        "sandbox_vs_process_detail": _rounded(res),
+        f"{name}_vs_process": round(best[name] / best["process"], 2),
+        f"{name}_vs_process_detail": _rounded(res),
     }
 
 
 def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
     try:
         spec, rid = E.resolve_env_id(env_id)
-        ldm = {}
-        for workers in (1, 2):
-            v = E.make_vec(env_id, 8, workers=workers)
-            try:
-                ldm[workers] = steps_per_s(v, secs)
-            finally:
-                v.close()
+        ldm = best_of_workers(env_id, secs)
         out = subprocess.run(
             [str(ensure_venv(spec)), "-c", ATARI_BASELINE, rid, str(secs)],
             capture_output=True,
@@ -341,7 +336,7 @@ def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
     }
 
 
-def refgen_steps_vs_dummy(budget: int) -> dict:
+def refgen_steps_vs_dummy(budget: int, rounds: int) -> dict:
     """SB3 PPO (`ppo-8env`) on 8 CartPole envs, recorded into a store: hub / DummyVecEnv."""
     import tempfile
 
@@ -364,7 +359,7 @@ def refgen_steps_vs_dummy(budget: int) -> dict:
     rates = dict.fromkeys(makers, 0.0)
     with tempfile.TemporaryDirectory() as d:
         store = Store(d)
-        for _ in range(2):  # in turns, best of two: the machine's load hits both alike
+        for _ in range(rounds):  # in turns, best of them: the machine's load hits both alike
             for name, make in makers.items():
                 writer = store.create_run(env_id, "classic-control", obs_spec, act_spec, 8, {})
                 venv = RecordingVecEnv(make(), writer)

@@ -77,18 +77,28 @@ ELEMENTS = {
 def plan_layout(spaces: dict[str, Any], count: int) -> Layout:
     """The buffer layout for `count` envs with these space descriptions (from `make`);
     raises EnvError naming the space that cannot be shared."""
-    arrays = []
-    for name, key in (("obs", "observation"), ("actions", "action")):
+    elements = {}
+    for key in ("observation", "action"):
         desc = spaces[key]
         element = ELEMENTS.get(desc["type"])
         if element is None:
             raise EnvError(f"{key} space of type {desc['type']!r} has no shared-memory layout")
-        shape, dtype = element(desc)
-        arrays.append((name, dtype, (count, *shape)))
-    arrays += [
-        ("rewards", np.dtype(np.float64).str, (count,)),
-        ("terminated", np.dtype(np.bool_).str, (count,)),
-        ("truncated", np.dtype(np.bool_).str, (count,)),
+        elements[key] = element(desc)
+    (obs_shape, obs_dtype), (act_shape, act_dtype) = elements["observation"], elements["action"]
+    f8, b1, slots = np.dtype(np.float64).str, np.dtype(np.bool_).str, shm_worker.INFO_SLOTS
+    arrays = [
+        ("obs", obs_dtype, (count, *obs_shape)),
+        ("actions", act_dtype, (count, *act_shape)),
+        ("rewards", f8, (count,)),
+        ("terminated", b1, (count,)),
+        ("truncated", b1, (count,)),
+        # the last observation and info of an episode that ended (autoreset) in this step
+        ("final", b1, (count,)),
+        ("final_obs", obs_dtype, (count, *obs_shape)),
+        ("info_values", f8, (count, slots)),
+        ("info_present", b1, (count, slots)),
+        ("final_info_values", f8, (count, slots)),
+        ("final_info_present", b1, (count, slots)),
     ]
     fields, offset = [], 0
     for name, dtype, shape in arrays:
@@ -193,6 +203,10 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
     return True
 
 
+#: info slot kind (shm_worker.info_kind) -> the Python type the framed path would give
+KINDS = {"b": bool, "i": int, "f": float}
+
+
 class ShmCodec(FramedCodec):
     """Tagged messages (see shm_worker.py): a step's arrays live in the shared buffer."""
 
@@ -203,6 +217,7 @@ class ShmCodec(FramedCodec):
             for f in layout.fields
         }
         self.count = layout.fields[0].shape[0]
+        self.info_keys: list[tuple[str, type]] = []  # slot order, as the worker announced them
 
     def encode(self, message: dict[str, Any]) -> bytes:
         if message.get("cmd") == "step" and message.get("autoreset"):
@@ -217,6 +232,8 @@ class ShmCodec(FramedCodec):
             return None
         if tag == shm_worker.DONE:
             return {"ok": True, "result": {}}
+        if tag == shm_worker.SLOTS:
+            return {"ok": True, "result": shm_worker.ALL_IN_BUFFER}
         if tag != shm_worker.FRAMED:
             raise ValueError(f"unknown tag {tag!r} on the shared-memory channel")
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -231,13 +248,48 @@ class ShmCodec(FramedCodec):
                 "obs": v["obs"].copy(),
                 "infos": result.get("infos") or [{} for _ in range(self.count)],
             }
-        if cmd == "step":
-            return {
-                "obs": v["obs"].copy(),
-                "rewards": v["rewards"].copy(),
-                "terminated": v["terminated"].copy(),
-                "truncated": v["truncated"].copy(),
-                "infos": result.get("infos"),
-                "finals": result.get("finals"),
-            }
-        return result
+        if cmd != "step":
+            return result
+        out = {
+            "obs": v["obs"].copy(),
+            "rewards": v["rewards"].copy(),
+            "terminated": v["terminated"].copy(),
+            "truncated": v["truncated"].copy(),
+            "infos": None,
+            "finals": None,
+        }
+        if result:
+            self._read_extras(result, out)
+        return out
+
+    def _read_extras(self, result: dict[str, Any], out: dict[str, Any]) -> None:
+        """Final observations and infos of a step: from the buffer, or framed when they did
+        not fit its slots."""
+        v = self.views
+        if "info_keys" in result:
+            self.info_keys = [(name, KINDS[kind]) for name, kind in result["info_keys"]]
+        if "infos" in result:
+            infos, final_infos = result["infos"], result["final_infos"]
+        else:
+            infos = self._slot_infos(v["info_values"], v["info_present"])
+            final_infos = self._slot_infos(v["final_info_values"], v["final_info_present"])
+        out["infos"] = infos if infos is not None and any(infos) else None
+        ended = np.flatnonzero(v["final"])
+        if len(ended):
+            finals: list[Any] = [None] * self.count
+            for i in ended.tolist():
+                info = final_infos[i] if final_infos is not None else None
+                finals[i] = {"obs": v["final_obs"][i].copy(), "info": info or {}}
+            out["finals"] = finals
+
+    def _slot_infos(self, values: np.ndarray, present: np.ndarray) -> list[dict] | None:
+        """Per env the info dict held in the slots, or None when no slot is set."""
+        if not present.any():
+            return None
+        rows: list[dict[str, Any]] = [{} for _ in range(self.count)]
+        for j, (name, kind) in enumerate(self.info_keys):
+            column = present[:, j]
+            if column.any():
+                for i, x in zip(np.flatnonzero(column).tolist(), values[column, j].tolist()):
+                    rows[i][name] = kind(x)
+        return rows

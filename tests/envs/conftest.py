@@ -43,9 +43,14 @@ def faulty_module(tmp_path_factory) -> Path:
                             raise RuntimeError("bad physics at step 3")
                     if self.mode == "badobs":  # breaks its own observation space
                         return np.zeros(4, np.float32), 1.0, False, False, {}
+                    if self.mode == "info":  # numeric infos, a late key, a string at step 5
+                        info = {"t": np.int64(self.t), "x": self.t / 3, "odd": self.t % 2 == 1}
+                        info.update({"late": 2.5} if self.t >= 7 else {})
+                        info.update({"note": "five"} if self.t == 5 else {})
+                        return np.zeros(3, np.float32), 1.0, self.t >= 10, False, info
                     return np.zeros(3, np.float32), 1.0, self.t >= 10, False, {}
 
-            for mode in ("ok", "crash", "hang", "raise", "slow", "badobs"):
+            for mode in ("ok", "crash", "hang", "raise", "slow", "badobs", "info"):
                 gym.register(f"Faulty-{mode}-v0", entry_point=Faulty, kwargs={"mode": mode})
             """
         )

@@ -32,8 +32,11 @@ def test_layout_is_aligned_and_sized_from_the_spaces():
     fields = {f.name: f for f in layout.fields}
     assert fields["obs"].shape == (5, 3, 2) and fields["obs"].dtype == "<f4"
     assert fields["actions"].shape == (5,) and fields["actions"].dtype == "<i8"
-    assert [f.offset for f in layout.fields] == [0, 128, 192, 256, 320]  # 120 B of obs -> 128
-    assert layout.size == 384 and all(f.offset % shm.ALIGN == 0 for f in layout.fields)
+    assert fields["final_obs"].shape == (5, 3, 2) and fields["info_values"].shape == (5, 16)
+    # 120 B of obs -> 128; 5 x 16 info slots of 8 B = 640; their 80 presence flags -> 128
+    offsets = [0, 128, 192, 256, 320, 384, 448, 576, 1216, 1344, 1984]
+    assert [f.offset for f in layout.fields] == offsets
+    assert layout.size == 2112 and all(f.offset % shm.ALIGN == 0 for f in layout.fields)
     dict_obs = {**spaces, "observation": {"type": "Dict", "spaces": {}}}
     with pytest.raises(EnvError, match="'Dict' has no shared-memory layout"):
         shm.plan_layout(dict_obs, 5)
@@ -65,6 +68,39 @@ def test_same_observations_as_the_framed_path_and_slices_per_worker():
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
             assert np.asarray(x).dtype == np.asarray(y).dtype
+    finally:
+        shared.close()
+        framed.close()
+
+
+def _infos(venv, steps: int) -> list[dict]:
+    venv.reset(seed=0)
+    out = []
+    for _ in range(steps):
+        out.append(venv.step(np.zeros(venv.num_envs, dtype=np.int64))[4])
+    return out
+
+
+def test_infos_and_final_observations_travel_in_the_buffer_as_on_the_framed_path(faulty_spec):
+    shared = ProxyVectorEnv(faulty_spec, "Faulty-info-v0", 2, workers=1)
+    framed = ProxyVectorEnv(faulty_spec, "Faulty-info-v0", 2, workers=1, shared_memory=False)
+    try:
+        a, b = _infos(shared, 23), _infos(framed, 23)  # two episodes of 10 steps, and a bit
+        codec = shared._workers[0].conn.codec
+        assert [name for name, _ in codec.info_keys] == ["t", "x", "odd", "late"]
+        for step, (x, y) in enumerate(zip(a, b), start=1):
+            assert sorted(x) == sorted(y), step
+            for key in x:
+                if key in ("final_obs", "final_info"):
+                    assert [np.asarray(f).tolist() for f in x[key]] == [
+                        np.asarray(f).tolist() for f in y[key]
+                    ]
+                else:
+                    assert x[key].tolist() == y[key].tolist(), (step, key)
+                    assert [type(v) for v in x[key]] == [type(v) for v in y[key]], (step, key)
+        assert a[0]["t"].tolist() == [1, 1] and a[4]["note"].tolist() == ["five", "five"]
+        assert a[9]["final_info"][0] == {"t": 10, "x": 10 / 3, "odd": False, "late": 2.5}
+        assert "final_obs" not in a[10] and "late" not in a[10]  # a fresh episode
     finally:
         shared.close()
         framed.close()

@@ -115,18 +115,6 @@ def _stack(obs):
     return obs
 
 
-def _put(view, i, obs):
-    # an observation into its row of a shared buffer laid out from the observation space
-    try:
-        view[i] = obs
-    except (ValueError, TypeError):
-        raise ValueError(
-            "observation %r does not fit the observation space (shape %s, dtype %s): the env "
-            "breaks its own space; fix it with a wrapper, or use make_vec(shared_memory=False)"
-            % (getattr(obs, "shape", obs), list(view.shape[1:]), view.dtype)
-        ) from None
-
-
 def _clean_info(info):
     # infos carry anything; keep what the protocol can hold (it reprs the rest)
     return {k: v for k, v in dict(info).items() if not k.startswith("_")}
@@ -140,6 +128,42 @@ def _import(name):
         for part in attr.split("."):
             obj = getattr(obj, part)
         obj()
+
+
+class FramedSink:
+    """A step's results gathered for a framed reply (arrays, infos and finals in the frame)."""
+
+    def __init__(self, n):
+        self.obs = [None] * n
+        self.rewards = np.empty(n, dtype=np.float64)
+        self.terms = np.empty(n, dtype=bool)
+        self.truncs = np.empty(n, dtype=bool)
+        self.infos = self.finals = None
+
+    def final(self, i, obs, info):
+        if self.finals is None:
+            self.finals = [None] * len(self.obs)
+        self.finals[i] = {"obs": obs, "info": info}
+
+    def put(self, i, obs, reward, term, trunc, info):
+        if info:
+            if self.infos is None:
+                self.infos = [{} for _ in self.obs]
+            self.infos[i] = info
+        self.obs[i] = obs
+        self.rewards[i] = float(reward)
+        self.terms[i] = bool(term)
+        self.truncs[i] = bool(trunc)
+
+    def reply(self):
+        return {
+            "obs": _stack(self.obs),
+            "rewards": self.rewards,
+            "terminated": self.terms,
+            "truncated": self.truncs,
+            "infos": self.infos,
+            "finals": self.finals,
+        }
 
 
 class EnvServer:
@@ -226,73 +250,34 @@ class EnvServer:
             if out is None:
                 obs.append(o)
             else:
-                _put(out["obs"], i, o)
+                shm_worker.put_obs(out["obs"], i, o)
             infos.append(_clean_info(info))
         if out is not None:
             return {"infos": infos} if any(infos) else {}
         return {"obs": _stack(obs), "infos": infos}
 
     def step(self, handles, actions, autoreset=False, out=None):
-        """Step envs; with `out` (shared views: obs, rewards, terminated, truncated) the arrays
-        are written there and the reply holds only infos and final observations, if any."""
+        """Step envs; with `out` (the shared buffer's views) the arrays, final observations
+        and numeric infos are written there and the reply holds only what did not fit."""
         n = len(handles)
-        if out is None:
-            obs = [None] * n
-            rewards = np.empty(n, dtype=np.float64)
-            terms = np.empty(n, dtype=bool)
-            truncs = np.empty(n, dtype=bool)
-        else:
-            obs, rewards, terms, truncs = (
-                out["obs"],
-                out["rewards"],
-                out["terminated"],
-                out["truncated"],
-            )
-        infos, finals = [{}] * n, [None] * n
+        sink = FramedSink(n) if out is None else shm_worker.SharedSink(out, self.shared, n)
         # integer actions as Python ints in one call (the common case of Discrete spaces)
         ints = (
             actions.tolist()
             if isinstance(actions, np.ndarray) and actions.ndim == 1 and actions.dtype.kind in "iu"
             else None
         )
-        any_final = any_info = False
         for i, h in enumerate(handles):
             inst = self.envs[h]
             a = ints[i] if ints is not None and inst.discrete else _action(inst, actions[i])
             o, r, term, trunc, info = inst.env.step(a)
             info = _clean_info(info) if info else {}
             if autoreset and (term or trunc):
-                finals[i] = {"obs": o, "info": info}
-                any_final = True
+                sink.final(i, o, info)
                 o, info = inst.env.reset()
                 info = _clean_info(info) if info else {}
-            if info:
-                if not any_info:
-                    infos = [{} for _ in range(n)]
-                    any_info = True
-                infos[i] = info
-            if out is None:
-                obs[i] = o
-            else:
-                _put(obs, i, o)
-            rewards[i] = float(r)
-            terms[i] = bool(term)
-            truncs[i] = bool(trunc)
-        if out is not None:
-            reply = {}
-            if any_info:
-                reply["infos"] = infos
-            if any_final:
-                reply["finals"] = finals
-            return reply
-        return {
-            "obs": _stack(obs),
-            "rewards": rewards,
-            "terminated": terms,
-            "truncated": truncs,
-            "infos": infos if any_info else None,
-            "finals": finals if any_final else None,
-        }
+            sink.put(i, o, r, term, trunc, info)
+        return sink.reply()
 
     def shm_attach(self, fields, size, fd=None, path=None):
         """Map the client's buffer (an inherited descriptor or a mounted file) and serve

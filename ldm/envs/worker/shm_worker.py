@@ -5,13 +5,22 @@ After a successful `shm_attach` the channel switches to tagged messages, one byt
 
     client -> worker   b"s"            step the slice (actions are in the buffer; autoreset)
                        b"m" + frame    any framed command (reset, close, ...)
-    worker -> client   b"."            done, nothing to report (obs, rewards, flags in the buffer)
-                       b"m" + frame    a framed reply (infos, final observations, errors)
+    worker -> client   b"."            done: obs, rewards, flags in the buffer, no episode ended
+                                       and no infos
+                       b","            done, and read the buffer's final flags (final
+                                       observations) and info slots too
+                       b"m" + frame    a framed reply (infos that do not fit the slots, a new
+                                       info key, errors)
 
-so a step whose infos are empty moves no array through the pipe and encodes nothing: the
-byte only wakes the other side (a blocking read, no spinning). The buffer is mapped from an
-inherited file descriptor (process and sandbox backends) or from a bind-mounted file (Docker);
-the client created it and owns its lifetime.
+so a step moves no array through the pipe and encodes nothing when its infos are numeric
+scalars: the byte only wakes the other side (a blocking read, no spinning). Info slots: each
+env has INFO_SLOTS float64 values with presence flags, for its step info and for the info of
+an episode's last step; a key takes the next free slot the first time it is seen, and that
+step's reply is framed with the new key list (`info_keys`: [name, kind] in slot order). A step
+with an info the slots cannot hold (a string, an array, a new key past the last slot, an int
+past 2**53, a key whose kind changed) sends all its infos framed instead (`infos`,
+`final_infos`). The buffer is mapped from an inherited file descriptor (process and sandbox
+backends) or from a bind-mounted file (Docker); the client created it and owns its lifetime.
 
 Imports: standard library and numpy only, Python 3.6 syntax (runs in each library's venv).
 """
@@ -24,6 +33,10 @@ import numpy as np
 STEP = b"s"
 FRAMED = b"m"
 DONE = b"."
+SLOTS = b","
+INFO_SLOTS = 16  # numeric info keys per env held in the buffer (client: ldm/envs/shm.py)
+ALL_IN_BUFFER = {"slots": True}  # a step reply with nothing framed: the SLOTS tag says it
+MAX_INT = 2**53  # ints travel as float64 in the slots: exact up to here
 
 
 class SharedSlice:
@@ -47,6 +60,7 @@ class SharedSlice:
                 count *= k
             arr = np.frombuffer(self.mm, dtype=dtype, count=count, offset=f["offset"])
             self.views[f["name"]] = arr.reshape(f["shape"])
+        self.info_keys = {}  # info key -> (slot, kind), in the order keys were first seen
 
     def close(self):
         self.views = {}
@@ -54,6 +68,88 @@ class SharedSlice:
             self.mm.close()
         except BufferError:  # a view still alive somewhere: the process exit unmaps it
             pass
+
+
+def put_obs(view, i, obs):
+    """An observation into its row of the buffer (laid out from the observation space)."""
+    try:
+        view[i] = obs
+    except (ValueError, TypeError):
+        raise ValueError(
+            "observation %r does not fit the observation space (shape %s, dtype %s): the env "
+            "breaks its own space; fix it with a wrapper, or use make_vec(shared_memory=False)"
+            % (getattr(obs, "shape", obs), list(view.shape[1:]), view.dtype)
+        ) from None
+
+
+def info_kind(value):
+    """The kind ("b", "i" or "f") of a scalar the info slots hold exactly, else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return "b"
+    if isinstance(value, (int, np.integer)):
+        return "i" if -MAX_INT <= value <= MAX_INT else None
+    if isinstance(value, (float, np.floating)):
+        return "f"
+    return None
+
+
+class SharedSink:
+    """A step's results written into the buffer: arrays, final observations, and infos in
+    the slots while they fit (else all of the step's infos framed: see the docstring)."""
+
+    def __init__(self, views, shared, n):
+        self.v = views
+        self.keys = shared.info_keys
+        self.new_keys = False
+        self.spill = False  # some info does not fit the slots: this step's infos go framed
+        self.any = False  # something beyond the arrays: a final flag or an info in a slot
+        self.infos = [{}] * n
+        self.final_infos = [None] * n
+        views["final"][:] = False
+        views["info_present"][:] = False
+        views["final_info_present"][:] = False
+
+    def _slot(self, values, present, i, info):
+        for key, value in info.items():
+            kind = info_kind(value)
+            entry = self.keys.get(key)
+            if entry is None and kind is not None and len(self.keys) < values.shape[1]:
+                entry = self.keys[key] = (len(self.keys), kind)
+                self.new_keys = True
+            if entry is None or entry[1] != kind:
+                self.spill = True
+                return
+            values[i, entry[0]] = value
+            present[i, entry[0]] = True
+        self.any = True
+
+    def final(self, i, obs, info):
+        put_obs(self.v["final_obs"], i, obs)
+        self.v["final"][i] = True
+        self.any = True
+        self.final_infos[i] = info
+        if info and not self.spill:
+            self._slot(self.v["final_info_values"], self.v["final_info_present"], i, info)
+
+    def put(self, i, obs, reward, term, trunc, info):
+        v = self.v
+        put_obs(v["obs"], i, obs)
+        v["rewards"][i] = float(reward)
+        v["terminated"][i] = bool(term)
+        v["truncated"][i] = bool(trunc)
+        if info:
+            self.infos[i] = info
+            if not self.spill:
+                self._slot(v["info_values"], v["info_present"], i, info)
+
+    def reply(self):
+        reply = {"slots": True} if self.any or self.spill else {}
+        if self.spill:
+            reply.update(infos=self.infos, final_infos=self.final_infos)
+        if self.new_keys:
+            order = sorted(self.keys.items(), key=lambda kv: kv[1][0])
+            reply["info_keys"] = [[k, entry[1]] for k, entry in order]
+        return reply
 
 
 def serve(server, reader, out, protocol):
@@ -75,8 +171,8 @@ def serve(server, reader, out, protocol):
         if tag == STEP:
             reply = server.handle(step)
             result = reply.get("result")
-            if reply.get("ok") and not result:
-                out.write(DONE)
+            if reply.get("ok") and result in ({}, ALL_IN_BUFFER):
+                out.write(SLOTS if result else DONE)
                 out.flush()
                 continue
         elif tag == FRAMED:
