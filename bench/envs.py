@@ -1,20 +1,24 @@
 """Environment hub throughput: the isolated process backend against Gymnasium's vector envs.
 
-Keys: process_vs_async (CartPole, 8 envs: ldm process backend / AsyncVectorEnv),
-process_vs_inprocess_heavy (HalfCheetah, 8 envs: ldm process backend / in-process
-SyncVectorEnv, the baseline run inside the mujoco library's own venv, where mujoco lives),
-docker_vs_process (CartPole, 8 envs: docker backend / process backend, measured in turns;
-null with the reason when no Docker engine can run); and the catalog's size (`catalog_figures`): libraries, envs,
-envs_checked (envs whose check result discovery recorded) and discover_seconds_median (time of
-`ldm envs discover` per library, venv build included, as recorded by the last discovery of
-each library that records one).
+Every ratio compares contenders measured in turns (`interleaved`: each one steps a third of the
+time, three rounds, best round kept), so a machine shared with other jobs loads them alike;
+baselines that live in a library's own venv run there as a subprocess stepped on request
+(`LibraryBaseline`). Keys: process_vs_async (CartPole, 8 envs: the hub with 1 or 2 workers /
+AsyncVectorEnv), process_vs_inprocess_heavy (HalfCheetah, 8 envs: the hub / SyncVectorEnv in
+mujoco's venv), docker_vs_process (CartPole, 8 envs: docker backend / process backend; null with
+the reason when no Docker engine can run); and the catalog's size (`catalog_figures`):
+libraries, envs, envs_checked (envs whose check result discovery recorded) and
+discover_seconds_median (time of `ldm envs discover` per library, venv build included, as
+recorded by the last discovery of each library that records one).
 
 Shared-memory step path (ldm/envs/shm.py), same run: image_vs_async_shm (ALE Pong, 8 envs,
-64x64 frames: ldm / AsyncVectorEnv(shared_memory=True) in the ale venv with the same resize),
-sandbox_vs_process (CartPole, 8 envs: bubblewrap sandbox / process backend),
-refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a store: steps/s
-through the hub / through SB3's in-process DummyVecEnv), overhead_us (per batch step of 8
-CartPole envs, one worker: hub time minus in-process SyncVectorEnv time, framed and shared).
+64x64 frames: the hub with 1, 2 or 8 workers / AsyncVectorEnv(shared_memory=True) in the ale
+venv with the same resize), sandbox_vs_process (CartPole, 8 envs: bubblewrap sandbox /
+process backend), refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a
+store: steps/s through the hub / through SB3's in-process DummyVecEnv), overhead_us (per batch
+step of 8 CartPole envs, one worker: hub time minus in-process SyncVectorEnv time, framed and
+shared) and cpu_us_per_batch_step (CPU of client and workers per batch step: the figure load
+disturbs least). bench_seconds: the run's own duration.
 """
 
 import json
@@ -33,26 +37,73 @@ from _common import args, rate, report  # noqa: E402
 import ldm.envs as E  # noqa: E402
 from ldm.envs.venvs import ensure_venv  # noqa: E402
 
-# the in-process baseline for a library that lives in its own venv: measured there
+# the baselines of a library that lives in its own venv, measured there: 8 envs in
+# SyncVectorEnv ("sync"), AsyncVectorEnv ("async") or AsyncVectorEnv(shared_memory=True) of an
+# Atari game at 64x64 ("atari"); each line read is a number of seconds to step, each line
+# written the steps/s, so the baseline is measured in turns with the hub
 BASELINE = """
 import json, sys, time
 import gymnasium as gym
 import numpy as np
-gid, seconds, kind = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-cls = gym.vector.AsyncVectorEnv if kind == "async" else gym.vector.SyncVectorEnv
-v = cls([lambda: gym.make(gid)] * 8)
+gid, kind = sys.argv[1], sys.argv[2]
+make = lambda: gym.make(gid)
+if kind == "atari":
+    import ale_py
+    gym.register_envs(ale_py)
+    def resize(img):  # the same nearest-neighbour 64x64 sampling as ldm's resize_image wrapper
+        h, w = img.shape[:2]
+        return img[np.arange(64) * h // 64][:, np.arange(64) * w // 64]
+    space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    make = lambda: gym.wrappers.TransformObservation(gym.make(gid), resize, space)
+    v = gym.vector.AsyncVectorEnv([make] * 8, shared_memory=True)
+else:
+    v = (gym.vector.AsyncVectorEnv if kind == "async" else gym.vector.SyncVectorEnv)([make] * 8)
 v.reset(seed=0)
 a = np.stack([v.single_action_space.sample() for _ in range(8)])
-for _ in range(50):
+for _ in range(20):
     v.step(a)
-done, t0 = 0, time.perf_counter()
-while time.perf_counter() - t0 < seconds:
-    for _ in range(50):
-        v.step(a)
-    done += 400
-print(json.dumps(done / (time.perf_counter() - t0)))
+for line in sys.stdin:
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < float(line):
+        for _ in range(20):
+            v.step(a)
+        done += 160
+    print(json.dumps(done / (time.perf_counter() - t0)), flush=True)
 v.close()
 """
+
+
+class LibraryBaseline:
+    """A baseline vector env (BASELINE's `kind`) running in the library's own venv."""
+
+    def __init__(self, env_id: str, kind: str) -> None:
+        spec, rid = E.resolve_env_id(env_id)
+        self.proc = subprocess.Popen(
+            [str(ensure_venv(spec)), "-c", BASELINE, rid, kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"MUJOCO_GL": "egl", "PATH": "/usr/bin:/bin"},
+        )
+
+    def measure(self, seconds: float) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"baseline died: {self.proc.stderr.read()[-800:]}")  # type: ignore[union-attr]
+        return float(json.loads(line))
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def steps_per_s(venv, seconds: float, n: int = 8) -> float:
@@ -66,30 +117,6 @@ def steps_per_s(venv, seconds: float, n: int = 8) -> float:
         return 50 * n
 
     return rate(chunk, seconds)
-
-
-def baseline_in_library_venv(env_id: str, seconds: float, kind: str) -> float:
-    spec, rid = E.resolve_env_id(env_id)
-    py = ensure_venv(spec)
-    out = subprocess.run(
-        [str(py), "-c", BASELINE, rid, str(seconds), kind],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"MUJOCO_GL": "egl", "PATH": "/usr/bin:/bin"},
-    )
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def best_of_workers(env_id: str, seconds: float) -> dict[int, float]:
-    results = {}
-    for workers in (1, 2):
-        v = E.make_vec(env_id, 8, workers=workers)
-        try:
-            results[workers] = steps_per_s(v, seconds)
-        finally:
-            v.close()
-    return results
 
 
 def catalog_figures() -> dict:
@@ -130,14 +157,18 @@ def process_vs_async(secs: float) -> dict:
 
 def process_vs_inprocess_heavy(secs: float) -> dict:
     """HalfCheetah x 8: simulation dominates; the baseline runs in mujoco's own venv."""
-    heavy = best_of_workers("mujoco/HalfCheetah-v5", secs)
-    base = baseline_in_library_venv("mujoco/HalfCheetah-v5", secs, "sync")
-    return {
-        "process_vs_inprocess_heavy": round(max(heavy.values()) / base, 2),
-        "process_vs_inprocess_heavy_detail": {
-            "ldm_steps_per_s": _rounded(heavy),
-            "sync_steps_per_s": round(base),
+    cheetah = "mujoco/HalfCheetah-v5"
+    res = interleaved(
+        {
+            "ldm1": lambda: E.make_vec(cheetah, 8, workers=1),
+            "ldm2": lambda: E.make_vec(cheetah, 8, workers=2),
+            "sync": lambda: LibraryBaseline(cheetah, "sync"),
         },
+        3 * secs,
+    )
+    return {
+        "process_vs_inprocess_heavy": round(max(res["ldm1"], res["ldm2"]) / res["sync"], 2),
+        "process_vs_inprocess_heavy_detail": _rounded(res),
     }
 
 
@@ -172,34 +203,6 @@ def main() -> None:
 
 
 # -- the shared-memory step path ------------------------------------------------------------
-ATARI_BASELINE = """
-import json, sys, time
-import ale_py, gymnasium as gym
-import numpy as np
-gym.register_envs(ale_py)
-gid, seconds = sys.argv[1], float(sys.argv[2])
-def resize(img):  # the same nearest-neighbour 64x64 sampling as ldm's resize_image wrapper
-    h, w = img.shape[:2]
-    return img[np.arange(64) * h // 64][:, np.arange(64) * w // 64]
-def make():
-    env = gym.make(gid)
-    space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
-    return gym.wrappers.TransformObservation(env, resize, space)
-v = gym.vector.AsyncVectorEnv([make] * 8, shared_memory=True)
-v.reset(seed=0)
-a = np.zeros(8, dtype=np.int64)
-for _ in range(20):
-    v.step(a)
-done, t0 = 0, time.perf_counter()
-while time.perf_counter() - t0 < seconds:
-    for _ in range(20):
-        v.step(a)
-    done += 160
-print(json.dumps(done / (time.perf_counter() - t0)))
-v.close()
-"""
-
-
 def shm_figures(secs: float, quick: bool) -> dict:
     """The keys of the shared-memory step path (see the module docstring)."""
     out: dict = {}
@@ -215,7 +218,7 @@ def _rounded(d: dict) -> dict:
 
 
 def interleaved(makers: dict, seconds: float, rounds: int = 3) -> dict[str, float]:
-    """Best steps/s of each vector env, measured in turns (`rounds` x seconds/rounds each), so
+    """Best steps/s of each vector env (or LibraryBaseline), measured in turns (`rounds` x seconds/rounds each), so
     that a machine shared with other jobs loads every contender alike."""
     venvs = {}
     try:
@@ -224,7 +227,9 @@ def interleaved(makers: dict, seconds: float, rounds: int = 3) -> dict[str, floa
         best = dict.fromkeys(venvs, 0.0)
         for _ in range(rounds):
             for name, v in venvs.items():
-                best[name] = max(best[name], steps_per_s(v, seconds / rounds))
+                s = seconds / rounds
+                r = v.measure(s) if isinstance(v, LibraryBaseline) else steps_per_s(v, s)
+                best[name] = max(best[name], r)
         return best
     finally:
         for v in venvs.values():
@@ -314,25 +319,19 @@ def vs_process(name: str, secs: float, **kwargs) -> dict:
 
 
 def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
+    """An Atari game x 8 at 64x64: the hub (1, 2 and 8 workers: the baseline's process count)
+    against AsyncVectorEnv(shared_memory=True) in the ale venv, measured in turns."""
+    makers = {f"ldm{w}": lambda w=w: E.make_vec(env_id, 8, workers=w) for w in (1, 2, 8)}
     try:
-        spec, rid = E.resolve_env_id(env_id)
-        ldm = best_of_workers(env_id, secs)
-        out = subprocess.run(
-            [str(ensure_venv(spec)), "-c", ATARI_BASELINE, rid, str(secs)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={"PATH": "/usr/bin:/bin"},
+        res = interleaved(
+            {**makers, "async_shm": lambda: LibraryBaseline(env_id, "atari")}, 3 * secs
         )
-        base = float(json.loads(out.stdout.strip().splitlines()[-1]))
     except Exception as e:  # the ale venv cannot be built here: say so in the figures
         return {"image_vs_async_shm": None, "image_vs_async_shm_detail": f"{env_id}: {e}"}
+    best = max(v for k, v in res.items() if k.startswith("ldm"))
     return {
-        "image_vs_async_shm": round(max(ldm.values()) / base, 2),
-        "image_vs_async_shm_detail": {
-            "ldm_steps_per_s": _rounded(ldm),
-            "async_shm_steps_per_s": round(base),
-        },
+        "image_vs_async_shm": round(best / res["async_shm"], 2),
+        "image_vs_async_shm_detail": _rounded(res),
     }
 
 

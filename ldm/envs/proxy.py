@@ -53,7 +53,7 @@ def space_from_desc(d: dict[str, Any]) -> gym.Space:
 
 def _box_rows(space: gym.spaces.Box, a: np.ndarray) -> bool:
     a = a.astype(space.dtype, copy=False)
-    return a.shape[1:] == space.shape and not (np.any(a < space.low) or np.any(a > space.high))
+    return a.shape[1:] == space.shape and not ((a < space.low) | (a > space.high)).any()
 
 
 def _discrete_rows(space: gym.spaces.Discrete, a: np.ndarray) -> bool:

@@ -268,28 +268,30 @@ class ShmCodec(FramedCodec):
         v = self.views
         if "info_keys" in result:
             self.info_keys = [(name, KINDS[kind]) for name, kind in result["info_keys"]]
+        ended = np.flatnonzero(v["final"]).tolist()
         if "infos" in result:
             infos, final_infos = result["infos"], result["final_infos"]
         else:
             infos = self._slot_infos(v["info_values"], v["info_present"])
-            final_infos = self._slot_infos(v["final_info_values"], v["final_info_present"])
+            final_infos = (
+                self._slot_infos(v["final_info_values"], v["final_info_present"]) if ended else None
+            )
         out["infos"] = infos if infos is not None and any(infos) else None
-        ended = np.flatnonzero(v["final"])
-        if len(ended):
+        if ended:
             finals: list[Any] = [None] * self.count
-            for i in ended.tolist():
+            for i in ended:
                 info = final_infos[i] if final_infos is not None else None
                 finals[i] = {"obs": v["final_obs"][i].copy(), "info": info or {}}
             out["finals"] = finals
 
     def _slot_infos(self, values: np.ndarray, present: np.ndarray) -> list[dict] | None:
-        """Per env the info dict held in the slots, or None when no slot is set."""
-        if not present.any():
+        """Per env the info dict held in the slots, or None when no slot is set (a few keys
+        of a few envs: plain Python over lists beats numpy calls per key)."""
+        k = len(self.info_keys)
+        flags = present[:, :k].tolist()
+        if not any(map(any, flags)):
             return None
-        rows: list[dict[str, Any]] = [{} for _ in range(self.count)]
-        for j, (name, kind) in enumerate(self.info_keys):
-            column = present[:, j]
-            if column.any():
-                for i, x in zip(np.flatnonzero(column).tolist(), values[column, j].tolist()):
-                    rows[i][name] = kind(x)
-        return rows
+        return [
+            {name: kind(x) for (name, kind), x, p in zip(self.info_keys, row, has) if p}
+            for row, has in zip(values[:, :k].tolist(), flags)
+        ]

@@ -279,6 +279,8 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
 
     @staticmethod
     def _merge_infos(infos: list[dict]) -> dict:
+        """Per-env info dicts -> Gymnasium's vector form: per key an object array of the
+        values (None where an env has none) and a `_key` mask."""
         out: dict[str, Any] = {}
         for i, info in enumerate(infos):
             for k, v in info.items():
