@@ -62,8 +62,8 @@ def rank(
     pool = load_pool(cfg.pool, cfg.candidates)
     lp = plan_library(library, envs_by_library(cfg)[library], pool, cfg, store)
     table = rank_library(lp, pool, cfg, store)
-    for i, r in enumerate(table["ranking"], 1):
-        print(f"{i:>2}. {r['candidate']:<16} {r['points']} points")
+    for i, r in enumerate(table.ranking, 1):
+        print(f"{i:>2}. {r.candidate:<16} {r.points} points")
     return 0
 
 
@@ -119,7 +119,7 @@ def curate(
     runs = {r: e for r, e in s.runs().items() if e.verdict != "excluded"}
     for env_id in sorted({e.env_id for e in runs.values()}):
         for run_id, v in curate_env(s, env_id, alpha, best_fraction, only=set(runs)).items():
-            print(f"{v['verdict']:>4} {env_id} {run_id} {'; '.join(v['reasons'])}")
+            print(f"{v.verdict:>4} {env_id} {run_id} {'; '.join(v.reasons)}")
     return 0
 
 

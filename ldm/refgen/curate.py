@@ -106,7 +106,7 @@ def curate_env(
     alpha: float = 0.05,
     best_fraction: float = 0.95,
     only: set[str] | None = None,
-) -> dict[str, dict]:
+) -> dict[str, Curation]:
     """Curation verdicts for the runs of an env (or those of them in `only`); written into
     each run's metadata."""
     runs = {r: e for r, e in store.runs(env_id=env_id).items() if only is None or r in only}
@@ -125,7 +125,7 @@ def curate_env(
         if m.get("episode_returns")
     ]
     threshold = best_threshold(best, float(min(starts)), best_fraction)
-    verdicts = {}
+    verdicts: dict[str, Curation] = {}
     for rid, m in metas.items():
         reasons = []
         if not m.get("episode_returns"):
@@ -145,5 +145,5 @@ def curate_env(
             "fail" if reasons else "pass", tuple(reasons), finals.get(rid), best_on_env=best
         )
         store.update_meta(rid, {"curation": verdict})
-        verdicts[rid] = verdict.to_dict()
+        verdicts[rid] = verdict
     return verdicts

@@ -3,8 +3,9 @@
 Every step is resumable: jobs by the runner's manifest, relabelling by each run's
 `relabelled` flag, curation by recomputing verdicts. Tables go to `<store>/refgen/`.
 
-Owns: `RefGenConfig`, ranking, and `run_refgen` (the stage's order of work). Imports
-ldm.data, ldm.envs (lazily), refgen's planner, runner and curation; must not import
+Owns: `RefGenConfig`, ranking, and `run_refgen` (the stage's order of work); the tables
+and the summary it writes are the records of ldm/refgen/records.py. Imports ldm.data,
+ldm.envs (lazily), refgen's planner, runner, curation and records; must not import
 ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
@@ -16,13 +17,19 @@ from typing import Any
 
 import numpy as np
 
-from ldm.atomic import write_json_atomic
-from ldm.data import ManifestEntry, Store
+from ldm.data import Curation, ManifestEntry, Store
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.curate import curate_env, relabel_run, welch_greater
 from ldm.refgen.jobs import JobResult
 from ldm.refgen.plan import LibraryPlan, compatible, envs_by_library, plan_library
+from ldm.refgen.records import (
+    LibraryOutcome,
+    RankedCandidate,
+    RankingTable,
+    RefGenSummary,
+    RunOutcome,
+)
 from ldm.refgen.runner import RUNNERS, run_jobs
 
 
@@ -104,7 +111,7 @@ class RefGenConfig:
 
 
 def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
-                 progress: bool = True) -> dict[str, Any]:  # fmt: skip
+                 progress: bool = True) -> RankingTable:  # fmt: skip
     """Run the plan's ranking jobs and rank the candidates (`ranking_table`)."""
     results = run_jobs(
         list(lp.rank_jobs),
@@ -118,7 +125,7 @@ def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, stor
 
 
 def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
-                  results: dict[str, JobResult]) -> dict[str, Any]:  # fmt: skip
+                  results: dict[str, JobResult]) -> RankingTable:  # fmt: skip
     """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
 
     Points are also kept per action kind: compatibility splits candidates by action kind, so
@@ -127,17 +134,14 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     """
     if not lp.rank_jobs:
         names = {c.name for e in lp.envs for c in compatible(pool, e)[0]}
-        table = {
-            "library": lp.library,
-            "ranking": [{"candidate": c.name, "points": None} for c in pool if c.name in names],
-            "note": lp.ranking_note,
-        }
-        write_json_atomic(_ranking_path(store, lp.library), table)
+        unranked = tuple(RankedCandidate(c.name, None) for c in pool if c.name in names)
+        table = RankingTable(lp.library, unranked, note=lp.ranking_note)
+        table.write(store)
         return table
     jobs = list(lp.rank_jobs)
     points = {c.name: 0 for c in pool}
     by_kind: dict[str, dict[str, int]] = {}
-    per_env: dict[str, dict[str, Any]] = {}
+    per_env: dict[str, dict[str, float]] = {}
     for env_id in lp.rank_envs:
         kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
@@ -155,19 +159,19 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     tried = {j.candidate["name"] for j in jobs}
     names = [c.name for c in pool]
     order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
-    table = {
-        "library": lp.library,
-        "envs": list(lp.rank_envs),
-        "ranking": [{"candidate": n, "points": points[n]} for n in order],
-        "ranking_by_action_kind": {
-            k: [n for n in sorted(kp, key=lambda n: (-kp[n], names.index(n)))]
+    table = RankingTable(
+        lp.library,
+        tuple(RankedCandidate(n, points[n]) for n in order),
+        envs=tuple(lp.rank_envs),
+        ranking_by_action_kind={
+            k: tuple(sorted(kp, key=lambda n: (-kp[n], names.index(n))))
             for k, kp in by_kind.items()
         },
-        "final_returns": per_env,
-        "skipped": {e: lp.skipped.get(e, {}) for e in lp.rank_envs},
-        "failed": {j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
-    }
-    write_json_atomic(_ranking_path(store, lp.library), table)
+        final_returns=per_env,
+        skipped={e: lp.skipped.get(e, {}) for e in lp.rank_envs},
+        failed={j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
+    )
+    table.write(store)
     return table
 
 
@@ -177,21 +181,13 @@ def action_kind(env_id: str) -> str:
     return env_spaces(env_id)[1].kind
 
 
-def _ranking_path(store: str, library: str):
-    from pathlib import Path
-
-    p = Path(store) / "refgen" / f"ranking-{library}.json"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def rank_and_train(
     libraries: dict[str, list[str]],
     pool: list[Candidate],
     cfg: RefGenConfig,
     store: str,
     progress: bool = True,
-) -> dict[str, tuple[dict[str, Any], dict[str, JobResult]]]:
+) -> dict[str, tuple[RankingTable, dict[str, JobResult]]]:
     """Rank every library's candidates (where there are more than N), then train the top-N of
     each ranking on every env of its library, `seeds` seeds each. The ranking jobs of all
     libraries run as one batch, then all reference jobs (workers stay busy across libraries,
@@ -206,7 +202,7 @@ def rank_and_train(
     )  # fmt: skip
     tables = {lib: ranking_table(lp, pool, cfg, store, ranked) for lib, lp in plans.items()}
     refs = {
-        lib: plan_library(lib, envs, pool, cfg, store, _ranking(tables[lib]))
+        lib: plan_library(lib, envs, pool, cfg, store, tables[lib].order())
         for lib, envs in libraries.items()
     }
     results = run_jobs(
@@ -219,30 +215,22 @@ def rank_and_train(
     }
 
 
-def _ranking(table: dict[str, Any]) -> dict[str, list[str]]:
-    return {
-        "*": [r["candidate"] for r in table["ranking"]],
-        **table.get("ranking_by_action_kind", {}),
-    }
-
-
-def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dict[str, Any]:
-    """The whole stage; resumable. Returns a summary (also written to <store>/refgen/summary.json)."""
+def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> RefGenSummary:
+    """The whole stage; resumable. Returns its summary (also written to <store>/refgen/summary.json)."""
     store = Store(store_path)
     pool = load_pool(cfg.pool, cfg.candidates)
-    summary: dict[str, Any] = {"libraries": {}}
+    libraries: dict[str, LibraryOutcome] = {}
     references: set[str] = set()
     for library, (table, results) in rank_and_train(
         envs_by_library(cfg), pool, cfg, store_path, progress
     ).items():
-        ranking = [r["candidate"] for r in table["ranking"]]
         references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
-        summary["libraries"][library] = {
-            "ranking": ranking,
-            "ranking_by_action_kind": table.get("ranking_by_action_kind", {}),
-            "references": sum(r.status == "done" for r in results.values()),
-            "failed": [k for k, r in results.items() if r.status == "failed"],
-        }
+        libraries[library] = LibraryOutcome(
+            tuple(table.candidates),
+            table.ranking_by_action_kind,
+            references=sum(r.status == "done" for r in results.values()),
+            failed=tuple(k for k, r in results.items() if r.status == "failed"),
+        )
     runs = store.runs()
     for run_id in runs:  # ranking runs that are nobody's reference stay, but are not trained on
         if (
@@ -259,18 +247,16 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> dic
                 },
             )
     relabel_runs(store, references, "relabel", progress)
-    verdicts = {}
+    verdicts: dict[str, Curation] = {}
     for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
-    summary["fallbacks"] = fallback_references(store, runs, references, verdicts, cfg, progress)
-    summary["runs"] = {
-        rid: {
-            "env_id": runs[rid].env_id,
-            **{k: v for k, v in verdicts[rid].items() if k != "best_on_env"},
-        }
-        for rid in sorted(verdicts)
-    }
-    write_json_atomic(store.path / "refgen" / "summary.json", summary)
+    fallbacks = fallback_references(store, runs, references, verdicts, cfg, progress)
+    summary = RefGenSummary(
+        libraries,
+        {env_id: tuple(run_ids) for env_id, run_ids in fallbacks.items()},
+        {rid: RunOutcome(runs[rid].env_id, verdicts[rid]) for rid in sorted(verdicts)},
+    )
+    summary.write(store.path)
     return summary
 
 
@@ -287,7 +273,7 @@ def fallback_references(
     store: Store,
     runs: dict[str, ManifestEntry],
     references: set[str],
-    verdicts: dict[str, dict],
+    verdicts: dict[str, Curation],
     cfg: RefGenConfig,
     progress: bool = True,
 ) -> dict[str, list[str]]:
@@ -300,7 +286,7 @@ def fallback_references(
     `references`; returns env -> the fallback runs that passed."""
     failed_envs = sorted(
         {runs[r].env_id for r in references}
-        - {runs[r].env_id for r, v in verdicts.items() if v["verdict"] == "pass"}
+        - {runs[r].env_id for r, v in verdicts.items() if v.verdict == "pass"}
     )
     found: dict[str, list[str]] = {}
     for env_id in failed_envs:
@@ -308,7 +294,7 @@ def fallback_references(
         relabel_runs(store, others, f"fallback {env_id}", progress)
         fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
         verdicts.update(fallback)
-        passed = sorted(r for r, v in fallback.items() if v["verdict"] == "pass")
+        passed = sorted(r for r, v in fallback.items() if v.verdict == "pass")
         references |= set(fallback)
         if passed:
             found[env_id] = passed
@@ -317,22 +303,23 @@ def fallback_references(
 
 def curate_env_references(
     store: Store, env_id: str, references: set[str], cfg: RefGenConfig
-) -> dict[str, dict]:
+) -> dict[str, Curation]:
     """Curate the reference runs of one env (ranking-only runs stay excluded)."""
-    verdicts = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=references)
-    return verdicts
+    return curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=references)
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: RefGenSummary) -> None:
     """One line per reference run, then the ranking of each library."""
     print(f"{'verdict':<8} {'final return':>12}  run (reasons)")
-    for rid, r in summary["runs"].items():
-        fr = r.get("final_return")
-        why = f"  ({'; '.join(r['reasons'])})" if r["reasons"] else ""
-        print(f"{r['verdict']:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
-    for env_id, run_ids in summary.get("fallbacks", {}).items():
-        print(f"{env_id}: its references failed curation; ranking runs that passed: {run_ids}")
-    for lib, info in summary["libraries"].items():
+    for rid, r in summary.runs.items():
+        fr, verdict = r.curation.final_return, r.curation.verdict
+        why = f"  ({'; '.join(r.curation.reasons)})" if r.curation.reasons else ""
+        print(f"{verdict:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
+    for env_id, run_ids in summary.fallbacks.items():
         print(
-            f"{lib}: ranking {info['ranking']}, {info['references']} reference runs, {len(info['failed'])} failed jobs"
+            f"{env_id}: its references failed curation; ranking runs that passed: {list(run_ids)}"
+        )
+    for lib, info in summary.libraries.items():
+        print(
+            f"{lib}: ranking {list(info.ranking)}, {info.references} reference runs, {len(info.failed)} failed jobs"
         )

@@ -68,7 +68,7 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
         assert reader.has_reference_actions() and len(reader.meta["episode_returns"]) >= 2
         # plumbing, not quality: every reference counts
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
-    assert len(summary["runs"]) == len(envs)
+    assert len(summary.runs) == len(envs)
 
     seen: set[str] = set()  # the envs of every window the training loop consumed
     real_next = WindowLoader.__next__

@@ -69,7 +69,7 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
     table, _ = stage.rank_and_train({"classic-control": envs}, pool, cfg, str(tmp_path))[
         "classic-control"
     ]
-    assert table["ranking"][0]["candidate"] == "a2c-8env"
+    assert table.ranking[0].candidate == "a2c-8env"
     planned = plan_jobs(cfg, str(tmp_path))
     assert len({j.key for j in ran}) == len(planned)
     assert sorted(j.budget for j in {j.key: j for j in ran}.values()) == sorted(
@@ -131,7 +131,7 @@ def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):
     near = _fake_run(store, "lib/Cost-v0", list(np.linspace(-1500, -240, 30)))
     far = _fake_run(store, "lib/Cost-v0", list(np.linspace(-1500, -600, 30)))
     v = curate_env(store, "lib/Cost-v0")
-    assert v[best]["verdict"] == "pass" and v[near]["verdict"] == "pass"
-    assert v[far]["verdict"] == "fail" and "below 95%" in v[far]["reasons"][-1]
+    assert v[best].verdict == "pass" and v[near].verdict == "pass"
+    assert v[far].verdict == "fail" and "below 95%" in v[far].reasons[-1]
     m = store.open_run(best).meta
     assert m["first10"] < m["last10"] < 0  # anchors of negative returns keep their order

@@ -82,9 +82,9 @@ def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
     flat = _fake_run(store, "lib/E-v0", [50.0, 52.0, 49.0, 51.0] * 10)
     worse = _fake_run(store, "lib/E-v0", list(np.linspace(0, 80, 40)))
     v = curate_env(store, "lib/E-v0")
-    assert v[good]["verdict"] == "pass"
-    assert v[flat]["verdict"] == "fail" and "no significant improvement" in v[flat]["reasons"][0]
-    assert v[worse]["verdict"] == "fail" and "below 95%" in v[worse]["reasons"][-1]
+    assert v[good].verdict == "pass"
+    assert v[flat].verdict == "fail" and "no significant improvement" in v[flat].reasons[0]
+    assert v[worse].verdict == "fail" and "below 95%" in v[worse].reasons[-1]
     assert store.runs()[flat].verdict == "fail"  # marked, not deleted
     assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
 
@@ -105,11 +105,11 @@ def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_pa
         **curate_env(store, "lib/E-v0", only={top}),
         **curate_env(store, "lib/F-v0", only={fine}),
     }
-    assert verdicts[top]["verdict"] == "fail"
+    assert verdicts[top].verdict == "fail"
     cfg = RefGenConfig(envs=["lib/E-v0"])
     found = fallback_references(store, store.runs(), references, verdicts, cfg, progress=False)
     assert found == {"lib/E-v0": [other]}  # judged among the fallbacks, not against `top`
-    assert verdicts[other]["verdict"] == "pass" and verdicts[flat]["verdict"] == "fail"
+    assert verdicts[other].verdict == "pass" and verdicts[flat].verdict == "fail"
     assert store.runs()[other].verdict == "pass" and other in references
     assert ranking_f not in references and ranking_f not in verdicts  # F has its reference
 
@@ -178,14 +178,14 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
     for env in CONFIG["envs"]:
         on_env = [runs[r].verdict for r in refs if runs[r].env_id == env]
         assert on_env in (["pass"], ["fail", "pass"], ["pass", "fail"], ["fail", "fail"]), on_env
-        assert (env in summary["fallbacks"]) == (sorted(on_env) == ["fail", "pass"])
+        assert (env in summary.fallbacks) == (sorted(on_env) == ["fail", "pass"])
     for r in refs:
         reader = store.open_run(r)
         assert reader.has_reference_actions() and reader.meta["relabelled"]
         assert reader.meta["curation"]["verdict"] in ("pass", "fail")
     ranking = json.loads((store_dir / "refgen" / "ranking-classic-control.json").read_text())
     assert {r["candidate"] for r in ranking["ranking"]} == {"ppo-8env", "a2c-8env"}
-    assert set(summary["libraries"]) == {"classic-control", "toy-text"}
+    assert set(summary.libraries) == {"classic-control", "toy-text"}
 
 
 @pytest.mark.slow

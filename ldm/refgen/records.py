@@ -1,0 +1,213 @@
+"""The reference stage's records: the ranking table of a library and the stage's summary.
+
+Owns the schema of `<store>/refgen/ranking-<library>.json` (`RankingTable`) and of
+`<store>/refgen/summary.json` (`RefGenSummary`, with a `LibraryOutcome` per library and a
+`RunOutcome` per curated run). They are frozen: a misspelt field fails where it is made, and
+`to_json` writes the files' long-standing form. `from_json` reads them, files written by
+earlier versions included (tables without per-kind rankings, summaries without fallbacks),
+and names any key it does not know.
+
+Imports the standard library and ldm.data's `Curation`; must not import ldm.envs, the SB3
+classes, ldm.model or later parts (the records are read without them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ldm.atomic import write_json_atomic
+from ldm.data import Curation
+from ldm.errors import RefGenError
+
+
+def ranking_path(store: str | Path, library: str) -> Path:
+    """Where a library's ranking table lies in a store."""
+    return Path(store) / "refgen" / f"ranking-{library}.json"
+
+
+def summary_path(store: str | Path) -> Path:
+    """Where the stage's summary lies in a store."""
+    return Path(store) / "refgen" / "summary.json"
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    """One candidate's place in a ranking."""
+
+    candidate: str
+    points: int | None
+    """Pairwise Welch wins on the ranking envs; None when the library was not ranked."""
+
+
+@dataclass(frozen=True)
+class RankingTable:
+    """The ranking of a library's candidates (pairwise one-tailed Welch tests).
+
+    Two forms: ranked (`envs` set, `note` None) and unranked (too few compatible candidates:
+    every candidate with `points` None and the `note` saying why)."""
+
+    library: str
+    ranking: tuple[RankedCandidate, ...]
+    envs: tuple[str, ...] = ()
+    """The K envs the candidates were ranked on."""
+    ranking_by_action_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Candidate names best first among the ranking envs of each action kind."""
+    final_returns: dict[str, dict[str, float]] = field(default_factory=dict)
+    """env -> candidate -> mean final return of its ranking run."""
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    """env -> candidate -> why it cannot run there."""
+    failed: dict[str, str | None] = field(default_factory=dict)
+    """job key -> error of the ranking jobs that failed."""
+    note: str | None = None
+    """Why the library was not ranked (the unranked form only)."""
+
+    @property
+    def candidates(self) -> list[str]:
+        """Candidate names, best first."""
+        return [r.candidate for r in self.ranking]
+
+    def order(self) -> dict[str, list[str]]:
+        """The planner's ranking argument: `"*"` -> every candidate, action kind -> its own."""
+        by_kind = {k: list(v) for k, v in self.ranking_by_action_kind.items()}
+        return {"*": self.candidates, **by_kind}
+
+    def to_json(self) -> dict[str, Any]:
+        ranking = [{"candidate": r.candidate, "points": r.points} for r in self.ranking]
+        if self.note is not None:
+            return {"library": self.library, "ranking": ranking, "note": self.note}
+        return {
+            "library": self.library,
+            "envs": list(self.envs),
+            "ranking": ranking,
+            "ranking_by_action_kind": {k: list(v) for k, v in self.ranking_by_action_kind.items()},
+            "final_returns": self.final_returns,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RankingTable:
+        _known(cls, d, f"ranking table of {d.get('library', '?')!r}")
+        return cls(
+            **{
+                **d,
+                "ranking": tuple(RankedCandidate(**r) for r in d["ranking"]),
+                "envs": tuple(d.get("envs", ())),
+                "ranking_by_action_kind": {
+                    k: tuple(v) for k, v in d.get("ranking_by_action_kind", {}).items()
+                },
+            }
+        )
+
+    def write(self, store: str | Path) -> Path:
+        path = ranking_path(store, self.library)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, store: str | Path, library: str) -> RankingTable:
+        return cls.from_json(_read(ranking_path(store, library)))
+
+
+@dataclass(frozen=True)
+class LibraryOutcome:
+    """What the stage did for one library."""
+
+    ranking: tuple[str, ...]
+    ranking_by_action_kind: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    references: int = 0
+    """Reference jobs that finished."""
+    failed: tuple[str, ...] = ()
+    """Keys of the reference jobs that failed."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ranking": list(self.ranking),
+            "ranking_by_action_kind": {k: list(v) for k, v in self.ranking_by_action_kind.items()},
+            "references": self.references,
+            "failed": list(self.failed),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LibraryOutcome:
+        _known(cls, d, "library summary")
+        kinds = {k: tuple(v) for k, v in d.get("ranking_by_action_kind", {}).items()}
+        return cls(
+            tuple(d["ranking"]), kinds, int(d.get("references", 0)), tuple(d.get("failed", ()))
+        )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A curated run: its env and curation's verdict."""
+
+    env_id: str
+    curation: Curation
+
+    def to_json(self) -> dict[str, Any]:
+        verdict = self.curation.to_dict()
+        verdict.pop("best_on_env", None)  # the env's figure, not the run's
+        return {"env_id": self.env_id, **verdict}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RunOutcome:
+        d = dict(d)
+        env_id = d.pop("env_id")
+        try:
+            return cls(env_id, Curation.from_dict(d))
+        except Exception as e:
+            raise RefGenError(f"summary entry of {env_id!r}: {e}") from None
+
+
+@dataclass(frozen=True)
+class RefGenSummary:
+    """The stage's outcome (`run_refgen`), written to `<store>/refgen/summary.json`."""
+
+    libraries: dict[str, LibraryOutcome] = field(default_factory=dict)
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """env -> its ranking runs that became references when its references all failed."""
+    runs: dict[str, RunOutcome] = field(default_factory=dict)
+    """run id -> verdict, for every curated run."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "libraries": {k: v.to_json() for k, v in self.libraries.items()},
+            "fallbacks": {k: list(v) for k, v in self.fallbacks.items()},
+            "runs": {k: v.to_json() for k, v in self.runs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RefGenSummary:
+        _known(cls, d, "refgen summary")
+        return cls(
+            {k: LibraryOutcome.from_json(v) for k, v in d.get("libraries", {}).items()},
+            {k: tuple(v) for k, v in d.get("fallbacks", {}).items()},
+            {k: RunOutcome.from_json(v) for k, v in d.get("runs", {}).items()},
+        )
+
+    def write(self, store: str | Path) -> Path:
+        path = summary_path(store)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, store: str | Path) -> RefGenSummary:
+        return cls.from_json(_read(summary_path(store)))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RefGenError(f"{path} does not exist; run `ldm refgen all` first") from None
+
+
+def _known(cls: Any, d: dict[str, Any], what: str) -> None:
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise RefGenError(f"{what} has unknown keys {sorted(unknown)}")
