@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import tomllib
 
 from ldm.errors import ConfigError
-from ldm.pipeline.state import STAGES, PipelineState
+from ldm.pipeline.state import STAGES, PipelineState, RunSource
 
 if TYPE_CHECKING:
     from ldm.eval.results import EvalResult, Summary
@@ -157,7 +157,7 @@ def run_pipeline(
             raise ConfigError(f"--from {start!r}: choose one of {STAGES}")
         for stage in state.clear_from(start):
             _clear_outputs(cfg, stage)
-    state.set_config({"name": cfg.name, "path": str(config_path)})
+    state.set_source(RunSource(cfg.name, str(config_path)))
 
     if not state.done("refgen"):
         _banner("1/3 reference policies", cfg)

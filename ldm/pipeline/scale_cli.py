@@ -6,7 +6,8 @@ protocol and records the share of envs where the model reaches >= 80% of the ref
 
     OUT/<preset>/          the training run of that preset (resumable, like `ldm train`)
     OUT/scale.json         {"presets": {preset: {"params", "points": [{step, transitions,
-                            share_at_80, share_at_100, median_score}]}}}
+                            share_at_80, share_at_100, median_score, scores}]}}, "store"}
+                           (`ScaleResults`, ldm/pipeline/scale_records.py)
     OUT/scale.png          share of envs >= 80% of reference against transitions seen
 
 Rerunning the command resumes: finished presets and evaluated checkpoints are kept.
@@ -17,21 +18,21 @@ with the study's defaults. Sits above ldm.eval in the import order (it uses it).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
 import tyro
 
-from ldm.atomic import atomic_path, write_json_atomic
+from ldm.atomic import atomic_path
 from ldm.errors import TrainError
 from ldm.eval import EvalConfig
 from ldm.model.config import PRESETS
+from ldm.pipeline.scale_records import ScalePoint, ScaleResults
 from ldm.train.config import TrainConfig
 
 
-def plot_scale(results: dict, path: Path) -> None:
+def plot_scale(results: ScaleResults, path: Path) -> None:
     """Share of envs at >= 80% of reference against training transitions, one line per preset."""
     import matplotlib
 
@@ -39,15 +40,15 @@ def plot_scale(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for preset, r in results["presets"].items():
-        pts = sorted(r["points"], key=lambda p: p["transitions"])
+    for preset, r in results.presets.items():
+        pts = sorted(r.points, key=lambda p: p.transitions)
         if not pts:
             continue
         ax.plot(
-            [p["transitions"] for p in pts],
-            [100 * p["share_at_80"] for p in pts],
+            [p.transitions for p in pts],
+            [100 * p.share_at_80 for p in pts],
             marker="o",
-            label=f"{preset} ({r['params'] / 1e6:.1f}M)",
+            label=f"{preset} ({r.params / 1e6:.1f}M)",
         )
     ax.set_xlabel("training transitions seen")
     ax.set_ylabel("envs at >= 80% of reference (%)")
@@ -140,10 +141,8 @@ def main(cfg: Annotated[ScaleConfig, tyro.conf.arg(name="")]) -> int:
     root.mkdir(parents=True, exist_ok=True)
     every = max(1, steps // cfg.points)
     result_path = root / "scale.json"
-    results = json.loads(result_path.read_text()) if result_path.exists() else {"presets": {}}
-    results["store"] = str(st.path)
+    results = replace(ScaleResults.load(result_path), store=str(st.path))
     for preset in cfg.preset_names:
-        entry = results["presets"].setdefault(preset, {"points": []})
         run_dir = root / preset
         tcfg = replace(
             base,
@@ -153,35 +152,33 @@ def main(cfg: Annotated[ScaleConfig, tyro.conf.arg(name="")]) -> int:
             checkpoint_every=every,
             keep_checkpoints=cfg.points + 1,
         )
-        entry["params"] = sum(parameter_counts(tcfg.model_config()).values())
-        print(f"scale: training {preset} ({entry['params'] / 1e6:.1f}M parameters), {steps} steps")
+        params = sum(parameter_counts(tcfg.model_config()).values())
+        results = results.with_preset(preset, params)
+        print(f"scale: training {preset} ({params / 1e6:.1f}M parameters), {steps} steps")
         train(tcfg, evaluate=env_evaluation(tcfg.eval_episodes))
-        done = {p["step"] for p in entry["points"]}
         for ckpt in checkpoint_dirs(run_dir):
             step = checkpoint_step(ckpt)
-            if step in done or step % every and step != steps:
+            if step in results.presets[preset].steps or step % every and step != steps:
                 continue
             transitions = int(load_state(ckpt)["transitions"])
             policy = LDMPolicy.from_pretrained(ckpt)
             res = evaluate(policy, None, st, cfg.eval, progress=False)
             s = res.summary
-            entry["points"].append(
-                {
-                    "step": step,
-                    "transitions": transitions,
-                    "share_at_80": s.share_at_80,
-                    "share_at_100": s.share_at_100,
-                    "median_score": s.median_score,
-                    "scores": {e.env_id: e.normalised_score for e in res.envs},
-                }
+            point = ScalePoint(
+                step,
+                transitions,
+                s.share_at_80,
+                s.share_at_100,
+                s.median_score,
+                scores={e.env_id: e.normalised_score for e in res.envs},
             )
+            results = results.with_point(preset, point)
             print(
                 f"scale: {preset} step {step}: {s.at_80}/{s.scorable} envs >= 80% "
                 f"(median {s.median_score:.0f})"
             )
-            write_json_atomic(result_path, results)
-        entry["points"].sort(key=lambda p: p["step"])
-        write_json_atomic(result_path, results)
+            results.write(result_path)
+        results.write(result_path)
         plot_scale(results, root / "scale.png")
     print(f"scale: {result_path} and {root / 'scale.png'}")
     return 0

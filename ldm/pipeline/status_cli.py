@@ -1,15 +1,48 @@
 """`ldm status DIR`: where a pipeline stands (stages done, jobs, checkpoints, headline).
 
-Owns: the status printout. Imports only ldm.pipeline.state (inside `main`); must not import
-torch, the model or the envs (status reads files).
+Owns: the status printout, one detail function per stage. Imports ldm.pipeline.state and
+refgen's `JobResult` record (inside `main`); must not import torch, the model or the envs
+(status reads files).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import tyro
+
+from ldm.pipeline.state import STAGES, PipelineState
+
+
+def _refgen_detail(out: Path, state: PipelineState) -> str:
+    from ldm.refgen.jobs import JobResult
+
+    jobs = out / "store" / "refgen" / "jobs.json"
+    if not jobs.exists():
+        return ""
+    results = [JobResult.from_dict(d) for d in json.loads(jobs.read_text()).values()]
+    done = sum(r.status == "done" for r in results)
+    return f"{done} jobs done, {sum(r.status == 'failed' for r in results)} failed"
+
+
+def _train_detail(out: Path, state: PipelineState) -> str:
+    ckpts = sorted((out / "train" / "checkpoints").glob("step-*"))
+    return f"latest checkpoint {ckpts[-1].name}" if ckpts else ""
+
+
+def _eval_detail(out: Path, state: PipelineState) -> str:
+    record = state.stage("eval")
+    return record.summary.get("headline", "") if record is not None and record.done else ""
+
+
+#: stage -> what the status line shows beside it (jobs, newest checkpoint, headline)
+DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
+    "refgen": _refgen_detail,
+    "train": _train_detail,
+    "eval": _eval_detail,
+}
 
 
 def main(out: tyro.conf.Positional[str]) -> int:
@@ -18,31 +51,15 @@ def main(out: tyro.conf.Positional[str]) -> int:
     Args:
         out: The pipeline's `out` directory.
     """
-    from ldm.pipeline.state import STAGES, PipelineState
-
     d = Path(out)
     if not (d / "pipeline.json").exists():
         print(f"{d}: no pipeline has run here (no pipeline.json)")
         return 1
     state = PipelineState(d)
-    print(f"pipeline {state.data.get('config', {}).get('name', '?')} in {d}")
+    print(f"pipeline {state.source.name if state.source else '?'} in {d}")
     for stage in STAGES:
         mark = "done" if state.done(stage) else "todo"
         secs = state.seconds(stage)
-        extra = ""
-        if stage == "refgen":
-            jobs = d / "store" / "refgen" / "jobs.json"
-            if jobs.exists():
-                entries = json.loads(jobs.read_text()).values()
-                extra = f"{sum(e['status'] == 'done' for e in entries)} jobs done, {sum(e['status'] == 'failed' for e in entries)} failed"
-        elif stage == "train":
-            ckpts = (
-                sorted((d / "train" / "checkpoints").glob("step-*"))
-                if (d / "train").exists()
-                else []
-            )
-            extra = f"latest checkpoint {ckpts[-1].name}" if ckpts else ""
-        elif stage == "eval" and state.done("eval"):
-            extra = state.data["stages"]["eval"].get("summary", {}).get("headline", "")
+        extra = DETAILS[stage](d, state)
         print(f"  {stage:<7} {mark:<5} {'' if secs is None else f'{secs:6.0f} s'}  {extra}")
     return 0

@@ -8,6 +8,7 @@ from ldm.errors import TrainError
 from ldm.eval import EvalConfig
 from ldm.pipeline.scale_cli import ScaleConfig
 from ldm.pipeline.scale_cli import main as scale
+from ldm.pipeline.scale_records import PresetScale, ScalePoint, ScaleResults
 from ldm.spaces import SpaceSpec
 from ldm.train import TrainConfig
 
@@ -55,6 +56,8 @@ def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
     )
     assert scale(kw) == 0
     res = json.loads((tmp_path / "scale" / "scale.json").read_text())
+    assert ScaleResults.load(tmp_path / "scale" / "scale.json").to_json() == res
+    assert res["store"] == str(cartpole_store.path)
     tiny, small = res["presets"]["ldm-tiny"], res["presets"]["ldm-small"]
     assert tiny["params"] < small["params"]
     for r in (tiny, small):
@@ -83,3 +86,17 @@ def test_scale_rejects_unknown_presets_before_training(cartpole_store, tmp_path)
     with pytest.raises(TrainError, match="ldm-huge"):
         scale(ScaleConfig(str(cartpole_store.path), presets="ldm-tiny,ldm-huge", out=str(tmp_path)))
     assert not (tmp_path / "ldm-tiny").exists()
+
+
+def test_scale_results_keep_points_in_step_order_and_name_unknown_keys(tmp_path):
+    p4 = ScalePoint(4, 400, 0.5, 0.0, 60.0, {"a/B-v0": 60.0})
+    p2 = ScalePoint(2, 200, 0.0, 0.0, None, {"a/B-v0": None})
+    res = ScaleResults(store="s").with_preset("ldm-tiny", 10).with_point("ldm-tiny", p4)
+    res = res.with_preset("ldm-tiny", 12).with_point("ldm-tiny", p2)
+    assert res.presets["ldm-tiny"] == PresetScale(12, (p2, p4))
+    res.write(tmp_path / "scale.json")
+    assert ScaleResults.load(tmp_path / "scale.json") == res
+    assert ScaleResults.load(tmp_path / "missing.json") == ScaleResults()
+    bad = {"presets": {"ldm-tiny": {"params": 1, "points": [{"step": 1, "share": 0.5}]}}}
+    with pytest.raises(TrainError, match=r"scale.json point has unknown keys \['share'\]"):
+        ScaleResults.from_json(bad)

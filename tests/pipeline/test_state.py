@@ -1,26 +1,44 @@
-"""PipelineState: which stages of an output directory are finished, kept across processes."""
+"""PipelineState: which stages of an output directory are finished, kept across processes;
+`ldm status` reads it."""
 
 import json
 
 import pytest
 
-from ldm.pipeline.state import STAGES, PipelineState
+from ldm.errors import ConfigError
+from ldm.pipeline.state import STAGES, PipelineState, RunSource, StageRecord
+from ldm.pipeline.status_cli import main as status
+
+#: pipeline.json as the suite's run wrote it (refgen and train done, eval not yet)
+WRITTEN = {
+    "stages": {
+        "refgen": {"done": True, "seconds": 2606.6, "finished": 1795889236.715952},
+        "train": {
+            "done": True,
+            "seconds": 2206.7,
+            "finished": 1795891857.951117,
+            "summary": {"checkpoint": "/work/runs/suite/train/final"},
+        },
+    },
+    "config": {"name": "suite", "path": "configs/suite.toml"},
+}
 
 
 def test_finished_stages_survive_a_new_process(tmp_path):
     state = PipelineState(tmp_path / "out")
     assert not any(state.done(s) for s in STAGES)
-    assert state.seconds("refgen") is None
-    state.set_config({"name": "x"})
-    state.mark_done("refgen", 12.345, {"jobs": 3})
+    assert state.seconds("refgen") is None and state.stage("refgen") is None
+    state.set_source(RunSource("x"))
+    state.mark_done("refgen", 12.345, {"jobs": "3"})
     state.mark_done("train", 1.04)
 
     again = PipelineState(tmp_path / "out")  # what a rerun reads
     assert again.done("refgen") and again.done("train") and not again.done("eval")
     assert again.seconds("refgen") == 12.3 and again.seconds("train") == 1.0
+    assert again.source == RunSource("x")
     data = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert data["config"] == {"name": "x"}
-    assert data["stages"]["refgen"]["summary"] == {"jobs": 3}
+    assert data["stages"]["refgen"]["summary"] == {"jobs": "3"}
     assert "summary" not in data["stages"]["train"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["pipeline.json"]
 
@@ -34,5 +52,49 @@ def test_clear_from_forgets_that_stage_and_every_later_one(tmp_path):
     assert again.done("refgen") and not again.done("train") and not again.done("eval")
     assert again.clear_from("refgen") == list(STAGES)
     assert not any(PipelineState(tmp_path).done(s) for s in STAGES)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'deploy' is not one of"):
         state.clear_from("deploy")
+
+
+def test_a_written_file_loads_and_is_written_back_unchanged(tmp_path):
+    (tmp_path / "pipeline.json").write_text(json.dumps(WRITTEN))
+    state = PipelineState(tmp_path)
+    assert state.stage("train") == StageRecord(
+        True, 2206.7, 1795891857.951117, {"checkpoint": "/work/runs/suite/train/final"}
+    )
+    assert state.source == RunSource("suite", "configs/suite.toml")
+    assert state.to_json() == WRITTEN
+    state.mark_done("eval", 60.0, {"headline": "3/8 envs >= 80%"})
+    data = json.loads((tmp_path / "pipeline.json").read_text())
+    assert data["stages"]["refgen"] == WRITTEN["stages"]["refgen"]
+    assert data["stages"]["eval"]["summary"] == {"headline": "3/8 envs >= 80%"}
+
+
+def test_unknown_keys_are_named(tmp_path):
+    bad = {**WRITTEN, "stages": {"train": {**WRITTEN["stages"]["train"], "secs": 1}}}
+    (tmp_path / "pipeline.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match=r"stage 'train' has unknown keys \['secs'\]"):
+        PipelineState(tmp_path)
+    (tmp_path / "pipeline.json").write_text(json.dumps({**WRITTEN, "version": 2}))
+    with pytest.raises(ConfigError, match=r"unknown keys \['version'\]"):
+        PipelineState(tmp_path)
+
+
+def test_status_shows_each_stage_with_its_detail(tmp_path, capsys):
+    assert status(str(tmp_path)) == 1
+    assert "no pipeline has run here" in capsys.readouterr().out
+    (tmp_path / "pipeline.json").write_text(json.dumps(WRITTEN))
+    jobs = tmp_path / "store" / "refgen" / "jobs.json"
+    jobs.parent.mkdir(parents=True)
+    failed = {"status": "failed", "error": "boom", "traceback": None}
+    jobs.write_text(json.dumps({"a": failed, "b": failed}))
+    (tmp_path / "train" / "checkpoints" / "step-000200").mkdir(parents=True)
+    (tmp_path / "train" / "checkpoints" / "step-000100").mkdir()
+    PipelineState(tmp_path).mark_done("eval", 5.0, {"headline": "2/3 envs >= 80%"})
+    assert status(str(tmp_path)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"pipeline suite in {tmp_path}"
+    assert lines[1].split() == ["refgen", "done", "2607", "s", "0", "jobs", "done,", "2", "failed"]
+    assert lines[2].split() == ["train", "done", "2207", "s", "latest", "checkpoint", "step-000200"]
+    assert lines[3].split()[:4] == ["eval", "done", "5", "s"]
+    assert lines[3].endswith("2/3 envs >= 80%")
