@@ -34,11 +34,8 @@ def main(
         from ldm.pipeline.plan import plan
 
         p = plan(PipelineConfig.load(config, profile, out))
-        print(json.dumps(p, indent=1))
-        print(
-            f"plan: {p['jobs']} training jobs, {p['transitions']:,} transitions, "
-            f"~{p['estimated_storage_gb']} GB of store, model {p['model']} for {p['train_steps']:,} steps"
-        )
+        print(json.dumps(p.to_json(), indent=1))
+        print(p.headline())
         return 0
     run_pipeline(config, start=from_, profile=profile, out=out)
     return 0

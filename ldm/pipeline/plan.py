@@ -1,33 +1,95 @@
 """`ldm run CONFIG --dry-run`: validate a pipeline config and print its plan without running it.
 
-Owns: the dry run's printed plan and its figures (jobs, transitions, bytes per library).
-Imports the pipeline config, the hub's spaces and refgen's planner; must not import torch,
-ldm.model, ldm.train or ldm.eval (a dry run starts no training and no evaluation).
+Owns: the dry run's plan (`DryRunPlan`: jobs, transitions and bytes per library, the model
+and the evaluation) and its storage estimate. Imports the pipeline config, the hub's spaces
+and refgen's planner; must not import torch, ldm.model, ldm.train or ldm.eval (a dry run
+starts no training and no evaluation).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from ldm.pipeline.run import PipelineConfig
+from ldm.refgen.plan import LibraryJobs
+from ldm.spaces import SpaceSpec
 
 #: bytes on disk per transition, by observation kind, before compression (raw arrays); the
 #: compression ratios measured by bench/data.py are applied on top.
 COMPRESSION = {"vector": 0.6, "image": 0.35}
 
 
-def _raw_bytes(obs: Any, act: Any) -> int:
-    import numpy as np
-
+def _raw_bytes(obs: SpaceSpec, act: SpaceSpec) -> int:
     if obs.kind == "image":
-        o = int(np.prod(obs.shape))
+        o = math.prod(obs.shape)  # uint8 pixels
     else:
         o = 8 if obs.kind == "discrete" else obs.flat_dim * 4
     a = max(1, act.flat_dim) * (4 if act.kind == "continuous" else 8)
     return o + 2 * a + 4 + 2  # obs, actions + reference actions, reward, flags
 
 
-def plan(cfg: PipelineConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DryRunPlan:
+    """What `ldm run CONFIG` would do, in figures (a tested contract)."""
+
+    name: str
+    libraries: dict[str, LibraryJobs]
+    library_bytes: dict[str, int]
+    """Estimated bytes of each library's runs in the store."""
+    model: str
+    train_steps: int
+    train_windows: int
+    eval_episodes_per_env: int
+    runner: str
+    cluster: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def jobs(self) -> int:
+        return sum(lib.rank_jobs + lib.train_jobs for lib in self.libraries.values())
+
+    @property
+    def transitions(self) -> int:
+        return sum(lib.transitions for lib in self.libraries.values())
+
+    @property
+    def transitions_max(self) -> int:
+        return sum(lib.transitions_max for lib in self.libraries.values())
+
+    @property
+    def estimated_storage_gb(self) -> float:
+        return round(sum(self.library_bytes.values()) / 1e9, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        """The form `--dry-run` prints."""
+        return {
+            "name": self.name,
+            "libraries": {
+                k: {**v.to_json(), "bytes": self.library_bytes[k]}
+                for k, v in self.libraries.items()
+            },
+            "jobs": self.jobs,
+            "transitions": self.transitions,
+            "transitions_max": self.transitions_max,
+            "estimated_storage_gb": self.estimated_storage_gb,
+            "model": self.model,
+            "train_steps": self.train_steps,
+            "train_windows": self.train_windows,
+            "eval_episodes_per_env": self.eval_episodes_per_env,
+            "runner": self.runner,
+            "cluster": self.cluster,
+        }
+
+    def headline(self) -> str:
+        return (
+            f"plan: {self.jobs} training jobs, {self.transitions:,} transitions, "
+            f"~{self.estimated_storage_gb} GB of store, model {self.model} for "
+            f"{self.train_steps:,} steps"
+        )
+
+
+def plan(cfg: PipelineConfig) -> DryRunPlan:
     """The dry run's plan: the refgen jobs of the one planner (ldm/refgen/plan.py), counted
     per library and per env with their budgets, plus storage, model and evaluation."""
     from ldm.envs import env_spaces
@@ -42,19 +104,17 @@ def plan(cfg: PipelineConfig) -> dict[str, Any]:
             obs, act = env_spaces(j.env_id)
             kind = "image" if obs.kind == "image" else "vector"
             per_tr[j.env_id] = _raw_bytes(obs, act) * COMPRESSION[kind]
-    for lib in libs.values():
-        lib["bytes"] = int(sum(e["transitions"] * per_tr[env] for env, e in lib["envs"].items()))
-    return {
-        "name": cfg.name,
-        "libraries": libs,
-        "jobs": len(jobs),
-        "transitions": sum(lib["transitions"] for lib in libs.values()),
-        "transitions_max": sum(lib["transitions_max"] for lib in libs.values()),
-        "estimated_storage_gb": round(sum(lib["bytes"] for lib in libs.values()) / 1e9, 2),
-        "model": train.preset,
-        "train_steps": train.steps,
-        "train_windows": train.steps * train.batch_size,
-        "eval_episodes_per_env": evaluation.rollouts * evaluation.episodes,
-        "runner": refgen.runner,
-        "cluster": cfg.cluster,
-    }
+    return DryRunPlan(
+        name=cfg.name,
+        libraries=libs,
+        library_bytes={
+            name: int(sum(e.transitions * per_tr[env] for env, e in lib.envs.items()))
+            for name, lib in libs.items()
+        },
+        model=train.preset,
+        train_steps=train.steps,
+        train_windows=train.steps * train.batch_size,
+        eval_episodes_per_env=evaluation.rollouts * evaluation.episodes,
+        runner=refgen.runner,
+        cluster=cfg.cluster,
+    )

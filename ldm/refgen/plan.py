@@ -183,24 +183,63 @@ def plan_jobs(
     return out
 
 
-def summarise_jobs(jobs: list[Job]) -> dict[str, Any]:
-    """The dry run's numbers: jobs and transitions per library and per env (a tested contract).
+@dataclass(frozen=True)
+class EnvJobs:
+    """The dry run's figures of one env."""
 
-    `transitions` is the planned minimum (every run's budget); with episode budgets a run may
-    go on up to its hard limit, summed in `transitions_max`."""
-    libs: dict[str, dict[str, Any]] = {}
-    for j in jobs:
-        lib = libs.setdefault(
-            j.library,
-            {"rank_jobs": 0, "train_jobs": 0, "transitions": 0, "transitions_max": 0, "envs": {}},
+    jobs: int
+    transitions: int
+    """The planned minimum: the sum of its jobs' budgets."""
+    budgets: tuple[int, ...]
+    """The distinct budgets of its jobs, in plan order."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"jobs": self.jobs, "transitions": self.transitions, "budgets": list(self.budgets)}
+
+
+@dataclass(frozen=True)
+class LibraryJobs:
+    """The dry run's figures of one library."""
+
+    rank_jobs: int
+    train_jobs: int
+    transitions: int
+    """The planned minimum (every run's budget)."""
+    transitions_max: int
+    """With episode budgets a run may go on up to its hard limit; their sum."""
+    envs: dict[str, EnvJobs]
+
+    @classmethod
+    def of(cls, jobs: list[Job]) -> LibraryJobs:
+        by_env: dict[str, list[Job]] = {}
+        for j in jobs:
+            by_env.setdefault(j.env_id, []).append(j)
+        return cls(
+            rank_jobs=sum(j.phase == "rank" for j in jobs),
+            train_jobs=sum(j.phase != "rank" for j in jobs),
+            transitions=sum(j.budget for j in jobs),
+            transitions_max=sum(max(j.budget, j.max_budget) for j in jobs),
+            envs={
+                env_id: EnvJobs(
+                    len(js), sum(j.budget for j in js), tuple(dict.fromkeys(j.budget for j in js))
+                )
+                for env_id, js in by_env.items()
+            },
         )
-        lib["rank_jobs" if j.phase == "rank" else "train_jobs"] += 1
-        cap = max(j.budget, j.max_budget)
-        lib["transitions"] += j.budget
-        lib["transitions_max"] += cap
-        env = lib["envs"].setdefault(j.env_id, {"jobs": 0, "transitions": 0, "budgets": []})
-        env["jobs"] += 1
-        env["transitions"] += j.budget
-        if j.budget not in env["budgets"]:
-            env["budgets"].append(j.budget)
-    return libs
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank_jobs": self.rank_jobs,
+            "train_jobs": self.train_jobs,
+            "transitions": self.transitions,
+            "transitions_max": self.transitions_max,
+            "envs": {e: v.to_json() for e, v in self.envs.items()},
+        }
+
+
+def summarise_jobs(jobs: list[Job]) -> dict[str, LibraryJobs]:
+    """The dry run's numbers: jobs and transitions per library and per env (a tested contract)."""
+    by_library: dict[str, list[Job]] = {}
+    for j in jobs:
+        by_library.setdefault(j.library, []).append(j)
+    return {library: LibraryJobs.of(js) for library, js in by_library.items()}

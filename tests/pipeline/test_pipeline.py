@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,10 +78,35 @@ def test_bad_config_is_named(tmp_path):
         PipelineConfig.load(f)
 
 
-def test_dry_run_of_the_paper_config_prints_a_plan():
+def test_dry_run_of_the_paper_config_prints_a_plan(capsys):
+    """The paper's run (ldm-v0.toml) as planned: every library it names, 3M transitions per
+    job, the 308M model on 200k batches of 1024 windows, 2 x 10 episodes per env."""
+    import tomllib
+
     from ldm.cli import main
 
     assert main(["run", "configs/ldm-v0.toml", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    p = json.loads(out[: out.rindex("}") + 1])
+    libraries = tomllib.loads(Path("configs/ldm-v0.toml").read_text())["refgen"]["libraries"]
+    assert sorted(p["libraries"]) == sorted(libraries)
+    for name, lib in p["libraries"].items():
+        assert 1 <= len(lib["envs"]) <= 250, name
+        assert lib["rank_jobs"] + lib["train_jobs"] == sum(e["jobs"] for e in lib["envs"].values())
+        assert lib["transitions"] == 3_000_000 * (lib["rank_jobs"] + lib["train_jobs"])
+        assert all(e["budgets"] == [3_000_000] for e in lib["envs"].values()), name
+        assert lib["bytes"] > 0
+    assert p["jobs"] == sum(lib["rank_jobs"] + lib["train_jobs"] for lib in p["libraries"].values())
+    assert p["transitions"] == p["transitions_max"] == 3_000_000 * p["jobs"]
+    assert p["estimated_storage_gb"] == round(
+        sum(lib["bytes"] for lib in p["libraries"].values()) / 1e9, 2
+    )
+    assert (p["model"], p["train_steps"], p["train_windows"]) == ("ldm-308m", 200_000, 204_800_000)
+    assert (p["eval_episodes_per_env"], p["runner"]) == (20, "ray")
+    assert out.splitlines()[-1] == (
+        f"plan: {p['jobs']} training jobs, {p['transitions']:,} transitions, "
+        f"~{p['estimated_storage_gb']} GB of store, model ldm-308m for 200,000 steps"
+    )
 
 
 @pytest.mark.slow

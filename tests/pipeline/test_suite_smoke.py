@@ -35,7 +35,7 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
     assert sum(o.kind == "image" for o, _ in specs) >= 5
     assert any(a.kind == "continuous" and a.flat_dim > 1 for _, a in specs)
     p = plan(PipelineConfig.load(SUITE))
-    planned = {e for lib in p["libraries"].values() for e in lib["envs"]}
+    planned = {e for lib in p.libraries.values() for e in lib.envs}
     assert planned == set(envs)
     gpu = PipelineConfig.load(SUITE, "gpu")
     assert gpu.train["preset"] != PipelineConfig.load(SUITE).train["preset"]

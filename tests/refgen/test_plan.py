@@ -11,7 +11,7 @@ from ldm.refgen import stage
 from ldm.refgen.candidates import load_pool
 from ldm.refgen.curate import best_threshold, curate_env
 from ldm.refgen.jobs import Job, JobResult
-from ldm.refgen.plan import plan_jobs, plan_library
+from ldm.refgen.plan import EnvJobs, plan_jobs, plan_library
 from ldm.refgen.stage import RefGenConfig
 
 from .test_refgen import _fake_run
@@ -23,21 +23,27 @@ def test_dry_run_numbers_of_the_quickstart_are_a_contract():
     p = plan(PipelineConfig.load(QUICK))
     # 8 envs x 3 seeds = 24 reference runs; 2 candidates ranked on 7 envs (2 + 2 + 1 + 1 + 1
     # over the 5 libraries) = 14 ranking runs, 7 of which are also seed 0 of a reference
-    assert p["jobs"] == 31
-    assert sum(lib["rank_jobs"] for lib in p["libraries"].values()) == 14
-    assert sum(lib["train_jobs"] for lib in p["libraries"].values()) == 17
-    cc = p["libraries"]["classic-control"]["envs"]
-    assert cc["classic-control/CartPole-v1"] == {
-        "jobs": 4,
-        "transitions": 160_000,
-        "budgets": [40_000],
-    }
-    assert cc["classic-control/Acrobot-v1"]["transitions"] == 4 * 50_000
-    mj = p["libraries"]["mujoco"]["envs"]
+    assert p.jobs == 31
+    assert sum(lib.rank_jobs for lib in p.libraries.values()) == 14
+    assert sum(lib.train_jobs for lib in p.libraries.values()) == 17
+    cc = p.libraries["classic-control"].envs
+    assert cc["classic-control/CartPole-v1"] == EnvJobs(
+        jobs=4, transitions=160_000, budgets=(40_000,)
+    )
+    assert cc["classic-control/Acrobot-v1"].transitions == 4 * 50_000
+    mj = p.libraries["mujoco"].envs
     # the per-env budget is used (the old planner counted the global budget everywhere)
-    assert mj["mujoco/InvertedDoublePendulum-v5"]["budgets"] == [60_000]
-    assert mj["mujoco/Reacher-v5"] == {"jobs": 3, "transitions": 150_000, "budgets": [50_000]}
-    assert p["transitions"] == 1_430_000 == p["transitions_max"]
+    assert mj["mujoco/InvertedDoublePendulum-v5"].budgets == (60_000,)
+    assert mj["mujoco/Reacher-v5"] == EnvJobs(jobs=3, transitions=150_000, budgets=(50_000,))
+    assert p.transitions == 1_430_000 == p.transitions_max
+    # what --dry-run prints
+    printed = p.to_json()
+    assert printed["libraries"]["mujoco"]["envs"]["mujoco/Reacher-v5"] == {
+        "jobs": 3,
+        "transitions": 150_000,
+        "budgets": [50_000],
+    }
+    assert printed["jobs"] == 31 and printed["estimated_storage_gb"] == p.estimated_storage_gb
 
 
 def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):

@@ -104,7 +104,9 @@ def test_the_env_best_return_is_not_a_runs_figure_in_the_summary():
 
 
 def test_unknown_keys_and_missing_files_are_named(tmp_path):
-    with pytest.raises(RefGenError, match=r"ranking table of 'toy-text' has unknown keys \['rank'\]"):
+    with pytest.raises(
+        RefGenError, match=r"ranking table of 'toy-text' has unknown keys \['rank'\]"
+    ):
         RankingTable.from_json({**UNRANKED, "rank": 1})
     with pytest.raises(RefGenError, match=r"refgen summary has unknown keys \['extra'\]"):
         RefGenSummary.from_json({**OLD_SUMMARY, "extra": 1})
