@@ -10,12 +10,14 @@ Importing this package pulls in neither torch nor any environment library.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ldm.envs.registry import EnvInfo, catalog_spaces, list_envs, resolve_env_id
 from ldm.spaces import SpaceSpec
 
 __all__ = [
+    "Backend",
+    "BACKEND_NAMES",
     "make",
     "make_vec",
     "sb3_vec_env",
@@ -26,9 +28,14 @@ __all__ = [
 ]
 
 
+#: how an env's worker runs (ldm/envs/backends.py connects each; tests/envs check the two agree)
+Backend = Literal["process", "inprocess", "ray", "docker"]
+BACKEND_NAMES: tuple[str, ...] = get_args(Backend)
+
+
 def make(
     env_id: str,
-    backend: str = "process",
+    backend: Backend = "process",
     sandbox: bool = False,
     timeout: float = 60.0,
     **make_kwargs: Any,
@@ -43,7 +50,7 @@ def make(
 def make_vec(
     env_id: str,
     num_envs: int,
-    backend: str = "process",
+    backend: Backend = "process",
     workers: int | None = None,
     sandbox: bool = False,
     timeout: float = 60.0,
@@ -72,7 +79,7 @@ def make_vec(
 def sb3_vec_env(
     env_id: str,
     num_envs: int,
-    backend: str = "process",
+    backend: Backend = "process",
     workers: int | None = None,
     sandbox: bool = False,
     **make_kwargs: Any,
@@ -85,7 +92,7 @@ def sb3_vec_env(
     )
 
 
-def env_spaces(env_id: str, backend: str = "process") -> tuple[SpaceSpec, SpaceSpec]:
+def env_spaces(env_id: str, backend: Backend = "process") -> tuple[SpaceSpec, SpaceSpec]:
     """(observation, action) SpaceSpecs of an env: from the catalog, else from a live env."""
     known = catalog_spaces(env_id)
     if known is not None:

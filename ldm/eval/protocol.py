@@ -8,8 +8,8 @@ An env whose worker dies is restarted from scratch (its slots' contexts emptied)
 `retries` times, then reported as failed; the other envs go on.
 
 Owns: `EvalConfig`, the slots' bookkeeping (`EnvRun`), the agents that act for them and the
-lockstep loop (`run_protocol`). Imports numpy, the hub (lazily) and the worker's step-limit
-name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
+lockstep loop (`run_protocol`). Imports numpy, the hub's backend names (the hub itself lazily) and the worker's
+step-limit name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
 `predict`), ldm.train, ldm.pipeline or the report.
 """
 
@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
+from ldm.envs import BACKEND_NAMES, Backend
 from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
 from ldm.errors import EvalError, LDMError
 from ldm.spaces import SpaceSpec
+
+VideoFormat = Literal["mp4", "gif"]
 
 
 @dataclass
@@ -47,7 +50,7 @@ class EvalConfig:
     policy that stalls, e.g. never presses FIRE, cannot hold its slot for the env's own
     27,000-step truncation); episodes cut there count with their return so far and are
     reported per env as `cut_episodes`. 0 = no limit."""
-    backend: str = "process"
+    backend: Backend = "process"
     """Env backend (process, inprocess, ray, docker)."""
     retries: int = 1
     """Restarts of an env whose worker died before it is reported as failed."""
@@ -56,14 +59,16 @@ class EvalConfig:
     LDM (a score counts where the reference itself scores ~100)."""
     video: bool = False
     """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
-    video_format: str = "mp4"
+    video_format: VideoFormat = "mp4"
     """Clip format: mp4 (H.264, small) or gif."""
 
     def __post_init__(self) -> None:
         if self.rollouts < 1 or self.episodes < 1:
             raise EvalError("rollouts and episodes must be >= 1")
-        if self.video_format not in ("mp4", "gif"):
+        if self.video_format not in get_args(VideoFormat):
             raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
+        if self.backend not in BACKEND_NAMES:
+            raise EvalError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
         if self.episode_limit_factor < 0:
             raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
 

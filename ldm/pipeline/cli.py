@@ -1,7 +1,7 @@
 """`ldm run CONFIG [--from STAGE] [--dry-run]`: the whole pipeline from one TOML file.
 
-Owns: the `ldm run` flags. Imports the pipeline inside `main`; must not import torch at
-module import (so `--help` and `--dry-run` stay light).
+Owns: the `ldm run` flags. Imports the pipeline's stage names, the pipeline inside `main`;
+must not import torch at module import (so `--help` and `--dry-run` stay light).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Annotated
 
 import tyro
 
+from ldm.pipeline.state import Stage
+
 
 def main(
     config: tyro.conf.Positional[str],
-    from_: Annotated[str | None, tyro.conf.arg(name="from")] = None,
+    from_: Annotated[Stage | None, tyro.conf.arg(name="from")] = None,
     dry_run: bool = False,
     profile: str | None = None,
     out: str | None = None,

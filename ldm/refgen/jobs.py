@@ -5,8 +5,8 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-stable_baselines3, torch (through SB3), ldm.envs and ldm.data inside `run_job`; must not
-import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
+ldm.envs' backend names, and stable_baselines3, torch (through SB3), the hub and ldm.data
+inside `run_job`; must not import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ldm.envs import Backend
 from ldm.errors import RefGenError
 
 
@@ -37,7 +38,7 @@ class Job:
     budget: int
     seed: int
     store: str
-    backend: str = "process"
+    backend: Backend = "process"
     record: bool = True
     min_episodes: int = 0
     """Episodes (all streams together) the run must finish before it stops; 0 = none."""

@@ -18,13 +18,14 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ldm.atomic import write_json_atomic
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
 
-RUNNERS = ("local", "ray")
+Runner = Literal["local", "ray"]
+RUNNERS: tuple[str, ...] = get_args(Runner)
 
 
 class JobManifest:

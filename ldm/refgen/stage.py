@@ -5,7 +5,7 @@ Every step is resumable: jobs by the runner's manifest, relabelling by each run'
 
 Owns: `RefGenConfig`, ranking, and `run_refgen` (the stage's order of work); the tables
 and the summary it writes are the records of ldm/refgen/records.py. Imports ldm.data,
-ldm.envs (lazily), refgen's planner, runner, curation and records; must not import
+ldm.envs (its backend names; the hub lazily), refgen's planner, runner, curation and records; must not import
 ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ldm.data import Curation, ManifestEntry, Store
+from ldm.envs import BACKEND_NAMES, Backend
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.curate import curate_env, relabel_run, welch_greater
@@ -30,7 +31,7 @@ from ldm.refgen.records import (
     RefGenSummary,
     RunOutcome,
 )
-from ldm.refgen.runner import RUNNERS, run_jobs
+from ldm.refgen.runner import RUNNERS, Runner, run_jobs
 
 
 @dataclass
@@ -61,9 +62,9 @@ class RefGenConfig:
     """Significance level of the Welch t-tests (ranking and curation)."""
     best_fraction: float = 0.95
     """Curation: runs whose final return is below this fraction of the best run on the env fail."""
-    backend: str = "process"
+    backend: Backend = "process"
     """Env backend for training (process, inprocess, ray, docker)."""
-    runner: str = "local"
+    runner: Runner = "local"
     """Job runner: local (process pool) or ray."""
     workers: int | None = None
     """Parallel jobs; None = the number of CPUs."""
@@ -84,6 +85,8 @@ class RefGenConfig:
             raise RefGenError("RefGenConfig needs `envs` or `libraries`")
         if self.runner not in RUNNERS:
             raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
+        if self.backend not in BACKEND_NAMES:
+            raise RefGenError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
         for name in (
             "rank_envs",
             "rank_budget",

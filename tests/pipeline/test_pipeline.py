@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,39 @@ def test_bad_config_is_named(tmp_path):
     f.write_text('name = "x"\n')
     with pytest.raises(ConfigError, match="missing required key 'out'"):
         PipelineConfig.load(f)
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        (
+            "[train]\nbatch_size = 10\nmicro_batch = 4",
+            "batch_size 10 is not a multiple of micro_batch 4",
+        ),
+        ("[train]\nwindow = 4096", "window 4096 is outside 1..the model's context"),
+        ('[train]\nschedule = "linear"', "schedule 'linear' is not constant or cosine"),
+        ('[eval]\nbackend = "dockr"', "backend 'dockr' is not one of"),
+        ('[eval]\nvideo_format = "avi"', "video_format 'avi' is not mp4 or gif"),
+        ('[refgen]\nrunner = "slurm"', "runner 'slurm' is not one of"),
+        ('[refgen]\nbackend = "dockr"', "backend 'dockr' is not one of"),
+    ],
+)
+def test_dry_run_rejects_what_the_run_would(table, message, tmp_path, capsys):
+    """Settings that conflict or name no choice fail when the config is read, so `ldm run
+    --dry-run` (which reads it the same way) rejects them before any stage starts."""
+    from ldm.cli import main
+
+    stage, line = table.split("\n", 1)
+    tables = {"[refgen]": 'envs = ["classic-control/CartPole-v1"]', "[train]": "", "[eval]": ""}
+    tables[stage] = "\n".join(filter(None, [tables[stage], line]))
+    f = tmp_path / "bad.toml"
+    head = f'name = "x"\nout = "{tmp_path / "out"}"\n'
+    f.write_text(head + "".join(f"{k}\n{v}\n" for k, v in tables.items()))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        PipelineConfig.load(f)
+    assert main(["run", str(f), "--dry-run"]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_dry_run_of_the_paper_config_prints_a_plan(capsys):
