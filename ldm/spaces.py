@@ -67,6 +67,11 @@ class SpaceSpec:
         return _RULES[self.kind].flat_dim(self)
 
     @property
+    def value_shape(self) -> tuple[int, ...]:
+        """Shape of one value as an array: () for a discrete category, `shape` otherwise."""
+        return _RULES[self.kind].value_shape(self)
+
+    @property
     def categories(self) -> tuple[int, ...]:
         """Category count of each flattened dim; continuous dims report N_BINS."""
         return _RULES[self.kind].categories(self)
@@ -155,6 +160,7 @@ class _KindRules(NamedTuple):
     flat_dim: Callable[[SpaceSpec], int]
     categories: Callable[[SpaceSpec], tuple[int, ...]]
     describe: Callable[[SpaceSpec], str]
+    value_shape: Callable[[SpaceSpec], tuple[int, ...]]
 
 
 def _nothing(spec: SpaceSpec) -> None:
@@ -165,19 +171,26 @@ def _shaped(spec: SpaceSpec) -> str:
     return f"{spec.kind}{spec.shape}"
 
 
+def _shape(spec: SpaceSpec) -> tuple[int, ...]:
+    return spec.shape
+
+
 _RULES: dict[str, _KindRules] = {
-    "continuous": _KindRules(_check_bounds, _prod, lambda s: (N_BINS,) * s.flat_dim, _shaped),
+    "continuous": _KindRules(
+        _check_bounds, _prod, lambda s: (N_BINS,) * s.flat_dim, _shaped, _shape
+    ),
     "discrete": _KindRules(
-        _check_n, lambda s: 1, lambda s: (int(s.n),), lambda s: f"discrete({s.n})"
+        _check_n, lambda s: 1, lambda s: (int(s.n),), lambda s: f"discrete({s.n})", lambda s: ()
     ),  # type: ignore[arg-type]
     "multi_discrete": _KindRules(
         _check_nvec,
         _prod,
         lambda s: tuple(s.nvec),
         lambda s: f"multi_discrete{list(s.nvec)}",  # type: ignore[arg-type]
+        _shape,
     ),
-    "multi_binary": _KindRules(_nothing, _prod, lambda s: (2,) * s.flat_dim, _shaped),
-    "image": _KindRules(_nothing, lambda s: 0, lambda s: (), _shaped),
+    "multi_binary": _KindRules(_nothing, _prod, lambda s: (2,) * s.flat_dim, _shaped, _shape),
+    "image": _KindRules(_nothing, lambda s: 0, lambda s: (), _shaped, _shape),
 }
 
 

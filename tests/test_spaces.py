@@ -21,6 +21,7 @@ from ldm.spaces import SpaceSpec, check_limits, from_gym_space, to_gym_space
 def test_from_gym_space_round_trips_through_json(space, kind, flat):
     spec = from_gym_space(space)
     assert spec.kind == kind and spec.flat_dim == flat
+    assert spec.value_shape == np.asarray(space.sample()).shape  # one value as an array
     assert SpaceSpec.from_json(spec.to_json()) == spec
     back = to_gym_space(spec)
     assert type(back) is type(space) and from_gym_space(back) == spec

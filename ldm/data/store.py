@@ -82,7 +82,7 @@ def column_dtype(spec: SpaceSpec) -> np.dtype:
 
 def column_shape(spec: SpaceSpec) -> tuple[int, ...]:
     """Shape of one step of a run's obs or actions column for a space."""
-    return () if spec.kind == "discrete" else tuple(spec.shape)
+    return spec.value_shape
 
 
 class Store:

@@ -112,8 +112,7 @@ class EnvRun:
 
 def blank_observation(spec: SpaceSpec) -> np.ndarray:
     """A zero observation of a space (stands in for an env that could not start)."""
-    shape = () if spec.kind == "discrete" else spec.shape
-    return np.zeros(shape, dtype=np.uint8 if spec.kind == "image" else np.float32)
+    return np.zeros(spec.value_shape, dtype=np.uint8 if spec.kind == "image" else np.float32)
 
 
 def rollout_seeds(env_id: str, cfg: EvalConfig) -> list[int]:

@@ -191,9 +191,7 @@ class LDMPolicy(nn.Module):
             raise ModelError("call policy.bind(obs_spec, act_spec) before predict()")
         obs_spec, act_spec, session = self._bound
         obs = np.asarray(observation)
-        single = (
-            obs.shape == tuple(obs_spec.shape) if obs_spec.kind != "discrete" else obs.ndim == 0
-        )
+        single = obs.shape == obs_spec.value_shape
         batch = [obs] if single else list(obs)
         if session is None or session.num_envs != len(batch):
             session = self.start_session([obs_spec] * len(batch), [act_spec] * len(batch))

@@ -63,8 +63,8 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
         reader = store.open_run(rid)
         o = reader.read(0, "obs", 0, 2)
         a = reader.read(0, "actions", 0, 2)
-        assert o.shape[1:] == (() if obs.kind == "discrete" else tuple(obs.shape)), env_id
-        assert a.shape[1:] == (() if act.kind == "discrete" else tuple(act.shape)), env_id
+        assert o.shape[1:] == obs.value_shape, env_id
+        assert a.shape[1:] == act.value_shape, env_id
         assert reader.has_reference_actions() and len(reader.meta["episode_returns"]) >= 2
         # plumbing, not quality: every reference counts
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
