@@ -132,26 +132,24 @@ def write_report(
     results.save(out / "results.json")
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
-    data = results.to_json()  # the page renders the file's form
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
     env_rows = [
         {
-            **e,
-            "score %": e.get("normalised_score"),
-            "mean return": e.get("mean_return"),
-            "reference (first10 / last10)": f"{_fmt(e.get('first10'))} / {_fmt(e.get('last10'))}"
-            if "first10" in e
+            "env_id": e.env_id,
+            "episodes": e.episodes,
+            "score %": e.normalised_score,
+            "mean return": e.mean_return,
+            "reference (first10 / last10)": f"{_fmt(e.first10)} / {_fmt(e.last10)}"
+            if e.first10 is not None
             else "-",
-            "reference score %": e.get("reference_score"),
-            "held-out accuracy %": None
-            if e.get("heldout_accuracy") is None
-            else 100 * e["heldout_accuracy"],
-            "cut": e.get("cut_episodes"),
-            "status": e["status"]
-            + (f": {e['error']}" if e.get("error") else "")
-            + (f" ({e['note']})" if e.get("note") else ""),
+            "reference score %": e.reference_score,
+            "held-out accuracy %": None if e.heldout_accuracy is None else 100 * e.heldout_accuracy,
+            "cut": e.cut_episodes,
+            "status": e.status
+            + (f": {e.error}" if e.error else "")
+            + (f" ({e.note})" if e.note else ""),
         }
-        for e in data["envs"]
+        for e in results.envs
     ]
     img = base64.b64encode(png.read_bytes()).decode()
     checked = (
@@ -171,7 +169,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
-{media_sections(data, out)}
+{media_sections(results, out)}
 </body></html>"""
     (out / "report.html").write_text(page)
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}

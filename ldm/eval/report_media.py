@@ -38,15 +38,13 @@ def attach_reference_clips(results: EvalResult, refs: EvalResult) -> EvalResult:
     )
 
 
-def media_sections(results: dict[str, Any], out: Path) -> str:
+def media_sections(results: EvalResult, out: Path) -> str:
     """HTML of the clips, learning-curve and training-curve sections (empty parts omitted)."""
     parts = [clips_section(results, out)]
-    store = results.get("store")
-    if store and Path(store).exists():
-        parts.append(learning_curves_section(results, Store(store, create=False)))
-    ckpt = results.get("checkpoint")
-    if ckpt:
-        parts.append(training_curves_section(Path(ckpt)))
+    if results.store and Path(results.store).exists():
+        parts.append(learning_curves_section(results, Store(results.store, create=False)))
+    if results.checkpoint:
+        parts.append(training_curves_section(Path(results.checkpoint)))
     return "\n".join(p for p in parts if p)
 
 
@@ -65,24 +63,24 @@ def _media(path: str | None, out: Path, label: str) -> str:
     )
 
 
-def clips_section(results: dict[str, Any], out: Path) -> str:
+def clips_section(results: EvalResult, out: Path) -> str:
     """Per env: score, the LDM's clip and the reference's clip (or why there is none)."""
-    envs = [e for e in results["envs"] if "clip" in e or "clip_note" in e]
+    envs = [e for e in results.envs if e.clip is not None or e.clip_note is not None]
     if not envs:
         return ""
     rows = []
     for e in envs:
-        score = e.get("normalised_score")
-        ldm = _media(e.get("clip"), out, f"{e['env_id']}: LDM") or html.escape(
-            f"no clip: {e.get('clip_note', 'not recorded')}"
+        score = e.normalised_score
+        ldm = _media(e.clip, out, f"{e.env_id}: LDM") or html.escape(
+            f"no clip: {e.clip_note if e.clip_note is not None else 'not recorded'}"
         )
-        ref = _media(e.get("reference_clip"), out, f"{e['env_id']}: reference") or "-"
-        if (e.get("clip") or "").endswith(".png") and e.get("clip_note"):
-            ldm += "<br><small>" + html.escape(f"no frames ({e['clip_note']})") + "</small>"
-        speed = f" (x{e['clip_speed']} speed)" if e.get("clip_speed") else ""
-        ret = "-" if e.get("mean_return") is None else f"{e['mean_return']:.4g}"
+        ref = _media(e.reference_clip, out, f"{e.env_id}: reference") or "-"
+        if (e.clip or "").endswith(".png") and e.clip_note:
+            ldm += "<br><small>" + html.escape(f"no frames ({e.clip_note})") + "</small>"
+        speed = f" (x{e.clip_speed} speed)" if e.clip_speed else ""
+        ret = "-" if e.mean_return is None else f"{e.mean_return:.4g}"
         rows.append(
-            f"<tr><td>{html.escape(e['env_id'])}<br>score "
+            f"<tr><td>{html.escape(e.env_id)}<br>score "
             f"<b>{'-' if score is None else f'{score:.0f}'}</b>, return "
             f"{ret}{speed}</td>"
             f"<td>{ldm}</td><td>{ref}</td></tr>"
@@ -132,15 +130,15 @@ def reference_curves(store: Store, env_id: str) -> list[tuple[str, list[float]]]
     return out
 
 
-def learning_curves_section(results: dict[str, Any], store: Store) -> str:
+def learning_curves_section(results: EvalResult, store: Store) -> str:
     """The references' episode returns over training, their first/last 10% marked."""
     from ldm.data.store import anchors, tenth
 
     curves = {}
-    for e in results["envs"]:
-        runs = reference_curves(store, e["env_id"])
+    for e in results.envs:
+        runs = reference_curves(store, e.env_id)
         if runs:
-            curves[e["env_id"]] = (runs, e.get("reference_run"))
+            curves[e.env_id] = (runs, e.reference_run)
     if not curves:
         return ""
     fig, axes = _grid(len(curves))

@@ -34,6 +34,10 @@ def _store(tmp_path):
     return store
 
 
+def _result(policy, *envs):
+    return EvalResult(policy, "s", EvalConfig(rollouts=1, episodes=1), envs, summarise(envs))
+
+
 def _png_in(section):
     data = section.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(data)[:4] == b"\x89PNG"
@@ -43,11 +47,11 @@ def test_learning_curves_from_the_store(tmp_path):
     store = _store(tmp_path)
     curves = reference_curves(store, "lib/Env-v0")
     assert sorted(len(r) for _, r in curves) == [20, 20]
-    results = {"envs": [{"env_id": "lib/Env-v0", "reference_run": curves[0][0]}]}
+    results = _result("ldm", EnvResult("lib/Env-v0", "ok", reference_run=curves[0][0]))
     section = learning_curves_section(results, store)
     assert "first and last 10%" in section
     _png_in(section)
-    assert learning_curves_section({"envs": [{"env_id": "other/X-v0"}]}, store) == ""
+    assert learning_curves_section(_result("ldm", EnvResult("other/X-v0", "ok")), store) == ""
 
 
 def test_training_curves_from_metrics_jsonl(tmp_path):
@@ -81,21 +85,18 @@ def test_clips_beside_scores_with_relative_links_and_notes(tmp_path):
     (out / "clips").mkdir(parents=True)
     (out / "references" / "clips").mkdir(parents=True)
 
-    def result(policy, *envs):
-        return EvalResult(policy, "s", EvalConfig(rollouts=1, episodes=1), envs, summarise(envs))
-
-    results = result(
+    results = _result(
         "ldm",
         EnvResult("a/B-v0", "ok", normalised_score=97.4, mean_return=12.0,
                   clip=str(out / "clips" / "a__B-v0.mp4")),
         EnvResult("c/D-v0", "ok", clip_note="render() raised X: no pygame"),
     )  # fmt: skip
-    refs = result(
+    refs = _result(
         "references", EnvResult("a/B-v0", "ok", clip=str(out / "references/clips/a__B-v0.gif"))
     )
     results = attach_reference_clips(results, refs)
     assert results.env("c/D-v0").reference_clip is None
-    section = clips_section(results.to_json(), out)
+    section = clips_section(results, out)
     assert 'src="clips/a__B-v0.mp4"' in section and 'src="references/clips/a__B-v0.gif"' in section
     assert "score <b>97</b>" in section and "no clip: render() raised X: no pygame" in section
     page = write_report(results, out)["html"].read_text()
