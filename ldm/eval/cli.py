@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tyro
 
-from ldm.eval.protocol import EvalConfig
+from ldm.eval.config import EvalConfig
 
 
 @dataclass

@@ -18,9 +18,9 @@ import numpy as np
 
 from ldm.data import Store
 from ldm.errors import EvalError, LDMError
+from ldm.eval.config import EvalConfig
 from ldm.eval.protocol import (
     EnvRun,
-    EvalConfig,
     PredictAgent,
     ProtocolStats,
     SessionAgent,

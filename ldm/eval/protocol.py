@@ -7,9 +7,9 @@ envs advance together, so one batched, KV-cached model call serves every live en
 An env whose worker dies is restarted from scratch (its slots' contexts emptied) up to
 `retries` times, then reported as failed; the other envs go on.
 
-Owns: `EvalConfig`, the slots' bookkeeping (`EnvRun`), the agents that act for them and the
-lockstep loop (`run_protocol`). Imports numpy, the hub's backend names (the hub itself lazily) and the worker's
-step-limit name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
+Owns: the slots' bookkeeping (`EnvRun`), the agents that act for them and the lockstep
+loop (`run_protocol`). Imports numpy, its `EvalConfig` (ldm/eval/config.py), the hub
+(lazily) and the worker's step-limit name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
 `predict`), ldm.train, ldm.pipeline or the report.
 """
 
@@ -17,60 +17,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ldm.envs import BACKEND_NAMES, Backend
 from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
-from ldm.errors import EvalError, LDMError
+from ldm.errors import LDMError
+from ldm.eval.config import EvalConfig
 from ldm.spaces import SpaceSpec
-
-VideoFormat = Literal["mp4", "gif"]
-
-
-@dataclass
-class EvalConfig:
-    """Settings of the evaluation protocol."""
-
-    rollouts: int = 2
-    """R: fresh rollouts per env (context emptied at the start of each)."""
-    episodes: int = 10
-    """E: episodes per rollout (context kept across them)."""
-    deterministic: bool = True
-    """Argmax under the action mask; False samples with `temperature`."""
-    temperature: float = 1.0
-    """Sampling temperature when not deterministic."""
-    seed: int = 1000
-    """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
-    max_steps: int = 100_000
-    """Guard: steps per slot after which its unfinished episodes are cut (reported)."""
-    episode_limit_factor: float = 3.0
-    """Per-episode step limit = this x the longest episode of the env's reference run (so a
-    policy that stalls, e.g. never presses FIRE, cannot hold its slot for the env's own
-    27,000-step truncation); episodes cut there count with their return so far and are
-    reported per env as `cut_episodes`. 0 = no limit."""
-    backend: Backend = "process"
-    """Env backend (process, inprocess, ray, docker)."""
-    retries: int = 1
-    """Restarts of an env whose worker died before it is reported as failed."""
-    references: bool = True
-    """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
-    LDM (a score counts where the reference itself scores ~100)."""
-    video: bool = False
-    """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
-    video_format: VideoFormat = "mp4"
-    """Clip format: mp4 (H.264, small) or gif."""
-
-    def __post_init__(self) -> None:
-        if self.rollouts < 1 or self.episodes < 1:
-            raise EvalError("rollouts and episodes must be >= 1")
-        if self.video_format not in get_args(VideoFormat):
-            raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
-        if self.backend not in BACKEND_NAMES:
-            raise EvalError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
-        if self.episode_limit_factor < 0:
-            raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
 
 
 class ProtocolStats(NamedTuple):

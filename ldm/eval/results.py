@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ldm.errors import EvalError
-from ldm.eval.protocol import EvalConfig
+from ldm.eval.config import EvalConfig
 
 Status = Literal["ok", "cut", "failed"]
 """ok: E episodes per rollout; cut: stopped at `max_steps`; failed: the env could not run."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import tomllib
 import tyro
 
-from ldm.refgen.stage import RefGenConfig
+from ldm.refgen.config import RefGenConfig
 
 
 def _load(config: str | None) -> dict:
@@ -56,7 +56,7 @@ def rank(
 
     from ldm.refgen.candidates import load_pool
     from ldm.refgen.plan import envs_by_library, plan_library
-    from ldm.refgen.stage import rank_library
+    from ldm.refgen.ranking import rank_library
 
     cfg = replace(cfg, libraries=[library], envs=[])
     pool = load_pool(cfg.pool, cfg.candidates)

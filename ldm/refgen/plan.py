@@ -20,7 +20,7 @@ from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.jobs import Job
 
 if TYPE_CHECKING:
-    from ldm.refgen.stage import RefGenConfig
+    from ldm.refgen.config import RefGenConfig
     from ldm.spaces import SpaceSpec
 
 SpacesFn = Callable[[str], "tuple[SpaceSpec, SpaceSpec]"]

@@ -3,185 +3,25 @@
 Every step is resumable: jobs by the runner's manifest, relabelling by each run's
 `relabelled` flag, curation by recomputing verdicts. Tables go to `<store>/refgen/`.
 
-Owns: `RefGenConfig`, ranking, and `run_refgen` (the stage's order of work); the tables
-and the summary it writes are the records of ldm/refgen/records.py. Imports ldm.data,
-ldm.envs (its backend names; the hub lazily), refgen's planner, runner, curation and records; must not import
-ldm.model, ldm.train, ldm.eval or ldm.pipeline.
+Owns `run_refgen` (the stage's order of work: rank and train, exclude, relabel, curate,
+fall back) and its summary line printout; the settings are `RefGenConfig`
+(ldm/refgen/config.py), ranking is ldm/refgen/ranking.py, and the tables and summary it
+writes are the records of ldm/refgen/records.py. Imports ldm.data and refgen's planner,
+runner, ranking, curation and records; must not import ldm.model, ldm.train, ldm.eval or
+ldm.pipeline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from itertools import permutations
-from typing import Any
-
-import numpy as np
-
 from ldm.data import Curation, ManifestEntry, Store
-from ldm.envs import BACKEND_NAMES, Backend
-from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
-from ldm.refgen.curate import curate_env, relabel_run, welch_greater
+from ldm.refgen.config import RefGenConfig
+from ldm.refgen.curate import curate_env, relabel_run
 from ldm.refgen.jobs import JobResult
-from ldm.refgen.plan import LibraryPlan, compatible, envs_by_library, plan_library
-from ldm.refgen.records import (
-    LibraryOutcome,
-    RankedCandidate,
-    RankingTable,
-    RefGenSummary,
-    RunOutcome,
-)
-from ldm.refgen.runner import RUNNERS, Runner, run_jobs
-
-
-@dataclass
-class RefGenConfig:
-    """Settings of the reference-policy stage (paper defaults; presets shrink the budgets)."""
-
-    envs: list[str] = field(default_factory=list)
-    """Qualified env ids to generate references for (grouped by library)."""
-    libraries: list[str] = field(default_factory=list)
-    """Whole libraries: every catalogued env of each (capped by max_envs_per_library)."""
-    candidates: list[str] | None = None
-    """Names of pool candidates to consider; None = the whole pool."""
-    pool: str | None = None
-    """Candidate pool file; None = ldm/refgen/candidates.toml."""
-    rank_envs: int = 5
-    """K: envs per library on which candidates are ranked."""
-    rank_budget: int = 3_000_000
-    """Transitions per ranking run."""
-    top_n: int = 3
-    """N: candidates trained as references on every env of the library."""
-    train_budget: int = 3_000_000
-    """Transitions per reference run."""
-    seeds: int = 1
-    """Seeds per (candidate, env) reference run."""
-    max_envs_per_library: int = 250
-    """Cap of envs per library."""
-    alpha: float = 0.05
-    """Significance level of the Welch t-tests (ranking and curation)."""
-    best_fraction: float = 0.95
-    """Curation: runs whose final return is below this fraction of the best run on the env fail."""
-    backend: Backend = "process"
-    """Env backend for training (process, inprocess, ray, docker)."""
-    runner: Runner = "local"
-    """Job runner: local (process pool) or ray."""
-    workers: int | None = None
-    """Parallel jobs; None = the number of CPUs."""
-    retries: int = 1
-    """Retries of a failing job before it is recorded as failed."""
-    budgets: dict[str, int] = field(default_factory=dict)
-    """Per-env transition budgets overriding rank_budget and train_budget (for small CPU
-    presets, where simulation speed differs by orders of magnitude between envs)."""
-    min_episodes: int = 0
-    """Episodes every run must finish (its streams together) before it stops: a run takes
-    max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
-    give curation's t-test enough episodes (>= 20 gives >= 2 in the first 10%). 0 = off."""
-    max_budget_factor: float = 4.0
-    """Hard limit of a run with `min_episodes`, as a multiple of its transition budget."""
-
-    def __post_init__(self) -> None:
-        if not self.envs and not self.libraries:
-            raise RefGenError("RefGenConfig needs `envs` or `libraries`")
-        if self.runner not in RUNNERS:
-            raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
-        if self.backend not in BACKEND_NAMES:
-            raise RefGenError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
-        for name in (
-            "rank_envs",
-            "rank_budget",
-            "top_n",
-            "train_budget",
-            "seeds",
-            "max_envs_per_library",
-        ):
-            if getattr(self, name) < 1:
-                raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.min_episodes < 0 or self.max_budget_factor < 1:
-            raise RefGenError(
-                f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "
-                f">= 1 (got {self.max_budget_factor})"
-            )
-        if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
-            raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RefGenConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise RefGenError(f"refgen config has unknown keys {sorted(unknown)}")
-        return cls(**d)
-
-
-def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
-                 progress: bool = True) -> RankingTable:  # fmt: skip
-    """Run the plan's ranking jobs and rank the candidates (`ranking_table`)."""
-    results = run_jobs(
-        list(lp.rank_jobs),
-        cfg.runner,
-        cfg.workers,
-        cfg.retries,
-        progress,
-        desc=f"rank {lp.library}",
-    )
-    return ranking_table(lp, pool, cfg, store, results)
-
-
-def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
-                  results: dict[str, JobResult]) -> RankingTable:  # fmt: skip
-    """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
-
-    Points are also kept per action kind: compatibility splits candidates by action kind, so
-    a continuous-control env takes its references from the ranking among continuous envs
-    when the library has any. Writes `<store>/refgen/ranking-<library>.json`.
-    """
-    if not lp.rank_jobs:
-        names = {c.name for e in lp.envs for c in compatible(pool, e)[0]}
-        unranked = tuple(RankedCandidate(c.name, None) for c in pool if c.name in names)
-        table = RankingTable(lp.library, unranked, note=lp.ranking_note)
-        table.write(store)
-        return table
-    jobs = list(lp.rank_jobs)
-    points = {c.name: 0 for c in pool}
-    by_kind: dict[str, dict[str, int]] = {}
-    per_env: dict[str, dict[str, float]] = {}
-    for env_id in lp.rank_envs:
-        kind_points = by_kind.setdefault(action_kind(env_id), {})
-        finals = {
-            j.candidate["name"]: results[j.key].final_returns
-            for j in jobs
-            if j.env_id == env_id and results[j.key].status == "done"
-        }
-        per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
-        for n in finals:
-            kind_points.setdefault(n, 0)
-        for a, b in permutations(finals, 2):
-            if welch_greater(finals[a], finals[b], cfg.alpha).greater:
-                points[a] += 1
-                kind_points[a] += 1
-    tried = {j.candidate["name"] for j in jobs}
-    names = [c.name for c in pool]
-    order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
-    table = RankingTable(
-        lp.library,
-        tuple(RankedCandidate(n, points[n]) for n in order),
-        envs=tuple(lp.rank_envs),
-        ranking_by_action_kind={
-            k: tuple(sorted(kp, key=lambda n: (-kp[n], names.index(n))))
-            for k, kp in by_kind.items()
-        },
-        final_returns=per_env,
-        skipped={e: lp.skipped.get(e, {}) for e in lp.rank_envs},
-        failed={j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
-    )
-    table.write(store)
-    return table
-
-
-def action_kind(env_id: str) -> str:
-    from ldm.envs import env_spaces
-
-    return env_spaces(env_id)[1].kind
+from ldm.refgen.plan import envs_by_library, plan_library
+from ldm.refgen.ranking import ranking_table
+from ldm.refgen.records import LibraryOutcome, RankingTable, RefGenSummary, RunOutcome
+from ldm.refgen.runner import run_jobs
 
 
 def rank_and_train(

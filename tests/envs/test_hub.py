@@ -7,7 +7,7 @@ import pytest
 from ldm.envs import BACKEND_NAMES, Backend
 from ldm.envs.backends import BACKENDS
 from ldm.errors import EvalError, RefGenError
-from ldm.eval.protocol import EvalConfig
+from ldm.eval.config import EvalConfig
 from ldm.refgen import RefGenConfig
 
 

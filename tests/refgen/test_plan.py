@@ -9,10 +9,10 @@ from ldm.pipeline.plan import plan
 from ldm.pipeline.run import PipelineConfig
 from ldm.refgen import stage
 from ldm.refgen.candidates import load_pool
+from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import best_threshold, curate_env
 from ldm.refgen.jobs import Job, JobResult
 from ldm.refgen.plan import EnvJobs, plan_jobs, plan_library
-from ldm.refgen.stage import RefGenConfig
 
 from .test_refgen import _fake_run
 

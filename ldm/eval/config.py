@@ -1,0 +1,60 @@
+"""EvalConfig: the settings of the paper's evaluation protocol, documented and validated.
+
+Every check that needs only the settings runs in `__post_init__`, so `ldm run --dry-run`
+rejects what the evaluation would. Imports the hub's backend names; must not import torch,
+ldm.model, ldm.train, the protocol's loop or the report (results.json is read with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from ldm.envs import BACKEND_NAMES, Backend
+from ldm.errors import EvalError
+
+VideoFormat = Literal["mp4", "gif"]
+
+
+@dataclass
+class EvalConfig:
+    """Settings of the evaluation protocol."""
+
+    rollouts: int = 2
+    """R: fresh rollouts per env (context emptied at the start of each)."""
+    episodes: int = 10
+    """E: episodes per rollout (context kept across them)."""
+    deterministic: bool = True
+    """Argmax under the action mask; False samples with `temperature`."""
+    temperature: float = 1.0
+    """Sampling temperature when not deterministic."""
+    seed: int = 1000
+    """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
+    max_steps: int = 100_000
+    """Guard: steps per slot after which its unfinished episodes are cut (reported)."""
+    episode_limit_factor: float = 3.0
+    """Per-episode step limit = this x the longest episode of the env's reference run (so a
+    policy that stalls, e.g. never presses FIRE, cannot hold its slot for the env's own
+    27,000-step truncation); episodes cut there count with their return so far and are
+    reported per env as `cut_episodes`. 0 = no limit."""
+    backend: Backend = "process"
+    """Env backend (process, inprocess, ray, docker)."""
+    retries: int = 1
+    """Restarts of an env whose worker died before it is reported as failed."""
+    references: bool = True
+    """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
+    LDM (a score counts where the reference itself scores ~100)."""
+    video: bool = False
+    """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
+    video_format: VideoFormat = "mp4"
+    """Clip format: mp4 (H.264, small) or gif."""
+
+    def __post_init__(self) -> None:
+        if self.rollouts < 1 or self.episodes < 1:
+            raise EvalError("rollouts and episodes must be >= 1")
+        if self.video_format not in get_args(VideoFormat):
+            raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
+        if self.backend not in BACKEND_NAMES:
+            raise EvalError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
+        if self.episode_limit_factor < 0:
+            raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")

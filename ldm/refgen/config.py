@@ -1,0 +1,95 @@
+"""RefGenConfig: every knob of the reference-policy stage, documented and validated.
+
+Every check that needs only the settings (ranges, the runner and backend choices) runs in
+`__post_init__`, so `ldm run --dry-run` rejects what the stage would. Imports the hub's
+backend names and refgen's runner names; must not import the runner's machinery, SB3,
+torch, ldm.model or later parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ldm.envs import BACKEND_NAMES, Backend
+from ldm.errors import RefGenError
+from ldm.refgen.runner import RUNNERS, Runner
+
+
+@dataclass
+class RefGenConfig:
+    """Settings of the reference-policy stage (paper defaults; presets shrink the budgets)."""
+
+    envs: list[str] = field(default_factory=list)
+    """Qualified env ids to generate references for (grouped by library)."""
+    libraries: list[str] = field(default_factory=list)
+    """Whole libraries: every catalogued env of each (capped by max_envs_per_library)."""
+    candidates: list[str] | None = None
+    """Names of pool candidates to consider; None = the whole pool."""
+    pool: str | None = None
+    """Candidate pool file; None = ldm/refgen/candidates.toml."""
+    rank_envs: int = 5
+    """K: envs per library on which candidates are ranked."""
+    rank_budget: int = 3_000_000
+    """Transitions per ranking run."""
+    top_n: int = 3
+    """N: candidates trained as references on every env of the library."""
+    train_budget: int = 3_000_000
+    """Transitions per reference run."""
+    seeds: int = 1
+    """Seeds per (candidate, env) reference run."""
+    max_envs_per_library: int = 250
+    """Cap of envs per library."""
+    alpha: float = 0.05
+    """Significance level of the Welch t-tests (ranking and curation)."""
+    best_fraction: float = 0.95
+    """Curation: runs whose final return is below this fraction of the best run on the env fail."""
+    backend: Backend = "process"
+    """Env backend for training (process, inprocess, ray, docker)."""
+    runner: Runner = "local"
+    """Job runner: local (process pool) or ray."""
+    workers: int | None = None
+    """Parallel jobs; None = the number of CPUs."""
+    retries: int = 1
+    """Retries of a failing job before it is recorded as failed."""
+    budgets: dict[str, int] = field(default_factory=dict)
+    """Per-env transition budgets overriding rank_budget and train_budget (for small CPU
+    presets, where simulation speed differs by orders of magnitude between envs)."""
+    min_episodes: int = 0
+    """Episodes every run must finish (its streams together) before it stops: a run takes
+    max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
+    give curation's t-test enough episodes (>= 20 gives >= 2 in the first 10%). 0 = off."""
+    max_budget_factor: float = 4.0
+    """Hard limit of a run with `min_episodes`, as a multiple of its transition budget."""
+
+    def __post_init__(self) -> None:
+        if not self.envs and not self.libraries:
+            raise RefGenError("RefGenConfig needs `envs` or `libraries`")
+        if self.runner not in RUNNERS:
+            raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
+        if self.backend not in BACKEND_NAMES:
+            raise RefGenError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
+        for name in (
+            "rank_envs",
+            "rank_budget",
+            "top_n",
+            "train_budget",
+            "seeds",
+            "max_envs_per_library",
+        ):
+            if getattr(self, name) < 1:
+                raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_episodes < 0 or self.max_budget_factor < 1:
+            raise RefGenError(
+                f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "
+                f">= 1 (got {self.max_budget_factor})"
+            )
+        if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
+            raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RefGenConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise RefGenError(f"refgen config has unknown keys {sorted(unknown)}")
+        return cls(**d)

@@ -1,0 +1,92 @@
+"""Ranking: a library's candidates by pairwise one-tailed Welch tests on their ranking runs.
+
+Owns `rank_library` (run the plan's ranking jobs, then rank) and `ranking_table` (points
+overall and per action kind, written as the library's `RankingTable`). Imports numpy, the
+planner, the runner, curation's Welch test, the records and the hub (lazily, for an env's
+action kind); must not import ldm.model or later parts.
+"""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+import numpy as np
+
+from ldm.refgen.candidates import Candidate
+from ldm.refgen.config import RefGenConfig
+from ldm.refgen.curate import welch_greater
+from ldm.refgen.jobs import JobResult
+from ldm.refgen.plan import LibraryPlan, compatible
+from ldm.refgen.records import RankedCandidate, RankingTable
+from ldm.refgen.runner import run_jobs
+
+
+def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
+                 progress: bool = True) -> RankingTable:  # fmt: skip
+    """Run the plan's ranking jobs and rank the candidates (`ranking_table`)."""
+    results = run_jobs(
+        list(lp.rank_jobs),
+        cfg.runner,
+        cfg.workers,
+        cfg.retries,
+        progress,
+        desc=f"rank {lp.library}",
+    )
+    return ranking_table(lp, pool, cfg, store, results)
+
+
+def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
+                  results: dict[str, JobResult]) -> RankingTable:  # fmt: skip
+    """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
+
+    Points are also kept per action kind: compatibility splits candidates by action kind, so
+    a continuous-control env takes its references from the ranking among continuous envs
+    when the library has any. Writes `<store>/refgen/ranking-<library>.json`.
+    """
+    if not lp.rank_jobs:
+        names = {c.name for e in lp.envs for c in compatible(pool, e)[0]}
+        unranked = tuple(RankedCandidate(c.name, None) for c in pool if c.name in names)
+        table = RankingTable(lp.library, unranked, note=lp.ranking_note)
+        table.write(store)
+        return table
+    jobs = list(lp.rank_jobs)
+    points = {c.name: 0 for c in pool}
+    by_kind: dict[str, dict[str, int]] = {}
+    per_env: dict[str, dict[str, float]] = {}
+    for env_id in lp.rank_envs:
+        kind_points = by_kind.setdefault(action_kind(env_id), {})
+        finals = {
+            j.candidate["name"]: results[j.key].final_returns
+            for j in jobs
+            if j.env_id == env_id and results[j.key].status == "done"
+        }
+        per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
+        for n in finals:
+            kind_points.setdefault(n, 0)
+        for a, b in permutations(finals, 2):
+            if welch_greater(finals[a], finals[b], cfg.alpha).greater:
+                points[a] += 1
+                kind_points[a] += 1
+    tried = {j.candidate["name"] for j in jobs}
+    names = [c.name for c in pool]
+    order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
+    table = RankingTable(
+        lp.library,
+        tuple(RankedCandidate(n, points[n]) for n in order),
+        envs=tuple(lp.rank_envs),
+        ranking_by_action_kind={
+            k: tuple(sorted(kp, key=lambda n: (-kp[n], names.index(n))))
+            for k, kp in by_kind.items()
+        },
+        final_returns=per_env,
+        skipped={e: lp.skipped.get(e, {}) for e in lp.rank_envs},
+        failed={j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
+    )
+    table.write(store)
+    return table
+
+
+def action_kind(env_id: str) -> str:
+    from ldm.envs import env_spaces
+
+    return env_spaces(env_id)[1].kind
