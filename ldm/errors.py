@@ -1,8 +1,14 @@
 """Exception types, one per part of the pipeline.
 
-Every message names the thing at fault, the limit or rule it broke, and the fix.
-This module imports nothing: every part (and the isolated env worker's client) uses it.
+Every message names the thing at fault, the limit or rule it broke, and the fix. Also the
+one check every record's reader makes (`known_keys`). This module imports only the standard
+library: every part (and the isolated env worker's client) uses it.
 """
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
 
 
 class LDMError(Exception):
@@ -39,3 +45,15 @@ class EvalError(LDMError):
 
 class ConfigError(LDMError):
     """A configuration file or dataclass holds an invalid value."""
+
+
+def known_keys(
+    record: Any, d: dict[str, Any], what: str, error: type[LDMError], hint: str = ""
+) -> dict[str, Any]:
+    """`d` when every key is a field of the dataclass `record`; else `error` naming the unknown
+    keys and the known ones (a misspelt key in a file is an error, not a silent default)."""
+    known = [f.name for f in fields(record)]
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise error(f"{what} has unknown keys {unknown}; known: {known}{hint}")
+    return d

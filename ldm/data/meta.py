@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from ldm.errors import StoreError
+from ldm.errors import StoreError, known_keys
 from ldm.spaces import SpaceSpec
 
 #: The meta.json / manifest format this ldm reads and writes.
@@ -52,7 +52,7 @@ class Curation:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Curation:
-        return cls(**_known(cls, d, "curation"))
+        return cls(**known_keys(cls, d, "curation", StoreError))
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Episode:
         d = dict(d)
         if "return" in d:
             d["return_"] = d.pop("return")
-        return cls(**_known(cls, d, "episode"))
+        return cls(**known_keys(cls, d, "episode", StoreError))
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class ManifestEntry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ManifestEntry:
         try:
-            return cls(**_known(cls, d, "manifest entry"))
+            return cls(**known_keys(cls, d, "manifest entry", StoreError))
         except TypeError as e:
             raise StoreError(f"manifest entry of {d.get('env_id')} is malformed: {e}") from None
 
@@ -227,13 +227,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return dict(v)
     return v
-
-
-def _known(cls: Any, d: dict[str, Any], what: str) -> dict[str, Any]:
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise StoreError(f"{what} has unknown keys {sorted(unknown)}")
-    return d
 
 
 __all__ = [

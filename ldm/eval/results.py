@@ -20,8 +20,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ldm.errors import EvalError
+from ldm.errors import EvalError, known_keys
 from ldm.eval.config import EvalConfig
+
+#: why results.json may hold a field this version does not know
+_NEWER = " (written by a newer ldm?)"
 
 Status = Literal["ok", "cut", "failed"]
 """ok: E episodes per rollout; cut: stopped at `max_steps`; failed: the env could not run."""
@@ -59,7 +62,7 @@ class Summary:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Summary:
-        _known(cls, d, "summary")
+        known_keys(cls, d, "summary in results.json", EvalError, _NEWER)
         curve = d["curve"]
         return cls(
             **{
@@ -144,7 +147,7 @@ class EnvResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EnvResult:
-        _known(cls, d, f"env {d.get('env_id', '?')!r}")
+        known_keys(cls, d, f"env {d.get('env_id', '?')!r} in results.json", EvalError, _NEWER)
         return cls(
             **{
                 **d,
@@ -210,7 +213,7 @@ class EvalResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EvalResult:
-        _known(cls, d, "results")
+        known_keys(cls, d, "results.json", EvalError, _NEWER)
         config_fields = {f.name for f in fields(EvalConfig)}
         optional = {
             name: Summary.from_json(d[name])
@@ -248,12 +251,3 @@ class EvalResult:
             raise EvalError(
                 f"{p} is not a readable results.json ({type(e).__name__}: {e})"
             ) from None
-
-
-def _known(cls: type, d: dict[str, Any], what: str) -> None:
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise EvalError(
-            f"{what}: unknown field(s) {sorted(unknown)} in results.json; "
-            f"known: {[f.name for f in fields(cls)]} (written by a newer ldm?)"
-        )

@@ -12,12 +12,12 @@ Imports the standard library and ldm.errors; must not import torch, the model or
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ldm.atomic import write_json_atomic
-from ldm.errors import TrainError
+from ldm.errors import TrainError, known_keys
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ScalePoint:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ScalePoint:
-        return cls(**_known(cls, d, "scale.json point"))
+        return cls(**known_keys(cls, d, "scale.json point", TrainError))
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PresetScale:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PresetScale:
-        _known(cls, d, "scale.json preset")
+        known_keys(cls, d, "scale.json preset", TrainError)
         points = tuple(ScalePoint.from_json(p) for p in d.get("points", ()))
         return cls(int(d.get("params", 0)), points)
 
@@ -85,7 +85,7 @@ class ScaleResults:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ScaleResults:
-        _known(cls, d, "scale.json")
+        known_keys(cls, d, "scale.json", TrainError)
         presets = {k: PresetScale.from_json(v) for k, v in d.get("presets", {}).items()}
         return cls(presets, d.get("store", ""))
 
@@ -97,10 +97,3 @@ class ScaleResults:
         """The file at `path`, or empty results when there is none yet."""
         path = Path(path)
         return cls.from_json(json.loads(path.read_text())) if path.exists() else cls()
-
-
-def _known(cls: Any, d: dict[str, Any], what: str) -> dict[str, Any]:
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise TrainError(f"{what} has unknown keys {sorted(unknown)}")
-    return d

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ldm.atomic import write_json_atomic
-from ldm.errors import ConfigError
+from ldm.errors import ConfigError, known_keys
 
 Stage = Literal["refgen", "train", "eval"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -42,7 +42,7 @@ class StageRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], stage: str = "?") -> StageRecord:
-        _known(cls, d, f"pipeline.json: stage {stage!r}")
+        known_keys(cls, d, f"pipeline.json: stage {stage!r}", ConfigError)
         return cls(**d)
 
 
@@ -74,7 +74,7 @@ class PipelineState:
                 s: StageRecord.from_json(d, s) for s, d in data.get("stages", {}).items()
             }
             if "config" in data:
-                _known(RunSource, data["config"], f"{self.path}: config")
+                known_keys(RunSource, data["config"], f"{self.path}: config", ConfigError)
                 self.source = RunSource(**data["config"])
 
     def stage(self, stage: str) -> StageRecord | None:
@@ -112,9 +112,3 @@ class PipelineState:
 
     def _write(self) -> None:
         write_json_atomic(self.path, self.to_json(), indent=2)
-
-
-def _known(cls: Any, d: dict[str, Any], what: str) -> None:
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ConfigError(f"{what} has unknown keys {sorted(unknown)}")

@@ -14,13 +14,13 @@ classes, ldm.model or later parts (the records are read without them).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ldm.atomic import write_json_atomic
 from ldm.data import Curation
-from ldm.errors import RefGenError
+from ldm.errors import RefGenError, known_keys
 
 
 def ranking_path(store: str | Path, library: str) -> Path:
@@ -90,7 +90,7 @@ class RankingTable:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RankingTable:
-        _known(cls, d, f"ranking table of {d.get('library', '?')!r}")
+        known_keys(cls, d, f"ranking table of {d.get('library', '?')!r}", RefGenError)
         return cls(
             **{
                 **d,
@@ -134,7 +134,7 @@ class LibraryOutcome:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LibraryOutcome:
-        _known(cls, d, "library summary")
+        known_keys(cls, d, "library summary", RefGenError)
         kinds = {k: tuple(v) for k, v in d.get("ranking_by_action_kind", {}).items()}
         return cls(
             tuple(d["ranking"]), kinds, int(d.get("references", 0)), tuple(d.get("failed", ()))
@@ -182,7 +182,7 @@ class RefGenSummary:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RefGenSummary:
-        _known(cls, d, "refgen summary")
+        known_keys(cls, d, "refgen summary", RefGenError)
         return cls(
             {k: LibraryOutcome.from_json(v) for k, v in d.get("libraries", {}).items()},
             {k: tuple(v) for k, v in d.get("fallbacks", {}).items()},
@@ -205,9 +205,3 @@ def _read(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise RefGenError(f"{path} does not exist; run `ldm refgen all` first") from None
-
-
-def _known(cls: Any, d: dict[str, Any], what: str) -> None:
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise RefGenError(f"{what} has unknown keys {sorted(unknown)}")

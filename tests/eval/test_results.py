@@ -80,7 +80,10 @@ def test_an_old_results_file_reads_as_records_and_writes_back_its_keys(tmp_path)
 
 
 def test_a_misspelt_or_unknown_field_is_an_error_naming_it(tmp_path):
-    with pytest.raises(EvalError, match=r"unknown field\(s\) \['normalized_score'\]"):
+    with pytest.raises(
+        EvalError,
+        match=r"env 'a/B' in results.json has unknown keys \['normalized_score'\]; known: \[.*'normalised_score'",
+    ):
         EnvResult.from_json({"env_id": "a/B", "status": "ok", "normalized_score": 3.0})
     with pytest.raises(EvalError, match="status 'done' is not one of"):
         EnvResult("a/B", "done")
