@@ -7,7 +7,6 @@ relabel_obs_per_s.
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -22,25 +21,26 @@ from ldm.refgen.jobs import Job, run_job  # noqa: E402
 def main() -> None:
     a = args(__doc__)
     budget = 8000 if a.quick else 40000
-    cand = asdict({c.name: c for c in load_pool()}["ppo-8env"])
+    cand = {c.name: c for c in load_pool()}["ppo-8env"]
     with tempfile.TemporaryDirectory() as d:
         times = {True: [], False: []}
         for rep in range(2):
             for record in (False, True):
+                # a new seed per repetition: a recorded job of the same key would be reused
                 job = Job(
-                    f"bench{rep}",
+                    "train",
                     "classic-control/CartPole-v1",
                     "classic-control",
                     cand,
                     budget,
-                    0,
+                    rep,
                     d,
                     record=record,
                 )
                 t0 = time.perf_counter()
                 out = run_job(job)
                 times[record].append(time.perf_counter() - t0)
-        run_id = out["run_id"]
+        run_id = out.run_id
         store = Store(d)
         t0 = time.perf_counter()
         n = relabel_run(store, run_id)

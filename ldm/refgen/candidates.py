@@ -17,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from ldm.errors import RefGenError
+from ldm.errors import RefGenError, known_keys
 from ldm.spaces import SpaceSpec
 
 POOL_FILE = Path(__file__).with_name("candidates.toml")
@@ -67,6 +67,12 @@ class Candidate:
     note: str = ""
     """Where the settings come from."""
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        """A candidate as the pool file or a job in jobs.json writes it."""
+        known_keys(cls, d, f"candidate {d.get('name', '?')!r}", RefGenError)
+        return cls(**{**d, "policies": tuple(d.get("policies", ()))})
+
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
             raise RefGenError(
@@ -107,7 +113,7 @@ def load_pool(path: str | Path | None = None, names: list[str] | None = None) ->
     pool = []
     for i, entry in enumerate(data.get("candidate", [])):
         try:
-            pool.append(Candidate(**{**entry, "policies": tuple(entry.get("policies", ()))}))
+            pool.append(Candidate.from_dict(entry))
         except TypeError as e:
             raise RefGenError(f"{path}: candidate #{i + 1}: {e}") from None
     by_name = {c.name: c for c in pool}

@@ -5,8 +5,8 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-ldm.envs' backend names, and stable_baselines3, torch (through SB3), the hub and ldm.data
-inside `run_job`; must not import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
+the candidate record, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the hub
+and ldm.data inside `run_job`; must not import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Any, Literal
 import numpy as np
 
 from ldm.envs import Backend
-from ldm.errors import RefGenError
+from ldm.errors import RefGenError, known_keys
+from ldm.refgen.candidates import Candidate
+
+JobPhase = Literal["rank", "train"]
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ class Job:
     have finished that many episodes (curation's t-test needs >= 2 in the first 10%), but
     never past `max_budget` transitions: long-horizon envs get episodes, not just steps."""
 
-    phase: str
+    phase: JobPhase
+    """rank: a ranking run (its seed 0 may also serve as a reference); train: a reference run."""
     env_id: str
     library: str
-    candidate: dict[str, Any]
+    candidate: Candidate
     budget: int
     seed: int
     store: str
@@ -53,9 +57,15 @@ class Job:
                 f"job {self.key}: max_budget {self.max_budget} is below the budget {self.budget}"
             )
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Job:
+        """A job as jobs.json holds it (`asdict`: its candidate a dict)."""
+        known_keys(cls, d, "job in jobs.json", RefGenError)
+        return cls(**{**d, "candidate": Candidate.from_dict(d["candidate"])})
+
     @property
     def key(self) -> str:
-        key = f"{self.phase}:{self.candidate['name']}:{self.env_id}:{self.seed}:{self.budget}"
+        key = f"{self.phase}:{self.candidate.name}:{self.env_id}:{self.seed}:{self.budget}"
         # keys of plain transition budgets stay what they were (stores resume across versions)
         return key + (f":e{self.min_episodes}-{self.max_budget}" if self.min_episodes else "")
 
@@ -67,7 +77,7 @@ class Job:
     @property
     def run_id(self) -> str:
         h = hashlib.sha256(self.key.encode()).hexdigest()[:10]
-        return f"{self.env_id.replace('/', '__')}-{self.candidate['name']}-s{self.seed}-{h}"
+        return f"{self.env_id.replace('/', '__')}-{self.candidate.name}-s{self.seed}-{h}"
 
 
 def policy_path(store: str | Path, run_id: str) -> Path:
@@ -80,11 +90,10 @@ def run_job(job: Job) -> JobResult:
 
     from ldm.data import Store
     from ldm.envs import env_spaces, sb3_vec_env
-    from ldm.refgen.candidates import Candidate
     from ldm.refgen.record import RecordingVecEnv
 
     torch.set_num_threads(1)
-    cand = Candidate(**job.candidate)
+    cand = job.candidate
     store = Store(job.store)
     obs_spec, act_spec = env_spaces(job.env_id)
     ok, policy = cand.compatible(obs_spec, act_spec)
@@ -216,7 +225,7 @@ class JobResult:
         return cls(
             **{
                 **d,
-                "job": Job(**job) if isinstance(job, dict) else job,
+                "job": Job.from_dict(job) if isinstance(job, dict) else job,
                 "final_returns": tuple(d.get("final_returns", ())),
                 "first_returns": tuple(d.get("first_returns", ())),
             }

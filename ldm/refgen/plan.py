@@ -13,7 +13,7 @@ Must not import: the runner, SB3, torch (the dry run and `import ldm.refgen.plan
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ldm.refgen.candidates import Candidate, load_pool
@@ -107,7 +107,7 @@ def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate,
         phase,
         env_id,
         library,
-        asdict(c),
+        c,
         budget,
         seed,
         store,

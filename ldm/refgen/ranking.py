@@ -56,7 +56,7 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     for env_id in lp.rank_envs:
         kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
-            j.candidate["name"]: results[j.key].final_returns
+            j.candidate.name: results[j.key].final_returns
             for j in jobs
             if j.env_id == env_id and results[j.key].status == "done"
         }
@@ -67,7 +67,7 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
             if welch_greater(finals[a], finals[b], cfg.alpha).greater:
                 points[a] += 1
                 kind_points[a] += 1
-    tried = {j.candidate["name"] for j in jobs}
+    tried = {j.candidate.name for j in jobs}
     names = [c.name for c in pool]
     order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
     table = RankingTable(

@@ -81,10 +81,10 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
     assert sorted(j.budget for j in {j.key: j for j in ran}.values()) == sorted(
         j.budget for j in planned
     )
-    refs = [j for j in ran if j.candidate["name"] == "a2c-8env" and j.env_id.endswith("Acrobot-v1")]
+    refs = [j for j in ran if j.candidate.name == "a2c-8env" and j.env_id.endswith("Acrobot-v1")]
     assert {j.budget for j in refs} == {3000}  # the per-env budget, for ranking and references
     # continuous actions take their reference from the candidates that can run there
-    mc = {j.candidate["name"] for j in ran if "MountainCar" in j.env_id and j.phase == "train"}
+    mc = {j.candidate.name for j in ran if "MountainCar" in j.env_id and j.phase == "train"}
     assert len(mc) == 1
 
 
@@ -112,11 +112,9 @@ def test_episode_budgets_reach_the_jobs_and_the_plan():
 def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
     tmp_path, min_episodes, max_budget, lo, hi
 ):
-    from dataclasses import asdict
-
     from ldm.refgen.jobs import run_job
 
-    cand = asdict(load_pool(None, ["ppo-8env"])[0])  # 8 streams, rollouts of 8 x 32
+    cand = load_pool(None, ["ppo-8env"])[0]  # 8 streams, rollouts of 8 x 32
     job = Job("train", "classic-control/CartPole-v1", "classic-control", cand, 600, 0,
               str(tmp_path / "s"), min_episodes=min_episodes, max_budget=max_budget)  # fmt: skip
     out = run_job(job)

@@ -190,7 +190,6 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
-    from dataclasses import asdict
 
     from ldm.refgen.jobs import Job, run_job
 
@@ -200,7 +199,7 @@ def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
             "train",
             "classic-control/CartPole-v1",
             "classic-control",
-            asdict(cand),
+            cand,
             40000,
             0,
             str(tmp_path / "s"),

@@ -14,14 +14,13 @@ def test_a_reference_job_runs_on_a_ray_cluster(ray_head, tmp_path):
     code = textwrap.dedent(
         f"""
         import json
-        from dataclasses import asdict
         import ray
         from ldm.refgen.candidates import load_pool
         from ldm.refgen.jobs import Job
         from ldm.refgen.runner import run_jobs
 
         cand = {{c.name: c for c in load_pool()}}["ppo-8env"]
-        job = Job("train", "classic-control/CartPole-v1", "classic-control", asdict(cand),
+        job = Job("train", "classic-control/CartPole-v1", "classic-control", cand,
                   512, 0, {str(store_dir)!r})
         results = run_jobs([job], runner="ray", workers=1, progress=False)
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]

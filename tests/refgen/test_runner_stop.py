@@ -20,7 +20,6 @@ def test_a_stopped_run_leaves_no_job_or_env_worker_behind(tmp_path, sig):
     store = tmp_path / "store"
     code = textwrap.dedent(
         f"""
-        from dataclasses import asdict
         from ldm.cli import _sigterm_as_interrupt
         from ldm.refgen.candidates import load_pool
         from ldm.refgen.jobs import Job
@@ -28,7 +27,7 @@ def test_a_stopped_run_leaves_no_job_or_env_worker_behind(tmp_path, sig):
 
         _sigterm_as_interrupt()
         cand = {{c.name: c for c in load_pool()}}["ppo-8env"]
-        job = Job("train", "classic-control/CartPole-v1", "classic-control", asdict(cand),
+        job = Job("train", "classic-control/CartPole-v1", "classic-control", cand,
                   10_000_000, 0, {str(store)!r})
         run_jobs([job], workers=1, progress=False)
         """

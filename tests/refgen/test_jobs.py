@@ -1,0 +1,66 @@
+"""ldm/refgen/jobs.py's records: a job and its result as jobs.json holds them."""
+
+import json
+
+import pytest
+
+from ldm.errors import RefGenError
+from ldm.refgen.candidates import Candidate
+from ldm.refgen.jobs import Job, JobResult
+
+#: an entry of the suite's jobs.json, as written before a job held a Candidate record
+WRITTEN = {
+    "status": "done",
+    "job": {
+        "phase": "rank",
+        "env_id": "classic-control/Acrobot-v1",
+        "library": "classic-control",
+        "candidate": {
+            "name": "a2c-8env",
+            "algo": "A2C",
+            "n_envs": 8,
+            "kwargs": {"ent_coef": 0.0, "n_steps": 8},
+            "continuous_only": False,
+            "policies": [],
+            "note": "",
+        },
+        "budget": 50000,
+        "seed": 0,
+        "store": "/work/runs/suite/store",
+        "backend": "process",
+        "record": True,
+        "min_episodes": 30,
+        "max_budget": 150000,
+    },
+    "run_id": "classic-control__Acrobot-v1-a2c-8env-s0-90ed8775e0",
+    "final_returns": [-94.0, -88.0],
+    "first_returns": [-487.0, -500.0],
+    "episodes": 20,
+    "seconds": 12.5,
+    "transitions": 50000,
+}
+
+
+def test_a_written_job_result_loads_with_its_candidate_and_the_same_key_and_run_id():
+    result = JobResult.from_dict(json.loads(json.dumps(WRITTEN)))
+    job = result.job
+    assert job.candidate == Candidate("a2c-8env", "A2C", 8, {"ent_coef": 0.0, "n_steps": 8})
+    # the key and run id a resumed stage matches against are those the file was written with
+    assert job.key == "rank:a2c-8env:classic-control/Acrobot-v1:0:50000:e30-150000"
+    assert job.run_id == WRITTEN["run_id"]
+    assert json.loads(json.dumps(result.to_dict())) == WRITTEN  # written back unchanged
+
+
+def test_a_job_round_trips_and_unknown_keys_are_named():
+    cnn = Candidate("ppo-cnn", "PPO", 8, {"n_steps": 128}, policies=("CnnPolicy",))
+    job = Job("train", "ale/ALE/Pong-v5", "ale", cnn, 1000, 2, "s", "docker", record=False)
+    back = JobResult.from_dict(json.loads(json.dumps(JobResult("done", job).to_dict())))
+    assert back.job == job and back.job.candidate.policies == ("CnnPolicy",)
+    entry = json.loads(json.dumps(WRITTEN))
+    entry["job"]["candidate"]["lr"] = 0.1
+    with pytest.raises(RefGenError, match=r"candidate 'a2c-8env' has unknown keys \['lr'\]"):
+        JobResult.from_dict(entry)
+    entry = json.loads(json.dumps(WRITTEN))
+    entry["job"]["seeds"] = 3
+    with pytest.raises(RefGenError, match=r"job in jobs.json has unknown keys \['seeds'\]"):
+        JobResult.from_dict(entry)
