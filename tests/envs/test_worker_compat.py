@@ -124,3 +124,28 @@ def test_worker_on_python36_gym097_numpy119_serves_a_client_on_numpy2():
         assert conn.call({"cmd": "close"}) == {}
     finally:
         conn.close()
+
+
+@pytest.mark.slow
+def test_the_shared_memory_path_on_python36_numpy119():
+    """The same buffers on the oldest worker: mmap of an inherited memfd, numpy 1.19 views."""
+    import ldm.envs as E
+    from ldm.envs.shm import ShmCodec
+
+    env_id = "gym-inventory/InventoryFixed-v0"
+    shared = E.make_vec(env_id, 2, workers=1)
+    framed = E.make_vec(env_id, 2, workers=1, shared_memory=False)
+    try:
+        assert isinstance(shared._workers[0].conn.codec, ShmCodec)
+        assert not isinstance(framed._workers[0].conn.codec, ShmCodec)
+        for v in (shared, framed):
+            v.reset(seed=1)
+        for t in range(1, 1001):  # the 1000-step limit truncates: final observations too
+            a = np.array([3, t % 5])
+            x, y = shared.step(a), framed.step(a)
+            for p, q in zip(x[:4], y[:4]):
+                np.testing.assert_array_equal(p, q)
+        assert x[3].all() and x[4]["final_obs"].tolist() == y[4]["final_obs"].tolist()
+    finally:
+        shared.close()
+        framed.close()
