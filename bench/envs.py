@@ -138,38 +138,27 @@ def catalog_figures() -> dict:
     }
 
 
+def hub_vs(key: str, env_id: str, baseline: tuple, secs: float, workers=(1, 2)) -> dict:
+    """8 envs of `env_id` through the hub (each worker count) against `baseline` (name, maker),
+    measured in turns: `key` is the best hub rate over the baseline's."""
+    name, make = baseline
+    makers = {f"ldm{w}": lambda w=w: E.make_vec(env_id, 8, workers=w) for w in workers}
+    res = interleaved({**makers, name: make}, 3 * secs)
+    best = max(v for k, v in res.items() if k.startswith("ldm"))
+    return {key: round(best / res[name], 2), f"{key}_detail": _rounded(res)}
+
+
 def process_vs_async(secs: float) -> dict:
-    """CartPole x 8: the hub (1 and 2 workers) against AsyncVectorEnv, measured in turns."""
-    cartpole = "classic-control/CartPole-v1"
-    res = interleaved(
-        {
-            "ldm1": lambda: E.make_vec(cartpole, 8, workers=1),
-            "ldm2": lambda: E.make_vec(cartpole, 8, workers=2),
-            "async": lambda: gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8),
-        },
-        3 * secs,
-    )
-    return {
-        "process_vs_async": round(max(res["ldm1"], res["ldm2"]) / res["async"], 2),
-        "process_vs_async_detail": _rounded(res),
-    }
+    """CartPole x 8: the hub against AsyncVectorEnv (both in this process's venv)."""
+    make = lambda: gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8)  # noqa: E731
+    return hub_vs("process_vs_async", "classic-control/CartPole-v1", ("async", make), secs)
 
 
 def process_vs_inprocess_heavy(secs: float) -> dict:
     """HalfCheetah x 8: simulation dominates; the baseline runs in mujoco's own venv."""
     cheetah = "mujoco/HalfCheetah-v5"
-    res = interleaved(
-        {
-            "ldm1": lambda: E.make_vec(cheetah, 8, workers=1),
-            "ldm2": lambda: E.make_vec(cheetah, 8, workers=2),
-            "sync": lambda: LibraryBaseline(cheetah, "sync"),
-        },
-        3 * secs,
-    )
-    return {
-        "process_vs_inprocess_heavy": round(max(res["ldm1"], res["ldm2"]) / res["sync"], 2),
-        "process_vs_inprocess_heavy_detail": _rounded(res),
-    }
+    make = lambda: LibraryBaseline(cheetah, "sync")  # noqa: E731
+    return hub_vs("process_vs_inprocess_heavy", cheetah, ("sync", make), secs)
 
 
 def docker_figures(secs: float) -> dict:
@@ -320,19 +309,12 @@ def vs_process(name: str, secs: float, **kwargs) -> dict:
 
 def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
     """An Atari game x 8 at 64x64: the hub (1, 2 and 8 workers: the baseline's process count)
-    against AsyncVectorEnv(shared_memory=True) in the ale venv, measured in turns."""
-    makers = {f"ldm{w}": lambda w=w: E.make_vec(env_id, 8, workers=w) for w in (1, 2, 8)}
+    against AsyncVectorEnv(shared_memory=True) in the ale venv."""
+    make = lambda: LibraryBaseline(env_id, "atari")  # noqa: E731
     try:
-        res = interleaved(
-            {**makers, "async_shm": lambda: LibraryBaseline(env_id, "atari")}, 3 * secs
-        )
+        return hub_vs("image_vs_async_shm", env_id, ("async_shm", make), secs, (1, 2, 8))
     except Exception as e:  # the ale venv cannot be built here: say so in the figures
         return {"image_vs_async_shm": None, "image_vs_async_shm_detail": f"{env_id}: {e}"}
-    best = max(v for k, v in res.items() if k.startswith("ldm"))
-    return {
-        "image_vs_async_shm": round(best / res["async_shm"], 2),
-        "image_vs_async_shm_detail": _rounded(res),
-    }
 
 
 def refgen_steps_vs_dummy(budget: int, rounds: int) -> dict:
