@@ -179,7 +179,7 @@ def docker_figures(secs: float) -> dict:
 
 def main() -> None:
     a = args(__doc__)
-    secs = 1.0 if a.quick else 10.0
+    secs = 0.4 if a.quick else 10.0
     t0 = time.perf_counter()
     out = {}
     out.update(process_vs_async(secs))
