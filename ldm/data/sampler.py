@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -29,10 +29,17 @@ from ldm.errors import LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
 from ldm.tokens import Batch, Window
 
-WEIGHTINGS = ("uniform", "env", "library")
+#: window sampling weights: uniform over transitions, or balanced over envs or libraries
+Weighting = Literal["uniform", "env", "library"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 #: "train": all streams but the last of each multi-stream run (the last sub-env, its own
 #: seed, is held out); "val": only those held-out streams; "none": everything.
-HOLDOUT = ("none", "train", "val")
+Holdout = Literal["none", "train", "val"]
+HOLDOUT: tuple[str, ...] = get_args(Holdout)
+#: the action a window teaches: the reference's, the one taken, or the reference's where
+#: the run was relabelled and the taken one elsewhere
+Targets = Literal["reference", "actions", "reference_or_actions"]
+TARGETS: tuple[str, ...] = get_args(Targets)
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,13 @@ class WindowSampler:
         self,
         store: Store | str,
         window_len: int,
-        weighting: str = "uniform",
+        weighting: Weighting = "uniform",
         curated_only: bool = True,
         envs: list[str] | None = None,
         runs: list[str] | None = None,
-        targets: str = "reference",
+        targets: Targets = "reference",
         cache_bytes: int = 1 << 30,
-        holdout: str = "none",
+        holdout: Holdout = "none",
     ) -> None:
         if weighting not in WEIGHTINGS:
             raise StoreError(f"weighting {weighting!r} is not one of {WEIGHTINGS}")
@@ -65,8 +72,8 @@ class WindowSampler:
             raise StoreError(f"window_len must be >= 1, got {window_len}")
         if holdout not in HOLDOUT:
             raise StoreError(f"holdout {holdout!r} is not one of {HOLDOUT}")
-        if targets not in ("reference", "actions", "reference_or_actions"):
-            raise StoreError("targets must be 'reference', 'actions' or 'reference_or_actions'")
+        if targets not in TARGETS:
+            raise StoreError(f"targets {targets!r} is not one of {TARGETS}")
         self.store = store if isinstance(store, Store) else Store(store, create=False)
         self.window_len, self.weighting, self.targets = window_len, weighting, targets
         entries = self.store.runs(curated_only=curated_only)
@@ -213,13 +220,13 @@ class WindowLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        weighting: str = "uniform",
+        weighting: Weighting = "uniform",
         curated_only: bool = True,
         num_workers: int = 1,
         envs: list[str] | None = None,
         runs: list[str] | None = None,
-        targets: str = "reference",
-        holdout: str = "none",
+        targets: Targets = "reference",
+        holdout: Holdout = "none",
     ) -> None:
         self.sampler = WindowSampler(
             store, window_len, weighting, curated_only, envs, runs, targets, holdout=holdout

@@ -1,7 +1,11 @@
+import re
+from typing import get_args, get_type_hints
+
 import numpy as np
 import pytest
 
 from ldm.data import WindowLoader, WindowSampler
+from ldm.data.sampler import WEIGHTINGS
 from ldm.errors import StoreError
 
 from .conftest import BOXA, DISC, IMG, MD, VEC, record
@@ -75,3 +79,23 @@ def test_missing_reference_actions_and_empty_store_are_clear_errors(store):
     with pytest.raises(StoreError, match="ldm refgen relabel"):
         WindowSampler(store, 8)
     assert WindowSampler(store, 8, targets="reference_or_actions").env_ids == ["a/Vec-v0"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weighting": "envs"}, "weighting 'envs' is not one of ('uniform', 'env', 'library')"),
+        ({"holdout": "test"}, "holdout 'test' is not one of ('none', 'train', 'val')"),
+        ({"targets": "ref"}, "targets 'ref' is not one of ('reference', 'actions', "),
+    ],
+)
+def test_unknown_choices_are_named_with_the_known_ones(mixed, kwargs, message):
+    with pytest.raises(StoreError, match=re.escape(message)):
+        WindowSampler(mixed, 8, **kwargs)
+
+
+def test_the_training_configs_weighting_choices_are_the_samplers():
+    """TrainConfig (which may not import the sampler) offers exactly the sampler's weightings."""
+    from ldm.train.config import TrainConfig
+
+    assert get_args(get_type_hints(TrainConfig)["weighting"]) == WEIGHTINGS
