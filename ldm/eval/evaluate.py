@@ -18,15 +18,9 @@ import numpy as np
 
 from ldm.data import Store
 from ldm.errors import EvalError, LDMError
+from ldm.eval.agents import PredictAgent, SessionAgent
 from ldm.eval.config import EvalConfig
-from ldm.eval.protocol import (
-    EnvRun,
-    PredictAgent,
-    ProtocolStats,
-    SessionAgent,
-    rollout_seeds,
-    run_protocol,
-)
+from ldm.eval.protocol import EnvRun, ProtocolStats, rollout_seeds, run_protocol
 from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import Reference, normalised_score, reference_run, summarise
 from ldm.eval.video import EpisodeRecorder, attach_clips

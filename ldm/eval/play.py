@@ -78,9 +78,10 @@ def play(
     backend: str = "process",
 ) -> dict[str, Any]:
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
+    from ldm.eval.agents import SessionAgent
     from ldm.eval.config import EvalConfig
     from ldm.eval.evaluate import _prepare
-    from ldm.eval.protocol import SessionAgent, run_protocol
+    from ldm.eval.protocol import run_protocol
     from ldm.eval.video import EpisodeRecorder
 
     cfg = EvalConfig(

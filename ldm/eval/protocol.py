@@ -7,10 +7,10 @@ envs advance together, so one batched, KV-cached model call serves every live en
 An env whose worker dies is restarted from scratch (its slots' contexts emptied) up to
 `retries` times, then reported as failed; the other envs go on.
 
-Owns: the slots' bookkeeping (`EnvRun`), the agents that act for them and the lockstep
-loop (`run_protocol`). Imports numpy, its `EvalConfig` (ldm/eval/config.py), the hub
-(lazily) and the worker's step-limit name; must not import torch, ldm.model (a policy is duck-typed: `start_session` or
-`predict`), ldm.train, ldm.pipeline or the report.
+Owns: the slots' bookkeeping (`EnvRun`) and the lockstep loop (`run_protocol`); the agents
+that act for the slots are ldm/eval/agents.py's. Imports numpy, its config and agents, the
+hub (lazily) and the worker's step-limit name; must not import torch, ldm.model (a policy
+is duck-typed: `start_session` or `predict`), ldm.train, ldm.pipeline or the report.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
 from ldm.errors import LDMError
+from ldm.eval.agents import Agent
 from ldm.eval.config import EvalConfig
 from ldm.spaces import SpaceSpec
 
@@ -117,70 +118,6 @@ def _start(run: EnvRun, cfg: EvalConfig, obs: list[Any], failure: str) -> bool:
     for j, s in enumerate(run.slots):
         obs[s] = o[j]
     return True
-
-
-class Agent:
-    """What the protocol drives: a batch of slots acting together."""
-
-    def act(self, observations: list[Any]) -> list[Any]:
-        raise NotImplementedError
-
-    def record(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
-        pass
-
-    def reset(self, slots: list[int]) -> None:
-        pass
-
-
-class SessionAgent(Agent):
-    """An LDMPolicy acting session over all slots (one model call per step)."""
-
-    def __init__(
-        self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec], cfg: EvalConfig
-    ) -> None:
-        self.session = policy.start_session(obs_specs, act_specs)
-        self.cfg = cfg
-        self.calls = 0
-
-    def act(self, observations: list[Any]) -> list[Any]:
-        self.calls += 1
-        return self.session.act(
-            observations, deterministic=self.cfg.deterministic, temperature=self.cfg.temperature
-        )
-
-    def record(self, rewards, terminated, truncated) -> None:
-        self.session.record(rewards, terminated, truncated)
-
-    def reset(self, slots: list[int]) -> None:
-        self.session.reset(slots)
-
-
-class PredictAgent(Agent):
-    """Policies with SB3's `predict` signature, one per env (e.g. the reference policies)."""
-
-    def __init__(
-        self, policies: list[Any], slot_env: list[int], deterministic: bool = True
-    ) -> None:
-        self.policies, self.slot_env, self.deterministic = (
-            policies,
-            np.asarray(slot_env),
-            deterministic,
-        )
-        self.calls = 0
-
-    def act(self, observations: list[Any]) -> list[Any]:
-        out: list[Any] = [None] * len(observations)
-        for e, policy in enumerate(self.policies):
-            idx = np.flatnonzero(self.slot_env == e)
-            if policy is None or not idx.size:
-                continue
-            self.calls += 1
-            actions, _ = policy.predict(
-                np.stack([observations[i] for i in idx]), deterministic=self.deterministic
-            )
-            for i, a in zip(idx, actions):
-                out[i] = a
-        return out
 
 
 def run_protocol(

@@ -4,8 +4,9 @@ import numpy as np
 
 import ldm.envs
 from ldm.errors import EnvError
+from ldm.eval.agents import Agent
 from ldm.eval.config import EvalConfig
-from ldm.eval.protocol import Agent, EnvRun, rollout_seeds, run_protocol
+from ldm.eval.protocol import EnvRun, rollout_seeds, run_protocol
 from ldm.spaces import SpaceSpec
 
 OBS = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)

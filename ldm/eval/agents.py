@@ -1,0 +1,80 @@
+"""The agents the protocol drives: who chooses the actions of a batch of slots.
+
+Owns `Agent` (act on every slot, record the outcome, forget some slots' context),
+`SessionAgent` (an LDMPolicy's acting session: one batched model call per step) and
+`PredictAgent` (SB3-style `predict` policies, one per env: the references). Imports numpy
+and the protocol's config; must not import torch or ldm.model (a policy is duck-typed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ldm.eval.config import EvalConfig
+from ldm.spaces import SpaceSpec
+
+
+class Agent:
+    """What the protocol drives: a batch of slots acting together."""
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def record(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
+        pass
+
+    def reset(self, slots: list[int]) -> None:
+        pass
+
+
+class SessionAgent(Agent):
+    """An LDMPolicy acting session over all slots (one model call per step)."""
+
+    def __init__(
+        self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec], cfg: EvalConfig
+    ) -> None:
+        self.session = policy.start_session(obs_specs, act_specs)
+        self.cfg = cfg
+        self.calls = 0
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        self.calls += 1
+        return self.session.act(
+            observations, deterministic=self.cfg.deterministic, temperature=self.cfg.temperature
+        )
+
+    def record(self, rewards, terminated, truncated) -> None:
+        self.session.record(rewards, terminated, truncated)
+
+    def reset(self, slots: list[int]) -> None:
+        self.session.reset(slots)
+
+
+class PredictAgent(Agent):
+    """Policies with SB3's `predict` signature, one per env (e.g. the reference policies)."""
+
+    def __init__(
+        self, policies: list[Any], slot_env: list[int], deterministic: bool = True
+    ) -> None:
+        self.policies, self.slot_env, self.deterministic = (
+            policies,
+            np.asarray(slot_env),
+            deterministic,
+        )
+        self.calls = 0
+
+    def act(self, observations: list[Any]) -> list[Any]:
+        out: list[Any] = [None] * len(observations)
+        for e, policy in enumerate(self.policies):
+            idx = np.flatnonzero(self.slot_env == e)
+            if policy is None or not idx.size:
+                continue
+            self.calls += 1
+            actions, _ = policy.predict(
+                np.stack([observations[i] for i in idx]), deterministic=self.deterministic
+            )
+            for i, a in zip(idx, actions):
+                out[i] = a
+        return out
