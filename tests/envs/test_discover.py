@@ -364,3 +364,50 @@ def test_a_venv_resolves_dependencies_released_before_the_date(ldm_home):
     versions = dict(line.split("==") for line in frozen.splitlines() if "==" in line)
     assert versions["gymnasium"] == "0.27.0"  # 0.27.1 came out in January 2023
     assert versions["numpy"] == "1.24.1"
+
+
+# -- what a new spec records -------------------------------------------------------------------
+def test_project_source_reads_the_repository_from_the_dist_info(tmp_path):
+    from ldm.envs.discover.requirements import project_source
+
+    site = tmp_path / "venv/lib/python3.11/site-packages"
+    (tmp_path / "venv/bin").mkdir(parents=True)
+    python = tmp_path / "venv/bin/python"
+    for dist, headers in {
+        "mo_gymnasium-1.3.2": "Project-URL: Homepage, https://mo.example.org\n"
+        "Project-URL: Repository, https://github.com/Farama-Foundation/MO-Gymnasium\n",
+        "flappy_bird_gymnasium-0.4.0": "Home-page: https://github.com/markub3327/flappy\n",
+        "Box2D-2.3.10": "Home-page: UNKNOWN\n",
+    }.items():
+        (site / f"{dist}.dist-info").mkdir(parents=True)
+        (site / f"{dist}.dist-info/METADATA").write_text(f"Metadata-Version: 2.1\n{headers}\n")
+    assert project_source(python, "mo-gymnasium==1.3.2").endswith("/MO-Gymnasium")
+    assert project_source(python, "flappy_bird_gymnasium") == "https://github.com/markub3327/flappy"
+    assert project_source(python, "box2d") == ""  # no URL in its metadata
+    assert project_source(python, "absent") == ""
+
+
+def test_pin_installed_pins_bare_names_and_extras(monkeypatch):
+    import subprocess
+
+    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.discover import requirements
+
+    frozen = "gymnasium==1.4.0\nhighway-env==1.12.1\nmo-gymnasium==1.3.2\n"
+    monkeypatch.setattr(requirements, "ensure_venv", lambda spec: Path("/venv/bin/python"))
+    monkeypatch.setattr(
+        requirements.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=frozen, stderr=""),
+    )
+    spec = LibrarySpec(
+        name="mo-gymnasium",
+        domain="d",
+        requirements=["mo-gymnasium", "gymnasium[mujoco]", "highway-env>=1", "x @ file:///x"],
+    )
+    assert requirements.pin_installed(spec).requirements == [
+        "mo-gymnasium==1.3.2",
+        "gymnasium[mujoco]==1.4.0",
+        "highway-env>=1",
+        "x @ file:///x",
+    ]

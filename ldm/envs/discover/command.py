@@ -16,7 +16,7 @@ from ldm.envs.catalog import LibrarySpec, catalog_write_dir, load_catalog, load_
 from ldm.envs.discover.builds import BUILD_VARIANTS, build_and_try
 from ldm.envs.discover.hints import limit_hints
 from ldm.envs.discover.record import write_discovery
-from ldm.envs.discover.requirements import pin_installed, req_name
+from ldm.envs.discover.requirements import pin_installed, project_source, pypi_page, req_name
 from ldm.envs.trial import EnvTrial
 from ldm.envs.venvs import ensure_venv
 
@@ -73,7 +73,7 @@ def resolve_spec(spec_or_package: str, catalog_dir: str | None) -> LibrarySpec:
         domain="unknown",
         requirements=[spec_or_package],
         imports=[],  # found by the probe
-        source=url or f"https://pypi.org/project/{name}/",
+        source=url or pypi_page(name),
         path=str(path),
     )
 
@@ -106,6 +106,9 @@ def discover_library(
     python = _python_version(spec)
     if is_new:
         spec = pin_installed(spec)  # a new package: record the versions that worked
+        if spec.source == pypi_page(spec.name):  # its repository, where its metadata names one
+            found = project_source(ensure_venv(spec), spec.requirements[0])
+            spec = replace(spec, source=found or spec.source)
     report.seconds = time.perf_counter() - t0
     discovery = {
         "seconds": round(report.seconds, 1),

@@ -7,6 +7,7 @@ Imports ldm's catalog and venv modules; never an environment library.
 from __future__ import annotations
 
 import datetime
+import email.parser
 import re
 import subprocess
 import sys
@@ -83,12 +84,42 @@ def pin_installed(spec: LibrarySpec) -> LibrarySpec:
     if flavour in versions and flavour not in {req_name(r) for r in reqs}:
         reqs.append(flavour)
     pinned = [
-        f"{r}=={versions[req_name(r)]}"
-        if re.fullmatch(r"[A-Za-z0-9_.\-]+", r) and req_name(r) in versions
-        else r
+        f"{r}=={versions[req_name(r)]}" if BARE.fullmatch(r) and req_name(r) in versions else r
         for r in reqs
     ]
     return replace(spec, requirements=pinned)
+
+
+#: A requirement without a version or a URL, with or without extras (`gymnasium[mujoco]`).
+BARE = re.compile(r"[A-Za-z0-9_.\-]+(\[[A-Za-z0-9_,\-]+\])?")
+#: Project-URL labels naming the source repository, most telling first.
+SOURCE_LABELS = ("source", "source code", "repository", "code", "github", "homepage")
+
+
+def pypi_page(name: str) -> str:
+    """A distribution's page on PyPI (a new spec's source until its metadata names another)."""
+    return f"https://pypi.org/project/{name}/"
+
+
+def project_source(python: Path, requirement: str) -> str:
+    """The source repository a distribution's metadata names (a `Project-URL` labelled
+    source/repository, else its `Home-page`), read from its `.dist-info` in the venv of
+    `python`; "" when the metadata names none."""
+    want = req_name(requirement).replace("-", "_").replace(".", "_")
+    venv = python.parent.parent
+    for meta in venv.glob("lib/python*/site-packages/*.dist-info/METADATA"):
+        if meta.parent.name.partition("-")[0].lower().replace(".", "_") != want:
+            continue
+        msg = email.parser.Parser().parsestr(meta.read_text(errors="replace"), headersonly=True)
+        urls = {}
+        for entry in msg.get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            urls.setdefault(label.strip().lower(), url.strip())
+        named = [urls[k] for k in SOURCE_LABELS if k in urls]
+        home = (msg.get("Home-page") or "").strip()
+        found = [u for u in [*named, home] if u.startswith(("https://", "http://"))]
+        return found[0] if found else ""
+    return ""
 
 
 def release_date(requirement: str, timeout: float = 300) -> str:
