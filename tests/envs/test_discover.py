@@ -185,6 +185,49 @@ def test_seed_global_rngs_makes_global_draws_reproducible():
     assert np.array_equal(a, b)
 
 
+def test_joint_action_takes_a_tuple_or_a_dict_of_discrete_actions():
+    from ldm.envs.worker.wrappers import joint_action
+
+    class Team:
+        observation_desc = {"type": "Box"}
+
+        def __init__(self, action_desc):
+            self.action_desc, self.taken = action_desc, []
+
+        def step(self, action):
+            self.taken.append(action)
+
+    moves = {"type": "Discrete", "n": 4, "start": 0}
+    cells = {"type": "Discrete", "n": 3, "start": 1}
+    pair = Team({"type": "Tuple", "spaces": [moves, cells]})
+    joint_action(pair).step(np.array([2, 0]))
+    assert pair.taken == [(2, 1)]  # each part's start added back
+    stations = Team({"type": "Dict", "spaces": {"1": cells, "0": moves, "10": moves}})
+    wrapped = joint_action(stations)
+    assert list(wrapped.action_desc["nvec"]) == [4, 3, 4]  # keys "0", "1", "10", sorted
+    wrapped.step(np.array([3, 2, 1]))
+    assert stations.taken == [{"0": 3, "1": 3, "10": 1}]
+    mixed = Team({"type": "Dict", "spaces": {"a": moves, "b": {"type": "Box"}}})
+    assert joint_action(mixed) is mixed  # not all Discrete: left alone
+
+
+def test_sum_reward_adds_a_vector_or_a_reward_per_agent():
+    from ldm.envs.worker.wrappers import SumReward
+
+    class Team:
+        observation_desc = action_desc = {"type": "Box"}
+
+        def __init__(self, reward):
+            self.reward = reward
+
+        def step(self, action):
+            return None, self.reward, False, False, {}
+
+    assert SumReward(Team(np.array([1.0, -0.25]))).step(0)[1] == 0.75
+    assert SumReward(Team([1, 2, 3])).step(0)[1] == 6.0
+    assert SumReward(Team({"0": 0.5, "1": 0.25})).step(0)[1] == 0.75
+
+
 def test_build_variants_pin_only_what_the_spec_leaves_free():
     from ldm.envs.catalog import LibrarySpec
 

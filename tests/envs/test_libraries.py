@@ -33,14 +33,17 @@ PICK = {
     "procgen": "procgen-coinrun-v0",
     "gym-masked-atari": "MaskedFrostbite-v4",
     "growspace": "GrowSpaceEnv-Control-v0",
+    "dm-control": "dm_control/cartpole-balance-v0",
 }
 # libraries whose envs do not reproduce a seed exactly (known, reported by `ldm envs check`):
 # procgen seeds only at construction; cymnasium draws from its observation space's unseeded
 # generator; gym-inventory's reset keeps the previous episode's stock; antibiosim and
 # cardiosim draw from generators their reset does not seed; lbforaging's reset avoids the
-# cells where the previous episode's players stand (all flagged in the catalog)
+# cells where the previous episode's players stand; mobile-env's reset discards the seeds it
+# computes (all flagged in the catalog)
 NOT_SEED_EXACT = {
     "lbforaging",
+    "mobile-env",
     "antibiosim",
     "cardiosim",
     "jsbgym",

@@ -27,11 +27,11 @@ AUTO_WRAPPERS = (
     (
         re.compile(
             r"failed on 'step': TypeError: (only (0-dimensional|length-1) arrays"
-            r"|float\(\) argument must be a [a-z ]*number, not 'list')"
+            r"|float\(\) argument must be a [a-z ]*number, not '(list|dict)')"
         ),
         "sum_reward",
     ),
-    (re.compile(r"^action space .*\(Tuple\) is not supported"), "joint_action"),
+    (re.compile(r"^action space .*\((Tuple|Dict)\) is not supported"), "joint_action"),
 )
 
 Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]

@@ -220,7 +220,8 @@ def discrete_to_box(env):
 
 
 class SumReward:
-    """A vector reward (multi-objective libraries such as mo-gymnasium) -> the sum of its parts."""
+    """A vector reward (multi-objective libraries such as mo-gymnasium) or a reward per agent
+    (a list, or a dict such as mobile-env's) -> the sum of its parts."""
 
     def __init__(self, env):
         self.env = env
@@ -232,20 +233,25 @@ class SumReward:
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, float(np.sum(reward)), terminated, truncated, info
+        parts = list(reward.values()) if isinstance(reward, dict) else reward
+        return obs, float(np.sum(parts)), terminated, truncated, info
 
     def close(self):
         self.env.close()
 
 
 class JointAction:
-    """A Tuple of Discrete actions (one per agent of a team under one controller, e.g.
-    lbforaging's players) -> one MultiDiscrete action; other action spaces pass unchanged."""
+    """A Tuple or a Dict of Discrete actions (one per agent of a team under one controller,
+    e.g. lbforaging's players, mobile-env's base stations) -> one MultiDiscrete action (a
+    Dict's keys in sorted order, as flatten_dict takes them); other action spaces pass
+    unchanged."""
 
     def __init__(self, env):
         self.env = env
         self.observation_desc = env.observation_desc
-        parts = env.action_desc["spaces"]
+        spaces = env.action_desc["spaces"]
+        self.keys = sorted(spaces) if env.action_desc["type"] == "Dict" else None
+        parts = [spaces[k] for k in self.keys] if self.keys is not None else spaces
         self.starts = [p["start"] for p in parts]
         self.action_desc = {"type": "MultiDiscrete", "nvec": np.array([p["n"] for p in parts])}
 
@@ -253,8 +259,10 @@ class JointAction:
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
-        joint = tuple(int(a) + s for a, s in zip(np.asarray(action).ravel(), self.starts))
-        return self.env.step(joint)
+        joint = [int(a) + s for a, s in zip(np.asarray(action).ravel(), self.starts)]
+        if self.keys is not None:
+            return self.env.step(dict(zip(self.keys, joint)))
+        return self.env.step(tuple(joint))
 
     def close(self):
         self.env.close()
@@ -262,8 +270,9 @@ class JointAction:
 
 def joint_action(env):
     d = env.action_desc
-    fits = d["type"] == "Tuple" and all(p["type"] == "Discrete" for p in d["spaces"])
-    return JointAction(env) if fits else env
+    parts = list(d["spaces"].values()) if d["type"] == "Dict" else d.get("spaces", [])
+    fits = d["type"] in ("Tuple", "Dict") and all(p["type"] == "Discrete" for p in parts)
+    return JointAction(env) if fits and parts else env
 
 
 class SeedGlobalRNGs:
