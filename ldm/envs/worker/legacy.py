@@ -76,7 +76,8 @@ class LegacyGymEnv:
         self.env = upgrade_underscore_methods(env)
         base = getattr(env, "unwrapped", env)
         # wrappers forward **kwargs, so ask the env itself what its reset accepts
-        self.obs_is_tuple = type(env.observation_space).__name__ == "Tuple"
+        # by name along the MRO (any gym generation, subclasses as their base, as space_kind)
+        self.obs_is_tuple = any(c.__name__ == "Tuple" for c in type(env.observation_space).__mro__)
         self.time_limit = time_limit_of(env)
         # some envs are seeded only at construction (procgen's `seed()` takes no argument)
         seed_fn = getattr(self.env, "seed", None)
