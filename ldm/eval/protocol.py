@@ -155,8 +155,7 @@ def run_protocol(
                 continue
             _record(run, outcome, cfg, obs, step, bar)
             if recorder:
-                first = (_first(outcome[0]), actions[run.slots[0]], float(outcome[1][0]))
-                recorder.stepped(run, bool(outcome[2][0] or outcome[3][0]), first)
+                recorder.stepped(run, bool(outcome[2][0] or outcome[3][0]), outcome, actions)
             if run.steps >= cfg.max_steps:
                 run.cut = True
         agent.record(step.rewards, step.terminated, step.truncated)
@@ -175,13 +174,6 @@ class _SlotStep(NamedTuple):
     rewards: np.ndarray  # (n_slots,)
     terminated: np.ndarray  # (n_slots,) bool
     truncated: np.ndarray  # (n_slots,) bool
-
-
-def _first(obs: Any) -> Any:
-    """Sub-env 0's observation of a batch (a dict of batches: a dict of its entries)."""
-    if isinstance(obs, dict):
-        return {k: v[0] for k, v in obs.items()}
-    return obs[0]
 
 
 def _step_all(live: list[EnvRun], actions: list[Any]) -> list[Any]:

@@ -88,16 +88,19 @@ class EpisodeRecorder:
             return
         self._grab(run, clip)
 
-    def stepped(self, run: Any, done: bool, step: tuple[Any, Any, float] | None = None) -> None:
-        """Sub-env 0 of the env stepped (`done`: its episode ended; the worker reset it);
-        `step` is its (observation after the step, action, reward), traced where there are no
-        frames."""
+    def stepped(self, run: Any, done: bool, outcome: Any = None, actions: Any = None) -> None:
+        """Sub-env 0 of the env stepped (`done`: its episode ended; the worker reset it).
+        `outcome` is the env's step result and `actions` the slots' actions: sub-env 0's
+        observation, action and reward are read from them only where the env draws no frames
+        and its steps are traced."""
         clip = self.clips.get(run.env_id)
         if clip is None or clip.finished:
             return
         clip.t += 1
-        if clip.trace is not None and step is not None:
-            clip.trace.add(*step)
+        if clip.trace is not None and outcome is not None:
+            obs = outcome[0]
+            obs0 = {k: v[0] for k, v in obs.items()} if isinstance(obs, dict) else obs[0]
+            clip.trace.add(obs0, actions[run.slots[0]], float(outcome[1][0]))
         if done:
             clip.episodes += 1
             if clip.episodes >= self.episodes:

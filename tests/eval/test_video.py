@@ -42,6 +42,7 @@ class _Run:
         self.venv = self
         self.note = note
         self.renders = 0
+        self.slots = [0]
 
     def render_frames(self, indices, max_side=0):
         self.renders += 1
@@ -154,8 +155,10 @@ def test_an_env_without_frames_gets_a_plot_of_its_episode(tmp_path):
     rec.started(run)
     for t in range(1, 1201):  # 1,200 steps: thinned to at most 500 points
         obs = np.array([np.sin(t / 50), t / 1200, 0.0])
-        rec.stepped(run, done=t == 1200, step=(obs, np.array([t % 3 - 1.0]), 1.0))
-    rec.stepped(run, done=False, step=(obs, np.zeros(1), 5.0))  # after the episode: ignored
+        outcome = (obs[None], np.array([1.0]), np.array([t == 1200]), np.array([False]))
+        rec.stepped(run, done=t == 1200, outcome=outcome, actions=[np.array([t % 3 - 1.0])])
+    late = (obs[None], np.array([5.0]), np.array([False]), np.array([False]))
+    rec.stepped(run, done=False, outcome=late, actions=[np.zeros(1)])  # after it: ignored
     trace = rec.clips["lib/Env-v0"].trace
     assert trace.t == 1200 and trace.total == 1200.0 and len(trace.steps) < 500
     assert trace.every == 4 and trace.steps[-1] == 1200 and trace.returns[-1] == 1200.0

@@ -71,6 +71,7 @@ class Instance:
             return _render_with_mode(self.raw, self.legacy_render_mode)
         out = self.raw.render()
         if out is None and _accepts_kwarg(_inner(self.raw).render, "mode"):
+            self.legacy_render_mode = "rgb_array"  # found once: later frames ask directly
             return _render_with_mode(self.raw, "rgb_array")
         return out
 
