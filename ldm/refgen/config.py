@@ -55,6 +55,10 @@ class RefGenConfig:
     budgets: dict[str, int] = field(default_factory=dict)
     """Per-env transition budgets overriding rank_budget and train_budget (for small CPU
     presets, where simulation speed differs by orders of magnitude between envs)."""
+    rank_budgets: dict[str, int] = field(default_factory=dict)
+    """Per-env ranking budgets overriding `budgets` (and rank_budget) for the ranking runs
+    only: an env that needs a long reference run need not rank every candidate that long
+    (the slow off-policy ones above all). Its ranking run is then not its reference."""
     min_episodes: int = 0
     """Episodes every run must finish (its streams together) before it stops: a run takes
     max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
@@ -84,6 +88,10 @@ class RefGenConfig:
                 f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "
                 f">= 1 (got {self.max_budget_factor})"
             )
+        for name in ("budgets", "rank_budgets"):
+            bad = {e: b for e, b in getattr(self, name).items() if b < 1}
+            if bad:
+                raise RefGenError(f"{name} must be >= 1 transitions, got {bad}")
         if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
             raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.jobs import Job
 
@@ -70,7 +71,16 @@ def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
         out.setdefault(spec.name, []).append(f"{spec.name}/{rid}")
     for lib in cfg.libraries:
         out.setdefault(lib, []).extend(e.id for e in list_envs(lib))
-    return {lib: sorted(set(ids))[: cfg.max_envs_per_library] for lib, ids in out.items()}
+    grouped = {lib: sorted(set(ids))[: cfg.max_envs_per_library] for lib, ids in out.items()}
+    planned = {e for ids in grouped.values() for e in ids}
+    for name in ("budgets", "rank_budgets"):
+        stray = sorted(set(getattr(cfg, name)) - planned)
+        if stray:
+            raise RefGenError(
+                f"refgen.{name} names envs the stage does not run: {stray}; write them as "
+                f"`library/env-id`, exactly as in refgen.envs (or remove them)"
+            )
+    return grouped
 
 
 def compatible(
@@ -117,6 +127,12 @@ def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate,
     )
 
 
+def rank_budget(cfg: RefGenConfig, env_id: str) -> int:
+    """The transitions of `env_id`'s ranking runs: rank_budgets, else budgets, else
+    rank_budget."""
+    return cfg.rank_budgets.get(env_id, cfg.budgets.get(env_id, cfg.rank_budget))
+
+
 def plan_library(
     library: str,
     envs: list[str],
@@ -133,7 +149,7 @@ def plan_library(
     ranked = len(names) > cfg.top_n
     subset = rank_subset(envs, cfg.rank_envs, spaces) if ranked else []
     rank_jobs = [
-        _job(cfg, "rank", e, library, c, cfg.budgets.get(e, cfg.rank_budget), 0, store)
+        _job(cfg, "rank", e, library, c, rank_budget(cfg, e), 0, store)
         for e in subset
         for c in compat[e][0]
     ]
@@ -145,7 +161,7 @@ def plan_library(
         order += [c.name for c in pool if c.name not in order]
         chosen = [n for n in order if by_name[n] in ok][: cfg.top_n]
         budget = cfg.budgets.get(env_id, cfg.train_budget)
-        reusable = env_id in subset and cfg.budgets.get(env_id, cfg.rank_budget) == budget
+        reusable = env_id in subset and rank_budget(cfg, env_id) == budget
         for n in chosen:
             for seed in range(cfg.seeds):
                 phase = "rank" if seed == 0 and reusable else "train"

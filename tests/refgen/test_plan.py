@@ -139,3 +139,32 @@ def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):
     assert v[far].verdict == "fail" and "below 95%" in v[far].reasons[-1]
     m = store.open_run(best).meta
     assert m["first10"] < m["last10"] < 0  # anchors of negative returns keep their order
+
+
+def test_rank_budgets_keep_the_ranking_short_and_give_the_reference_its_own_run():
+    env = "classic-control/Acrobot-v1"
+    cfg = RefGenConfig(
+        envs=[env, "classic-control/CartPole-v1"], candidates=["ppo-8env", "a2c-8env"],
+        rank_envs=2, top_n=1, rank_budget=1000, train_budget=2000,
+        budgets={env: 9000}, rank_budgets={env: 3000},
+    )  # fmt: skip
+    pool = load_pool(None, cfg.candidates)
+    lp = plan_library("classic-control", sorted(cfg.envs), pool, cfg, "s")
+    ranks = {j.budget for j in lp.rank_jobs if j.env_id == env}
+    refs = [(j.phase, j.budget) for j in lp.train_jobs if j.env_id == env]
+    assert ranks == {3000}
+    assert refs == [("train", 9000)]  # not the ranking run: a run of its own, at 9000
+    # without rank_budgets the ranking run at 9000 is also the reference
+    plain = RefGenConfig(**{**cfg.__dict__, "rank_budgets": {}})
+    lp = plan_library("classic-control", sorted(cfg.envs), pool, plain, "s")
+    assert {j.budget for j in lp.rank_jobs if j.env_id == env} == {9000}
+    assert [(j.phase, j.budget) for j in lp.train_jobs if j.env_id == env] == [("rank", 9000)]
+
+
+@pytest.mark.parametrize("name", ["budgets", "rank_budgets"])
+def test_budgets_of_envs_the_stage_does_not_run_are_refused(name):
+    cfg = RefGenConfig(envs=["classic-control/CartPole-v1"], **{name: {"CartPole-v1": 500}})
+    with pytest.raises(RefGenError, match=rf"refgen.{name} names envs .*'CartPole-v1'"):
+        plan_jobs(cfg, "s")
+    with pytest.raises(RefGenError, match=rf"{name} must be >= 1"):
+        RefGenConfig(envs=["classic-control/CartPole-v1"], **{name: {"x/y": 0}})
