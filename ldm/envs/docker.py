@@ -1,9 +1,10 @@
 """Container backend: each library's worker in its own Docker image, no network, read-only root.
 
-One image per library, built from its spec: a generated Dockerfile on a base image
-(`$LDM_DOCKER_BASE`, default `ldm-base:bookworm`), the spec's requirements installed at build
-time into /venv, the worker files copied in. The tag is derived from the spec's content and
-the worker's code, so a changed spec rebuilds. The worker talks the same wire protocol over
+One image per library, built from its spec in two layers: a dependency image (a base image,
+`$LDM_DOCKER_BASE`, default `ldm-base:bookworm`, with the spec's requirements installed into
+/venv; tagged by the requirements alone) and on it the worker's files (a copy, seconds). Tags
+are derived from the content, so a changed spec reinstalls and a changed worker only
+re-copies. The worker talks the same wire protocol over
 the container's stdin/stdout (`docker run -i --network none --read-only`); the only host file it
 sees is its shared step buffer (ldm/envs/shm.py).
 
@@ -121,10 +122,18 @@ def ensure_base_image(tag: str = BASE_IMAGE) -> str:
     return tag
 
 
+def deps_tag(spec: LibrarySpec, base: str = BASE_IMAGE) -> str:
+    """Tag of the library's dependency image: its requirements, api and base image only, so
+    that a change of the worker's code does not reinstall them."""
+    key = repr((spec.requirements, spec.api, base)).encode()
+    return f"ldm-deps-{spec.name}:{hashlib.sha256(key).hexdigest()[:12]}"
+
+
 def image_tag(spec: LibrarySpec, base: str = BASE_IMAGE) -> str:
-    """Content-derived tag: requirements, api, base image and the worker's own code."""
+    """Content-derived tag of the runnable image: the dependency image, the worker's own code
+    and the spec's python_path files."""
     h = hashlib.sha256()
-    h.update(repr((spec.requirements, spec.api, spec.python_path, base)).encode())
+    h.update(deps_tag(spec, base).encode())
     for name in WORKER_FILES:
         h.update((WORKER_SCRIPT.parent / name).read_bytes())
     for p in spec.python_path:
@@ -149,7 +158,8 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
-def dockerfile(spec: LibrarySpec, base: str, ca_bundle: bool = False) -> str:
+def deps_dockerfile(spec: LibrarySpec, base: str, ca_bundle: bool = False) -> str:
+    """The dependency image: a venv with the spec's requirements (the slow build, cached)."""
     flavour = "gymnasium" if spec.api == "gymnasium" else "gym"
     reqs = list(spec.requirements)
     if not any(r.lower().startswith(flavour) for r in reqs):
@@ -160,7 +170,14 @@ def dockerfile(spec: LibrarySpec, base: str, ca_bundle: bool = False) -> str:
     lines = [f"FROM {base}", "RUN python3 -m venv /venv"]
     if ca_bundle:
         lines += ["COPY ca.crt /etc/ldm-ca.crt", "ENV PIP_CERT=/etc/ldm-ca.crt"]
-    lines += [f"RUN /venv/bin/pip install --no-cache-dir {quoted}", "COPY worker/ /ldm/"]
+    lines.append(f"RUN /venv/bin/pip install --no-cache-dir {quoted}")
+    return "\n".join(lines) + "\n"
+
+
+def dockerfile(spec: LibrarySpec, deps: str) -> str:
+    """The runnable image: the worker files (and python_path dirs) copied onto `deps`, a
+    build of a few seconds, so that a change of the worker's code costs no reinstall."""
+    lines = [f"FROM {deps}", "COPY worker/ /ldm/"]
     if spec.python_path:
         lines.append("COPY paths/ /ldm/paths/")
     lines += ["ENV SDL_VIDEODRIVER=dummy MUJOCO_GL=egl PYTHONDONTWRITEBYTECODE=1", "WORKDIR /tmp"]
@@ -168,13 +185,24 @@ def dockerfile(spec: LibrarySpec, base: str, ca_bundle: bool = False) -> str:
 
 
 def ensure_image(spec: LibrarySpec) -> str:
-    """Build the library's image if its content-derived tag is missing."""
+    """Build the library's image if its content-derived tag is missing (and its dependency
+    image first, if that is missing too)."""
     if not spec.installable:
         raise EnvError(f"library {spec.name!r} is marked not installable: {spec.note}")
     base = ensure_base_image()
     tag = image_tag(spec, base)
     if _image_exists(tag):
         return tag
+    deps = deps_tag(spec, base)
+    if not _image_exists(deps):
+        with tempfile.TemporaryDirectory() as ctx:
+            ca = host_ca_bundle()
+            if ca is not None:
+                shutil.copy(ca, Path(ctx) / "ca.crt")
+            (Path(ctx) / "Dockerfile").write_text(
+                deps_dockerfile(spec, base, ca_bundle=ca is not None)
+            )
+            _docker("build", "-q", "-t", deps, ctx, timeout=3600)
     with tempfile.TemporaryDirectory() as ctx:
         c = Path(ctx)
         (c / "worker").mkdir()
@@ -182,11 +210,8 @@ def ensure_image(spec: LibrarySpec) -> str:
             shutil.copy(WORKER_SCRIPT.parent / name, c / "worker" / name)
         for i, p in enumerate(spec.python_path):
             shutil.copytree(Path(spec.path).parent / p, c / "paths" / str(i))
-        ca = host_ca_bundle()
-        if ca is not None:
-            shutil.copy(ca, c / "ca.crt")
-        (c / "Dockerfile").write_text(dockerfile(spec, base, ca_bundle=ca is not None))
-        _docker("build", "-q", "-t", tag, ctx, timeout=3600)
+        (c / "Dockerfile").write_text(dockerfile(spec, deps))
+        _docker("build", "-q", "-t", tag, ctx, timeout=600)
     return tag
 
 

@@ -29,17 +29,29 @@ def engine():
         started.wait(timeout=60)
 
 
-def test_image_tag_follows_the_spec_content():
+def test_image_tag_follows_the_spec_content(tmp_path, monkeypatch):
     from dataclasses import replace
 
+    from ldm.envs import docker
     from ldm.envs.catalog import get_library
-    from ldm.envs.docker import dockerfile, image_tag
 
     spec = get_library("classic-control")
-    assert image_tag(spec) == image_tag(spec)
-    assert image_tag(spec) != image_tag(replace(spec, requirements=[*spec.requirements, "six"]))
-    text = dockerfile(spec, "ldm-base:bookworm")
+    tag, deps = docker.image_tag(spec), docker.deps_tag(spec)
+    assert tag == docker.image_tag(spec) and tag.startswith("ldm-env-classic-control:")
+    more = replace(spec, requirements=[*spec.requirements, "six"])
+    assert docker.image_tag(more) != tag and docker.deps_tag(more) != deps
+    # a change of the worker's code makes a new image on the same dependency image
+    worker = tmp_path / "worker"
+    worker.mkdir()
+    for name in docker.WORKER_FILES:
+        (worker / name).write_bytes((docker.WORKER_SCRIPT.parent / name).read_bytes())
+    (worker / docker.WORKER_FILES[0]).write_text("# changed\n", encoding="utf-8")
+    monkeypatch.setattr(docker, "WORKER_SCRIPT", worker / docker.WORKER_SCRIPT.name)
+    assert docker.image_tag(spec) != tag and docker.deps_tag(spec) == deps
+    text = docker.deps_dockerfile(spec, "ldm-base:bookworm")
     assert text.startswith("FROM ldm-base:bookworm") and "gymnasium[classic-control]==1.4.0" in text
+    layer = docker.dockerfile(spec, deps)
+    assert layer.startswith(f"FROM {deps}\nCOPY worker/ /ldm/") and "pip" not in layer
 
 
 def test_cartpole_passes_check_in_a_container(engine):
