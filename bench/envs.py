@@ -3,22 +3,26 @@
 Every ratio compares contenders measured in turns (`interleaved`: each one steps a third of the
 time, three rounds, best round kept), so a machine shared with other jobs loads them alike;
 baselines that live in a library's own venv run there as a subprocess stepped on request
-(`LibraryBaseline`). Keys: process_vs_async (CartPole, 8 envs: the hub with 1 or 2 workers /
-AsyncVectorEnv), process_vs_inprocess_heavy (HalfCheetah, 8 envs: the hub / SyncVectorEnv in
-mujoco's venv), docker_vs_process (CartPole, 8 envs: docker backend / process backend; null with
-the reason when no Docker engine can run); and the catalog's size (`catalog_figures`):
-libraries, envs, envs_checked (envs whose check result discovery recorded) and
-discover_seconds_median (time of `ldm envs discover` per library, venv build included, as
-recorded by the last discovery of each library that records one).
-
-Shared-memory step path (ldm/envs/shm.py), same run: image_vs_async_shm (ALE Pong, 8 envs,
-64x64 frames: the hub with 1, 2 or 8 workers / AsyncVectorEnv(shared_memory=True) in the ale
-venv with the same resize), sandbox_vs_process (CartPole, 8 envs: bubblewrap sandbox /
-process backend), refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a
-store: steps/s through the hub / through SB3's in-process DummyVecEnv), overhead_us (per batch
-step of 8 CartPole envs, one worker: hub time minus in-process SyncVectorEnv time, framed and
-shared) and cpu_us_per_batch_step (CPU of client and workers per batch step: the figure load
-disturbs least). bench_seconds: the run's own duration.
+(`LibraryBaseline`). Keys, by section:
+- cartpole (CartPole, 8 envs, one group: AsyncVectorEnv and the hub's process, sandbox and
+  Docker backends with 1 or 2 workers): process_vs_async, sandbox_vs_process and
+  docker_vs_process (null with the reason when no Docker engine can run);
+- heavy: process_vs_inprocess_heavy (HalfCheetah, 8 envs: the hub / SyncVectorEnv in mujoco's
+  venv);
+- catalog (`catalog_figures`): libraries, envs, envs_checked (envs whose check result
+  discovery recorded) and discover_seconds_median (time of `ldm envs discover` per library,
+  venv build included, as recorded by the last discovery of each library that records one);
+- overhead: overhead_us (per batch step of 8 CartPole envs, one worker: hub time minus
+  in-process SyncVectorEnv time, framed and shared) and cpu_us_per_batch_step (CPU of client
+  and workers per batch step: the figure load disturbs least);
+- image: image_vs_async_shm (ALE Pong, 8 envs, 64x64 frames: the hub with 2 or 8 workers /
+  AsyncVectorEnv(shared_memory=True) in the ale venv with the same resize);
+- refgen: refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a store:
+  steps/s through the hub / through SB3's in-process DummyVecEnv).
+section_seconds: each section's wall time (worker start-ups included), section_cpu_seconds
+its CPU (this process and the workers and baselines it started; on a loaded machine the wall
+time follows the CPU share, this does not); bench_seconds: the run's. `--quick` measures each contender 0.75 s and PPO 1,024 steps (instead of 30 s and
+16,384 steps twice); venvs and images are built before any timing when missing (not quick).
 """
 
 import json
@@ -148,12 +152,6 @@ def hub_vs(key: str, env_id: str, baseline: tuple, secs: float, workers=(1, 2)) 
     return {key: round(best / res[name], 2), f"{key}_detail": _rounded(res)}
 
 
-def process_vs_async(secs: float) -> dict:
-    """CartPole x 8: the hub against AsyncVectorEnv (both in this process's venv)."""
-    make = lambda: gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8)  # noqa: E731
-    return hub_vs("process_vs_async", "classic-control/CartPole-v1", ("async", make), secs)
-
-
 def process_vs_inprocess_heavy(secs: float) -> dict:
     """HalfCheetah x 8: simulation dominates; the baseline runs in mujoco's own venv."""
     cheetah = "mujoco/HalfCheetah-v5"
@@ -161,47 +159,77 @@ def process_vs_inprocess_heavy(secs: float) -> dict:
     return hub_vs("process_vs_inprocess_heavy", cheetah, ("sync", make), secs)
 
 
-def docker_figures(secs: float) -> dict:
-    """The container backend against the process backend, or null with the reason."""
-    try:
-        from ldm.envs.docker import ensure_engine
+def cartpole_figures(secs: float) -> dict:
+    """CartPole x 8, one group measured in turns: AsyncVectorEnv and the hub's process, sandbox
+    and Docker backends (1 and 2 workers each). Keys process_vs_async, sandbox_vs_process and
+    docker_vs_process (null with the reason when no Docker engine can run), each the best of
+    its backend's worker counts over the best of the other."""
+    cartpole = "classic-control/CartPole-v1"
+    makers = {"async": lambda: gym.vector.AsyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8)}
+    backends = {"process": {}, "sandbox": {"sandbox": True}, "docker": {"backend": "docker"}}
+    started, no_docker = None, None
+    try:  # the engine and the image first: their start-up is not the contender's to pay
+        from ldm.envs import docker
 
-        started = ensure_engine()
-        try:
-            return vs_process("docker", secs, backend="docker")
-        finally:
-            if started is not None:
-                started.terminate()
-                started.wait(timeout=60)
+        started = docker.ensure_engine()
+        docker.ensure_image(E.resolve_env_id(cartpole)[0])
     except Exception as e:  # no engine on this machine: say so in the figures
-        return {"docker_vs_process": None, "docker_vs_process_detail": f"no Docker engine: {e}"}
+        no_docker = f"no Docker engine: {e}"
+        del backends["docker"]
+    for name, kw in backends.items():
+        for w in (1, 2):
+            makers[f"{name}{w}"] = lambda w=w, kw=kw: E.make_vec(cartpole, 8, workers=w, **kw)
+    try:
+        res = interleaved(makers, 3 * secs)
+    finally:
+        if started is not None:
+            started.terminate()
+            started.wait(timeout=60)
+    best = {b: max(v for k, v in res.items() if k.rstrip("12") == b) for b in backends}
+
+    def detail(*families: str) -> dict:
+        return _rounded({k: v for k, v in res.items() if k.rstrip("12") in families})
+
+    out = {
+        "process_vs_async": round(best["process"] / res["async"], 2),
+        "process_vs_async_detail": detail("process", "async"),
+        "sandbox_vs_process": round(best["sandbox"] / best["process"], 2),
+        "sandbox_vs_process_detail": detail("process", "sandbox"),
+    }
+    if no_docker is not None:
+        return out | {"docker_vs_process": None, "docker_vs_process_detail": no_docker}
+    return out | {
+        "docker_vs_process": round(best["docker"] / best["process"], 2),
+        "docker_vs_process_detail": detail("process", "docker"),
+    }
 
 
 def main() -> None:
     a = args(__doc__)
-    secs = 0.4 if a.quick else 10.0
+    secs = 0.25 if a.quick else 10.0
+    sections = {
+        "cartpole": lambda: cartpole_figures(secs),
+        "heavy": lambda: process_vs_inprocess_heavy(secs),
+        "catalog": catalog_figures,
+        "overhead": lambda: overhead_us(secs, cpu_steps=300 if a.quick else 2000),
+        "image": lambda: image_vs_async_shm(secs),
+        "refgen": lambda: refgen_steps_vs_dummy(1024 if a.quick else 16384, 1 if a.quick else 2),
+    }
     t0 = time.perf_counter()
-    out = {}
-    out.update(process_vs_async(secs))
-    out.update(process_vs_inprocess_heavy(secs))
-    out.update(docker_figures(secs))
-    out.update(catalog_figures())
-    out.update(shm_figures(secs, quick=a.quick))
+    out: dict = {}
+    seconds, cpu = {}, {}
+    for name, run in sections.items():
+        t, c = time.perf_counter(), _cpu_of_tree()
+        out.update(run())
+        seconds[name] = round(time.perf_counter() - t, 1)
+        cpu[name] = round(_cpu_of_tree() - c, 1)
+    out["section_seconds"] = seconds
+    out["section_cpu_seconds"] = cpu
     out["bench_seconds"] = round(time.perf_counter() - t0, 1)
     report(out)
 
 
 # -- the shared-memory step path ------------------------------------------------------------
-def shm_figures(secs: float, quick: bool) -> dict:
-    """The keys of the shared-memory step path (see the module docstring)."""
-    out: dict = {}
-    out.update(overhead_us(secs, cpu_steps=300 if quick else 2000))
-    out.update(image_vs_async_shm(secs))
-    out.update(vs_process("sandbox", secs, sandbox=True))
-    out.update(refgen_steps_vs_dummy(1024 if quick else 16384, rounds=1 if quick else 2))
-    return out
-
-
 def _rounded(d: dict) -> dict:
     return {str(k): round(v) for k, v in d.items()}
 
@@ -242,6 +270,13 @@ def overhead_us(secs: float, cpu_steps: int) -> dict:
         "overhead_detail": {f"{k}_steps_per_s": round(v) for k, v in res.items()},
         "cpu_us_per_batch_step": cpu_per_batch_step(cpu_steps),
     }
+
+
+def _cpu_of_tree() -> float:
+    """CPU seconds of this process and of its children that have exited (workers, baselines):
+    what a section costs whatever the machine's load (a container's CPU is the engine's)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -291,28 +326,12 @@ def cpu_per_batch_step(steps: int = 2000) -> dict:
     return out
 
 
-def vs_process(name: str, secs: float, **kwargs) -> dict:
-    """CartPole x 8 with `kwargs` (backend="docker", sandbox=True) against the plain process
-    backend, 1 and 2 workers each, measured in turns: key `{name}_vs_process`."""
-    cartpole = "classic-control/CartPole-v1"
-    makers = {}
-    for w in (1, 2):
-        makers[f"process{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w)
-        makers[f"{name}{w}"] = lambda w=w: E.make_vec(cartpole, 8, workers=w, **kwargs)
-    res = interleaved(makers, 2 * secs)
-    best = {k: max(v for n, v in res.items() if n.startswith(k)) for k in ("process", name)}
-    return {
-        f"{name}_vs_process": round(best[name] / best["process"], 2),
-        f"{name}_vs_process_detail": _rounded(res),
-    }
-
-
 def image_vs_async_shm(secs: float, env_id: str = "ale/ALE/Pong-v5") -> dict:
-    """An Atari game x 8 at 64x64: the hub (1, 2 and 8 workers: the baseline's process count)
-    against AsyncVectorEnv(shared_memory=True) in the ale venv."""
+    """An Atari game x 8 at 64x64: the hub (2 workers: the cores; 8: the baseline's process
+    count) against AsyncVectorEnv(shared_memory=True) in the ale venv."""
     make = lambda: LibraryBaseline(env_id, "atari")  # noqa: E731
     try:
-        return hub_vs("image_vs_async_shm", env_id, ("async_shm", make), secs, (1, 2, 8))
+        return hub_vs("image_vs_async_shm", env_id, ("async_shm", make), secs, (2, 8))
     except Exception as e:  # the ale venv cannot be built here: say so in the figures
         return {"image_vs_async_shm": None, "image_vs_async_shm_detail": f"{env_id}: {e}"}
 
