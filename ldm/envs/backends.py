@@ -15,7 +15,8 @@ its owner forgot to (ldm.envs.lifetime); a worker's environment variables are an
 (ldm.envs.workerenv) and its scratch directory is removed on every exit path (ldm.envs.scratch).
 
 Owns: `Connection` and its in-process and process kinds, `CONNECTORS` (backend name ->
-connector), `LAUNCHERS` (the sandbox plugs in here, by name), `connect` and the `init` message.
+connector), `LAUNCHERS` (the sandbox plugs in here, by name), `launch`/`connect` and the `init`
+message.
 Imports the worker's protocol, catalog, lifetime, scratch and workerenv; the venvs, shm,
 sandbox, Ray and Docker modules only inside their connector. Must not import gymnasium, an
 environment library, torch, or any later part (data, refgen, model, ...).
@@ -202,8 +203,9 @@ class ProcessConnection(Connection):
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
         self._cmds: collections.deque[str] = collections.deque()
         self._closed = False
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stdin is not None
         self._reader = protocol.FrameReader(self.proc.stdout.fileno())
+        self._stdin_fd = self.proc.stdin.fileno()
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
         track(self)
@@ -230,14 +232,18 @@ class ProcessConnection(Connection):
         return self.proc.poll() is None
 
     def send(self, message: dict[str, Any]) -> None:
+        # no liveness poll here (a wait syscall per step): a worker that died is found by the
+        # write (EPIPE) or, if something else holds its stdin, by the reply's EOF in `recv`
         cmd = message.get("cmd", "?")
-        if not self.alive:
-            raise self._dead(cmd)
+        data = self.codec.encode(message)
         try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(self.codec.encode(message))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
+            if len(data) == 1 and not self._closed:  # a shared-memory wake-up: one write
+                os.write(self._stdin_fd, data)
+            else:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+        except (OSError, ValueError):  # ValueError: the pipe was closed with the connection
             raise self._dead(cmd) from None
         self._cmds.append(cmd)
 
@@ -354,6 +360,20 @@ CONNECTORS: dict[str, Callable[[LibrarySpec, str, bool], Connection]] = {
 BACKENDS = tuple(CONNECTORS)
 
 
+def launch(backend: str, spec: LibrarySpec, label: str, sandbox: bool = False) -> Connection:
+    """A connection to a fresh worker for `spec` with its `init` sent, not yet answered (take
+    the reply with `recv`): workers launched one after the other import at the same time."""
+    if backend not in CONNECTORS:
+        raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    conn = CONNECTORS[backend](spec, label, sandbox or spec.sandbox)
+    try:
+        conn.send(init_message(spec, conn.paths))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def connect(
     backend: str,
     spec: LibrarySpec,
@@ -363,11 +383,9 @@ def connect(
 ) -> Connection:
     """Open a connection to a fresh worker for `spec` and initialise it (its imports may take
     `init_timeout` seconds)."""
-    if backend not in CONNECTORS:
-        raise EnvError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    conn = CONNECTORS[backend](spec, label, sandbox or spec.sandbox)
+    conn = launch(backend, spec, label, sandbox)
     try:
-        conn.call(init_message(spec, conn.paths), init_timeout)
+        conn.recv(init_timeout)
     except BaseException:
         conn.close()
         raise

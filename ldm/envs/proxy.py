@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from ldm.envs import shm
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, connect
+from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, launch
 from ldm.envs.catalog import LibrarySpec
 from ldm.errors import EnvError
 
@@ -129,7 +129,10 @@ class ProxyWorker:
         count: int,
         shared_memory: bool = True,
         start_timeout: float = DEFAULT_TIMEOUT,
+        start: bool = True,
     ):
+        """`start=False`: the caller calls `launch` then `ready` (the vector env launches all
+        its workers before awaiting any)."""
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
@@ -137,16 +140,34 @@ class ProxyWorker:
         self.conn: Connection | None = None
         self.handles: list[int] = []
         self.spaces: dict[str, Any] = {}
-        self.start()
+        if start:
+            self.start()
 
     def start(self) -> None:
-        self.conn = connect(
-            self.backend, self.spec, self.label, self.sandbox, init_timeout=self.start_timeout
-        )
-        made = self.conn.call(
-            {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count},
-            self.start_timeout,
-        )
+        self.launch()
+        self.ready()
+
+    def launch(self) -> None:
+        """Start the worker and send it `init` and `make`, without waiting for the replies."""
+        self.conn = launch(self.backend, self.spec, self.label, self.sandbox)
+        try:
+            self.conn.send(
+                {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count}
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def ready(self) -> None:
+        """Take the replies to `init` and `make` (the library's imports and the envs' making
+        may take `start_timeout` each), then share the step buffer where the backend can."""
+        assert self.conn is not None
+        try:
+            self.conn.recv(self.start_timeout)  # init
+            made = self.conn.recv(self.start_timeout)
+        except BaseException:
+            self.close()
+            raise
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
             shm.attach(self.conn, self.spaces, len(self.handles))

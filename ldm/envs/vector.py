@@ -62,14 +62,28 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         w = max(1, min(num_envs, workers or os.cpu_count() or 1))
         sizes = [num_envs // w + (1 if i < num_envs % w else 0) for i in range(w)]
         kw = {**spec.kwargs_for(rid), **kwargs}
-        self._workers: list[ProxyWorker] = []
+
+        self._workers = [
+            ProxyWorker(
+                spec,
+                rid,
+                kw,
+                backend,
+                sandbox,
+                f"{self.env_id}[w{i}]",
+                n,
+                shared_memory,
+                start=False,
+            )
+            for i, n in enumerate(sizes)
+        ]
         try:
-            for i, n in enumerate(sizes):
-                self._workers.append(
-                    ProxyWorker(
-                        spec, rid, kw, backend, sandbox, f"{self.env_id}[w{i}]", n, shared_memory
-                    )
-                )
+            # all are launched before any reply is awaited: the workers import their library
+            # and make their envs at the same time
+            for worker in self._workers:
+                worker.launch()
+            for worker in self._workers:
+                worker.ready()
         except BaseException:
             self.close()
             raise
@@ -247,35 +261,26 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self._pending = []
 
     def _assemble(self, workers: list[int], replies: list[Any]):
-        if len(replies) == 1 and replies[0]["infos"] is None and replies[0]["finals"] is None:
-            r = replies[0]  # one worker, nothing but arrays: the common step of a light env
-            return r["obs"], r["rewards"], r["terminated"], r["truncated"], {}
+        if len(replies) == 1:  # one worker: its arrays are the batch
+            r = replies[0]
+            arrays = r["obs"], r["rewards"], r["terminated"], r["truncated"]
+        else:
+            keys = ("obs", "rewards", "terminated", "truncated")
+            arrays = tuple(_concat([r[k] for r in replies]) for k in keys)
+        has_infos = [r["infos"] is not None for r in replies]
+        has_finals = [r["finals"] is not None for r in replies]
+        if not any(has_infos) and not any(has_finals):  # the common step of a light env
+            return (*arrays, {})
         sizes = [len(self._workers[i].handles) for i in workers]
-        n = sum(sizes)
-        cat = {
-            k: _concat([r[k] for r in replies])
-            for k in ("obs", "rewards", "terminated", "truncated")
-        }
-        infos = self._merge_infos(
-            [i for r, k in zip(replies, sizes) for i in (r["infos"] or [{}] * k)]
-        )
-        finals = [f for r, k in zip(replies, sizes) for f in (r["finals"] or [None] * k)]
-        if any(f is not None for f in finals):
-            mask = np.array([f is not None for f in finals])
-            final_obs = np.empty(n, dtype=object)
-            final_info = np.empty(n, dtype=object)
-            for i, f in enumerate(finals):
-                final_obs[i] = f["obs"] if f is not None else None
-                final_info[i] = f["info"] if f is not None else {}
-            infos.update(
-                {
-                    "final_obs": final_obs,
-                    "_final_obs": mask,
-                    "final_info": final_info,
-                    "_final_info": mask,
-                }
+        infos: dict[str, Any] = {}
+        if any(has_infos):
+            infos = self._merge_infos(
+                [i for r, k in zip(replies, sizes) for i in (r["infos"] or [{}] * k)]
             )
-        return cat["obs"], cat["rewards"], cat["terminated"], cat["truncated"], infos
+        if any(has_finals):
+            finals = [f for r, k in zip(replies, sizes) for f in (r["finals"] or [None] * k)]
+            infos.update(_final_infos(finals))
+        return (*arrays, infos)
 
     @staticmethod
     def _merge_infos(infos: list[dict]) -> dict:
@@ -303,6 +308,27 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             self.close()
         except Exception:
             pass
+
+
+def _final_infos(finals: list[dict | None]) -> dict[str, np.ndarray]:
+    """Gymnasium's SAME_STEP keys from per-env finals ({"obs", "info"} or None): the final
+    observation and info of each env whose episode ended in the step, with their masks."""
+    n = len(finals)
+    mask = np.zeros(n, dtype=bool)
+    final_obs = np.empty(n, dtype=object)
+    final_info = np.empty(n, dtype=object)
+    for i, f in enumerate(finals):
+        if f is None:
+            final_info[i] = {}
+        else:
+            mask[i] = True
+            final_obs[i], final_info[i] = f["obs"], f["info"]
+    return {
+        "final_obs": final_obs,
+        "_final_obs": mask,
+        "final_info": final_info,
+        "_final_info": mask,
+    }
 
 
 def _first_ready(

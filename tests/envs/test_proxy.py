@@ -62,6 +62,44 @@ def test_vector_env_steps_and_autoresets(backend):
         venv.close()  # closing twice is safe
 
 
+def test_workers_launch_together_stay_alive_and_a_failed_start_leaves_none(faulty_spec):
+    import os
+
+    from tests.procs import descendants
+
+    me = os.getpid()
+    before = descendants(me)
+    venv = ProxyVectorEnv(faulty_spec, "Faulty-ok-v0", 4, workers=2)
+    try:
+        pids = [w.conn.proc.pid for w in venv._workers]
+        assert len(set(pids)) == 2 and all(alive(p) for p in pids)
+        venv.reset(seed=0)
+        assert venv.step(np.zeros(4, dtype=np.int64))[1].tolist() == [1.0] * 4
+        assert all(w.alive for w in venv._workers)
+    finally:
+        venv.close()
+    # every worker fails at make (an argument the env does not take): none is left behind
+    with pytest.raises(EnvError, match=r"Faulty-ok-v0\[w0\].*'make'.*bogus"):
+        ProxyVectorEnv(faulty_spec, "Faulty-ok-v0", 4, workers=2, bogus=1)
+    deadline = time.monotonic() + 10
+    while descendants(me) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not descendants(me) - before
+
+
+def test_worker_envs_carry_no_passive_env_checker():
+    venv = E.make_vec(CARTPOLE, 2, backend="inprocess", workers=1)
+    try:
+        server = venv._workers[0].conn.server
+        chain, env = [], server.envs[venv._workers[0].handles[0]].env
+        while env is not getattr(env, "env", env):
+            chain.append(type(env).__name__)
+            env = env.env
+        assert "PassiveEnvChecker" not in chain and "TimeLimit" in chain
+    finally:
+        venv.close()
+
+
 def test_vector_reset_seeds_reproduce():
     a = E.make_vec(CARTPOLE, 3, workers=2)
     b = E.make_vec(CARTPOLE, 3, workers=1)

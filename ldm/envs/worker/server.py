@@ -206,8 +206,10 @@ class EnvServer:
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
-        if self.api == "gym" and _accepts_kwarg(self.gym.make, "disable_env_checker"):
-            kwargs.setdefault("disable_env_checker", True)  # gym >= 0.24 (older: no checker)
+        # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
+        # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
+        if _accepts_kwarg(self.gym.make, "disable_env_checker"):
+            kwargs.setdefault("disable_env_checker", True)
         handles, spaces = [], None
         for _ in range(int(count)):
             env, legacy_mode = self._make_renderable(env_id, kwargs)
@@ -305,11 +307,16 @@ class EnvServer:
         try:
             return {"ok": True, "result": fn(**args)}
         except Exception as e:  # reported to the client, the worker keeps serving
-            return {
-                "ok": False,
-                "error": "%s: %s" % (type(e).__name__, e),
-                "traceback": traceback.format_exc(),
-            }
+            return self.failure(e)
+
+    @staticmethod
+    def failure(e):
+        """The reply for an exception raised by a command (call inside its `except`)."""
+        return {
+            "ok": False,
+            "error": "%s: %s" % (type(e).__name__, e),
+            "traceback": traceback.format_exc(),
+        }
 
 
 COMMANDS = ("init", "list_ids", "make", "reset", "step", "render", "close", "shm_attach")

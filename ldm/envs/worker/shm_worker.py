@@ -61,6 +61,7 @@ class SharedSlice:
             arr = np.frombuffer(self.mm, dtype=dtype, count=count, offset=f["offset"])
             self.views[f["name"]] = arr.reshape(f["shape"])
         self.info_keys = {}  # info key -> (slot, kind), in the order keys were first seen
+        self.flagged = True  # final or info flags may be set: the next step clears them
 
     def close(self):
         self.views = {}
@@ -95,21 +96,31 @@ def info_kind(value):
 
 class SharedSink:
     """A step's results written into the buffer: arrays, final observations, and infos in
-    the slots while they fit (else all of the step's infos framed: see the docstring)."""
+    the slots while they fit (else all of the step's infos framed: see the docstring).
+    Rewards and flags are gathered in lists and written once per step; the final and info
+    flags are cleared only after a step that set some."""
 
     def __init__(self, views, shared, n):
         self.v = views
+        self.obs = views["obs"]
+        self.shared = shared
         self.keys = shared.info_keys
         self.new_keys = False
         self.spill = False  # some info does not fit the slots: this step's infos go framed
         self.any = False  # something beyond the arrays: a final flag or an info in a slot
-        self.infos = [{}] * n
-        self.final_infos = [None] * n
-        views["final"][:] = False
-        views["info_present"][:] = False
-        views["final_info_present"][:] = False
+        self.rewards = [0.0] * n
+        self.terms = [False] * n
+        self.truncs = [False] * n
+        self.infos = None  # per env, made on the first info (sent only when they spill)
+        self.final_infos = None
+        if shared.flagged:
+            views["final"][:] = False
+            views["info_present"][:] = False
+            views["final_info_present"][:] = False
+            shared.flagged = False
 
     def _slot(self, values, present, i, info):
+        self.shared.flagged = True
         for key, value in info.items():
             kind = info_kind(value)
             entry = self.keys.get(key)
@@ -125,27 +136,39 @@ class SharedSink:
 
     def final(self, i, obs, info):
         put_obs(self.v["final_obs"], i, obs)
+        self.shared.flagged = True
         self.v["final"][i] = True
         self.any = True
+        if self.final_infos is None:
+            self.final_infos = [None] * len(self.rewards)
         self.final_infos[i] = info
         if info and not self.spill:
             self._slot(self.v["final_info_values"], self.v["final_info_present"], i, info)
 
     def put(self, i, obs, reward, term, trunc, info):
-        v = self.v
-        put_obs(v["obs"], i, obs)
-        v["rewards"][i] = float(reward)
-        v["terminated"][i] = bool(term)
-        v["truncated"][i] = bool(trunc)
+        try:
+            self.obs[i] = obs
+        except (ValueError, TypeError):
+            put_obs(self.obs, i, obs)  # raises the error that names the space
+        self.rewards[i] = float(reward)
+        self.terms[i] = bool(term)
+        self.truncs[i] = bool(trunc)
         if info:
+            if self.infos is None:
+                self.infos = [{}] * len(self.rewards)  # entries are replaced, never mutated
             self.infos[i] = info
             if not self.spill:
-                self._slot(v["info_values"], v["info_present"], i, info)
+                self._slot(self.v["info_values"], self.v["info_present"], i, info)
 
     def reply(self):
+        v = self.v
+        v["rewards"][:] = self.rewards
+        v["terminated"][:] = self.terms
+        v["truncated"][:] = self.truncs
         reply = {"slots": True} if self.any or self.spill else {}
         if self.spill:
-            reply.update(infos=self.infos, final_infos=self.final_infos)
+            n = len(self.rewards)
+            reply.update(infos=self.infos or [{}] * n, final_infos=self.final_infos or [None] * n)
         if self.new_keys:
             order = sorted(self.keys.items(), key=lambda kv: kv[1][0])
             reply["info_keys"] = [[k, entry[1]] for k, entry in order]
@@ -156,25 +179,23 @@ def serve(server, reader, out, protocol):
     """Serve tagged messages until EOF or a `close` of all envs (see the module docstring)."""
     views = server.shared.views
     handles = sorted(server.envs)
-    step = {
-        "cmd": "step",
-        "handles": handles,
-        "actions": views["actions"],
-        "autoreset": True,
-        "out": views,
-    }
+    actions = views["actions"]
+    fd = out.fileno()  # wake-up bytes go straight to the pipe (`out` is flushed after frames)
     while True:
         try:
             tag = read_tag(reader)
         except EOFError:
             return
         if tag == STEP:
-            reply = server.handle(step)
-            result = reply.get("result")
-            if reply.get("ok") and result in ({}, ALL_IN_BUFFER):
-                out.write(SLOTS if result else DONE)
-                out.flush()
-                continue
+            try:
+                result = server.step(handles, actions, True, views)
+            except Exception as e:  # reported to the client, the worker keeps serving
+                reply = server.failure(e)
+            else:
+                if result == {} or result == ALL_IN_BUFFER:
+                    os.write(fd, SLOTS if result else DONE)
+                    continue
+                reply = {"ok": True, "result": result}
         elif tag == FRAMED:
             try:
                 message = reader.read_message()
