@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +104,13 @@ def _pids_cgroup(limits: SandboxLimits) -> Path | None:
     ):
         if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
             continue
-        for stale in base.glob(
-            "ldm-sandbox-*"
-        ):  # groups of finished workers (rmdir only works when empty)
-            try:
-                stale.rmdir()
-            except OSError:
-                pass
-        group = base / f"ldm-sandbox-{uuid.uuid4().hex[:8]}"
+        for stale in base.glob("ldm-sandbox-*"):
+            if _left_over(stale):
+                try:
+                    stale.rmdir()  # only an empty group goes: its workers have finished
+                except OSError:
+                    pass
+        group = base / f"ldm-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             group.mkdir()
             (group / ctl).write_text(str(limits.processes))
@@ -119,6 +119,27 @@ def _pids_cgroup(limits: SandboxLimits) -> Path | None:
             if group.exists():
                 group.rmdir()
     return None
+
+
+#: an empty group older than this is left over even if its client lives (a client's new group
+#: is empty from its creation until its worker's shell joins it, which a loaded machine delays)
+STALE_GROUP_SECONDS = 600.0
+
+
+def _left_over(group: Path) -> bool:
+    """Whether a sandbox's pids cgroup may be removed (when empty): its client (the pid in its
+    name) is gone, or it is older than STALE_GROUP_SECONDS. A group of a live client may be
+    one whose worker has not joined it yet: it is kept."""
+    try:
+        os.kill(int(group.name.split("-")[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, IndexError, PermissionError):  # a name without a pid, or not ours
+        pass
+    try:
+        return time.time() - group.stat().st_mtime > STALE_GROUP_SECONDS
+    except OSError:
+        return False
 
 
 def hidden_dirs() -> list[Path]:

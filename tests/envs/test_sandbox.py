@@ -155,3 +155,25 @@ def test_a_bad_scratch_size_is_named(spec, monkeypatch):
     monkeypatch.setenv("LDM_SANDBOX_SCRATCH_MB", "lots")
     with pytest.raises(EnvError, match="LDM_SANDBOX_SCRATCH_MB is 'lots'.*e.g. 2048"):
         ProxyEnv(spec, "Hostile-none-v0", sandbox=True)
+
+
+def test_a_fresh_empty_group_of_a_live_client_is_kept_a_dead_clients_goes(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    from ldm.envs.sandbox import STALE_GROUP_SECONDS, _left_over
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mine = tmp_path / f"ldm-sandbox-{os.getpid()}-0123abcd"
+    gone = tmp_path / f"ldm-sandbox-{dead.pid}-0123abcd"
+    old_style = tmp_path / "ldm-sandbox-0123abcd"
+    for d in (mine, gone, old_style):
+        d.mkdir()
+    # a worker launched next to another must find its group still there when it joins it
+    assert not _left_over(mine) and _left_over(gone) and not _left_over(old_style)
+    past = time.time() - STALE_GROUP_SECONDS - 5
+    os.utime(mine, (past, past))
+    os.utime(old_style, (past, past))
+    assert _left_over(mine) and _left_over(old_style)
