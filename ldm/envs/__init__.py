@@ -58,6 +58,9 @@ def make_vec(
     **make_kwargs: Any,
 ):
     """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`.
+    `workers` defaults to one per CPU core (at most `num_envs`): heavy envs step in parallel
+    while the client waits; a light env (CartPole) runs as fast with `workers=1`, whose one
+    wake-up per step costs what a second worker's parallel stepping saves (docs/benchmarks.md).
     With `shared_memory` (default) each worker's slice of the batch travels through a buffer
     shared with it where the backend allows (ldm/envs/shm.py); False keeps the framed path."""
     from ldm.envs.vector import ProxyVectorEnv
