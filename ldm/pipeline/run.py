@@ -160,26 +160,29 @@ def run_pipeline(
     state.set_source(RunSource(cfg.name, str(config_path)))
 
     if not state.done("refgen"):
-        _banner("1/3 reference policies", cfg)
-        t = time.time()
-        summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
-        print_summary(summary)
-        state.mark_done("refgen", time.time() - t)
+        _banner("1/3 reference policies", cfg, state, "refgen")
+        with state.clock("refgen"):
+            t = time.time()
+            summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
+            print_summary(summary)
+            state.mark_done("refgen", time.time() - t)
         _times(state)
     if not state.done("train"):
-        _banner("2/3 training the LDM", cfg)
-        t = time.time()
-        final = train(
-            train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
-        )
-        state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
+        _banner("2/3 training the LDM", cfg, state, "train")
+        with state.clock("train"):
+            t = time.time()
+            final = train(
+                train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
+            )
+            state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
         _times(state)
     eval_dir = Path(cfg.out) / "eval"
     if not state.done("eval"):
-        _banner("3/3 evaluation", cfg)
-        t = time.time()
-        results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
-        state.mark_done("eval", time.time() - t, {"headline": headline(results.summary)})
+        _banner("3/3 evaluation", cfg, state, "eval")
+        with state.clock("eval"):
+            t = time.time()
+            results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
+            state.mark_done("eval", time.time() - t, {"headline": headline(results.summary)})
     results = EvalResult.load(eval_dir / "results.json")
     print(f"\n{cfg.name}: {headline(results.summary)}")
     if results.summary_checked is not None:
@@ -262,5 +265,8 @@ def _times(state: PipelineState) -> None:
     print("stage times: " + ", ".join(f"{s} {v / 60:.1f} min" for s, v in done.items()), flush=True)
 
 
-def _banner(text: str, cfg: PipelineConfig) -> None:
+def _banner(text: str, cfg: PipelineConfig, state: PipelineState, stage: str) -> None:
     print(f"\n=== {cfg.name}: {text} ===", flush=True)
+    spent = state.seconds(stage)
+    if spent:  # an unfinished stage's earlier attempts
+        print(f"(resuming: {spent / 60:.1f} min spent on it before)", flush=True)

@@ -3,7 +3,9 @@
 `OUT/pipeline.json` holds, per stage, when it finished and how long it took (a `StageRecord`),
 and which config ran there (`RunSource`). A stage is marked done only after its own function
 returned; every stage function is itself resumable, so an interrupted stage is simply called
-again. `PipelineState` owns the file: its records are frozen, the file's form is the one
+again. Its seconds add up over every attempt (`clock`: the record of an unfinished stage is
+brought up to date every `TICK` seconds, so even a killed attempt's time is kept to within a
+tick), so a run that spans interruptions reports the time it really took. `PipelineState` owns the file: its records are frozen, the file's form is the one
 `ldm run` has always written, and a key it does not know is named.
 
 Imports only the standard library, `ldm.atomic` and `ldm.errors`.
@@ -12,7 +14,10 @@ Imports only the standard library, `ldm.atomic` and `ldm.errors`.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -22,6 +27,8 @@ from ldm.errors import ConfigError, known_keys
 
 Stage = Literal["refgen", "train", "eval"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
+TICK = 30.0
+"""Seconds between updates of a running stage's time in pipeline.json."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,8 @@ class StageRecord:
 
     done: bool
     seconds: float
-    """Wall-clock seconds the stage took (rounded to 0.1)."""
+    """Wall-clock seconds the stage took over all its attempts (rounded to 0.1); of an
+    unfinished stage, what its attempts took so far."""
     finished: float
     """When it finished (seconds since the epoch)."""
     summary: dict[str, str] = field(default_factory=dict)
@@ -65,6 +73,7 @@ class PipelineState:
         self.path = self.out / "pipeline.json"
         self.stages: dict[str, StageRecord] = {}
         self.source: RunSource | None = None
+        self._lock = threading.RLock()  # a stage's clock writes from its own thread
         if self.path.exists():
             data = json.loads(self.path.read_text())
             unknown = set(data) - {"stages", "config"}
@@ -89,8 +98,45 @@ class PipelineState:
         return None if record is None else record.seconds
 
     def mark_done(self, stage: str, seconds: float, summary: dict[str, str] | None = None) -> None:
-        self.stages[stage] = StageRecord(True, round(seconds, 1), time.time(), dict(summary or {}))
-        self._write()
+        """`stage` finished; `seconds` is its last attempt's time, added to the earlier ones'."""
+        with self._lock:
+            total = self._spent(stage) + seconds
+            record = StageRecord(True, round(total, 1), time.time(), dict(summary or {}))
+            self.stages[stage] = record
+            self._write()
+
+    @contextmanager
+    def clock(self, stage: str, tick: float = TICK) -> Iterator[None]:
+        """Count the time of an attempt at `stage` into its record while it runs (every
+        `tick` seconds and when it ends, also by an exception); `mark_done` inside the block
+        adds the attempt's time itself. Yields nothing: the block is the attempt."""
+        before, start = self._spent(stage), time.time()
+        stop = threading.Event()
+
+        def update() -> None:
+            with self._lock:
+                if not self.done(stage):
+                    spent = round(before + time.time() - start, 1)
+                    self.stages[stage] = StageRecord(False, spent, time.time())
+                    self._write()
+
+        def ticker() -> None:
+            while not stop.wait(tick):
+                update()
+
+        thread = threading.Thread(target=ticker, name=f"clock-{stage}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            update()
+
+    def _spent(self, stage: str) -> float:
+        """Seconds the unfinished `stage`'s earlier attempts took (0 when done or new)."""
+        record = self.stages.get(stage)
+        return 0.0 if record is None or record.done else record.seconds
 
     def clear_from(self, stage: str) -> list[str]:
         """Forget `stage` and every later one; returns the stages cleared."""
@@ -111,4 +157,5 @@ class PipelineState:
         return d if self.source is None else {**d, "config": self.source.to_json()}
 
     def _write(self) -> None:
-        write_json_atomic(self.path, self.to_json(), indent=2)
+        with self._lock:
+            write_json_atomic(self.path, self.to_json(), indent=2)

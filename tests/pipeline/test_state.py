@@ -98,3 +98,41 @@ def test_status_shows_each_stage_with_its_detail(tmp_path, capsys):
     assert lines[2].split() == ["train", "done", "2207", "s", "latest", "checkpoint", "step-000200"]
     assert lines[3].split()[:4] == ["eval", "done", "5", "s"]
     assert lines[3].endswith("2/3 envs >= 80%")
+
+
+def test_a_stage_interrupted_twice_reports_the_time_of_every_attempt(tmp_path, monkeypatch):
+    import ldm.pipeline.state as state_mod
+
+    now = [100.0]
+    monkeypatch.setattr(state_mod.time, "time", lambda: now[0])
+    state = PipelineState(tmp_path)
+    with pytest.raises(KeyboardInterrupt), state.clock("refgen", tick=3600):
+        now[0] += 60
+        raise KeyboardInterrupt  # a first attempt stopped after 60 s
+    # a new process (the rerun) finds the 60 s, marked not done
+    again = PipelineState(tmp_path)
+    assert not again.done("refgen") and again.seconds("refgen") == 60.0
+    now[0] = 1000.0  # hours later
+    with pytest.raises(RuntimeError), again.clock("refgen", tick=3600):
+        now[0] += 30
+        raise RuntimeError("crash")  # a second one after 30 s
+    third = PipelineState(tmp_path)
+    assert third.seconds("refgen") == 90.0
+    now[0] = 5000.0
+    with third.clock("refgen", tick=3600):
+        now[0] += 40
+        third.mark_done("refgen", 40.0)  # the attempt that finishes, 40 s
+    final = PipelineState(tmp_path)
+    assert final.done("refgen") and final.seconds("refgen") == 130.0
+
+
+def test_a_killed_attempt_keeps_its_time_to_within_a_tick(tmp_path):
+    """The clock's thread writes while the stage runs: a SIGKILL loses at most one tick."""
+    import time
+
+    state = PipelineState(tmp_path)
+    with state.clock("train", tick=0.05):
+        time.sleep(0.3)
+        # what a process killed now would leave behind
+        seen = PipelineState(tmp_path).stage("train")
+        assert seen is not None and not seen.done and 0.2 <= seen.seconds <= 0.35
