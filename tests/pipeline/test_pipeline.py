@@ -160,11 +160,15 @@ def test_reduced_pipeline_beats_random_and_resumes_after_interrupt(tmp_path):
     os.killpg(p.pid, signal.SIGINT)
     p.wait(timeout=120)
     state = json.loads((out / "pipeline.json").read_text())
-    assert state["stages"]["refgen"]["done"] and "train" not in state["stages"]
+    assert state["stages"]["refgen"]["done"] and not state["stages"]["train"]["done"]
+    interrupted = state["stages"]["train"]["seconds"]  # the stopped attempt's time is kept
+    assert interrupted > 0
     runs_before = set(Store(out / "store").runs())
-    subprocess.run(cmd, env=env, check=True, timeout=1500, capture_output=True)
+    second = subprocess.run(cmd, env=env, check=True, timeout=1500, capture_output=True, text=True)
+    assert "(resuming: " in second.stdout  # the resumed stage says how long it ran before
     state = json.loads((out / "pipeline.json").read_text())
     assert all(state["stages"][s]["done"] for s in ("refgen", "train", "eval"))
+    assert state["stages"]["train"]["seconds"] > interrupted  # both attempts counted
     assert set(Store(out / "store").runs()) == runs_before  # nothing redone or duplicated
     results = json.loads((out / "eval" / "results.json").read_text())
     assert (out / "eval" / "report.html").exists() and (
