@@ -62,7 +62,9 @@ def train(cfg: TrainConfig, progress: bool = True, evaluate: EvalCallback | None
                 bar.set_postfix_str(
                     f"loss {metrics['loss']:.3f} acc {metrics['accuracy']:.3f} {rate:,.0f} tr/s"
                 )
-            if run.val is not None and run.is_main and run.step % cfg.val_every == 0:
+            # the last step too: the held-out accuracy set beside the scores is the final model's
+            last = run.step == cfg.steps
+            if run.val is not None and run.is_main and (run.step % cfg.val_every == 0 or last):
                 log.scalars(run.step, validate(run))
             if evaluate and cfg.eval_every and run.is_main and run.step % cfg.eval_every == 0:
                 log.scalars(run.step, _evaluate(run, evaluate))

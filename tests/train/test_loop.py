@@ -63,6 +63,15 @@ def test_loss_goes_down_and_checkpoint_acts(small_store, tmp_path):
     assert action.shape == (2,) and abs(action).max() <= 1.0
 
 
+def test_the_final_step_is_validated(small_store, tmp_path):
+    import json
+
+    train(cfg(small_store, tmp_path / "v", steps=5, val_every=3), progress=False)
+    lines = (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()
+    steps = [x["step"] for x in map(json.loads, lines) if "val/accuracy" in x]
+    assert steps == [3, 5]  # every val_every steps, and the model that is saved as final
+
+
 def test_interrupted_and_resumed_equals_uninterrupted(small_store, tmp_path):
     full = train(cfg(small_store, tmp_path / "full"), progress=False)
     train(cfg(small_store, tmp_path / "cut", steps=3), progress=False)  # "interrupted" at step 3
