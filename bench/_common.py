@@ -9,9 +9,14 @@ import time
 from collections.abc import Callable
 
 
-def args(description: str) -> argparse.Namespace:
+def args(
+    description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """`--quick`, and the options `extra` adds (a benchmark that reads existing files)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a short run (< 60 s)")
+    if extra is not None:
+        extra(p)
     return p.parse_args()
 
 
