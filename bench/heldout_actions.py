@@ -22,6 +22,7 @@ model on a synthetic store (plumbing only). Last line: one JSON object, env -> t
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,13 @@ def env_action_errors(
     }
 
 
-def main() -> None:
-    a = args(__doc__, extra=_options)
+#: measure(model, store, env, windows, batch, seed) -> one env's keys (None: not measured)
+Measure = Callable[[LDMPolicy, Store, str, int, int, int], dict | None]
+
+
+def run_per_env(description: str, measure: Measure) -> None:
+    """Parse the options below, `measure` every env of the store, report env -> its keys."""
+    a = args(description, extra=_options)
     windows = 4 if a.quick else a.windows
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as d:
@@ -109,7 +115,7 @@ def main() -> None:
         envs = a.envs or sorted({e.env_id for e in store.runs(curated_only=True).values()})
         out = {}
         for env in envs:
-            m = env_action_errors(model, store, env, windows, a.batch, a.seed)
+            m = measure(model, store, env, windows, a.batch, a.seed)
             if m is not None:
                 out[env] = m
                 print(env, m, file=sys.stderr, flush=True)
@@ -126,4 +132,4 @@ def _options(p) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_per_env(__doc__, env_action_errors)
