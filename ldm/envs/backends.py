@@ -206,6 +206,8 @@ class ProcessConnection(Connection):
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self._reader = protocol.FrameReader(self.proc.stdout.fileno())
         self._stdin_fd = self.proc.stdin.fileno()
+        self._writer: Any = self.proc.stdin  # where frames go (see `rebind`)
+        self._rebound_fd: int | None = None
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
         track(self)
@@ -240,9 +242,8 @@ class ProcessConnection(Connection):
             if len(data) == 1 and not self._closed:  # a shared-memory wake-up: one write
                 os.write(self._stdin_fd, data)
             else:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(data)
-                self.proc.stdin.flush()
+                self._writer.write(data)
+                self._writer.flush()
         except (OSError, ValueError):  # ValueError: the pipe was closed with the connection
             raise self._dead(cmd) from None
         self._cmds.append(cmd)
@@ -264,6 +265,14 @@ class ProcessConnection(Connection):
 
     def wait_fd(self) -> int | None:
         return None if self._reader.buf else self._reader.fd
+
+    def rebind(self, write_fd: int, read_fd: int) -> None:
+        """Talk over these descriptors from now on, not the worker's stdin/stdout (the Docker
+        worker's wake-up FIFOs, ldm/envs/shm.py); they are closed with the connection."""
+        self._writer = os.fdopen(write_fd, "wb")
+        self._stdin_fd = write_fd
+        self._reader = protocol.FrameReader(read_fd)
+        self._rebound_fd = read_fd
 
     def _dead(self, cmd: str) -> WorkerError:
         try:
@@ -300,12 +309,15 @@ class ProcessConnection(Connection):
         # stderr belongs to its reader thread (closed at EOF; a grandchild that keeps the pipe
         # open keeps it open, and closing it under the thread's feet is what aborts at exit)
         self._stderr_thread.join(timeout=1)
-        for stream in (self.proc.stdin, self.proc.stdout):
+        for stream in {self.proc.stdin, self.proc.stdout, self._writer}:
             if stream is not None:
                 try:
                     stream.close()
                 except OSError:
                     pass
+        if self._rebound_fd is not None:
+            os.close(self._rebound_fd)
+            self._rebound_fd = None
         self.codec = FramedCodec()  # drops the views on the buffer before it is unmapped
         if self.buffer is not None:
             self.buffer.close()

@@ -5,8 +5,9 @@ One image per library, built from its spec in two layers: a dependency image (a 
 /venv; tagged by the requirements alone) and on it the worker's files (a copy, seconds). Tags
 are derived from the content, so a changed spec reinstalls and a changed worker only
 re-copies. The worker talks the same wire protocol over
-the container's stdin/stdout (`docker run -i --network none --read-only`); the only host file it
-sees is its shared step buffer (ldm/envs/shm.py).
+the container's stdin/stdout (`docker run -i --network none --read-only`) until the step path
+moves it to two bind-mounted FIFOs; those and the shared step buffer (ldm/envs/shm.py) are the
+only host files it sees.
 
 Registries may be unreachable: when the base image is missing it is made from local files
 (`debootstrap` of Debian bookworm from the configured Debian mirror, then `docker import`).
@@ -232,9 +233,10 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
 
     ensure_engine()
     tag = ensure_image(spec)
-    # the step buffer (ldm/envs/shm.py): the one host file the container sees, unlinked on
-    # the host as soon as the worker has mapped it
+    # the step buffer and its two wake-up FIFOs (ldm/envs/shm.py): the only host files the
+    # container sees, unlinked on the host as soon as the worker has opened them
     buffer = SharedBuffer.named("/ldm-shm")
+    mounts = [(buffer.path, "/ldm-shm"), *buffer.add_wake()]
     argv = [
         shutil.which("docker") or "docker",
         "run",
@@ -244,8 +246,7 @@ def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
         "none",
         "--read-only",
         *limit_args(limits()),
-        "--mount",
-        f"type=bind,source={buffer.path},target=/ldm-shm",
+        *(a for src, dst in mounts for a in ("--mount", f"type=bind,source={src},target={dst}")),
         tag,
         "/venv/bin/python",
         "-u",

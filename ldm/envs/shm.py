@@ -12,7 +12,8 @@ needs).
 Lifetime: the process and sandbox backends share an anonymous memfd (no name anywhere, gone
 with the last process holding it); the Docker backend bind-mounts a file of /dev/shm that is
 unlinked as soon as the worker has mapped it (and names of dead clients are swept on the next
-`SharedBuffer.named()`). A worker that cannot share (in-process or Ray backends, Dict or Tuple
+`SharedBuffer.named()`), and two FIFOs beside it that carry the channel from then on (the
+container's stdin/stdout are relayed by the engine: two more processes each way). A worker that cannot share (in-process or Ray backends, Dict or Tuple
 spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
 debug level.
 
@@ -21,9 +22,11 @@ Imports: numpy, ldm.envs.backends/protocol/shm_worker. Must not import gymnasium
 
 from __future__ import annotations
 
+import errno
 import logging
 import mmap
 import os
+import select
 import tempfile
 import time
 from pathlib import Path
@@ -116,6 +119,9 @@ class SharedBuffer:
         self.path = path  # a name in /dev/shm (Docker only), unlinked once mapped
         self.worker_path = worker_path  # that file as the worker sees it
         self.mm: mmap.mmap | None = None
+        # Docker: the FIFOs the channel moves to (to the worker, from it), host and worker paths
+        self.wake: tuple[Path, Path] | None = None
+        self.worker_wake: tuple[str, str] | None = None
 
     @classmethod
     def anonymous(cls) -> SharedBuffer:
@@ -128,6 +134,21 @@ class SharedBuffer:
         sweep_stale()
         fd, name = tempfile.mkstemp(prefix=f"{NAME_PREFIX}{os.getpid()}-", dir=SHM_DIR)
         return cls(fd, Path(name), worker_path)
+
+    def add_wake(self) -> list[tuple[Path, str]]:
+        """Two FIFOs next to the named buffer, for the wake-ups (Docker: the container's
+        stdin/stdout are relayed by the engine, two more processes each way); returns
+        (host path, worker path) pairs to bind-mount."""
+        assert self.path is not None and self.worker_path is not None
+        host = (
+            self.path.with_name(self.path.name + "-to"),
+            self.path.with_name(self.path.name + "-from"),
+        )
+        for f in host:
+            os.mkfifo(f, 0o600)
+        self.wake = host
+        self.worker_wake = (self.worker_path + "-to", self.worker_path + "-from")
+        return list(zip(host, self.worker_wake))
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
@@ -143,9 +164,11 @@ class SharedBuffer:
         return self.mm
 
     def release_name(self) -> None:
-        """Unlink the /dev/shm name: the mappings keep the memory until the last one goes."""
+        """Unlink the /dev/shm names: the mappings (and open FIFOs) live on without them."""
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+        for f in self.wake or ():
+            f.unlink(missing_ok=True)
 
     def close(self) -> None:
         self.release_name()
@@ -189,10 +212,14 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
         return False
     mm = buffer.map(layout.size)
     msg = {"cmd": "shm_attach", "fields": layout.wire(), "size": layout.size}
+    if buffer.worker_wake is not None:
+        msg["wake"] = list(buffer.worker_wake)
     try:
         conn.call(msg | buffer.worker_ref())
+        if buffer.wake is not None:
+            conn.rebind(*_open_wake(conn, buffer.wake))
     except WorkerError as e:
-        if not conn.alive:
+        if not conn.alive or buffer.wake is not None:
             raise
         log.debug("%s: framed path (the worker could not map the buffer: %s)", conn.label, e)
         return False
@@ -201,6 +228,35 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
     conn.codec = ShmCodec(layout, mm)
     log.debug("%s: shared-memory path, %d envs, %d bytes", conn.label, count, layout.size)
     return True
+
+
+def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float = 60.0):
+    """Open our ends of the wake-up FIFOs once the worker acknowledged `shm_attach` (it opens
+    its ends then, see shm_worker.open_wake): (write fd, read fd) after its handshake byte.
+    A worker that dies or never opens them is a WorkerError, not a wait without end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            w = os.open(paths[0], os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:  # ENXIO: the worker has not opened its reading end yet
+            if e.errno != errno.ENXIO:
+                raise
+            if not conn.alive or time.monotonic() > deadline:
+                raise WorkerError(
+                    f"{conn.label}: the worker did not open its wake-up FIFO", conn.tail
+                ) from None
+            time.sleep(0.001)
+    r = os.open(paths[1], os.O_RDONLY | os.O_NONBLOCK)
+    # no writer has opened it yet, so it is not readable (no EOF) until the worker's handshake
+    ready = select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]
+    if not ready or os.read(r, 1) != shm_worker.DONE:
+        os.close(w)
+        os.close(r)
+        raise WorkerError(f"{conn.label}: no handshake on the wake-up FIFO", conn.tail)
+    os.set_blocking(w, True)
+    os.set_blocking(r, True)
+    return w, r
 
 
 #: info slot kind (shm_worker.info_kind) -> the Python type the framed path would give

@@ -267,17 +267,26 @@ def test_docker_worker_shares_only_its_buffer_and_leaves_no_name():
     except EnvError as e:
         pytest.skip(f"no Docker engine can run here: {e}")
     before = _shm_names()
+    containers = set(docker._docker("ps", "-q").stdout.split())
     try:
         venv = E.make_vec(CARTPOLE, 3, backend="docker", workers=1)
         local = E.make_vec(CARTPOLE, 3, workers=1)
         try:
             conn = venv._workers[0].conn
             assert isinstance(conn.codec, shm.ShmCodec)
-            mounts = [a for a in conn.proc.args if a.startswith("type=bind")]
-            assert len(mounts) == 1 and mounts[0].endswith("target=/ldm-shm")  # nothing else
-            assert _shm_names() == before  # unlinked as soon as the worker mapped it
+            mounts = [a.rsplit("target=", 1)[1] for a in conn.proc.args if a.startswith("type=")]
+            # the buffer and its two wake-up FIFOs, nothing else of the host
+            assert mounts == ["/ldm-shm", "/ldm-shm-to", "/ldm-shm-from"]
+            assert conn._rebound_fd is not None  # steps skip the engine's stdin/stdout relay
+            assert _shm_names() == before  # unlinked as soon as the worker opened them
             for x, y in zip(_roll(venv, 40), _roll(local, 40)):
                 np.testing.assert_array_equal(x, y)
+            # a container that dies mid-run is reported as a dead worker, not a wait
+            (ours,) = set(docker._docker("ps", "-q").stdout.split()) - containers
+            docker._docker("kill", ours.decode())
+            with pytest.raises(EnvError, match=r"died \(exit code .+\) during 'step'"):
+                for _ in range(50):
+                    venv.step(np.zeros(3, dtype=np.int64))
         finally:
             venv.close()
             local.close()

@@ -177,6 +177,7 @@ class EnvServer:
         self.envs = {}
         self.next_handle = 0
         self.shared = None  # a shm_worker.SharedSlice once the client shared a buffer
+        self.wake = None  # [read path, write path] of the wake-up FIFOs (Docker)
 
     # -- commands ------------------------------------------------------------------------
     def init(self, api="gymnasium", imports=(), wrappers=(), paths=()):
@@ -282,12 +283,14 @@ class EnvServer:
             sink.put(i, o, r, term, trunc, info)
         return sink.reply()
 
-    def shm_attach(self, fields, size, fd=None, path=None):
+    def shm_attach(self, fields, size, fd=None, path=None, wake=None):
         """Map the client's buffer (an inherited descriptor or a mounted file) and serve
-        steps through it from now on (see shm_worker.py)."""
+        steps through it from now on, over the wake-up FIFOs `wake` if given (see
+        shm_worker.py)."""
         if not self.envs:
             raise ValueError("shm_attach needs the envs made first (their slice is laid out)")
         self.shared = shm_worker.SharedSlice(fields, size, fd=fd, path=path)
+        self.wake = wake
         return {"mapped": size}
 
     def close(self, handles=None):
@@ -357,6 +360,9 @@ def main():
         if message.get("cmd") == "close" and message.get("handles") is None:
             break
         if server.shared is not None:  # the client shared a buffer: tagged messages from now
+            if server.wake:
+                fd, out = shm_worker.open_wake(server.wake)
+                inp = protocol.FrameReader(fd)
             shm_worker.serve(server, inp, out, protocol)
             break
 

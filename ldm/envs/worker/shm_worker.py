@@ -21,12 +21,16 @@ with an info the slots cannot hold (a string, an array, a new key past the last 
 past 2**53, a key whose kind changed) sends all its infos framed instead (`infos`,
 `final_infos`). The buffer is mapped from an inherited file descriptor (process and sandbox
 backends) or from a bind-mounted file (Docker); the client created it and owns its lifetime.
+Docker also bind-mounts two FIFOs (`open_wake`): the tagged channel runs over them instead of
+the container's stdin/stdout, which the engine relays through two more processes each way.
 
 Imports: standard library and numpy only, Python 3.6 syntax (runs in each library's venv).
 """
 
+import errno
 import mmap
 import os
+import time
 
 import numpy as np
 
@@ -210,6 +214,27 @@ def serve(server, reader, out, protocol):
         else:
             reply = {"ok": False, "error": "unknown tag %r on the shared-memory channel" % tag}
         _write(out, reply, protocol)
+
+
+def open_wake(paths, timeout=60.0):
+    """Open the client's two wake-up FIFOs (Docker, where no descriptor crosses `docker run`
+    and stdin/stdout are relayed by the engine): the first to read from, the second to write
+    to. Returns (read fd, write file) after a handshake byte; the client holds the other ends,
+    so its death is this side's EOF."""
+    inp = os.open(paths[0], os.O_RDONLY | os.O_NONBLOCK)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            out = os.open(paths[1], os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:  # ENXIO: the client has not opened its reading end yet
+            if e.errno != errno.ENXIO or time.time() > deadline:
+                raise
+            time.sleep(0.001)
+    for fd in (inp, out):
+        os.set_blocking(fd, True)
+    os.write(out, DONE)
+    return inp, os.fdopen(out, "wb")
 
 
 def read_tag(reader, deadline=None):
