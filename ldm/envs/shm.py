@@ -22,7 +22,6 @@ Imports: numpy, ldm.envs.backends/protocol/shm_worker. Must not import gymnasium
 
 from __future__ import annotations
 
-import errno
 import logging
 import mmap
 import os
@@ -234,22 +233,16 @@ def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float
     """Open our ends of the wake-up FIFOs once the worker acknowledged `shm_attach` (it opens
     its ends then, see shm_worker.open_wake): (write fd, read fd) after its handshake byte.
     A worker that dies or never opens them is a WorkerError, not a wait without end."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            w = os.open(paths[0], os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as e:  # ENXIO: the worker has not opened its reading end yet
-            if e.errno != errno.ENXIO:
-                raise
-            if not conn.alive or time.monotonic() > deadline:
-                raise WorkerError(
-                    f"{conn.label}: the worker did not open its wake-up FIFO", conn.tail
-                ) from None
-            time.sleep(0.001)
+    deadline = time.time() + timeout
+    try:
+        w = shm_worker.open_fifo_writer(paths[0], deadline, lambda: conn.alive)
+    except OSError as e:
+        raise WorkerError(
+            f"{conn.label}: the worker did not open its wake-up FIFO: {e}", conn.tail
+        ) from None
     r = os.open(paths[1], os.O_RDONLY | os.O_NONBLOCK)
     # no writer has opened it yet, so it is not readable (no EOF) until the worker's handshake
-    ready = select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]
+    ready = select.select([r], [], [], max(0.0, deadline - time.time()))[0]
     if not ready or os.read(r, 1) != shm_worker.DONE:
         os.close(w)
         os.close(r)

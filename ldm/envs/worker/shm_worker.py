@@ -216,21 +216,25 @@ def serve(server, reader, out, protocol):
         _write(out, reply, protocol)
 
 
+def open_fifo_writer(path, deadline, alive=lambda: True):
+    """The writing end of a FIFO, opened without blocking: retried while no reader has it
+    open (ENXIO) until `deadline` (time.time()) or until `alive()` is false, then OSError."""
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.time() > deadline or not alive():
+                raise
+            time.sleep(0.001)
+
+
 def open_wake(paths, timeout=60.0):
     """Open the client's two wake-up FIFOs (Docker, where no descriptor crosses `docker run`
     and stdin/stdout are relayed by the engine): the first to read from, the second to write
     to. Returns (read fd, write file) after a handshake byte; the client holds the other ends,
     so its death is this side's EOF."""
     inp = os.open(paths[0], os.O_RDONLY | os.O_NONBLOCK)
-    deadline = time.time() + timeout
-    while True:
-        try:
-            out = os.open(paths[1], os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as e:  # ENXIO: the client has not opened its reading end yet
-            if e.errno != errno.ENXIO or time.time() > deadline:
-                raise
-            time.sleep(0.001)
+    out = open_fifo_writer(paths[1], time.time() + timeout)
     for fd in (inp, out):
         os.set_blocking(fd, True)
     os.write(out, DONE)
