@@ -36,3 +36,22 @@ def report(result: dict) -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(result))
+
+
+def heldout_sampler(model, store, env: str):  # noqa: ANN001, ANN201 (torch-free import)
+    """The held-out (last-stream) window sampler of one env at the model's context, or None
+    when its runs have a single stream and so nothing held out."""
+    from ldm.data import WindowSampler
+    from ldm.errors import StoreError
+
+    try:
+        return WindowSampler(store, model.config.context, holdout="val", envs=[env])
+    except StoreError:
+        return None
+
+
+def heldout_batches(val, windows: int, batch: int, seed: int):  # noqa: ANN001, ANN201
+    """`windows` held-out windows of `val` in batches of at most `batch` (the same ones for
+    the same seed)."""
+    for i in range(-(-windows // batch)):
+        yield val.batch(min(batch, windows - i * batch), seed, 0, i).to()

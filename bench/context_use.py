@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import heldout_batches, heldout_sampler  # noqa: E402
 from heldout_actions import run_per_env  # noqa: E402
 
-from ldm.data import Store, WindowSampler  # noqa: E402
-from ldm.errors import ModelError, StoreError  # noqa: E402
+from ldm.data import Store  # noqa: E402
+from ldm.errors import ModelError  # noqa: E402
 from ldm.model import LDMPolicy  # noqa: E402
 
 #: buckets of history length (earlier steps in the window), [start, stop)
@@ -30,14 +31,12 @@ def env_context_use(
     model: LDMPolicy, store: Store, env: str, windows: int, batch: int, seed: int
 ) -> dict | None:
     """Held-out loss and accuracy of one env per bucket (None: nothing held out)."""
-    try:
-        val = WindowSampler(store, model.config.context, holdout="val", envs=[env])
-    except StoreError:  # single-stream runs only: no held-out stream
+    val = heldout_sampler(model, store, env)
+    if val is None:  # single-stream runs only: no held-out stream
         return None
     sums: dict[str, list[float]] = {k: [0.0, 0.0, 0.0] for k in BUCKETS}  # loss, acc, weight
     with torch.no_grad():
-        for i in range(-(-windows // batch)):
-            b = val.batch(min(batch, windows - i * batch), seed, 0, i).to()
+        for b in heldout_batches(val, windows, batch, seed):
             T = b.loss_mask.shape[1]
             # windows are left-padded: a position's history starts at the window's first real step
             first = b.loss_mask.float().argmax(1, keepdim=True)  # (B, 1)

@@ -29,11 +29,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import args, report  # noqa: E402
+from _common import args, heldout_batches, heldout_sampler, report  # noqa: E402
 from data import ACT, VEC, record  # noqa: E402
 
-from ldm.data import Store, WindowSampler  # noqa: E402
-from ldm.errors import StoreError  # noqa: E402
+from ldm.data import Store  # noqa: E402
 from ldm.model import LDMPolicy, preset  # noqa: E402
 from ldm.spaces import N_BINS  # noqa: E402
 from ldm.tokenizer import DONE_START, decode_actions  # noqa: E402
@@ -43,9 +42,8 @@ def env_action_errors(
     model: LDMPolicy, store: Store, env: str, windows: int, batch: int, seed: int
 ) -> dict | None:
     """The keys of the module docstring for one env (None: not continuous or nothing held out)."""
-    try:
-        val = WindowSampler(store, model.config.context, holdout="val", envs=[env])
-    except StoreError:  # single-stream runs only: no held-out stream
+    val = heldout_sampler(model, store, env)
+    if val is None:  # single-stream runs only: no held-out stream
         return None
     spec = val.readers[val.streams[0].run_id].act_spec
     if spec.kind != "continuous":
@@ -55,8 +53,7 @@ def env_action_errors(
     span = np.where(np.isfinite(high - low), high - low, np.nan)  # mu-law dims: no range
     decoded, ref_bins, prev_bins = [], [], []
     with torch.no_grad():
-        for i in range(-(-windows // batch)):
-            b = val.batch(min(batch, windows - i * batch), seed, 0, i).to()
+        for b in heldout_batches(val, windows, batch, seed):
             h = model.hidden_states(b, use_cache=False).last_hidden_state  # (B, T, H)
             probs = model.masked_logits(h, b.act_n, dims=D).softmax(-1)  # (B, T, D, 1024)
             mask = b.loss_mask.bool()
