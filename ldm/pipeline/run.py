@@ -17,7 +17,6 @@ Owns: `PipelineConfig` (the TOML file) and `run_pipeline`. Imports every stage, 
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,28 +160,25 @@ def run_pipeline(
 
     if not state.done("refgen"):
         _banner("1/3 reference policies", cfg, state, "refgen")
-        with state.clock("refgen"):
-            t = time.time()
+        with state.clock("refgen") as done:
             summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
             print_summary(summary)
-            state.mark_done("refgen", time.time() - t)
+            done()
         _times(state)
     if not state.done("train"):
         _banner("2/3 training the LDM", cfg, state, "train")
-        with state.clock("train"):
-            t = time.time()
+        with state.clock("train") as done:
             final = train(
                 train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
             )
-            state.mark_done("train", time.time() - t, {"checkpoint": str(final)})
+            done({"checkpoint": str(final)})
         _times(state)
     eval_dir = Path(cfg.out) / "eval"
     if not state.done("eval"):
         _banner("3/3 evaluation", cfg, state, "eval")
-        with state.clock("eval"):
-            t = time.time()
+        with state.clock("eval") as done:
             results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
-            state.mark_done("eval", time.time() - t, {"headline": headline(results.summary)})
+            done({"headline": headline(results.summary)})
     results = EvalResult.load(eval_dir / "results.json")
     print(f"\n{cfg.name}: {headline(results.summary)}")
     if results.summary_checked is not None:

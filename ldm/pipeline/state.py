@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +106,10 @@ class PipelineState:
             self._write()
 
     @contextmanager
-    def clock(self, stage: str, tick: float = TICK) -> Iterator[None]:
+    def clock(self, stage: str, tick: float = TICK) -> Iterator[Callable[..., None]]:
         """Count the time of an attempt at `stage` into its record while it runs (every
-        `tick` seconds and when it ends, also by an exception); `mark_done` inside the block
-        adds the attempt's time itself. Yields nothing: the block is the attempt."""
+        `tick` seconds and when it ends, also by an exception). Yields `done(summary=None)`,
+        which marks the stage done with the attempt's time so far (the block is the attempt)."""
         before, start = self._spent(stage), time.time()
         stop = threading.Event()
 
@@ -127,7 +127,7 @@ class PipelineState:
         thread = threading.Thread(target=ticker, name=f"clock-{stage}", daemon=True)
         thread.start()
         try:
-            yield
+            yield lambda summary=None: self.mark_done(stage, time.time() - start, summary)
         finally:
             stop.set()
             thread.join()

@@ -119,9 +119,9 @@ def test_a_stage_interrupted_twice_reports_the_time_of_every_attempt(tmp_path, m
     third = PipelineState(tmp_path)
     assert third.seconds("refgen") == 90.0
     now[0] = 5000.0
-    with third.clock("refgen", tick=3600):
+    with third.clock("refgen", tick=3600) as done:
         now[0] += 40
-        third.mark_done("refgen", 40.0)  # the attempt that finishes, 40 s
+        done()  # the attempt that finishes, 40 s
     final = PipelineState(tmp_path)
     assert final.done("refgen") and final.seconds("refgen") == 130.0
 
