@@ -59,6 +59,12 @@ class RefGenConfig:
     """Per-env ranking budgets overriding `budgets` (and rank_budget) for the ranking runs
     only: an env that needs a long reference run need not rank every candidate that long
     (the slow off-policy ones above all). Its ranking run is then not its reference."""
+    fallback_candidates: int = 0
+    """Where every reference run of an env fails curation and none of its ranking runs passes,
+    train up to this many more candidates on it (the next ones in its library's ranking for
+    its action kind that have not run there), relabel and curate them among themselves, and
+    take those that pass. It costs only on envs whose references failed (a library ranked on
+    other envs can pick a candidate that does not learn this one). 0 = off."""
     min_episodes: int = 0
     """Episodes every run must finish (its streams together) before it stops: a run takes
     max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
@@ -83,6 +89,8 @@ class RefGenConfig:
         ):
             if getattr(self, name) < 1:
                 raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.fallback_candidates < 0:
+            raise RefGenError(f"fallback_candidates must be >= 0, got {self.fallback_candidates}")
         if self.min_episodes < 0 or self.max_budget_factor < 1:
             raise RefGenError(
                 f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "

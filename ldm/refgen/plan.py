@@ -157,9 +157,8 @@ def plan_library(
     train_jobs = []
     for env_id in envs:
         ok = compat[env_id][0]
-        order = list((ranking or {}).get(spaces(env_id)[1].kind, (ranking or {}).get("*", [])))
-        order += [c.name for c in pool if c.name not in order]
-        chosen = [n for n in order if by_name[n] in ok][: cfg.top_n]
+        chosen = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if by_name[n] in ok]
+        chosen = chosen[: cfg.top_n]
         budget = cfg.budgets.get(env_id, cfg.train_budget)
         reusable = env_id in subset and rank_budget(cfg, env_id) == budget
         for n in chosen:
@@ -182,6 +181,38 @@ def plan_library(
         {e: why for e, (_, why) in compat.items() if why},
         note,
     )
+
+
+def _order(ranking: Ranking | None, kind: str, pool: list[Candidate]) -> list[str]:
+    """Candidate names best first: the ranking for the action kind (else its library-wide
+    order), then the rest of the pool in its order."""
+    order = list((ranking or {}).get(kind, (ranking or {}).get("*", [])))
+    return order + [c.name for c in pool if c.name not in order]
+
+
+def plan_fallbacks(
+    plan: LibraryPlan,
+    env_id: str,
+    pool: list[Candidate],
+    cfg: RefGenConfig,
+    store: str,
+    ranking: Ranking | None = None,
+    spaces: SpacesFn = _catalog_spaces,
+) -> list[Job]:
+    """The reference jobs that stand in for an env of `plan` whose references all failed
+    curation and none of whose ranking runs passed: the next `cfg.fallback_candidates`
+    compatible candidates, in the ranking's order for the env's action kind, that the plan
+    has not run on it (one seed each, at the env's reference budget). Empty where every
+    compatible candidate already ran there (an env candidates were ranked on)."""
+    tried = {j.candidate.name for j in plan.jobs if j.env_id == env_id}
+    ok = {c.name for c in compatible(pool, env_id, spaces)[0]}
+    names = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if n in ok and n not in tried]
+    by_name = {c.name: c for c in pool}
+    budget = cfg.budgets.get(env_id, cfg.train_budget)
+    return [
+        _job(cfg, "train", env_id, plan.library, by_name[n], budget, 0, store)
+        for n in names[: cfg.fallback_candidates]
+    ]
 
 
 def plan_jobs(

@@ -4,7 +4,8 @@ Every step is resumable: jobs by the runner's manifest, relabelling by each run'
 `relabelled` flag, curation by recomputing verdicts. Tables go to `<store>/refgen/`.
 
 Owns `run_refgen` (the stage's order of work: rank and train, exclude, relabel, curate,
-fall back) and its summary line printout; the settings are `RefGenConfig`
+fall back on other ranking runs, then on fallback candidates trained for the envs still
+without a reference) and its summary line printout; the settings are `RefGenConfig`
 (ldm/refgen/config.py), ranking is ldm/refgen/ranking.py, and the tables and summary it
 writes are the records of ldm/refgen/records.py. Imports ldm.data and refgen's planner,
 runner, ranking, curation and records; must not import ldm.model, ldm.train, ldm.eval or
@@ -18,7 +19,7 @@ from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import curate_env, relabel_run
 from ldm.refgen.jobs import JobResult
-from ldm.refgen.plan import envs_by_library, plan_library
+from ldm.refgen.plan import Ranking, envs_by_library, plan_fallbacks, plan_library
 from ldm.refgen.ranking import ranking_table
 from ldm.refgen.records import LibraryOutcome, RankingTable, RefGenSummary, RunOutcome
 from ldm.refgen.runner import run_jobs
@@ -64,10 +65,12 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     pool = load_pool(cfg.pool, cfg.candidates)
     libraries: dict[str, LibraryOutcome] = {}
     references: set[str] = set()
+    rankings: dict[str, Ranking] = {}
     for library, (table, results) in rank_and_train(
         envs_by_library(cfg), pool, cfg, store_path, progress
     ).items():
         references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
+        rankings[library] = table.order()
         libraries[library] = LibraryOutcome(
             tuple(table.candidates),
             table.ranking_by_action_kind,
@@ -94,6 +97,10 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
     fallbacks = fallback_references(store, runs, references, verdicts, cfg, progress)
+    fallbacks |= train_fallbacks(
+        store, store_path, references, verdicts, cfg, pool, rankings, progress
+    )
+    runs = store.runs()  # with the fallback runs trained just now
     summary = RefGenSummary(
         libraries,
         {env_id: tuple(run_ids) for env_id, run_ids in fallbacks.items()},
@@ -127,18 +134,70 @@ def fallback_references(
     of the other candidates are then relabelled and curated among themselves (the failed
     runs do not set their best); those that pass become references. Updates `verdicts` and
     `references`; returns env -> the fallback runs that passed."""
-    failed_envs = sorted(
-        {runs[r].env_id for r in references}
-        - {runs[r].env_id for r, v in verdicts.items() if v.verdict == "pass"}
-    )
     found: dict[str, list[str]] = {}
-    for env_id in failed_envs:
+    for env_id in _failed_envs(runs, references, verdicts):
         others = {r for r, e in runs.items() if e.env_id == env_id and r not in references}
         relabel_runs(store, others, f"fallback {env_id}", progress)
         fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
         verdicts.update(fallback)
         passed = sorted(r for r, v in fallback.items() if v.verdict == "pass")
         references |= set(fallback)
+        if passed:
+            found[env_id] = passed
+    return found
+
+
+def _failed_envs(
+    runs: dict[str, ManifestEntry], references: set[str], verdicts: dict[str, Curation]
+) -> list[str]:
+    """Envs with reference runs none of which passed curation."""
+    passed = {runs[r].env_id for r, v in verdicts.items() if v.verdict == "pass"}
+    return sorted({runs[r].env_id for r in references} - passed)
+
+
+def train_fallbacks(
+    store: Store,
+    store_path: str,
+    references: set[str],
+    verdicts: dict[str, Curation],
+    cfg: RefGenConfig,
+    pool: list[Candidate],
+    rankings: dict[str, Ranking],
+    progress: bool = True,
+) -> dict[str, list[str]]:
+    """Envs still without a passing run after `fallback_references` train the candidates the
+    planner's `plan_fallbacks` names (`cfg.fallback_candidates` of them at most); their runs are
+    relabelled and curated among themselves, and those that pass become references. One
+    batch of jobs for all such envs; resumable like every job. Updates `verdicts` and
+    `references`; returns env -> the fallback runs that passed."""
+    if not cfg.fallback_candidates:
+        return {}
+    runs = store.runs()
+    libraries = envs_by_library(cfg)
+    jobs = []
+    for env_id in _failed_envs(runs, references, verdicts):
+        lib = next(lib for lib, envs in libraries.items() if env_id in envs)
+        plan = plan_library(lib, libraries[lib], pool, cfg, store_path, rankings.get(lib))
+        jobs += plan_fallbacks(plan, env_id, pool, cfg, store_path, rankings.get(lib))
+    if not jobs:
+        return {}
+    results = run_jobs(
+        jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc="train fallbacks"
+    )  # fmt: skip
+    found: dict[str, list[str]] = {}
+    for env_id in sorted({j.env_id for j in jobs}):
+        new = {
+            results[j.key].run_id
+            for j in jobs
+            if j.env_id == env_id and results[j.key].status == "done" and results[j.key].run_id
+        }
+        if not new:
+            continue
+        relabel_runs(store, new, f"fallback {env_id}", progress)
+        fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=new)
+        verdicts.update(fallback)
+        references |= set(fallback)
+        passed = sorted(r for r, v in fallback.items() if v.verdict == "pass")
         if passed:
             found[env_id] = passed
     return found
@@ -160,7 +219,7 @@ def print_summary(summary: RefGenSummary) -> None:
         print(f"{verdict:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
     for env_id, run_ids in summary.fallbacks.items():
         print(
-            f"{env_id}: its references failed curation; ranking runs that passed: {list(run_ids)}"
+            f"{env_id}: its references failed curation; fallback runs that passed: {list(run_ids)}"
         )
     for lib, info in summary.libraries.items():
         print(

@@ -168,3 +168,62 @@ def test_budgets_of_envs_the_stage_does_not_run_are_refused(name):
         plan_jobs(cfg, "s")
     with pytest.raises(RefGenError, match=rf"{name} must be >= 1"):
         RefGenConfig(envs=["classic-control/CartPole-v1"], **{name: {"x/y": 0}})
+
+
+@pytest.mark.parametrize("fallbacks", [0, 1, 2])
+def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passes(
+    monkeypatch, tmp_path, fallbacks
+):
+    """Pendulum's library ranks on CartPole (A2C first); A2C does not learn Pendulum and it
+    has no ranking runs to fall back on, so the next candidates in the order are trained."""
+    from ldm.refgen.stage import run_refgen
+
+    pend = "classic-control/Pendulum-v1"
+    cfg = RefGenConfig(
+        envs=["classic-control/CartPole-v1", pend],
+        candidates=["ppo-8env", "a2c-8env", "sac-4env"],
+        rank_envs=1, top_n=1, rank_budget=1000, train_budget=2000,
+        fallback_candidates=fallbacks, workers=1,
+    )  # fmt: skip
+    store = Store(tmp_path / "s")
+    learned = {("a2c-8env", "classic-control/CartPole-v1"), ("sac-4env", pend)}
+    made: dict[str, JobResult] = {}
+    ran: list[str] = []
+
+    def fake_run_jobs(jobs, *a, **k):
+        for j in jobs:
+            ran.append(j.key)
+            if j.key not in made:  # a rerun finds its committed run (the runner's manifest)
+                up = (j.candidate.name, j.env_id) in learned
+                returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
+                rid = _fake_run(store, j.env_id, returns)
+                made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
+        return {j.key: made[j.key] for j in jobs}
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    summary = run_refgen(cfg, str(store.path), progress=False)
+    by_candidate = {
+        j.candidate.name: r.run_id
+        for j, r in ((r.job, r) for r in made.values())
+        if j.env_id == pend
+    }
+    trained = [k for k in ran if k.startswith("train:") and pend in k]
+    # a2c is the reference; then ppo, then sac, as many as fallback_candidates allows
+    assert [k.split(":")[1] for k in trained] == ["a2c-8env", "ppo-8env", "sac-4env"][
+        : 1 + fallbacks
+    ]
+    runs = store.runs()
+    assert runs[by_candidate["a2c-8env"]].verdict == "fail"
+    if fallbacks == 2:
+        assert summary.fallbacks == {pend: (by_candidate["sac-4env"],)}
+        assert runs[by_candidate["ppo-8env"]].verdict == "fail"  # judged, not hidden
+        assert runs[by_candidate["sac-4env"]].verdict == "pass"
+    else:
+        assert pend not in summary.fallbacks
+        assert not any(runs[r].verdict == "pass" for r in by_candidate.values())
+    # a rerun (resumed stage) trains nothing new and says the same
+    made_before = dict(made)
+    assert run_refgen(cfg, str(store.path), progress=False).fallbacks == summary.fallbacks
+    assert made == made_before
+    with pytest.raises(RefGenError, match="fallback_candidates must be >= 0"):
+        RefGenConfig(envs=[pend], fallback_candidates=-1)
