@@ -28,12 +28,17 @@ must not pull it in).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 #: What a field holds: a numpy array, or a torch tensor once a Batch is moved with `to`.
 Array = Any
+
+#: How a deterministic action is read from the predicted bins of a continuous action dim:
+#: the most likely bin, or the median of the predicted distribution (categorical dims always
+#: take the most likely category). The decoders are ldm/model/acting.py's DECODERS.
+ActionDecoding = Literal["argmax", "median"]
 
 #: Fields with a per-step axis (T): padded on the left when a window starts a stream.
 PER_STEP = (

@@ -42,7 +42,10 @@ class SessionAgent(Agent):
     def act(self, observations: list[Any]) -> list[Any]:
         self.calls += 1
         return self.session.act(
-            observations, deterministic=self.cfg.deterministic, temperature=self.cfg.temperature
+            observations,
+            deterministic=self.cfg.deterministic,
+            temperature=self.cfg.temperature,
+            decoding=self.cfg.decoding,
         )
 
     def record(self, rewards, terminated, truncated) -> None:

@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from ldm.envs import BACKEND_NAMES, Backend
 from ldm.errors import EvalError
+from ldm.tokens import ActionDecoding
 
 VideoFormat = Literal["mp4", "gif"]
 
@@ -28,6 +29,9 @@ class EvalConfig:
     """Argmax under the action mask; False samples with `temperature`."""
     temperature: float = 1.0
     """Sampling temperature when not deterministic."""
+    decoding: ActionDecoding = "argmax"
+    """Deterministic continuous actions: the most likely bin (argmax) or the median of the
+    predicted distribution (median). Categorical actions always take the most likely one."""
     seed: int = 1000
     """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
     max_steps: int = 100_000
@@ -56,5 +60,7 @@ class EvalConfig:
             raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
         if self.backend not in BACKEND_NAMES:
             raise EvalError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
+        if self.decoding not in get_args(ActionDecoding):
+            raise EvalError(f"decoding {self.decoding!r} is not one of {get_args(ActionDecoding)}")
         if self.episode_limit_factor < 0:
             raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")

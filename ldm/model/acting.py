@@ -23,13 +23,30 @@ from transformers import DynamicCache, LlamaModel
 from ldm import tokenizer as tk
 from ldm.errors import ModelError
 from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
-from ldm.tokens import Batch
+from ldm.tokens import ActionDecoding, Batch
 
 # transformers 5.x renamed the cache argument `past_key_values` -> `cache` (the old name warns
 # and goes away in 5.40); use whichever this version takes
 _CACHE_ARG = (
     "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 )
+
+
+def _argmax_bins(logits: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+    """The most likely bin of every dim."""
+    return logits.argmax(-1)
+
+
+def _median_bins(logits: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+    """Continuous dims: the first bin where the predicted distribution's CDF reaches 1/2 (its
+    median; bins are ordered values). Categorical dims: the most likely category."""
+    cdf = torch.softmax(logits.float(), -1).cumsum(-1)
+    median = (cdf >= 0.5).int().argmax(-1)
+    return torch.where(continuous, median, logits.argmax(-1))
+
+
+#: deterministic action decoding by name (ldm.tokens.ActionDecoding)
+DECODERS = {"argmax": _argmax_bins, "median": _median_bins}
 
 
 class ActingSession:
@@ -49,6 +66,9 @@ class ActingSession:
         used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
         self.act_dims = int(used.max()) + 1 if used.size else 1
         self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
+        self._continuous = torch.as_tensor(
+            self.act_dim_type[:, : self.act_dims] == tk.DIM_CONTINUOUS, device=self.device
+        )
         groups: dict[tuple[SpaceSpec, SpaceSpec], list[int]] = {}
         for i, pair in enumerate(zip(obs_specs, act_specs)):
             groups.setdefault(pair, []).append(i)
@@ -87,9 +107,16 @@ class ActingSession:
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
     def act(
-        self, observations: list[Any], deterministic: bool = True, temperature: float = 1.0
+        self,
+        observations: list[Any],
+        deterministic: bool = True,
+        temperature: float = 1.0,
+        decoding: ActionDecoding = "argmax",
     ) -> list[Any]:
-        """Actions (env format) for the current observation of every env."""
+        """Actions (env format) for the current observation of every env: deterministic ones
+        read by `decoding` (DECODERS), else sampled at `temperature`."""
+        if decoding not in DECODERS:
+            raise ModelError(f"decoding {decoding!r} is not one of {sorted(DECODERS)}")
         if len(observations) != self.num_envs:
             raise ModelError(f"act() got {len(observations)} observations for {self.num_envs} envs")
         policy = self.policy
@@ -103,7 +130,7 @@ class ActingSession:
         self._valid.append(np.ones(self.num_envs, bool))
         logits = self._step_logits(embed)  # (B, 28, 1024)
         if deterministic:
-            bins = logits.argmax(-1)
+            bins = DECODERS[decoding](logits, self._continuous)
         else:
             probs = torch.softmax(logits / max(temperature, 1e-6), dim=-1)
             bins = torch.multinomial(probs.view(-1, probs.shape[-1]), 1).view(probs.shape[:-1])

@@ -101,7 +101,7 @@ def eval_facts(results: Any, headline: str) -> EvalFacts:
     protocol = (
         f"{cfg.rollouts} rollouts x {cfg.episodes} episodes per env, "
         "context kept across a rollout's episodes, "
-        + ("argmax actions" if cfg.deterministic else "sampled actions")
+        + (f"{cfg.decoding} actions" if cfg.deterministic else "sampled actions")
     )
     return EvalFacts(headline, protocol, tuple(envs))
 

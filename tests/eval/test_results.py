@@ -87,6 +87,8 @@ def test_a_misspelt_or_unknown_field_is_an_error_naming_it(tmp_path):
         EnvResult.from_json({"env_id": "a/B", "status": "ok", "normalized_score": 3.0})
     with pytest.raises(EvalError, match="status 'done' is not one of"):
         EnvResult("a/B", "done")
+    with pytest.raises(EvalError, match=r"decoding 'mode' is not one of \('argmax', 'median'\)"):
+        EvalConfig(decoding="mode")
     with pytest.raises(TypeError):
         EnvResult("a/B", "ok", normalized_score=3.0)
     bad = tmp_path / "results.json"

@@ -196,3 +196,31 @@ def test_predict_has_sb3_signature():
             session.record(np.zeros(1), np.array([starts[t]]), np.zeros(1, bool))
         acted.append(int(session.act([o])[0]))
     assert predicted == acted and set(predicted) <= {0, 1}
+
+
+def test_median_decoding_reads_continuous_dims_at_the_cdf_half_and_categorical_by_argmax():
+    from ldm.model.acting import DECODERS
+
+    logits = torch.full((1, 2, 1024), -1e9)
+    for b, p in ((100, 0.30), (500, 0.25), (900, 0.45)):  # three modes: argmax 900, median 500
+        logits[0, :, b] = float(np.log(p))
+    continuous = torch.tensor([[True, False]])
+    assert DECODERS["argmax"](logits, continuous).tolist() == [[900, 900]]
+    assert DECODERS["median"](logits, continuous).tolist() == [[500, 900]]
+
+    torch.manual_seed(0)
+    model = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    rng = np.random.default_rng(0)
+    acts = [DISC_ACT, CONT_ACT, MD_ACT]
+    session = model.start_session([DISC_OBS] * 3, acts)
+    obs = [rng.normal(size=4).astype(np.float32) for _ in acts]
+    actions = session.act(obs, decoding="median")
+    lg = session._step_logits_last
+    median = (torch.softmax(lg.float(), -1).cumsum(-1) >= 0.5).int().argmax(-1)
+    bins = session._pending_actions
+    assert bins[1, :2].tolist() == median[1, :2].tolist()  # the continuous env's two dims
+    assert bins[0, 0] == lg[0, 0].argmax() and bins[2, :2].tolist() == lg[2, :2].argmax(-1).tolist()
+    np.testing.assert_allclose(actions[1], tk.decode_actions(CONT_ACT, bins[1]))
+    session.record(np.zeros(3), np.zeros(3, bool), np.zeros(3, bool))
+    with pytest.raises(ModelError, match="decoding 'mean' is not one of"):
+        session.act(obs, decoding="mean")
