@@ -44,6 +44,9 @@ class DryRunPlan:
     eval_episodes_per_env: int
     runner: str
     cluster: dict[str, Any] = field(default_factory=dict)
+    fallback_jobs_max: int = 0
+    """Reference jobs `refgen.fallback_candidates` may add where references fail curation (at
+    most; not in `jobs` or `transitions`)."""
 
     @property
     def jobs(self) -> int:
@@ -79,13 +82,19 @@ class DryRunPlan:
             "eval_episodes_per_env": self.eval_episodes_per_env,
             "runner": self.runner,
             "cluster": self.cluster,
+            "fallback_jobs_max": self.fallback_jobs_max,
         }
 
     def headline(self) -> str:
         return (
-            f"plan: {self.jobs} training jobs, {self.transitions:,} transitions, "
-            f"~{self.estimated_storage_gb} GB of store, model {self.model} for "
-            f"{self.train_steps:,} steps"
+            f"plan: {self.jobs} training jobs"
+            + (
+                f" (+ up to {self.fallback_jobs_max} fallbacks where a reference fails curation)"
+                if self.fallback_jobs_max
+                else ""
+            )
+            + f", {self.transitions:,} transitions, ~{self.estimated_storage_gb} GB of store, "
+            f"model {self.model} for {self.train_steps:,} steps"
         )
 
 
@@ -93,7 +102,7 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
     """The dry run's plan: the refgen jobs of the one planner (ldm/refgen/plan.py), counted
     per library and per env with their budgets, plus storage, model and evaluation."""
     from ldm.envs import env_spaces
-    from ldm.refgen.plan import plan_jobs, summarise_jobs
+    from ldm.refgen.plan import fallback_jobs_max, plan_jobs, summarise_jobs
 
     refgen, train, evaluation = cfg.stage_configs()
     jobs = plan_jobs(refgen, cfg.store)
@@ -117,4 +126,5 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
         eval_episodes_per_env=evaluation.rollouts * evaluation.episodes,
         runner=refgen.runner,
         cluster=cfg.cluster,
+        fallback_jobs_max=fallback_jobs_max(refgen, cfg.store),
     )

@@ -215,6 +215,19 @@ def plan_fallbacks(
     ]
 
 
+def fallback_jobs_max(cfg: RefGenConfig, store: str, spaces: SpacesFn = _catalog_spaces) -> int:
+    """The most fallback jobs the config can add (every env's references failing curation):
+    how many candidates `plan_fallbacks` names per env does not depend on the ranking."""
+    if not cfg.fallback_candidates:
+        return 0
+    pool = load_pool(cfg.pool, cfg.candidates)
+    count = 0
+    for library, envs in envs_by_library(cfg).items():
+        lp = plan_library(library, envs, pool, cfg, store, None, spaces)
+        count += sum(len(plan_fallbacks(lp, e, pool, cfg, store, None, spaces)) for e in envs)
+    return count
+
+
 def plan_jobs(
     cfg: RefGenConfig,
     store: str,

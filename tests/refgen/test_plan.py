@@ -12,7 +12,7 @@ from ldm.refgen.candidates import load_pool
 from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import best_threshold, curate_env
 from ldm.refgen.jobs import Job, JobResult
-from ldm.refgen.plan import EnvJobs, plan_jobs, plan_library
+from ldm.refgen.plan import EnvJobs, fallback_jobs_max, plan_jobs, plan_library
 
 from .test_refgen import _fake_run
 
@@ -201,6 +201,8 @@ def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passe
         return {j.key: made[j.key] for j in jobs}
 
     monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    # the dry run's bound: Pendulum has two untried candidates, CartPole (ranked on) none
+    assert fallback_jobs_max(cfg, str(store.path)) == fallbacks
     summary = run_refgen(cfg, str(store.path), progress=False)
     by_candidate = {
         j.candidate.name: r.run_id
