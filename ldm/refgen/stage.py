@@ -96,7 +96,14 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     verdicts: dict[str, Curation] = {}
     for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
-    fallbacks = fallback_references(store, runs, references, verdicts, cfg, progress)
+    ranking_runs = {
+        j.run_id
+        for lib, envs in envs_by_library(cfg).items()
+        for j in plan_library(lib, envs, pool, cfg, store_path).rank_jobs
+    }
+    fallbacks = fallback_references(
+        store, runs, references, verdicts, cfg, ranking_runs, progress
+    )  # fmt: skip
     fallbacks |= train_fallbacks(
         store, store_path, references, verdicts, cfg, pool, rankings, progress
     )
@@ -125,6 +132,7 @@ def fallback_references(
     references: set[str],
     verdicts: dict[str, Curation],
     cfg: RefGenConfig,
+    ranking_runs: set[str],
     progress: bool = True,
 ) -> dict[str, list[str]]:
     """Envs whose references all failed curation take their other ranking runs instead.
@@ -132,11 +140,17 @@ def fallback_references(
     A library's ranking can pick a candidate that did not learn on one of its envs (Mario's
     top-ranked PPO started high and did not improve, while A2C did). The env's ranking runs
     of the other candidates are then relabelled and curated among themselves (the failed
-    runs do not set their best); those that pass become references. Updates `verdicts` and
-    `references`; returns env -> the fallback runs that passed."""
+    runs do not set their best); those that pass become references. `ranking_runs` are the
+    run ids of this config's ranking jobs: runs a store keeps from an earlier config (other
+    budgets) are never taken. Updates `verdicts` and `references`; returns env -> the
+    fallback runs that passed."""
     found: dict[str, list[str]] = {}
     for env_id in _failed_envs(runs, references, verdicts):
-        others = {r for r, e in runs.items() if e.env_id == env_id and r not in references}
+        others = {
+            r
+            for r, e in runs.items()
+            if e.env_id == env_id and r in ranking_runs and r not in references
+        }
         relabel_runs(store, others, f"fallback {env_id}", progress)
         fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
         verdicts.update(fallback)

@@ -98,6 +98,8 @@ def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_pa
     top = _fake_run(store, "lib/E-v0", [470.0, 480.0, 460.0, 475.0] * 10)
     other = _fake_run(store, "lib/E-v0", list(np.linspace(100, 250, 40)))  # A2C learned
     flat = _fake_run(store, "lib/E-v0", [5.0, 6.0, 5.0, 6.0] * 10)  # a third: nothing
+    # a run an earlier config left (another budget): not a ranking run of this one
+    stale = _fake_run(store, "lib/E-v0", list(np.linspace(100, 400, 40)))
     fine = _fake_run(store, "lib/F-v0", list(np.linspace(0, 100, 40)))
     ranking_f = _fake_run(store, "lib/F-v0", list(np.linspace(0, 50, 40)))
     references = {top, fine}
@@ -107,8 +109,12 @@ def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_pa
     }
     assert verdicts[top].verdict == "fail"
     cfg = RefGenConfig(envs=["lib/E-v0"])
-    found = fallback_references(store, store.runs(), references, verdicts, cfg, progress=False)
+    ranking_runs = {top, other, flat, fine, ranking_f}
+    found = fallback_references(
+        store, store.runs(), references, verdicts, cfg, ranking_runs, progress=False
+    )
     assert found == {"lib/E-v0": [other]}  # judged among the fallbacks, not against `top`
+    assert stale not in verdicts and stale not in references
     assert verdicts[other].verdict == "pass" and verdicts[flat].verdict == "fail"
     assert store.runs()[other].verdict == "pass" and other in references
     assert ranking_f not in references and ranking_f not in verdicts  # F has its reference
