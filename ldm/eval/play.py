@@ -15,6 +15,7 @@ import numpy as np
 import tyro
 
 from ldm.errors import EvalError
+from ldm.tokens import ActionDecoding
 
 
 def main(
@@ -25,6 +26,7 @@ def main(
     seed: int = 0,
     deterministic: bool = True,
     backend: str = "process",
+    decoding: ActionDecoding = "argmax",
 ) -> int:
     """Run a trained LDM in an env, print its returns, and optionally save a clip.
 
@@ -36,12 +38,14 @@ def main(
         seed: Seed of the env's first reset.
         deterministic: Argmax actions (else sampled).
         backend: Env backend (process, inprocess, ray, docker).
+        decoding: Deterministic continuous actions at the most likely bin (argmax) or at
+            the median of the predicted bins (median).
     """
     from ldm.model import LDMPolicy
 
     policy = LDMPolicy.from_pretrained(checkpoint)
     print(seen_note(policy, env_id))
-    result = play(policy, env_id, episodes, video, seed, deterministic, backend)
+    result = play(policy, env_id, episodes, video, seed, deterministic, backend, decoding)
     for i, r in enumerate(result["returns"]):
         print(f"episode {i + 1}: return {r:.4g}")
     print(f"mean return over {len(result['returns'])} episodes: {np.mean(result['returns']):.4g}")
@@ -76,6 +80,7 @@ def play(
     seed: int = 0,
     deterministic: bool = True,
     backend: str = "process",
+    decoding: ActionDecoding = "argmax",
 ) -> dict[str, Any]:
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
     from ldm.eval.agents import SessionAgent
@@ -85,7 +90,12 @@ def play(
     from ldm.eval.video import EpisodeRecorder
 
     cfg = EvalConfig(
-        rollouts=1, episodes=episodes, deterministic=deterministic, seed=seed, backend=backend
+        rollouts=1,
+        episodes=episodes,
+        deterministic=deterministic,
+        seed=seed,
+        backend=backend,
+        decoding=decoding,
     )
     runs, rejected = _prepare([env_id], cfg)
     if rejected:
