@@ -100,7 +100,10 @@ class PipelineState:
     def mark_done(self, stage: str, seconds: float, summary: dict[str, str] | None = None) -> None:
         """`stage` finished; `seconds` is its last attempt's time, added to the earlier ones'."""
         with self._lock:
-            total = self._spent(stage) + seconds
+            self._finish(stage, self._spent(stage) + seconds, summary)
+
+    def _finish(self, stage: str, total: float, summary: dict[str, str] | None) -> None:
+        with self._lock:
             record = StageRecord(True, round(total, 1), time.time(), dict(summary or {}))
             self.stages[stage] = record
             self._write()
@@ -127,7 +130,9 @@ class PipelineState:
         thread = threading.Thread(target=ticker, name=f"clock-{stage}", daemon=True)
         thread.start()
         try:
-            yield lambda summary=None: self.mark_done(stage, time.time() - start, summary)
+            # the total from the earlier attempts' time read at the start: the record holds
+            # this attempt's ticks too by now, so adding to it would count them twice
+            yield lambda summary=None: self._finish(stage, before + time.time() - start, summary)
         finally:
             stop.set()
             thread.join()

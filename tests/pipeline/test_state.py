@@ -136,3 +136,17 @@ def test_a_killed_attempt_keeps_its_time_to_within_a_tick(tmp_path):
         # what a process killed now would leave behind
         seen = PipelineState(tmp_path).stage("train")
         assert seen is not None and not seen.done and 0.2 <= seen.seconds <= 0.35
+
+
+def test_a_stage_whose_clock_ticked_is_not_counted_twice(tmp_path):
+    """The ticks write the attempt's time into the record; finishing must not add it again
+    (the suite's third run reported 99 min for a 50-minute training)."""
+    import time
+
+    state = PipelineState(tmp_path)
+    state.stages["train"] = StageRecord(False, 10.0, 0.0)  # an earlier attempt: 10 s
+    with state.clock("train", tick=0.05) as done:
+        time.sleep(0.3)  # several ticks
+        done()
+    seconds = PipelineState(tmp_path).seconds("train")
+    assert 10.25 <= seconds <= 10.5, seconds
