@@ -36,8 +36,8 @@ import numpy as np
 Array = Any
 
 #: How a deterministic action is read from the predicted bins of a continuous action dim:
-#: the most likely bin, or the median of the predicted distribution (categorical dims always
-#: take the most likely category). The decoders are ldm/model/acting.py's DECODERS.
+#: the median of the predicted distribution (the default), or the most likely bin (categorical
+#: dims always take the most likely category). The decoders are ldm/model/acting.py's DECODERS.
 ActionDecoding = Literal["argmax", "median"]
 
 #: Fields with a per-step axis (T): padded on the left when a window starts a stream.

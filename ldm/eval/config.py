@@ -29,9 +29,10 @@ class EvalConfig:
     """Argmax under the action mask; False samples with `temperature`."""
     temperature: float = 1.0
     """Sampling temperature when not deterministic."""
-    decoding: ActionDecoding = "argmax"
-    """Deterministic continuous actions: the most likely bin (argmax) or the median of the
-    predicted distribution (median). Categorical actions always take the most likely one."""
+    decoding: ActionDecoding = "median"
+    """Deterministic continuous actions: the median of the predicted distribution over the
+    bins (median; measured better: docs/benchmarks.md) or the most likely bin (argmax).
+    Categorical actions always take the most likely one."""
     seed: int = 1000
     """Base seed; rollout r of an env is reset with a seed derived from (seed, env id, r)."""
     max_steps: int = 100_000

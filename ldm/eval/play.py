@@ -26,7 +26,7 @@ def main(
     seed: int = 0,
     deterministic: bool = True,
     backend: str = "process",
-    decoding: ActionDecoding = "argmax",
+    decoding: ActionDecoding = "median",
 ) -> int:
     """Run a trained LDM in an env, print its returns, and optionally save a clip.
 
@@ -38,8 +38,8 @@ def main(
         seed: Seed of the env's first reset.
         deterministic: Argmax actions (else sampled).
         backend: Env backend (process, inprocess, ray, docker).
-        decoding: Deterministic continuous actions at the most likely bin (argmax) or at
-            the median of the predicted bins (median).
+        decoding: Deterministic continuous actions at the median of the predicted bins
+            (median) or at the most likely bin (argmax).
     """
     from ldm.model import LDMPolicy
 
@@ -80,7 +80,7 @@ def play(
     seed: int = 0,
     deterministic: bool = True,
     backend: str = "process",
-    decoding: ActionDecoding = "argmax",
+    decoding: ActionDecoding = "median",
 ) -> dict[str, Any]:
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
     from ldm.eval.agents import SessionAgent

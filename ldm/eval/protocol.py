@@ -1,8 +1,9 @@
 """The paper's evaluation protocol, batched over environments and rollouts.
 
 Per env: R rollouts of E episodes; the context is empty at the start of each rollout and
-kept across its episodes; deterministic argmax actions under the action mask (sampling as an
-option); fresh recorded seeds per rollout. Every (env, rollout) is a *slot*; all slots of all
+kept across its episodes; deterministic actions under the action mask (the most likely
+category; continuous dims at the median of their predicted bins), sampling as an option;
+fresh recorded seeds per rollout. Every (env, rollout) is a *slot*; all slots of all
 envs advance together, so one batched, KV-cached model call serves every live env per step.
 An env whose worker dies is restarted from scratch (its slots' contexts emptied) up to
 `retries` times, then reported as failed; the other envs go on.

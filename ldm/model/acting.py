@@ -111,7 +111,7 @@ class ActingSession:
         observations: list[Any],
         deterministic: bool = True,
         temperature: float = 1.0,
-        decoding: ActionDecoding = "argmax",
+        decoding: ActionDecoding = "median",
     ) -> list[Any]:
         """Actions (env format) for the current observation of every env: deterministic ones
         read by `decoding` (DECODERS), else sampled at `temperature`."""
