@@ -101,7 +101,12 @@ def eval_facts(results: Any, headline: str) -> EvalFacts:
     protocol = (
         f"{cfg.rollouts} rollouts x {cfg.episodes} episodes per env, "
         "context kept across a rollout's episodes, "
-        + (f"{cfg.decoding} actions" if cfg.deterministic else "sampled actions")
+        + (
+            f"deterministic actions ({cfg.decoding} of continuous dims)"
+            if cfg.deterministic
+            else "sampled actions"
+        )
+        + f", reset seeds from base seed {cfg.seed}"
     )
     return EvalFacts(headline, protocol, tuple(envs))
 
