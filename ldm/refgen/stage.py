@@ -19,7 +19,13 @@ from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import curate_env, relabel_run
 from ldm.refgen.jobs import JobResult
-from ldm.refgen.plan import Ranking, envs_by_library, plan_fallbacks, plan_library
+from ldm.refgen.plan import (
+    LibraryPlan,
+    Ranking,
+    envs_by_library,
+    plan_fallbacks,
+    plan_library,
+)
 from ldm.refgen.ranking import ranking_table
 from ldm.refgen.records import LibraryOutcome, RankingTable, RefGenSummary, RunOutcome
 from ldm.refgen.runner import run_jobs
@@ -96,16 +102,18 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     verdicts: dict[str, Curation] = {}
     for env_id in sorted({runs[r].env_id for r in references}):
         verdicts.update(curate_env_references(store, env_id, references, cfg))
-    ranking_runs = {
-        j.run_id
+    # each library planned once with the ranking it measured: its ranking runs and the
+    # candidates already tried per env, for both fallbacks
+    plans = {
+        lib: plan_library(lib, envs, pool, cfg, store_path, rankings.get(lib))
         for lib, envs in envs_by_library(cfg).items()
-        for j in plan_library(lib, envs, pool, cfg, store_path).rank_jobs
     }
+    ranking_runs = {j.run_id for lp in plans.values() for j in lp.rank_jobs}
     fallbacks = fallback_references(
         store, runs, references, verdicts, cfg, ranking_runs, progress
     )  # fmt: skip
     fallbacks |= train_fallbacks(
-        store, store_path, references, verdicts, cfg, pool, rankings, progress
+        store, store_path, references, verdicts, cfg, pool, plans, rankings, progress
     )
     runs = store.runs()  # with the fallback runs trained just now
     summary = RefGenSummary(
@@ -176,6 +184,7 @@ def train_fallbacks(
     verdicts: dict[str, Curation],
     cfg: RefGenConfig,
     pool: list[Candidate],
+    plans: dict[str, LibraryPlan],
     rankings: dict[str, Ranking],
     progress: bool = True,
 ) -> dict[str, list[str]]:
@@ -186,13 +195,10 @@ def train_fallbacks(
     `references`; returns env -> the fallback runs that passed."""
     if not cfg.fallback_candidates:
         return {}
-    runs = store.runs()
-    libraries = envs_by_library(cfg)
     jobs = []
-    for env_id in _failed_envs(runs, references, verdicts):
-        lib = next(lib for lib, envs in libraries.items() if env_id in envs)
-        plan = plan_library(lib, libraries[lib], pool, cfg, store_path, rankings.get(lib))
-        jobs += plan_fallbacks(plan, env_id, pool, cfg, store_path, rankings.get(lib))
+    for env_id in _failed_envs(store.runs(), references, verdicts):
+        plan = next(lp for lp in plans.values() if env_id in lp.envs)
+        jobs += plan_fallbacks(plan, env_id, pool, cfg, store_path, rankings.get(plan.library))
     if not jobs:
         return {}
     results = run_jobs(
