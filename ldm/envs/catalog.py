@@ -45,6 +45,7 @@ WRAPPERS = (
     "sum_reward",
     "image_first_channels",
     "joint_action",
+    "fire_on_life_loss",
 )
 
 

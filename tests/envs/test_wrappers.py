@@ -151,3 +151,46 @@ def test_step_limit_cuts_only_episodes_that_run_past_it():
     ends.reset()
     _, _, terminated, truncated, info = [ends.step(0) for _ in range(3)][-1]
     assert terminated and not truncated and "ldm_cut" not in info  # it ended on its own
+
+
+class Lives(Described):
+    """A scripted Atari-like game: lives drop on the given steps; FIRE is action 1."""
+
+    def __init__(self, lose_at, meanings=("NOOP", "FIRE", "RIGHT", "LEFT"), lives=3):
+        super().__init__(gym.spaces.Box(0, 255, (64, 64, 3), np.uint8), np.zeros((64, 64, 3)))
+        self.lose_at, self.meanings, self.start_lives = set(lose_at), list(meanings), lives
+
+    def get_action_meanings(self):
+        return self.meanings
+
+    def reset(self, seed=None, options=None):
+        self.lives, self.steps = self.start_lives, 0
+        return self.obs, {"lives": self.lives}
+
+    def step(self, action):
+        self.actions.append(action)
+        self.steps += 1
+        if self.steps in self.lose_at:
+            self.lives -= 1
+        reward = 10.0 if action == 1 else 1.0
+        return self.obs, reward, self.lives == 0, False, {"lives": self.lives}
+
+
+def test_fire_on_life_loss_presses_fire_after_reset_and_each_lost_life():
+    game = Lives(lose_at={4, 6}, lives=2)  # the game's own step count, FIREs included
+    env = apply(game, ["fire_on_life_loss"])
+    env.reset(seed=0)
+    assert game.actions == [1]  # FIRE after the reset (its reward is not returned)
+    rewards = [env.step(0)[1] for _ in range(2)]
+    assert game.actions == [1, 0, 0] and rewards == [1.0, 1.0]
+    # step 3 loses a life: FIRE follows at once, its reward added to the losing step's
+    obs, reward, terminated, truncated, info = env.step(2)
+    assert game.actions == [1, 0, 0, 2, 1] and reward == 11.0 and info["lives"] == 1
+    # the next step loses the last life: the episode ends there and nothing more is pressed
+    obs, reward, terminated, truncated, info = env.step(0)
+    assert terminated and game.actions[-1] == 0 and reward == 1.0 and info["lives"] == 0
+
+
+def test_fire_on_life_loss_leaves_games_without_fire_unwrapped():
+    game = Lives(lose_at={2}, meanings=("NOOP", "UP", "DOWN"))
+    assert apply(game, ["fire_on_life_loss"]) is game

@@ -303,6 +303,69 @@ class SeedGlobalRNGs:
         self.env.close()
 
 
+def _action_meanings(env):
+    """The env's `get_action_meanings()` (Atari), looked up through wrapper layers, or []."""
+    seen = 0
+    while env is not None and seen < 32:
+        fn = getattr(env, "get_action_meanings", None)
+        if callable(fn):
+            try:
+                return list(fn())
+            except Exception:
+                return []
+        env = getattr(env, "unwrapped", None) if getattr(env, "env", None) is None else env.env
+        seen += 1
+    return []
+
+
+class FireOnLifeLoss:
+    """Presses FIRE once after each reset and after each lost life (an Atari game's ball or
+    ship does not come back until FIRE is pressed).
+
+    A deterministic policy that never presses FIRE in that state plays until the episode's
+    step limit with the same frame on screen; the stochastic policy it was trained as presses
+    it by chance. The extra step's reward is added to the step that lost the life, and an
+    episode that ends on it ends there. Lives are read from `info["lives"]` (ale-py).
+    """
+
+    def __init__(self, env, fire):
+        self.env = env
+        self.fire = fire
+        self.lives = None
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        fired, _, terminated, truncated, fired_info = self.env.step(self.fire)
+        if not (terminated or truncated):
+            obs, info = fired, dict(info or {})
+            info.update(fired_info or {})
+        else:  # the FIRE ended it (never in a real game): start over without it
+            obs, info = self.env.reset(options=options)
+        self.lives = (info or {}).get("lives")
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = (info or {}).get("lives")
+        lost = lives is not None and self.lives is not None and lives < self.lives
+        self.lives = lives
+        if lost and not (terminated or truncated):
+            obs, extra, terminated, truncated, info = self.env.step(self.fire)
+            reward = reward + extra
+            self.lives = (info or {}).get("lives", lives)
+        return obs, reward, terminated, truncated, info
+
+    def close(self):
+        self.env.close()
+
+
+def fire_on_life_loss(env):
+    meanings = _action_meanings(env)
+    return FireOnLifeLoss(env, meanings.index("FIRE")) if "FIRE" in meanings else env
+
+
 def _is_image(d):
     return (
         d["type"] == "Box"
@@ -339,6 +402,7 @@ WRAPPERS = {
     "seed_global_rngs": (SeedGlobalRNGs, lambda d: True),
     "sum_reward": (SumReward, lambda d: True),
     "joint_action": (joint_action, lambda d: True),  # decides on the action space itself
+    "fire_on_life_loss": (fire_on_life_loss, lambda d: True),  # decides on the action meanings
 }
 
 
