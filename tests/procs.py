@@ -38,3 +38,16 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def shm_semaphores(pids) -> set[str]:
+    """The POSIX named semaphores (`/dev/shm/sem.*`) the processes have mapped: the ones a
+    multiprocessing pool (spawn) created; they outlive a process unless someone unlinks them."""
+    found = set()
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        found.update(line.split()[-1] for line in maps.splitlines() if "/dev/shm/sem." in line)
+    return found

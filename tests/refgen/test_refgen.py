@@ -14,6 +14,7 @@ from ldm.errors import RefGenError
 from ldm.refgen.candidates import load_pool
 from ldm.refgen.curate import curate_env, welch_greater
 from ldm.spaces import SpaceSpec
+from tests.procs import descendants, shm_semaphores
 
 BOX = SpaceSpec("continuous", (3,), low=(-1.0,) * 3, high=(1.0,) * 3)
 DISC = SpaceSpec("discrete", (), "int64", n=2)
@@ -166,7 +167,12 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not (jobs.exists() and len(json.loads(jobs.read_text())) >= 1):
         time.sleep(0.5)
-    os.killpg(p.pid, signal.SIGKILL)
+    semaphores = shm_semaphores([p.pid, *descendants(p.pid)])  # the job pool's
+    assert semaphores
+    # the run is killed -9 (its job processes follow by the parent-death signal); killing the
+    # whole group at once would kill multiprocessing's resource tracker too, which nothing can
+    # stand in for: its semaphores would stay in /dev/shm
+    os.kill(p.pid, signal.SIGKILL)
     p.wait()
     done_before = len(json.loads(jobs.read_text()))
     assert 1 <= done_before < 4
@@ -192,6 +198,7 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
     ranking = json.loads((store_dir / "refgen" / "ranking-classic-control.json").read_text())
     assert {r["candidate"] for r in ranking["ranking"]} == {"ppo-8env", "a2c-8env"}
     assert set(summary.libraries) == {"classic-control", "toy-text"}
+    assert not [s for s in semaphores if os.path.exists(s)], "the killed run left semaphores"
 
 
 @pytest.mark.slow
