@@ -46,6 +46,7 @@ WRAPPERS = (
     "image_first_channels",
     "joint_action",
     "fire_on_life_loss",
+    "derive_reset_seeds",
 )
 
 

@@ -194,3 +194,16 @@ def test_fire_on_life_loss_presses_fire_after_reset_and_each_lost_life():
 def test_fire_on_life_loss_leaves_games_without_fire_unwrapped():
     game = Lives(lose_at={2}, meanings=("NOOP", "UP", "DOWN"))
     assert apply(game, ["fire_on_life_loss"]) is game
+
+
+def test_derive_reset_seeds_makes_every_reset_after_a_seeded_one_reproducible():
+    def seeds_passed(first):
+        env = Described(gym.spaces.Box(-1.0, 1.0, (2,)), np.zeros(2, np.float32))
+        wrapped = apply(env, ["derive_reset_seeds"])
+        return [wrapped.reset(seed=s)[1]["seed"] for s in (None, first, None, None, first, None)]
+
+    a, b = seeds_passed(5), seeds_passed(5)
+    assert a == b and a[0] is None and a[1] == 5 and a[4] == 5  # before any seed: untouched
+    assert all(isinstance(s, int) for s in (a[2], a[3])) and a[2] != a[3]
+    assert a[5] == a[2]  # a seeded reset restarts the sequence
+    assert seeds_passed(6)[2] != a[2]

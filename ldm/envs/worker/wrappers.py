@@ -303,6 +303,35 @@ class SeedGlobalRNGs:
         self.env.close()
 
 
+class DeriveResetSeeds:
+    """An unseeded reset gets a seed drawn from a generator seeded by the last seeded reset.
+
+    For libraries whose `reset` draws a fresh `np.random.default_rng(seed)` (sepsisim and its
+    siblings): with `seed=None` that takes the OS's entropy, so the episodes after a rollout's
+    first one were not determined by its seed (sepsisim's reference scored 94.6 and 79.9 with
+    the same policy and seeds). Unseeded resets before any seeded one pass through.
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.rng = None
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.RandomState(int(seed) % 2**32)
+        elif self.rng is not None:
+            seed = int(self.rng.randint(2**31 - 1))
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
+
+
 def _action_meanings(env):
     """The env's `get_action_meanings()` (Atari), looked up through wrapper layers, or []."""
     seen = 0
@@ -403,6 +432,7 @@ WRAPPERS = {
     "sum_reward": (SumReward, lambda d: True),
     "joint_action": (joint_action, lambda d: True),  # decides on the action space itself
     "fire_on_life_loss": (fire_on_life_loss, lambda d: True),  # decides on the action meanings
+    "derive_reset_seeds": (DeriveResetSeeds, lambda d: True),
 }
 
 
