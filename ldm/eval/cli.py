@@ -82,7 +82,10 @@ def main(
         from ldm.model.card import record_evaluation
 
         card = record_evaluation(checkpoint, results, headline(results.summary))
-        print(f"model card: {card}")
+        if card is None:
+            print("model card: kept (it reports an evaluation of more envs than this one)")
+        else:
+            print(f"model card: {card}")
     print(headline(results.summary))
     print(f"report: {paths['html']}")
     return 0

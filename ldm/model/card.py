@@ -232,16 +232,21 @@ def render_card(
     return "\n".join(lines)
 
 
-def record_evaluation(directory: str | Path, results: Any, headline: str) -> Path:
-    """Add an evaluation summary to a saved model's config.json and re-render its card."""
+def record_evaluation(directory: str | Path, results: Any, headline: str) -> Path | None:
+    """Add an evaluation summary to a saved model's config.json and re-render its card.
+
+    An evaluation of fewer envs than the card already reports (`ldm eval --envs X` to look at
+    one env) leaves the card as it is and returns None: the card keeps its whole picture."""
     d = Path(directory)
     meta_path = d / "config.json"
     try:
         meta = json.loads(meta_path.read_text())
     except (FileNotFoundError, json.JSONDecodeError) as e:
         raise ModelError(f"{d} is not a readable LDM checkpoint ({e})") from None
-    training, _ = facts_from_json(meta.get("card"))
+    training, before = facts_from_json(meta.get("card"))
     evaluation = eval_facts(results, headline)
+    if before is not None and len(evaluation.envs) < len(before.envs):
+        return None
     meta["card"] = facts_to_json(training, evaluation)
     config = LDMConfig.from_dict(meta["config"])
     num_params = int(meta.get("num_params", 0))

@@ -94,6 +94,10 @@ def test_facts_survive_a_reload_and_evaluation_is_recorded(tmp_path):
     assert loaded.eval_facts.envs[0] == EnvScore(
         "classic-control/CartPole-v1", 495.0, pytest.approx(8.660254), 99.0
     )
+    # an evaluation of fewer envs (a look at one env) leaves the card's evaluation as it is
+    one = _results(EnvResult("x/Other-v0", "ok", returns=((1.0,),), mean_return=1.0))
+    assert record_evaluation(d, one, "0 of 1 envs") is None
+    assert (d / "README.md").read_text() == text
     # re-saving keeps both (a checkpoint copied or fine-tuned carries its card)
     loaded.save_pretrained(tmp_path / "again")
     assert (tmp_path / "again" / "README.md").read_text() == text
