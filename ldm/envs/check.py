@@ -1,7 +1,8 @@
 """`ldm envs check`: Gymnasium's `check_env` plus ldm's own checks, through the proxy.
 
 ldm's checks: the spaces convert to SpaceSpecs within the paper's limits, reset/step return
-observations inside the observation space, and the same seed reproduces the same episode.
+observations inside the observation space, and the same seed reproduces the same episode and
+the episode an unseeded reset starts after it (a rollout's later episodes).
 
 Owns: `CheckResult` and the checks. Imports gymnasium's checker and the hub (`ldm.envs.make`)
 lazily; must not import an environment library (the env runs in its worker), torch or any
@@ -30,18 +31,50 @@ class CheckResult:
     action: str = ""
 
 
-def _rollout(env, seed: int, steps: int) -> list[np.ndarray]:
+def _flat(obs) -> np.ndarray:
+    return np.asarray(obs, dtype=np.float64).ravel() if not isinstance(obs, dict) else np.zeros(1)
+
+
+def _rollout(env, seed: int, steps: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Observations of `steps` seeded random steps, then of an unseeded reset and a few steps
+    after it (how a rollout's second episode starts: it must follow from the first's seed)."""
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
-    out = [np.asarray(obs, dtype=np.float64).ravel() if not isinstance(obs, dict) else np.zeros(1)]
+    first = [_flat(obs)]
     for _ in range(steps):
         obs, _, term, trunc, _ = env.step(env.action_space.sample())
-        out.append(
-            np.asarray(obs, dtype=np.float64).ravel() if not isinstance(obs, dict) else np.zeros(1)
-        )
+        first.append(_flat(obs))
         if term or trunc:
             obs, _ = env.reset()
-    return out
+    obs, _ = env.reset()
+    after = [_flat(obs)]
+    for _ in range(max(1, steps // 4)):
+        obs, _, term, trunc, _ = env.step(env.action_space.sample())
+        after.append(_flat(obs))
+        if term or trunc:
+            break
+    return first, after
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+
+
+def rollout_problems(env, steps: int = 20, seed: int = 123) -> list[str]:
+    """Two rollouts from the same seed, each followed by an unseeded reset: what differs between
+    them, and observations that are not finite."""
+    (a, a_after), (b, b_after) = _rollout(env, seed, steps), _rollout(env, seed, steps)
+    problems = []
+    if not _same(a, b):
+        problems.append("the same seed did not reproduce the same observations")
+    elif not _same(a_after, b_after):
+        problems.append(
+            "an unseeded reset after the same seed did not reproduce the same observations "
+            "(reset draws fresh entropy; the catalog's `derive_reset_seeds` wrapper fixes it)"
+        )
+    if not all(np.all(np.isfinite(o)) for o in a + a_after):
+        problems.append("an observation holds NaN or inf")
+    return problems
 
 
 def check(
@@ -72,13 +105,7 @@ def check(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check_env(env, skip_render_check=True)
-        a, b = _rollout(env, 123, steps), _rollout(env, 123, steps)
-        if len(a) != len(b) or any(not np.array_equal(x, y) for x, y in zip(a, b)):
-            result.problems.append("the same seed did not reproduce the same observations")
-        for o in a:
-            if not np.all(np.isfinite(o)):
-                result.problems.append("an observation holds NaN or inf")
-                break
+        result.problems += rollout_problems(env, steps)
     except Exception as e:  # any failure of the env is a finding, not a crash of the checker
         result.problems.append(f"{type(e).__name__}: {e}")
     finally:
