@@ -2,7 +2,9 @@
 
 They bring an env's observation space inside the paper's limits: flatten a dict, flatten a
 multi-dimensional vector, resize images to 64x64, take a grid as an image, one-hot a
-discrete observation. Spaces are handled as plain *descriptions* (dicts, see
+discrete observation. A few fix an env's definition where a library falls short of what
+evaluation needs: rewards summed to a scalar, a team's actions joined, seeds for the global
+generators and for unseeded resets, FIRE pressed after a lost life. Spaces are handled as plain *descriptions* (dicts, see
 `describe_space`) so the same code serves gymnasium and legacy gym.
 
 Imports: standard library and numpy only (runs in each library's own venv).
