@@ -110,6 +110,11 @@ def _sigterm_as_interrupt() -> None:
     import signal
 
     def interrupt(signum: int, frame: object) -> None:
+        # a SIGTERM to the whole process group (a scheduler's stop) also ends torch's
+        # DataLoader workers, and torch's SIGCHLD handler would then replace this clean
+        # interrupt with "DataLoader worker ... is killed by signal: Terminated"
+        with contextlib.suppress(ValueError, AttributeError):
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         raise KeyboardInterrupt("terminated (SIGTERM)")
 
     with contextlib.suppress(ValueError):  # not the main thread (an embedding application)

@@ -99,3 +99,45 @@ def test_the_training_configs_weighting_choices_are_the_samplers():
     from ldm.train.config import TrainConfig
 
     assert get_args(get_type_hints(TrainConfig)["weighting"]) == WEIGHTINGS
+
+
+def test_sigterm_to_the_process_group_stops_a_loader_cleanly(mixed):
+    """A scheduler stops a job with SIGTERM to all its processes: the loader's worker must not
+    die first and turn the clean interrupt into torch's "DataLoader worker ... killed"."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from ldm.cli import _sigterm_as_interrupt
+        from ldm.data import WindowLoader
+        _sigterm_as_interrupt()
+        loader = WindowLoader({str(mixed.path)!r}, window_len=16, batch_size=2, num_workers=1)
+        try:
+            next(loader)
+            print("ready", flush=True)
+            while True:
+                next(loader)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(130)
+        """
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # the worker is prefetching
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in out, err
+    assert "DataLoader worker" not in err
