@@ -135,9 +135,14 @@ def test_sigterm_to_the_process_group_stops_a_loader_cleanly(mixed):
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(0.5)  # the worker is prefetching
-    os.killpg(p.pid, signal.SIGTERM)
-    out, err = p.communicate(timeout=60)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # the worker is prefetching
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:  # a run that hangs instead of stopping must not outlive the test
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     assert p.returncode == 130 and "interrupted" in out, err
     assert "DataLoader worker" not in err
