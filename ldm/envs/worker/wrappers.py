@@ -4,8 +4,9 @@ They bring an env's observation space inside the paper's limits: flatten a dict,
 multi-dimensional vector, resize images to 64x64, take a grid as an image, one-hot a
 discrete observation. A few fix an env's definition where a library falls short of what
 evaluation needs: rewards summed to a scalar, a team's actions joined, seeds for the global
-generators and for unseeded resets, FIRE pressed after a lost life. Spaces are handled as plain *descriptions* (dicts, see
-`describe_space`) so the same code serves gymnasium and legacy gym.
+generators and for unseeded resets, FIRE pressed after a lost life. Spaces are handled as
+plain *descriptions* (dicts, see `describe_space`) so the same code serves gymnasium and
+legacy gym.
 
 Imports: standard library and numpy only (runs in each library's own venv).
 """
@@ -69,6 +70,25 @@ def describe_space(space):
     if describe is None:  # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops
         return {"type": "Unsupported", "name": type(space).__name__}
     return describe(space)
+
+
+class Wrapper:
+    """Passes reset, step and close through to `env` and keeps its space descriptions; each
+    declared wrapper overrides only what it changes."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+
+    def reset(self, seed=None, options=None):
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
 
 
 class Transformed:
@@ -221,25 +241,14 @@ def discrete_to_box(env):
     return flatten_dict(env)
 
 
-class SumReward:
+class SumReward(Wrapper):
     """A vector reward (multi-objective libraries such as mo-gymnasium) or a reward per agent
     (a list, or a dict such as mobile-env's) -> the sum of its parts."""
-
-    def __init__(self, env):
-        self.env = env
-        self.observation_desc = env.observation_desc
-        self.action_desc = env.action_desc
-
-    def reset(self, seed=None, options=None):
-        return self.env.reset(seed=seed, options=options)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         parts = list(reward.values()) if isinstance(reward, dict) else reward
         return obs, float(np.sum(parts)), terminated, truncated, info
-
-    def close(self):
-        self.env.close()
 
 
 class JointAction:
@@ -277,18 +286,13 @@ def joint_action(env):
     return JointAction(env) if fits and parts else env
 
 
-class SeedGlobalRNGs:
+class SeedGlobalRNGs(Wrapper):
     """Seeds Python's `random` and numpy's global generator on every seeded reset.
 
     For libraries that draw from the global generators instead of the env's own `np_random`
     (gym-trading-env draws its start index and position from `np.random`), so that
     `reset(seed=...)` reproduces an episode as Gymnasium promises.
     """
-
-    def __init__(self, env):
-        self.env = env
-        self.observation_desc = env.observation_desc
-        self.action_desc = env.action_desc
 
     def reset(self, seed=None, options=None):
         if seed is not None:
@@ -298,14 +302,8 @@ class SeedGlobalRNGs:
             np.random.seed(seed % 2**32)
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action):
-        return self.env.step(action)
 
-    def close(self):
-        self.env.close()
-
-
-class DeriveResetSeeds:
+class DeriveResetSeeds(Wrapper):
     """An unseeded reset gets a seed drawn from a generator seeded by the last seeded reset.
 
     For libraries whose `reset` draws a fresh `np.random.default_rng(seed)` (sepsisim and its
@@ -315,10 +313,8 @@ class DeriveResetSeeds:
     """
 
     def __init__(self, env):
-        self.env = env
+        super().__init__(env)
         self.rng = None
-        self.observation_desc = env.observation_desc
-        self.action_desc = env.action_desc
 
     def reset(self, seed=None, options=None):
         if seed is not None:
@@ -326,12 +322,6 @@ class DeriveResetSeeds:
         elif self.rng is not None:
             seed = int(self.rng.randint(2**31 - 1))
         return self.env.reset(seed=seed, options=options)
-
-    def step(self, action):
-        return self.env.step(action)
-
-    def close(self):
-        self.env.close()
 
 
 def _action_meanings(env):
@@ -349,7 +339,7 @@ def _action_meanings(env):
     return []
 
 
-class FireOnLifeLoss:
+class FireOnLifeLoss(Wrapper):
     """Presses FIRE once after each reset and after each lost life (an Atari game's ball or
     ship does not come back until FIRE is pressed).
 
@@ -360,11 +350,9 @@ class FireOnLifeLoss:
     """
 
     def __init__(self, env, fire):
-        self.env = env
+        super().__init__(env)
         self.fire = fire
         self.lives = None
-        self.observation_desc = env.observation_desc
-        self.action_desc = env.action_desc
 
     def reset(self, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -387,9 +375,6 @@ class FireOnLifeLoss:
             reward = reward + extra
             self.lives = (info or {}).get("lives", lives)
         return obs, reward, terminated, truncated, info
-
-    def close(self):
-        self.env.close()
 
 
 def fire_on_life_loss(env):
@@ -442,7 +427,7 @@ WRAPPERS = {
 STEP_LIMIT_KWARG = "ldm_step_limit"
 
 
-class StepLimit:
+class StepLimit(Wrapper):
     """Truncates an episode after `limit` steps, marking it `info["ldm_cut"]`.
 
     A declared time limit for envs that never end on their own (catalog `make_kwargs`), and
@@ -450,11 +435,9 @@ class StepLimit:
     """
 
     def __init__(self, env, limit):
-        self.env = env
+        super().__init__(env)
         self.limit = int(limit)
         self.steps = 0
-        self.observation_desc = env.observation_desc
-        self.action_desc = env.action_desc
 
     def reset(self, seed=None, options=None):
         self.steps = 0
@@ -468,9 +451,6 @@ class StepLimit:
             info["ldm_cut"] = True
             truncated = True
         return obs, reward, terminated, truncated, info
-
-    def close(self):
-        self.env.close()
 
 
 def apply(env, names):
