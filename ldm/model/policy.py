@@ -103,15 +103,22 @@ class LDMPolicy(nn.Module):
             B, T, dims, N_BINS
         )
 
-    def _head_logits(self, h: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    def _head_logits(
+        self, h: torch.Tensor, n: torch.Tensor, head: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """(N, H) hidden states, (N, D) bins per dim -> (N, D, 1024) logits of the first D dims
-        (one matmul against a contiguous slice of the head), bins >= n masked."""
+        (one matmul against a contiguous slice of the head), bins >= n masked. `head` is that
+        slice (weight, bias) when the caller reuses it over chunks: each slice's backward
+        writes a zero-filled gradient of the whole head, so one slice per loss, not per chunk."""
         D = n.shape[1]
-        logits = nn.functional.linear(
-            h, self.head.weight[: D * N_BINS], self.head.bias[: D * N_BINS]
-        )
+        weight, bias = head if head is not None else self._head_slice(D)
+        logits = nn.functional.linear(h, weight, bias)
         bins = torch.arange(N_BINS, device=h.device)
         return logits.view(-1, D, N_BINS).masked_fill(bins >= n[..., None].long(), NEG)
+
+    def _head_slice(self, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's weight and bias rows of the first `dims` action dims."""
+        return self.head.weight[: dims * N_BINS], self.head.bias[: dims * N_BINS]
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross-entropy of `targets` over valid dims at unpadded positions, and accuracies.
@@ -133,11 +140,12 @@ class LDMPolicy(nn.Module):
         valid = n > 0
         t = batch.targets.long()[..., :D][pos].masked_fill(~valid, -100)  # (N, D)
         rows_per_chunk = max(1, LOSS_CHUNK // (D * N_BINS))
+        head = self._head_slice(D)
         total = h.new_zeros(())
         hits = []
         for i in range(0, hv.shape[0], rows_per_chunk):
             sl = slice(i, i + rows_per_chunk)
-            logits = self._head_logits(hv[sl], n[sl])
+            logits = self._head_logits(hv[sl], n[sl], head)
             total = total + nn.functional.cross_entropy(
                 logits.reshape(-1, N_BINS), t[sl].reshape(-1), ignore_index=-100, reduction="sum"
             )
