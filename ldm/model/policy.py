@@ -104,7 +104,10 @@ class LDMPolicy(nn.Module):
         )
 
     def _head_logits(
-        self, h: torch.Tensor, n: torch.Tensor, head: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        h: torch.Tensor,
+        n: torch.Tensor,
+        head: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """(N, H) hidden states, (N, D) bins per dim -> (N, D, 1024) logits of the first D dims
         (one matmul against a contiguous slice of the head), bins >= n masked. `head` is that

@@ -20,9 +20,7 @@ def _tokens_and_grads(model, batch):
 
 
 @pytest.mark.parametrize("encoder", ["smooth", "paper"])
-def test_skipping_padded_dims_and_repeated_frames_gives_the_full_computation(
-    encoder, monkeypatch
-):
+def test_skipping_padded_dims_and_repeated_frames_gives_the_full_computation(encoder, monkeypatch):
     torch.manual_seed(0)
     model = LDMPolicy(preset("ldm-tiny", obs_encoder=encoder)).eval()
     batch = mixed_batch(np.random.default_rng(0)).to()
