@@ -19,7 +19,9 @@ from ldm.spaces import SpaceSpec
 class Agent:
     """What the protocol drives: a batch of slots acting together."""
 
-    def act(self, observations: list[Any]) -> list[Any]:
+    def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
+        """Actions for every slot; `live` (bool per slot) marks the slots whose env still
+        steps: the others' actions are never used, and an agent may leave them None."""
         raise NotImplementedError
 
     def record(self, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
@@ -39,7 +41,8 @@ class SessionAgent(Agent):
         self.cfg = cfg
         self.calls = 0
 
-    def act(self, observations: list[Any]) -> list[Any]:
+    def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
+        """One model call for all slots: a finished slot keeps its row of the batch."""
         self.calls += 1
         return self.session.act(
             observations,
@@ -68,11 +71,13 @@ class PredictAgent(Agent):
         )
         self.calls = 0
 
-    def act(self, observations: list[Any]) -> list[Any]:
+    def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
+        """One `predict` per env that has a live slot (an env whose episodes are done costs
+        nothing while the long ones finish)."""
         out: list[Any] = [None] * len(observations)
         for e, policy in enumerate(self.policies):
             idx = np.flatnonzero(self.slot_env == e)
-            if policy is None or not idx.size:
+            if policy is None or not idx.size or (live is not None and not live[idx].any()):
                 continue
             self.calls += 1
             actions, _ = policy.predict(

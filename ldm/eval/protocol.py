@@ -143,7 +143,9 @@ def run_protocol(
     steps = 0
     while not all(r.done(cfg.episodes) for r in runs):
         live = [r for r in runs if not r.done(cfg.episodes)]
-        actions = agent.act(obs)  # finished slots act on their last observation, ignored
+        live_slots = np.zeros(n_slots, bool)
+        live_slots[[s for r in live for s in r.slots]] = True
+        actions = agent.act(obs, live_slots)  # finished slots' actions are not used
         steps += 1
         step = _SlotStep(np.zeros(n_slots), np.zeros(n_slots, bool), np.zeros(n_slots, bool))
         restarted: list[int] = []

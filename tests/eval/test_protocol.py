@@ -4,7 +4,7 @@ import numpy as np
 
 import ldm.envs
 from ldm.errors import EnvError
-from ldm.eval.agents import Agent
+from ldm.eval.agents import Agent, PredictAgent
 from ldm.eval.config import EvalConfig
 from ldm.eval.protocol import EnvRun, rollout_seeds, run_protocol
 from ldm.spaces import SpaceSpec
@@ -33,7 +33,7 @@ class _DyingVecEnv:
 
 
 class _Zeros(Agent):
-    def act(self, observations):
+    def act(self, observations, live=None):
         return [np.int64(0) for _ in observations]
 
 
@@ -63,3 +63,45 @@ def test_a_failed_restart_is_reported_and_the_other_envs_finish(monkeypatch):
     assert "restart" in bad.error
     assert [len(r) for r in good.returns] == [2, 2] and good.error is None
     assert all(9 <= x <= 12 for r in good.returns for x in r)  # always-left CartPole
+
+
+class _Counting:
+    """An SB3-style policy: a fixed action, and how many observations it was asked about."""
+
+    def __init__(self, action: int) -> None:
+        self.action, self.asked = action, 0
+
+    def predict(self, obs, deterministic=True):
+        self.asked += len(obs)
+        return np.full(len(obs), self.action, np.int64), None
+
+
+def test_per_env_policies_are_not_asked_once_their_env_is_done(monkeypatch):
+    real = ldm.envs.make_vec
+    monkeypatch.setattr(
+        ldm.envs,
+        "make_vec",
+        lambda env_id, n, **kw: real(env_id, n, backend="inprocess", workers=1),
+    )
+    cfg = EvalConfig(rollouts=2, episodes=2, backend="inprocess")
+    # always-left CartPole ends in ~10 steps; Acrobot at rest runs to its 500-step limit
+    acrobot_obs = SpaceSpec("continuous", (6,), low=(-30.0,) * 6, high=(30.0,) * 6)
+    specs = [
+        ("classic-control/CartPole-v1", OBS, ACT, 0),
+        ("classic-control/Acrobot-v1", acrobot_obs, SpaceSpec("discrete", (), "int64", n=3), 1),
+    ]
+    runs = []
+    for k, (env_id, obs, act, _) in enumerate(specs):
+        run = EnvRun(env_id, obs, act, rollout_seeds(env_id, cfg))
+        run.slots = [2 * k, 2 * k + 1]
+        runs.append(run)
+    policies = [_Counting(a) for *_, a in specs]
+    stats = run_protocol(runs, PredictAgent(policies, [0, 0, 1, 1]), cfg, progress=False)
+    cartpole, acrobot = runs
+    assert [len(r) for r in cartpole.returns] == [2, 2]
+    assert all(9 <= x <= 12 for r in cartpole.returns for x in r)
+    assert [r for rs in acrobot.returns for r in rs] == [-500.0] * 4
+    assert stats.steps == acrobot.steps == 1000
+    # each policy saw its env's two slots at every step its env stepped, and no more
+    assert policies[0].asked == 2 * cartpole.steps < 60
+    assert policies[1].asked == 2 * acrobot.steps
