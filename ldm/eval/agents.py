@@ -32,7 +32,9 @@ class Agent:
 
 
 class SessionAgent(Agent):
-    """An LDMPolicy acting session over all slots (one model call per step)."""
+    """An LDMPolicy acting session over the live slots (one model call per step). Slots whose
+    env is done leave the session's batch (`ActingSession.keep`): the long episodes of the
+    last envs cost what those envs cost, not what all slots cost."""
 
     def __init__(
         self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec], cfg: EvalConfig
@@ -40,22 +42,33 @@ class SessionAgent(Agent):
         self.session = policy.start_session(obs_specs, act_specs)
         self.cfg = cfg
         self.calls = 0
+        self.slots = np.arange(len(obs_specs))  # the session's rows, by slot
 
     def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
-        """One model call for all slots: a finished slot keeps its row of the batch."""
+        """Actions of the session's slots (None for the slots that left it)."""
+        if live is not None and not live[self.slots].all() and live[self.slots].any():
+            rows = np.flatnonzero(live[self.slots])
+            self.session.keep(rows)
+            self.slots = self.slots[rows]
         self.calls += 1
-        return self.session.act(
-            observations,
+        actions = self.session.act(
+            [observations[s] for s in self.slots],
             deterministic=self.cfg.deterministic,
             temperature=self.cfg.temperature,
             decoding=self.cfg.decoding,
         )
+        out: list[Any] = [None] * len(observations)
+        for s, a in zip(self.slots, actions):
+            out[s] = a
+        return out
 
     def record(self, rewards, terminated, truncated) -> None:
-        self.session.record(rewards, terminated, truncated)
+        self.session.record(rewards[self.slots], terminated[self.slots], truncated[self.slots])
 
     def reset(self, slots: list[int]) -> None:
-        self.session.reset(slots)
+        rows = np.flatnonzero(np.isin(self.slots, slots))
+        if rows.size:
+            self.session.reset(rows)
 
 
 class PredictAgent(Agent):

@@ -59,22 +59,7 @@ class ActingSession:
         self.obs_specs, self.act_specs = list(obs_specs), list(act_specs)
         self.num_envs = len(obs_specs)
         self.device = next(policy.parameters()).device
-        layouts = [tk.act_layout(s) for s in act_specs]
-        self.act_dim_type = np.stack([t for t, _ in layouts])  # (B, 28)
-        self.act_n = np.stack([n for _, n in layouts])  # (B, 28)
-        # the widest action of these envs: the head rows beyond it are never computed
-        used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
-        self.act_dims = int(used.max()) + 1 if used.size else 1
-        self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
-        self._continuous = torch.as_tensor(
-            self.act_dim_type[:, : self.act_dims] == tk.DIM_CONTINUOUS, device=self.device
-        )
-        groups: dict[tuple[SpaceSpec, SpaceSpec], list[int]] = {}
-        for i, pair in enumerate(zip(obs_specs, act_specs)):
-            groups.setdefault(pair, []).append(i)
-        self._groups = [(o, a, np.asarray(idx)) for (o, a), idx in groups.items()]
-        # rows come grouped by spec pair; this puts them back in env order
-        self._order = np.argsort(np.concatenate([idx for *_, idx in self._groups]), kind="stable")
+        self._layout()
         self.context = policy.config.context
         B = self.num_envs
         self.prev_actions = np.zeros((B, MAX_ACT_DIMS), np.int16)
@@ -85,6 +70,48 @@ class ActingSession:
         self._embeds: list[torch.Tensor] = []  # per step (B, H): to rebuild the cache
         self._valid: list[np.ndarray] = []  # per step (B,) bool: False once an env is reset
         self.cache: DynamicCache | None = None
+
+    def _layout(self) -> None:
+        """What follows from the envs' spaces: action layouts, the widest action, the groups
+        of envs that share a spec pair (tokenized together) and the order that undoes them."""
+        layouts = [tk.act_layout(s) for s in self.act_specs]
+        self.act_dim_type = np.stack([t for t, _ in layouts])  # (B, 28)
+        self.act_n = np.stack([n for _, n in layouts])  # (B, 28)
+        # the widest action of these envs: the head rows beyond it are never computed
+        used = (self.act_dim_type != 0).any(axis=0).nonzero()[0]
+        self.act_dims = int(used.max()) + 1 if used.size else 1
+        self._act_n_t = torch.as_tensor(self.act_n, device=self.device)
+        self._continuous = torch.as_tensor(
+            self.act_dim_type[:, : self.act_dims] == tk.DIM_CONTINUOUS, device=self.device
+        )
+        groups: dict[tuple[SpaceSpec, SpaceSpec], list[int]] = {}
+        for i, pair in enumerate(zip(self.obs_specs, self.act_specs)):
+            groups.setdefault(pair, []).append(i)
+        self._groups = [(o, a, np.asarray(idx)) for (o, a), idx in groups.items()]
+        # rows come grouped by spec pair; this puts them back in env order
+        self._order = np.argsort(np.concatenate([idx for *_, idx in self._groups]), kind="stable")
+
+    def keep(self, indices: Any) -> None:
+        """Go on with only the envs at `indices` (in this order): the others leave the batch,
+        their rows of the KV cache with them, so each step costs what the remaining envs
+        cost. Call it between `record` and the next `act`."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if self._pending_actions is not None:
+            raise ModelError("keep() must follow record(), not act()")
+        if not idx.size or idx.min() < 0 or idx.max() >= self.num_envs:
+            raise ModelError(f"keep() needs indices in [0, {self.num_envs}), got {idx.tolist()}")
+        rows = torch.as_tensor(idx, device=self.device)
+        self.obs_specs = [self.obs_specs[i] for i in idx]
+        self.act_specs = [self.act_specs[i] for i in idx]
+        self.num_envs = len(idx)
+        self._layout()
+        self.prev_actions = self.prev_actions[idx]
+        self.prev_rewards = self.prev_rewards[idx]
+        self.prev_done = self.prev_done[idx]
+        self._embeds = [e[rows] for e in self._embeds]
+        self._valid = [v[idx] for v in self._valid]
+        if self.cache is not None:
+            self.cache.batch_select_indices(rows)
 
     # -- inputs --------------------------------------------------------------------------------
     def _token_batch(self, observations: list[Any]) -> Batch:

@@ -105,3 +105,46 @@ def test_per_env_policies_are_not_asked_once_their_env_is_done(monkeypatch):
     # each policy saw its env's two slots at every step its env stepped, and no more
     assert policies[0].asked == 2 * cartpole.steps < 60
     assert policies[1].asked == 2 * acrobot.steps
+
+
+def test_the_ldm_session_drops_the_slots_of_finished_envs(monkeypatch):
+    import torch
+
+    from ldm.eval.agents import SessionAgent
+    from ldm.model import LDMPolicy, preset
+
+    real = ldm.envs.make_vec
+    monkeypatch.setattr(
+        ldm.envs,
+        "make_vec",
+        lambda env_id, n, **kw: real(env_id, n, backend="inprocess", workers=1),
+    )
+    torch.manual_seed(0)
+    cfg = EvalConfig(rollouts=2, episodes=1, backend="inprocess")
+    acrobot_obs = SpaceSpec("continuous", (6,), low=(-30.0,) * 6, high=(30.0,) * 6)
+    acrobot_act = SpaceSpec("discrete", (), "int64", n=3)
+    specs = [
+        ("classic-control/CartPole-v1", OBS, ACT),
+        ("classic-control/Acrobot-v1", acrobot_obs, acrobot_act),
+    ]
+    runs = []
+    for k, (env_id, obs, act) in enumerate(specs):
+        run = EnvRun(env_id, obs, act, rollout_seeds(env_id, cfg))
+        run.slots = [2 * k, 2 * k + 1]
+        runs.append(run)
+    agent = SessionAgent(
+        LDMPolicy(preset("ldm-tiny", context=64)).eval(),
+        [OBS, OBS, acrobot_obs, acrobot_obs],
+        [ACT, ACT, acrobot_act, acrobot_act],
+        cfg,
+    )
+    stats = run_protocol(runs, agent, cfg, progress=False)
+    cartpole, acrobot = runs
+    # an untrained policy drops the pole within ~100 steps; Acrobot runs to its 500-step limit
+    assert cartpole.steps < 200 and acrobot.steps == stats.steps == agent.calls == 500
+    assert [len(r) for r in cartpole.returns] == [1, 1] and [len(r) for r in acrobot.returns] == [
+        1,
+        1,
+    ]
+    assert [r[0] for r in acrobot.returns] == [-500.0, -500.0]
+    assert agent.session.num_envs == 2 and agent.slots.tolist() == [2, 3]

@@ -134,6 +134,51 @@ def test_kv_cached_acting_equals_full_recompute():
                 assert (full[d:] < -1e8).all()
 
 
+def test_a_session_that_keeps_some_envs_acts_as_if_it_had_only_those():
+    torch.manual_seed(0)
+    model = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    rng = np.random.default_rng(1)
+    specs = [(DISC_OBS, DISC_ACT), (DISC_OBS, CONT_ACT), (IMG_OBS, MD_ACT)]
+    whole = model.start_session([o for o, _ in specs], [a for _, a in specs])
+    kept = [2, 0]  # a new order too
+    alone = model.start_session([specs[i][0] for i in kept], [specs[i][1] for i in kept])
+
+    def observations():
+        return [
+            rng.normal(size=4).astype(np.float32),
+            rng.normal(size=4).astype(np.float32),
+            rng.integers(0, 255, (64, 64, 3), dtype=np.uint8),
+        ]
+
+    for t in range(10):
+        if t == 4:
+            with pytest.raises(ModelError, match="indices"):
+                whole.keep([3])
+            whole.keep(kept)
+        obs = observations()
+        if t < 4:
+            whole_actions = whole.act(obs)
+            alone_actions = alone.act([obs[i] for i in kept])
+            whole_logits = whole._step_logits_last[kept]
+        else:
+            whole_actions = [None] * 3
+            for i, a in zip(kept, whole.act([obs[i] for i in kept])):
+                whole_actions[i] = a
+            alone_actions = alone.act([obs[i] for i in kept])
+            whole_logits = whole._step_logits_last
+        torch.testing.assert_close(whole_logits, alone._step_logits_last, atol=1e-4, rtol=1e-4)
+        for i, a in zip(kept, alone_actions):
+            np.testing.assert_array_equal(whole_actions[i], a)
+        rewards, term = rng.normal(size=3), np.array([t == 2, False, t == 6])
+        trunc = np.zeros(3, bool)
+        if t < 4:
+            whole.record(rewards, term, trunc)
+        else:
+            whole.record(rewards[kept], term[kept], trunc[kept])
+        alone.record(rewards[kept], term[kept], trunc[kept])
+    assert whole.num_envs == 2 and whole.cache is not None
+
+
 def test_session_slides_past_the_context_and_resets():
     model = LDMPolicy(preset("ldm-tiny", context=8)).eval()
     session = model.start_session([DISC_OBS] * 2, [CONT_ACT] * 2)
