@@ -91,14 +91,13 @@ class Wrapper:
         self.env.close()
 
 
-class Transformed:
+class Transformed(Wrapper):
     """An env whose observations pass through `fn` and whose obs space description is `desc`."""
 
     def __init__(self, env, fn, desc):
-        self.env = env
+        super().__init__(env)
         self.fn = fn
         self.observation_desc = desc
-        self.action_desc = env.action_desc
 
     def reset(self, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -107,9 +106,6 @@ class Transformed:
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self.fn(obs), reward, terminated, truncated, info
-
-    def close(self):
-        self.env.close()
 
 
 def _flat_box(desc):
@@ -260,32 +256,25 @@ class SumReward(Wrapper):
         return obs, float(np.sum(parts)), terminated, truncated, info
 
 
-class JointAction:
+class JointAction(Wrapper):
     """A Tuple or a Dict of Discrete actions (one per agent of a team under one controller,
     e.g. lbforaging's players, mobile-env's base stations) -> one MultiDiscrete action (a
     Dict's keys in sorted order, as flatten_dict takes them); other action spaces pass
     unchanged."""
 
     def __init__(self, env):
-        self.env = env
-        self.observation_desc = env.observation_desc
+        super().__init__(env)
         spaces = env.action_desc["spaces"]
         self.keys = sorted(spaces) if env.action_desc["type"] == "Dict" else None
         parts = [spaces[k] for k in self.keys] if self.keys is not None else spaces
         self.starts = [p["start"] for p in parts]
         self.action_desc = {"type": "MultiDiscrete", "nvec": np.array([p["n"] for p in parts])}
 
-    def reset(self, seed=None, options=None):
-        return self.env.reset(seed=seed, options=options)
-
     def step(self, action):
         joint = [int(a) + s for a, s in zip(np.asarray(action).ravel(), self.starts)]
         if self.keys is not None:
             return self.env.step(dict(zip(self.keys, joint)))
         return self.env.step(tuple(joint))
-
-    def close(self):
-        self.env.close()
 
 
 def joint_action(env):
