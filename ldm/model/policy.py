@@ -33,7 +33,7 @@ from ldm.model.card import (
     resolve_checkpoint,
 )
 from ldm.model.config import LDMConfig
-from ldm.model.encoders import TransitionEncoder
+from ldm.model.encoders import TransitionEncoder, used_dims
 from ldm.spaces import MAX_ACT_DIMS, N_BINS
 from ldm.tokens import Batch
 
@@ -99,25 +99,21 @@ class LDMPolicy(nn.Module):
         widest action of its envs: the head's other rows are never computed)."""
         B, T, _ = h.shape
         n = act_n[:, None, :dims].expand(B, T, dims)
-        return self._head_logits(h.reshape(B * T, -1), n.reshape(B * T, dims)).view(
-            B, T, dims, N_BINS
+        logits = self._head_logits(
+            h.reshape(B * T, -1), n.reshape(B * T, dims), self._head_slice(dims)
         )
+        return logits.view(B, T, dims, N_BINS)
 
     def _head_logits(
-        self,
-        h: torch.Tensor,
-        n: torch.Tensor,
-        head: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, h: torch.Tensor, n: torch.Tensor, head: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
-        """(N, H) hidden states, (N, D) bins per dim -> (N, D, 1024) logits of the first D dims
-        (one matmul against a contiguous slice of the head), bins >= n masked. `head` is that
-        slice (weight, bias) when the caller reuses it over chunks: each slice's backward
-        writes a zero-filled gradient of the whole head, so one slice per loss, not per chunk."""
-        D = n.shape[1]
-        weight, bias = head if head is not None else self._head_slice(D)
+        """(N, H) hidden states, (N, D) bins per dim, `head` = `_head_slice(D)` -> (N, D, 1024)
+        logits of the first D dims, bins >= n masked. The loss reuses one slice over its chunks:
+        each slice's backward writes a zero-filled gradient of the whole head."""
+        weight, bias = head
         logits = nn.functional.linear(h, weight, bias)
         bins = torch.arange(N_BINS, device=h.device)
-        return logits.view(-1, D, N_BINS).masked_fill(bins >= n[..., None].long(), NEG)
+        return logits.view(-1, n.shape[1], N_BINS).masked_fill(bins >= n[..., None].long(), NEG)
 
     def _head_slice(self, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's weight and bias rows of the first `dims` action dims."""
@@ -132,12 +128,11 @@ class LDMPolicy(nn.Module):
         h = self.hidden_states(batch, use_cache=False).last_hidden_state  # (B, T, H)
         pos = batch.loss_mask.bool()  # (B, T)
         act_n = batch.act_n.long()  # (B, 28)
-        used = (act_n > 0).any(0).nonzero()
-        if not bool(pos.any()) or used.numel() == 0:
+        D = used_dims(batch.act_dim_type)  # the widest action in the batch
+        if not bool(pos.any()) or D == 0:
             raise ModelError(
                 "the batch has no valid target (all positions padded or no action dims)"
             )
-        D = int(used.max()) + 1
         hv = h[pos]  # (N, H)
         n = act_n[:, None, :D].expand(-1, pos.shape[1], -1)[pos]  # (N, D)
         valid = n > 0
