@@ -46,8 +46,8 @@ class SessionAgent(Agent):
 
     def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
         """Actions of the session's slots (None for the slots that left it)."""
-        if live is not None and not live[self.slots].all() and live[self.slots].any():
-            rows = np.flatnonzero(live[self.slots])
+        rows = np.flatnonzero(live[self.slots]) if live is not None else self.slots
+        if 0 < len(rows) < len(self.slots):  # some slots' envs are done: they leave
             self.session.keep(rows)
             self.slots = self.slots[rows]
         self.calls += 1

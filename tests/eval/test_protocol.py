@@ -76,26 +76,35 @@ class _Counting:
         return np.full(len(obs), self.action, np.int64), None
 
 
-def test_per_env_policies_are_not_asked_once_their_env_is_done(monkeypatch):
+ACROBOT_OBS = SpaceSpec("continuous", (6,), low=(-30.0,) * 6, high=(30.0,) * 6)
+ACROBOT_ACT = SpaceSpec("discrete", (), "int64", n=3)
+
+
+def _cartpole_and_acrobot(monkeypatch, cfg: EvalConfig) -> list[EnvRun]:
+    """In-process CartPole (slots 0, 1) and Acrobot (slots 2, 3): a constant action drops the
+    pole within a few steps, while Acrobot at rest runs to its 500-step limit."""
     real = ldm.envs.make_vec
     monkeypatch.setattr(
         ldm.envs,
         "make_vec",
         lambda env_id, n, **kw: real(env_id, n, backend="inprocess", workers=1),
     )
-    cfg = EvalConfig(rollouts=2, episodes=2, backend="inprocess")
-    # always-left CartPole ends in ~10 steps; Acrobot at rest runs to its 500-step limit
-    acrobot_obs = SpaceSpec("continuous", (6,), low=(-30.0,) * 6, high=(30.0,) * 6)
     specs = [
-        ("classic-control/CartPole-v1", OBS, ACT, 0),
-        ("classic-control/Acrobot-v1", acrobot_obs, SpaceSpec("discrete", (), "int64", n=3), 1),
+        ("classic-control/CartPole-v1", OBS, ACT),
+        ("classic-control/Acrobot-v1", ACROBOT_OBS, ACROBOT_ACT),
     ]
     runs = []
-    for k, (env_id, obs, act, _) in enumerate(specs):
+    for k, (env_id, obs, act) in enumerate(specs):
         run = EnvRun(env_id, obs, act, rollout_seeds(env_id, cfg))
         run.slots = [2 * k, 2 * k + 1]
         runs.append(run)
-    policies = [_Counting(a) for *_, a in specs]
+    return runs
+
+
+def test_per_env_policies_are_not_asked_once_their_env_is_done(monkeypatch):
+    cfg = EvalConfig(rollouts=2, episodes=2, backend="inprocess")
+    runs = _cartpole_and_acrobot(monkeypatch, cfg)
+    policies = [_Counting(0), _Counting(1)]  # always left; Acrobot's "no torque"
     stats = run_protocol(runs, PredictAgent(policies, [0, 0, 1, 1]), cfg, progress=False)
     cartpole, acrobot = runs
     assert [len(r) for r in cartpole.returns] == [2, 2]
@@ -113,38 +122,20 @@ def test_the_ldm_session_drops_the_slots_of_finished_envs(monkeypatch):
     from ldm.eval.agents import SessionAgent
     from ldm.model import LDMPolicy, preset
 
-    real = ldm.envs.make_vec
-    monkeypatch.setattr(
-        ldm.envs,
-        "make_vec",
-        lambda env_id, n, **kw: real(env_id, n, backend="inprocess", workers=1),
-    )
     torch.manual_seed(0)
     cfg = EvalConfig(rollouts=2, episodes=1, backend="inprocess")
-    acrobot_obs = SpaceSpec("continuous", (6,), low=(-30.0,) * 6, high=(30.0,) * 6)
-    acrobot_act = SpaceSpec("discrete", (), "int64", n=3)
-    specs = [
-        ("classic-control/CartPole-v1", OBS, ACT),
-        ("classic-control/Acrobot-v1", acrobot_obs, acrobot_act),
-    ]
-    runs = []
-    for k, (env_id, obs, act) in enumerate(specs):
-        run = EnvRun(env_id, obs, act, rollout_seeds(env_id, cfg))
-        run.slots = [2 * k, 2 * k + 1]
-        runs.append(run)
+    runs = _cartpole_and_acrobot(monkeypatch, cfg)
     agent = SessionAgent(
         LDMPolicy(preset("ldm-tiny", context=64)).eval(),
-        [OBS, OBS, acrobot_obs, acrobot_obs],
-        [ACT, ACT, acrobot_act, acrobot_act],
+        [OBS, OBS, ACROBOT_OBS, ACROBOT_OBS],
+        [ACT, ACT, ACROBOT_ACT, ACROBOT_ACT],
         cfg,
     )
     stats = run_protocol(runs, agent, cfg, progress=False)
     cartpole, acrobot = runs
     # an untrained policy drops the pole within ~100 steps; Acrobot runs to its 500-step limit
     assert cartpole.steps < 200 and acrobot.steps == stats.steps == agent.calls == 500
-    assert [len(r) for r in cartpole.returns] == [1, 1] and [len(r) for r in acrobot.returns] == [
-        1,
-        1,
-    ]
+    assert [len(r) for r in cartpole.returns] == [1, 1]
+    assert [len(r) for r in acrobot.returns] == [1, 1]
     assert [r[0] for r in acrobot.returns] == [-500.0, -500.0]
     assert agent.session.num_envs == 2 and agent.slots.tolist() == [2, 3]
