@@ -126,10 +126,14 @@ def run_job(job: Job) -> JobResult:
     venv = RecordingVecEnv(
         sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
     )
+    # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
+    # update of a small MLP here; SB3's own tensors need no check (restored after the job)
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
     try:
         venv.seed(job.seed)
         model = cand.algorithm_class()(
-            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.kwargs
+            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
         )
         # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
         from stable_baselines3.common.logger import Logger
@@ -160,6 +164,7 @@ def run_job(job: Job) -> JobResult:
             writer.abort()
         raise
     finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
         venv.close()
 
 

@@ -59,6 +59,40 @@ def test_compatibility_from_space_specs():
     }
 
 
+def test_every_candidate_builds_with_its_constructor_kwargs_and_adam_is_fused():
+    """Fused Adam where the policy keeps SB3's default optimizer; A2C keeps RMSprop, QR-DQN
+    its own Adam, ARS has none, a configuration naming its own optimizer is left as written; every algorithm of
+    the pool builds with what run_job passes it."""
+    import gymnasium as gym
+    import torch
+
+    from ldm.refgen.candidates import Candidate
+
+    pool = {c.name: c for c in load_pool()}
+    envs = {"continuous": gym.make("Pendulum-v1"), "discrete": gym.make("CartPole-v1")}
+    fused = {}
+    for cand in {c.algo: c for c in pool.values() if c.n_envs == 1}.values():
+        kinds = [k for k in envs if cand.compatible(BOX, BOX if k == "continuous" else DISC)[0]]
+        kw = cand.constructor_kwargs()
+        model = cand.algorithm_class()("MlpPolicy", envs[kinds[0]], device="cpu", **kw)
+        # the policy's optimizer, or SAC/TD3/DDPG/TQC's one per actor and critic
+        opts = [
+            v
+            for m in model.policy.modules()
+            for v in vars(m).values()
+            if isinstance(v, torch.optim.Optimizer)
+        ]
+        fused[cand.algo] = bool(opts) and all(o.defaults.get("fused") is True for o in opts)
+        if cand.algo == "A2C":
+            assert opts and all(isinstance(o, torch.optim.RMSprop) for o in opts)
+    assert fused == {a: a not in ("A2C", "ARS", "QRDQN") for a in fused}
+    assert set(fused) == {c.algo for c in pool.values()}
+    own = Candidate("x", "PPO", kwargs={"policy_kwargs": {"optimizer_kwargs": {"eps": 1e-5}}})
+    assert own.constructor_kwargs() == own.kwargs
+    # the candidate's own record is untouched (jobs.json and run metadata write it)
+    assert "policy_kwargs" not in pool["ppo-8env"].kwargs
+
+
 def test_bad_pool_entries_are_named(tmp_path):
     f = tmp_path / "pool.toml"
     f.write_text('[[candidate]]\nname = "x"\nalgo = "MAGIC"\n')
