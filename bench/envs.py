@@ -365,7 +365,7 @@ def refgen_steps_vs_dummy(budget: int, rounds: int) -> dict:
                 venv = RecordingVecEnv(make(), writer)
                 try:
                     model = cand.algorithm_class()(
-                        "MlpPolicy", venv, seed=0, device="cpu", **cand.kwargs
+                        "MlpPolicy", venv, seed=0, device="cpu", **cand.constructor_kwargs()
                     )
                     model.set_logger(Logger(folder=None, output_formats=[]))
                     t0 = time.perf_counter()

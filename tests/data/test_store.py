@@ -10,6 +10,7 @@ import pytest
 from ldm.data import Store, anchors, resume_run
 from ldm.data.verify import store_stats, verify_store
 from ldm.errors import StoreError
+from ldm.spaces import SpaceSpec
 
 from .conftest import BOXA, DISC, IMG, VEC, record  # noqa: F401
 
@@ -78,6 +79,30 @@ def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     w3.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
     store.discard_run("r2")
     assert store.pending() == []
+
+
+def test_chunks_hold_about_a_mebibyte_of_observations(store):
+    from ldm.data.writer import default_chunk_steps
+
+    grid = SpaceSpec("image", (7, 7, 3), "uint8")  # a MiniGrid grid: 147 bytes a step
+    wide = SpaceSpec("continuous", (376,), low=(-1.0,) * 376, high=(1.0,) * 376)
+    assert default_chunk_steps(IMG) == 64  # 64x64 RGB: 12 KB a step
+    assert default_chunk_steps(SpaceSpec("image", (210, 160, 3), "uint8")) == 64  # at least 64
+    assert default_chunk_steps(grid) == 4096  # at most 4096
+    assert default_chunk_steps(VEC) == 4096
+    assert default_chunk_steps(wide) == 512  # 1,504 bytes a step
+    w = store.create_run("lib/Grid-v0", "lib", grid, DISC, num_streams=2, run_id="g")
+    assert w.chunk_steps == 4096
+    for _ in range(3):
+        w.append(np.zeros((2, 7, 7, 3)), np.zeros(2), np.ones(2), np.zeros(2), np.zeros(2))
+    w.flush()
+    r2 = resume_run(store, "g")  # resumes with the chunks it was created with
+    assert r2.chunk_steps == 4096
+    r2.commit()
+    assert store.open_run("g").array(1, "obs").chunks == (4096, 7, 7, 3)
+    w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="v", chunk_steps=8)
+    w.flush()
+    assert resume_run(store, "v").chunk_steps == 8
 
 
 def test_kill_9_of_the_writer_leaves_no_readable_half_run(store):
