@@ -119,17 +119,25 @@ def check(
     ids: tyro.conf.Positional[tuple[str, ...]],
     backend: str = "process",
     sandbox: bool = False,
+    record: bool = False,
 ) -> int:
     """Run Gymnasium's check_env and ldm's checks on envs through the proxy; exit 0 only if all pass.
 
     Args:
-        ids: Env ids, e.g. classic-control/CartPole-v1.
+        ids: Env ids, e.g. classic-control/CartPole-v1, or library names (all their envs).
         backend: inprocess, process, ray or docker.
         sandbox: Run the workers under the bubblewrap sandbox.
+        record: Write each outcome into its library's `<name>.spaces.json` (the `check` column
+            of `ldm envs list`), e.g. after a wrapper was added to the library's spec; the spec
+            file and the recorded spaces are left as they are.
     """
+    from ldm.envs.catalog import get_library
     from ldm.envs.check import check as check_one
 
-    failed = 0
+    ids = tuple(
+        env for i in ids for env in ([i] if "/" in i else [f"{i}/{e}" for e in get_library(i).envs])
+    )
+    failed, outcomes = 0, {}
     for env_id in ids:
         r = check_one(env_id, backend=backend, sandbox=sandbox)
         mark = "PASS" if r.ok else "FAIL"
@@ -137,7 +145,15 @@ def check(
         for p in r.problems:
             print(f"     - {p}")
         failed += not r.ok
+        outcomes[env_id] = r.problems
     print(f"{len(ids) - failed} passed, {failed} failed")
+    if record:
+        from ldm.envs.discover.record import record_checks
+
+        missing = record_checks(outcomes)
+        print(f"recorded {len(outcomes) - len(missing)} checks in the catalog's spaces files")
+        if missing:
+            print(f"not recorded (never discovered; run `ldm envs discover`): {', '.join(missing)}")
     return 1 if failed else 0
 
 

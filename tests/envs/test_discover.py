@@ -249,6 +249,31 @@ def test_limit_hint_names_a_passing_sibling(tmp_path):
     assert "smaller registered variants pass: G-8-v0" in hinted["G-16-v0"]
 
 
+def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
+    import json
+
+    from ldm.envs.discover.record import record_checks
+
+    spec_text = 'name = "lib"\ndomain = "d"\nimports = ["lib"]  # a comment that stays\nenvs = ["A-v0", "B-v0"]\n'
+    (tmp_path / "lib.toml").write_text(spec_text)
+    space = {"kind": "discrete", "shape": [], "dtype": "int64", "n": 2, "start": 0}
+    side = {
+        rid: {"observation": space, "action": space, "check": {"ok": False, "problems": ["old"]}}
+        for rid in ("A-v0", "B-v0")
+    }
+    (tmp_path / "lib.spaces.json").write_text(json.dumps(side))
+    load_catalog.cache_clear()
+    missing = record_checks(
+        {"lib/A-v0": [], "lib/B-v0": ["still wrong"], "lib/C-v0": []}, catalog_dir=str(tmp_path)
+    )
+    assert missing == ["lib/C-v0"]
+    envs = {e.id: e for e in list_envs(catalog_dir=str(tmp_path))}
+    assert envs["lib/A-v0"].check_ok and envs["lib/B-v0"].problems == ("still wrong",)
+    assert envs["lib/A-v0"].observation.n == 2  # the spaces as they were
+    assert (tmp_path / "lib.toml").read_text() == spec_text
+    load_catalog.cache_clear()
+
+
 # -- slow: whole discoveries -----------------------------------------------------------------
 @pytest.mark.slow
 def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):

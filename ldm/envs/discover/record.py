@@ -14,7 +14,7 @@ from typing import Any
 import tomlkit
 
 from ldm.atomic import write_text_atomic
-from ldm.envs.catalog import LibrarySpec, load_catalog
+from ldm.envs.catalog import LibrarySpec, get_library, load_catalog
 from ldm.envs.registry import _sidecar, spaces_path
 from ldm.envs.trial import EnvTrial
 
@@ -29,6 +29,29 @@ def write_discovery(spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict
     write_text_atomic(spaces_path(updated), json.dumps(side, indent=1))
     load_catalog.cache_clear()
     _sidecar.cache_clear()
+
+
+def record_checks(results: dict[str, list[str]], catalog_dir: str | None = None) -> list[str]:
+    """Write check outcomes (env id -> its problems, [] = passed) into the `check` field of
+    their libraries' sidecars, leaving spec files and spaces alone; returns the ids that have
+    no sidecar entry to update (never discovered: run `ldm envs discover` for them)."""
+    by_library: dict[str, dict[str, list[str]]] = {}
+    for env_id, problems in results.items():
+        library, _, rid = env_id.partition("/")
+        by_library.setdefault(library, {})[rid] = problems
+    missing = []
+    for library, checks in by_library.items():
+        spec = get_library(library, catalog_dir)
+        side = json.loads(json.dumps(_sidecar(str(spaces_path(spec)))))  # a copy to edit
+        for rid, problems in checks.items():
+            if rid not in side:
+                missing.append(f"{library}/{rid}")
+                continue
+            side[rid]["check"] = {"ok": not problems, "problems": list(problems)}
+        if any(rid in side for rid in checks):
+            write_text_atomic(spaces_path(spec), json.dumps(side, indent=1))
+    _sidecar.cache_clear()
+    return missing
 
 
 SPEC_DEFAULTS = {
