@@ -35,13 +35,21 @@ def _flat(obs) -> np.ndarray:
     return np.asarray(obs, dtype=np.float64).ravel() if not isinstance(obs, dict) else np.zeros(1)
 
 
-def _rollout(env, seed: int, steps: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _rollout(env, seed: int, steps: int) -> tuple[list[np.ndarray], list[np.ndarray], str | None]:
     """Observations of `steps` seeded random steps, then of an unseeded reset and a few steps
-    after it (how a rollout's second episode starts: it must follow from the first's seed)."""
+    after it (how a rollout's second episode starts: it must follow from the first's seed),
+    and the first observation of the seeded steps outside the declared space (None if none)."""
+    from ldm.envs.trial import outside
+
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
-    first = [_flat(obs)]
-    for _ in range(steps):
+    first, escape = [_flat(obs)], None
+    for t in range(steps + 1):
+        why = escape is None and outside(env.observation_space, obs)
+        if why:
+            escape = f"observation {t} of a seeded episode: {why}"
+        if t == steps:
+            break
         obs, _, term, trunc, _ = env.step(env.action_space.sample())
         first.append(_flat(obs))
         if term or trunc:
@@ -53,7 +61,7 @@ def _rollout(env, seed: int, steps: int) -> tuple[list[np.ndarray], list[np.ndar
         after.append(_flat(obs))
         if term or trunc:
             break
-    return first, after
+    return first, after, escape
 
 
 def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -62,9 +70,10 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 def rollout_problems(env, steps: int = 20, seed: int = 123) -> list[str]:
     """Two rollouts from the same seed, each followed by an unseeded reset: what differs between
-    them, and observations that are not finite."""
-    (a, a_after), (b, b_after) = _rollout(env, seed, steps), _rollout(env, seed, steps)
-    problems = []
+    them, the first observation outside the declared space (as discovery's trial checks it),
+    and observations that are not finite."""
+    (a, a_after, escape), (b, b_after, _) = _rollout(env, seed, steps), _rollout(env, seed, steps)
+    problems = [escape] if escape else []
     if not _same(a, b):
         problems.append("the same seed did not reproduce the same observations")
     elif not _same(a_after, b_after):

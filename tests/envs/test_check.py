@@ -13,8 +13,8 @@ class Drifting(gym.Env):
     observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float64)
     action_space = gym.spaces.Discrete(2)
 
-    def __init__(self, entropy=False, nan=False, fixed=False):
-        self.entropy, self.nan, self.fixed = entropy, nan, fixed
+    def __init__(self, entropy=False, nan=False, fixed=False, escape=False):
+        self.entropy, self.nan, self.fixed, self.escape = entropy, nan, fixed, escape
         self.rng, self.t = None, 0
 
     def reset(self, seed=None, options=None):
@@ -33,6 +33,8 @@ class Drifting(gym.Env):
         obs = self.rng.uniform(-1, 1, 2)
         if self.nan and self.t == 3:
             obs[0] = np.nan
+        if self.escape and self.t == 5:
+            obs[1] = 12.5  # outside the declared [-10, 10]
         return obs, 0.0, False, False, {}
 
 
@@ -47,4 +49,13 @@ def test_an_unseeded_reset_drawing_fresh_entropy_is_named_with_its_fix():
 
 
 def test_a_non_finite_observation_is_reported():
-    assert rollout_problems(Drifting(nan=True)) == ["an observation holds NaN or inf"]
+    escape, nan = rollout_problems(Drifting(nan=True))
+    assert escape.startswith("observation 3 of a seeded episode") and "NaN" in escape
+    assert nan == "an observation holds NaN or inf"
+
+
+def test_an_observation_outside_the_declared_bounds_is_named_with_its_step():
+    """As discovery's trial names it: `ldm envs check --record` must not lose that finding."""
+    (problem,) = rollout_problems(Drifting(escape=True))
+    assert problem.startswith("observation 5 of a seeded episode")
+    assert "12.5" in problem and "[-10, 10]" in problem
