@@ -60,17 +60,20 @@ def welch_greater(a: Any, b: Any, alpha: float = 0.05) -> WelchResult:
     return WelchResult(p < alpha, p, f"p={p:.3g} {'<' if p < alpha else '>='} alpha={alpha}")
 
 
-def relabel_run(store: Store, run_id: str, batch_size: int = 4096) -> int:
-    """Write the final policy's deterministic actions for every observation; returns count."""
-    from ldm.refgen.candidates import ALGORITHMS
-
+def relabel_run(store: Store, run_id: str, batch_size: int = 4096, model: Any = None) -> int:
+    """Write the final policy's deterministic actions for every observation; returns count.
+    `model`: the final policy itself where the caller holds it (the job that trained it),
+    else it is loaded from the run's policy file."""
     reader = store.open_run(run_id)
     meta = reader.meta
-    module, cls, _ = ALGORITHMS[meta["algorithm"]]
-    import importlib
+    if model is None:
+        import importlib
 
-    algo = getattr(importlib.import_module(module), cls)
-    model = algo.load(str(Path(store.path) / meta["policy_file"]), device="cpu")
+        from ldm.refgen.candidates import ALGORITHMS
+
+        module, cls, _ = ALGORITHMS[meta["algorithm"]]
+        algo = getattr(importlib.import_module(module), cls)
+        model = algo.load(str(Path(store.path) / meta["policy_file"]), device="cpu")
     n_total = 0
     for k in range(reader.num_streams):
         n = reader.length(k)

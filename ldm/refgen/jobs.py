@@ -5,8 +5,9 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-the candidate record, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the hub
-and ldm.data inside `run_job`; must not import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
+the candidate record, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
+hub, ldm.data and ldm.refgen.curate's relabelling inside `run_job`; must not import ldm.model,
+ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def run_job(job: Job) -> JobResult:
             writer.commit(
                 {"train_seconds": seconds, "policy_file": str(path.relative_to(job.store))}
             )
+            # relabelled here, by the model in memory, in parallel with the other jobs: the
+            # stage would load every policy again, one run after another (~1-2 s each here);
+            # a job killed before this leaves the run unrelabelled and the stage does it
+            from ldm.refgen.curate import relabel_run
+
+            relabel_run(store, job.run_id, model=model)
             meta = store.open_run(job.run_id).meta
         else:
             meta = {"episode_returns": returns}

@@ -64,3 +64,32 @@ def test_a_job_round_trips_and_unknown_keys_are_named():
     entry["job"]["seeds"] = 3
     with pytest.raises(RefGenError, match=r"job in jobs.json has unknown keys \['seeds'\]"):
         JobResult.from_dict(entry)
+
+
+def test_a_job_relabels_its_run_with_the_policy_it_saved(tmp_path):
+    """The job relabels by the model in memory; the actions equal what the stage's relabelling
+    computes from the saved policy file, and the stage then has nothing left to relabel."""
+    import numpy as np
+
+    from ldm.data import Store
+    from ldm.refgen.candidates import load_pool
+    from ldm.refgen.curate import relabel_run
+    from ldm.refgen.jobs import run_job
+
+    cand = {c.name: c for c in load_pool()}["ppo-8env"]
+    store_dir = str(tmp_path / "s")
+    out = run_job(
+        Job("train", "classic-control/CartPole-v1", "classic-control", cand, 512, 0, store_dir)
+    )
+    store = Store(store_dir)
+    reader = store.open_run(out.run_id)
+    assert reader.meta["relabelled"] and store.runs()[out.run_id].relabelled
+    by_job = [reader.read(k, "ref_actions") for k in range(reader.num_streams)]
+    assert sum(len(a) for a in by_job) == out.transitions == 512
+    relabel_run(store, out.run_id)  # from the policy file, as the stage would
+    reread = store.open_run(out.run_id)
+    for k, a in enumerate(by_job):
+        np.testing.assert_array_equal(reread.read(k, "ref_actions"), a)
+    # a deterministic policy: the labels are not just the actions the run took
+    taken = np.concatenate([reader.read(k, "actions") for k in range(reader.num_streams)])
+    assert (np.concatenate(by_job) != taken).any()
