@@ -203,31 +203,46 @@ class Store:
 
     def write_reference_actions(self, run_id: str, stream: int, ref_actions: np.ndarray) -> None:
         """Write (or replace) one stream's reference-action column; observations are untouched."""
+        self.write_reference_columns(run_id, {stream: ref_actions})
+
+    def write_reference_columns(
+        self,
+        run_id: str,
+        by_stream: dict[int, np.ndarray],
+        meta_updates: dict[str, Any] | None = None,
+    ) -> None:
+        """Write (or replace) the reference-action columns of these streams and merge their
+        checksums (and `meta_updates`) into the metadata in one update: meta.json holds every
+        episode, so rewriting it per stream cost a relabelling most of its time."""
         reader = self.open_run(run_id)
-        n = reader.length(stream)
         act_spec = reader.act_spec
-        ref = np.asarray(ref_actions, dtype=column_dtype(act_spec))
-        if ref.shape != (n, *column_shape(act_spec)):
-            raise StoreError(
-                f"run {run_id} stream {stream}: reference actions have shape {ref.shape}, "
-                f"expected {(n, *column_shape(act_spec))}"
-            )
-        if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
-            raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")
+        checked = {}
+        for stream, ref_actions in by_stream.items():
+            n = reader.length(stream)
+            ref = np.asarray(ref_actions, dtype=column_dtype(act_spec))
+            if ref.shape != (n, *column_shape(act_spec)):
+                raise StoreError(
+                    f"run {run_id} stream {stream}: reference actions have shape {ref.shape}, "
+                    f"expected {(n, *column_shape(act_spec))}"
+                )
+            if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
+                raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")
+            checked[stream] = ref
         group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
-        arr = group.create_array(
-            f"s{stream}/ref_actions",
-            shape=ref.shape,
-            dtype=ref.dtype,
-            chunks=group[f"s{stream}/actions"].chunks,
-            overwrite=True,
-        )
-        arr[...] = ref
         sums = dict(reader.meta["checksums"])
-        sums[f"s{stream}/ref_actions"] = hashlib.sha256(
-            np.ascontiguousarray(ref).tobytes()
-        ).hexdigest()
-        self.update_meta(run_id, {"checksums": sums})
+        for stream, ref in checked.items():
+            arr = group.create_array(
+                f"s{stream}/ref_actions",
+                shape=ref.shape,
+                dtype=ref.dtype,
+                chunks=group[f"s{stream}/actions"].chunks,
+                overwrite=True,
+            )
+            arr[...] = ref
+            sums[f"s{stream}/ref_actions"] = hashlib.sha256(
+                np.ascontiguousarray(ref).tobytes()
+            ).hexdigest()
+        self.update_meta(run_id, {**(meta_updates or {}), "checksums": sums})
 
 
 class RunReader:

@@ -74,7 +74,7 @@ def relabel_run(store: Store, run_id: str, batch_size: int = 4096, model: Any = 
         module, cls, _ = ALGORITHMS[meta["algorithm"]]
         algo = getattr(importlib.import_module(module), cls)
         model = algo.load(str(Path(store.path) / meta["policy_file"]), device="cpu")
-    n_total = 0
+    columns = {}
     for k in range(reader.num_streams):
         n = reader.length(k)
         parts = []
@@ -83,10 +83,9 @@ def relabel_run(store: Store, run_id: str, batch_size: int = 4096, model: Any = 
             actions, _ = model.predict(obs, deterministic=True)
             parts.append(np.asarray(actions).reshape(len(obs), *np.asarray(actions).shape[1:]))
         if n:
-            store.write_reference_actions(run_id, k, np.concatenate(parts))
-        n_total += n
-    store.update_meta(run_id, {"relabelled": True})
-    return n_total
+            columns[k] = np.concatenate(parts)
+    store.write_reference_columns(run_id, columns, {"relabelled": True})
+    return sum(reader.length(k) for k in range(reader.num_streams))
 
 
 def best_threshold(best: float, start: float, best_fraction: float = 0.95) -> float:
