@@ -45,8 +45,7 @@ def _rollout(env, seed: int, steps: int) -> tuple[list[np.ndarray], list[np.ndar
     env.action_space.seed(seed)
     first, escape = [_flat(obs)], None
     for t in range(steps + 1):
-        why = escape is None and outside(env.observation_space, obs)
-        if why:
+        if escape is None and (why := outside(env.observation_space, obs)):
             escape = f"observation {t} of a seeded episode: {why}"
         if t == steps:
             break
