@@ -138,12 +138,9 @@ def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:
 def _load_reference(store: Store, ref: Reference | None) -> Any:
     if ref is None:
         return None
-    import importlib
+    from ldm.refgen.candidates import algorithm_class
 
-    from ldm.refgen.candidates import ALGORITHMS
-
-    module, cls, _ = ALGORITHMS[ref.meta.algorithm]
-    return getattr(importlib.import_module(module), cls).load(
+    return algorithm_class(ref.meta.algorithm).load(
         str(store.path / ref.meta.extra["policy_file"]), device="cpu"
     )
 

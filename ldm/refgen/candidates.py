@@ -51,6 +51,15 @@ OFF_POLICY = {"DQN", "SAC", "TD3", "DDPG", "QRDQN", "TQC"}
 ADAM_DEFAULT = {"PPO", "DQN", "SAC", "TD3", "DDPG", "TQC", "TRPO"}
 
 
+def algorithm_class(algo: str) -> Any:
+    """The SB3 / SB3-Contrib class of an algorithm name (a key of ALGORITHMS), imported now:
+    what trains a candidate and what loads a saved policy both take it from here."""
+    import importlib
+
+    module, cls, _ = ALGORITHMS[algo]
+    return getattr(importlib.import_module(module), cls)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One algorithm/configuration pair."""
@@ -87,10 +96,7 @@ class Candidate:
             raise RefGenError(f"candidate {self.name!r}: n_envs must be >= 1")
 
     def algorithm_class(self) -> Any:
-        import importlib
-
-        module, cls, _ = ALGORITHMS[self.algo]
-        return getattr(importlib.import_module(module), cls)
+        return algorithm_class(self.algo)
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """`kwargs` as the algorithm is built with them: where the policy keeps SB3's default

@@ -67,13 +67,11 @@ def relabel_run(store: Store, run_id: str, batch_size: int = 4096, model: Any = 
     reader = store.open_run(run_id)
     meta = reader.meta
     if model is None:
-        import importlib
+        from ldm.refgen.candidates import algorithm_class
 
-        from ldm.refgen.candidates import ALGORITHMS
-
-        module, cls, _ = ALGORITHMS[meta["algorithm"]]
-        algo = getattr(importlib.import_module(module), cls)
-        model = algo.load(str(Path(store.path) / meta["policy_file"]), device="cpu")
+        model = algorithm_class(meta["algorithm"]).load(
+            str(Path(store.path) / meta["policy_file"]), device="cpu"
+        )
     columns = {}
     for k in range(reader.num_streams):
         n = reader.length(k)
