@@ -6,6 +6,7 @@ Imports ldm's hub modules; never an environment library.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
@@ -42,7 +43,7 @@ def record_checks(results: dict[str, list[str]], catalog_dir: str | None = None)
     missing = []
     for library, checks in by_library.items():
         spec = get_library(library, catalog_dir)
-        side = json.loads(json.dumps(_sidecar(str(spaces_path(spec)))))  # a copy to edit
+        side = copy.deepcopy(_sidecar(str(spaces_path(spec))))  # the cached one stays as read
         for rid, problems in checks.items():
             if rid not in side:
                 missing.append(f"{library}/{rid}")
