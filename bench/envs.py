@@ -8,15 +8,17 @@ baselines that live in a library's own venv run there as a subprocess stepped on
   Docker backends with 1 or 2 workers): process_vs_async, sandbox_vs_process and
   docker_vs_process (null with the reason when no Docker engine can run);
 - heavy: process_vs_inprocess_heavy (HalfCheetah, 8 envs: the hub / SyncVectorEnv in mujoco's
-  venv);
+  venv; the hub's best of `step` with 1 or 2 workers and of the first-ready loop `FirstReady`,
+  and `_step` for `step` alone);
 - catalog (`catalog_figures`): libraries, envs, envs_checked (envs whose check result
   discovery recorded) and discover_seconds_median (time of `ldm envs discover` per library,
   venv build included, as recorded by the last discovery of each library that records one);
 - overhead: overhead_us (per batch step of 8 CartPole envs, one worker: hub time minus
   in-process SyncVectorEnv time, framed and shared) and cpu_us_per_batch_step (CPU of client
   and workers per batch step: the figure load disturbs least);
-- image: image_vs_async_shm (ALE Pong, 8 envs, 64x64 frames: the hub with 2 or 8 workers /
-  AsyncVectorEnv(shared_memory=True) in the ale venv with the same resize);
+- image: image_vs_async_shm (ALE Pong, 8 envs, 64x64 frames: the hub's best of `step` with 2
+  or 8 workers and of the first-ready loop / AsyncVectorEnv(shared_memory=True) in the ale
+  venv with the same resize; `_step` for `step` alone);
 - refgen: refgen_steps_vs_dummy (SB3 PPO `ppo-8env` on CartPole x 8 recording into a store:
   steps/s through the hub / through SB3's in-process DummyVecEnv).
 section_seconds: each section's wall time (worker start-ups included), section_cpu_seconds
@@ -142,14 +144,53 @@ def catalog_figures() -> dict:
     }
 
 
+class FirstReady:
+    """The hub's EnvPool-style loop over 2 workers of 4 envs: actions go to every env, then
+    each `recv` takes the first worker's 4 envs that are ready and sends them their next
+    actions at once, so a worker never waits for the client or for the other worker. Every
+    counted step is a real env step; only the order of the workers' replies differs from
+    `step`."""
+
+    def __init__(self, env_id: str, workers: int = 2, batch: int = 4) -> None:
+        self.venv = E.make_vec(env_id, 8, workers=workers)
+        self.batch = batch
+
+    def measure(self, seconds: float) -> float:
+        v = self.venv
+        v.reset(seed=0)
+        actions = np.stack([v.single_action_space.sample() for _ in range(v.num_envs)])
+        v.send(actions)
+        for _ in range(20):  # warm-up
+            *_, ids = v.recv(min_envs=self.batch)
+            v.send(actions[ids], ids)
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            *_, ids = v.recv(min_envs=self.batch)
+            v.send(actions[ids], ids)
+            done += len(ids)
+        elapsed = time.perf_counter() - t0
+        v.recv()  # the steps still out: the next reset starts from a quiet vector env
+        return done / elapsed
+
+    def close(self) -> None:
+        self.venv.close()
+
+
 def hub_vs(key: str, env_id: str, baseline: tuple, secs: float, workers=(1, 2)) -> dict:
-    """8 envs of `env_id` through the hub (each worker count) against `baseline` (name, maker),
-    measured in turns: `key` is the best hub rate over the baseline's."""
+    """8 envs of `env_id` through the hub (`step` at each worker count, and the first-ready
+    loop over 2 workers) against `baseline` (name, maker), measured in turns: `key` is the
+    best hub rate over the baseline's; `{key}_step` the best of `step` alone."""
     name, make = baseline
     makers = {f"ldm{w}": lambda w=w: E.make_vec(env_id, 8, workers=w) for w in workers}
+    makers["ldm2_first_ready"] = lambda: FirstReady(env_id)
     res = interleaved({**makers, name: make}, 3 * secs)
     best = max(v for k, v in res.items() if k.startswith("ldm"))
-    return {key: round(best / res[name], 2), f"{key}_detail": _rounded(res)}
+    step = max(v for k, v in res.items() if k.startswith("ldm") and k[3:].isdigit())
+    return {
+        key: round(best / res[name], 2),
+        f"{key}_step": round(step / res[name], 2),
+        f"{key}_detail": _rounded(res),
+    }
 
 
 def process_vs_inprocess_heavy(secs: float) -> dict:
@@ -245,7 +286,7 @@ def interleaved(makers: dict, seconds: float, rounds: int = 3) -> dict[str, floa
         for _ in range(rounds):
             for name, v in venvs.items():
                 s = seconds / rounds
-                r = v.measure(s) if isinstance(v, LibraryBaseline) else steps_per_s(v, s)
+                r = v.measure(s) if hasattr(v, "measure") else steps_per_s(v, s)
                 best[name] = max(best[name], r)
         return best
     finally:

@@ -1,10 +1,13 @@
-"""Closing what a client forgot: connections still open at interpreter exit are closed then.
+"""Process lifetime: what a client forgot is closed at exit, and helper processes die with
+the process that started them.
 
 A script that never calls `close()` must exit normally and leave no worker, scratch directory
 or Ray actor behind. `track(conn)` (called by every process and Ray connection) keeps a weak
 reference; an `atexit` hook closes what is still open. It runs before the interpreter freezes
 its daemon threads, so no worker is left to a `__del__` at shutdown. A forked child that
-exits normally leaves its parent's connections alone.
+exits normally leaves its parent's connections alone. `die_with_parent` (the initializer of
+ldm's spawn pools: reference jobs, the references' evaluation) has the kernel stop such a
+process when its parent dies, even by SIGKILL.
 
 This module imports only the standard library.
 """
@@ -43,3 +46,19 @@ def close_all() -> None:
             conn.close()
         except Exception:  # noqa: BLE001 (at exit: close the others whatever one raises)
             pass
+
+
+def die_with_parent(parent: int) -> None:
+    """Process initializer: on Linux the kernel sends this process SIGTERM when `parent` (the
+    `ldm` process that started it) dies, even by SIGKILL, so no helper works on unseen (its
+    env workers follow it). Elsewhere a no-op: the parent's own clean-up still applies."""
+    import signal
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ldm.atomic import write_json_atomic
 from ldm.errors import EvalError, known_keys
 from ldm.eval.config import EvalConfig
 
@@ -237,7 +238,7 @@ class EvalResult:
     def save(self, path: str | Path) -> Path:
         """Write results.json (`path` is the file)."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=1))
+        write_json_atomic(path, self.to_json())
         return path
 
     @classmethod

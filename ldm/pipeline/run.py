@@ -16,6 +16,7 @@ Owns: `PipelineConfig` (the TOML file) and `run_pipeline`. Imports every stage, 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -194,41 +195,57 @@ def run_pipeline(
 def _evaluation_stage(
     cfg: PipelineConfig, stages: tuple[Any, Any, Any], eval_dir: Path, progress: bool
 ) -> EvalResult:
-    """The LDM by the protocol (its results kept at once), then the references beside it."""
+    """The LDM by the protocol (its results kept at once) and the references beside it, in a
+    helper process (ldm/pipeline/references.py)."""
     from ldm.eval import evaluate, write_report
     from ldm.eval.heldout import attach_heldout_accuracy
     from ldm.eval.report import attach_references
     from ldm.eval.report_media import attach_reference_clips
+    from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
+    from ldm.pipeline import references as R
 
     refgen_cfg, train_cfg, eval_cfg = stages
     checkpoint = str(Path(train_cfg.out) / "final")
     env_ids = refgen_cfg.envs or None
     title = f"{cfg.name}: one LDM across {{}} envs"
-    results = _finished_ldm_evaluation(eval_dir, checkpoint)
-    if results is None:
-        policy = LDMPolicy.from_pretrained(checkpoint)
-        results = evaluate(
-            policy,
-            env_ids,
-            cfg.store,
-            eval_cfg,
-            progress=progress,
-            video_dir=eval_dir / "clips",
-        )
-        results = replace(results, checkpoint=checkpoint)
-        results = attach_heldout_accuracy(results, train_cfg.out)
-        # the LDM's scores are kept before the references play: a crash or kill there
-        # reruns only the references' evaluation
-        write_report(results, eval_dir, title=title.format(len(results.envs)))
-    if eval_cfg.references:  # the references by the same protocol, beside the LDM
-        ref_dir = eval_dir / "references"
-        refs = evaluate(
-            None, env_ids, cfg.store, eval_cfg, progress=progress, video_dir=ref_dir / "clips"
-        )
-        write_report(refs, ref_dir, title=f"{cfg.name}: reference policies")
+    ref_dir = eval_dir / "references"
+    ref_title = f"{cfg.name}: reference policies"
+    refs = R.finished_references(ref_dir, cfg.store) if eval_cfg.references else None
+    if refs is not None:  # an earlier attempt's: its report may not have been written
+        write_report(refs, ref_dir, title=ref_title)
+    beside = None
+    if eval_cfg.references and refs is None:
+        args = (env_ids, cfg.store, eval_cfg, str(ref_dir), ref_title)
+        beside = R.Helper(R.evaluate_references, *args)
+        print("the references play by the same protocol in a helper process, beside the LDM")
+    with beside or contextlib.nullcontext():
+        results = _finished_ldm_evaluation(eval_dir, checkpoint)
+        if results is None:
+            policy = LDMPolicy.from_pretrained(checkpoint)
+            # one core is the helper's while it runs
+            with R.torch_threads(R.cores() - 1) if beside else contextlib.nullcontext():
+                results = evaluate(
+                    policy,
+                    env_ids,
+                    cfg.store,
+                    eval_cfg,
+                    progress=progress,
+                    video_dir=eval_dir / "clips",
+                )
+            results = replace(results, checkpoint=checkpoint)
+            results = attach_heldout_accuracy(results, train_cfg.out)
+            # the LDM's scores are kept before waiting for the references: a crash or kill
+            # there reruns only the references' evaluation
+            write_report(results, eval_dir, title=title.format(len(results.envs)))
+        if beside is not None:
+            if not beside.future.done():
+                print("waiting for the references' evaluation ...", flush=True)
+            beside.result()
+            refs = EvalResult.load(ref_dir / "results.json")
+    if refs is not None:  # the references by the same protocol, beside the LDM
         results = attach_reference_clips(attach_references(results, refs), refs)
     write_report(results, eval_dir, title=title.format(len(results.envs)))
     record_evaluation(checkpoint, results, headline(results.summary))

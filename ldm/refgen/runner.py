@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ldm.atomic import write_json_atomic
+from ldm.envs.lifetime import die_with_parent
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
 
@@ -128,7 +129,7 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=mp.get_context("spawn"),
-            initializer=_die_with_parent,
+            initializer=die_with_parent,
             initargs=(os.getpid(),),
         )
 
@@ -159,18 +160,3 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
         return ready
 
     return (lambda job: remote.remote(job)), collect_ray, (lambda abort: None)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Job-process initializer: on Linux the kernel sends it SIGTERM when the `ldm` process that
-    started it dies, even by SIGKILL, so no job trains on unseen (its env workers follow it)."""
-    import signal
-
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: run_jobs's own clean-up still applies
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,11 +1,16 @@
 """The evaluation stage keeps the LDM's scores before the references play: a crash in the
 references' evaluation (the suite's first full run lost its LDM scores that way) reruns only
-that part."""
+that part. The references play in a helper process (`Helper`): it returns what the function
+returns, raises what it raised, and does not outlive an interrupted stage."""
+
+import os
+import time
 
 import pytest
 import torch
 
 import ldm.eval as E
+import ldm.pipeline.references as R
 from ldm.eval import EvalConfig
 from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import summarise
@@ -42,7 +47,23 @@ def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, mon
             raise RuntimeError("a reference policy crashed")
         return _result("ldm" if policy is not None else "references", 90.0)
 
+    class InProcess(R.Helper):  # the fake evaluate is this process's: no helper process
+        def __enter__(self):
+            return self
+
+        def result(self):
+            return self.fn(*self.args)
+
+        def __exit__(self, *exc):
+            pass
+
+    class Done:
+        def done(self):
+            return True
+
+    InProcess.future = Done()
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
+    monkeypatch.setattr(R, "Helper", InProcess)
     with pytest.raises(RuntimeError, match="crashed"):
         run_pipeline(config, progress=False)
     kept = EvalResult.load(out / "eval" / "results.json")
@@ -54,3 +75,26 @@ def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, mon
     assert PipelineState(out).done("eval") and summary.scorable == 1
     final = EvalResult.load(out / "eval" / "results.json")
     assert final.env(ENV).reference_score == 90.0
+
+
+def test_the_helper_runs_in_another_process_and_raises_what_it_raised():
+    with R.Helper(os.getpid) as h:
+        assert h.result() != os.getpid()
+    with (
+        R.Helper(os.listdir, "/no/such/dir") as h,
+        pytest.raises(FileNotFoundError, match="no/such"),
+    ):
+        h.result()
+
+
+def test_an_interrupted_block_stops_the_helper():
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt), R.Helper(time.sleep, 60) as h:
+        time.sleep(1.0)  # the helper has started its work
+        pids = list(h.pool._processes)
+        assert pids
+        raise KeyboardInterrupt
+    assert time.perf_counter() - t0 < 20
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
