@@ -9,6 +9,9 @@
 # On a GPU machine set TORCH_SPEC to the build you want (e.g. TORCH_SPEC=torch).
 # uv (installed from PyPI into .venv) then installs the rest in seconds; ldm also uses
 # it to build each environment library's own isolated virtual environment.
+# --no-compile: pip would compile all of torch's Python files to bytecode (36.6 s of install
+# against 16.2 s without, measured on a fresh venv); uv compiles none either, and Python
+# writes the bytecode of what is imported on first import (3.4 s for `import torch`).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -32,7 +35,7 @@ unexport PYTHONDONTWRITEBYTECODE
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)" uv
+	$(PY) -m pip install -q --no-compile "$(TORCH_SPEC)" uv
 	$(UV) pip install -q --python $(PY) -e ".[dev]"
 	touch $@
 
