@@ -147,9 +147,9 @@ def catalog_figures() -> dict:
 class FirstReady:
     """The hub's EnvPool-style loop over 2 workers of 4 envs: actions go to every env, then
     each `recv` takes the first worker's 4 envs that are ready and sends them their next
-    actions at once, so a worker never waits for the client or for the other worker. Every
-    counted step is a real env step; only the order of the workers' replies differs from
-    `step`."""
+    actions at once, so while the client handles one worker's reply the other goes on
+    stepping (with `step` both wait for the slower one and for the client). Every counted
+    step is a real env step."""
 
     def __init__(self, env_id: str, workers: int = 2, batch: int = 4) -> None:
         self.venv = E.make_vec(env_id, 8, workers=workers)
