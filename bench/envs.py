@@ -185,7 +185,7 @@ def hub_vs(key: str, env_id: str, baseline: tuple, secs: float, workers=(1, 2)) 
     makers["ldm2_first_ready"] = lambda: FirstReady(env_id)
     res = interleaved({**makers, name: make}, 3 * secs)
     best = max(v for k, v in res.items() if k.startswith("ldm"))
-    step = max(v for k, v in res.items() if k.startswith("ldm") and k[3:].isdigit())
+    step = max(res[f"ldm{w}"] for w in workers)
     return {
         key: round(best / res[name], 2),
         f"{key}_step": round(step / res[name], 2),
