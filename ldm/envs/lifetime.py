@@ -5,9 +5,10 @@ A script that never calls `close()` must exit normally and leave no worker, scra
 or Ray actor behind. `track(conn)` (called by every process and Ray connection) keeps a weak
 reference; an `atexit` hook closes what is still open. It runs before the interpreter freezes
 its daemon threads, so no worker is left to a `__del__` at shutdown. A forked child that
-exits normally leaves its parent's connections alone. `die_with_parent` (the initializer of
-ldm's spawn pools: reference jobs, the references' evaluation) has the kernel stop such a
-process when its parent dies, even by SIGKILL.
+exits normally leaves its parent's connections alone. `spawn_pool` makes ldm's process pools
+(reference jobs, the references' evaluation): spawned processes that the kernel stops when
+their parent dies, even by SIGKILL (`die_with_parent`); `stop_pool` ends one, its running
+work too when asked.
 
 This module imports only the standard library.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import atexit
 import os
 import weakref
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 _LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -62,3 +64,25 @@ def die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes that die with this one (`die_with_parent`)."""
+    import multiprocessing as mp
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def stop_pool(pool: ProcessPoolExecutor, abort: bool) -> None:
+    """Shut `pool` down and wait for its processes; with `abort`, they are terminated first,
+    so work still running stops instead of going on writing (their env workers die with
+    them), and none is left when this returns."""
+    if abort:
+        for proc in list((pool._processes or {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -126,10 +126,10 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
 def write_report(
     results: EvalResult, out: str | Path, title: str = "LDM evaluation"
 ) -> dict[str, Path]:
-    """Write results.json, threshold_curve.png, libraries.json and report.html into `out`."""
+    """Write threshold_curve.png, libraries.json, report.html and, last, results.json into
+    `out`: where results.json is, the whole report is (a resumed `ldm run` keeps it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results.save(out / "results.json")
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
@@ -172,6 +172,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 {media_sections(results, out)}
 </body></html>"""
     (out / "report.html").write_text(page)
+    results.save(out / "results.json")
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}
 
 

@@ -8,11 +8,12 @@ two instead of their sum (the quickstart on 2 cores: 136 s against 133 + 50 s on
 other). The threads are split, never doubled: two processes of 2 torch threads on 2 cores spin
 against each other and took 323 s for the same work (docs/benchmarks.md, "Evaluation").
 
-The helper dies with the `ldm` process (`die_with_parent`), its env workers with it; its
-results.json is written atomically, so a killed stage leaves either the references' whole
-results (kept by the rerun) or none.
+The helper dies with the `ldm` process (`spawn_pool`), its env workers with it; its report
+is written with results.json last and atomically, so a killed stage leaves either the
+references' whole results (kept by the rerun) or none.
 
-Owns: `Helper` (a function in a helper process), `evaluate_references`, `torch_threads`.
+Owns: `Helper` (a function in a helper process), `evaluate_references`, `torch_threads`,
+`cores`.
 Imports ldm.envs.lifetime, ldm.eval and torch (the last two lazily); imported only by
 ldm.pipeline.run.
 """
@@ -22,12 +23,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ldm.envs.lifetime import die_with_parent
+from ldm.envs.lifetime import spawn_pool, stop_pool
 from ldm.errors import EvalError
 
 if TYPE_CHECKING:
@@ -55,17 +55,6 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def finished_references(ref_dir: Path, store: str) -> EvalResult | None:
-    """The references' results an earlier attempt of the stage wrote for this store, or None."""
-    from ldm.eval.results import EvalResult
-
-    path = ref_dir / "results.json"
-    if not path.exists():
-        return None
-    results = EvalResult.load(path)
-    return results if results.policy == "references" and results.store == store else None
-
-
 class Helper:
     """`with Helper(fn, *args) as h:` runs `fn(*args)` (a module-level function) in a spawned
     helper process that dies with this one; `h.result()` waits for its return value and raises
@@ -76,16 +65,12 @@ class Helper:
         self.fn, self.args = fn, args
 
     def __enter__(self) -> Helper:
-        import multiprocessing as mp
-
-        self.pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=mp.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        )
+        self.pool = spawn_pool(1)
         self.future = self.pool.submit(self.fn, *self.args)
         return self
+
+    def done(self) -> bool:
+        return self.future.done()
 
     def result(self) -> Any:
         try:
@@ -97,17 +82,14 @@ class Helper:
             ) from None
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is not None or not self.future.done():
-            for proc in list((self.pool._processes or {}).values()):
-                proc.terminate()  # its env workers die with it
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        stop_pool(self.pool, abort=exc_type is not None or not self.done())
 
 
 def evaluate_references(
     env_ids: list[str] | None, store: str, cfg: Any, ref_dir: str, title: str
-) -> None:
+) -> EvalResult:
     """The helper's work: the store's references by the protocol (one torch thread), their
-    report in `ref_dir`."""
+    report in `ref_dir`; the results go back to the stage."""
     from ldm.eval import evaluate, write_report
 
     with torch_threads(1):
@@ -115,3 +97,4 @@ def evaluate_references(
             None, env_ids, store, cfg, progress=False, video_dir=Path(ref_dir) / "clips"
         )
     write_report(refs, ref_dir, title=title)
+    return refs

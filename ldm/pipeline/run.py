@@ -201,7 +201,6 @@ def _evaluation_stage(
     from ldm.eval.heldout import attach_heldout_accuracy
     from ldm.eval.report import attach_references
     from ldm.eval.report_media import attach_reference_clips
-    from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
     from ldm.model import LDMPolicy
     from ldm.model.card import record_evaluation
@@ -212,17 +211,14 @@ def _evaluation_stage(
     env_ids = refgen_cfg.envs or None
     title = f"{cfg.name}: one LDM across {{}} envs"
     ref_dir = eval_dir / "references"
-    ref_title = f"{cfg.name}: reference policies"
-    refs = R.finished_references(ref_dir, cfg.store) if eval_cfg.references else None
-    if refs is not None:  # an earlier attempt's: its report may not have been written
-        write_report(refs, ref_dir, title=ref_title)
+    refs = _finished(ref_dir, "references", store=cfg.store) if eval_cfg.references else None
     beside = None
     if eval_cfg.references and refs is None:
-        args = (env_ids, cfg.store, eval_cfg, str(ref_dir), ref_title)
+        args = (env_ids, cfg.store, eval_cfg, str(ref_dir), f"{cfg.name}: reference policies")
         beside = R.Helper(R.evaluate_references, *args)
         print("the references play by the same protocol in a helper process, beside the LDM")
     with beside or contextlib.nullcontext():
-        results = _finished_ldm_evaluation(eval_dir, checkpoint)
+        results = _finished(eval_dir, "ldm", checkpoint=checkpoint)
         if results is None:
             policy = LDMPolicy.from_pretrained(checkpoint)
             # one core is the helper's while it runs
@@ -241,10 +237,9 @@ def _evaluation_stage(
             # there reruns only the references' evaluation
             write_report(results, eval_dir, title=title.format(len(results.envs)))
         if beside is not None:
-            if not beside.future.done():
+            if not beside.done():
                 print("waiting for the references' evaluation ...", flush=True)
-            beside.result()
-            refs = EvalResult.load(ref_dir / "results.json")
+            refs = beside.result()
     if refs is not None:  # the references by the same protocol, beside the LDM
         results = attach_reference_clips(attach_references(results, refs), refs)
     write_report(results, eval_dir, title=title.format(len(results.envs)))
@@ -252,16 +247,18 @@ def _evaluation_stage(
     return results
 
 
-def _finished_ldm_evaluation(eval_dir: Path, checkpoint: str) -> EvalResult | None:
-    """The LDM's results of an evaluation stage that stopped later (in the references'
-    evaluation), when they are of this checkpoint; None otherwise."""
+def _finished(directory: Path, policy: str, **match: str) -> EvalResult | None:
+    """The results an earlier attempt of the evaluation stage wrote into `directory`, when
+    they are `policy`'s and their fields equal `match` (the LDM's checkpoint, the references'
+    store); None otherwise. write_report writes results.json last, so its report is whole."""
     from ldm.eval.results import EvalResult
 
-    path = eval_dir / "results.json"
+    path = directory / "results.json"
     if not path.exists():
         return None
     results = EvalResult.load(path)
-    return results if results.policy == "ldm" and results.checkpoint == checkpoint else None
+    same = results.policy == policy and all(getattr(results, k) == v for k, v in match.items())
+    return results if same else None
 
 
 def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:

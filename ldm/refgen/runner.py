@@ -15,13 +15,13 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ldm.atomic import write_json_atomic
-from ldm.envs.lifetime import die_with_parent
+from ldm.envs.lifetime import spawn_pool, stop_pool
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
 
@@ -124,25 +124,14 @@ def _ray_get(ref: Any) -> JobResult:
 
 def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
     if runner == "local":
-        import multiprocessing as mp
-
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        )
+        pool = spawn_pool(workers)
 
         def collect(futs: list) -> list:
             done, _ = wait(futs, return_when=FIRST_COMPLETED)
             return list(done)
 
-        def close(abort: bool) -> None:
-            if abort:  # a job process left running would go on writing into the store
-                for proc in list((pool._processes or {}).values()):
-                    proc.terminate()
-            pool.shutdown(wait=not abort, cancel_futures=True)
-
+        # aborted: a job process left running would go on writing into the store
+        close = lambda abort: stop_pool(pool, abort)  # noqa: E731
         return (lambda job: pool.submit(_attempt, job)), collect, close
     try:
         import ray

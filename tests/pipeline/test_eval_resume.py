@@ -51,17 +51,15 @@ def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, mon
         def __enter__(self):
             return self
 
+        def done(self):
+            return True
+
         def result(self):
             return self.fn(*self.args)
 
         def __exit__(self, *exc):
             pass
 
-    class Done:
-        def done(self):
-            return True
-
-    InProcess.future = Done()
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
     monkeypatch.setattr(R, "Helper", InProcess)
     with pytest.raises(RuntimeError, match="crashed"):
