@@ -65,6 +65,12 @@ class RefGenConfig:
     its action kind that have not run there), relabel and curate them among themselves, and
     take those that pass. It costs only on envs whose references failed (a library ranked on
     other envs can pick a candidate that does not learn this one). 0 = off."""
+    fallback_seeds: int = 0
+    """With those fallbacks, also train the first this-many compatible candidates of the
+    env's ranking order again with a seed the config does not use (`seeds`), at the env's
+    reference budget: an env the library was ranked on has no untried candidate, and a run
+    whose curation t-test missed by a little (p = 0.05-0.07) often passes with another seed.
+    Same rule for every env; it costs only where an env has no passing run. 0 = off."""
     min_episodes: int = 0
     """Episodes every run must finish (its streams together) before it stops: a run takes
     max(budget, the transitions of its first `min_episodes` episodes), so long-horizon envs
@@ -89,8 +95,9 @@ class RefGenConfig:
         ):
             if getattr(self, name) < 1:
                 raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.fallback_candidates < 0:
-            raise RefGenError(f"fallback_candidates must be >= 0, got {self.fallback_candidates}")
+        for name in ("fallback_candidates", "fallback_seeds"):
+            if getattr(self, name) < 0:
+                raise RefGenError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.min_episodes < 0 or self.max_budget_factor < 1:
             raise RefGenError(
                 f"min_episodes must be >= 0 (got {self.min_episodes}) and max_budget_factor "

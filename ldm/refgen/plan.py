@@ -202,23 +202,28 @@ def plan_fallbacks(
     """The reference jobs that stand in for an env of `plan` whose references all failed
     curation and none of whose ranking runs passed: the next `cfg.fallback_candidates`
     compatible candidates, in the ranking's order for the env's action kind, that the plan
-    has not run on it (one seed each, at the env's reference budget). Empty where every
-    compatible candidate already ran there (an env candidates were ranked on)."""
+    has not run on it (one seed each; none where every compatible candidate already ran
+    there, as on an env candidates were ranked on), then the first `cfg.fallback_seeds`
+    compatible candidates in that order again with seed `cfg.seeds` (one the plan does not
+    use); all at the env's reference budget."""
     tried = {j.candidate.name for j in plan.jobs if j.env_id == env_id}
     ok = {c.name for c in compatible(pool, env_id, spaces)[0]}
-    names = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if n in ok and n not in tried]
+    order = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if n in ok]
+    untried = [n for n in order if n not in tried][: cfg.fallback_candidates]
+    reseeded = order[: cfg.fallback_seeds]
     by_name = {c.name: c for c in pool}
     budget = cfg.budgets.get(env_id, cfg.train_budget)
     return [
-        _job(cfg, "train", env_id, plan.library, by_name[n], budget, 0, store)
-        for n in names[: cfg.fallback_candidates]
+        _job(cfg, "train", env_id, plan.library, by_name[n], budget, seed, store)
+        for names, seed in ((untried, 0), (reseeded, cfg.seeds))
+        for n in names
     ]
 
 
 def fallback_jobs_max(cfg: RefGenConfig, store: str, spaces: SpacesFn = _catalog_spaces) -> int:
     """The most fallback jobs the config can add (every env's references failing curation):
     how many candidates `plan_fallbacks` names per env does not depend on the ranking."""
-    if not cfg.fallback_candidates:
+    if not (cfg.fallback_candidates or cfg.fallback_seeds):
         return 0
     pool = load_pool(cfg.pool, cfg.candidates)
     count = 0

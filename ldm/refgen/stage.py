@@ -189,11 +189,11 @@ def train_fallbacks(
     progress: bool = True,
 ) -> dict[str, list[str]]:
     """Envs still without a passing run after `fallback_references` train the candidates the
-    planner's `plan_fallbacks` names (`cfg.fallback_candidates` of them at most); their runs are
+    planner's `plan_fallbacks` names (untried candidates and new seeds); their runs are
     relabelled and curated among themselves, and those that pass become references. One
     batch of jobs for all such envs; resumable like every job. Updates `verdicts` and
     `references`; returns env -> the fallback runs that passed."""
-    if not cfg.fallback_candidates:
+    if not (cfg.fallback_candidates or cfg.fallback_seeds):
         return {}
     jobs = []
     for env_id in _failed_envs(store.runs(), references, verdicts):

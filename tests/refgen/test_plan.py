@@ -229,3 +229,52 @@ def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passe
     assert made == made_before
     with pytest.raises(RefGenError, match="fallback_candidates must be >= 0"):
         RefGenConfig(envs=[pend], fallback_candidates=-1)
+
+
+@pytest.mark.parametrize("reseeds", [0, 1, 2])
+def test_an_env_ranked_on_whose_runs_all_fail_trains_its_top_candidates_with_a_new_seed(
+    monkeypatch, tmp_path, reseeds
+):
+    """Pendulum is its library's only env: both candidates ranked on it, so no candidate is
+    left untried. Neither seed-0 run learns; with `fallback_seeds` the first candidates of
+    the ranking are trained again with seed 1 (a seed the config does not use), and those
+    that learn become its references."""
+    from ldm.refgen.stage import run_refgen
+
+    pend = "classic-control/Pendulum-v1"
+    cfg = RefGenConfig(
+        envs=[pend], candidates=["a2c-8env", "sac-4env"], rank_envs=1, top_n=1,
+        rank_budget=1000, train_budget=1000, fallback_candidates=2, fallback_seeds=reseeds,
+        workers=1,
+    )  # fmt: skip
+    store = Store(tmp_path / "s")
+    made: dict[str, JobResult] = {}
+
+    def fake_run_jobs(jobs, *a, **k):
+        for j in jobs:
+            if j.key not in made:
+                up = j.seed == 1  # only a new seed learns
+                returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
+                rid = _fake_run(store, j.env_id, returns)
+                made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
+        return {j.key: made[j.key] for j in jobs}
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    # the dry run's bound: no untried candidate, `reseeds` of the 2 compatible ones again
+    assert fallback_jobs_max(cfg, str(store.path)) == reseeds
+    summary = run_refgen(cfg, str(store.path), progress=False)
+    lib = summary.libraries["classic-control"]
+    order = list(next(iter(lib.ranking_by_action_kind.values()), lib.ranking))
+    reseeded = {r.job.candidate.name: r.run_id for r in made.values() if r.job.seed == 1}
+    assert sorted(reseeded) == sorted(order[:reseeds])  # the ranking's first ones
+    assert all(r.job.phase == "train" for r in made.values() if r.job.seed == 1)
+    if reseeds:
+        assert summary.fallbacks == {pend: tuple(sorted(reseeded.values()))}
+        assert all(store.runs()[r].verdict == "pass" for r in reseeded.values())
+    else:
+        assert summary.fallbacks == {}
+    made_before = dict(made)  # a resumed stage trains nothing new
+    assert run_refgen(cfg, str(store.path), progress=False).fallbacks == summary.fallbacks
+    assert made == made_before
+    with pytest.raises(RefGenError, match="fallback_seeds must be >= 0"):
+        RefGenConfig(envs=[pend], fallback_seeds=-1)
