@@ -78,6 +78,11 @@ class RefGenConfig:
     max_budget_factor: float = 4.0
     """Hard limit of a run with `min_episodes`, as a multiple of its transition budget."""
 
+    @property
+    def falls_back(self) -> bool:
+        """Whether envs without a passing run get fallback jobs (candidates or seeds)."""
+        return bool(self.fallback_candidates or self.fallback_seeds)
+
     def __post_init__(self) -> None:
         if not self.envs and not self.libraries:
             raise RefGenError("RefGenConfig needs `envs` or `libraries`")

@@ -223,7 +223,7 @@ def plan_fallbacks(
 def fallback_jobs_max(cfg: RefGenConfig, store: str, spaces: SpacesFn = _catalog_spaces) -> int:
     """The most fallback jobs the config can add (every env's references failing curation):
     how many candidates `plan_fallbacks` names per env does not depend on the ranking."""
-    if not (cfg.fallback_candidates or cfg.fallback_seeds):
+    if not cfg.falls_back:
         return 0
     pool = load_pool(cfg.pool, cfg.candidates)
     count = 0

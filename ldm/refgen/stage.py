@@ -193,7 +193,7 @@ def train_fallbacks(
     relabelled and curated among themselves, and those that pass become references. One
     batch of jobs for all such envs; resumable like every job. Updates `verdicts` and
     `references`; returns env -> the fallback runs that passed."""
-    if not (cfg.fallback_candidates or cfg.fallback_seeds):
+    if not cfg.falls_back:
         return {}
     jobs = []
     for env_id in _failed_envs(store.runs(), references, verdicts):

@@ -170,6 +170,25 @@ def test_budgets_of_envs_the_stage_does_not_run_are_refused(name):
         RefGenConfig(envs=["classic-control/CartPole-v1"], **{name: {"x/y": 0}})
 
 
+def _fake_run_jobs(store, learns, made: dict, ran: list | None = None):
+    """A stand-in for the runner: each new job records a run whose returns climb when
+    `learns(job)` and stay flat otherwise; a rerun finds its committed run (as the runner's
+    manifest does). `made` collects the results by job key, `ran` every key asked for."""
+
+    def run_jobs(jobs, *a, **k):
+        for j in jobs:
+            if ran is not None:
+                ran.append(j.key)
+            if j.key not in made:
+                up = learns(j)
+                returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
+                rid = _fake_run(store, j.env_id, returns)
+                made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
+        return {j.key: made[j.key] for j in jobs}
+
+    return run_jobs
+
+
 @pytest.mark.parametrize("fallbacks", [0, 1, 2])
 def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passes(
     monkeypatch, tmp_path, fallbacks
@@ -189,18 +208,8 @@ def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passe
     learned = {("a2c-8env", "classic-control/CartPole-v1"), ("sac-4env", pend)}
     made: dict[str, JobResult] = {}
     ran: list[str] = []
-
-    def fake_run_jobs(jobs, *a, **k):
-        for j in jobs:
-            ran.append(j.key)
-            if j.key not in made:  # a rerun finds its committed run (the runner's manifest)
-                up = (j.candidate.name, j.env_id) in learned
-                returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
-                rid = _fake_run(store, j.env_id, returns)
-                made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
-        return {j.key: made[j.key] for j in jobs}
-
-    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    learns = lambda j: (j.candidate.name, j.env_id) in learned  # noqa: E731
+    monkeypatch.setattr(stage, "run_jobs", _fake_run_jobs(store, learns, made, ran))
     # the dry run's bound: Pendulum has two untried candidates, CartPole (ranked on) none
     assert fallback_jobs_max(cfg, str(store.path)) == fallbacks
     summary = run_refgen(cfg, str(store.path), progress=False)
@@ -249,17 +258,8 @@ def test_an_env_ranked_on_whose_runs_all_fail_trains_its_top_candidates_with_a_n
     )  # fmt: skip
     store = Store(tmp_path / "s")
     made: dict[str, JobResult] = {}
-
-    def fake_run_jobs(jobs, *a, **k):
-        for j in jobs:
-            if j.key not in made:
-                up = j.seed == 1  # only a new seed learns
-                returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
-                rid = _fake_run(store, j.env_id, returns)
-                made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
-        return {j.key: made[j.key] for j in jobs}
-
-    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    # only a new seed learns
+    monkeypatch.setattr(stage, "run_jobs", _fake_run_jobs(store, lambda j: j.seed == 1, made))
     # the dry run's bound: no untried candidate, `reseeds` of the 2 compatible ones again
     assert fallback_jobs_max(cfg, str(store.path)) == reseeds
     summary = run_refgen(cfg, str(store.path), progress=False)
