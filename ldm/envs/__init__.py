@@ -10,6 +10,7 @@ Importing this package pulls in neither torch nor any environment library.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, get_args
 
 from ldm.envs.registry import EnvInfo, catalog_spaces, list_envs, resolve_env_id
@@ -24,6 +25,7 @@ __all__ = [
     "env_spaces",
     "list_envs",
     "resolve_env_id",
+    "episode_step_limit",
     "EnvInfo",
 ]
 
@@ -93,6 +95,21 @@ def sb3_vec_env(
     return HubVecEnv(
         make_vec(env_id, num_envs, backend=backend, workers=workers, sandbox=sandbox, **make_kwargs)
     )
+
+
+def episode_step_limit(env_id: str, longest_episode: int, factor: float) -> int | None:
+    """A per-episode step limit for playing an env: `factor` x the longest episode seen
+    (e.g. a reference run's), or None where the catalog declares a time limit at least as
+    short for the env (the limit given to the worker would replace the declared one, so it
+    applies only where it is shorter), or where `factor` or `longest_episode` is 0."""
+    if not factor or longest_episode < 1:
+        return None
+    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+
+    limit = max(1, int(math.ceil(factor * longest_episode)))
+    spec, rid = resolve_env_id(env_id)
+    declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)
+    return limit if declared is None or limit < declared else None
 
 
 def env_spaces(env_id: str, backend: Backend = "process") -> tuple[SpaceSpec, SpaceSpec]:

@@ -121,18 +121,10 @@ def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:
     catalog declares a shorter time limit for the env)."""
     if ref is None or not cfg.episode_limit_factor:
         return None
-    lengths = [e.length for e in ref.meta.episodes]
-    if not lengths:
-        return None
-    limit = max(1, int(np.ceil(cfg.episode_limit_factor * max(lengths))))
-    # a time limit the catalog declares for the env stays in force (the protocol's limit
-    # would replace it): the protocol's own applies only where it is shorter
-    from ldm.envs import resolve_env_id
-    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+    from ldm.envs import episode_step_limit as limit_for
 
-    spec, rid = resolve_env_id(ref.meta.env_id)
-    declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)
-    return limit if declared is None or limit < declared else None
+    lengths = [e.length for e in ref.meta.episodes]
+    return limit_for(ref.meta.env_id, max(lengths, default=0), cfg.episode_limit_factor)
 
 
 def _load_reference(store: Store, ref: Reference | None) -> Any:

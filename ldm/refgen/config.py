@@ -77,6 +77,15 @@ class RefGenConfig:
     give curation's t-test enough episodes (>= 20 gives >= 2 in the first 10%). 0 = off."""
     max_budget_factor: float = 4.0
     """Hard limit of a run with `min_episodes`, as a multiple of its transition budget."""
+    check_episodes: int = 0
+    """Episodes every run's final policy plays with its deterministic actions (the ones
+    relabelled into the store) after training, on seeds training did not use
+    (ldm/refgen/check.py). 0 = no check."""
+    check_floor: float = 0.0
+    """Curation fails a run whose check scores below this percentage of its own training
+    improvement, 100 x (check - first 10%) / (last 10% - first 10%): a reference whose
+    deterministic policy does not play what its training returns promise (the fallbacks then
+    replace it). Read only where runs were checked (`check_episodes` > 0)."""
 
     @property
     def falls_back(self) -> bool:
@@ -100,7 +109,7 @@ class RefGenConfig:
         ):
             if getattr(self, name) < 1:
                 raise RefGenError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("fallback_candidates", "fallback_seeds"):
+        for name in ("fallback_candidates", "fallback_seeds", "check_episodes"):
             if getattr(self, name) < 0:
                 raise RefGenError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.min_episodes < 0 or self.max_budget_factor < 1:
@@ -114,6 +123,11 @@ class RefGenConfig:
                 raise RefGenError(f"{name} must be >= 1 transitions, got {bad}")
         if not 0 < self.alpha < 1 or not 0 < self.best_fraction <= 1:
             raise RefGenError("alpha must be in (0, 1) and best_fraction in (0, 1]")
+        if self.check_floor > 100:
+            raise RefGenError(
+                f"check_floor is a percentage of a run's own improvement, at most 100 (got "
+                f"{self.check_floor}); set it to e.g. 0 (above its first 10%) or 50"
+            )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RefGenConfig:

@@ -5,12 +5,14 @@
 - `relabel_run`: the final policy, deterministic, in large batches over every recorded
   observation -> the reference-action column.
 - `curate_env`: mark (never delete) runs without significant improvement (first vs last 10%
-  of training episodes) and runs below 95% of the best run on the same env.
+  of training episodes), runs below 95% of the best run on the same env, and, with a
+  `check_floor`, runs whose deterministic policy played below that share of their own
+  improvement (the check of ldm/refgen/check.py).
 
 Owns: the significance test, relabelling and the curation verdicts (written as `Curation`
-records through the store). Imports numpy, scipy (lazily), ldm.data and the SB3 classes via
-ldm.refgen.candidates; must not import ldm.envs (relabelling replays recorded observations),
-ldm.model or later parts.
+records through the store), the score of the deterministic check. Imports numpy, scipy
+(lazily), ldm.data and the SB3 classes via ldm.refgen.candidates; must not import ldm.envs
+(relabelling replays recorded observations), ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -100,15 +102,27 @@ def best_threshold(best: float, start: float, best_fraction: float = 0.95) -> fl
     return best - (1.0 - best_fraction) * span
 
 
+def check_score(check_returns: Any, first: Any, last: Any) -> float | None:
+    """A deterministic check's mean return as a percentage of the run's own improvement,
+    100 x (check - first 10%) / (last 10% - first 10%), the protocol's formula; None where
+    the training returns did not move (no scale to read it on)."""
+    lo, hi = float(np.mean(first)), float(np.mean(last))
+    if np.isclose(hi, lo):
+        return None
+    return 100.0 * (float(np.mean(check_returns)) - lo) / (hi - lo)
+
+
 def curate_env(
     store: Store,
     env_id: str,
     alpha: float = 0.05,
     best_fraction: float = 0.95,
     only: set[str] | None = None,
+    check_floor: float | None = None,
 ) -> dict[str, Curation]:
     """Curation verdicts for the runs of an env (or those of them in `only`); written into
-    each run's metadata."""
+    each run's metadata. With `check_floor`, a run with `check_returns` whose check scores
+    below it fails (a run without them, recorded unchecked, is not judged on it)."""
     runs = {r: e for r, e in store.runs(env_id=env_id).items() if only is None or r in only}
     metas = {rid: store.open_run(rid).meta for rid in runs}
     finals = {
@@ -138,6 +152,16 @@ def curate_env(
             if finals[rid] < threshold:
                 reasons.append(
                     f"final return {finals[rid]:.4g} below {best_fraction:.0%} of the best run ({best:.4g})"
+                )
+            checked = m.get("check_returns")
+            score = (
+                check_score(checked, first, last) if checked and check_floor is not None else None
+            )
+            if score is not None and score < check_floor:
+                reasons.append(
+                    f"its deterministic policy scored {score:.0f}% of its training improvement "
+                    f"in {len(checked)} episodes (mean {np.mean(checked):.4g}; floor "
+                    f"{check_floor:g}%)"
                 )
         if not m.get("relabelled"):
             reasons.append("not relabelled")

@@ -49,10 +49,15 @@ class Job:
     """Episodes (all streams together) the run must finish before it stops; 0 = none."""
     max_budget: int = 0
     """Hard limit in transitions when `min_episodes` keeps a run going (0 = `budget`)."""
+    check_episodes: int = 0
+    """Episodes the final policy plays deterministically after training (the run's
+    `check_returns`, read by curation; ldm/refgen/check.py); 0 = no check."""
 
     def __post_init__(self) -> None:
-        if self.budget < 1 or self.min_episodes < 0:
-            raise RefGenError(f"job {self.key}: budget must be >= 1 and min_episodes >= 0")
+        if self.budget < 1 or self.min_episodes < 0 or self.check_episodes < 0:
+            raise RefGenError(
+                f"job {self.key}: budget must be >= 1, min_episodes and check_episodes >= 0"
+            )
         if self.max_budget and self.max_budget < self.budget:
             raise RefGenError(
                 f"job {self.key}: max_budget {self.max_budget} is below the budget {self.budget}"
@@ -149,12 +154,24 @@ def run_job(job: Job) -> JobResult:
                 "budget or declare a time limit for the env"
             )
         if writer is not None:
+            checked = {}
+            if job.check_episodes:
+                from ldm.refgen.check import play_deterministic
+
+                checked["check_returns"] = play_deterministic(
+                    model, job.env_id, job.check_episodes, job.seed, venv.longest_episode,
+                    job.backend,
+                )  # fmt: skip
             path = policy_path(job.store, job.run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(str(path.with_suffix(".tmp.zip")))
             path.with_suffix(".tmp.zip").replace(path)
             writer.commit(
-                {"train_seconds": seconds, "policy_file": str(path.relative_to(job.store))}
+                {
+                    "train_seconds": seconds,
+                    "policy_file": str(path.relative_to(job.store)),
+                    **checked,
+                }
             )
             # relabelled here, by the model in memory, in parallel with the other jobs: the
             # stage would load every policy again, one run after another (~1-2 s each here);
@@ -219,7 +236,7 @@ class JobResult:
             return d if self.tries is None else {**d, "tries": self.tries}
         return {
             "status": "done",
-            "job": asdict(self.job) if self.job is not None else None,
+            "job": _job_dict(self.job) if self.job is not None else None,
             "run_id": self.run_id,
             "final_returns": list(self.final_returns),
             "first_returns": list(self.first_returns),
@@ -242,6 +259,15 @@ class JobResult:
                 "first_returns": tuple(d.get("first_returns", ())),
             }
         )
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    """A job as jobs.json holds it; an unchecked job's entry is what it was before jobs had
+    checks (files written by earlier versions stay the same when a stage resumes)."""
+    d = asdict(job)
+    if not d["check_episodes"]:
+        del d["check_episodes"]
+    return d
 
 
 def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:

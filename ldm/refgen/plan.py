@@ -124,6 +124,7 @@ def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate,
         cfg.backend,
         min_episodes=cfg.min_episodes,
         max_budget=int(budget * cfg.max_budget_factor) if cfg.min_episodes else 0,
+        check_episodes=cfg.check_episodes,
     )
 
 

@@ -160,7 +160,7 @@ def fallback_references(
             if e.env_id == env_id and r in ranking_runs and r not in references
         }
         relabel_runs(store, others, f"fallback {env_id}", progress)
-        fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=others)
+        fallback = curate_env_references(store, env_id, others, cfg)
         verdicts.update(fallback)
         passed = sorted(r for r, v in fallback.items() if v.verdict == "pass")
         references |= set(fallback)
@@ -214,7 +214,7 @@ def train_fallbacks(
         if not new:
             continue
         relabel_runs(store, new, f"fallback {env_id}", progress)
-        fallback = curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=new)
+        fallback = curate_env_references(store, env_id, new, cfg)
         verdicts.update(fallback)
         references |= set(fallback)
         passed = sorted(r for r, v in fallback.items() if v.verdict == "pass")
@@ -226,8 +226,10 @@ def train_fallbacks(
 def curate_env_references(
     store: Store, env_id: str, references: set[str], cfg: RefGenConfig
 ) -> dict[str, Curation]:
-    """Curate the reference runs of one env (ranking-only runs stay excluded)."""
-    return curate_env(store, env_id, cfg.alpha, cfg.best_fraction, only=references)
+    """Curate the reference runs of one env (ranking-only runs stay excluded) by the
+    config's rules (its check floor where runs are checked)."""
+    floor = cfg.check_floor if cfg.check_episodes else None
+    return curate_env(store, env_id, cfg.alpha, cfg.best_fraction, references, floor)
 
 
 def print_summary(summary: RefGenSummary) -> None:

@@ -93,3 +93,28 @@ def test_a_job_relabels_its_run_with_the_policy_it_saved(tmp_path):
     # a deterministic policy: the labels are not just the actions the run took
     taken = np.concatenate([reader.read(k, "actions") for k in range(reader.num_streams)])
     assert (np.concatenate(by_job) != taken).any()
+
+
+def test_a_checked_job_plays_its_deterministic_policy_within_the_step_limit(tmp_path):
+    """With check_episodes, the job's committed run holds that many returns of its final
+    policy's deterministic play, each episode cut at 3 x the longest training episode."""
+    from ldm.data import Store
+    from ldm.envs import episode_step_limit
+    from ldm.refgen.candidates import load_pool
+    from ldm.refgen.check import CHECK_LIMIT_FACTOR
+    from ldm.refgen.jobs import run_job
+
+    cand = {c.name: c for c in load_pool()}["ppo-8env"]
+    store_dir = str(tmp_path / "s")
+    job = Job("train", "classic-control/CartPole-v1", "classic-control", cand, 512, 0,
+              store_dir, check_episodes=3)  # fmt: skip
+    out = run_job(job)
+    meta = Store(store_dir).open_run(out.run_id).meta
+    longest = max(e["length"] for e in meta["episodes"])
+    checked = meta["check_returns"]
+    assert len(checked) == 3  # CartPole pays 1 a step: a return is the episode's length
+    assert all(1 <= r <= CHECK_LIMIT_FACTOR * longest for r in checked)
+    # the limit: 3 x the longest episode, unless the catalog declares a shorter one
+    assert episode_step_limit("classic-control/CartPole-v1", 10, 3.0) == 30
+    assert episode_step_limit("classic-control/CartPole-v1", 10, 0.0) is None
+    assert episode_step_limit("classic-control/CartPole-v1", 0, 3.0) is None

@@ -124,6 +124,42 @@ def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
     assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
 
 
+def test_curation_fails_a_run_whose_deterministic_check_plays_below_the_floor(tmp_path):
+    """A run that learned (0 -> 100 while training) but whose deterministic policy plays like
+    its first episodes fails at a floor of 50%; one that plays near its last episodes passes;
+    a run recorded without a check is not judged on it; no floor, no check."""
+    from ldm.refgen import RefGenConfig
+    from ldm.refgen.stage import curate_env_references
+
+    store = Store(tmp_path / "s")
+    learned = list(np.linspace(0, 100, 40))
+    plays = _fake_run(store, "lib/E-v0", learned)
+    stalls = _fake_run(store, "lib/E-v0", learned)
+    unchecked = _fake_run(store, "lib/E-v0", learned)
+    store.update_meta(plays, {"check_returns": [95.0, 90.0, 99.0]})
+    store.update_meta(stalls, {"check_returns": [2.0, 0.0, 4.0]})
+    runs = {plays, stalls, unchecked}
+    v = curate_env(store, "lib/E-v0", check_floor=50.0)
+    assert v[plays].verdict == "pass" and v[unchecked].verdict == "pass"
+    assert v[stalls].verdict == "fail"
+    # first 10% of the run averages 3.85, last 10% 96.15: the check's mean 2 is -2% of that
+    assert v[stalls].reasons == (
+        "its deterministic policy scored -2% of its training improvement in 3 episodes "
+        "(mean 2; floor 50%)",
+    )
+    assert store.runs()[stalls].verdict == "fail"
+    assert curate_env(store, "lib/E-v0")[stalls].verdict == "pass"  # no floor given
+    # the stage applies the config's floor only where its runs are checked
+    checked = RefGenConfig(envs=["lib/E-v0"], check_episodes=3, check_floor=50.0)
+    assert curate_env_references(store, "lib/E-v0", runs, checked)[stalls].verdict == "fail"
+    off = RefGenConfig(envs=["lib/E-v0"], check_floor=50.0)
+    assert curate_env_references(store, "lib/E-v0", runs, off)[stalls].verdict == "pass"
+    with pytest.raises(RefGenError, match="check_floor is a percentage .* at most 100"):
+        RefGenConfig(envs=["lib/E-v0"], check_floor=150.0)
+    with pytest.raises(RefGenError, match="check_episodes must be >= 0"):
+        RefGenConfig(envs=["lib/E-v0"], check_episodes=-1)
+
+
 def test_an_env_whose_references_all_fail_takes_a_ranking_run_that_passes(tmp_path):
     from ldm.refgen import RefGenConfig
     from ldm.refgen.stage import fallback_references
