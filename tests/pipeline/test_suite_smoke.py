@@ -50,9 +50,11 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
     envs = suite_envs()
     store_dir = str(tmp_path / "store")
     # one candidate that runs on every action kind, one stream: a tiny budget still gives
-    # whole episodes (min_episodes) on 2,000-step envs
+    # whole episodes (min_episodes) on 2,000-step envs; each final policy plays one checked
+    # episode (its deterministic actions, on a fresh env: the check of ldm/refgen/check.py)
     cfg = RefGenConfig(envs=envs, candidates=["a2c"], top_n=1, seeds=1, rank_budget=300,
-                       train_budget=300, min_episodes=2, max_budget_factor=20, workers=2)  # fmt: skip
+                       train_budget=300, min_episodes=2, max_budget_factor=20, workers=2,
+                       check_episodes=1)  # fmt: skip
     summary = run_refgen(cfg, store_dir, progress=False)
     store = Store(store_dir)
     runs = store.runs()
@@ -66,6 +68,7 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
         assert o.shape[1:] == obs.value_shape, env_id
         assert a.shape[1:] == act.value_shape, env_id
         assert reader.has_reference_actions() and len(reader.meta["episode_returns"]) >= 2
+        assert len(reader.meta["check_returns"]) == 1, env_id
         # plumbing, not quality: every reference counts
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
     assert len(summary.runs) == len(envs)
