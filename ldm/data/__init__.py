@@ -5,7 +5,7 @@ Imports neither torch (only `WindowLoader` iteration does) nor any environment l
 
 from ldm.data.meta import Curation, Episode, ManifestEntry, RunMeta
 from ldm.data.sampler import WindowLoader, WindowSampler
-from ldm.data.store import RunReader, Store, anchors
+from ldm.data.store import RunReader, Store, anchors, normalised_score
 from ldm.data.writer import RunWriter, resume_run
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "WindowLoader",
     "WindowSampler",
     "anchors",
+    "normalised_score",
     "RunMeta",
     "Curation",
     "Episode",

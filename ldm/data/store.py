@@ -53,6 +53,15 @@ def split_tenths(returns: Any) -> tuple[np.ndarray, np.ndarray]:
     return r[:k], r[-k:]
 
 
+def normalised_score(mean_return: float, first10: float, last10: float) -> float | None:
+    """Reference-normalised score in percent, 100 x (R - first10) / (last10 - first10), on a
+    run's `anchors`; None when the anchors are equal (not scorable). The evaluation scores
+    the LDM with it, curation a reference's deterministic check."""
+    if np.isclose(last10, first10):
+        return None
+    return float(100.0 * (mean_return - first10) / (last10 - first10))
+
+
 def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
     """Normalisation anchors: mean return of the first and of the last 10% of episodes
     (at least one episode each). Everybody computes them with this function."""

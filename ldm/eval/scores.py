@@ -1,7 +1,8 @@
 """Normalised scores: 100 * (R - first10) / (last10 - first10), anchors from the store.
 
-Owns: the score formula, the choice of an env's reference run, the summary at the paper's
-thresholds and its one-line headline. Must not import: torch, ldm.model, the report.
+Owns: the choice of an env's reference run, the summary at the paper's thresholds and its
+one-line headline; the formula is ldm.data's `normalised_score` (re-exported here). Must not
+import: torch, ldm.model, the report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ldm.data import RunMeta, Store
+from ldm.data import RunMeta, Store, normalised_score  # noqa: F401 (re-exported)
 from ldm.eval.results import EnvResult, Summary, ThresholdCurve
 
 THRESHOLDS = np.arange(0, 151, 1)
@@ -32,13 +33,6 @@ def reference_run(store: Store, env_id: str) -> Reference | None:
         if meta.last10 is not None and (best is None or meta.last10 > best.meta.last10):
             best = Reference(run_id, meta)
     return best
-
-
-def normalised_score(mean_return: float, first10: float, last10: float) -> float | None:
-    """Reference-normalised score in percent; None when the anchors are equal (not scorable)."""
-    if np.isclose(last10, first10):
-        return None
-    return float(100.0 * (mean_return - first10) / (last10 - first10))
 
 
 def summarise(envs: Sequence[EnvResult]) -> Summary:

@@ -10,9 +10,10 @@
   improvement (the check of ldm/refgen/check.py).
 
 Owns: the significance test, relabelling and the curation verdicts (written as `Curation`
-records through the store), the score of the deterministic check. Imports numpy, scipy
-(lazily), ldm.data and the SB3 classes via ldm.refgen.candidates; must not import ldm.envs
-(relabelling replays recorded observations), ldm.model or later parts.
+records through the store), including the deterministic check's (scored by ldm.data's
+`normalised_score`, the protocol's formula). Imports numpy, scipy (lazily), ldm.data and
+the SB3 classes via ldm.refgen.candidates; must not import ldm.envs (relabelling replays
+recorded observations), ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ldm.data import Curation, Store
+from ldm.data import Curation, Store, normalised_score
 from ldm.data.store import split_tenths
 
 
@@ -102,16 +103,6 @@ def best_threshold(best: float, start: float, best_fraction: float = 0.95) -> fl
     return best - (1.0 - best_fraction) * span
 
 
-def check_score(check_returns: Any, first: Any, last: Any) -> float | None:
-    """A deterministic check's mean return as a percentage of the run's own improvement,
-    100 x (check - first 10%) / (last 10% - first 10%), the protocol's formula; None where
-    the training returns did not move (no scale to read it on)."""
-    lo, hi = float(np.mean(first)), float(np.mean(last))
-    if np.isclose(hi, lo):
-        return None
-    return 100.0 * (float(np.mean(check_returns)) - lo) / (hi - lo)
-
-
 def curate_env(
     store: Store,
     env_id: str,
@@ -155,7 +146,9 @@ def curate_env(
                 )
             checked = m.get("check_returns")
             score = (
-                check_score(checked, first, last) if checked and check_floor is not None else None
+                normalised_score(float(np.mean(checked)), first.mean(), last.mean())
+                if checked and check_floor is not None
+                else None
             )
             if score is not None and score < check_floor:
                 reasons.append(
