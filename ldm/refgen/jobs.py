@@ -158,10 +158,11 @@ def run_job(job: Job) -> JobResult:
             if job.check_episodes:
                 from ldm.refgen.check import play_deterministic
 
+                # the writer records every finished episode's length: the check's step bound
+                longest = max(e["length"] for e in writer.meta["episodes"])
                 checked["check_returns"] = play_deterministic(
-                    model, job.env_id, job.check_episodes, job.seed, venv.longest_episode,
-                    job.backend,
-                )  # fmt: skip
+                    model, job.env_id, job.check_episodes, job.seed, longest, job.backend
+                )
             path = policy_path(job.store, job.run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             model.save(str(path.with_suffix(".tmp.zip")))

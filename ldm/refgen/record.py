@@ -27,10 +27,7 @@ class RecordingVecEnv(VecEnvWrapper):
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
         self.episode_returns: list[float] = []
-        self.longest_episode = 0
-        """The most steps any finished episode took (bounds the deterministic check's)."""
         self._running = np.zeros(venv.num_envs)
-        self._steps = np.zeros(venv.num_envs, dtype=np.int64)
 
     def reset(self) -> Any:
         self._obs = self.venv.reset()
@@ -47,11 +44,8 @@ class RecordingVecEnv(VecEnvWrapper):
         if self.writer is not None:
             self.writer.append(self._obs, self._actions, rewards, terminated, truncated)
         self._running += rewards
-        self._steps += 1
         for k in np.flatnonzero(dones):
             self.episode_returns.append(float(self._running[k]))
-            self.longest_episode = max(self.longest_episode, int(self._steps[k]))
             self._running[k] = 0.0
-            self._steps[k] = 0
         self._obs = obs
         return obs, rewards, dones, infos
