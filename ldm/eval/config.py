@@ -49,6 +49,11 @@ class EvalConfig:
     references: bool = True
     """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
     LDM (a score counts where the reference itself scores ~100)."""
+    unseen_seed: int | None = None
+    """`ldm run`: evaluate the LDM once more by the same protocol with this base seed (one
+    neither the references' training nor the first evaluation used), into OUT/eval-unseen,
+    its scores beside the references' of the first evaluation (the quality bar, checked again
+    on seeds the run never used). None: no such stage."""
     video: bool = False
     """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
     video_format: VideoFormat = "mp4"
@@ -65,3 +70,8 @@ class EvalConfig:
             raise EvalError(f"decoding {self.decoding!r} is not one of {get_args(ActionDecoding)}")
         if self.episode_limit_factor < 0:
             raise EvalError(f"episode_limit_factor must be >= 0, got {self.episode_limit_factor}")
+        if self.unseen_seed is not None and self.unseen_seed == self.seed:
+            raise EvalError(
+                f"unseen_seed {self.unseen_seed} equals seed: the second evaluation must use "
+                "seeds the first did not (choose another unseen_seed, e.g. seed + 4000)"
+            )

@@ -159,15 +159,16 @@ def run_pipeline(
             _clear_outputs(cfg, stage)
     state.set_source(RunSource(cfg.name, str(config_path)))
 
+    total = 3 if eval_cfg.unseen_seed is None else 4
     if not state.done("refgen"):
-        _banner("1/3 reference policies", cfg, state, "refgen")
+        _banner(f"1/{total} reference policies", cfg, state, "refgen")
         with state.clock("refgen") as done:
             summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
             print_summary(summary)
             done()
         _times(state)
     if not state.done("train"):
-        _banner("2/3 training the LDM", cfg, state, "train")
+        _banner(f"2/{total} training the LDM", cfg, state, "train")
         with state.clock("train") as done:
             final = train(
                 train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
@@ -176,17 +177,27 @@ def run_pipeline(
         _times(state)
     eval_dir = Path(cfg.out) / "eval"
     if not state.done("eval"):
-        _banner("3/3 evaluation", cfg, state, "eval")
+        _banner(f"3/{total} evaluation", cfg, state, "eval")
         with state.clock("eval") as done:
             results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
             done({"headline": headline(results.summary)})
+    unseen_dir = Path(cfg.out) / "eval-unseen"
+    if _unseen_due(state, eval_cfg.unseen_seed):
+        _banner(f"4/{total} the LDM on seeds the run never used", cfg, state, "unseen")
+        with state.clock("unseen") as done:
+            unseen = _unseen_stage(cfg, (train_cfg, eval_cfg), eval_dir, unseen_dir, progress)
+            done({"headline": headline(unseen.summary), "seed": str(eval_cfg.unseen_seed)})
+    elif eval_cfg.unseen_seed is None and not state.done("unseen"):
+        state.mark_done("unseen", 0.0, {"headline": OFF})
     results = EvalResult.load(eval_dir / "results.json")
-    print(f"\n{cfg.name}: {headline(results.summary)}")
-    if results.summary_checked is not None:
-        print(
-            f"where the reference scores >= 80 by the protocol: {headline(results.summary_checked)}"
+    _print_results(cfg.name, results, eval_dir)
+    if eval_cfg.unseen_seed is not None:
+        seed = eval_cfg.unseen_seed
+        _print_results(
+            f"{cfg.name}, seeds from {seed}",
+            EvalResult.load(unseen_dir / "results.json"),
+            unseen_dir,
         )
-    print(f"report: {eval_dir / 'report.html'}  (curve: {eval_dir / 'threshold_curve.png'})")
     for stage in STAGES:
         print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
     return results.summary
@@ -247,6 +258,67 @@ def _evaluation_stage(
     return results
 
 
+OFF = "off: [eval] unseen_seed not set"
+"""The unseen stage's headline when the config asks for no second evaluation."""
+
+
+def _print_results(name: str, results: EvalResult, directory: Path) -> None:
+    from ldm.eval.scores import headline
+
+    print(f"\n{name}: {headline(results.summary)}")
+    if results.summary_checked is not None:
+        print(
+            f"where the reference scores >= 80 by the protocol: {headline(results.summary_checked)}"
+        )
+    print(f"report: {directory / 'report.html'}  (curve: {directory / 'threshold_curve.png'})")
+
+
+def _unseen_due(state: PipelineState, seed: int | None) -> bool:
+    """Whether the unseen stage must (re)run: it is asked for and has not finished with this
+    seed (it was off, unfinished, or ran with another seed)."""
+    record = state.stage("unseen")
+    if seed is None:
+        return False
+    return record is None or not record.done or record.summary.get("seed") != str(seed)
+
+
+def _unseen_stage(
+    cfg: PipelineConfig,
+    stages: tuple[Any, Any],
+    eval_dir: Path,
+    out_dir: Path,
+    progress: bool,
+) -> EvalResult:
+    """The LDM once more by the protocol, from the base seed `unseen_seed`, with the
+    references' scores of the first evaluation beside it (the same references: the bar's
+    "where the reference scores >= 80" reads the same envs)."""
+    from ldm.eval import evaluate, write_report
+    from ldm.eval.heldout import attach_heldout_accuracy
+    from ldm.eval.report import attach_references
+    from ldm.eval.results import EvalResult
+    from ldm.model import LDMPolicy
+
+    train_cfg, eval_cfg = stages
+    checkpoint = str(Path(train_cfg.out) / "final")
+    results = _finished(out_dir, "ldm", checkpoint=checkpoint)
+    if results is None or results.config.seed != eval_cfg.unseen_seed:
+        unseen_cfg = replace(eval_cfg, seed=eval_cfg.unseen_seed, unseen_seed=None, video=False)
+        results = evaluate(
+            LDMPolicy.from_pretrained(checkpoint),
+            [e.env_id for e in EvalResult.load(eval_dir / "results.json").envs],
+            cfg.store,
+            unseen_cfg,
+            progress=progress,
+        )
+        results = attach_heldout_accuracy(replace(results, checkpoint=checkpoint), train_cfg.out)
+    refs = _finished(eval_dir / "references", "references", store=cfg.store)
+    if refs is not None:
+        results = attach_references(results, refs)
+    write_report(results, out_dir, title=f"{cfg.name}: one LDM across {len(results.envs)} envs, "
+                 f"seeds from {eval_cfg.unseen_seed}")  # fmt: skip
+    return results
+
+
 def _finished(directory: Path, policy: str, **match: str) -> EvalResult | None:
     """The results an earlier attempt of the evaluation stage wrote into `directory`, when
     they are `policy`'s and their fields equal `match` (the LDM's checkpoint, the references'
@@ -266,6 +338,7 @@ def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:
         "refgen": Path(cfg.store),
         "train": Path(cfg.out) / "train",
         "eval": Path(cfg.out) / "eval",
+        "unseen": Path(cfg.out) / "eval-unseen",
     }[stage]
     shutil.rmtree(target, ignore_errors=True)
 

@@ -37,11 +37,24 @@ def _eval_detail(out: Path, state: PipelineState) -> str:
     return record.summary.get("headline", "") if record is not None and record.done else ""
 
 
+def _unseen_detail(out: Path, state: PipelineState) -> str:
+    record = state.stage("unseen")
+    if record is None or not record.done:
+        return ""
+    seed = record.summary.get("seed")
+    return (
+        f"seeds from {seed}: {record.summary.get('headline', '')}"
+        if seed
+        else record.summary.get("headline", "")
+    )
+
+
 #: stage -> what the status line shows beside it (jobs, newest checkpoint, headline)
 DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
     "refgen": _refgen_detail,
     "train": _train_detail,
     "eval": _eval_detail,
+    "unseen": _unseen_detail,
 }
 
 

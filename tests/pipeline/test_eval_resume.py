@@ -5,12 +5,14 @@ returns, raises what it raised, and does not outlive an interrupted stage."""
 
 import os
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 import ldm.eval as E
 import ldm.pipeline.references as R
+from ldm.errors import EvalError
 from ldm.eval import EvalConfig
 from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import summarise
@@ -21,9 +23,9 @@ from ldm.pipeline.state import PipelineState
 ENV = "classic-control/CartPole-v1"
 
 
-def _result(policy: str, score: float) -> EvalResult:
+def _result(policy: str, score: float, cfg: EvalConfig | None = None) -> EvalResult:
     envs = (EnvResult(ENV, "ok", mean_return=score, normalised_score=score),)
-    return EvalResult(policy, "store", EvalConfig(), envs, summarise(envs))
+    return EvalResult(policy, "store", cfg or EvalConfig(), envs, summarise(envs))
 
 
 def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, monkeypatch):
@@ -96,3 +98,58 @@ def test_an_interrupted_block_stops_the_helper():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_unseen_stage_plays_the_ldm_again_from_its_own_seed(tmp_path, monkeypatch):
+    """`[eval] unseen_seed`: a fourth stage evaluates the LDM once more from that base seed,
+    the first evaluation's reference scores beside it; it is not redone when finished, is
+    redone when the seed changes, and is marked off when the config asks for none."""
+    out = tmp_path / "run"
+    config = tmp_path / "p.toml"
+    text = (
+        f'name = "t"\nout = "{out}"\n[refgen]\nenvs = ["{ENV}"]\n'
+        '[train]\npreset = "ldm-tiny"\nmodel = { context = 32 }\nwindow = 32\n'
+        "[eval]\nrollouts = 1\nepisodes = 1\nvideo = false\nreferences = false\n"
+    )
+    config.write_text(text)
+    state = PipelineState(out)
+    state.mark_done("refgen", 1.0)
+    state.mark_done("train", 1.0)
+    torch.manual_seed(0)
+    LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(out / "train" / "final")
+    seeds = []
+
+    def fake_evaluate(policy, env_ids, store, cfg, **kw):
+        seeds.append(cfg.seed)
+        return _result("ldm", 90.0 if cfg.seed == 1000 else 70.0, cfg)
+
+    monkeypatch.setattr(E, "evaluate", fake_evaluate)
+    run_pipeline(config, progress=False)  # no unseen_seed: the stage is marked off
+    assert seeds == [1000]
+    assert PipelineState(out).stage("unseen").summary["headline"].startswith("off")
+    assert not (out / "eval-unseen").exists()
+    # the first evaluation's references, as the evaluation stage leaves them
+    (out / "eval" / "references").mkdir()
+    refs = replace(_result("references", 95.0), store=str(out / "store"))
+    refs.save(out / "eval" / "references" / "results.json")
+
+    config.write_text(text + "unseen_seed = 5000\n")
+    run_pipeline(config, progress=False)
+    assert seeds == [1000, 5000]  # only the new stage ran, from its own seed
+    unseen = EvalResult.load(out / "eval-unseen" / "results.json")
+    assert unseen.config.seed == 5000 and unseen.env(ENV).normalised_score == 70.0
+    assert unseen.env(ENV).reference_score == 95.0  # the first evaluation's references
+    assert (out / "eval-unseen" / "report.html").exists()
+    record = PipelineState(out).stage("unseen")
+    assert record.done and record.summary["seed"] == "5000"
+
+    run_pipeline(config, progress=False)  # finished: nothing plays again
+    assert seeds == [1000, 5000]
+    config.write_text(text + "unseen_seed = 6000\n")
+    run_pipeline(config, progress=False)  # another seed: the stage runs again
+    assert seeds == [1000, 5000, 6000]
+
+
+def test_an_unseen_seed_equal_to_the_seed_is_refused():
+    with pytest.raises(EvalError, match="unseen_seed 1000 equals seed"):
+        EvalConfig(unseen_seed=1000)

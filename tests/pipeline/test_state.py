@@ -47,7 +47,7 @@ def test_clear_from_forgets_that_stage_and_every_later_one(tmp_path):
     state = PipelineState(tmp_path)
     for s in STAGES:
         state.mark_done(s, 1.0)
-    assert state.clear_from("train") == ["train", "eval"]
+    assert state.clear_from("train") == ["train", "eval", "unseen"]
     again = PipelineState(tmp_path)
     assert again.done("refgen") and not again.done("train") and not again.done("eval")
     assert again.clear_from("refgen") == list(STAGES)
@@ -98,6 +98,10 @@ def test_status_shows_each_stage_with_its_detail(tmp_path, capsys):
     assert lines[2].split() == ["train", "done", "2207", "s", "latest", "checkpoint", "step-000200"]
     assert lines[3].split()[:4] == ["eval", "done", "5", "s"]
     assert lines[3].endswith("2/3 envs >= 80%")
+    assert lines[4].split()[:2] == ["unseen", "todo"]
+    PipelineState(tmp_path).mark_done("unseen", 7.0, {"headline": "1/3 envs", "seed": "5000"})
+    assert status(str(tmp_path)) == 0
+    assert capsys.readouterr().out.splitlines()[4].endswith("seeds from 5000: 1/3 envs")
 
 
 def test_a_stage_interrupted_twice_reports_the_time_of_every_attempt(tmp_path, monkeypatch):
