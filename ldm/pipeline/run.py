@@ -199,7 +199,9 @@ def run_pipeline(
             unseen_dir,
         )
     for stage in STAGES:
-        print(f"  {stage:<7} {state.seconds(stage) or 0:7.0f} s")
+        record = state.stage(stage)
+        off = record is not None and record.summary.get("headline") == OFF
+        print(f"  {stage:<7} {'    off' if off else f'{state.seconds(stage) or 0:7.0f} s'}")
     return results.summary
 
 

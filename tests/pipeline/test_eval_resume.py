@@ -100,7 +100,7 @@ def test_an_interrupted_block_stops_the_helper():
             os.kill(pid, 0)
 
 
-def test_the_unseen_stage_plays_the_ldm_again_from_its_own_seed(tmp_path, monkeypatch):
+def test_the_unseen_stage_plays_the_ldm_again_from_its_own_seed(tmp_path, monkeypatch, capsys):
     """`[eval] unseen_seed`: a fourth stage evaluates the LDM once more from that base seed,
     the first evaluation's reference scores beside it; it is not redone when finished, is
     redone when the seed changes, and is marked off when the config asks for none."""
@@ -126,6 +126,7 @@ def test_the_unseen_stage_plays_the_ldm_again_from_its_own_seed(tmp_path, monkey
     monkeypatch.setattr(E, "evaluate", fake_evaluate)
     run_pipeline(config, progress=False)  # no unseen_seed: the stage is marked off
     assert seeds == [1000]
+    assert "  unseen      off" in capsys.readouterr().out
     assert PipelineState(out).stage("unseen").summary["headline"].startswith("off")
     assert not (out / "eval-unseen").exists()
     # the first evaluation's references, as the evaluation stage leaves them
