@@ -199,8 +199,7 @@ def run_pipeline(
             unseen_dir,
         )
     for stage in STAGES:
-        record = state.stage(stage)
-        off = record is not None and record.summary.get("headline") == OFF
+        off = stage == "unseen" and eval_cfg.unseen_seed is None
         print(f"  {stage:<7} {'    off' if off else f'{state.seconds(stage) or 0:7.0f} s'}")
     return results.summary
 
@@ -278,9 +277,9 @@ def _print_results(name: str, results: EvalResult, directory: Path) -> None:
 def _unseen_due(state: PipelineState, seed: int | None) -> bool:
     """Whether the unseen stage must (re)run: it is asked for and has not finished with this
     seed (it was off, unfinished, or ran with another seed)."""
-    record = state.stage("unseen")
     if seed is None:
         return False
+    record = state.stage("unseen")
     return record is None or not record.done or record.summary.get("seed") != str(seed)
 
 

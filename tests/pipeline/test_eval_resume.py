@@ -28,10 +28,11 @@ def _result(policy: str, score: float, cfg: EvalConfig | None = None) -> EvalRes
     return EvalResult(policy, "store", cfg or EvalConfig(), envs, summarise(envs))
 
 
-def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, monkeypatch):
+def _trained_run(tmp_path):
+    """A pipeline directory whose references and training are done (a tiny untrained model as
+    its final checkpoint): (out, config path, config text ending in its [eval] table)."""
     out = tmp_path / "run"
-    config = tmp_path / "p.toml"
-    config.write_text(
+    text = (
         f'name = "t"\nout = "{out}"\n[refgen]\nenvs = ["{ENV}"]\n'
         '[train]\npreset = "ldm-tiny"\nmodel = { context = 32 }\nwindow = 32\n'
         "[eval]\nrollouts = 1\nepisodes = 1\nvideo = false\n"
@@ -41,6 +42,12 @@ def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, mon
     state.mark_done("train", 1.0)
     torch.manual_seed(0)
     LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(out / "train" / "final")
+    return out, tmp_path / "p.toml", text
+
+
+def test_a_crash_in_the_references_evaluation_keeps_the_ldm_scores(tmp_path, monkeypatch):
+    out, config, text = _trained_run(tmp_path)
+    config.write_text(text)
     calls = []
 
     def fake_evaluate(policy, env_ids, store, cfg, **kw):
@@ -104,19 +111,9 @@ def test_the_unseen_stage_plays_the_ldm_again_from_its_own_seed(tmp_path, monkey
     """`[eval] unseen_seed`: a fourth stage evaluates the LDM once more from that base seed,
     the first evaluation's reference scores beside it; it is not redone when finished, is
     redone when the seed changes, and is marked off when the config asks for none."""
-    out = tmp_path / "run"
-    config = tmp_path / "p.toml"
-    text = (
-        f'name = "t"\nout = "{out}"\n[refgen]\nenvs = ["{ENV}"]\n'
-        '[train]\npreset = "ldm-tiny"\nmodel = { context = 32 }\nwindow = 32\n'
-        "[eval]\nrollouts = 1\nepisodes = 1\nvideo = false\nreferences = false\n"
-    )
+    out, config, text = _trained_run(tmp_path)
+    text += "references = false\n"
     config.write_text(text)
-    state = PipelineState(out)
-    state.mark_done("refgen", 1.0)
-    state.mark_done("train", 1.0)
-    torch.manual_seed(0)
-    LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(out / "train" / "final")
     seeds = []
 
     def fake_evaluate(policy, env_ids, store, cfg, **kw):
