@@ -130,12 +130,15 @@ class ProxyWorker:
         shared_memory: bool = True,
         start_timeout: float = DEFAULT_TIMEOUT,
         start: bool = True,
+        peers: int = 1,
     ):
         """`start=False`: the caller calls `launch` then `ready` (the vector env launches all
-        its workers before awaiting any)."""
+        its workers before awaiting any); `peers`: how many workers the client waits on
+        together (this one included), which sets how long each side polls (shm.poll_budgets)."""
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
+        self.peers = peers
         self.start_timeout = start_timeout  # the library's imports and make
         self.conn: Connection | None = None
         self.handles: list[int] = []
@@ -170,7 +173,7 @@ class ProxyWorker:
             raise
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
-            shm.attach(self.conn, self.spaces, len(self.handles))
+            shm.attach(self.conn, self.spaces, len(self.handles), self.peers)
 
     def restart(self) -> None:
         if self.conn is not None:

@@ -5,9 +5,9 @@ descriptions (observations, actions, rewards, terminated and truncated flags of 
 envs), asks the worker to map it (`shm_attach`), and gives the connection a `ShmCodec`: the
 same `Connection` interface, where a `step` writes the actions into the buffer and sends one
 wake-up byte, and the reply is one byte when the step has no infos (see `shm_worker.py`).
-Control messages, infos, final observations and errors stay on the framed protocol. Wake-ups
-block on the pipe (no spinning: on a 2-core machine a polling worker takes the core an env
-needs).
+Control messages, infos, final observations and errors stay on the framed protocol. Before
+blocking on the pipe each side polls it for a bounded, adaptive time (worker/poll.py), within
+the budgets `poll_budgets` sets: none where the vector env's workers already fill the cores.
 
 Lifetime: the process and sandbox backends share an anonymous memfd (no name anywhere, gone
 with the last process holding it); the Docker backend bind-mounts a file of /dev/shm that is
@@ -17,7 +17,7 @@ container's stdin/stdout are relayed by the engine: two more processes each way)
 spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
 debug level.
 
-Imports: numpy, ldm.envs.backends/protocol/shm_worker. Must not import gymnasium or proxies.
+Imports: numpy, ldm.envs.backends, ldm.envs.worker (protocol, shm_worker, poll). Must not import gymnasium or proxies.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ldm.envs.backends import Connection, FramedCodec, ProcessConnection, WorkerError
-from ldm.envs.worker import protocol, shm_worker
+from ldm.envs.worker import poll, protocol, shm_worker
 from ldm.errors import EnvError
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,29 @@ log = logging.getLogger(__name__)
 SHM_DIR = Path("/dev/shm")
 NAME_PREFIX = "ldm-shm-"
 ALIGN = 64  # each array starts on its own cache line
+POLL_ENV = "LDM_POLL_US"  # the poll budget in microseconds (0: block at once, as before)
+DEFAULT_POLL_US = 500
+
+
+def poll_budgets(peers: int) -> tuple[float, float]:
+    """(client seconds, worker microseconds) of polling for a vector env whose client waits on
+    `peers` workers at once (worker/poll.py). The client polls only while a core is left
+    beside its workers; a worker polls (yielding its core at each empty poll) unless the
+    workers outnumber the cores. `LDM_POLL_US` sets the budget; 0 turns polling off."""
+    raw = os.environ.get(POLL_ENV, str(DEFAULT_POLL_US))
+    try:
+        budget_us = float(raw)
+    except ValueError:
+        budget_us = -1.0
+    if not 0 <= budget_us <= 100_000:
+        raise EnvError(
+            f"{POLL_ENV}={raw!r}: expected microseconds from 0 (no polling) to 100000; unset it "
+            f"for the default {DEFAULT_POLL_US}"
+        )
+    cores = len(os.sched_getaffinity(0))
+    client = budget_us / 1e6 if peers < cores else 0.0
+    worker = budget_us if peers <= cores else 0.0
+    return client, worker
 
 
 class Field(NamedTuple):
@@ -197,9 +220,10 @@ def sweep_stale(directory: Path = SHM_DIR) -> int:
     return removed
 
 
-def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
-    """Switch `conn` to the shared-memory path for its `count` envs; False (and the reason
-    logged at debug level) when the buffer cannot be shared and the framed path stays."""
+def attach(conn: Connection, spaces: dict[str, Any], count: int, peers: int = 1) -> bool:
+    """Switch `conn` to the shared-memory path for its `count` envs (one of `peers` workers
+    the client waits on together); False (and the reason logged at debug level) when the
+    buffer cannot be shared and the framed path stays."""
     buffer = getattr(conn, "buffer", None)
     if not isinstance(conn, ProcessConnection) or buffer is None:
         log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
@@ -209,8 +233,14 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
     except EnvError as e:
         log.debug("%s: framed path (%s)", conn.label, e)
         return False
+    client_poll, worker_poll = poll_budgets(peers)
     mm = buffer.map(layout.size)
-    msg = {"cmd": "shm_attach", "fields": layout.wire(), "size": layout.size}
+    msg = {
+        "cmd": "shm_attach",
+        "fields": layout.wire(),
+        "size": layout.size,
+        "poll_us": worker_poll,
+    }
     if buffer.worker_wake is not None:
         msg["wake"] = list(buffer.worker_wake)
     try:
@@ -224,8 +254,15 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int) -> bool:
         return False
     finally:
         buffer.release_name()
-    conn.codec = ShmCodec(layout, mm)
-    log.debug("%s: shared-memory path, %d envs, %d bytes", conn.label, count, layout.size)
+    conn.codec = ShmCodec(layout, mm, client_poll)
+    log.debug(
+        "%s: shared-memory path, %d envs, %d bytes, polling %.0f us (client) / %.0f us (worker)",
+        conn.label,
+        count,
+        layout.size,
+        client_poll * 1e6,
+        worker_poll,
+    )
     return True
 
 
@@ -259,8 +296,9 @@ KINDS = {"b": bool, "i": int, "f": float}
 class ShmCodec(FramedCodec):
     """Tagged messages (see shm_worker.py): a step's arrays live in the shared buffer."""
 
-    def __init__(self, layout: Layout, mm: mmap.mmap) -> None:
+    def __init__(self, layout: Layout, mm: mmap.mmap, poll_budget: float = 0.0) -> None:
         self.layout = layout
+        self.poller = poll.Poller(poll_budget)
         self.views = {
             f.name: np.ndarray(f.shape, np.dtype(f.dtype), buffer=mm, offset=f.offset)
             for f in layout.fields
@@ -269,6 +307,7 @@ class ShmCodec(FramedCodec):
         self.info_keys: list[tuple[str, type]] = []  # slot order, as the worker announced them
 
     def encode(self, message: dict[str, Any]) -> bytes:
+        self.poller.start()
         if message.get("cmd") == "step" and message.get("autoreset"):
             self.views["actions"][...] = message["actions"]
             return shm_worker.STEP
@@ -276,9 +315,11 @@ class ShmCodec(FramedCodec):
 
     def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.poller.wait(reader)
         tag = shm_worker.read_tag(reader, deadline)
         if tag is None:
             return None
+        self.poller.arrived()
         if tag == shm_worker.DONE:
             return {"ok": True, "result": {}}
         if tag == shm_worker.SLOTS:

@@ -74,6 +74,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                 n,
                 shared_memory,
                 start=False,
+                peers=w,
             )
             for i, n in enumerate(sizes)
         ]

@@ -9,7 +9,8 @@ protocol, the declared wrappers' names and the shared-memory tags with it):
 - `protocol.py`: the wire format (framed JSON + raw array bytes);
 - `wrappers.py`: declared wrappers and the space descriptions sent to the client;
 - `legacy.py`: every `gym` generation's API -> Gymnasium's 5-tuple API;
-- `shm_worker.py`: the worker's end of the shared-memory step path.
+- `shm_worker.py`: the worker's end of the shared-memory step path;
+- `poll.py`: poll-before-block wake-ups of that path (both sides use it).
 
 Must not import: anything outside this folder but the standard library, numpy and
 gym/gymnasium (ldm is not installed in a library's venv), and no syntax newer than Python 3.6

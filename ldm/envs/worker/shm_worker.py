@@ -23,6 +23,8 @@ past 2**53, a key whose kind changed) sends all its infos framed instead (`infos
 backends) or from a bind-mounted file (Docker); the client created it and owns its lifetime.
 Docker also bind-mounts two FIFOs (`open_wake`): the tagged channel runs over them instead of
 the container's stdin/stdout, which the engine relays through two more processes each way.
+Before a blocking read the worker polls for the next tag for a while (`poll.py`: bounded,
+adaptive, within the budget the client sent with `shm_attach`).
 
 Imports: standard library and numpy only, Python 3.6 syntax (runs in each library's venv).
 """
@@ -33,6 +35,11 @@ import os
 import time
 
 import numpy as np
+
+try:  # run as a script: siblings are on sys.path[0]
+    import poll
+except ImportError:  # imported as ldm.envs.worker.shm_worker by the client
+    from ldm.envs.worker import poll
 
 STEP = b"s"
 FRAMED = b"m"
@@ -185,11 +192,14 @@ def serve(server, reader, out, protocol):
     handles = sorted(server.envs)
     actions = views["actions"]
     fd = out.fileno()  # wake-up bytes go straight to the pipe (`out` is flushed after frames)
+    poller = poll.Poller(server.poll_budget)
     while True:
         try:
+            poller.wait(reader)
             tag = read_tag(reader)
         except EOFError:
             return
+        poller.arrived()
         if tag == STEP:
             try:
                 result = server.step(handles, actions, True, views)
@@ -198,6 +208,7 @@ def serve(server, reader, out, protocol):
             else:
                 if result == {} or result == ALL_IN_BUFFER:
                     os.write(fd, SLOTS if result else DONE)
+                    poller.start()
                     continue
                 reply = {"ok": True, "result": result}
         elif tag == FRAMED:
@@ -214,6 +225,7 @@ def serve(server, reader, out, protocol):
         else:
             reply = {"ok": False, "error": "unknown tag %r on the shared-memory channel" % tag}
         _write(out, reply, protocol)
+        poller.start()
 
 
 def open_fifo_writer(path, deadline, alive=lambda: True):
