@@ -57,14 +57,17 @@ def make_vec(
     sandbox: bool = False,
     timeout: float = 60.0,
     shared_memory: bool = True,
+    poll_us: float | None = None,
     **make_kwargs: Any,
 ):
     """`num_envs` copies of an env over a few workers, as a `gymnasium.vector.VectorEnv`.
     `workers` defaults to one per CPU core (at most `num_envs`): heavy envs step in parallel
-    while the client waits; a light env (CartPole) runs as fast with `workers=1`, whose one
-    wake-up per step costs what a second worker's parallel stepping saves (docs/benchmarks.md).
-    With `shared_memory` (default) each worker's slice of the batch travels through a buffer
-    shared with it where the backend allows (ldm/envs/shm.py); False keeps the framed path."""
+    while the client waits; a light env (CartPole) runs faster with `workers=1`, where client
+    and worker both poll for each other's wake-up (docs/benchmarks.md). With `shared_memory`
+    (default) each worker's slice of the batch travels through a buffer shared with it where
+    the backend allows (ldm/envs/shm.py); False keeps the framed path. `poll_us`: how long each
+    side polls for the other before blocking (None: `LDM_POLL_US`, else 500; 0 blocks at once;
+    ldm/envs/worker/poll.py)."""
     from ldm.envs.vector import ProxyVectorEnv
 
     spec, rid = resolve_env_id(env_id)
@@ -77,6 +80,7 @@ def make_vec(
         sandbox=sandbox,
         timeout=timeout,
         shared_memory=shared_memory,
+        poll_us=poll_us,
         **make_kwargs,
     )
 

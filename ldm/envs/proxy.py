@@ -131,14 +131,16 @@ class ProxyWorker:
         start_timeout: float = DEFAULT_TIMEOUT,
         start: bool = True,
         peers: int = 1,
+        poll_us: float | None = None,
     ):
         """`start=False`: the caller calls `launch` then `ready` (the vector env launches all
         its workers before awaiting any); `peers`: how many workers the client waits on
-        together (this one included), which sets how long each side polls (shm.poll_budgets)."""
+        together (this one included) and `poll_us` the budget (None: the default) set how
+        long each side polls for the other (shm.poll_budgets)."""
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
-        self.peers = peers
+        self.peers, self.poll_us = peers, poll_us
         self.start_timeout = start_timeout  # the library's imports and make
         self.conn: Connection | None = None
         self.handles: list[int] = []
@@ -173,7 +175,7 @@ class ProxyWorker:
             raise
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
-            shm.attach(self.conn, self.spaces, len(self.handles), self.peers)
+            shm.attach(self.conn, self.spaces, len(self.handles), self.peers, self.poll_us)
 
     def restart(self) -> None:
         if self.conn is not None:

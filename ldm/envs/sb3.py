@@ -17,13 +17,14 @@ from ldm.envs.vector import ProxyVectorEnv
 
 class HubVecEnv(VecEnv):
     """SB3 semantics on top of `ProxyVectorEnv`: same-step reset, `terminal_observation` and
-    `TimeLimit.truncated` in each env's info dict."""
+    `TimeLimit.truncated` in each env's info dict. `step_async` sends the actions at once, so
+    the workers step while the caller does other work before `step_wait` (RecordingVecEnv
+    records the previous transition then)."""
 
     def __init__(self, venv: ProxyVectorEnv) -> None:
         self.venv = venv
         self.env_id = venv.env_id
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
-        self._actions: np.ndarray | None = None
 
     def reset(self):
         seeds = [s if s is None else int(s) for s in self._seeds]
@@ -35,23 +36,28 @@ class HubVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
+        self.venv.step_send(actions)
 
     def step_wait(self):
-        obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
+        obs, rewards, terminated, truncated, infos = self.venv.step_recv()
         dones = terminated | truncated
         out_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if infos:  # most steps of most envs carry no info and end no episode
+            self._sb3_infos(infos, terminated, truncated, out_infos)
+        return obs, rewards.astype(np.float32), dones, out_infos
+
+    def _sb3_infos(self, infos: dict, terminated, truncated, out: list[dict]) -> None:
+        """Gymnasium's vector infos -> SB3's per-env dicts, with its end-of-episode keys."""
         for key, values in infos.items():
             if key.startswith("_") or key in ("final_obs", "final_info"):
                 continue
             mask = infos.get("_" + key)
             for i in range(self.num_envs):
                 if mask is None or mask[i]:
-                    out_infos[i][key] = values[i]
-        for i in np.flatnonzero(dones):
-            out_infos[i]["terminal_observation"] = infos["final_obs"][i]
-            out_infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, rewards.astype(np.float32), dones, out_infos
+                    out[i][key] = values[i]
+        for i in np.flatnonzero(terminated | truncated):
+            out[i]["terminal_observation"] = infos["final_obs"][i]
+            out[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
 
     def close(self) -> None:
         self.venv.close()

@@ -46,20 +46,22 @@ POLL_ENV = "LDM_POLL_US"  # the poll budget in microseconds (0: block at once, a
 DEFAULT_POLL_US = 500
 
 
-def poll_budgets(peers: int) -> tuple[float, float]:
+def poll_budgets(peers: int, budget_us: float | None = None) -> tuple[float, float]:
     """(client seconds, worker microseconds) of polling for a vector env whose client waits on
     `peers` workers at once (worker/poll.py). The client polls only while a core is left
     beside its workers; a worker polls (yielding its core at each empty poll) unless the
-    workers outnumber the cores. `LDM_POLL_US` sets the budget; 0 turns polling off."""
-    raw = os.environ.get(POLL_ENV, str(DEFAULT_POLL_US))
+    workers outnumber the cores. The budget: `budget_us`, else `LDM_POLL_US`, else 500; 0
+    turns polling off."""
+    where = "poll_us" if budget_us is not None else POLL_ENV
+    raw = budget_us if budget_us is not None else os.environ.get(POLL_ENV, str(DEFAULT_POLL_US))
     try:
         budget_us = float(raw)
     except ValueError:
         budget_us = -1.0
     if not 0 <= budget_us <= 100_000:
         raise EnvError(
-            f"{POLL_ENV}={raw!r}: expected microseconds from 0 (no polling) to 100000; unset it "
-            f"for the default {DEFAULT_POLL_US}"
+            f"{where}={raw!r}: expected microseconds from 0 (no polling) to 100000; leave it "
+            f"unset for the default {DEFAULT_POLL_US}"
         )
     cores = len(os.sched_getaffinity(0))
     client = budget_us / 1e6 if peers < cores else 0.0
@@ -220,10 +222,16 @@ def sweep_stale(directory: Path = SHM_DIR) -> int:
     return removed
 
 
-def attach(conn: Connection, spaces: dict[str, Any], count: int, peers: int = 1) -> bool:
+def attach(
+    conn: Connection,
+    spaces: dict[str, Any],
+    count: int,
+    peers: int = 1,
+    poll_us: float | None = None,
+) -> bool:
     """Switch `conn` to the shared-memory path for its `count` envs (one of `peers` workers
-    the client waits on together); False (and the reason logged at debug level) when the
-    buffer cannot be shared and the framed path stays."""
+    the client waits on together, polling within `poll_us`: see poll_budgets); False (and the
+    reason logged at debug level) when the buffer cannot be shared and the framed path stays."""
     buffer = getattr(conn, "buffer", None)
     if not isinstance(conn, ProcessConnection) or buffer is None:
         log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
@@ -233,7 +241,7 @@ def attach(conn: Connection, spaces: dict[str, Any], count: int, peers: int = 1)
     except EnvError as e:
         log.debug("%s: framed path (%s)", conn.label, e)
         return False
-    client_poll, worker_poll = poll_budgets(peers)
+    client_poll, worker_poll = poll_budgets(peers, poll_us)
     mm = buffer.map(layout.size)
     msg = {
         "cmd": "shm_attach",

@@ -9,7 +9,8 @@ and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in
 EnvPool: send to all, take the first envs that are ready.
 
 Owns: `ProxyVectorEnv` and the batching of worker replies. Imports gymnasium, numpy, the
-backends and ldm.envs.proxy; must not import an environment library, torch, or any later part.
+backends, ldm.envs.proxy and ldm.envs.shm; must not import an environment library, torch, or
+any later part.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gymnasium.vector.utils import batch_space
 from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
+from ldm.envs.shm import poll_budgets
 from ldm.errors import EnvError
 
 
@@ -52,6 +54,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         sandbox: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         shared_memory: bool = True,
+        poll_us: float | None = None,
         **kwargs: Any,
     ):
         if num_envs < 1:
@@ -60,6 +63,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self.timeout = timeout
         self.num_envs = num_envs
         w = max(1, min(num_envs, workers or os.cpu_count() or 1))
+        poll_budgets(w, poll_us)  # a bad budget is refused before any worker starts
         sizes = [num_envs // w + (1 if i < num_envs % w else 0) for i in range(w)]
         kw = {**spec.kwargs_for(rid), **kwargs}
 
@@ -75,6 +79,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                 shared_memory,
                 start=False,
                 peers=w,
+                poll_us=poll_us,
             )
             for i, n in enumerate(sizes)
         ]

@@ -146,6 +146,7 @@ def run_job(job: Job) -> JobResult:
 
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
+        venv.finish()  # the last transition into the writer before it is read and committed
         seconds = time.time() - t0
         returns = venv.episode_returns
         if not returns:

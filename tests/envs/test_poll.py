@@ -83,9 +83,12 @@ def test_budgets_leave_the_cores_to_the_workers(monkeypatch):
     assert shm.poll_budgets(3) == (0.0, 0.0)  # workers outnumber the cores: nobody polls
     monkeypatch.setenv(shm.POLL_ENV, "0")
     assert shm.poll_budgets(1) == (0.0, 0.0)
+    assert shm.poll_budgets(1, 200) == (200e-6, 200)  # the argument over the variable
     monkeypatch.setenv(shm.POLL_ENV, "fast")
     with pytest.raises(EnvError, match="LDM_POLL_US='fast'.*0 .*100000"):
         shm.poll_budgets(1)
+    with pytest.raises(EnvError, match="poll_us=-5.*0 .*100000"):
+        E.make_vec("classic-control/CartPole-v1", 2, poll_us=-5)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -204,6 +204,8 @@ def test_recording_matches_what_the_env_did(tmp_path):
     first = obs.copy()
     for _ in range(60):
         obs, r, d, infos = venv.step(np.array([1, 1]))
+    assert w.meta["stream_lengths"] == [0, 0] and len(w._buf["rewards"]) == 59  # one held back
+    venv.finish()
     rid = w.commit()
     reader = store.open_run(rid)
     np.testing.assert_allclose(reader.read(0, "obs", 0, 1)[0], first[0])
