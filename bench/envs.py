@@ -14,8 +14,9 @@ baselines that live in a library's own venv run there as a subprocess stepped on
   discovery recorded) and discover_seconds_median (time of `ldm envs discover` per library,
   venv build included, as recorded by the last discovery of each library that records one);
 - overhead: overhead_us (per batch step of 8 CartPole envs, one worker: hub time minus
-  in-process SyncVectorEnv time, framed and shared) and cpu_us_per_batch_step (CPU of client
-  and workers per batch step: the figure load disturbs least);
+  in-process SyncVectorEnv time, framed, shared, and shared without polling: `shm_blocking`)
+  and cpu_us_per_batch_step (CPU of client and workers per batch step: the figure load
+  disturbs least; polling spends CPU that would otherwise idle, `shm` minus `shm_blocking`);
 - image: image_vs_async_shm (ALE Pong, 8 envs, 64x64 frames: the hub's best of `step` with 2
   or 8 workers and of the first-ready loop / AsyncVectorEnv(shared_memory=True) in the ale
   venv with the same resize; `_step` for `step` alone);
@@ -302,10 +303,11 @@ def overhead_us(secs: float, cpu_steps: int) -> dict:
             "sync": lambda: gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 8),
             "framed": lambda: E.make_vec(cartpole, 8, workers=1, shared_memory=False),
             "shm": lambda: E.make_vec(cartpole, 8, workers=1),
+            "shm_blocking": lambda: E.make_vec(cartpole, 8, workers=1, poll_us=0),
         },
         secs,
     )
-    per_batch = {k: 8e6 / res[k] - 8e6 / res["sync"] for k in ("framed", "shm")}
+    per_batch = {k: 8e6 / res[k] - 8e6 / res["sync"] for k in ("framed", "shm", "shm_blocking")}
     return {
         "overhead_us": {k: round(v, 1) for k, v in per_batch.items()},
         "overhead_detail": {f"{k}_steps_per_s": round(v) for k, v in res.items()},
@@ -345,6 +347,10 @@ def cpu_per_batch_step(steps: int = 2000) -> dict:
         ),
         "shm": (
             lambda: E.make_vec(cartpole, 8, workers=1),
+            lambda v: [w.conn.proc.pid for w in v._workers],
+        ),
+        "shm_blocking": (  # no polling: the CPU that polling spends is the difference
+            lambda: E.make_vec(cartpole, 8, workers=1, poll_us=0),
             lambda v: [w.conn.proc.pid for w in v._workers],
         ),
     }
