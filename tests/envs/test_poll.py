@@ -1,6 +1,8 @@
 """Poll-before-block wake-ups (ldm/envs/worker/poll.py) and the budgets the client sets."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,13 +12,17 @@ import pytest
 
 import ldm.envs as E
 from ldm.envs import shm
+from ldm.envs.worker import poll
 from ldm.envs.worker.poll import Poller
 from ldm.envs.worker.protocol import FrameReader
 from ldm.errors import EnvError
 
 
 @pytest.fixture
-def pipe():
+def pipe(monkeypatch):
+    # the writer here is a thread of this process: its turn on the core must not count as
+    # contention (test_a_busy_core_turns_polling_off covers that)
+    monkeypatch.setattr(poll, "CONTENDED", 10.0)
     r, w = os.pipe()
     yield FrameReader(r), w
     for fd in (r, w):
@@ -72,6 +78,29 @@ def test_long_waits_turn_polling_off_and_short_ones_back_on(pipe):
     poller.start()
     assert _wait(poller, reader) >= 0.05  # polls for its budget again
     assert Poller(0).average == 0 and _wait(Poller(0), reader) < 0.05
+
+
+def test_a_busy_core_turns_polling_off():
+    r, w = os.pipe()
+    cpu = min(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
+    busy = subprocess.Popen(
+        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"]
+    )
+    try:
+        time.sleep(0.3)  # it spins on `cpu` now
+        os.sched_setaffinity(0, {cpu})  # and this poller shares that core with it
+        poller = Poller(5.0)
+        poller.start()
+        took = _wait(poller, FrameReader(r))
+        assert took < 2.0  # the first yield let the busy process run: blocks, not 5 s
+        assert poller.average == 2 * poller.budget  # off until waits are short again
+    finally:
+        os.sched_setaffinity(0, before)
+        busy.kill()
+        busy.wait()
+        os.close(r)
+        os.close(w)
 
 
 def test_budgets_leave_the_cores_to_the_workers(monkeypatch):

@@ -214,6 +214,45 @@ def test_recording_matches_what_the_env_did(tmp_path):
     assert reader.read(0, "terminated").sum() >= 1
 
 
+def test_recording_through_the_hub_keeps_each_transition_with_its_step(tmp_path):
+    """HubVecEnv steps asynchronously and the transition is written one step late, while the
+    workers step: the store must still pair each observation with its action and outcome."""
+    from ldm.envs import env_spaces, sb3_vec_env
+    from ldm.refgen.record import RecordingVecEnv
+
+    store = Store(tmp_path / "s")
+    spec_o, spec_a = env_spaces("classic-control/CartPole-v1")
+    w = store.create_run("classic-control/CartPole-v1", "classic-control", spec_o, spec_a, 3, {})
+    venv = RecordingVecEnv(sb3_vec_env("classic-control/CartPole-v1", 3, workers=1), w)
+    rng = np.random.default_rng(0)
+    try:
+        venv.seed(7)
+        seen = [venv.reset()]
+        acts, rews, dones = [], [], []
+        for _ in range(40):
+            a = rng.integers(0, 2, 3)
+            obs, r, d, _ = venv.step(a)
+            acts.append(a)
+            rews.append(r)
+            dones.append(d)
+            seen.append(obs)
+        venv.finish()
+    finally:
+        venv.close()  # nothing held back by now: the writer gets nothing twice
+    reader = store.open_run(w.commit())
+    assert [reader.length(k) for k in range(3)] == [40, 40, 40]
+    for k in range(3):
+        done = np.array([d[k] for d in dones])
+        obs = reader.read(k, "obs")
+        # each row is the observation the action was chosen on: the reset's or the step's
+        # before (after an episode's end the step returned the next episode's first)
+        np.testing.assert_allclose(obs, np.stack([o[k] for o in seen[:-1]]))
+        assert reader.read(k, "actions").tolist() == [int(a[k]) for a in acts]
+        np.testing.assert_allclose(reader.read(k, "rewards"), [r[k] for r in rews])
+        ended = reader.read(k, "terminated") | reader.read(k, "truncated")
+        assert ended.tolist() == done.tolist() and done.any()
+
+
 CONFIG = dict(
     envs=["classic-control/CartPole-v1", "toy-text/FrozenLake-v1"],
     candidates=["ppo-8env", "a2c-8env"],

@@ -14,7 +14,9 @@ Polling must not take a core that an env or the client needs, so it is bounded a
   twice the budget): a heavy env, or a client busy with its own work (PPO's update), turns it
   off by itself, and it comes back once waits are short again;
 - every empty poll yields the CPU (`sched_yield`): another runnable process on that core runs
-  first;
+  first, and when one did (the yield took longer than CONTENDED seconds) the machine has no
+  core to spare: the wait blocks at once and polling stays off until waits are short again
+  (two reference jobs on 2 cores, each a client and a worker, block as before);
 - the client sets the budgets per vector env (`ldm.envs.shm.poll_budgets`): none where the
   workers it waits on already fill the cores, and `LDM_POLL_US=0` turns polling off.
 
@@ -26,6 +28,7 @@ import select
 import time
 
 AVERAGE_WEIGHT = 0.25  # of the newest wait in the running average
+CONTENDED = 30e-6  # a yield that took longer let another process run: the core was needed
 
 
 class Poller:
@@ -55,9 +58,13 @@ class Poller:
         poll, clock, pause = self._poll.poll, time.perf_counter, os.sched_yield
         end = self.since + self.budget
         while not poll(0):
-            if clock() > end:
+            now = clock()
+            if now > end:
                 return
             pause()
+            if clock() - now > CONTENDED:  # another process wanted this core: block
+                self.average = 2 * self.budget  # and poll again only after short waits
+                return
         chunk = os.read(self._fd, 1 << 16)
         if not chunk:
             raise EOFError("stream closed")
