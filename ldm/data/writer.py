@@ -164,7 +164,9 @@ class RunWriter:
             raise StoreError(
                 f"run {self.run_id} ({self.env_id}): {column} must hold integers, got {arr.dtype}"
             )
-        return arr.astype(dt, copy=False)
+        # always a copy: the buffer keeps it until the flush, and callers reuse or change their
+        # arrays after a step (SB3 adds bootstrapped values to the rewards it got, in place)
+        return arr.astype(dt, copy=True)
 
     def flush(self) -> None:
         """Append the buffered steps to disk (all streams together, so lengths stay equal)."""

@@ -65,7 +65,9 @@ class RecordingVecEnv(VecEnvWrapper):
         truncated = np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
         terminated = dones & ~truncated
         if self.writer is not None:
-            self._pending = (self._obs, self._actions, rewards, terminated, truncated)
+            # a copy of the rewards: SB3 adds the bootstrapped value of a truncated episode's
+            # last state to the array it got, in place, before the transition is written
+            self._pending = (self._obs, self._actions, rewards.copy(), terminated, truncated)
         self._running += rewards
         for k in np.flatnonzero(dones):
             self.episode_returns.append(float(self._running[k]))

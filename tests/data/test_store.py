@@ -64,6 +64,23 @@ def test_bad_arrays_fail_at_write_time_before_commit(store):
     assert store.runs() == {} and store.pending() == []
 
 
+def test_the_writer_keeps_what_was_appended_when_the_caller_changes_its_arrays(store):
+    # SB3 adds a truncated episode's bootstrapped value to the rewards array it got from the
+    # env, in place, after the step was recorded: the store must keep the env's reward
+    w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=2, chunk_steps=8)
+    obs, acts = np.zeros((2, 3), np.float32), np.zeros(2, np.int64)
+    rewards, flags = np.ones(2, np.float32), np.zeros(2, bool)
+    for _ in range(3):
+        w.append(obs, acts, rewards, flags, flags)
+        rewards += 49.0
+        obs += 1.0
+        acts += 1
+    reader = store.open_run(w.commit())
+    assert reader.read(0, "rewards").tolist() == [1.0, 50.0, 99.0]
+    assert reader.read(1, "obs")[:, 0].tolist() == [0.0, 1.0, 2.0]
+    assert reader.read(1, "actions").tolist() == [0, 1, 2]
+
+
 def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="r1", chunk_steps=10)
     for _ in range(25):
