@@ -46,6 +46,13 @@ POLL_ENV = "LDM_POLL_US"  # the poll budget in microseconds (0: block at once, a
 DEFAULT_POLL_US = 500
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def poll_budgets(peers: int, budget_us: float | None = None) -> tuple[float, float]:
     """(client seconds, worker microseconds) of polling for a vector env whose client waits on
     `peers` workers at once (worker/poll.py). The client polls only while a core is left
@@ -63,7 +70,7 @@ def poll_budgets(peers: int, budget_us: float | None = None) -> tuple[float, flo
             f"{where}={raw!r}: expected microseconds from 0 (no polling) to 100000; leave it "
             f"unset for the default {DEFAULT_POLL_US}"
         )
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     client = budget_us / 1e6 if peers < cores else 0.0
     worker = budget_us if peers <= cores else 0.0
     return client, worker
@@ -248,6 +255,8 @@ def attach(
         "fields": layout.wire(),
         "size": layout.size,
         "poll_us": worker_poll,
+        # the workers fill the cores: the client runs on one of theirs between steps
+        "poll_shares_core": peers >= usable_cores(),
     }
     if buffer.worker_wake is not None:
         msg["wake"] = list(buffer.worker_wake)

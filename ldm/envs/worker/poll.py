@@ -14,9 +14,11 @@ Polling must not take a core that an env or the client needs, so it is bounded a
   twice the budget): a heavy env, or a client busy with its own work (PPO's update), turns it
   off by itself, and it comes back once waits are short again;
 - every empty poll yields the CPU (`sched_yield`): another runnable process on that core runs
-  first, and when one did (the yield took longer than CONTENDED seconds) the machine has no
-  core to spare: the wait blocks at once and polling stays off until waits are short again
-  (two reference jobs on 2 cores, each a client and a worker, block as before);
+  first, and when one did (the yield took over CONTENDED) the machine has no core to spare:
+  the wait blocks at once and polling stays off until waits are short again (two reference
+  jobs on 2 cores, each a client and a worker, block as before). A worker whose vector env's
+  workers fill the cores (`shares_core`) shares one with its client: a yield after which the
+  answer is there was the client's turn, not contention;
 - the client sets the budgets per vector env (`ldm.envs.shm.poll_budgets`): none where the
   workers it waits on already fill the cores, and `LDM_POLL_US=0` turns polling off.
 
@@ -28,14 +30,17 @@ import select
 import time
 
 AVERAGE_WEIGHT = 0.25  # of the newest wait in the running average
-CONTENDED = 30e-6  # a yield that took longer let another process run: the core was needed
+CONTENDED = 30e-6  # a yield that took longer let another process run
 
 
 class Poller:
     """Polls one FrameReader's descriptor before its owner blocks on it (see the docstring)."""
 
-    def __init__(self, budget):
+    def __init__(self, budget, shares_core=False):
         self.budget = float(budget)  # seconds; 0 never polls
+        # the other side may run on this core (a worker of a vector env whose workers fill
+        # the cores): a yield it took is its turn, not contention, when its answer came
+        self.shares_core = shares_core
         self.average = 0.0  # of recent waits, each clipped at twice the budget
         self.since = time.perf_counter()
         self._fd = None
@@ -62,7 +67,8 @@ class Poller:
             if now > end:
                 return
             pause()
-            if clock() - now > CONTENDED:  # another process wanted this core: block
+            if clock() - now > CONTENDED and not (self.shares_core and poll(0)):
+                # another process needed this core: block
                 self.average = 2 * self.budget  # and poll again only after short waits
                 return
         chunk = os.read(self._fd, 1 << 16)

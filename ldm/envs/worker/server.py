@@ -179,6 +179,7 @@ class EnvServer:
         self.shared = None  # a shm_worker.SharedSlice once the client shared a buffer
         self.wake = None  # [read path, write path] of the wake-up FIFOs (Docker)
         self.poll_budget = 0.0  # seconds to poll for the next step before blocking (poll.py)
+        self.poll_shares_core = False  # the client may run on this worker's core (poll.py)
 
     # -- commands ------------------------------------------------------------------------
     def init(self, api="gymnasium", imports=(), wrappers=(), paths=()):
@@ -284,7 +285,9 @@ class EnvServer:
             sink.put(i, o, r, term, trunc, info)
         return sink.reply()
 
-    def shm_attach(self, fields, size, fd=None, path=None, wake=None, poll_us=0):
+    def shm_attach(
+        self, fields, size, fd=None, path=None, wake=None, poll_us=0, poll_shares_core=False
+    ):
         """Map the client's buffer (an inherited descriptor or a mounted file) and serve
         steps through it from now on, over the wake-up FIFOs `wake` if given, polling for
         the next step up to `poll_us` microseconds before blocking (see shm_worker.py)."""
@@ -293,6 +296,7 @@ class EnvServer:
         self.shared = shm_worker.SharedSlice(fields, size, fd=fd, path=path)
         self.wake = wake
         self.poll_budget = max(0.0, float(poll_us)) / 1e6
+        self.poll_shares_core = bool(poll_shares_core)
         return {"mapped": size}
 
     def close(self, handles=None):

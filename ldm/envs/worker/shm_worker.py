@@ -192,7 +192,7 @@ def serve(server, reader, out, protocol):
     handles = sorted(server.envs)
     actions = views["actions"]
     fd = out.fileno()  # wake-up bytes go straight to the pipe (`out` is flushed after frames)
-    poller = poll.Poller(server.poll_budget)
+    poller = poll.Poller(server.poll_budget, server.poll_shares_core)
     while True:
         try:
             poller.wait(reader)
