@@ -130,17 +130,15 @@ class ProxyWorker:
         shared_memory: bool = True,
         start_timeout: float = DEFAULT_TIMEOUT,
         start: bool = True,
-        peers: int = 1,
-        poll_us: float | None = None,
+        poll: shm.PollBudgets | None = None,
     ):
         """`start=False`: the caller calls `launch` then `ready` (the vector env launches all
-        its workers before awaiting any); `peers`: how many workers the client waits on
-        together (this one included) and `poll_us` the budget (None: the default) set how
-        long each side polls for the other (shm.poll_budgets)."""
+        its workers before awaiting any); `poll`: how long each side polls for the other,
+        from the vector env's layout (shm.poll_budgets; None: a lone worker's)."""
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
-        self.peers, self.poll_us = peers, poll_us
+        self.poll = poll
         self.start_timeout = start_timeout  # the library's imports and make
         self.conn: Connection | None = None
         self.handles: list[int] = []
@@ -175,7 +173,7 @@ class ProxyWorker:
             raise
         self.handles, self.spaces = made["handles"], made["spaces"]
         if self.shared_memory:
-            shm.attach(self.conn, self.spaces, len(self.handles), self.peers, self.poll_us)
+            shm.attach(self.conn, self.spaces, len(self.handles), self.poll)
 
     def restart(self) -> None:
         if self.conn is not None:

@@ -43,10 +43,10 @@ class HubVecEnv(VecEnv):
         dones = terminated | truncated
         out_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if infos:  # most steps of most envs carry no info and end no episode
-            self._sb3_infos(infos, terminated, truncated, out_infos)
+            self._sb3_infos(infos, dones, terminated, truncated, out_infos)
         return obs, rewards.astype(np.float32), dones, out_infos
 
-    def _sb3_infos(self, infos: dict, terminated, truncated, out: list[dict]) -> None:
+    def _sb3_infos(self, infos: dict, dones, terminated, truncated, out: list[dict]) -> None:
         """Gymnasium's vector infos -> SB3's per-env dicts, with its end-of-episode keys."""
         for key, values in infos.items():
             if key.startswith("_") or key in ("final_obs", "final_info"):
@@ -55,7 +55,7 @@ class HubVecEnv(VecEnv):
             for i in range(self.num_envs):
                 if mask is None or mask[i]:
                     out[i][key] = values[i]
-        for i in np.flatnonzero(terminated | truncated):
+        for i in np.flatnonzero(dones):
             out[i]["terminal_observation"] = infos["final_obs"][i]
             out[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
 

@@ -17,7 +17,8 @@ container's stdin/stdout are relayed by the engine: two more processes each way)
 spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
 debug level.
 
-Imports: numpy, ldm.envs.backends, ldm.envs.worker (protocol, shm_worker, poll). Must not import gymnasium or proxies.
+Imports: numpy, ldm.envs.backends, ldm.envs.worker (protocol, shm_worker, poll). Must not
+import gymnasium or proxies.
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def poll_budgets(peers: int, budget_us: float | None = None) -> tuple[float, float]:
-    """(client seconds, worker microseconds) of polling for a vector env whose client waits on
-    `peers` workers at once (worker/poll.py). The client polls only while a core is left
-    beside its workers; a worker polls (yielding its core at each empty poll) unless the
-    workers outnumber the cores. The budget: `budget_us`, else `LDM_POLL_US`, else 500; 0
-    turns polling off."""
+class PollBudgets(NamedTuple):
+    """How long each side of a vector env's shared-memory path polls (worker/poll.py)."""
+
+    client_s: float  # the client, in seconds
+    worker_us: float  # each worker, in microseconds (sent with `shm_attach`)
+    shares_core: bool  # the workers fill the cores: the client runs on one of theirs
+
+
+def poll_budgets(peers: int, budget_us: float | None = None) -> PollBudgets:
+    """The polling of a vector env whose client waits on `peers` workers at once. The client
+    polls only while a core is left beside its workers; a worker polls (yielding its core at
+    each empty poll) unless the workers outnumber the cores. The budget: `budget_us`, else
+    `LDM_POLL_US`, else 500; 0 turns polling off. A bad budget is an EnvError."""
     where = "poll_us" if budget_us is not None else POLL_ENV
     raw = budget_us if budget_us is not None else os.environ.get(POLL_ENV, str(DEFAULT_POLL_US))
     try:
@@ -71,9 +79,11 @@ def poll_budgets(peers: int, budget_us: float | None = None) -> tuple[float, flo
             f"unset for the default {DEFAULT_POLL_US}"
         )
     cores = usable_cores()
-    client = budget_us / 1e6 if peers < cores else 0.0
-    worker = budget_us if peers <= cores else 0.0
-    return client, worker
+    return PollBudgets(
+        client_s=budget_us / 1e6 if peers < cores else 0.0,
+        worker_us=budget_us if peers <= cores else 0.0,
+        shares_core=peers >= cores,
+    )
 
 
 class Field(NamedTuple):
@@ -233,12 +243,11 @@ def attach(
     conn: Connection,
     spaces: dict[str, Any],
     count: int,
-    peers: int = 1,
-    poll_us: float | None = None,
+    poll: PollBudgets | None = None,
 ) -> bool:
-    """Switch `conn` to the shared-memory path for its `count` envs (one of `peers` workers
-    the client waits on together, polling within `poll_us`: see poll_budgets); False (and the
-    reason logged at debug level) when the buffer cannot be shared and the framed path stays."""
+    """Switch `conn` to the shared-memory path for its `count` envs, polling by `poll` (its
+    vector env's `poll_budgets`; default: a lone worker's); False (and the reason logged at
+    debug level) when the buffer cannot be shared and the framed path stays."""
     buffer = getattr(conn, "buffer", None)
     if not isinstance(conn, ProcessConnection) or buffer is None:
         log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
@@ -248,15 +257,14 @@ def attach(
     except EnvError as e:
         log.debug("%s: framed path (%s)", conn.label, e)
         return False
-    client_poll, worker_poll = poll_budgets(peers, poll_us)
+    poll = poll or poll_budgets(1)
     mm = buffer.map(layout.size)
     msg = {
         "cmd": "shm_attach",
         "fields": layout.wire(),
         "size": layout.size,
-        "poll_us": worker_poll,
-        # the workers fill the cores: the client runs on one of theirs between steps
-        "poll_shares_core": peers >= usable_cores(),
+        "poll_us": poll.worker_us,
+        "poll_shares_core": poll.shares_core,
     }
     if buffer.worker_wake is not None:
         msg["wake"] = list(buffer.worker_wake)
@@ -271,14 +279,14 @@ def attach(
         return False
     finally:
         buffer.release_name()
-    conn.codec = ShmCodec(layout, mm, client_poll)
+    conn.codec = ShmCodec(layout, mm, poll.client_s)
     log.debug(
         "%s: shared-memory path, %d envs, %d bytes, polling %.0f us (client) / %.0f us (worker)",
         conn.label,
         count,
         layout.size,
-        client_poll * 1e6,
-        worker_poll,
+        poll.client_s * 1e6,
+        poll.worker_us,
     )
     return True
 

@@ -63,7 +63,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self.timeout = timeout
         self.num_envs = num_envs
         w = max(1, min(num_envs, workers or os.cpu_count() or 1))
-        poll_budgets(w, poll_us)  # a bad budget is refused before any worker starts
+        poll = poll_budgets(w, poll_us)  # once: a bad budget is refused before any start
         sizes = [num_envs // w + (1 if i < num_envs % w else 0) for i in range(w)]
         kw = {**spec.kwargs_for(rid), **kwargs}
 
@@ -78,8 +78,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
                 n,
                 shared_memory,
                 start=False,
-                peers=w,
-                poll_us=poll_us,
+                poll=poll,
             )
             for i, n in enumerate(sizes)
         ]

@@ -106,12 +106,15 @@ def test_budgets_leave_the_cores_to_the_workers(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.delenv(shm.POLL_ENV, raising=False)
     budget = shm.DEFAULT_POLL_US
-    assert shm.poll_budgets(1) == (budget / 1e6, budget)  # a core each for client and worker
-    assert shm.poll_budgets(2) == (0.0, budget)  # the client blocks while both workers step
-    assert shm.poll_budgets(3) == (0.0, 0.0)  # workers outnumber the cores: nobody polls
+    # a core each for client and worker
+    assert shm.poll_budgets(1) == shm.PollBudgets(budget / 1e6, budget, shares_core=False)
+    # the client blocks while both workers step, on a worker's core between steps
+    assert shm.poll_budgets(2) == shm.PollBudgets(0.0, budget, shares_core=True)
+    # workers outnumber the cores: nobody polls
+    assert shm.poll_budgets(3) == shm.PollBudgets(0.0, 0.0, shares_core=True)
     monkeypatch.setenv(shm.POLL_ENV, "0")
-    assert shm.poll_budgets(1) == (0.0, 0.0)
-    assert shm.poll_budgets(1, 200) == (200e-6, 200)  # the argument over the variable
+    assert shm.poll_budgets(1)[:2] == (0.0, 0.0)
+    assert shm.poll_budgets(1, 200)[:2] == (200e-6, 200)  # the argument over the variable
     monkeypatch.setenv(shm.POLL_ENV, "fast")
     with pytest.raises(EnvError, match="LDM_POLL_US='fast'.*0 .*100000"):
         shm.poll_budgets(1)

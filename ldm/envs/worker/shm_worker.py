@@ -15,9 +15,9 @@ After a successful `shm_attach` the channel switches to tagged messages, one byt
 so a step moves no array through the pipe and encodes nothing when its infos are numeric
 scalars: the byte only wakes the other side (polled for a while, then a blocking read). Info
 slots: each env has INFO_SLOTS float64 values with presence flags, for its step info and for
-the info of an episode's last step; a key takes the next free slot the first time it is seen, and that
-step's reply is framed with the new key list (`info_keys`: [name, kind] in slot order). A step
-with an info the slots cannot hold (a string, an array, a new key past the last slot, an int
+the info of an episode's last step; a key takes the next free slot the first time it is
+seen, and that step's reply is framed with the new key list (`info_keys`: [name, kind] in slot
+order). A step with an info the slots cannot hold (a string, an array, a new key past the last slot, an int
 past 2**53, a key whose kind changed) sends all its infos framed instead (`infos`,
 `final_infos`). The buffer is mapped from an inherited file descriptor (process and sandbox
 backends) or from a bind-mounted file (Docker); the client created it and owns its lifetime.
