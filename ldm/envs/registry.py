@@ -124,6 +124,26 @@ def _unknown(env_id: str, known: list[str]) -> str:
     return f"unknown env id {env_id!r}.{hint}"
 
 
+def close_env_ids(env_id: str, n: int = 5, catalog_dir: str | None = None) -> list[str]:
+    """The catalogued env ids closest to `env_id` (a typo, a deprecated version, an id the
+    library cannot make, an unqualified id), best first; never `env_id` itself. An id is
+    compared whole and by its registered part, so `CartPole-v1` finds every library's."""
+    catalog = load_catalog(catalog_dir)
+    head, _, rest = env_id.partition("/")
+    bare = rest if rest and head in catalog else env_id
+
+    def likeness(known: str) -> float:
+        whole = difflib.SequenceMatcher(None, env_id, known).ratio()
+        part = difflib.SequenceMatcher(None, bare, known.partition("/")[2]).ratio()
+        return max(whole, part)
+
+    ranked = sorted(
+        ((likeness(k), k) for s in catalog.values() for k in (f"{s.name}/{e}" for e in s.envs)),
+        key=lambda x: -x[0],
+    )
+    return [k for score, k in ranked if score >= 0.6 and k != env_id][:n]
+
+
 def catalog_spaces(env_id: str) -> tuple[SpaceSpec, SpaceSpec] | None:
     """SpaceSpecs of an env from the catalog's sidecar, if discovery recorded them."""
     spec, rid = resolve_env_id(env_id)

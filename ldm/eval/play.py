@@ -3,7 +3,8 @@
 It runs the evaluation protocol's machinery for one rollout of N episodes (the context kept
 across them, as in evaluation), prints each episode's return, and with `--video` saves a clip
 of the episodes. An env the model was not trained on (by its model card's facts) is played
-zero-shot, and the command says so. Imports: ldm.eval's protocol and video, ldm.model.
+zero-shot, and the command says so; an id it cannot make is an error naming the closest
+catalogued ids. Imports: ldm.eval's protocol and video, ldm.model, ldm.envs' registry.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ def main(
         decoding: Deterministic continuous actions at the median of the predicted bins
             (median) or at the most likely bin (argmax).
     """
+    from ldm.envs.registry import resolve_env_id
+    from ldm.errors import EnvError
     from ldm.model import LDMPolicy
 
+    try:  # a typo or an unqualified id fails before the model loads
+        resolve_env_id(env_id)
+    except EnvError as e:
+        raise EvalError(f"cannot play {env_id!r}: {e}") from None
     policy = LDMPolicy.from_pretrained(checkpoint)
     print(seen_note(policy, env_id))
     result = play(policy, env_id, episodes, video, seed, deterministic, backend, decoding)
@@ -99,7 +106,7 @@ def play(
     )
     runs, rejected = _prepare([env_id], cfg)
     if rejected:
-        raise EvalError(f"cannot play {rejected[0]['error']}")
+        raise EvalError(cannot_make(env_id, rejected[0].error or "?"))
     (run,) = runs
     run.seeds = [seed]
     recorder = None
@@ -115,3 +122,16 @@ def play(
         raise EvalError(f"{env_id}: {run.error}")
     clip = recorder.write({env_id: video}).get(env_id) if recorder and video else None
     return {"returns": run.returns[0], "clip": clip}
+
+
+def cannot_make(env_id: str, error: str) -> str:
+    """Why an env could not be played, in one paragraph: the library's own reason (its first
+    line: a worker's traceback stays in the worker's log) and the closest catalogued ids."""
+    from ldm.envs.registry import close_env_ids
+
+    reason = error.splitlines()[0]
+    if reason.startswith(f"{env_id}: "):
+        reason = reason[len(env_id) + 2 :]
+    close = close_env_ids(env_id)
+    hint = f" Catalogued ids close to it: {', '.join(close)}." if close else ""
+    return f"cannot play {env_id!r}: {reason}.{hint} Every id: `ldm envs list`."
