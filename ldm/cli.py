@@ -3,7 +3,8 @@
 Each stage owns `ldm/<stage>/cli.py` with a `COMMANDS` dict (name -> function whose typed,
 documented parameters tyro turns into flags). Groups are imported lazily so that
 `ldm envs list` never imports torch. A group may instead expose a single function `main`
-(e.g. `ldm train`, `ldm run`), called with the remaining arguments.
+(e.g. `ldm run`), called with the remaining arguments, or `run_cli(prog, args)` where it
+parses them itself (`ldm train`: a --config file's settings under its flags).
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _sigterm_as_interrupt()
     try:
-        if hasattr(module, "COMMANDS"):
+        if hasattr(module, "run_cli"):  # a command that parses its flags itself
+            result = module.run_cli(f"ldm {name}", args[1:])
+        elif hasattr(module, "COMMANDS"):
             result = tyro.extras.subcommand_cli_from_dict(
                 module.COMMANDS, prog=f"ldm {name}", args=args[1:], sort_subcommands=False
             )

@@ -98,13 +98,23 @@ class Store:
     """A directory of runs with a manifest. Safe for several writer processes at once."""
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
+        """Open the store at `path`; `create` makes it (folders and an empty manifest) where
+        it is missing. Without `create` nothing is written: a path that holds no store (no
+        manifest.json) is an error, and every read-only command opens stores this way."""
         self.path = Path(path)
-        if not self.path.exists():
-            if not create:
+        if not create:
+            if not self.path.is_dir():
                 raise StoreError(
-                    f"store {self.path} does not exist; create it by recording runs into it"
+                    f"store {self.path} does not exist; create it by recording runs into it "
+                    "(`ldm refgen all --store ...`)"
                 )
-            self.path.mkdir(parents=True)
+            if not self.manifest_path.is_file():
+                raise StoreError(
+                    f"{self.path} is not a trajectory store (it has no manifest.json); give the "
+                    "directory `ldm refgen` recorded into (e.g. runs/quickstart/store)"
+                )
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "runs").mkdir(exist_ok=True)
         (self.path / ".pending").mkdir(exist_ok=True)
         if not self.manifest_path.exists():
@@ -188,7 +198,8 @@ class Store:
 
     def pending(self) -> list[str]:
         """Run ids of uncommitted runs (resume them with `resume_run` or drop with `discard_run`)."""
-        return sorted(d.name for d in (self.path / ".pending").iterdir() if d.is_dir())
+        pending = self.path / ".pending"
+        return sorted(d.name for d in pending.iterdir() if d.is_dir()) if pending.is_dir() else []
 
     def discard_run(self, run_id: str) -> None:
         """Delete an uncommitted run."""

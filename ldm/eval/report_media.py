@@ -41,7 +41,7 @@ def attach_reference_clips(results: EvalResult, refs: EvalResult) -> EvalResult:
 def media_sections(results: EvalResult, out: Path) -> str:
     """HTML of the clips, learning-curve and training-curve sections (empty parts omitted)."""
     parts = [clips_section(results, out)]
-    if results.store and Path(results.store).exists():
+    if results.store and (Path(results.store) / "manifest.json").is_file():
         parts.append(learning_curves_section(results, Store(results.store, create=False)))
     if results.checkpoint:
         parts.append(training_curves_section(Path(results.checkpoint)))

@@ -1,4 +1,5 @@
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,3 +247,28 @@ def test_run_metadata_is_a_validated_record_with_an_unchanged_file(store):
         "verdict": "fail",
         "reasons": ["no improvement"],
     }
+
+
+@pytest.mark.parametrize("command", ["stats", "verify"])
+def test_read_only_commands_on_a_folder_that_is_no_store_write_nothing(tmp_path, capsys, command):
+    from ldm.cli import main
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert main(["data", command, str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder} is not a trajectory store (it has no manifest.json)" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]  # no .lock, runs/, ...
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_opening_a_store_read_only_creates_nothing_in_it(store):
+    record(store, "a/Vec-v0", VEC, DISC, steps=40, streams=1)
+    shutil.rmtree(store.path / ".pending")
+    before = sorted(p.relative_to(store.path) for p in store.path.rglob("*"))
+    ro = Store(store.path, create=False)
+    assert len(ro.runs()) == 1 and ro.pending() == []
+    assert sorted(p.relative_to(store.path) for p in store.path.rglob("*")) == before
