@@ -61,8 +61,12 @@ def main(
         raise SystemExit(
             "ldm eval: --store is required (the reference runs give the normalisation anchors)"
         )
-    from ldm.eval.evaluate import evaluate
+    from ldm.data import Store
+    from ldm.eval.evaluate import evaluate, require_in_store
 
+    opened = Store(store, create=False)
+    if envs:  # before the model loads: a typo or an env outside the store fails at once
+        require_in_store(opened, envs)
     policy = None
     if not references:
         if checkpoint is None:
@@ -72,7 +76,7 @@ def main(
         from ldm.model import LDMPolicy
 
         policy = LDMPolicy.from_pretrained(checkpoint)
-    results = evaluate(policy, envs, store, cfg, library=library, video_dir=Path(out) / "clips")
+    results = evaluate(policy, envs, opened, cfg, library=library, video_dir=Path(out) / "clips")
     if checkpoint is not None and Path(checkpoint).is_dir():
         results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
     paths = write_report(

@@ -9,6 +9,7 @@ model: a policy arrives as an object).
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,28 @@ def _env_ids(store: Store, env_ids: list[str] | None, library: str | None) -> li
             + (f" in library {library}" if library else "")
         )
     return ids
+
+
+def require_in_store(store: Store, env_ids: list[str]) -> None:
+    """Every env asked for by name must have a run in the store: its anchors make the score.
+    A typo names the catalogued ids close to it, an env outside the store the store's envs
+    (and `ldm play`, which plays any env without a score)."""
+    from ldm.envs.registry import resolve_env_id
+
+    known = sorted({e.env_id for e in store.runs().values()})
+    for env_id in env_ids:
+        if env_id in known:
+            continue
+        try:
+            resolve_env_id(env_id)
+        except LDMError as e:
+            raise EvalError(f"--envs {env_id}: {e}") from None
+        close = difflib.get_close_matches(env_id, known, n=5, cutoff=0.3) or known[:5]
+        raise EvalError(
+            f"--envs {env_id}: store {store.path} has no run of it, so no reference to score "
+            f"against; its envs include {close} ({len(known)} in all). To watch a model act in "
+            f"an env outside the store: `ldm play CHECKPOINT {env_id}`"
+        )
 
 
 def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
@@ -84,12 +107,13 @@ def evaluate(
     t0 = time.time()
     for r in runs:
         r.step_limit = episode_step_limit(refs[r.env_id], cfg)
+    agent: Any = None  # stays None where no env could start: nothing acts
     if policy is None:
-        agent: Any = PredictAgent(
+        agent = PredictAgent(
             [_load_reference(store, refs[r.env_id]) for r in runs],
             [i for i, r in enumerate(runs) for _ in r.slots],
         )
-    else:
+    elif runs:
         obs_specs = [r.obs_spec for r in runs for _ in r.slots]
         act_specs = [r.act_spec for r in runs for _ in r.slots]
         agent = SessionAgent(policy, obs_specs, act_specs, cfg)

@@ -110,3 +110,25 @@ def test_references_are_evaluated_only_where_an_env_has_one(tmp_path):
     res = evaluate(None, ENVS, store, EvalConfig(rollouts=1, episodes=1), progress=False)
     assert [e.env_id for e in res.envs] == [ENVS[0]]  # Pendulum has nothing to act with
     assert res.policy == "references" and res.env(ENVS[0]).mean_return is not None
+
+
+@pytest.mark.parametrize(
+    ("env_id", "says"),
+    [
+        # catalogued, but the store has no run of it: no anchors to score against
+        ("classic-control/Pendulum-v1", ["has no run of it", "classic-control/CartPole-v1"]),
+        ("classic-control/CartPol-v1", ["unknown env id", "classic-control/CartPole-v1"]),
+    ],
+)
+def test_cli_eval_of_an_env_it_cannot_score_is_an_error(tmp_path, capsys, env_id, says):
+    from ldm.cli import main
+
+    store, _ = _store_with_anchors(tmp_path)
+    ck = LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(tmp_path / "ck")
+    out = tmp_path / "eval"
+    argv = ["eval", str(ck), "--store", str(store.path), "--envs", env_id, "--out", str(out)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ldm eval: error: --envs {env_id}: ")
+    assert all(s in err for s in says), err
+    assert not out.exists()
