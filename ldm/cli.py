@@ -36,6 +36,7 @@ def _usage() -> str:
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in GROUPS.items()]
     lines += [
         "",
+        "--version  print ldm's version (and commit, in a source checkout)",
         "option of every command: --catalog-dir DIR  read library specs from DIR too (before the",
         "  built-in catalog; same as adding DIR to $LDM_CATALOG_PATH); discover writes there",
     ]
@@ -78,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = take_catalog_dirs(list(sys.argv[1:] if argv is None else argv))
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from ldm.version import describe
+
+        print(describe())
         return 0
     name = args[0]
     if name not in GROUPS:

@@ -9,9 +9,40 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, NamedTuple
 
 import tyro
+
+
+class TableData(NamedTuple):
+    """A table to show: a title, column names, rows of cells and an optional last row."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    total: tuple[str, ...] | None = None
+
+
+def show(table: TableData) -> None:
+    """A rich table on a terminal; piped (`ldm envs list | grep CartPole`), plain lines with
+    tab-separated cells that never wrap, the title and the column names as `#` comments."""
+    if not sys.stdout.isatty():
+        lines = [f"# {table.title}", "# " + "\t".join(table.columns)]
+        lines += ["\t".join(r) for r in table.rows + ([table.total] if table.total else [])]
+        print("\n".join(lines))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=table.title)
+    for col in table.columns:
+        t.add_column(col, overflow="fold")
+    for row in table.rows:
+        t.add_row(*row)
+    if table.total:
+        t.add_section()
+        t.add_row(*table.total)
+    Console().print(t)
 
 
 def list_(
@@ -20,7 +51,8 @@ def list_(
     failed: bool = False,
     libraries: bool = False,
 ) -> int:
-    """List catalogued envs with their SpaceSpecs and check results, then per-library counts.
+    """List catalogued envs with their SpaceSpecs and check results, then per-library counts
+    (plain tab-separated lines when the output is not a terminal).
 
     Args:
         library: Only this library.
@@ -31,60 +63,48 @@ def list_(
     """
     from dataclasses import asdict
 
-    from rich.console import Console
-    from rich.table import Table
-
     from ldm.envs.registry import list_envs, list_failed
 
-    console = Console()
     if failed:
         bad = list_failed(library)
         if json_:
             print(json.dumps([asdict(f) for f in bad], indent=1))
             return 0
-        table = Table(title=f"{len(bad)} envs failed discovery")
-        for col in ("id", "reason"):
-            table.add_column(col, overflow="fold")
-        for f in bad:
-            table.add_row(f.id, f.reason)
-        console.print(table)
+        rows = [(f.id, f.reason) for f in bad]
+        show(TableData(f"{len(bad)} envs failed discovery", ("id", "reason"), rows))
         return 0
     envs = list_envs(library)
     if json_:
         print(json.dumps([e.to_dict() for e in envs], indent=1))
         return 0
     if not libraries:
-        console.print(_env_table(envs))
-    console.print(_library_table(envs, library))
+        show(_env_table(envs))
+    show(_library_table(envs, library))
     return 0
 
 
-def _env_table(envs: list) -> Any:
-    from rich.table import Table
-
+def _env_table(envs: list) -> TableData:
     flagged = sum(e.checked and not e.check_ok for e in envs)
     checked = sum(e.checked for e in envs)
-    table = Table(
-        title=f"{len(envs)} envs in {len({e.library for e in envs})} libraries "
-        f"({checked} checked, {flagged} fail their own checks)"
-    )
-    for col in ("id", "observation", "action", "check"):
-        table.add_column(col, overflow="fold")
-    for e in envs:
-        mark = "-" if not e.checked else "ok" if e.check_ok else f"FAIL: {e.problems[0]}"
-        table.add_row(
+    rows = [
+        (
             e.id,
             e.observation.describe() if e.observation else "?",
             e.action.describe() if e.action else "?",
-            mark,
+            "-" if not e.checked else "ok" if e.check_ok else f"FAIL: {e.problems[0]}",
         )
-    return table
+        for e in envs
+    ]
+    return TableData(
+        f"{len(envs)} envs in {len({e.library for e in envs})} libraries "
+        f"({checked} checked, {flagged} fail their own checks)",
+        ("id", "observation", "action", "check"),
+        rows,
+    )
 
 
-def _library_table(envs: list, library: str | None) -> Any:
+def _library_table(envs: list, library: str | None) -> TableData:
     from collections import Counter
-
-    from rich.table import Table
 
     from ldm.envs.catalog import get_library, load_catalog
 
@@ -92,27 +112,32 @@ def _library_table(envs: list, library: str | None) -> Any:
     count = Counter(e.library for e in envs)
     flagged = Counter(e.library for e in envs if e.checked and not e.check_ok)
     domains = Counter(s.domain for s in specs if count[s.name])
-    table = Table(
-        title=f"{sum(1 for s in specs if count[s.name])} libraries with envs, "
-        f"{len(domains)} domains"
-    )
-    for col in ("library", "domain", "envs", "flagged", "failed", "note"):
-        table.add_column(col, overflow="fold")
-    for s in sorted(specs, key=lambda s: (s.domain, s.name)):
-        state = "" if s.installable else "not installable (see its note)"
-        table.add_row(
-            s.name, s.domain, str(count[s.name]), str(flagged[s.name]), str(len(s.failed)), state
+    with_envs = sum(1 for s in specs if count[s.name])
+    rows = [
+        (
+            s.name,
+            s.domain,
+            str(count[s.name]),
+            str(flagged[s.name]),
+            str(len(s.failed)),
+            "" if s.installable else "not installable (see its note)",
         )
-    table.add_section()
-    table.add_row(
-        f"total: {sum(1 for s in specs if count[s.name])} libraries",
+        for s in sorted(specs, key=lambda s: (s.domain, s.name))
+    ]
+    total = (
+        f"total: {with_envs} libraries",
         f"{len(domains)} domains",
         str(sum(count.values())),
         str(sum(flagged.values())),
         str(sum(len(s.failed) for s in specs)),
         "",
     )
-    return table
+    return TableData(
+        f"{with_envs} libraries with envs, {len(domains)} domains",
+        ("library", "domain", "envs", "flagged", "failed", "note"),
+        rows,
+        total,
+    )
 
 
 def check(
