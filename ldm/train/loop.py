@@ -53,9 +53,11 @@ def train(cfg: TrainConfig, progress: bool = True, evaluate: EvalCallback | None
     t0, seen0 = time.time(), run.seen
     try:
         run.model.train()
+        told: set[str] = set()
         while run.step < cfg.steps and not stop.requested:
             metrics = train_step(run)
             bar.update()
+            told = _tell_dropped(run, told, bar)
             if run.step % cfg.log_every == 0 or run.step == cfg.steps:
                 rate = (run.seen - seen0) / max(1e-9, time.time() - t0)
                 log.scalars(run.step, _train_scalars(run, metrics, rate))
@@ -125,12 +127,27 @@ def finish(run: TrainRun, final: Path) -> None:
         )
 
 
+def _dropped(run: TrainRun) -> dict[str, str]:
+    """Damaged runs this rank dropped (on_bad_run="drop"), from training and validation."""
+    return {**(run.val.dropped if run.val is not None else {}), **run.loader.dropped}
+
+
+def _tell_dropped(run: TrainRun, told: set[str], bar: Any) -> set[str]:
+    """Say once, on rank 0, each run dropped since the last call; returns the runs told."""
+    dropped = _dropped(run)
+    for run_id in sorted(set(dropped) - told):
+        if run.is_main:
+            bar.write(f"dropped damaged run {run_id} at step {run.step}: {dropped[run_id]}")
+    return set(dropped)
+
+
 def _train_scalars(run: TrainRun, metrics: dict[str, float], rate: float) -> dict[str, float]:
     return {
         **{f"train/{k}": v for k, v in metrics.items()},
         "lr": run.sched.get_last_lr()[0],
         "transitions_per_s": rate,
         "transitions": run.seen,
+        "data/dropped_runs": len(_dropped(run)),
     }
 
 

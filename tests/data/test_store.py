@@ -1,3 +1,4 @@
+import gc
 import json
 import signal
 import subprocess
@@ -86,6 +87,8 @@ def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     for _ in range(25):
         w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
     assert store.runs() == {} and store.pending() == ["r1"]
+    del w  # the writer dies (its run lock goes with its process's file)
+    gc.collect()
     w2 = resume_run(store, "r1")  # the 20 flushed steps survive, the 5 buffered are lost
     for _ in range(5):
         w2.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
@@ -94,6 +97,10 @@ def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     assert verify_store(store) == {}
     w3 = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="r2")
     w3.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+    with pytest.raises(StoreError, match="r2 .* is being written by pid"):
+        store.discard_run("r2")  # not while its writer lives
+    del w3
+    gc.collect()
     store.discard_run("r2")
     assert store.pending() == []
 
@@ -113,12 +120,16 @@ def test_chunks_hold_about_a_mebibyte_of_observations(store):
     for _ in range(3):
         w.append(np.zeros((2, 7, 7, 3)), np.zeros(2), np.ones(2), np.zeros(2), np.zeros(2))
     w.flush()
+    del w  # the writer dies
+    gc.collect()
     r2 = resume_run(store, "g")  # resumes with the chunks it was created with
     assert r2.chunk_steps == 4096
     r2.commit()
     assert store.open_run("g").array(1, "obs").chunks == (4096, 7, 7, 3)
     w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="v", chunk_steps=8)
     w.flush()
+    del w
+    gc.collect()
     assert resume_run(store, "v").chunk_steps == 8
 
 
