@@ -118,14 +118,14 @@ class CheckedColumn:
         try:
             return np.asarray(self.array[start:stop])
         except Exception as e:  # crc32c mismatch (ValueError), zstd error on a cut chunk, ...
-            first = start // self.chunk
+            first, error = start // self.chunk, e
             for c in range(first, (stop - 1) // self.chunk + 1):  # name the first bad chunk
                 try:
                     self.array[c * self.chunk : min(self.length, (c + 1) * self.chunk)]
                 except Exception as inner:
-                    first, e = c, inner
+                    first, error = c, inner
                     break
-            self._damaged(f"chunk {first} failed its check ({_why(e)})")
+            self._damaged(f"chunk {first} failed its check ({_why(error)})")
             raise  # unreachable: _damaged raises
 
 

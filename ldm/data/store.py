@@ -21,8 +21,8 @@ import fcntl
 import hashlib
 import json
 import os
-import socket
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator

@@ -109,9 +109,7 @@ class RunWriter:
                 f"run {run_id} is already pending in {store.path}; resume it "
                 "(Store.resume_run) or discard it (Store.discard_run)"
             )
-        self.meta = new_meta(
-            self.env_id, library, self.obs_spec, self.act_spec, num_streams, meta
-        )
+        self.meta = new_meta(self.env_id, library, self.obs_spec, self.act_spec, num_streams, meta)
         self.meta.update(stream_lengths=[0] * num_streams, episodes=[], checksums={})
         self._hash = {f"s{k}/{c}": hashlib.sha256() for k in range(num_streams) for c in COLUMNS}
         self.path.mkdir(parents=True)
