@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -137,7 +138,10 @@ def _tell_dropped(run: TrainRun, told: set[str], bar: Any) -> set[str]:
     dropped = _dropped(run)
     for run_id in sorted(set(dropped) - told):
         if run.is_main:
-            bar.write(f"dropped damaged run {run_id} at step {run.step}: {dropped[run_id]}")
+            bar.write(
+                f"dropped damaged run {run_id} at step {run.step}: {dropped[run_id]}",
+                file=sys.stderr,
+            )
     return set(dropped)
 
 
