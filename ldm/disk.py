@@ -8,8 +8,10 @@ last finished piece. Imports only the standard library and ldm.errors.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from ldm.errors import DiskFullError
@@ -50,3 +52,17 @@ def disk_full(path: str | Path, needed: int, what: str, kept: str = "") -> DiskF
         f"{human(free)} free there; free at least {human(max(0, needed - free))} (or write "
         f"elsewhere) and rerun{'; ' + kept if kept else ''}"
     )
+
+
+@contextlib.contextmanager
+def on_full_disk(path: str | Path, needed: int, what: str, kept: str = "") -> Iterator[None]:
+    """Turn an `ENOSPC` (or quota) error raised in the block into `disk_full(...)`; the block
+    removes what it half-wrote itself (e.g. in a `finally`) before this runs."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full(path, needed, what, kept) from e
+        raise

@@ -41,6 +41,7 @@ from ldm.data.chunks import (
     is_checked,
 )
 from ldm.data.meta import FORMAT_VERSION, ManifestEntry, RunMeta
+from ldm.disk import on_full_disk
 from ldm.errors import DamagedRunError, StoreError
 from ldm.spaces import SpaceSpec
 
@@ -273,24 +274,50 @@ class Store:
             if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
                 raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")
             checked[stream] = ref
-        with self.run_lock(run_id, wait=True):  # two relabellings of one run take turns
-            group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
-            sums = dict(self.open_run(run_id).meta["checksums"])
-            for stream, ref in checked.items():
-                arr = group.create_array(
-                    f"s{stream}/ref_actions",
-                    shape=ref.shape,
-                    dtype=ref.dtype,
-                    chunks=group[f"s{stream}/actions"].chunks,
-                    compressors=CHECKED_CODECS,
-                    config=WRITE_CONFIG,
-                    overwrite=True,
-                )
-                arr[...] = ref
-                sums[f"s{stream}/ref_actions"] = hashlib.sha256(
-                    np.ascontiguousarray(ref).tobytes()
-                ).hexdigest()
+        needed = sum(ref.nbytes for ref in checked.values())  # uncompressed: an upper bound
+        kept = "the run keeps its recorded columns; rerun the relabelling (`ldm refgen relabel`)"
+        with (
+            self.run_lock(run_id, wait=True),  # two relabellings of one run take turns
+            on_full_disk(reader.path, needed, f"reference actions of run {run_id}", kept),
+        ):
+            try:
+                sums = self._write_columns(reader, checked)
+            except BaseException:
+                self._drop_reference_columns(reader, list(checked))
+                raise
             self.update_meta(run_id, {**(meta_updates or {}), "checksums": sums})
+
+    def _write_columns(self, reader: RunReader, by_stream: dict[int, np.ndarray]) -> dict:
+        """Write reference-action columns; returns the run's checksums with theirs."""
+        group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
+        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        for stream, ref in by_stream.items():
+            arr = group.create_array(
+                f"s{stream}/ref_actions",
+                shape=ref.shape,
+                dtype=ref.dtype,
+                chunks=group[f"s{stream}/actions"].chunks,
+                compressors=CHECKED_CODECS,
+                config=WRITE_CONFIG,
+                overwrite=True,
+            )
+            arr[...] = ref
+            sums[f"s{stream}/ref_actions"] = hashlib.sha256(
+                np.ascontiguousarray(ref).tobytes()
+            ).hexdigest()
+        return sums
+
+    def _drop_reference_columns(self, reader: RunReader, streams: list[int]) -> None:
+        """After a failed relabelling: remove its half-written columns, and their checksums
+        if an earlier relabelling recorded them (best effort: the disk may still be full)."""
+        for stream in streams:
+            shutil.rmtree(reader.path / "data.zarr" / f"s{stream}" / "ref_actions", True)
+        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        if any(f"s{k}/ref_actions" in sums for k in streams):
+            for k in streams:
+                sums.pop(f"s{k}/ref_actions", None)
+            with contextlib.suppress(Exception):
+                self.update_meta(reader.run_id, {"checksums": sums, "relabelled": False})
 
 
 class RunReader:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import shutil
 import signal
 import sys
 import time
@@ -22,8 +24,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ldm.atomic import write_json_atomic
+from ldm.disk import on_full_disk
 from ldm.errors import TrainError
-from ldm.train.checkpoint import rng_state, save_checkpoint
+from ldm.train.checkpoint import param_bytes, rng_state, save_checkpoint
 from ldm.train.config import TrainConfig
 from ldm.train.metrics import MetricsLog
 from ldm.train.setup import TrainRun, setup
@@ -122,10 +126,19 @@ def finish(run: TrainRun, final: Path) -> None:
     if len(set(hashes)) > 1:
         raise TrainError(f"ranks diverged: parameter hashes {hashes}")
     if run.is_main:
-        run.model.save_pretrained(final)
-        (run.out / "done.json").write_text(
-            json.dumps({"step": run.step, "transitions": run.seen, "rank_param_hashes": hashes})
-        )
+        # into a temporary dir, then renamed: a model in OUT/final is always a whole one
+        tmp = run.out / f".tmp-final-{os.getpid()}"
+        kept = f"the last checkpoint {run.last_good} is kept: the rerun writes final from it"
+        with on_full_disk(run.out, param_bytes(run.model), "final", kept):
+            try:
+                run.model.save_pretrained(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        done = {"step": run.step, "transitions": run.seen, "rank_param_hashes": hashes}
+        write_json_atomic(run.out / "done.json", done)
 
 
 def _dropped(run: TrainRun) -> dict[str, str]:
