@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from ldm.errors import DiskFullError
 
+#: how libraries that do not raise OSError say it (safetensors: "... (os error 28)")
+_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 
-def is_disk_full(e: BaseException) -> bool:
+
+def is_disk_full(e: BaseException | None) -> bool:
     """Whether `e` (or an error it was raised from) is "no space left on device" or a quota."""
     while e is not None:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+        if any(text in str(e) for text in _FULL_TEXTS):
+            return True
+        e = e.__cause__ or e.__context__
     return False
 
 
@@ -63,6 +69,8 @@ def on_full_disk(path: str | Path, needed: int, what: str, kept: str = "") -> It
     except DiskFullError:
         raise
     except Exception as e:
-        if is_disk_full(e):
+        # torch.save says only "iostream error": a failed write with less free than it needed
+        short = isinstance(e, (OSError, RuntimeError)) and free_bytes(path) < needed
+        if is_disk_full(e) or short:
             raise disk_full(path, needed, what, kept) from e
         raise

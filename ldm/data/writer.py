@@ -113,21 +113,25 @@ class RunWriter:
         self.meta.update(stream_lengths=[0] * num_streams, episodes=[], checksums={})
         self._hash = {f"s{k}/{c}": hashlib.sha256() for k in range(num_streams) for c in COLUMNS}
         self.path.mkdir(parents=True)
-        group = zarr.open_group(str(self.path / "data.zarr"), mode="w")
-        for k in range(num_streams):
-            for c in COLUMNS:
-                shape = self._shapes[c]
-                chunk = self.chunk_steps
-                group.create_array(
-                    f"s{k}/{c}",
-                    shape=(0, *shape),
-                    dtype=self._dtypes[c],
-                    chunks=(chunk, *shape),
-                    compressors=CHECKED_CODECS,
-                    config=WRITE_CONFIG,
-                )
-        self._open_arrays(group)
-        self._save_pending()
+        try:
+            group = zarr.open_group(str(self.path / "data.zarr"), mode="w")
+            for k in range(num_streams):
+                for c in COLUMNS:
+                    shape = self._shapes[c]
+                    chunk = self.chunk_steps
+                    group.create_array(
+                        f"s{k}/{c}",
+                        shape=(0, *shape),
+                        dtype=self._dtypes[c],
+                        chunks=(chunk, *shape),
+                        compressors=CHECKED_CODECS,
+                        config=WRITE_CONFIG,
+                    )
+            self._open_arrays(group)
+            self._save_pending()
+        except BaseException:  # e.g. a full disk: no half-made pending run is left
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def _open_arrays(self, group: Any) -> None:
         """Handles of every column, opened once (each lookup reads the array's metadata)."""
