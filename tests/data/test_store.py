@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +258,47 @@ def test_run_metadata_is_a_validated_record_with_an_unchanged_file(store):
         "verdict": "fail",
         "reasons": ["no improvement"],
     }
+
+
+def test_a_second_process_writing_the_same_run_is_refused_until_the_first_commits(store):
+    """Two real processes, as two machines on a shared filesystem would be: the second can
+    neither write, resume nor discard the run the first is writing; once committed, it is
+    committed once."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from ldm.data import Store
+        from tests.data.conftest import VEC, DISC
+        w = Store({str(store.path)!r}).create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
+        w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+        w.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()
+        w.commit()
+        """
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],  # the repository: `tests` imports
+    )
+    try:
+        assert first.stdout.readline() == "writing\n"
+        held = f"run r in {store.path} is being written by pid {first.pid} on "
+        with pytest.raises(StoreError, match=held):
+            store.create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
+        with pytest.raises(StoreError, match=held):
+            resume_run(store, "r")
+        with pytest.raises(StoreError, match=held):
+            store.discard_run("r")
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    assert list(store.runs()) == ["r"] and store.pending() == []
+    with pytest.raises(StoreError, match="already committed"):
+        store.create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
