@@ -27,6 +27,35 @@ class StoreError(LDMError):
     """The trajectory store is missing, corrupted or was given bad data."""
 
 
+class DamagedRunError(StoreError):
+    """A committed run's column failed its check: a chunk missing, cut, changed, or a
+    whole-column checksum that does not match. Names the run, so a caller can drop it."""
+
+    def __init__(self, run_id: str, stream: int, column: str, what: str, store: str = "") -> None:
+        self.run_id, self.stream, self.column, self.what, self.store = (
+            run_id,
+            stream,
+            column,
+            what,
+            store,
+        )
+        super().__init__(
+            f"run {run_id} stream {stream} column {column}: {what}; run "
+            f"`ldm data verify {store or 'STORE'}` to list every damaged run; restore it from "
+            "a copy, or train with --on-bad-run drop to skip it"
+        )
+
+    def __reduce__(self) -> Any:  # picklable across processes with its fields
+        return (
+            DamagedRunError,
+            (self.run_id, self.stream, self.column, self.what, self.store),
+        )
+
+
+class DiskFullError(LDMError):
+    """A write found its filesystem full; what was half-written is removed (ldm/disk.py)."""
+
+
 class ModelError(LDMError):
     """A model config, checkpoint or input is invalid."""
 

@@ -27,3 +27,16 @@ def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path):
         write_json_atomic(path, {"bad": object()})
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_a_file_takes_the_users_umask_not_0600(tmp_path, mask, mode):
+    import os
+    import stat
+
+    old = os.umask(mask)
+    try:
+        write_json_atomic(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == mode

@@ -1,4 +1,4 @@
-"""`ldm data ...`: stats, verify, Minari import/export.
+"""`ldm data ...`: stats, verify, upgrade, Minari import/export.
 
 Imports tyro, and ldm.data's modules inside each command (so `ldm data --help` stays
 fast); never torch, ldm.model or an environment library.
@@ -48,8 +48,41 @@ def verify(store: tyro.conf.Positional[str]) -> int:
         print(f"BAD {run_id}")
         for p in problems:
             print(f"    - {p}")
+    legacy = sum(1 for r in s.runs() if r not in bad and s.open_run(r).legacy_columns())
     print(f"{len(s.runs()) - len(bad)} runs ok, {len(bad)} bad")
+    if legacy:
+        print(
+            f"{legacy} good runs have no per-chunk checksum (written before them): readers "
+            f"hash each of their columns whole when they open it; `ldm data upgrade {store}` "
+            "adds the checksums in place"
+        )
+    if bad:
+        print(
+            "a bad run: restore runs/<id> from a copy of the store if there is one, or "
+            "train with --on-bad-run drop (training skips it, says so and counts it)"
+        )
     return 1 if bad else 0
+
+
+def upgrade(store: tyro.conf.Positional[str]) -> int:
+    """Add a crc32c per chunk to runs written before ldm checked every chunk it reads, in
+    place: each column is checked against its sha256, copied, checked again and swapped in.
+    A damaged run is left as it was and named; exit non-zero then.
+
+    Args:
+        store: Store directory (no other process may write its runs meanwhile).
+    """
+    from ldm.data.store import Store
+    from ldm.data.upgrade import upgrade_store
+
+    report = upgrade_store(
+        Store(store, create=False), progress=lambda rid, outcome: print(f"{rid}: {outcome}")
+    )
+    print(
+        f"{len(report.upgraded)} runs upgraded, {len(report.already)} already checked, "
+        f"{len(report.damaged)} damaged (see `ldm data verify {store}`)"
+    )
+    return 1 if report.damaged else 0
 
 
 def export_minari(
@@ -89,6 +122,7 @@ def import_minari(dataset: tyro.conf.Positional[str], store: tyro.conf.Positiona
 COMMANDS = {
     "stats": stats,
     "verify": verify,
+    "upgrade": upgrade,
     "export-minari": export_minari,
     "import-minari": import_minari,
 }

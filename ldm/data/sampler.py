@@ -9,7 +9,13 @@ a few huge envs do not drown small ones.
 
 Batch i of rank r is drawn from a generator seeded by (seed, r, i): the stream of batches is
 deterministic, disjoint across DDP ranks, and the loader's whole state is the next batch
-index, which makes resuming exact. Tokenization runs in DataLoader worker processes.
+index (and the runs dropped so far), which makes resuming exact. Tokenization runs in
+DataLoader worker processes.
+
+Every chunk is read through `RunReader.column` (ldm/data/chunks.py): a damaged chunk is a
+`DamagedRunError`. `on_bad_run="stop"` raises it; `"drop"` removes that run from sampling,
+records it in `dropped` and draws the window again, so no window holds a chunk that failed
+its check.
 
 Imports numpy, ldm.data.store, ldm.tokenizer and ldm.tokens; torch only inside
 `WindowLoader` iteration; never ldm.model or an environment library.
@@ -25,7 +31,7 @@ import numpy as np
 
 from ldm import errors
 from ldm.data.store import COLUMNS, RunReader, Store
-from ldm.errors import LDMError, StoreError
+from ldm.errors import DamagedRunError, LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
 from ldm.tokens import Batch, Window
 
@@ -40,6 +46,9 @@ HOLDOUT: tuple[str, ...] = get_args(Holdout)
 #: the run was relabelled and the taken one elsewhere
 Targets = Literal["reference", "actions", "reference_or_actions"]
 TARGETS: tuple[str, ...] = get_args(Targets)
+#: what a damaged chunk does: stop with its `DamagedRunError`, or drop its run and go on
+OnBadRun = Literal["stop", "drop"]
+ON_BAD_RUN: tuple[str, ...] = get_args(OnBadRun)
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,13 @@ class WindowSampler:
         targets: Targets = "reference",
         cache_bytes: int = 1 << 30,
         holdout: Holdout = "none",
+        on_bad_run: OnBadRun = "stop",
     ) -> None:
+        if on_bad_run not in ON_BAD_RUN:
+            raise StoreError(f"on_bad_run {on_bad_run!r} is not one of {ON_BAD_RUN}")
+        self.on_bad_run = on_bad_run
+        self.dropped: dict[str, str] = {}
+        """run id -> why it was dropped (the `DamagedRunError`'s message)."""
         if weighting not in WEIGHTINGS:
             raise StoreError(f"weighting {weighting!r} is not one of {WEIGHTINGS}")
         if window_len < 1:
@@ -112,7 +127,19 @@ class WindowSampler:
         self.probs = self._weights()
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_bytes
-        self._arrays: dict[tuple, tuple[Any, int]] = {}
+
+    def drop(self, run_id: str, why: str) -> None:
+        """Sample no more from `run_id` (damaged: `why`); a `StoreError` when none is left."""
+        self.dropped[run_id] = why
+        self.streams = [s for s in self.streams if s.run_id != run_id]
+        for key in [k for k in self._cache if k[0] == run_id]:
+            self._cache_bytes -= self._cache.pop(key).nbytes
+        if not self.streams:
+            raise StoreError(
+                f"store {self.store.path}: every run left to sample is damaged (dropped "
+                f"{sorted(self.dropped)}); run `ldm data verify {self.store.path}`"
+            )
+        self.probs = self._weights()  # env_ids stay: they index the model's env table
 
     def _weights(self) -> np.ndarray:
         lengths = np.array([s.length for s in self.streams], dtype=np.float64)
@@ -138,23 +165,15 @@ class WindowSampler:
 
     # -- reading with a chunk cache -------------------------------------------------------------
     def _read(self, ref: StreamRef, column: str, start: int, stop: int) -> np.ndarray:
-        handle = self._arrays.get((ref.run_id, ref.stream, column))
-        if handle is None:  # opening a zarr array reads its metadata: once per column
-            arr = self.readers[ref.run_id].array(ref.stream, column)
-            handle = self._arrays[(ref.run_id, ref.stream, column)] = (arr, arr.chunks[0])
-        arr, chunk = handle
+        # opened once per column by the reader (a legacy column is hashed whole then)
+        col = self.readers[ref.run_id].column(ref.stream, column)
+        chunk = col.chunk
         parts = []
         for c in range(start // chunk, (stop - 1) // chunk + 1):
             key = (ref.run_id, ref.stream, column, c)
             block = self._cache.get(key)
             if block is None:
-                try:
-                    block = np.asarray(arr[c * chunk : min(ref.length, (c + 1) * chunk)])
-                except Exception as e:
-                    raise StoreError(
-                        f"run {ref.run_id} stream {ref.stream} column {column}: chunk {c} cannot be read "
-                        f"({type(e).__name__}: {e}); run `ldm data verify {self.store.path}`"
-                    ) from e
+                block = col.read(c * chunk, (c + 1) * chunk)  # DamagedRunError if it fails
                 self._cache[key] = block
                 self._cache_bytes += block.nbytes
                 while self._cache_bytes > self._cache_limit and len(self._cache) > 1:
@@ -192,9 +211,16 @@ class WindowSampler:
         return w._replace(env_index=np.asarray(self.env_ids.index(ref.env_id)))
 
     def sample(self, rng: np.random.Generator) -> Window:
-        ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
-        end = int(rng.integers(1, ref.length + 1))
-        return self.window(ref, end)
+        """One window; with on_bad_run="drop", a damaged run is dropped and another drawn."""
+        while True:
+            ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
+            end = int(rng.integers(1, ref.length + 1))
+            try:
+                return self.window(ref, end)
+            except DamagedRunError as e:
+                if self.on_bad_run == "stop":
+                    raise
+                self.drop(e.run_id, str(e))
 
     def batch(self, batch_size: int, seed: int, rank: int, index: int) -> Batch:
         """Batch number `index` of `rank`: deterministic in (seed, rank, index)."""
@@ -206,7 +232,14 @@ class LoaderError(NamedTuple):
     """What a loader worker yields instead of a batch it could not make (an ldm error)."""
 
     kind: str  # the LDMError subclass, by name in ldm.errors
-    message: str
+    args: tuple  # its constructor's arguments (`__reduce__`'s, else the message)
+
+
+class LoaderDrop(NamedTuple):
+    """What a loader worker yields before a batch when it dropped a damaged run."""
+
+    run_id: str
+    why: str
 
 
 class WindowLoader:
@@ -227,9 +260,18 @@ class WindowLoader:
         runs: list[str] | None = None,
         targets: Targets = "reference",
         holdout: Holdout = "none",
+        on_bad_run: OnBadRun = "stop",
     ) -> None:
         self.sampler = WindowSampler(
-            store, window_len, weighting, curated_only, envs, runs, targets, holdout=holdout
+            store,
+            window_len,
+            weighting,
+            curated_only,
+            envs,
+            runs,
+            targets,
+            holdout=holdout,
+            on_bad_run=on_bad_run,
         )
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.num_workers = num_workers
@@ -240,11 +282,23 @@ class WindowLoader:
     def env_ids(self) -> list[str]:
         return self.sampler.env_ids
 
-    def state_dict(self) -> dict[str, int]:
-        return {"next_index": self.next_index, "seed": self.seed, "rank": self.rank}
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Damaged runs dropped so far (run id -> why), by every worker of this loader."""
+        return self.sampler.dropped
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "next_index": self.next_index,
+            "seed": self.seed,
+            "rank": self.rank,
+            "dropped": dict(self.dropped),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.next_index = int(state["next_index"])
+        for run_id, why in state.get("dropped", {}).items():  # dropped before the resume
+            self.sampler.drop(run_id, why)
         self._it = None
 
     def _torch_iter(self) -> Any:
@@ -265,12 +319,18 @@ class WindowLoader:
                 info = torch.utils.data.get_worker_info()
                 wid, nw = (info.id, info.num_workers) if info else (0, 1)
                 i = start + wid
+                told = set(sampler.dropped)
                 while True:
                     try:
                         b = sampler.batch(bs, seed, rank, i)
                     except LDMError as e:  # crosses to the main process as data (see __next__)
-                        yield LoaderError(type(e).__name__, str(e))
+                        reduced = e.__reduce__()
+                        args = reduced[1] if reduced[0] is type(e) else (str(e),)
+                        yield LoaderError(type(e).__name__, tuple(args))
                         return
+                    for run_id in sorted(set(sampler.dropped) - told):  # before the batch
+                        told.add(run_id)
+                        yield LoaderDrop(run_id, sampler.dropped[run_id])
                     yield b.map(lambda v: torch.from_numpy(np.ascontiguousarray(v)))
                     i += nw
 
@@ -291,10 +351,14 @@ class WindowLoader:
         if self._it is None:
             self._it = self._torch_iter()
         batch = next(self._it)
+        while isinstance(batch, LoaderDrop):  # the main process's sampler drops it too
+            if batch.run_id not in self.sampler.dropped:
+                self.sampler.drop(batch.run_id, batch.why)
+            batch = next(self._it)
         if isinstance(batch, LoaderError):
             # raised here with the worker's own message: torch would re-raise it wrapped in the
             # worker's traceback ("Caught StoreError in DataLoader worker process 0 ...")
             self._it = None
-            raise getattr(errors, batch.kind, StoreError)(batch.message)
+            raise getattr(errors, batch.kind, StoreError)(*batch.args)
         self.next_index += 1
         return batch

@@ -16,10 +16,13 @@ numpy, zarr and ldm's spaces/errors only (no torch, no environment library).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
+import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,14 +33,23 @@ import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
+from ldm.data.chunks import (
+    CHECKED_CODECS,
+    WRITE_CONFIG,
+    CheckedColumn,
+    column_sha256,
+    is_checked,
+)
 from ldm.data.meta import FORMAT_VERSION, ManifestEntry, RunMeta
-from ldm.errors import StoreError
+from ldm.disk import on_full_disk
+from ldm.errors import DamagedRunError, StoreError
 from ldm.spaces import SpaceSpec
 
 if TYPE_CHECKING:
     from ldm.data.writer import RunWriter
 
 COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
+__all__ = ["COLUMNS", "RunReader", "Store", "column_sha256"]
 
 
 def tenth(episodes: int) -> int:
@@ -69,15 +81,6 @@ def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
         raise StoreError("cannot compute anchors: the run has no finished episode")
     first, last = split_tenths(returns)
     return float(first.mean()), float(last.mean())
-
-
-def column_sha256(array: Any, length: int, chunk: int) -> Any:
-    """sha256 of the first `length` steps of a column, read `chunk` steps at a time (the
-    checksum recorded at commit, recomputed by resume and by `ldm data verify`)."""
-    h = hashlib.sha256()
-    for a in range(0, length, chunk):
-        h.update(np.ascontiguousarray(array[a : min(length, a + chunk)]).tobytes())
-    return h
 
 
 #: dtype of a run's obs/actions column by space kind (every other kind stores int64 indices)
@@ -132,6 +135,39 @@ class Store:
         with open(self.path / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+    @contextlib.contextmanager
+    def run_lock(self, run_id: str, wait: bool) -> Iterator[None]:
+        """Hold run `run_id`'s lock (STORE/.locks/<run_id>.lock) for the block: its writer holds
+        it from creation to commit, relabelling and upgrading while they rewrite its columns.
+        `wait=False`: a `StoreError` naming the holder when another process has it."""
+        with self.hold_run_lock(run_id, wait):
+            yield
+
+    def hold_run_lock(self, run_id: str, wait: bool) -> Any:
+        """Take run `run_id`'s lock and return its open file (closing the file releases it).
+        A flock: serialised across processes, and across machines on NFS (Linux emulates it
+        with NFS byte-range locks); a lock file is never deleted (a deleted one splits the lock)."""
+        locks = self.path / ".locks"
+        locks.mkdir(exist_ok=True)
+        f = open(locks / f"{run_id}.lock", "a+")  # noqa: SIM115 (the caller closes it)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise StoreError(
+                f"run {run_id} in {self.path} is being written by {holder}; wait for it to "
+                "finish (or stop it) before writing this run again"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        return f
 
     def manifest(self) -> dict[str, Any]:
         data = json.loads(self.manifest_path.read_text())
@@ -202,8 +238,9 @@ class Store:
         return sorted(d.name for d in pending.iterdir() if d.is_dir()) if pending.is_dir() else []
 
     def discard_run(self, run_id: str) -> None:
-        """Delete an uncommitted run."""
-        shutil.rmtree(self.path / ".pending" / run_id, ignore_errors=True)
+        """Delete an uncommitted run; a `StoreError` while another process writes it."""
+        with self.run_lock(run_id, wait=False):
+            shutil.rmtree(self.path / ".pending" / run_id, ignore_errors=True)
 
     def open_run(self, run_id: str) -> RunReader:
         path = self.path / "runs" / run_id
@@ -248,21 +285,50 @@ class Store:
             if ref.dtype.kind == "f" and not np.all(np.isfinite(ref)):
                 raise StoreError(f"run {run_id} stream {stream}: reference actions hold NaN/inf")
             checked[stream] = ref
+        needed = sum(ref.nbytes for ref in checked.values())  # uncompressed: an upper bound
+        kept = "the run keeps its recorded columns; rerun the relabelling (`ldm refgen relabel`)"
+        with (
+            self.run_lock(run_id, wait=True),  # two relabellings of one run take turns
+            on_full_disk(reader.path, needed, f"reference actions of run {run_id}", kept),
+        ):
+            try:
+                sums = self._write_columns(reader, checked)
+            except BaseException:
+                self._drop_reference_columns(reader, list(checked))
+                raise
+            self.update_meta(run_id, {**(meta_updates or {}), "checksums": sums})
+
+    def _write_columns(self, reader: RunReader, by_stream: dict[int, np.ndarray]) -> dict:
+        """Write reference-action columns; returns the run's checksums with theirs."""
         group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
-        sums = dict(reader.meta["checksums"])
-        for stream, ref in checked.items():
+        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        for stream, ref in by_stream.items():
             arr = group.create_array(
                 f"s{stream}/ref_actions",
                 shape=ref.shape,
                 dtype=ref.dtype,
                 chunks=group[f"s{stream}/actions"].chunks,
+                compressors=CHECKED_CODECS,
+                config=WRITE_CONFIG,
                 overwrite=True,
             )
             arr[...] = ref
             sums[f"s{stream}/ref_actions"] = hashlib.sha256(
                 np.ascontiguousarray(ref).tobytes()
             ).hexdigest()
-        self.update_meta(run_id, {**(meta_updates or {}), "checksums": sums})
+        return sums
+
+    def _drop_reference_columns(self, reader: RunReader, streams: list[int]) -> None:
+        """After a failed relabelling: remove its half-written columns, and their checksums
+        if an earlier relabelling recorded them (best effort: the disk may still be full)."""
+        for stream in streams:
+            shutil.rmtree(reader.path / "data.zarr" / f"s{stream}" / "ref_actions", True)
+        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        if any(f"s{k}/ref_actions" in sums for k in streams):
+            for k in streams:
+                sums.pop(f"s{k}/ref_actions", None)
+            with contextlib.suppress(Exception):
+                self.update_meta(reader.run_id, {"checksums": sums, "relabelled": False})
 
 
 class RunReader:
@@ -279,6 +345,7 @@ class RunReader:
         self.obs_spec = SpaceSpec.from_dict(self.meta["observation_space"])
         self.act_spec = SpaceSpec.from_dict(self.meta["action_space"])
         self._group: Any = None
+        self._columns: dict[tuple[int, str], CheckedColumn] = {}
 
     @property
     def record(self) -> RunMeta:
@@ -302,6 +369,7 @@ class RunReader:
         return all(f"s{k}/ref_actions" in self.meta["checksums"] for k in range(self.num_streams))
 
     def array(self, stream: int, column: str) -> Any:
+        """The raw zarr array (unchecked: read data through `column` or `read`)."""
         try:
             return self.group[f"s{stream}/{column}"]
         except KeyError:
@@ -309,8 +377,34 @@ class RunReader:
                 f"run {self.run_id} has no column {column!r} in stream {stream}"
             ) from None
 
+    def legacy_columns(self) -> list[str]:
+        """Columns (`s<k>/<name>`) without a crc32c per chunk: `ldm data upgrade` adds it."""
+        sums = self.meta.get("checksums", {})
+        return [k for k in sorted(sums) if not is_checked(self.group[k])]
+
+    def column(self, stream: int, column: str) -> CheckedColumn:
+        """A column read through checks (`ldm.data.chunks`); opened once per reader. A column
+        the metadata vouches for (it has a checksum) that zarr cannot open is damage."""
+        key = (stream, column)
+        if key not in self._columns:
+            sha = self.meta.get("checksums", {}).get(f"s{stream}/{column}")
+            store = str(self.path.parent.parent)
+            try:
+                arr = self.array(stream, column)
+            except Exception as e:
+                if sha is None:
+                    raise
+                raise DamagedRunError(
+                    self.run_id, stream, column, f"cannot be opened ({type(e).__name__})", store
+                ) from None
+            self._columns[key] = CheckedColumn(
+                arr, self.run_id, stream, column, self.length(stream), sha, store
+            )
+        return self._columns[key]
+
     def read(self, stream: int, column: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        return np.asarray(self.array(stream, column)[start:stop])
+        """Steps [start, stop) of a column, every chunk checked (`DamagedRunError` if not)."""
+        return self.column(stream, column).read(start, stop)
 
 
 def new_meta(

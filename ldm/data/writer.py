@@ -11,7 +11,6 @@ environment library.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
+from ldm.data.chunks import CHECKED_CODECS, WRITE_CONFIG, for_writing
 from ldm.data.meta import RunMeta
 from ldm.data.store import (
     COLUMNS,
@@ -33,7 +33,8 @@ from ldm.data.store import (
     column_shape,
     new_meta,
 )
-from ldm.errors import StoreError
+from ldm.disk import disk_full, is_disk_full
+from ldm.errors import DiskFullError, StoreError
 from ldm.spaces import SpaceSpec
 
 #: a chunk holds about this many bytes of observations, within CHUNK_STEPS: 64x64 RGB frames
@@ -90,6 +91,16 @@ class RunWriter:
         self._ep_return = np.zeros(num_streams)
         self._ep_length = np.zeros(num_streams, dtype=np.int64)
         self.closed = False
+        # held until commit or abort: a second process writing this run is refused
+        self._lock = store.hold_run_lock(run_id, wait=False)
+        try:
+            self._start(resume, library, meta)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _start(self, resume: bool, library: str, meta: dict[str, Any]) -> None:
+        store, run_id, num_streams = self.store, self.run_id, self.K
         if resume:
             self._load_pending()
             return
@@ -98,24 +109,35 @@ class RunWriter:
                 f"run {run_id} is already pending in {store.path}; resume it "
                 "(Store.resume_run) or discard it (Store.discard_run)"
             )
-        self.meta = new_meta(env_id, library, obs_spec, act_spec, num_streams, meta)
+        self.meta = new_meta(self.env_id, library, self.obs_spec, self.act_spec, num_streams, meta)
         self.meta.update(stream_lengths=[0] * num_streams, episodes=[], checksums={})
         self._hash = {f"s{k}/{c}": hashlib.sha256() for k in range(num_streams) for c in COLUMNS}
         self.path.mkdir(parents=True)
-        group = zarr.open_group(str(self.path / "data.zarr"), mode="w")
-        for k in range(num_streams):
-            for c in COLUMNS:
-                shape = self._shapes[c]
-                chunk = self.chunk_steps
-                group.create_array(
-                    f"s{k}/{c}", shape=(0, *shape), dtype=self._dtypes[c], chunks=(chunk, *shape)
-                )
-        self._open_arrays(group)
-        self._save_pending()
+        try:
+            group = zarr.open_group(str(self.path / "data.zarr"), mode="w")
+            for k in range(num_streams):
+                for c in COLUMNS:
+                    shape = self._shapes[c]
+                    chunk = self.chunk_steps
+                    group.create_array(
+                        f"s{k}/{c}",
+                        shape=(0, *shape),
+                        dtype=self._dtypes[c],
+                        chunks=(chunk, *shape),
+                        compressors=CHECKED_CODECS,
+                        config=WRITE_CONFIG,
+                    )
+            self._open_arrays(group)
+            self._save_pending()
+        except BaseException:  # e.g. a full disk: no half-made pending run is left
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def _open_arrays(self, group: Any) -> None:
         """Handles of every column, opened once (each lookup reads the array's metadata)."""
-        self._arrays = {f"s{k}/{c}": group[f"s{k}/{c}"] for k in range(self.K) for c in COLUMNS}
+        self._arrays = {
+            f"s{k}/{c}": for_writing(group[f"s{k}/{c}"]) for k in range(self.K) for c in COLUMNS
+        }
 
     # -- appending ------------------------------------------------------------------------------
     def append(self, obs: Any, actions: Any, rewards: Any, terminated: Any, truncated: Any) -> None:
@@ -183,11 +205,19 @@ class RunWriter:
             self.meta["stream_lengths"] = [x + n for x in self.meta["stream_lengths"]]
             self._buf = {c: [] for c in COLUMNS}
             self._save_pending()
-        except OSError as e:
+        except (OSError, DiskFullError) as e:
             self.abort()
-            reason = "the disk is full" if e.errno == errno.ENOSPC else str(e)
+            if isinstance(e, DiskFullError):
+                raise
+            if is_disk_full(e):
+                raise disk_full(
+                    self.store.path,
+                    sum(v.nbytes for v in stacked.values()),
+                    f"run {self.run_id}",
+                    "the run was discarded; a rerun records it again",
+                ) from e
             raise StoreError(
-                f"run {self.run_id}: writing failed ({reason}); the run was discarded"
+                f"run {self.run_id}: writing failed ({e}); the run was discarded"
             ) from e
 
     # -- pending state ----------------------------------------------------------------------------
@@ -235,12 +265,14 @@ class RunWriter:
         os.replace(self.path, final)
         self.store.set_manifest_entry(self.run_id, record.manifest_entry())
         self.closed = True
+        self._lock.close()
         return self.run_id
 
     def abort(self) -> None:
         """Discard the run."""
         self.closed = True
         shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.close()
 
     def __enter__(self) -> RunWriter:
         return self

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ldm.atomic import write_text_atomic
+from ldm.disk import on_full_disk
 from ldm.eval.report_media import media_sections
 from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline, summarise
@@ -127,9 +129,18 @@ def write_report(
     results: EvalResult, out: str | Path, title: str = "LDM evaluation"
 ) -> dict[str, Path]:
     """Write threshold_curve.png, libraries.json, report.html and, last, results.json into
-    `out`: where results.json is, the whole report is (a resumed `ldm run` keeps it)."""
+    `out`: where results.json is, the whole report is (a resumed `ldm run` keeps it). A full
+    disk is a `DiskFullError` naming `out`, and leaves no new results.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # the records twice (results.json, the page's tables) and the curve's PNG: about
+    needed = 2 * len(json.dumps(results.to_json())) + (256 << 10)
+    kept = "results.json is written last: none was written; rerun to write the report"
+    with on_full_disk(out, needed, "the evaluation report", kept):
+        return _write_report(results, out, title)
+
+
+def _write_report(results: EvalResult, out: Path, title: str) -> dict[str, Path]:
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
@@ -171,7 +182,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
 {media_sections(results, out)}
 </body></html>"""
-    (out / "report.html").write_text(page)
+    write_text_atomic(out / "report.html", page)
     results.save(out / "results.json")
     return {"results": out / "results.json", "png": png, "html": out / "report.html"}
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ldm.disk import on_full_disk
 from ldm.envs import Backend
 from ldm.errors import RefGenError, known_keys
 from ldm.refgen.candidates import Candidate
@@ -109,89 +110,101 @@ def run_job(job: Job) -> JobResult:
         return _summary(job, store.open_run(job.run_id).meta, 0.0)
     if job.run_id in store.pending():
         store.discard_run(job.run_id)
-    writer = None
-    if job.record:
-        writer = store.create_run(
-            job.env_id,
-            job.library,
-            obs_spec,
-            act_spec,
-            cand.n_envs,
-            {
-                "algorithm": cand.algo,
-                "candidate": cand.name,
-                "config": cand.kwargs,
-                "seed": job.seed,
-                "budget": job.budget,
-                "phase": job.phase,
-                "policy": policy,
-            },
-            run_id=job.run_id,
-        )
-    t0 = time.time()
-    venv = RecordingVecEnv(
-        sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
-    )
-    # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
-    # update of a small MLP here; SB3's own tensors need no check (restored after the job)
-    validate = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(False)
-    try:
-        venv.seed(job.seed)
-        model = cand.algorithm_class()(
-            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
-        )
-        # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
-        from stable_baselines3.common.logger import Logger
-
-        model.set_logger(Logger(folder=None, output_formats=[]))
-        model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
-        venv.finish()  # the last transition into the writer before it is read and committed
-        seconds = time.time() - t0
-        returns = venv.episode_returns
-        if not returns:
-            raise RefGenError(
-                f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
-                "budget or declare a time limit for the env"
-            )
-        if writer is not None:
-            checked = {}
-            if job.check_episodes:
-                from ldm.refgen.check import play_deterministic
-
-                # the writer records every finished episode's length: the check's step bound
-                longest = max(e["length"] for e in writer.meta["episodes"])
-                checked["check_returns"] = play_deterministic(
-                    model, job.env_id, job.check_episodes, job.seed, longest, job.backend
-                )
-            path = policy_path(job.store, job.run_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(str(path.with_suffix(".tmp.zip")))
-            path.with_suffix(".tmp.zip").replace(path)
-            writer.commit(
+    # the run uncompressed (obs, actions, reference actions, reward, two flags): an upper bound
+    needed = job.limit * (_step_bytes(obs_spec) + 2 * _step_bytes(act_spec) + 6)
+    kept = "the runs already committed are kept; rerun the stage and this job runs again"
+    with on_full_disk(job.store, needed, f"run {job.run_id}", kept):
+        writer = None
+        if job.record:
+            writer = store.create_run(
+                job.env_id,
+                job.library,
+                obs_spec,
+                act_spec,
+                cand.n_envs,
                 {
-                    "train_seconds": seconds,
-                    "policy_file": str(path.relative_to(job.store)),
-                    **checked,
-                }
+                    "algorithm": cand.algo,
+                    "candidate": cand.name,
+                    "config": cand.kwargs,
+                    "seed": job.seed,
+                    "budget": job.budget,
+                    "phase": job.phase,
+                    "policy": policy,
+                },
+                run_id=job.run_id,
             )
-            # relabelled here, by the model in memory, in parallel with the other jobs: the
-            # stage would load every policy again, one run after another (~1-2 s each here);
-            # a job killed before this leaves the run unrelabelled and the stage does it
-            from ldm.refgen.curate import relabel_run
+        t0 = time.time()
+        venv = RecordingVecEnv(
+            sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
+        )
+        # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
+        # update of a small MLP here; SB3's own tensors need no check (restored after the job)
+        validate = torch.distributions.Distribution._validate_args
+        torch.distributions.Distribution.set_default_validate_args(False)
+        try:
+            venv.seed(job.seed)
+            model = cand.algorithm_class()(
+                policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
+            )
+            # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
+            from stable_baselines3.common.logger import Logger
 
-            relabel_run(store, job.run_id, model=model)
-            meta = store.open_run(job.run_id).meta
-        else:
-            meta = {"episode_returns": returns}
-        return _summary(job, meta, seconds)
-    except BaseException:
-        if writer is not None and not writer.closed:
-            writer.abort()
-        raise
-    finally:
-        torch.distributions.Distribution.set_default_validate_args(validate)
-        venv.close()
+            model.set_logger(Logger(folder=None, output_formats=[]))
+            model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
+            venv.finish()  # the last transition into the writer before it is read and committed
+            seconds = time.time() - t0
+            returns = venv.episode_returns
+            if not returns:
+                raise RefGenError(
+                    f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
+                    "budget or declare a time limit for the env"
+                )
+            if writer is not None:
+                checked = {}
+                if job.check_episodes:
+                    from ldm.refgen.check import play_deterministic
+
+                    # the writer records every finished episode's length: the check's step bound
+                    longest = max(e["length"] for e in writer.meta["episodes"])
+                    checked["check_returns"] = play_deterministic(
+                        model, job.env_id, job.check_episodes, job.seed, longest, job.backend
+                    )
+                path = policy_path(job.store, job.run_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                model.save(str(path.with_suffix(".tmp.zip")))
+                path.with_suffix(".tmp.zip").replace(path)
+                writer.commit(
+                    {
+                        "train_seconds": seconds,
+                        "policy_file": str(path.relative_to(job.store)),
+                        **checked,
+                    }
+                )
+                # relabelled here, by the model in memory, in parallel with the other jobs: the
+                # stage would load every policy again, one run after another (~1-2 s each here);
+                # a job killed before this leaves the run unrelabelled and the stage does it
+                from ldm.refgen.curate import relabel_run
+
+                relabel_run(store, job.run_id, model=model)
+                meta = store.open_run(job.run_id).meta
+            else:
+                meta = {"episode_returns": returns}
+            return _summary(job, meta, seconds)
+        except BaseException:
+            if writer is not None and not writer.closed:
+                writer.abort()
+            policy_path(job.store, job.run_id).with_suffix(".tmp.zip").unlink(missing_ok=True)
+            raise
+        finally:
+            torch.distributions.Distribution.set_default_validate_args(validate)
+            venv.close()
+
+
+def _step_bytes(spec: Any) -> int:
+    """Bytes one step of a column of this space takes uncompressed."""
+    from ldm.data.store import column_dtype, column_shape
+
+    return int(np.prod(column_shape(spec))) * column_dtype(spec).itemsize
 
 
 def _EpisodeBudget(job: Job, venv: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ldm.disk import on_full_disk
 from ldm.errors import TrainError
 
 
@@ -61,15 +62,35 @@ def save_checkpoint(
     final = root / f"step-{step:07d}"  # checkpoint_step() reads this name back
     tmp = root / f".tmp-step-{step:07d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    torch.save(state, tmp / "state.pt")
-    (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
+    kept = f"the newest complete checkpoint is kept ({latest_checkpoint(out) or 'none yet'})"
+    with on_full_disk(root, checkpoint_bytes(out, model), f"checkpoint step {step}", kept):
+        try:
+            model.save_pretrained(tmp)
+            torch.save(state, tmp / "state.pt")
+            (tmp / "train_config.json").write_text(json.dumps(config, indent=1, default=str))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # never left to look like a checkpoint
+            raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     for old in checkpoint_dirs(out)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def checkpoint_bytes(out: str | Path, model: Any) -> int:
+    """What a checkpoint takes: the newest one's size, else the parameters x 3 (the weights
+    and AdamW's two moments)."""
+    latest = latest_checkpoint(out)
+    if latest is not None:
+        return sum(f.stat().st_size for f in latest.rglob("*") if f.is_file())
+    return 3 * param_bytes(model)
+
+
+def param_bytes(model: Any) -> int:
+    """Bytes of the model's parameters (what model.safetensors holds)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -54,6 +54,9 @@ class TrainConfig:
     """Clip the global gradient norm to this (None: no clipping)."""
     weighting: Literal["uniform", "env", "library"] = "env"
     """Window sampling weights: uniform (over transitions), env or library (balanced)."""
+    on_bad_run: Literal["stop", "drop"] = "stop"
+    """A chunk that fails its check (ldm/data/chunks.py): stop with one line naming the run
+    and column, or drop that run (logged, counted as data/dropped_runs) and go on."""
     seed: int = 0
     """Seed of the model initialisation and of the window stream."""
     dtype: Literal["fp32", "bf16"] = "fp32"
@@ -90,6 +93,8 @@ class TrainConfig:
             raise TrainError(f"dtype {self.dtype!r} is not fp32 or bf16")
         if self.weighting not in ("uniform", "env", "library"):
             raise TrainError(f"weighting {self.weighting!r} is not uniform, env or library")
+        if self.on_bad_run not in ("stop", "drop"):
+            raise TrainError(f"on_bad_run {self.on_bad_run!r} is not stop or drop")
         for name in (
             "steps",
             "batch_size",

@@ -14,15 +14,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
+import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ldm.atomic import write_json_atomic
+from ldm.disk import on_full_disk
 from ldm.errors import TrainError
-from ldm.train.checkpoint import rng_state, save_checkpoint
+from ldm.train.checkpoint import param_bytes, rng_state, save_checkpoint
 from ldm.train.config import TrainConfig
 from ldm.train.metrics import MetricsLog
 from ldm.train.setup import TrainRun, setup
@@ -53,9 +58,11 @@ def train(cfg: TrainConfig, progress: bool = True, evaluate: EvalCallback | None
     t0, seen0 = time.time(), run.seen
     try:
         run.model.train()
+        told: set[str] = set()
         while run.step < cfg.steps and not stop.requested:
             metrics = train_step(run)
             bar.update()
+            told = _tell_dropped(run, told, bar)
             if run.step % cfg.log_every == 0 or run.step == cfg.steps:
                 rate = (run.seen - seen0) / max(1e-9, time.time() - t0)
                 log.scalars(run.step, _train_scalars(run, metrics, rate))
@@ -119,10 +126,36 @@ def finish(run: TrainRun, final: Path) -> None:
     if len(set(hashes)) > 1:
         raise TrainError(f"ranks diverged: parameter hashes {hashes}")
     if run.is_main:
-        run.model.save_pretrained(final)
-        (run.out / "done.json").write_text(
-            json.dumps({"step": run.step, "transitions": run.seen, "rank_param_hashes": hashes})
-        )
+        # into a temporary dir, then renamed: a model in OUT/final is always a whole one
+        tmp = run.out / f".tmp-final-{os.getpid()}"
+        kept = f"the last checkpoint {run.last_good} is kept: the rerun writes final from it"
+        with on_full_disk(run.out, param_bytes(run.model), "final", kept):
+            try:
+                run.model.save_pretrained(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        done = {"step": run.step, "transitions": run.seen, "rank_param_hashes": hashes}
+        write_json_atomic(run.out / "done.json", done)
+
+
+def _dropped(run: TrainRun) -> dict[str, str]:
+    """Damaged runs this rank dropped (on_bad_run="drop"), from training and validation."""
+    return {**(run.val.dropped if run.val is not None else {}), **run.loader.dropped}
+
+
+def _tell_dropped(run: TrainRun, told: set[str], bar: Any) -> set[str]:
+    """Say once, on rank 0, each run dropped since the last call; returns the runs told."""
+    dropped = _dropped(run)
+    for run_id in sorted(set(dropped) - told):
+        if run.is_main:
+            bar.write(
+                f"dropped damaged run {run_id} at step {run.step}: {dropped[run_id]}",
+                file=sys.stderr,
+            )
+    return set(dropped)
 
 
 def _train_scalars(run: TrainRun, metrics: dict[str, float], rate: float) -> dict[str, float]:
@@ -131,6 +164,7 @@ def _train_scalars(run: TrainRun, metrics: dict[str, float], rate: float) -> dic
         "lr": run.sched.get_last_lr()[0],
         "transitions_per_s": rate,
         "transitions": run.seen,
+        "data/dropped_runs": len(_dropped(run)),
     }
 
 

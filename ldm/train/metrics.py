@@ -1,7 +1,7 @@
 """MetricsLog: training scalars to TensorBoard and OUT/metrics.jsonl, on rank 0 only.
 
 It only writes what it is given (it never runs the model). Imports torch's TensorBoard
-writer lazily; nothing else of ldm.
+writer lazily; of ldm only ldm.disk (a full disk is a `DiskFullError`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+from ldm.disk import on_full_disk
 
 
 class MetricsLog:
@@ -31,8 +33,11 @@ class MetricsLog:
             return
         for k, v in values.items():
             self.tb.add_scalar(k, v, step)
-        self.jsonl.write(json.dumps({"step": step, "time": time.time(), **values}) + "\n")
-        self.jsonl.flush()
+        line = json.dumps({"step": step, "time": time.time(), **values}) + "\n"
+        kept = "the lines before are kept; rerun to resume from the last checkpoint"
+        with on_full_disk(self.jsonl.name, len(line), "metrics.jsonl", kept):
+            self.jsonl.write(line)
+            self.jsonl.flush()
 
     def close(self) -> None:
         if self.active and self.tb is not None:

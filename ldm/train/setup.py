@@ -166,8 +166,13 @@ def _open_data(
             cfg.weighting,
             num_workers=cfg.num_workers,
             holdout="train",
+            on_bad_run=cfg.on_bad_run,
         )
-        val = WindowSampler(store, window, cfg.weighting, holdout="val") if cfg.val_every else None
+        val = (
+            WindowSampler(store, window, cfg.weighting, holdout="val", on_bad_run=cfg.on_bad_run)
+            if cfg.val_every
+            else None
+        )
     except StoreError as e:
         raise TrainError(f"cannot train on {cfg.store}: {e}") from None
     longest = max(s.length for s in loader.sampler.streams)

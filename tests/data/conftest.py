@@ -60,3 +60,37 @@ def record(
 @pytest.fixture
 def store(tmp_path):
     return Store(tmp_path / "store")
+
+
+def damage(store, run_id, column, how, chunk=0):
+    """Damage one chunk of a committed run's column (`s<k>/<name>`) as the issue did:
+    "flip" 16 bytes, "truncate" it to a third, or "delete" it."""
+    path = store.path / "runs" / run_id / "data.zarr" / column / "c" / str(chunk)
+    if path.is_dir():  # an (n, ...) column: the chunk's key has one 0 per other dimension
+        path = next(p for p in path.rglob("*") if p.is_file())
+    data = bytearray(path.read_bytes())
+    if how == "flip":
+        at = len(data) // 2
+        data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
+        path.write_bytes(bytes(data))
+    elif how == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 3]))
+    else:
+        path.unlink()
+    return path
+
+
+def damaged_store(store):
+    """One good run and the issue's three damaged ones (one env each; one chunk per column,
+    so that every window of a damaged run holds its damaged chunk): (good id, {bad id: column})."""
+    good = record(store, "good/Vec-v0", VEC, DISC, steps=200, streams=2, seed=0)
+    bad = {}
+    for i, (how, column) in enumerate(
+        [("flip", "s0/obs"), ("truncate", "s0/rewards"), ("delete", "s0/actions")]
+    ):
+        rid = record(
+            store, f"bad{i}/Vec-v0", VEC, DISC, steps=200, streams=1, seed=i + 1, chunk_steps=256
+        )
+        damage(store, rid, column, how, chunk=0)
+        bad[rid] = column
+    return good, bad

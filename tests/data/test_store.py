@@ -1,9 +1,11 @@
+import gc
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +89,8 @@ def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     for _ in range(25):
         w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
     assert store.runs() == {} and store.pending() == ["r1"]
+    del w  # the writer dies (its run lock goes with its process's file)
+    gc.collect()
     w2 = resume_run(store, "r1")  # the 20 flushed steps survive, the 5 buffered are lost
     for _ in range(5):
         w2.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
@@ -95,6 +99,10 @@ def test_pending_run_is_invisible_then_resumed_or_discarded(store):
     assert verify_store(store) == {}
     w3 = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="r2")
     w3.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+    with pytest.raises(StoreError, match="r2 .* is being written by pid"):
+        store.discard_run("r2")  # not while its writer lives
+    del w3
+    gc.collect()
     store.discard_run("r2")
     assert store.pending() == []
 
@@ -114,12 +122,16 @@ def test_chunks_hold_about_a_mebibyte_of_observations(store):
     for _ in range(3):
         w.append(np.zeros((2, 7, 7, 3)), np.zeros(2), np.ones(2), np.zeros(2), np.zeros(2))
     w.flush()
+    del w  # the writer dies
+    gc.collect()
     r2 = resume_run(store, "g")  # resumes with the chunks it was created with
     assert r2.chunk_steps == 4096
     r2.commit()
     assert store.open_run("g").array(1, "obs").chunks == (4096, 7, 7, 3)
     w = store.create_run("lib/Vec-v0", "lib", VEC, DISC, num_streams=1, run_id="v", chunk_steps=8)
     w.flush()
+    del w
+    gc.collect()
     assert resume_run(store, "v").chunk_steps == 8
 
 
@@ -272,3 +284,47 @@ def test_opening_a_store_read_only_creates_nothing_in_it(store):
     ro = Store(store.path, create=False)
     assert len(ro.runs()) == 1 and ro.pending() == []
     assert sorted(p.relative_to(store.path) for p in store.path.rglob("*")) == before
+
+
+def test_a_second_process_writing_the_same_run_is_refused_until_the_first_commits(store):
+    """Two real processes, as two machines on a shared filesystem would be: the second can
+    neither write, resume nor discard the run the first is writing; once committed, it is
+    committed once."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from ldm.data import Store
+        from tests.data.conftest import VEC, DISC
+        w = Store({str(store.path)!r}).create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
+        w.append(np.zeros((1, 3)), np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1))
+        w.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()
+        w.commit()
+        """
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],  # the repository: `tests` imports
+    )
+    try:
+        assert first.stdout.readline() == "writing\n"
+        held = f"run r in {store.path} is being written by pid {first.pid} on "
+        with pytest.raises(StoreError, match=held):
+            store.create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
+        with pytest.raises(StoreError, match=held):
+            resume_run(store, "r")
+        with pytest.raises(StoreError, match=held):
+            store.discard_run("r")
+        first.stdin.write("\n")
+        first.stdin.flush()
+        assert first.wait(timeout=60) == 0
+    finally:
+        first.kill()
+    assert list(store.runs()) == ["r"] and store.pending() == []
+    with pytest.raises(StoreError, match="already committed"):
+        store.create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
