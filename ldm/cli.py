@@ -26,6 +26,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "scale": ("ldm.pipeline.scale_cli", "scaling study over presets"),
     "eval": ("ldm.eval.cli", "evaluate a checkpoint by the paper's protocol"),
     "play": ("ldm.eval.play", "watch a trained LDM act in any env (returns, a clip)"),
+    "push": ("ldm.model.hub", "publish a trained model to the Hugging Face Hub"),
     "run": ("ldm.pipeline.cli", "run the whole pipeline from a TOML config"),
     "status": ("ldm.pipeline.status_cli", "show where a pipeline stands"),
 }

@@ -203,6 +203,11 @@ def from_gym_space(space: Any) -> SpaceSpec:
     return _from_space(space)
 
 
+def as_spec(space: Any) -> SpaceSpec:
+    """A SpaceSpec as it is; a gymnasium space described by `from_gym_space`."""
+    return space if isinstance(space, SpaceSpec) else from_gym_space(space)
+
+
 @singledispatch
 def _from_space(space: Any) -> SpaceSpec:
     raise SpaceError(

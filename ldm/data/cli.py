@@ -87,21 +87,44 @@ def upgrade(store: tyro.conf.Positional[str]) -> int:
 
 def export_minari(
     store: tyro.conf.Positional[str],
-    out: tyro.conf.Positional[str],
-    env: str,
+    dataset_id: tyro.conf.Positional[str],
+    env: str | None = None,
+    run: tuple[str, ...] = (),
+    curated_only: bool = False,
     format: Literal["hdf5", "arrow", "parquet"] = "hdf5",
+    author: str | None = None,
+    author_email: str | None = None,
+    code_permalink: str | None = None,
 ) -> int:
-    """Write a Minari dataset of one env's runs (reference actions as per-step extras).
+    """Write runs of one env as a Minari dataset (reference actions as per-step infos, the
+    env spec that remakes the env), and say what was exported.
 
     Args:
         store: Store directory.
-        out: Minari dataset id to write (e.g. ldm/cartpole/ref-v0).
-        env: Env id whose runs to export.
+        dataset_id: Minari dataset id to write (`namespace/name-vN`, e.g. ldm/cartpole/ref-v0),
+            under MINARI_DATASETS_PATH (default ~/.minari/datasets).
+        env: Env id whose runs to export (may be left out when the store or --run has one env).
+        run: Export only these run ids (`ldm data stats`); default every run of the env.
+        curated_only: Only runs that passed curation (the ones `ldm train` learns from).
         format: Minari storage format (hdf5 is Minari's default; arrow/parquet need pyarrow).
+        author: Minari's author field.
+        author_email: Minari's author_email field.
+        code_permalink: Minari's code_permalink field (a link to the code that made the data).
     """
-    from ldm.data.minari_io import export_minari as run
+    from ldm.data.minari_io import export_minari as run_export
 
-    print(run(store, env, out, data_format=format))
+    done = run_export(
+        store,
+        env,
+        dataset_id,
+        data_format=format,
+        run_ids=run,
+        curated_only=curated_only,
+        author=author,
+        author_email=author_email,
+        code_permalink=code_permalink,
+    )
+    print(done.describe())
     return 0
 
 

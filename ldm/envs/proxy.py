@@ -21,6 +21,7 @@ import numpy as np
 from ldm.envs import shm
 from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, launch
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.gym_registry import env_spec
 from ldm.errors import EnvError
 
 #: wire description type -> gymnasium space (ldm/envs/worker/wrappers.py `describe_space`)
@@ -221,6 +222,11 @@ class ProxyEnv(gym.Env):
         self.observation_space = space_from_desc(self._worker.spaces["observation"])
         self.action_space = space_from_desc(self._worker.spaces["action"])
         self.render_mode = kwargs.get("render_mode")
+        # what recreates this env (Gymnasium's check_env, Minari's recover_environment);
+        # gymnasium.make replaces it with its own, equal one
+        self.spec = env_spec(
+            self.env_id, backend=backend, sandbox=sandbox, timeout=timeout, **kwargs
+        )
         self._closed = False
 
     def render(self) -> np.ndarray:

@@ -1,5 +1,11 @@
 """A Stable-Baselines3 `VecEnv` over the hub's vector proxy (SB3 is imported only here).
 
+Each finished episode's info carries SB3's `episode` record ({"r": return, "l": length, "t":
+seconds since the env was made}), as SB3's `Monitor`/`VecMonitor` write it: `ep_rew_mean`
+appears in SB3's logs, and `evaluate_policy` reads whole episodes (the env answers that it
+is Monitor-wrapped, so it does not warn). A `VecMonitor` around it replaces the records
+with its own, equal ones.
+
 Owns: `HubVecEnv` (`ldm.envs.sb3_vec_env` makes one). Imports numpy, stable_baselines3 and
 ldm.envs.vector; must not be imported by `ldm.envs` at package import (SB3 pulls in torch),
 nor import any later part (data, refgen, model, ...).
@@ -7,9 +13,11 @@ nor import any later part (data, refgen, model, ...).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from ldm.envs.vector import ProxyVectorEnv
@@ -25,6 +33,9 @@ class HubVecEnv(VecEnv):
         self.venv = venv
         self.env_id = venv.env_id
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        self._t_start = time.time()
+        self._returns = np.zeros(self.num_envs, np.float64)  # of each env's current episode
+        self._lengths = np.zeros(self.num_envs, np.int64)
 
     def reset(self):
         seeds = [s if s is None else int(s) for s in self._seeds]
@@ -33,6 +44,8 @@ class HubVecEnv(VecEnv):
         obs, _ = self.venv.reset(seed=seeds, options=self._options[0] if self._options else None)
         self._reset_seeds()
         self._reset_options()
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -41,10 +54,22 @@ class HubVecEnv(VecEnv):
     def step_wait(self):
         obs, rewards, terminated, truncated, infos = self.venv.step_recv()
         dones = terminated | truncated
+        self._returns += rewards
+        self._lengths += 1
         out_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if infos:  # most steps of most envs carry no info and end no episode
             self._sb3_infos(infos, dones, terminated, truncated, out_infos)
+        if dones.any():
+            self._episodes(dones, out_infos)
         return obs, rewards.astype(np.float32), dones, out_infos
+
+    def _episodes(self, dones: np.ndarray, out: list[dict]) -> None:
+        """SB3's `episode` record in the info of each env whose episode ended (Monitor's)."""
+        t = round(time.time() - self._t_start, 6)
+        for i in np.flatnonzero(dones):
+            out[i]["episode"] = {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t}
+        self._returns[dones] = 0.0
+        self._lengths[dones] = 0
 
     def _sb3_infos(self, infos: dict, dones, terminated, truncated, out: list[dict]) -> None:
         """Gymnasium's vector infos -> SB3's per-env dicts, with its end-of-episode keys."""
@@ -76,4 +101,5 @@ class HubVecEnv(VecEnv):
         raise AttributeError(f"{self.env_id}: cannot call {method_name!r} on isolated envs")
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+        """Only `Monitor`: the episode records are written here as it writes them."""
+        return [wrapper_class is Monitor for _ in self._get_indices(indices)]

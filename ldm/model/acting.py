@@ -22,7 +22,7 @@ from transformers import DynamicCache, LlamaModel
 
 from ldm import tokenizer as tk
 from ldm.errors import ModelError
-from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
+from ldm.spaces import MAX_ACT_DIMS, SpaceSpec, as_spec
 from ldm.tokens import ActionDecoding, Batch
 
 # transformers 5.x renamed the cache argument `past_key_values` -> `cache` (the old name warns
@@ -52,11 +52,13 @@ DECODERS = {"argmax": _argmax_bins, "median": _median_bins}
 class ActingSession:
     """One model call per step for B envs, each with its own history (see module docstring)."""
 
-    def __init__(self, policy: Any, obs_specs: list[SpaceSpec], act_specs: list[SpaceSpec]) -> None:
+    def __init__(self, policy: Any, obs_specs: list[Any], act_specs: list[Any]) -> None:
+        """`obs_specs`/`act_specs`: one SpaceSpec (or gymnasium space) of each env."""
         if len(obs_specs) != len(act_specs) or not obs_specs:
             raise ModelError("start_session needs one observation and one action spec per env")
         self.policy = policy
-        self.obs_specs, self.act_specs = list(obs_specs), list(act_specs)
+        self.obs_specs = [as_spec(s) for s in obs_specs]
+        self.act_specs = [as_spec(s) for s in act_specs]
         self.num_envs = len(obs_specs)
         self.device = next(policy.parameters()).device
         self._layout()
@@ -114,6 +116,16 @@ class ActingSession:
             self.cache.batch_select_indices(rows)
 
     # -- inputs --------------------------------------------------------------------------------
+    def _check_shapes(self, observations: list[Any]) -> None:
+        """Each observation has its env's shape (a wrong one would be tokenized as something
+        else, or fail deep in the tokenizer)."""
+        for i, (o, spec) in enumerate(zip(observations, self.obs_specs)):
+            if np.shape(o) != spec.value_shape:
+                raise ModelError(
+                    f"observation {i} has shape {np.shape(o)}; its env's observation space "
+                    f"{spec.describe()} takes shape {spec.value_shape}"
+                )
+
     def _token_batch(self, observations: list[Any]) -> Batch:
         """(B, 1, ...) tokens of this step: each env's o_t with its a_{t-1}, r_{t-1}, d_{t-1},
         built by the tokenizer that builds the training windows (one call per spec pair: the
@@ -149,6 +161,7 @@ class ActingSession:
         policy = self.policy
         if self._pending_actions is not None:
             raise ModelError("call record(rewards, terminated, truncated) after each act()")
+        self._check_shapes(observations)
         batch = self._token_batch(observations)
         embed = policy.encoder(batch)  # (B, 1, H)
         if len(self._embeds) >= self.context:

@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaModel
@@ -35,7 +34,7 @@ from ldm.model.card import (
 from ldm.model.config import LDMConfig
 from ldm.model.encoders import TransitionEncoder, used_dims
 from ldm.spaces import MAX_ACT_DIMS, N_BINS
-from ldm.tokens import Batch
+from ldm.tokens import ActionDecoding, Batch
 
 CHECKPOINT_FORMAT = 1
 NEG = -1e9
@@ -74,7 +73,6 @@ class LDMPolicy(nn.Module):
         self.backbone = LlamaModel(llama_config(config))
         self.backbone.embed_tokens = None  # we feed inputs_embeds; no vocabulary
         self.head = nn.Linear(config.hidden, MAX_ACT_DIMS * N_BINS)
-        self._bound: Any = None
         # model-card facts (ldm/model/card.py): set by the trainer, kept through checkpoints
         self.training_facts: TrainingFacts | None = None
         self.eval_facts: EvalFacts | None = None
@@ -176,40 +174,23 @@ class LDMPolicy(nn.Module):
 
         return ActingSession(self, obs_specs, act_specs)
 
-    def bind(self, obs_spec: Any, act_spec: Any) -> LDMPolicy:
-        """Attach one env's spaces so that `predict` (SB3's signature) can act in it."""
-        self._bound = (obs_spec, act_spec, None)
-        return self
-
-    def predict(
+    def agent(
         self,
-        observation: Any,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = True,
-    ):
-        """Stable-Baselines3's `predict` for a (vector of) env(s) of the bound spaces.
+        env_or_observation_space: Any,
+        action_space: Any = None,
+        decoding: ActionDecoding = "median",
+        temperature: float = 1.0,
+    ) -> Any:
+        """An `LDMAgent` (ldm/model/agent.py) acting in a gym env, a vector env, or the env of
+        two gym spaces (or SpaceSpecs): SB3's `predict`, JAT's `get_next_action`, the context
+        kept across episodes."""
+        from ldm.model.agent import LDMAgent, env_spaces
 
-        SB3 does not pass rewards, so the context sees zero rewards; the evaluation protocol
-        (ldm.eval) uses sessions, which do see them.
-        """
-        if self._bound is None:
-            raise ModelError("call policy.bind(obs_spec, act_spec) before predict()")
-        obs_spec, act_spec, session = self._bound
-        obs = np.asarray(observation)
-        single = obs.shape == obs_spec.value_shape
-        batch = [obs] if single else list(obs)
-        if session is None or session.num_envs != len(batch):
-            session = self.start_session([obs_spec] * len(batch), [act_spec] * len(batch))
-        elif episode_start is not None and session.steps > 0:
-            session.record(
-                np.zeros(len(batch)),
-                np.asarray(episode_start, bool).reshape(-1),
-                np.zeros(len(batch), bool),
-            )
-        actions = session.act(batch, deterministic=deterministic)
-        self._bound = (obs_spec, act_spec, session)
-        return (actions[0] if single else np.stack(actions)), state
+        if action_space is None:
+            obs_space, action_space = env_spaces(env_or_observation_space)
+        else:
+            obs_space = env_or_observation_space
+        return LDMAgent(self, obs_space, action_space, decoding=decoding, temperature=temperature)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def num_params(self) -> int:

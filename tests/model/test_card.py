@@ -144,3 +144,19 @@ def test_a_local_folder_wins_over_a_hub_id(tmp_path, monkeypatch):
     LDMPolicy(preset("ldm-tiny")).save_pretrained(tmp_path / "owner" / "name")
     assert LDMPolicy.from_pretrained("owner/name").config == preset("ldm-tiny")
     assert json.loads((tmp_path / "owner/name/config.json").read_text())["num_params"] > 0
+
+
+def test_the_cards_how_to_use_code_runs_as_written(tmp_path):
+    """The card's Python block, run as a reader would (the folder for PATH_OR_HUB_ID, a few
+    steps instead of 1000): gymnasium.make of a catalogued env, the agent, SB3's predict."""
+    ck = LDMPolicy(preset("ldm-tiny")).save_pretrained(tmp_path / "final")
+    text = (ck / "README.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "policy.agent(env)" in code and "range(1000)" in code
+    code = code.replace("PATH_OR_HUB_ID", str(ck)).replace("range(1000)", "range(30)")
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    try:
+        assert scope["agent"].session.steps == 30  # one context over the 30 steps
+    finally:
+        scope["env"].close()

@@ -214,35 +214,6 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         LDMPolicy.from_pretrained(tmp_path / "ck")
 
 
-def test_predict_has_sb3_signature():
-    import gymnasium as gym
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    from ldm.spaces import from_gym_space
-
-    env = gym.make("CartPole-v1")
-    model = (
-        LDMPolicy(preset("ldm-tiny"))
-        .eval()
-        .bind(from_gym_space(env.observation_space), from_gym_space(env.action_space))
-    )
-    returns, lengths = evaluate_policy(model, env, n_eval_episodes=2, return_episode_rewards=True)
-    assert len(returns) == 2 and returns == [float(n) for n in lengths]  # CartPole: +1 a step
-    # predict() is a session that sees zero rewards and episode starts as terminations
-    rng = np.random.default_rng(0)
-    obs = [rng.normal(size=4).astype(np.float32) for _ in range(6)]
-    starts = [False, False, True, False, False, False]
-    model.bind(from_gym_space(env.observation_space), from_gym_space(env.action_space))
-    predicted = [int(model.predict(o, episode_start=np.array([s]))[0]) for o, s in zip(obs, starts)]
-    session = model.start_session([model._bound[0]], [model._bound[1]])
-    acted = []
-    for t, o in enumerate(obs):
-        if t:
-            session.record(np.zeros(1), np.array([starts[t]]), np.zeros(1, bool))
-        acted.append(int(session.act([o])[0]))
-    assert predicted == acted and set(predicted) <= {0, 1}
-
-
 def test_median_decoding_reads_continuous_dims_at_the_cdf_half_and_categorical_by_argmax():
     from ldm.model.acting import DECODERS
 
