@@ -32,6 +32,9 @@ Status = Literal["ok", "cut", "failed"]
 STATUSES = ("ok", "cut", "failed")
 
 
+#: Summary fields written only where an env has an expert-normalised score
+_EXPERT_COUNTS = ("expert_scorable", "expert_at_50", "expert_mean", "expert_median")
+
 @dataclass(frozen=True)
 class ThresholdCurve:
     """The paper's Figure 2: envs whose score is at or above each threshold (percent)."""
@@ -83,9 +86,6 @@ class Summary:
             }
         )
 
-
-#: Summary fields written only where an env has an expert-normalised score
-_EXPERT_COUNTS = ("expert_scorable", "expert_at_50", "expert_mean", "expert_median")
 
 #: EnvResult fields written to results.json only when set (the file's long-standing form)
 _OPTIONAL = (
