@@ -2,8 +2,10 @@
 
 Owns `Agent` (act on every slot, record the outcome, forget some slots' context),
 `SessionAgent` (an LDMPolicy's acting session: one batched model call per step) and
-`PredictAgent` (SB3-style `predict` policies, one per env: the references). Imports numpy
-and the protocol's config; must not import torch or ldm.model (a policy is duck-typed).
+`PredictAgent` (SB3-style `predict` policies, one per env: the references) and `RandomAgent`
+(uniform random actions under the action mask: the random scores). Imports numpy, the
+protocol's config and the tokenizer's action layout; must not import torch or ldm.model (a
+policy is duck-typed).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ldm.eval.config import EvalConfig
-from ldm.spaces import SpaceSpec
+from ldm.spaces import MAX_ACT_DIMS, SpaceSpec
+from ldm.tokenizer import act_layout, decode_actions
 
 
 class Agent:
@@ -98,4 +101,29 @@ class PredictAgent(Agent):
             )
             for i, a in zip(idx, actions):
                 out[i] = a
+        return out
+
+
+class RandomAgent(Agent):
+    """Uniform random actions under the action mask: every valid bin of every action dim
+    equally likely (the model's own action space: a categorical action uniform over its
+    categories, a bounded continuous one uniform over its bins' centres), one seeded generator
+    for all slots."""
+
+    def __init__(self, act_specs: list[SpaceSpec], seed: int) -> None:
+        self.specs = act_specs
+        self.valid = [act_layout(spec)[1][: spec.flat_dim].astype(np.int64) for spec in act_specs]
+        self.rng = np.random.default_rng(seed)
+        self.calls = 0
+
+    def act(self, observations: list[Any], live: np.ndarray | None = None) -> list[Any]:
+        """One random action per live slot (None for the others)."""
+        out: list[Any] = [None] * len(observations)
+        for s, (spec, n) in enumerate(zip(self.specs, self.valid)):
+            if live is not None and not live[s]:
+                continue
+            bins = np.zeros(MAX_ACT_DIMS, dtype=np.int64)
+            bins[: len(n)] = self.rng.integers(0, n)
+            out[s] = decode_actions(spec, bins)
+        self.calls += 1
         return out

@@ -30,6 +30,8 @@ def main(
     out: str = "runs/eval",
     references: bool = False,
     compare: tuple[str, str] | None = None,
+    random_scores: bool = False,
+    refresh: bool = False,
     cfg: tyro.conf.OmitArgPrefixes[_EvalFlags] = _EvalFlags(),
 ) -> int:
     """Evaluate by the paper's protocol; writes results.json, threshold_curve.png, report.html.
@@ -42,21 +44,21 @@ def main(
         out: Output directory.
         references: Evaluate the store's reference policies instead (they should score ~100).
         compare: Two results.json files (or their directories) to set side by side.
+        random_scores: Print the random and expert scores of --envs (measuring the random
+            ones that are not cached for this env version, by the protocol) and exit.
+        refresh: With --random-scores: measure again even where a cached score exists.
         cfg: Protocol settings.
     """
-    from ldm.eval.report import compare as compare_results
-    from ldm.eval.report import write_report
+    from ldm.eval.report import compare_text, write_report
     from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
 
     if compare:
         a, b = (EvalResult.load(p) for p in compare)
-        print(f"{'env':<48} {'A':>8} {'B':>8} {'B-A':>8}")
-        for r in compare_results(a, b):
-            f = lambda x: "-" if x is None else f"{x:8.1f}"  # noqa: E731
-            print(f"{r['env_id']:<48} {f(r['a'])} {f(r['b'])} {f(r['delta'])}")
-        print(f"A: {headline(a.summary)}\nB: {headline(b.summary)}")
+        print(compare_text(a, b))
         return 0
+    if random_scores:
+        return _print_random_scores(envs, cfg.backend, refresh)
     if store is None:
         raise SystemExit(
             "ldm eval: --store is required (the reference runs give the normalisation anchors)"
@@ -93,3 +95,25 @@ def main(
     print(headline(results.summary))
     print(f"report: {paths['html']}")
     return 0
+
+
+def _print_random_scores(envs: list[str] | None, backend: str, refresh: bool) -> int:
+    """`ldm eval --random-scores --envs ...`: each env's random score (cached or measured now)
+    beside its published expert score and source."""
+    from ldm.eval.experts import expert_score
+    from ldm.eval.random_scores import cache_root, random_scores
+
+    if not envs:
+        raise SystemExit("ldm eval --random-scores: name the envs with --envs ENV [ENV ...]")
+    scores = random_scores(envs, backend=backend, refresh=refresh, progress=True)
+    print(f"{'env':<48} {'random':>10} {'episodes':>8} {'expert':>10}  source")
+    for env_id, s in scores.items():
+        ex = expert_score(env_id)
+        rnd = "-" if s.mean is None else f"{s.mean:.3f}"
+        expert = "-" if ex is None else f"{ex.expert:.3f}"
+        source = "no published expert score" if ex is None else f"{ex.source}: {ex.ref}"
+        print(f"{env_id:<48} {rnd:>10} {s.episodes:>8} {expert:>10}  {source}")
+        if s.error:
+            print(f"   not measured: {s.error.splitlines()[0]}")
+    print(f"cache: {cache_root()}")
+    return 1 if any(s.error for s in scores.values()) else 0

@@ -54,6 +54,10 @@ class EvalConfig:
     neither the references' training nor the first evaluation used), into OUT/eval-unseen,
     its scores beside the references' of the first evaluation (the quality bar, checked again
     on seeds the run never used). None: no such stage."""
+    expert_scores: bool = True
+    """Put the expert-normalised score, (R - random) / (expert - random), beside the paper's
+    for every env with a published expert score (ldm/eval/experts.toml); random scores are
+    measured by the protocol once per env and version, then cached (ldm/eval/random_scores.py)."""
     video: bool = False
     """Record a clip of each env's first episode (rollout 0) into the report (on in `ldm run`)."""
     video_format: VideoFormat = "mp4"

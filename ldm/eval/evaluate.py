@@ -1,7 +1,8 @@
 """evaluate(): an LDMPolicy (or SB3-style predict policies) on many envs, normalised scores.
 
 Owns: the env list, the per-env step limit, turning the protocol's bookkeeping into
-`EnvResult`s (scores, the reason an env has no reference) and the `EvalResult`. Imports
+`EnvResult`s (scores, the reason an env has no reference) and the `EvalResult` (with the
+expert-normalised scores, from cached or newly measured random scores, and the aggregates). Imports
 ldm.data, ldm.envs, ldm.tokenizer, the protocol and the records, and SB3 classes via
 ldm.refgen.candidates for the references; must not import ldm.train or ldm.pipeline (nor the
 model: a policy arrives as an object).
@@ -20,10 +21,17 @@ import numpy as np
 from ldm.data import Store
 from ldm.errors import EvalError, LDMError
 from ldm.eval.agents import PredictAgent, SessionAgent
+from ldm.eval.aggregate import aggregates
 from ldm.eval.config import EvalConfig
 from ldm.eval.protocol import EnvRun, ProtocolStats, rollout_seeds, run_protocol
 from ldm.eval.results import EnvResult, EvalResult
-from ldm.eval.scores import Reference, normalised_score, reference_run, summarise
+from ldm.eval.scores import (
+    Reference,
+    attach_expert_scores,
+    normalised_score,
+    reference_run,
+    summarise,
+)
 from ldm.eval.video import EpisodeRecorder, attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
 
@@ -64,7 +72,9 @@ def require_in_store(store: Store, env_ids: list[str]) -> None:
         )
 
 
-def _prepare(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
+def prepare_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
+    """The protocol's runs of the envs that can be played (their spaces within the model's
+    limits, slots numbered in order) and a failed EnvResult for each of the others."""
     from ldm.envs import env_spaces
 
     runs, rejected = [], []
@@ -103,7 +113,7 @@ def evaluate(
     refs = {e: reference_run(store, e) for e in ids}
     if policy is None:  # references: only envs that have one (the others have nothing to act)
         ids = [e for e in ids if refs[e] is not None]
-    runs, rejected = _prepare(ids, cfg)
+    runs, rejected = prepare_runs(ids, cfg)
     t0 = time.time()
     for r in runs:
         r.step_limit = episode_step_limit(refs[r.env_id], cfg)
@@ -127,7 +137,7 @@ def evaluate(
     if recorder is not None:
         envs = attach_clips(envs, recorder.write())
     envs.sort(key=lambda e: e.env_id)
-    return EvalResult(
+    result = EvalResult(
         policy="references" if policy is None else "ldm",
         store=str(store.path),
         config=cfg,
@@ -137,6 +147,12 @@ def evaluate(
         model_calls=stats.model_calls,
         steps=stats.steps,
     )
+    if cfg.expert_scores:
+        from ldm.eval.random_scores import random_scores
+
+        randoms = random_scores(ids, backend=cfg.backend, progress=progress)
+        result = attach_expert_scores(result, {e: s.mean for e, s in randoms.items()})
+    return replace(result, aggregates=aggregates(result))
 
 
 def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:

@@ -92,7 +92,7 @@ def play(
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
     from ldm.eval.agents import SessionAgent
     from ldm.eval.config import EvalConfig
-    from ldm.eval.evaluate import _prepare
+    from ldm.eval.evaluate import prepare_runs
     from ldm.eval.protocol import run_protocol
     from ldm.eval.video import EpisodeRecorder
 
@@ -104,7 +104,7 @@ def play(
         backend=backend,
         decoding=decoding,
     )
-    runs, rejected = _prepare([env_id], cfg)
+    runs, rejected = prepare_runs([env_id], cfg)
     if rejected:
         raise EvalError(cannot_make(env_id, rejected[0].error or "?"))
     (run,) = runs

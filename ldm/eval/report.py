@@ -29,19 +29,23 @@ REFERENCE_FLOOR = 80.0
 
 
 def attach_references(results: EvalResult, refs: EvalResult) -> EvalResult:
-    """The results with the references' own protocol scores beside the LDM's, per env, and
-    the summary over the envs whose reference scores >= REFERENCE_FLOOR (`summary_checked`)."""
+    """The results with the references' own protocol scores beside the LDM's, per env (both
+    normalisations), the summary over the envs whose reference scores >= REFERENCE_FLOOR
+    (`summary_checked`), and the references' aggregates beside the LDM's."""
     by_env = {e.env_id: e for e in refs.envs}
     envs = tuple(
         replace(
             e,
             reference_score=by_env[e.env_id].normalised_score,
             reference_cut_episodes=by_env[e.env_id].cut_episodes,
+            reference_expert_normalised_score=by_env[e.env_id].expert_normalised_score,
         )
         if e.env_id in by_env
         else e
         for e in results.envs
     )
+    own = tuple(a for a in results.aggregates if a.policy == results.policy)
+    theirs = tuple(a for a in refs.aggregates if a.policy == "references")
     checked = [
         e for e in envs if e.reference_score is not None and e.reference_score >= REFERENCE_FLOOR
     ]
@@ -50,6 +54,7 @@ def attach_references(results: EvalResult, refs: EvalResult) -> EvalResult:
         envs=envs,
         summary_checked=summarise(checked),
         references_summary=refs.summary,
+        aggregates=own + theirs,
     )
 
 
@@ -112,6 +117,30 @@ def library_table(results: EvalResult) -> list[dict[str, Any]]:
     ]
 
 
+#: the aggregate table's columns (report.html, `ldm eval --compare`)
+AGGREGATE_COLUMNS = ["policy", "score", "IQM", "95% CI", "envs", "rollouts per env"]
+#: how each normalisation's numbers read
+_UNITS = {"reference": ("% of reference", 1), "expert": ("expert-normalised", 2)}
+
+
+def aggregate_rows(results: EvalResult) -> list[dict[str, Any]]:
+    """One row per aggregate: policy, normalisation, IQM and its 95% CI, envs, runs."""
+    rows = []
+    for a in results.aggregates:
+        name, digits = _UNITS[a.normalisation]
+        rows.append(
+            {
+                "policy": "LDM" if a.policy == "ldm" else "references",
+                "score": name,
+                "IQM": f"{a.iqm:.{digits}f}",
+                "95% CI": f"[{a.ci_low:.{digits}f}, {a.ci_high:.{digits}f}]",
+                "envs": a.envs,
+                "rollouts per env": a.runs,
+            }
+        )
+    return rows
+
+
 def _fmt(x: Any, digits: int = 1) -> str:
     return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
@@ -154,6 +183,10 @@ def _write_report(results: EvalResult, out: Path, title: str) -> dict[str, Path]
             if e.first10 is not None
             else "-",
             "reference score %": e.reference_score,
+            "expert-normalised": e.expert_normalised_score,
+            "reference expert-normalised": e.reference_expert_normalised_score,
+            "random": e.random_score,
+            "expert": e.expert_score,
             "held-out accuracy %": None if e.heldout_accuracy is None else 100 * e.heldout_accuracy,
             "cut": e.cut_episodes,
             "status": e.status
@@ -177,7 +210,9 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <p>Protocol: {results.config.rollouts} rollouts x {results.config.episodes} episodes per env, context emptied at the start of each rollout and kept across its episodes, {f"deterministic ({results.config.decoding} under the action mask)" if results.config.deterministic else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
 <h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
-<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
+<h2>Aggregate scores</h2>{_table(aggregate_rows(results), AGGREGATE_COLUMNS)}
+<p>IQM: the interquartile mean of per-rollout scores over envs, with its 95% stratified-bootstrap confidence interval (rliable; rollouts resampled within each env). Expert-normalised = (R - random) / (expert - random), as JAT reports it: 0 plays like uniform random actions under the action mask, 1 like the published expert (ldm/eval/experts.toml names each env's source).</p>
+<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "expert-normalised", "reference expert-normalised", "mean return", "random", "expert", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
 {media_sections(results, out)}
@@ -188,13 +223,39 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 
 
 def compare(a: EvalResult, b: EvalResult) -> list[dict[str, Any]]:
-    """Per-env scores of two results side by side, with the delta (b - a)."""
-    sa = {e.env_id: e.normalised_score for e in a.envs}
-    sb = {e.env_id: e.normalised_score for e in b.envs}
+    """Per-env scores of two results side by side, with the delta (b - a): the paper's
+    (`a`, `b`, `delta`) and the expert-normalised (`a_expert`, `b_expert`, `delta_expert`)."""
+    ea, eb = {e.env_id: e for e in a.envs}, {e.env_id: e for e in b.envs}
     rows = []
-    for env in sorted(set(sa) | set(sb)):
-        x, y = sa.get(env), sb.get(env)
-        rows.append(
-            {"env_id": env, "a": x, "b": y, "delta": None if x is None or y is None else y - x}
-        )
+    for env in sorted(set(ea) | set(eb)):
+        row: dict[str, Any] = {"env_id": env}
+        for suffix, field in (("", "normalised_score"), ("_expert", "expert_normalised_score")):
+            x = getattr(ea[env], field) if env in ea else None
+            y = getattr(eb[env], field) if env in eb else None
+            row[f"a{suffix}"], row[f"b{suffix}"] = x, y
+            row[f"delta{suffix}"] = None if x is None or y is None else y - x
+        rows.append(row)
     return rows
+
+
+def compare_text(a: EvalResult, b: EvalResult) -> str:
+    """`ldm eval --compare`: per env the paper's score (%) and the expert-normalised one of A
+    and B with their deltas, then each side's headline and aggregates (IQM, 95% CI)."""
+
+    def f(x: float | None, digits: int) -> str:
+        return f"{'-':>8}" if x is None else f"{x:8.{digits}f}"
+
+    lines = [f"{'env':<48} {'A %':>8} {'B %':>8} {'B-A':>8} {'A exp':>8} {'B exp':>8} {'B-A':>8}"]
+    for r in compare(a, b):
+        lines.append(
+            f"{r['env_id']:<48} {f(r['a'], 1)} {f(r['b'], 1)} {f(r['delta'], 1)} "
+            f"{f(r['a_expert'], 2)} {f(r['b_expert'], 2)} {f(r['delta_expert'], 2)}"
+        )
+    for name, res in (("A", a), ("B", b)):
+        lines.append(f"{name}: {headline(res.summary)}")
+        for row in aggregate_rows(res):
+            lines.append(
+                f"   {row['policy']:<10} {row['score']:<17} IQM {row['IQM']} "
+                f"95% CI {row['95% CI']} over {row['envs']} envs"
+            )
+    return "\n".join(lines)

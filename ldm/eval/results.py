@@ -1,9 +1,9 @@
 """The evaluation's records: what `evaluate()` returns and `results.json` holds.
 
-Owns: `EnvResult` (one env's returns, status and score, plus what the report adds beside them:
+Owns: `EnvResult` (one env's returns, status and scores, plus what the report adds beside them:
 clips, the reference's own protocol score, held-out accuracy), `Summary` (counts at the
-paper's thresholds and the threshold curve) and `EvalResult` (one evaluation: its protocol
-settings, envs and summaries). They are frozen: a stage that adds something to a result
+paper's thresholds and the threshold curve), `Aggregate` (an IQM with its 95% CI) and
+`EvalResult` (one evaluation: its protocol settings, envs, summaries and aggregates). They are frozen: a stage that adds something to a result
 makes a new one (`dataclasses.replace`, `EvalResult.with_env_values`), and a misspelt field
 fails where it is made. `to_json` writes the results.json format the report has always
 written (optional fields left out when unset); `from_json` reads it, older files included,
@@ -32,6 +32,9 @@ Status = Literal["ok", "cut", "failed"]
 STATUSES = ("ok", "cut", "failed")
 
 
+#: Summary fields written only where an env has an expert-normalised score
+_EXPERT_COUNTS = ("expert_scorable", "expert_at_50", "expert_mean", "expert_median")
+
 @dataclass(frozen=True)
 class ThresholdCurve:
     """The paper's Figure 2: envs whose score is at or above each threshold (percent)."""
@@ -55,10 +58,19 @@ class Summary:
     share_at_100: float
     median_score: float | None
     curve: ThresholdCurve
+    expert_scorable: int = 0
+    """Envs with an expert-normalised score (a published expert, a random score, episodes)."""
+    expert_at_50: int = 0
+    """Of those, the envs at >= 0.5 expert-normalised."""
+    expert_mean: float | None = None
+    expert_median: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["curve"] = {k: list(v) for k, v in out["curve"].items()}
+        if not self.expert_scorable:  # no expert-normalised score: the file's older form
+            for name in _EXPERT_COUNTS:
+                out.pop(name)
         return out
 
     @classmethod
@@ -89,6 +101,11 @@ _OPTIONAL = (
     "reference_score",
     "reference_cut_episodes",
     "heldout_accuracy",
+    "random_score",
+    "expert_score",
+    "expert_source",
+    "expert_normalised_score",
+    "reference_expert_normalised_score",
 )
 
 
@@ -129,6 +146,17 @@ class EnvResult:
     reference_cut_episodes: int | None = None
     heldout_accuracy: float | None = None
     """Held-out action accuracy of the training run on this env (0-1)."""
+    random_score: float | None = None
+    """Mean return of uniform random actions by the protocol (ldm/eval/random_scores.py)."""
+    expert_score: float | None = None
+    """The env's published expert return (ldm/eval/experts.toml)."""
+    expert_source: str | None = None
+    """Where `expert_score` comes from (its `ref` in experts.toml)."""
+    expert_normalised_score: float | None = None
+    """(mean_return - random_score) / (expert_score - random_score), as JAT reports it (a
+    fraction: 1 = the expert); None where the env has no published expert or random score."""
+    reference_expert_normalised_score: float | None = None
+    """The reference policy's expert-normalised score by the same protocol."""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -158,11 +186,40 @@ class EnvResult:
         )
 
 
+Policy = Literal["ldm", "references"]
+Normalisation = Literal["reference", "expert"]
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An aggregate score over envs as rliable reports it: the interquartile mean of per-run
+    scores with a 95% stratified-bootstrap confidence interval (ldm/eval/aggregate.py)."""
+
+    policy: Policy
+    normalisation: Normalisation
+    """reference: the paper's score in percent of the env's reference; expert: the
+    expert-normalised score, a fraction (1 = the published expert)."""
+    iqm: float
+    ci_low: float
+    ci_high: float
+    envs: int
+    """Envs in the aggregate (those with this score and an episode in every rollout)."""
+    runs: int
+    """Runs per env: the protocol's rollouts, the strata the bootstrap resamples within."""
+    reps: int
+    """Bootstrap replications."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Aggregate:
+        known_keys(cls, d, "aggregate in results.json", EvalError, _NEWER)
+        return cls(**d)
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """One evaluation by the protocol (`ldm.eval.evaluate`), as results.json holds it."""
 
-    policy: Literal["ldm", "references"]
+    policy: Policy
     store: str
     config: EvalConfig
     envs: tuple[EnvResult, ...]
@@ -175,6 +232,16 @@ class EvalResult:
     summary_checked: Summary | None = None
     """The summary over the envs whose reference scores >= the floor (`attach_references`)."""
     references_summary: Summary | None = None
+    aggregates: tuple[Aggregate, ...] = ()
+    """IQM and 95% CI of this policy's scores (and the references' beside them, set by
+    `attach_references`), per normalisation."""
+
+    def aggregate(self, policy: Policy, normalisation: Normalisation) -> Aggregate | None:
+        """The aggregate of one policy and normalisation; None when it was not computed."""
+        for a in self.aggregates:
+            if a.policy == policy and a.normalisation == normalisation:
+                return a
+        return None
 
     def env(self, env_id: str) -> EnvResult:
         """The result of one env (EvalError naming the evaluated ones when it is missing)."""
@@ -206,6 +273,8 @@ class EvalResult:
         }
         if self.checkpoint is not None:
             out["checkpoint"] = self.checkpoint
+        if self.aggregates:
+            out["aggregates"] = [asdict(a) for a in self.aggregates]
         for name in ("summary_checked", "references_summary"):
             s = getattr(self, name)
             if s is not None:
@@ -232,6 +301,7 @@ class EvalResult:
             model_calls=d.get("model_calls", 0),
             steps=d.get("steps", 0),
             checkpoint=d.get("checkpoint"),
+            aggregates=tuple(Aggregate.from_json(a) for a in d.get("aggregates") or ()),
             **optional,
         )
 

@@ -59,6 +59,15 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     assert cart.normalised_score == pytest.approx(100 * (cart.mean_return - 15) / 475)
     pend = res.env(ENVS[1])
     assert pend.normalised_score is None and "no curated reference" in pend.note
+    # beside it the expert-normalised score: random measured by the protocol, expert the
+    # file's (CartPole's optimum, 500)
+    assert cart.expert_score == 500.0 and 8 < cart.random_score < 60
+    assert cart.expert_normalised_score == pytest.approx(
+        (cart.mean_return - cart.random_score) / (500.0 - cart.random_score)
+    )
+    assert pend.expert_normalised_score is not None  # no reference, but a published expert
+    assert res.aggregate("ldm", "reference").envs == 1
+    assert res.aggregate("ldm", "expert").envs == 2
     paths = write_report(res, tmp_path / "report")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
     html = paths["html"].read_text()
