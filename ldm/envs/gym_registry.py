@@ -34,15 +34,20 @@ def gym_id(env_id: str) -> str:
 
 def env_spec(env_id: str, **kwargs: Any) -> Any:
     """The `gymnasium.envs.registration.EnvSpec` that makes `env_id` with `kwargs` (those of
-    `ldm.envs.make`: backend, sandbox, timeout, render_mode, the env's own)."""
+    `ldm.envs.make`: backend, sandbox, timeout, render_mode, the env's own); None for an id
+    that is not of Gymnasium's form even dash-joined (reachable through ldm.envs.make only)."""
     from gymnasium.envs.registration import EnvSpec
+    from gymnasium.error import Error
 
-    return EnvSpec(
-        gym_id(env_id),
-        entry_point=ENTRY_POINT,
-        vector_entry_point=VECTOR_ENTRY_POINT,
-        kwargs={ID_KWARG: env_id, **kwargs},
-    )
+    try:
+        return EnvSpec(
+            gym_id(env_id),
+            entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            kwargs={ID_KWARG: env_id, **kwargs},
+        )
+    except Error:
+        return None
 
 
 def register_envs(catalog_dir: str | None = None) -> int:
@@ -52,18 +57,15 @@ def register_envs(catalog_dir: str | None = None) -> int:
     ids costs seconds; the one conflict it would catch (an unversioned id beside versioned
     ones of the same name) is skipped here instead."""
     from gymnasium.envs.registration import registry
-    from gymnasium.error import Error
 
     from ldm.envs.catalog import load_catalog
 
     specs = {}
     for lib in load_catalog(catalog_dir).values():
         for rid in lib.envs:
-            try:
-                spec = env_spec(f"{lib.name}/{rid}")
-            except Error:  # not of Gymnasium's id form: reachable through ldm.envs.make only
-                continue
-            specs.setdefault(spec.id, spec)  # the first of two ids that map to one wins
+            spec = env_spec(f"{lib.name}/{rid}")
+            if spec is not None:  # the first of two ids that map to one wins
+                specs.setdefault(spec.id, spec)
     versioned = {(s.namespace, s.name) for s in specs.values() if s.version is not None}
     for spec in specs.values():
         if spec.version is None and (spec.namespace, spec.name) in versioned:

@@ -35,7 +35,8 @@ class HubVecEnv(VecEnv):
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._t_start = time.time()
         self._returns = np.zeros(self.num_envs, np.float64)  # of each env's current episode
-        self._lengths = np.zeros(self.num_envs, np.int64)
+        self._steps = 0  # steps since reset; an episode's length is steps - its start
+        self._starts = np.zeros(self.num_envs, np.int64)
 
     def reset(self):
         seeds = [s if s is None else int(s) for s in self._seeds]
@@ -45,7 +46,8 @@ class HubVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         self._returns[:] = 0.0
-        self._lengths[:] = 0
+        self._steps = 0
+        self._starts[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -54,12 +56,11 @@ class HubVecEnv(VecEnv):
     def step_wait(self):
         obs, rewards, terminated, truncated, infos = self.venv.step_recv()
         dones = terminated | truncated
-        self._returns += rewards
-        self._lengths += 1
+        self._returns += rewards  # the one cost of the episode records on most steps
+        self._steps += 1
         out_infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if infos:  # most steps of most envs carry no info and end no episode
+        if infos:  # most steps of most envs carry no info and end no episode (an end has final_obs)
             self._sb3_infos(infos, dones, terminated, truncated, out_infos)
-        if dones.any():
             self._episodes(dones, out_infos)
         return obs, rewards.astype(np.float32), dones, out_infos
 
@@ -67,9 +68,10 @@ class HubVecEnv(VecEnv):
         """SB3's `episode` record in the info of each env whose episode ended (Monitor's)."""
         t = round(time.time() - self._t_start, 6)
         for i in np.flatnonzero(dones):
-            out[i]["episode"] = {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t}
+            length = self._steps - int(self._starts[i])
+            out[i]["episode"] = {"r": float(self._returns[i]), "l": length, "t": t}
         self._returns[dones] = 0.0
-        self._lengths[dones] = 0
+        self._starts[dones] = self._steps
 
     def _sb3_infos(self, infos: dict, dones, terminated, truncated, out: list[dict]) -> None:
         """Gymnasium's vector infos -> SB3's per-env dicts, with its end-of-episode keys."""

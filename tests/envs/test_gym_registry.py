@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import ldm  # noqa: F401  (registers the catalog)
 import ldm.envs
-from ldm.envs.gym_registry import gym_id
+from ldm.envs.gym_registry import env_spec, gym_id
 from ldm.envs.proxy import ProxyEnv
 from ldm.envs.vector import ProxyVectorEnv
 
@@ -33,6 +33,7 @@ def test_import_ldm_alone_registers_the_catalog_lazily():
         "False",
     ]
     assert gym_id("ale/ALE/Pong-v5") == "ale/ALE-Pong-v5" and gym_id(CARTPOLE) == CARTPOLE
+    assert env_spec("lib/not an id!") is None  # such an env is made by ldm.envs.make only
 
 
 def test_gymnasium_make_gives_the_isolated_env_with_a_spec_that_remakes_it():
