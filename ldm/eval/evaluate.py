@@ -22,7 +22,7 @@ from ldm.errors import EvalError, LDMError
 from ldm.eval.agents import PredictAgent, SessionAgent
 from ldm.eval.config import EvalConfig
 from ldm.eval.protocol import EnvRun, ProtocolStats, rollout_seeds, run_protocol
-from ldm.eval.results import EnvResult, EvalResult
+from ldm.eval.results import EnvResult, EvalResult, Provenance
 from ldm.eval.scores import Reference, normalised_score, reference_run, summarise
 from ldm.eval.video import EpisodeRecorder, attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
@@ -136,6 +136,7 @@ def evaluate(
         seconds=time.time() - t0,
         model_calls=stats.model_calls,
         steps=stats.steps,
+        provenance=Provenance.of(policy),
     )
 
 
