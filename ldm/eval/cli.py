@@ -82,7 +82,7 @@ def main(
     if checkpoint is not None and Path(checkpoint).is_dir():
         results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
     paths = write_report(
-        results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
+        results, out, title="Reference policies" if references else "LDM evaluation"
     )
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         from ldm.model.card import record_evaluation

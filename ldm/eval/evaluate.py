@@ -24,7 +24,7 @@ from ldm.eval.agents import PredictAgent, SessionAgent
 from ldm.eval.aggregate import aggregates
 from ldm.eval.config import EvalConfig
 from ldm.eval.protocol import EnvRun, ProtocolStats, rollout_seeds, run_protocol
-from ldm.eval.results import EnvResult, EvalResult
+from ldm.eval.results import EnvResult, EvalResult, Provenance
 from ldm.eval.scores import (
     Reference,
     attach_expert_scores,
@@ -146,6 +146,7 @@ def evaluate(
         seconds=time.time() - t0,
         model_calls=stats.model_calls,
         steps=stats.steps,
+        provenance=Provenance.of(policy),
     )
     if cfg.expert_scores:
         from ldm.eval.random_scores import random_scores

@@ -23,6 +23,14 @@ from ldm.eval.report_media import media_sections
 from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline, summarise
 
+#: the report's columns, in order (the keys of `library_rows` and `env_rows`)
+LIBRARY_COLUMNS = ("library", "envs", "with a reference", "scorable", "envs >= 80%",
+                   "envs >= 100%", "median score %", "share >= 80% (%)")  # fmt: skip
+ENV_COLUMNS = ("env", "score %", "reference's own score %", "expert-normalised",
+               "reference's expert-normalised", "mean return", "random", "expert",
+               "reference first10 / last10", "held-out accuracy %", "episodes", "cut episodes",
+               "status")  # fmt: skip
+
 #: a score counts (the "checked" summary) only where the reference itself scores at least
 #: this by the same protocol: elsewhere the anchors say little about the env
 REFERENCE_FLOOR = 80.0
@@ -142,16 +150,109 @@ def aggregate_rows(results: EvalResult) -> list[dict[str, Any]]:
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
+    """A percentage or count: `digits` decimals for floats."""
     return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def number(x: float | int | None) -> str:
+    """A return: four significant digits, so that small returns keep theirs (0.0123, -9.56),
+    and large ones in full with thousands separators (6,863)."""
+    if x is None:
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
 def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    """An HTML table of `rows` (already-formatted cells, or numbers shown with `_fmt`)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100.0 * x
+
+
+def library_rows(results: EvalResult) -> list[dict[str, Any]]:
+    """`library_table` under the report's column names."""
+    return [
+        {
+            "library": r["library"],
+            "envs": r["envs"],
+            "with a reference": r["references"],
+            "scorable": r["scorable"],
+            "envs >= 80%": r["at_80"],
+            "envs >= 100%": r["at_100"],
+            "median score %": r["median_score"],
+            "share >= 80% (%)": _pct(r["share_at_80"]),
+        }
+        for r in library_table(results)
+    ]
+
+
+def _expert(x: float | None) -> str:
+    """An expert-normalised score (a fraction: 1 = the published expert), two decimals."""
+    return "-" if x is None else f"{x:.2f}"
+
+
+def env_rows(results: EvalResult) -> list[dict[str, Any]]:
+    """One row per env under the report's column names, returns to four significant digits."""
+    return [
+        {
+            "env": e.env_id,
+            "score %": e.normalised_score,
+            "reference's own score %": e.reference_score,
+            "expert-normalised": _expert(e.expert_normalised_score),
+            "reference's expert-normalised": _expert(e.reference_expert_normalised_score),
+            "mean return": number(e.mean_return),
+            "random": number(e.random_score),
+            "expert": number(e.expert_score),
+            "reference first10 / last10": f"{number(e.first10)} / {number(e.last10)}"
+            if e.first10 is not None
+            else "-",
+            "held-out accuracy %": _pct(e.heldout_accuracy),
+            "episodes": e.episodes,
+            "cut episodes": e.cut_episodes,
+            "status": e.status
+            + (f": {e.error}" if e.error else "")
+            + (f" ({e.note})" if e.note else ""),
+        }
+        for e in results.envs
+    ]
+
+
+def header(results: EvalResult, title: str) -> str:
+    """The page's head: the title, what was evaluated (checkpoint, preset, steps,
+    parameters), by which code and when, and the headline, once."""
+    p = results.provenance
+    facts = [
+        ("checkpoint", results.checkpoint or ("-" if results.policy == "ldm" else "references")),
+        ("preset", p.preset if p and p.preset else "-"),
+        ("training steps", f"{p.steps:,}" if p and p.steps is not None else "-"),
+        ("parameters", f"{p.parameters:,}" if p and p.parameters is not None else "-"),
+        ("ldm commit", p.commit if p and p.commit else "-"),
+        ("evaluated (UTC)", p.date if p else "-"),
+    ]
+    cells = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts
+    )
+    checked = ""
+    if results.summary_checked is not None:
+        c = results.summary_checked
+        checked = (
+            f"<p>Where the reference itself scores >= {REFERENCE_FLOOR:.0f} by this protocol: "
+            f"{c.at_80} of {c.scorable} envs >= 80%, {c.at_100} >= 100%.</p>"
+        )
+    return (
+        f"<h1>{html.escape(title)}</h1>"
+        f'<table class="header"><tbody>{cells}</tbody></table>'
+        f"<p><b>{html.escape(headline(results.summary))}</b></p>{checked}"
+    )
 
 
 def write_report(
@@ -173,48 +274,21 @@ def _write_report(results: EvalResult, out: Path, title: str) -> dict[str, Path]
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
-    env_rows = [
-        {
-            "env_id": e.env_id,
-            "episodes": e.episodes,
-            "score %": e.normalised_score,
-            "mean return": e.mean_return,
-            "reference (first10 / last10)": f"{_fmt(e.first10)} / {_fmt(e.last10)}"
-            if e.first10 is not None
-            else "-",
-            "reference score %": e.reference_score,
-            "expert-normalised": e.expert_normalised_score,
-            "reference expert-normalised": e.reference_expert_normalised_score,
-            "random": e.random_score,
-            "expert": e.expert_score,
-            "held-out accuracy %": None if e.heldout_accuracy is None else 100 * e.heldout_accuracy,
-            "cut": e.cut_episodes,
-            "status": e.status
-            + (f": {e.error}" if e.error else "")
-            + (f" ({e.note})" if e.note else ""),
-        }
-        for e in results.envs
-    ]
     img = base64.b64encode(png.read_bytes()).decode()
-    checked = (
-        f"<p>Where the reference itself scores >= {REFERENCE_FLOOR:.0f} by this protocol: "
-        f"<b>{html.escape(headline(results.summary_checked))}</b></p>"
-        if results.summary_checked is not None
-        else ""
-    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style></head><body>
-<h1>{html.escape(title)}</h1><p><b>{html.escape(headline(results.summary))}</b></p>{checked}
+td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}
+table.header td{{text-align:left}}</style></head><body>
+{header(results, title)}
 <p>Protocol: {results.config.rollouts} rollouts x {results.config.episodes} episodes per env, context emptied at the start of each rollout and kept across its episodes, {f"deterministic ({results.config.decoding} under the action mask)" if results.config.deterministic else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
-<h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
+<h2>Per library</h2>{_table(library_rows(results), list(LIBRARY_COLUMNS))}
 <h2>Aggregate scores</h2>{_table(aggregate_rows(results), AGGREGATE_COLUMNS)}
 <p>IQM: the interquartile mean of per-rollout scores over envs, with its 95% stratified-bootstrap confidence interval (rliable; rollouts resampled within each env). Expert-normalised = (R - random) / (expert - random), as JAT reports it: 0 plays like uniform random actions under the action mask, 1 like the published expert (ldm/eval/experts.toml names each env's source).</p>
-<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "expert-normalised", "reference expert-normalised", "mean return", "random", "expert", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
+<h2>Per environment</h2>{_table(env_rows(results), list(ENV_COLUMNS))}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
-<p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
+<p>Cut episodes: those the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
 {media_sections(results, out)}
 </body></html>"""
     write_text_atomic(out / "report.html", page)

@@ -7,6 +7,8 @@ curves, and the training curves. `write_report` appends `media_sections(results,
 - Learning curves: per env, the episode returns of the curated reference runs over training
   (read from the store's run metadata), the reference run bold, its first and last 10% of
   episodes shaded and their means drawn: the anchors of the normalised score.
+- Noisy curves (episode returns, the loss at every step) are drawn faint with their moving
+  mean (`smooth`) over them.
 - Training curves: train/loss, held-out val/accuracy and, when the train stage ran the periodic
   evaluation (`eval_every`), each env's score at those checkpoints and the share >= 80%, from
   the checkpoint's `metrics.jsonl`; without it the section says how to turn it on.
@@ -120,6 +122,21 @@ def _grid(n: int, width: float = 3.3, height: float = 2.5) -> tuple[Any, list[An
     return fig, axes[:n]
 
 
+def smooth(values: Any, window: int | None = None) -> np.ndarray:
+    """A centred moving mean of a noisy curve (episode returns, the training loss), the
+    window ~5% of its length (at least 1, odd) unless given; the ends average what they have,
+    so the curve keeps its length and its first and last points stay near the data's."""
+    v = np.asarray(values, dtype=np.float64)
+    if window is None:
+        window = max(1, v.size // 20) | 1
+    if window <= 1 or v.size < 3:
+        return v
+    kernel = np.ones(window)
+    total = np.convolve(v, kernel, mode="same")
+    count = np.convolve(np.ones_like(v), kernel, mode="same")
+    return total / count
+
+
 def reference_curves(store: Store, env_id: str) -> list[tuple[str, list[float]]]:
     """(run id, episode returns over training) of an env's curated runs that recorded them."""
     out = []
@@ -147,7 +164,9 @@ def learning_curves_section(results: EvalResult, store: Store) -> str:
             r = np.asarray(returns)
             x = np.arange(1, r.size + 1)
             main = run_id == best or (best is None and run_id == runs[0][0])
-            ax.plot(x, r, lw=1.4 if main else 0.6, color="#1f5fa8" if main else "#aaa")
+            color = "#1f5fa8" if main else "#aaa"
+            ax.plot(x, r, lw=0.5, color=color, alpha=0.3)  # each episode, faint
+            ax.plot(x, smooth(r), lw=1.6 if main else 0.8, color=color)
             if main:
                 k = tenth(r.size)
                 first, last = anchors(r)
@@ -163,7 +182,8 @@ def learning_curves_section(results: EvalResult, store: Store) -> str:
     fig.tight_layout()
     return (
         "<h2>Reference learning curves</h2><p>Episode returns of each env's curated reference "
-        "runs over their training (the reference run in blue, other seeds in grey); the shaded "
+        "runs over their training, each episode faint and their moving mean (~5% of the "
+        "episodes) drawn over them (the reference run in blue, other seeds in grey); the shaded "
         "first and last 10% of its episodes give the score's anchors first10 and last10.</p>"
         f'<img alt="reference learning curves" src="data:image/png;base64,{_png(fig)}" '
         'style="max-width:100%">'
@@ -230,7 +250,11 @@ def training_curves_section(checkpoint: Path) -> str:
     for ax, (key, label) in zip(axes, present.items()):
         pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
         steps, values = zip(*pts)
-        ax.plot(steps, values, marker="o" if len(pts) < 30 else None, ms=3, color="#1f5fa8")
+        if len(pts) < 30:  # a few points (validations, periodic evaluations): each one shown
+            ax.plot(steps, values, marker="o", ms=3, color="#1f5fa8")
+        else:  # the loss at every logged step: faint, its moving mean over it
+            ax.plot(steps, values, lw=0.5, color="#1f5fa8", alpha=0.3)
+            ax.plot(steps, smooth(values), lw=1.4, color="#1f5fa8")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -9,8 +9,11 @@ fails where it is made. `to_json` writes the results.json format the report has 
 written (optional fields left out when unset); `from_json` reads it, older files included,
 and names any field it does not know.
 
+`Provenance` (date, code commit, the model's steps and parameters) heads the report.
+
 Must not import: torch, ldm.model, ldm.train, ldm.pipeline (results are read without them),
-nor the rest of ldm.eval but its config (the protocol, scores and report import this).
+nor the rest of ldm.eval but its config (the protocol, scores and report import this);
+ldm.version for the commit.
 """
 
 from __future__ import annotations
@@ -216,6 +219,38 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What was evaluated, by which code and when: the report's header."""
+
+    date: str
+    """When the evaluation ran, UTC (`2026-12-06 18:02`)."""
+    commit: str | None = None
+    """The ldm source checkout's git commit (`+dirty` with changes); None when installed."""
+    preset: str | None = None
+    """The model's preset, by its training facts."""
+    steps: int | None = None
+    """Optimizer steps the model was trained for, by its training facts."""
+    parameters: int | None = None
+
+    @classmethod
+    def of(cls, policy: Any) -> Provenance:
+        """The provenance of evaluating `policy` now (None: the store's references)."""
+        import datetime
+
+        from ldm.version import code_commit
+
+        facts = getattr(policy, "training_facts", None)
+        count = getattr(policy, "num_params", None)
+        return cls(
+            date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            commit=code_commit(),
+            preset=facts.preset if facts else None,
+            steps=facts.steps if facts else None,
+            parameters=int(count()) if callable(count) else None,
+        )
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """One evaluation by the protocol (`ldm.eval.evaluate`), as results.json holds it."""
 
@@ -232,6 +267,8 @@ class EvalResult:
     summary_checked: Summary | None = None
     """The summary over the envs whose reference scores >= the floor (`attach_references`)."""
     references_summary: Summary | None = None
+    provenance: Provenance | None = None
+    """Date, code commit, the model's steps and parameters (the report's header)."""
     aggregates: tuple[Aggregate, ...] = ()
     """IQM and 95% CI of this policy's scores (and the references' beside them, set by
     `attach_references`), per normalisation."""
@@ -279,6 +316,8 @@ class EvalResult:
             s = getattr(self, name)
             if s is not None:
                 out[name] = s.to_json()
+        if self.provenance is not None:
+            out["provenance"] = asdict(self.provenance)
         return out
 
     @classmethod
@@ -302,6 +341,7 @@ class EvalResult:
             steps=d.get("steps", 0),
             checkpoint=d.get("checkpoint"),
             aggregates=tuple(Aggregate.from_json(a) for a in d.get("aggregates") or ()),
+            provenance=Provenance(**d["provenance"]) if d.get("provenance") else None,
             **optional,
         )
 
