@@ -1,6 +1,8 @@
+
 """ldm/eval/aggregate.py: IQM with a 95% stratified-bootstrap CI (rliable), per normalisation,
 for the LDM and the references; and where they show (results.json, report, --compare)."""
 
+import html
 import json
 
 import numpy as np
@@ -126,10 +128,10 @@ def test_per_rollout_scores_aggregates_and_where_they_show(tmp_path):
     assert env_a["random_score"] == 0.0 and env_a["expert_score"] == 200.0
     assert saved["summary"]["expert_mean"] == pytest.approx(0.475)
     assert EvalResult.load(paths["results"]) == both
-    html = paths["html"].read_text()
-    for column in ("expert-normalised", "reference expert-normalised", "random", "IQM", "95% CI"):
-        assert f"<th>{column}</th>" in html
-    assert f"[{agg.ci_low:.2f}, {agg.ci_high:.2f}]" in html
+    page = paths["html"].read_text()
+    for column in ("expert-normalised", "reference's expert-normalised", "random", "IQM", "95% CI"):
+        assert f"<th>{html.escape(column)}</th>" in page
+    assert f"[{agg.ci_low:.2f}, {agg.ci_high:.2f}]" in page
     text = compare_text(both, ldm)
     assert "A exp" in text and "expert-normalised mean 0.47 over 2 envs" in text
     assert "a/A-v0" in text and "    0.35     0.35     0.00" in text
