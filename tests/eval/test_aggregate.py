@@ -1,4 +1,3 @@
-
 """ldm/eval/aggregate.py: IQM with a 95% stratified-bootstrap CI (rliable), per normalisation,
 for the LDM and the references; and where they show (results.json, report, --compare)."""
 
