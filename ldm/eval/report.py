@@ -143,6 +143,7 @@ def write_report(
             if e.first10 is not None
             else "-",
             "reference score %": e.reference_score,
+            "reference stopped": e.reference_stop,
             "held-out accuracy %": None if e.heldout_accuracy is None else 100 * e.heldout_accuracy,
             "cut": e.cut_episodes,
             "status": e.status
@@ -166,7 +167,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f3f3f3}}</style>
 <p>Protocol: {results.config.rollouts} rollouts x {results.config.episodes} episodes per env, context emptied at the start of each rollout and kept across its episodes, {f"deterministic ({results.config.decoding} under the action mask)" if results.config.deterministic else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
 <h2>Per library</h2>{_table(libs, ["library", "envs", "references", "scorable", "at_80", "at_100", "median_score", "share_at_80"])}
-<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "held-out accuracy %", "episodes", "cut", "status"])}
+<h2>Per environment</h2>{_table(env_rows, ["env_id", "score %", "reference score %", "mean return", "reference (first10 / last10)", "reference stopped", "held-out accuracy %", "episodes", "cut", "status"])}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
 <p>Cut: episodes the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
 {media_sections(results, out)}

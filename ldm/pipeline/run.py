@@ -144,6 +144,7 @@ def run_pipeline(
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
+    from ldm.pipeline.estimate import refgen_left, train_left
     from ldm.pipeline.hooks import env_evaluation
     from ldm.refgen import run_refgen
     from ldm.refgen.stage import print_summary
@@ -162,6 +163,7 @@ def run_pipeline(
     total = 3 if eval_cfg.unseen_seed is None else 4
     if not state.done("refgen"):
         _banner(f"1/{total} reference policies", cfg, state, "refgen")
+        print(refgen_left(refgen_cfg, cfg.store).line(), flush=True)
         with state.clock("refgen") as done:
             summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
             print_summary(summary)
@@ -169,6 +171,7 @@ def run_pipeline(
         _times(state)
     if not state.done("train"):
         _banner(f"2/{total} training the LDM", cfg, state, "train")
+        print(train_left(train_cfg.out, train_cfg.steps).line(), flush=True)
         with state.clock("train") as done:
             final = train(
                 train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)

@@ -4,9 +4,11 @@
 env. `decide` reads a run's episode returns so far and says whether it stops:
 
 - **learned**: it has `min_episodes` episodes (curation's t-test needs >= 3 in each tenth),
-  its last tenth beats its first (curation's own Welch test, so curation will pass it) and
-  its curve has flattened: the last two tenths no longer beat the two before them, at
-  `patience` checks in a row;
+  its last tenth of episodes beats its first (curation's own Welch test, so curation will
+  pass it) and its learning curve has flattened: the episodes that ended in the last fifth
+  of its transitions no longer beat those of the fifth before (a curve over transitions, as
+  RL plots it: CartPole's first tenths of episodes are many short ones), at `patience`
+  looks in a row;
 - **cap: transitions** / **cap: seconds**: the caps, whichever comes first.
 
 The run's first `check_every` transitions are its probe: from then on its measured
@@ -103,7 +105,8 @@ class StopRecord:
     p_improved: float | None = None
     """Welch p of last tenth > first tenth at the last look (auto budgets)."""
     p_flat: float | None = None
-    """Welch p of the last two tenths > the two before at the last look (auto budgets)."""
+    """Welch p of the last fifth's episodes > the fifth's before, by transitions, at the last
+    look (auto budgets)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -123,31 +126,36 @@ class Look:
     p_flat: float | None
 
 
-def look(returns: Any, alpha: float) -> Look:
-    """Curation's improvement test (last tenth > first tenth) and the flattening test (the
-    last two tenths are not better than the two before them) on the returns so far."""
+def look(returns: Any, ends: Any, transitions: int, alpha: float) -> Look:
+    """Curation's improvement test (last tenth of episodes > first tenth) and the flattening
+    test (the episodes that ended in the last fifth of the run's `transitions` are not better
+    than those of the fifth before; `ends`: the transitions at which each episode ended) on
+    the returns so far. Too few episodes in either fifth for a t-test: not flat."""
     from ldm.data.store import tenth
     from ldm.refgen.curate import welch_greater
 
-    r = np.asarray(returns, dtype=np.float64)
+    r, at = np.asarray(returns, dtype=np.float64), np.asarray(ends)
     k = tenth(r.size)
     improved = welch_greater(r[-k:], r[:k], alpha)
-    later = welch_greater(r[-2 * k :], r[-4 * k : -2 * k], alpha) if r.size >= 4 * k else None
-    flat = later is not None and not later.greater
-    return Look(improved.greater, flat, improved.p, later.p if later else None)
+    last = r[at > 0.8 * transitions]
+    before = r[(at > 0.6 * transitions) & (at <= 0.8 * transitions)]
+    later = welch_greater(last, before, alpha)
+    flat = later.p is not None and not later.greater
+    return Look(improved.greater, flat, improved.p, later.p)
 
 
-def decide(rule: AutoBudget, returns: Any, transitions: int, seconds: float,
+def decide(rule: AutoBudget, returns: Any, ends: Any, transitions: int, seconds: float,
            flat_looks: int) -> tuple[StopReason | None, Look | None]:  # fmt: skip
     """The reason to stop now (None: go on) and the look it took (None before the run may
-    stop as learned). `flat_looks`: looks in a row, this one excluded, the curve was flat."""
+    stop as learned). `ends`: the transitions at which each episode of `returns` ended;
+    `flat_looks`: looks in a row, this one excluded, at which the curve was flat."""
     if transitions >= rule.max_transitions:
         return "cap: transitions", None
     if seconds >= rule.max_seconds:
         return "cap: seconds", None
     if transitions < rule.min_transitions or len(returns) < rule.min_episodes:
         return None, None
-    seen = look(returns, rule.alpha)
+    seen = look(returns, ends, transitions, rule.alpha)
     if seen.improved and seen.flat and flat_looks + 1 >= rule.patience:
         return "learned", seen
     return None, seen

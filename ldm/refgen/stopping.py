@@ -73,13 +73,16 @@ def auto_callback(rule: AutoBudget, returns: list[float]) -> Any:
             self.flat_looks = 0
             self.reason: str | None = None
             self.seen: Any = None
+            self.ends: list[int] = []  # the transitions at which each episode ended
 
         def _on_step(self) -> bool:
             n = self.num_timesteps
+            self.ends += [n] * (len(returns) - len(self.ends))
             if n < self.next_look and n < rule.max_transitions:
                 return True
             self.next_look = n + rule.check_every
-            reason, seen = decide(rule, returns, n, time.time() - self.t0, self.flat_looks)
+            reason, seen = decide(rule, returns, self.ends, n, time.time() - self.t0,
+                                  self.flat_looks)  # fmt: skip
             if seen is not None:
                 self.seen = seen
                 self.flat_looks = self.flat_looks + 1 if seen.flat else 0
