@@ -30,7 +30,8 @@ class Left:
     """How it was estimated, in words."""
 
     def line(self) -> str:
-        when = "unknown" if self.minutes is None else f"~{self.minutes:.0f} min"
+        m = self.minutes
+        when = "unknown" if m is None else f"~{m:.1f} min" if m < 10 else f"~{m:.0f} min"
         return f"{self.stage} left: {when} ({self.basis})"
 
 

@@ -5,10 +5,15 @@ env. `decide` reads a run's episode returns so far and says whether it stops:
 
 - **learned**: it has `min_episodes` episodes (curation's t-test needs >= 3 in each tenth),
   its last tenth of episodes beats its first (curation's own Welch test, so curation will
-  pass it) and its learning curve has flattened: the episodes that ended in the last fifth
-  of its transitions no longer beat those of the fifth before (a curve over transitions, as
-  RL plots it: CartPole's first tenths of episodes are many short ones), at `patience`
-  looks in a row;
+  pass it) and its learning curve has flattened, at `patience` looks in a row. Flat is
+  measured, not merely "no significant rise": the curve is over transitions, as RL plots it
+  (CartPole's first tenths of episodes are many short ones), and the gain from the middle
+  third of the run's transitions to the last third, at the upper end of its one-sided
+  (1 - alpha) Welch confidence interval, is below `flat_tolerance` of the run's improvement
+  (last tenth - first tenth). A noisy curve is then never called flat on too little
+  evidence: it runs on to a cap. (With "the last tenths do not beat the ones before at
+  p < alpha" CartPole's ppo-8env stopped at 16k-20k transitions with a last tenth of
+  115-144, where the suite's 40k reach 500.)
 - **cap: transitions** / **cap: seconds**: the caps, whichever comes first.
 
 The run's first `check_every` transitions are its probe: from then on its measured
@@ -59,6 +64,9 @@ class AutoBudget:
     """Significance of both Welch tests (curation's improvement, the curve's flattening)."""
     patience: int = 2
     """Looks in a row at which the curve must be flat before the run stops."""
+    flat_tolerance: float = 0.1
+    """Flat: the last third's gain over the middle third is surely (1 - alpha) below this
+    share of the run's improvement."""
 
     def __post_init__(self) -> None:
         for name in ("max_transitions", "min_transitions", "min_episodes", "check_every"):
@@ -71,10 +79,16 @@ class AutoBudget:
                 f"[refgen.auto_budget] min_transitions {self.min_transitions} is above "
                 f"max_transitions {self.max_transitions}; lower the first or raise the second"
             )
-        if self.max_seconds <= 0 or not 0 < self.alpha < 1 or self.patience < 1:
+        if (
+            self.max_seconds <= 0
+            or not 0 < self.alpha < 1
+            or self.patience < 1
+            or not 0 < self.flat_tolerance < 1
+        ):
             raise RefGenError(
-                "[refgen.auto_budget] needs max_seconds > 0, alpha in (0, 1) and patience >= 1 "
-                f"(got {self.max_seconds}, {self.alpha}, {self.patience})"
+                "[refgen.auto_budget] needs max_seconds > 0, alpha and flat_tolerance in (0, 1) "
+                f"and patience >= 1 (got {self.max_seconds}, {self.alpha}, "
+                f"{self.flat_tolerance}, {self.patience})"
             )
 
     @classmethod
@@ -104,9 +118,9 @@ class StopRecord:
     """Transitions per finished episode (one stream's)."""
     p_improved: float | None = None
     """Welch p of last tenth > first tenth at the last look (auto budgets)."""
-    p_flat: float | None = None
-    """Welch p of the last fifth's episodes > the fifth's before, by transitions, at the last
-    look (auto budgets)."""
+    gain_bound: float | None = None
+    """At the last look (auto budgets): the upper end of the last third's gain over the middle
+    third, as a share of the run's improvement (flat below `flat_tolerance`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -118,30 +132,51 @@ class StopRecord:
 
 @dataclass(frozen=True)
 class Look:
-    """One look at the curve: whether it improved and whether it is flat, with the p-values."""
+    """One look at the curve: whether it improved and whether it is flat, with the figures."""
 
     improved: bool
     flat: bool
     p_improved: float | None
-    p_flat: float | None
+    gain_bound: float | None
+    """The last third's gain over the middle third at the upper end of its confidence
+    interval, as a share of the improvement (None: too few episodes, or no improvement)."""
 
 
-def look(returns: Any, ends: Any, transitions: int, alpha: float) -> Look:
-    """Curation's improvement test (last tenth of episodes > first tenth) and the flattening
-    test (the episodes that ended in the last fifth of the run's `transitions` are not better
-    than those of the fifth before; `ends`: the transitions at which each episode ended) on
-    the returns so far. Too few episodes in either fifth for a t-test: not flat."""
+def gain_upper(last: np.ndarray, before: np.ndarray, alpha: float) -> float | None:
+    """The upper end of the one-sided (1 - alpha) Welch confidence interval of
+    mean(last) - mean(before); None with fewer than 2 episodes on a side."""
+    from scipy.stats import t
+
+    if last.size < 2 or before.size < 2:
+        return None
+    vl, vb = last.var(ddof=1) / last.size, before.var(ddof=1) / before.size
+    gain = float(last.mean() - before.mean())
+    if vl + vb == 0:
+        return gain
+    df = (vl + vb) ** 2 / (vl**2 / (last.size - 1) + vb**2 / (before.size - 1))
+    return gain + float(t.ppf(1 - alpha, df)) * float(np.sqrt(vl + vb))
+
+
+def look(returns: Any, ends: Any, transitions: int, rule: AutoBudget) -> Look:
+    """Curation's improvement test (last tenth of episodes > first tenth) and the flatness
+    test (the gain from the episodes that ended in the middle third of the run's
+    `transitions` to those of the last third is surely below `flat_tolerance` of the
+    improvement; `ends`: the transitions at which each episode ended) on the returns so far."""
     from ldm.data.store import tenth
     from ldm.refgen.curate import welch_greater
 
     r, at = np.asarray(returns, dtype=np.float64), np.asarray(ends)
     k = tenth(r.size)
-    improved = welch_greater(r[-k:], r[:k], alpha)
-    last = r[at > 0.8 * transitions]
-    before = r[(at > 0.6 * transitions) & (at <= 0.8 * transitions)]
-    later = welch_greater(last, before, alpha)
-    flat = later.p is not None and not later.greater
-    return Look(improved.greater, flat, improved.p, later.p)
+    improved = welch_greater(r[-k:], r[:k], rule.alpha)
+    gain = gain_upper(
+        r[at > 2 * transitions / 3],
+        r[(at > transitions / 3) & (at <= 2 * transitions / 3)],
+        rule.alpha,
+    )
+    rise = float(r[-k:].mean() - r[:k].mean())
+    bound = gain / rise if gain is not None and improved.greater and rise > 0 else None
+    flat = bound is not None and bound < rule.flat_tolerance
+    return Look(improved.greater, flat, improved.p, bound)
 
 
 def decide(rule: AutoBudget, returns: Any, ends: Any, transitions: int, seconds: float,
@@ -155,7 +190,7 @@ def decide(rule: AutoBudget, returns: Any, ends: Any, transitions: int, seconds:
         return "cap: seconds", None
     if transitions < rule.min_transitions or len(returns) < rule.min_episodes:
         return None, None
-    seen = look(returns, ends, transitions, rule.alpha)
+    seen = look(returns, ends, transitions, rule)
     if seen.improved and seen.flat and flat_looks + 1 >= rule.patience:
         return "learned", seen
     return None, seen

@@ -101,7 +101,7 @@ def auto_callback(rule: AutoBudget, returns: list[float]) -> Any:
                 round(n / max(seconds, 1e-9), 1),
                 _mean_length(len(returns), n),
                 None if seen is None or seen.p_improved is None else float(np.round(seen.p_improved, 6)),
-                None if seen is None or seen.p_flat is None else float(np.round(seen.p_flat, 6)),
+                None if seen is None or seen.gain_bound is None else round(seen.gain_bound, 4),
             )  # fmt: skip
 
     return LearningStop()

@@ -33,3 +33,32 @@ def test_training_time_left_is_the_steps_to_go_at_the_measured_rate(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     left = train_left(tmp_path, 230)  # 200 steps at 3 s
     assert left.minutes == 10.0 and "200 of 230 steps at 3.00 s/step" in left.line()
+
+
+def test_status_shows_why_runs_stopped_and_what_is_left(tmp_path, capsys):
+    from ldm.pipeline.state import PipelineState, RunSource
+    from ldm.pipeline.status_cli import main as status
+    from ldm.refgen.autobudget import StopRecord
+
+    config = tmp_path / "wide.toml"
+    config.write_text(
+        'name = "w"\nout = "x"\n[refgen]\nenvs = ' + json.dumps(ENVS) + "\n"
+        'candidates = ["ppo-8env"]\ntop_n = 1\nworkers = 1\n'
+        "[refgen.auto_budget]\nmax_seconds = 60.0\n[train]\nsteps = 100\n"
+    )
+    PipelineState(tmp_path).set_source(RunSource("w", str(config)))
+    cfg = RefGenConfig(envs=ENVS, candidates=["ppo-8env"], top_n=1, workers=1,
+                       auto_budget=AutoBudget(max_seconds=60.0))  # fmt: skip
+    jobs = plan_jobs(cfg, str(tmp_path / "store"))
+    why = ("learned", "cap: seconds")
+    done = {
+        j.key: JobResult("done", j, seconds=30.0, stop=StopRecord(w, 9000, 30.0, 40)).to_dict()
+        for j, w in zip(jobs, why, strict=False)
+    }
+    (tmp_path / "store" / "refgen").mkdir(parents=True)
+    (tmp_path / "store" / "refgen" / "jobs.json").write_text(json.dumps(done))
+    assert status(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "2 jobs done, 0 failed; stopped: learned 1, cap: seconds 1" in out
+    assert "refgen left: ~0.5 min (1 of 3 jobs at 30 s each, 1 at once)" in out
+    assert "train left: unknown (no steps measured yet)" in out
