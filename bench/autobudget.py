@@ -27,7 +27,7 @@ from ldm.refgen.curate import welch_greater  # noqa: E402
 from ldm.refgen.jobs import Job, run_job  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
-ENVS = ["classic-control/CartPole-v1", "classic-control/Acrobot-v1", "toy-text/FrozenLake-v1"]
+ENVS = ["classic-control/Acrobot-v1", "toy-text/FrozenLake-v1", "classic-control/CartPole-v1"]
 
 
 def one(job: Job) -> dict:
@@ -48,12 +48,12 @@ def one(job: Job) -> dict:
 
 
 def main() -> None:
-    a = args(__doc__)
+    a = args(__doc__, lambda p: p.add_argument("--env", action="append", help="suite env ids"))
     suite = tomllib.loads((ROOT / "configs/suite.toml").read_text())["refgen"]
     rule = AutoBudget(
         **tomllib.loads((ROOT / "configs/wide.toml").read_text())["refgen"]["auto_budget"]
     )
-    envs = ENVS[:1] if a.quick else ENVS
+    envs = ["classic-control/CartPole-v1"] if a.quick else (a.env or ENVS)
     if a.quick:  # about a minute: CartPole, 10k transitions each way
         rule = AutoBudget(**{**rule.__dict__, "max_transitions": 10000, "min_transitions": 5000})
     cand = {c.name: c for c in load_pool()}["ppo-8env"]

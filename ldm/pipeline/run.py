@@ -223,7 +223,7 @@ def _evaluation_stage(
 
     refgen_cfg, train_cfg, eval_cfg = stages
     checkpoint = str(Path(train_cfg.out) / "final")
-    env_ids = refgen_cfg.envs or None
+    env_ids = _planned_envs(refgen_cfg)
     title = f"{cfg.name}: one LDM across {{}} envs"
     ref_dir = eval_dir / "references"
     refs = _finished(ref_dir, "references", store=cfg.store) if eval_cfg.references else None
@@ -260,6 +260,17 @@ def _evaluation_stage(
     write_report(results, eval_dir, title=title.format(len(results.envs)))
     record_evaluation(checkpoint, results, headline(results.summary))
     return results
+
+
+def _planned_envs(refgen_cfg: Any) -> list[str] | None:
+    """The envs the evaluation plays: the config's list, or every env a selection rule
+    picked (those whose references all failed are played too, their reason beside them);
+    None: every env of the store with a reference."""
+    if refgen_cfg.select is not None:
+        from ldm.refgen.plan import envs_by_library
+
+        return [e for ids in envs_by_library(refgen_cfg).values() for e in ids]
+    return refgen_cfg.envs or None
 
 
 OFF = "off: [eval] unseen_seed not set"

@@ -5,7 +5,10 @@ env. `decide` reads a run's episode returns so far and says whether it stops:
 
 - **learned**: it has `min_episodes` episodes (curation's t-test needs >= 3 in each tenth),
   its last tenth of episodes beats its first (curation's own Welch test, so curation will
-  pass it) and its learning curve has flattened, at `patience` looks in a row. Flat is
+  pass it) and its learning curve has stayed flat while the run grew by `patience` (a
+  share of the transitions it had at the first flat look of the streak: a plateau must
+  last as long as half the run before it, CartPole's ppo-8env sits at ~110 from ~7k to
+  ~20k transitions and reaches 500 by 40k). Flat is
   measured, not merely "no significant rise": the curve is over transitions, as RL plots it
   (CartPole's first tenths of episodes are many short ones), and the gain from the middle
   third of the run's transitions to the last third, at the upper end of its one-sided
@@ -62,8 +65,9 @@ class AutoBudget:
     """Transitions between two looks at the curve (the first look is the probe)."""
     alpha: float = 0.05
     """Significance of both Welch tests (curation's improvement, the curve's flattening)."""
-    patience: int = 2
-    """Looks in a row at which the curve must be flat before the run stops."""
+    patience: float = 0.5
+    """The curve must stay flat at every look while the run grows by this share of the
+    transitions it had when it first looked flat."""
     flat_tolerance: float = 0.1
     """Flat: the last third's gain over the middle third is surely (1 - alpha) below this
     share of the run's improvement."""
@@ -82,12 +86,12 @@ class AutoBudget:
         if (
             self.max_seconds <= 0
             or not 0 < self.alpha < 1
-            or self.patience < 1
+            or self.patience < 0
             or not 0 < self.flat_tolerance < 1
         ):
             raise RefGenError(
                 "[refgen.auto_budget] needs max_seconds > 0, alpha and flat_tolerance in (0, 1) "
-                f"and patience >= 1 (got {self.max_seconds}, {self.alpha}, "
+                f"and patience >= 0 (got {self.max_seconds}, {self.alpha}, "
                 f"{self.flat_tolerance}, {self.patience})"
             )
 
@@ -180,10 +184,11 @@ def look(returns: Any, ends: Any, transitions: int, rule: AutoBudget) -> Look:
 
 
 def decide(rule: AutoBudget, returns: Any, ends: Any, transitions: int, seconds: float,
-           flat_looks: int) -> tuple[StopReason | None, Look | None]:  # fmt: skip
+           flat_since: int | None) -> tuple[StopReason | None, Look | None]:  # fmt: skip
     """The reason to stop now (None: go on) and the look it took (None before the run may
     stop as learned). `ends`: the transitions at which each episode of `returns` ended;
-    `flat_looks`: looks in a row, this one excluded, at which the curve was flat."""
+    `flat_since`: the transitions at the first look of the current flat streak (None: the
+    last look was not flat)."""
     if transitions >= rule.max_transitions:
         return "cap: transitions", None
     if seconds >= rule.max_seconds:
@@ -191,6 +196,7 @@ def decide(rule: AutoBudget, returns: Any, ends: Any, transitions: int, seconds:
     if transitions < rule.min_transitions or len(returns) < rule.min_episodes:
         return None, None
     seen = look(returns, ends, transitions, rule)
-    if seen.improved and seen.flat and flat_looks + 1 >= rule.patience:
+    since = transitions if flat_since is None else flat_since
+    if seen.improved and seen.flat and transitions >= since * (1 + rule.patience):
         return "learned", seen
     return None, seen

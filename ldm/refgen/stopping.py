@@ -70,7 +70,7 @@ def auto_callback(rule: AutoBudget, returns: list[float]) -> Any:
         def _on_training_start(self) -> None:
             self.t0 = time.time()
             self.next_look = rule.check_every
-            self.flat_looks = 0
+            self.flat_since: int | None = None  # first look of the current flat streak
             self.reason: str | None = None
             self.seen: Any = None
             self.ends: list[int] = []  # the transitions at which each episode ended
@@ -82,10 +82,10 @@ def auto_callback(rule: AutoBudget, returns: list[float]) -> Any:
                 return True
             self.next_look = n + rule.check_every
             reason, seen = decide(rule, returns, self.ends, n, time.time() - self.t0,
-                                  self.flat_looks)  # fmt: skip
+                                  self.flat_since)  # fmt: skip
             if seen is not None:
                 self.seen = seen
-                self.flat_looks = self.flat_looks + 1 if seen.flat else 0
+                self.flat_since = (self.flat_since or n) if seen.flat else None
             self.reason = reason
             return reason is None
 

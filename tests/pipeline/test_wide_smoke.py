@@ -23,8 +23,9 @@ WIDE = Path(__file__).parents[2] / "configs" / "wide.toml"
 #: a handful of libraries: vector, discrete and image observations, discrete and continuous
 #: actions (the fast test below checks that this seed's pick has them all)
 SMOKE_RULE = SelectionRule(libraries=("classic-control", "toy-text", "minigrid"), per_library=3)
-#: tiny caps: every run ends within seconds, by the rule
-SMOKE_BUDGET = AutoBudget(max_transitions=4000, max_seconds=8.0, min_transitions=500,
+#: tiny caps: every run ends within seconds, by the rule (3,000 transitions: 3 episodes of
+#: MountainCarContinuous, 999 steps each)
+SMOKE_BUDGET = AutoBudget(max_transitions=3000, max_seconds=30.0, min_transitions=500,
                           min_episodes=10, check_every=500)  # fmt: skip
 
 
@@ -94,7 +95,7 @@ def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_pat
     from ldm.model import LDMPolicy
 
     ecfg = EvalConfig(rollouts=1, episodes=1, episode_limit_factor=0.25)
-    res = evaluate(LDMPolicy.from_pretrained(final), None, store, ecfg, progress=False)
+    res = evaluate(LDMPolicy.from_pretrained(final), envs, store, ecfg, progress=False)
     assert {e.env_id for e in res.envs} == set(envs)
     for e in res.envs:
         assert e.status != "failed" and e.mean_return is not None, e

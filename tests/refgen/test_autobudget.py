@@ -14,7 +14,7 @@ from ldm.refgen.jobs import Job, JobResult
 from ldm.refgen.plan import plan_jobs
 
 RULE = AutoBudget(max_transitions=100_000, max_seconds=60, min_transitions=1000,
-                  min_episodes=30, patience=2)  # fmt: skip
+                  min_episodes=30, patience=0.5)  # fmt: skip
 RNG = np.random.default_rng(0)
 #: a curve that rose and then stayed: 20 episodes at ~0, 40 at ~100
 LEARNED = np.concatenate([RNG.normal(0, 5, 20), RNG.normal(100, 5, 40)])
@@ -25,35 +25,37 @@ ENDS = np.arange(1, 61) * 100
 
 
 def test_the_caps_end_a_run_whichever_comes_first():
-    assert decide(RULE, LEARNED, ENDS, 100_000, 1.0, 0)[0] == "cap: transitions"
-    assert decide(RULE, RISING, ENDS, 6000, 60.0, 0)[0] == "cap: seconds"
+    assert decide(RULE, LEARNED, ENDS, 100_000, 1.0, None)[0] == "cap: transitions"
+    assert decide(RULE, RISING, ENDS, 6000, 60.0, None)[0] == "cap: seconds"
 
 
 def test_no_run_stops_as_learned_before_its_minimum_transitions_and_episodes():
-    assert decide(RULE, LEARNED, ENDS, 999, 1.0, 5) == (None, None)
-    assert decide(RULE, LEARNED[:29], ENDS[:29], 6000, 1.0, 5) == (None, None)
+    assert decide(RULE, LEARNED, ENDS, 999, 1.0, 500) == (None, None)
+    assert decide(RULE, LEARNED[:29], ENDS[:29], 6000, 1.0, 500) == (None, None)
 
 
-def test_a_flat_improved_curve_stops_after_patience_looks_a_rising_or_flat_one_goes_on():
-    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 0)  # flat once: not yet
+def test_a_flat_improved_curve_stops_once_flat_for_half_the_run_a_rising_or_flat_one_goes_on():
+    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, None)  # first flat look: not yet
     assert reason is None and seen.improved and seen.flat
-    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 1)
+    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4001)  # flat since 4,001: 1.5x not yet
+    assert reason is None and seen.flat
+    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4000)  # flat since 4,000: 1.5x
     assert reason == "learned" and seen.p_improved < 0.05 and 0 < seen.gain_bound < 0.1
-    reason, seen = decide(RULE, RISING, ENDS, 6000, 1.0, 5)  # improved, not flat
+    reason, seen = decide(RULE, RISING, ENDS, 6000, 1.0, 1000)  # improved, not flat
     assert reason is None and seen.improved and not seen.flat
     flat = RNG.normal(0, 5, 60)  # flat, never improved: curation would fail it; go on
-    reason, seen = decide(RULE, flat, ENDS, 6000, 1.0, 5)
+    reason, seen = decide(RULE, flat, ENDS, 6000, 1.0, 1000)
     assert reason is None and not seen.improved
     # a noisy curve is not called flat on too little evidence: the same shape, noise 30
     rng = np.random.default_rng(1)
     noisy = np.concatenate([rng.normal(0, 30, 20), rng.normal(100, 30, 40)])
-    reason, seen = decide(RULE, noisy, ENDS, 6000, 1.0, 5)
+    reason, seen = decide(RULE, noisy, ENDS, 6000, 1.0, 1000)
     assert reason is None and seen.improved and seen.gain_bound > 0.1
     # the curve is over transitions: many short early episodes do not make a late rise flat
     # (40 episodes in the first 2,000 transitions, then 20 rising ones)
     ends = np.concatenate([np.arange(1, 41) * 50, 2000 + np.arange(1, 21) * 200])
     rising_late = np.concatenate([RNG.normal(0, 1, 40), np.linspace(10, 100, 20)])
-    reason, seen = decide(RULE, rising_late, ends, 6000, 1.0, 5)
+    reason, seen = decide(RULE, rising_late, ends, 6000, 1.0, 1000)
     assert reason is None and seen.improved and not seen.flat
 
 
