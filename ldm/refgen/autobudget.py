@@ -7,13 +7,13 @@ env. `decide` reads a run's episode returns so far and says whether it stops:
   its last tenth of episodes beats its first (curation's own Welch test, so curation will
   pass it) and its learning curve has stayed flat while the run grew by `patience` (a
   share of the transitions it had at the first flat look of the streak: a plateau must
-  last as long as half the run before it, CartPole's ppo-8env sits at ~110 from ~7k to
-  ~20k transitions and reaches 500 by 40k). Flat is
+  last, CartPole's ppo-8env rises to 210 at 12k transitions, falls to 91 at 18k and
+  reaches 500 at 26k). Flat is
   measured, not merely "no significant rise": the curve is over transitions, as RL plots it
   (CartPole's first tenths of episodes are many short ones), and the gain from the middle
-  third of the run's transitions to the last third, at the upper end of its one-sided
-  (1 - alpha) Welch confidence interval, is below `flat_tolerance` of the run's improvement
-  (last tenth - first tenth). A noisy curve is then never called flat on too little
+  third of the run's transitions to the last third, at both ends of its (1 - alpha) Welch
+  confidence interval, is within +-`flat_tolerance` of the run's improvement (last tenth -
+  first tenth): neither rising nor falling (CartPole's fall from 210 to 91 is not a plateau). A noisy curve is then never called flat on too little
   evidence: it runs on to a cap. (With "the last tenths do not beat the ones before at
   p < alpha" CartPole's ppo-8env stopped at 16k-20k transitions with a last tenth of
   115-144, where the suite's 40k reach 500.)
@@ -65,11 +65,11 @@ class AutoBudget:
     """Transitions between two looks at the curve (the first look is the probe)."""
     alpha: float = 0.05
     """Significance of both Welch tests (curation's improvement, the curve's flattening)."""
-    patience: float = 0.5
+    patience: float = 0.25
     """The curve must stay flat at every look while the run grows by this share of the
     transitions it had when it first looked flat."""
     flat_tolerance: float = 0.1
-    """Flat: the last third's gain over the middle third is surely (1 - alpha) below this
+    """Flat: the last third's gain over the middle third is surely (1 - alpha) within +- this
     share of the run's improvement."""
 
     def __post_init__(self) -> None:
@@ -123,8 +123,9 @@ class StopRecord:
     p_improved: float | None = None
     """Welch p of last tenth > first tenth at the last look (auto budgets)."""
     gain_bound: float | None = None
-    """At the last look (auto budgets): the upper end of the last third's gain over the middle
-    third, as a share of the run's improvement (flat below `flat_tolerance`)."""
+    """At the last look (auto budgets): the farther end from 0 of the confidence interval of
+    the last third's gain over the middle third, as a share of the run's improvement (flat
+    below `flat_tolerance`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -142,13 +143,14 @@ class Look:
     flat: bool
     p_improved: float | None
     gain_bound: float | None
-    """The last third's gain over the middle third at the upper end of its confidence
-    interval, as a share of the improvement (None: too few episodes, or no improvement)."""
+    """The last third's gain over the middle third at the farther end of its confidence
+    interval from 0, as a share of the improvement (None: too few episodes, or no
+    improvement)."""
 
 
-def gain_upper(last: np.ndarray, before: np.ndarray, alpha: float) -> float | None:
-    """The upper end of the one-sided (1 - alpha) Welch confidence interval of
-    mean(last) - mean(before); None with fewer than 2 episodes on a side."""
+def gain_interval(last: np.ndarray, before: np.ndarray, alpha: float) -> tuple[float, float] | None:
+    """The (1 - alpha) Welch confidence interval, each end one-sided, of mean(last) -
+    mean(before); None with fewer than 2 episodes on a side."""
     from scipy.stats import t
 
     if last.size < 2 or before.size < 2:
@@ -156,15 +158,16 @@ def gain_upper(last: np.ndarray, before: np.ndarray, alpha: float) -> float | No
     vl, vb = last.var(ddof=1) / last.size, before.var(ddof=1) / before.size
     gain = float(last.mean() - before.mean())
     if vl + vb == 0:
-        return gain
+        return gain, gain
     df = (vl + vb) ** 2 / (vl**2 / (last.size - 1) + vb**2 / (before.size - 1))
-    return gain + float(t.ppf(1 - alpha, df)) * float(np.sqrt(vl + vb))
+    half = float(t.ppf(1 - alpha, df)) * float(np.sqrt(vl + vb))
+    return gain - half, gain + half
 
 
 def look(returns: Any, ends: Any, transitions: int, rule: AutoBudget) -> Look:
     """Curation's improvement test (last tenth of episodes > first tenth) and the flatness
     test (the gain from the episodes that ended in the middle third of the run's
-    `transitions` to those of the last third is surely below `flat_tolerance` of the
+    `transitions` to those of the last third is surely within +-`flat_tolerance` of the
     improvement; `ends`: the transitions at which each episode ended) on the returns so far."""
     from ldm.data.store import tenth
     from ldm.refgen.curate import welch_greater
@@ -172,13 +175,16 @@ def look(returns: Any, ends: Any, transitions: int, rule: AutoBudget) -> Look:
     r, at = np.asarray(returns, dtype=np.float64), np.asarray(ends)
     k = tenth(r.size)
     improved = welch_greater(r[-k:], r[:k], rule.alpha)
-    gain = gain_upper(
+    gain = gain_interval(
         r[at > 2 * transitions / 3],
         r[(at > transitions / 3) & (at <= 2 * transitions / 3)],
         rule.alpha,
     )
     rise = float(r[-k:].mean() - r[:k].mean())
-    bound = gain / rise if gain is not None and improved.greater and rise > 0 else None
+    # neither rising nor falling: a curve that fell from a peak is unstable, not done
+    bound = (
+        max(abs(gain[0]), abs(gain[1])) / rise if gain and improved.greater and rise > 0 else None
+    )
     flat = bound is not None and bound < rule.flat_tolerance
     return Look(improved.greater, flat, improved.p, bound)
 

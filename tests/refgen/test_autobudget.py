@@ -14,7 +14,7 @@ from ldm.refgen.jobs import Job, JobResult
 from ldm.refgen.plan import plan_jobs
 
 RULE = AutoBudget(max_transitions=100_000, max_seconds=60, min_transitions=1000,
-                  min_episodes=30, patience=0.5)  # fmt: skip
+                  min_episodes=30, patience=0.25)  # fmt: skip
 RNG = np.random.default_rng(0)
 #: a curve that rose and then stayed: 20 episodes at ~0, 40 at ~100
 LEARNED = np.concatenate([RNG.normal(0, 5, 20), RNG.normal(100, 5, 40)])
@@ -37,11 +37,14 @@ def test_no_run_stops_as_learned_before_its_minimum_transitions_and_episodes():
 def test_a_flat_improved_curve_stops_once_flat_for_half_the_run_a_rising_or_flat_one_goes_on():
     reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, None)  # first flat look: not yet
     assert reason is None and seen.improved and seen.flat
-    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4001)  # flat since 4,001: 1.5x not yet
+    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4801)  # flat since 4,801: not 1.25x
     assert reason is None and seen.flat
-    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4000)  # flat since 4,000: 1.5x
+    reason, seen = decide(RULE, LEARNED, ENDS, 6000, 1.0, 4800)  # flat since 4,800: 1.25x
     assert reason == "learned" and seen.p_improved < 0.05 and 0 < seen.gain_bound < 0.1
     reason, seen = decide(RULE, RISING, ENDS, 6000, 1.0, 1000)  # improved, not flat
+    assert reason is None and seen.improved and not seen.flat
+    fell = np.concatenate([RNG.normal(0, 5, 20), RNG.normal(100, 5, 20), RNG.normal(60, 5, 20)])
+    reason, seen = decide(RULE, fell, ENDS, 6000, 1.0, 1000)  # fell from its peak: unstable
     assert reason is None and seen.improved and not seen.flat
     flat = RNG.normal(0, 5, 60)  # flat, never improved: curation would fail it; go on
     reason, seen = decide(RULE, flat, ENDS, 6000, 1.0, 1000)
