@@ -112,6 +112,9 @@ class Selection:
     families: dict[str, str]
     """picked env -> its family."""
     excluded: tuple[Exclusion, ...] = field(default_factory=tuple)
+    unpicked: dict[str, str] = field(default_factory=dict)
+    """library of the rule -> why none of its envs is picked (the procgen of the paper's list
+    among them, whose envs seed only at construction)."""
 
     @property
     def envs(self) -> list[str]:
@@ -134,6 +137,7 @@ class Selection:
             "picked": {lib: list(ids) for lib, ids in self.picked.items()},
             "families": self.families,
             "excluded_counts": self.exclusion_counts(),
+            "unpicked_libraries": self.unpicked,
             "excluded": {
                 x.env_id: x.reason + (f": {x.detail}" if x.detail else "") for x in self.excluded
             },
@@ -146,6 +150,8 @@ class Selection:
         for lib, ids in self.picked.items():
             fams = len({self.families[e] for e in ids})
             out.append(f"  {lib}: {len(ids)} envs, {fams} families: {', '.join(ids)}")
+        for lib, why in self.unpicked.items():
+            out.append(f"  {lib}: none picked ({why})")
         out.append(f"excluded: {len(self.excluded)} envs")
         for reason, n in self.exclusion_counts().items():
             out.append(f"  {n:5d}  {reason}")
@@ -192,10 +198,15 @@ def select_envs(rule: SelectionRule, pool: list[Candidate]) -> Selection:
     catalog = load_catalog()
     excluded: list[Exclusion] = []
     picked: dict[str, tuple[str, ...]] = {}
+    unpicked: dict[str, str] = {}
     for lib in _libraries(rule, catalog):
         envs = list_envs(lib)
+        if not envs:
+            unpicked[lib] = f"no env catalogued; {len(catalog[lib].failed)} failed discovery"
+            continue
         if not catalog[lib].installable:
             excluded += [Exclusion(e.id, lib, "library not installable") for e in envs]
+            unpicked[lib] = "library not installable"
             continue
         eligible = []
         for e in envs:
@@ -210,8 +221,11 @@ def select_envs(rule: SelectionRule, pool: list[Candidate]) -> Selection:
         ]
         if chosen:
             picked[lib] = tuple(sorted(chosen))
+        else:
+            why = Counter(x.reason for x in excluded if x.library == lib)
+            unpicked[lib] = "every env out: " + ", ".join(f"{n} {r}" for r, n in why.items())
     families = {e: env_family(e.split("/", 1)[1]) for ids in picked.values() for e in ids}
-    return Selection(rule, picked, families, tuple(excluded))
+    return Selection(rule, picked, families, tuple(excluded), unpicked)
 
 
 def _ineligible(env: Any, pool: list[Candidate]) -> tuple[Reason, str] | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ldm.envs import list_envs
+from ldm.envs.catalog import load_catalog
 from ldm.errors import RefGenError
 from ldm.refgen import RefGenConfig
 from ldm.refgen.candidates import load_pool
@@ -42,6 +43,9 @@ def test_every_env_of_the_catalog_is_picked_or_excluded_with_a_reason():
     # procgen's envs seed only at construction: out, and the reason says so
     assert {out[e.id].reason for e in list_envs("procgen")} == {"check: seeds do not reproduce"}
     assert sum(sel.exclusion_counts().values()) == len(sel.excluded)
+    # a library of the rule with nothing picked says why
+    assert sel.unpicked["procgen"] == "every env out: 16 check: seeds do not reproduce"
+    assert set(sel.unpicked) | set(sel.picked) == set(load_catalog())
     # spread over families: lbforaging's 4 picks are its 4 families
     assert len({sel.families[e] for e in sel.picked["lbforaging"]}) == 4
 
