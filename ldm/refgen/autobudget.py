@@ -5,18 +5,18 @@ env. `decide` reads a run's episode returns so far and says whether it stops:
 
 - **learned**: it has `min_episodes` episodes (curation's t-test needs >= 3 in each tenth),
   its last tenth of episodes beats its first (curation's own Welch test, so curation will
-  pass it) and its learning curve has stayed flat while the run grew by `patience` (a
-  share of the transitions it had at the first flat look of the streak: a plateau must
-  last, CartPole's ppo-8env rises to 210 at 12k transitions, falls to 91 at 18k and
-  reaches 500 at 26k). Flat is
-  measured, not merely "no significant rise": the curve is over transitions, as RL plots it
-  (CartPole's first tenths of episodes are many short ones), and the gain from the middle
-  third of the run's transitions to the last third, at both ends of its (1 - alpha) Welch
-  confidence interval, is within +-`flat_tolerance` of the run's improvement (last tenth -
-  first tenth): neither rising nor falling (CartPole's fall from 210 to 91 is not a plateau). A noisy curve is then never called flat on too little
-  evidence: it runs on to a cap. (With "the last tenths do not beat the ones before at
-  p < alpha" CartPole's ppo-8env stopped at 16k-20k transitions with a last tenth of
-  115-144, where the suite's 40k reach 500.)
+  pass it), and its learning curve is flat and has stayed flat while the run grew by
+  `patience` (a share of the transitions it had at the first flat look of the streak).
+  Flat is measured, not merely "no significant rise": the curve is over transitions, as RL
+  plots it, and the gain from the middle third of the run's transitions to the last third
+  lies, at both ends of its (1 - alpha) Welch confidence interval, within
+  +-`flat_tolerance` of the run's improvement (last tenth - first tenth). A noisy curve is
+  never called flat on too little evidence, nor a falling one: it runs on to a cap.
+  Why each part: CartPole's ppo-8env (seed 0) rises to 210 at 12k transitions, falls to 91
+  at 18k and reaches 500 at 26k; "the last tenths of episodes no longer beat the ones
+  before at p < alpha" stopped it at 16k-20k with a last tenth of 115-144 (its first
+  tenths of episodes are many short ones), and a one-sided bound on the gain called the
+  fall flat;
 - **cap: transitions** / **cap: seconds**: the caps, whichever comes first.
 
 The run's first `check_every` transitions are its probe: from then on its measured
