@@ -30,7 +30,7 @@ export LDM_SOURCE_MIRROR
 # transformers' Llama 13.1 s / 8.7 s. Let Python write bytecode (once per venv, on first import).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: quickstart suite test test-docker install lint format bench clean
+.PHONY: quickstart suite wide test test-docker install lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ quickstart: install
 # one LDM across every installable library (configs/suite.toml; resumable: run it again)
 suite: install
 	$(VENV)/bin/ldm run configs/suite.toml
+
+# one LDM across envs picked and budgeted by rule (configs/wide.toml; resumable: run it again;
+# `ldm status runs/wide` shows stage times, why runs stopped and an estimate of what is left;
+# `ldm run configs/wide.toml --dry-run` the pick and why every other env is out)
+wide: install
+	$(VENV)/bin/ldm run configs/wide.toml
 
 # the whole suite but the container tests (those build Docker images: make test-docker)
 test: install

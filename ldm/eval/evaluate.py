@@ -190,7 +190,8 @@ def why_no_reference(store: Store, env_id: str) -> str:
             cur = meta.curation
             why = ("; ".join(cur.reasons) or cur.verdict) if cur else "not curated"
             name, seed = meta.extra.get("candidate", rid), meta.extra.get("seed", "?")
-            reasons.append(f"{name} seed {seed}: {why}")
+            stop = meta.extra.get("stop", {}).get("reason")  # why the run ended (refgen)
+            reasons.append(f"{name} seed {seed}: {why}" + (f" (stopped: {stop})" if stop else ""))
         return f"no curated reference: every run failed curation ({' | '.join(reasons)})"
     jobs_file = store.path / "refgen" / "jobs.json"
     if jobs_file.exists():
@@ -235,6 +236,7 @@ def _env_result(run: EnvRun, ref: Reference | None, store: Store) -> EnvResult:
     return replace(
         result,
         reference_run=run_id,
+        reference_stop=meta.extra.get("stop", {}).get("reason"),
         first10=meta.first10,
         last10=meta.last10,
         normalised_score=score,

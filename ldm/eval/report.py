@@ -28,7 +28,8 @@ LIBRARY_COLUMNS = ("library", "envs", "with a reference", "scorable", "envs >= 8
                    "envs >= 100%", "median score %", "share >= 80% (%)")  # fmt: skip
 ENV_COLUMNS = ("env", "score %", "reference's own score %", "expert-normalised",
                "reference's expert-normalised", "mean return", "random", "expert",
-               "reference first10 / last10", "held-out accuracy %", "episodes", "cut episodes",
+               "reference first10 / last10", "reference stopped", "held-out accuracy %",
+               "episodes", "cut episodes",
                "status")  # fmt: skip
 
 #: a score counts (the "checked" summary) only where the reference itself scores at least
@@ -215,6 +216,7 @@ def env_rows(results: EvalResult) -> list[dict[str, Any]]:
             "reference first10 / last10": f"{number(e.first10)} / {number(e.last10)}"
             if e.first10 is not None
             else "-",
+            "reference stopped": e.reference_stop,
             "held-out accuracy %": _pct(e.heldout_accuracy),
             "episodes": e.episodes,
             "cut episodes": e.cut_episodes,

@@ -96,6 +96,7 @@ _OPTIONAL = (
     "error",
     "note",
     "reference_run",
+    "reference_stop",
     "first10",
     "last10",
     "clip",
@@ -137,6 +138,8 @@ class EnvResult:
     note: str | None = None
     """Why there is no score (no reference, the reference did not learn)."""
     reference_run: str | None = None
+    reference_stop: str | None = None
+    """Why the reference run stopped (refgen's `StopRecord.reason`; None: not recorded)."""
     first10: float | None = None
     last10: float | None = None
     # added after the protocol, by the report's stages

@@ -37,6 +37,8 @@ def main(
 
         p = plan(PipelineConfig.load(config, profile, out))
         print(json.dumps(p.to_json(), indent=1))
+        if p.selection is not None:  # the pick and why each other env is out, one a line
+            print("\n".join(p.selection.lines()))
         print(p.headline())
         return 0
     run_pipeline(config, start=from_, profile=profile, out=out)

@@ -9,11 +9,14 @@ starts no training and no evaluation).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ldm.pipeline.run import PipelineConfig
+from ldm.refgen.autobudget import AutoBudget
 from ldm.refgen.plan import LibraryJobs
+from ldm.refgen.selection import Selection
 from ldm.spaces import SpaceSpec
 
 #: bytes on disk per transition, by observation kind, before compression (raw arrays); the
@@ -47,6 +50,20 @@ class DryRunPlan:
     fallback_jobs_max: int = 0
     """Reference jobs `refgen.fallback_candidates` may add where references fail curation (at
     most; not in `jobs` or `transitions`)."""
+    selection: Selection | None = None
+    """The envs `[refgen.select]` picked and why each other one is out (None: a list)."""
+    auto_budget: AutoBudget | None = None
+    """The rule that ends every run (None: fixed budgets); `transitions` are then its caps."""
+    workers: int = 1
+    """Jobs at once (the refgen stage's bound on time below)."""
+
+    @property
+    def refgen_hours_max(self) -> float | None:
+        """With an auto budget: the reference stage's longest time, every job at the seconds
+        cap (fallbacks excluded), `workers` at once."""
+        if self.auto_budget is None:
+            return None
+        return round(self.jobs * self.auto_budget.max_seconds / self.workers / 3600, 2)
 
     @property
     def jobs(self) -> int:
@@ -83,17 +100,35 @@ class DryRunPlan:
             "runner": self.runner,
             "cluster": self.cluster,
             "fallback_jobs_max": self.fallback_jobs_max,
+            **({"selection": self.selection.to_json()} if self.selection else {}),
+            **(
+                {"auto_budget": asdict(self.auto_budget), "refgen_hours_max": self.refgen_hours_max}
+                if self.auto_budget
+                else {}
+            ),
         }
 
     def headline(self) -> str:
+        picked = (
+            f"{len(self.selection.envs)} envs of {len(self.selection.picked)} libraries picked "
+            "by rule, "
+            if self.selection is not None
+            else ""
+        )
+        budget = (
+            f"runs end by rule, at most {self.transitions:,} transitions and "
+            f"{self.refgen_hours_max} h of reference runs on {self.workers} workers"
+            if self.auto_budget is not None
+            else f"{self.transitions:,} transitions"
+        )
         return (
-            f"plan: {self.jobs} training jobs"
+            f"plan: {picked}{self.jobs} training jobs"
             + (
                 f" (+ up to {self.fallback_jobs_max} fallbacks where a reference fails curation)"
                 if self.fallback_jobs_max
                 else ""
             )
-            + f", {self.transitions:,} transitions, ~{self.estimated_storage_gb} GB of store, "
+            + f", {budget}, ~{self.estimated_storage_gb} GB of store, "
             f"model {self.model} for {self.train_steps:,} steps"
         )
 
@@ -102,7 +137,7 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
     """The dry run's plan: the refgen jobs of the one planner (ldm/refgen/plan.py), counted
     per library and per env with their budgets, plus storage, model and evaluation."""
     from ldm.envs import env_spaces
-    from ldm.refgen.plan import fallback_jobs_max, plan_jobs, summarise_jobs
+    from ldm.refgen.plan import fallback_jobs_max, plan_jobs, selection, summarise_jobs
 
     refgen, train, evaluation = cfg.stage_configs()
     jobs = plan_jobs(refgen, cfg.store)
@@ -127,4 +162,7 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
         runner=refgen.runner,
         cluster=cfg.cluster,
         fallback_jobs_max=fallback_jobs_max(refgen, cfg.store),
+        selection=selection(refgen) if refgen.select is not None else None,
+        auto_budget=refgen.auto_budget,
+        workers=refgen.workers or os.cpu_count() or 1,
     )

@@ -144,6 +144,7 @@ def run_pipeline(
     """Run (or resume) every stage; returns the evaluation summary."""
     from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
+    from ldm.pipeline.estimate import refgen_left, train_left
     from ldm.pipeline.hooks import env_evaluation
     from ldm.refgen import run_refgen
     from ldm.refgen.stage import print_summary
@@ -162,6 +163,7 @@ def run_pipeline(
     total = 3 if eval_cfg.unseen_seed is None else 4
     if not state.done("refgen"):
         _banner(f"1/{total} reference policies", cfg, state, "refgen")
+        print(refgen_left(refgen_cfg, cfg.store).line(), flush=True)
         with state.clock("refgen") as done:
             summary = run_refgen(refgen_cfg, cfg.store, progress=progress)
             print_summary(summary)
@@ -169,6 +171,7 @@ def run_pipeline(
         _times(state)
     if not state.done("train"):
         _banner(f"2/{total} training the LDM", cfg, state, "train")
+        print(train_left(train_cfg.out, train_cfg.steps).line(), flush=True)
         with state.clock("train") as done:
             final = train(
                 train_cfg, progress=progress, evaluate=env_evaluation(train_cfg.eval_episodes)
@@ -220,7 +223,7 @@ def _evaluation_stage(
 
     refgen_cfg, train_cfg, eval_cfg = stages
     checkpoint = str(Path(train_cfg.out) / "final")
-    env_ids = refgen_cfg.envs or None
+    env_ids = _planned_envs(refgen_cfg)
     title = f"{cfg.name}: one LDM across {{}} envs"
     ref_dir = eval_dir / "references"
     refs = _finished(ref_dir, "references", store=cfg.store) if eval_cfg.references else None
@@ -257,6 +260,17 @@ def _evaluation_stage(
     write_report(results, eval_dir, title=title.format(len(results.envs)))
     record_evaluation(checkpoint, results, headline(results.summary))
     return results
+
+
+def _planned_envs(refgen_cfg: Any) -> list[str] | None:
+    """The envs the evaluation plays: the config's list, or every env a selection rule
+    picked (those whose references all failed are played too, their reason beside them);
+    None: every env of the store with a reference."""
+    if refgen_cfg.select is not None:
+        from ldm.refgen.plan import envs_by_library
+
+        return [e for ids in envs_by_library(refgen_cfg).values() for e in ids]
+    return refgen_cfg.envs or None
 
 
 OFF = "off: [eval] unseen_seed not set"

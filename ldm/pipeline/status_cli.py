@@ -1,15 +1,18 @@
 """`ldm status DIR`: where a pipeline stands (stages done, jobs, checkpoints, headline).
 
-Owns: the status printout, one detail function per stage. Imports ldm.pipeline.state and
-refgen's `JobResult` record (inside `main`); must not import torch, the model or the envs
+Owns: the status printout, one detail function per stage, and the estimates of what is left
+(ldm/pipeline/estimate.py, from the config that ran there). Imports ldm.pipeline.state,
+refgen's `JobResult` record and config (inside `main`); must not import torch or the model
 (status reads files).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import tyro
 
@@ -24,7 +27,9 @@ def _refgen_detail(out: Path, state: PipelineState) -> str:
         return ""
     results = [JobResult.from_dict(d) for d in json.loads(jobs.read_text()).values()]
     done = sum(r.status == "done" for r in results)
-    return f"{done} jobs done, {sum(r.status == 'failed' for r in results)} failed"
+    stops = Counter(r.stop.reason for r in results if r.stop is not None)
+    why = f"; stopped: {', '.join(f'{k} {n}' for k, n in stops.most_common())}" if stops else ""
+    return f"{done} jobs done, {sum(r.status == 'failed' for r in results)} failed{why}"
 
 
 def _train_detail(out: Path, state: PipelineState) -> str:
@@ -75,4 +80,26 @@ def main(out: tyro.conf.Positional[str]) -> int:
         secs = state.seconds(stage)
         extra = DETAILS[stage](d, state)
         print(f"  {stage:<7} {mark:<5} {'' if secs is None else f'{secs:6.0f} s'}  {extra}")
+    for left in _left(d, state):
+        print(f"  {left.line()}")
     return 0
+
+
+def _left(out: Path, state: PipelineState) -> list[Any]:
+    """Estimates of the unfinished reference and training stages (ldm/pipeline/estimate.py),
+    from the config that ran here (its [refgen] and [train] tables)."""
+    import tomllib
+
+    from ldm.pipeline.estimate import refgen_left, train_left
+    from ldm.refgen import RefGenConfig
+
+    source = Path(state.source.path) if state.source and state.source.path else None
+    if source is None or not source.exists():
+        return []
+    data = tomllib.loads(source.read_text())
+    out_left = []
+    if not state.done("refgen") and "refgen" in data:
+        out_left.append(refgen_left(RefGenConfig.from_dict(data["refgen"]), out / "store"))
+    if not state.done("train"):
+        out_left.append(train_left(out / "train", int(data.get("train", {}).get("steps", 0))))
+    return out_left

@@ -2,7 +2,7 @@
 
 Every check that needs only the settings (ranges, the runner and backend choices) runs in
 `__post_init__`, so `ldm run --dry-run` rejects what the stage would. Imports the hub's
-backend names and refgen's runner names; must not import the runner's machinery, SB3,
+backend names, refgen's runner names and its selection and auto-budget rules; must not import the runner's machinery, SB3,
 torch, ldm.model or later parts.
 """
 
@@ -13,7 +13,9 @@ from typing import Any
 
 from ldm.envs import BACKEND_NAMES, Backend
 from ldm.errors import RefGenError
+from ldm.refgen.autobudget import AutoBudget
 from ldm.refgen.runner import RUNNERS, Runner
+from ldm.refgen.selection import SelectionRule
 
 
 @dataclass
@@ -24,6 +26,13 @@ class RefGenConfig:
     """Qualified env ids to generate references for (grouped by library)."""
     libraries: list[str] = field(default_factory=list)
     """Whole libraries: every catalogued env of each (capped by max_envs_per_library)."""
+    select: SelectionRule | None = None
+    """Envs by rule instead of a list (`[refgen.select]`, ldm/refgen/selection.py): per
+    library up to K envs that pass their checks, spread over families, drawn with a seed."""
+    auto_budget: AutoBudget | None = None
+    """Budgets by rule instead of tables (`[refgen.auto_budget]`, ldm/refgen/autobudget.py):
+    every run stops when it has learned or at a cap; rank_budget, train_budget, budgets,
+    rank_budgets, min_episodes and max_budget_factor are then not read."""
     candidates: list[str] | None = None
     """Names of pool candidates to consider; None = the whole pool."""
     pool: str | None = None
@@ -93,8 +102,15 @@ class RefGenConfig:
         return bool(self.fallback_candidates or self.fallback_seeds)
 
     def __post_init__(self) -> None:
-        if not self.envs and not self.libraries:
-            raise RefGenError("RefGenConfig needs `envs` or `libraries`")
+        if not self.envs and not self.libraries and self.select is None:
+            raise RefGenError("RefGenConfig needs `envs`, `libraries` or a `select` rule")
+        if self.auto_budget is not None:
+            hand = [n for n in ("budgets", "rank_budgets", "min_episodes") if getattr(self, n)]
+            if hand:
+                raise RefGenError(
+                    f"refgen sets auto_budget and {hand}: an auto budget decides every run's "
+                    "length (and has its own min_episodes); remove those keys or auto_budget"
+                )
         if self.runner not in RUNNERS:
             raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
         if self.backend not in BACKEND_NAMES:
@@ -134,4 +150,14 @@ class RefGenConfig:
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise RefGenError(f"refgen config has unknown keys {sorted(unknown)}")
-        return cls(**d)
+        tables = {"select": SelectionRule, "auto_budget": AutoBudget}
+        return cls(
+            **{
+                **d,
+                **{
+                    k: rec.from_dict(d[k])
+                    for k, rec in tables.items()
+                    if isinstance(d.get(k), dict)
+                },
+            }
+        )

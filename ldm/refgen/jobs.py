@@ -5,7 +5,7 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-the candidate record, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
+the candidate record, the autobudget records, refgen's stopping callbacks inside `run_job`, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
 hub, ldm.data and ldm.refgen.curate's relabelling inside `run_job`; must not import ldm.model,
 ldm.train, ldm.eval or ldm.pipeline.
 """
@@ -23,6 +23,7 @@ import numpy as np
 from ldm.disk import on_full_disk
 from ldm.envs import Backend
 from ldm.errors import RefGenError, known_keys
+from ldm.refgen.autobudget import AutoBudget, StopRecord
 from ldm.refgen.candidates import Candidate
 
 JobPhase = Literal["rank", "train"]
@@ -53,11 +54,22 @@ class Job:
     check_episodes: int = 0
     """Episodes the final policy plays deterministically after training (the run's
     `check_returns`, read by curation; ldm/refgen/check.py); 0 = no check."""
+    auto: AutoBudget | None = None
+    """The AutoRL rule that ends the run (ldm/refgen/autobudget.py); `budget` is then its cap
+    in transitions. None: a fixed budget."""
 
     def __post_init__(self) -> None:
         if self.budget < 1 or self.min_episodes < 0 or self.check_episodes < 0:
             raise RefGenError(
                 f"job {self.key}: budget must be >= 1, min_episodes and check_episodes >= 0"
+            )
+        if self.auto is not None and (
+            self.min_episodes or self.budget != self.auto.max_transitions
+        ):
+            raise RefGenError(
+                f"job {self.key}: a job with an auto budget takes its cap ({self.auto.max_transitions}) "
+                f"as its budget and its rule's min_episodes, not budget {self.budget} and "
+                f"min_episodes {self.min_episodes}"
             )
         if self.max_budget and self.max_budget < self.budget:
             raise RefGenError(
@@ -68,12 +80,21 @@ class Job:
     def from_dict(cls, d: dict[str, Any]) -> Job:
         """A job as jobs.json holds it (`asdict`: its candidate a dict)."""
         known_keys(cls, d, "job in jobs.json", RefGenError)
-        return cls(**{**d, "candidate": Candidate.from_dict(d["candidate"])})
+        auto = d.get("auto")
+        return cls(
+            **{
+                **d,
+                "candidate": Candidate.from_dict(d["candidate"]),
+                "auto": AutoBudget.from_dict(auto) if isinstance(auto, dict) else auto,
+            }
+        )
 
     @property
     def key(self) -> str:
         key = f"{self.phase}:{self.candidate.name}:{self.env_id}:{self.seed}:{self.budget}"
         # keys of plain transition budgets stay what they were (stores resume across versions)
+        if self.auto is not None:
+            return key + f":auto-{self.auto.tag}"
         return key + (f":e{self.min_episodes}-{self.max_budget}" if self.min_episodes else "")
 
     @property
@@ -98,6 +119,7 @@ def run_job(job: Job) -> JobResult:
     from ldm.data import Store
     from ldm.envs import env_spaces, sb3_vec_env
     from ldm.refgen.record import RecordingVecEnv
+    from ldm.refgen.stopping import auto_callback, budget_callback
 
     torch.set_num_threads(1)
     cand = job.candidate
@@ -150,7 +172,13 @@ def run_job(job: Job) -> JobResult:
             from stable_baselines3.common.logger import Logger
 
             model.set_logger(Logger(folder=None, output_formats=[]))
-            model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
+            stopper = (
+                auto_callback(job.auto, venv.episode_returns)
+                if job.auto is not None
+                else budget_callback(job, venv.episode_returns)
+            )
+            model.learn(total_timesteps=job.limit, callback=stopper)
+            stop = stopper.stop_record()
             venv.finish()  # the last transition into the writer before it is read and committed
             seconds = time.time() - t0
             returns = venv.episode_returns
@@ -177,6 +205,7 @@ def run_job(job: Job) -> JobResult:
                     {
                         "train_seconds": seconds,
                         "policy_file": str(path.relative_to(job.store)),
+                        "stop": stop.to_dict(),
                         **checked,
                     }
                 )
@@ -188,7 +217,7 @@ def run_job(job: Job) -> JobResult:
                 relabel_run(store, job.run_id, model=model)
                 meta = store.open_run(job.run_id).meta
             else:
-                meta = {"episode_returns": returns}
+                meta = {"episode_returns": returns, "stop": stop.to_dict()}
             return _summary(job, meta, seconds)
         except BaseException:
             if writer is not None and not writer.closed:
@@ -205,19 +234,6 @@ def _step_bytes(spec: Any) -> int:
     from ldm.data.store import column_dtype, column_shape
 
     return int(np.prod(column_shape(spec))) * column_dtype(spec).itemsize
-
-
-def _EpisodeBudget(job: Job, venv: Any) -> Any:
-    """An SB3 callback that stops training at max(budget, min_episodes) within the limit."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class EpisodeBudget(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps < job.budget:
-                return True
-            return len(venv.episode_returns) < job.min_episodes
-
-    return EpisodeBudget()
 
 
 #: done: the run finished; failed: every try raised (the last error kept); error: one try
@@ -243,6 +259,8 @@ class JobResult:
     error: str | None = None
     traceback: str | None = None
     tries: int | None = None
+    stop: StopRecord | None = None
+    """Why the run stopped (None: recorded before runs said so)."""
 
     def to_dict(self) -> dict[str, Any]:
         if self.status != "done":
@@ -258,6 +276,7 @@ class JobResult:
             "episodes": self.episodes,
             "seconds": self.seconds,
             "transitions": self.transitions,
+            **({"stop": self.stop.to_dict()} if self.stop is not None else {}),
         }
 
     @classmethod
@@ -270,6 +289,7 @@ class JobResult:
             **{
                 **d,
                 "job": Job.from_dict(job) if isinstance(job, dict) else job,
+                "stop": StopRecord.from_dict(d["stop"]) if d.get("stop") else None,
                 "final_returns": tuple(d.get("final_returns", ())),
                 "first_returns": tuple(d.get("first_returns", ())),
             }
@@ -280,8 +300,9 @@ def _job_dict(job: Job) -> dict[str, Any]:
     """A job as jobs.json holds it; an unchecked job's entry is what it was before jobs had
     checks (files written by earlier versions stay the same when a stage resumes)."""
     d = asdict(job)
-    if not d["check_episodes"]:
-        del d["check_episodes"]
+    for key in ("check_episodes", "auto"):
+        if not d[key]:
+            del d[key]
     return d
 
 
@@ -299,4 +320,5 @@ def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
         episodes=int(returns.size),
         seconds=seconds,
         transitions=int(meta.get("transitions", job.budget)),
+        stop=StopRecord.from_dict(meta["stop"]) if meta.get("stop") else None,
     )

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ldm.errors import RefGenError
 from ldm.refgen.candidates import Candidate, load_pool
 from ldm.refgen.jobs import Job
+from ldm.refgen.selection import Selection, SelectionRule, select_envs
 
 if TYPE_CHECKING:
     from ldm.refgen.config import RefGenConfig
@@ -62,10 +64,14 @@ class LibraryPlan:
 
 
 def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
-    """Qualified env ids grouped by library (sorted, capped by max_envs_per_library)."""
+    """Qualified env ids grouped by library (sorted, capped by max_envs_per_library); with a
+    selection rule, the rule's pick beside the listed ones."""
     from ldm.envs import list_envs, resolve_env_id
 
     out: dict[str, list[str]] = {}
+    if cfg.select is not None:
+        for lib, ids in selection(cfg).picked.items():
+            out.setdefault(lib, []).extend(ids)
     for env_id in cfg.envs:
         spec, rid = resolve_env_id(env_id)
         out.setdefault(spec.name, []).append(f"{spec.name}/{rid}")
@@ -81,6 +87,18 @@ def envs_by_library(cfg: RefGenConfig) -> dict[str, list[str]]:
                 f"`library/env-id`, exactly as in refgen.envs (or remove them)"
             )
     return grouped
+
+
+def selection(cfg: RefGenConfig) -> Selection:
+    """The envs `cfg.select` picks from the catalog (the same pick every call)."""
+    if cfg.select is None:
+        raise RefGenError("refgen config has no [refgen.select] rule")
+    return _selection(cfg.select, cfg.pool, tuple(cfg.candidates or ()) or None)
+
+
+@cache
+def _selection(rule: SelectionRule, pool: str | None, names: tuple[str, ...] | None) -> Selection:
+    return select_envs(rule, load_pool(pool, list(names) if names else None))
 
 
 def compatible(
@@ -113,6 +131,10 @@ def rank_subset(envs: list[str], k: int, spaces: SpacesFn = _catalog_spaces) -> 
 
 def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate, budget: int,
          seed: int, store: str) -> Job:  # fmt: skip
+    if cfg.auto_budget is not None:  # the rule ends the run; its cap is the budget
+        auto = cfg.auto_budget
+        return Job(phase, env_id, library, c, auto.max_transitions, seed, store, cfg.backend,
+                   check_episodes=cfg.check_episodes, auto=auto)  # fmt: skip
     return Job(
         phase,
         env_id,
@@ -130,8 +152,18 @@ def _job(cfg: RefGenConfig, phase: str, env_id: str, library: str, c: Candidate,
 
 def rank_budget(cfg: RefGenConfig, env_id: str) -> int:
     """The transitions of `env_id`'s ranking runs: rank_budgets, else budgets, else
-    rank_budget."""
+    rank_budget (an auto budget's cap where the rule decides)."""
+    if cfg.auto_budget is not None:
+        return cfg.auto_budget.max_transitions
     return cfg.rank_budgets.get(env_id, cfg.budgets.get(env_id, cfg.rank_budget))
+
+
+def train_budget(cfg: RefGenConfig, env_id: str) -> int:
+    """The transitions of `env_id`'s reference runs: budgets, else train_budget (an auto
+    budget's cap where the rule decides)."""
+    if cfg.auto_budget is not None:
+        return cfg.auto_budget.max_transitions
+    return cfg.budgets.get(env_id, cfg.train_budget)
 
 
 def plan_library(
@@ -160,7 +192,7 @@ def plan_library(
         ok = compat[env_id][0]
         chosen = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if by_name[n] in ok]
         chosen = chosen[: cfg.top_n]
-        budget = cfg.budgets.get(env_id, cfg.train_budget)
+        budget = train_budget(cfg, env_id)
         reusable = env_id in subset and rank_budget(cfg, env_id) == budget
         for n in chosen:
             for seed in range(cfg.seeds):
@@ -213,7 +245,7 @@ def plan_fallbacks(
     untried = [n for n in order if n not in tried][: cfg.fallback_candidates]
     reseeded = order[: cfg.fallback_seeds]
     by_name = {c.name: c for c in pool}
-    budget = cfg.budgets.get(env_id, cfg.train_budget)
+    budget = train_budget(cfg, env_id)
     return [
         _job(cfg, "train", env_id, plan.library, by_name[n], budget, seed, store)
         for names, seed in ((untried, 0), (reseeded, cfg.seeds))

@@ -143,22 +143,24 @@ class LibraryOutcome:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A curated run: its env and curation's verdict."""
+    """A curated run: its env, curation's verdict and why the run stopped."""
 
     env_id: str
     curation: Curation
+    stop: str | None = None
+    """The run's `StopRecord.reason` (None: recorded before runs said why they stopped)."""
 
     def to_json(self) -> dict[str, Any]:
         verdict = self.curation.to_dict()
         verdict.pop("best_on_env", None)  # the env's figure, not the run's
-        return {"env_id": self.env_id, **verdict}
+        return {"env_id": self.env_id, **verdict, **({"stop": self.stop} if self.stop else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunOutcome:
         d = dict(d)
-        env_id = d.pop("env_id")
+        env_id, stop = d.pop("env_id"), d.pop("stop", None)
         try:
-            return cls(env_id, Curation.from_dict(d))
+            return cls(env_id, Curation.from_dict(d), stop)
         except Exception as e:
             raise RefGenError(f"summary entry of {env_id!r}: {e}") from None
 
@@ -172,6 +174,13 @@ class RefGenSummary:
     """env -> its ranking runs that became references when its references all failed."""
     runs: dict[str, RunOutcome] = field(default_factory=dict)
     """run id -> verdict, for every curated run."""
+
+    def stop_counts(self) -> dict[str, int]:
+        """Why the curated runs stopped: reason -> runs, most first (runs that did not say
+        are left out)."""
+        from collections import Counter
+
+        return dict(Counter(r.stop for r in self.runs.values() if r.stop).most_common())
 
     def to_json(self) -> dict[str, Any]:
         return {

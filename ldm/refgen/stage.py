@@ -119,7 +119,14 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     summary = RefGenSummary(
         libraries,
         {env_id: tuple(run_ids) for env_id, run_ids in fallbacks.items()},
-        {rid: RunOutcome(runs[rid].env_id, verdicts[rid]) for rid in sorted(verdicts)},
+        {
+            rid: RunOutcome(
+                runs[rid].env_id,
+                verdicts[rid],
+                store.open_run(rid).meta.get("stop", {}).get("reason"),
+            )
+            for rid in sorted(verdicts)
+        },
     )
     summary.write(store.path)
     return summary
@@ -238,10 +245,16 @@ def print_summary(summary: RefGenSummary) -> None:
     for rid, r in summary.runs.items():
         fr, verdict = r.curation.final_return, r.curation.verdict
         why = f"  ({'; '.join(r.curation.reasons)})" if r.curation.reasons else ""
-        print(f"{verdict:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}")
+        stop = f"  [stopped: {r.stop}]" if r.stop else ""
+        print(f"{verdict:<8} {'-' if fr is None else f'{fr:.4g}':>12}  {rid}{why}{stop}")
     for env_id, run_ids in summary.fallbacks.items():
         print(
             f"{env_id}: its references failed curation; fallback runs that passed: {list(run_ids)}"
+        )
+    if summary.stop_counts():
+        print(
+            "why the runs stopped: "
+            + ", ".join(f"{k} {n}" for k, n in summary.stop_counts().items())
         )
     for lib, info in summary.libraries.items():
         print(

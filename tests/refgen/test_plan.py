@@ -106,11 +106,15 @@ def test_episode_budgets_reach_the_jobs_and_the_plan():
 
 
 @pytest.mark.parametrize(
-    ("min_episodes", "max_budget", "lo", "hi"),
-    [(0, 0, 600, 600 + 256), (60, 8000, 1200, 8000 + 256), (100_000, 1500, 1500, 1500 + 256)],
+    ("min_episodes", "max_budget", "lo", "hi", "why"),
+    [
+        (0, 0, 600, 600 + 256, "budget"),
+        (60, 8000, 1200, 8000 + 256, "budget: episodes"),
+        (100_000, 1500, 1500, 1500 + 256, "budget: limit"),
+    ],
 )
 def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
-    tmp_path, min_episodes, max_budget, lo, hi
+    tmp_path, min_episodes, max_budget, lo, hi, why
 ):
     from ldm.refgen.jobs import run_job
 
@@ -123,6 +127,9 @@ def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
         assert out.episodes >= min_episodes  # random CartPole: ~20 steps an episode
     meta = Store(tmp_path / "s").open_run(out.run_id).meta
     assert meta["transitions"] == out.transitions
+    # every run says why it stopped, in its meta and its result
+    assert out.stop.reason == meta["stop"]["reason"] == why
+    assert out.stop.transitions == out.transitions and out.stop.episodes == out.episodes
 
 
 def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):

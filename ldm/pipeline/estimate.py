@@ -1,0 +1,76 @@
+"""What is left of a pipeline run, in minutes, from what its finished work measured.
+
+- reference runs: the jobs the planner means less those in `<store>/refgen/jobs.json`, at the
+  mean seconds of the finished ones, `workers` at once (before the first one finishes: every
+  job at its auto budget's seconds cap, an upper bound; unknown with fixed budgets);
+- training: the steps left at the seconds per step of `<train>/metrics.jsonl` so far.
+
+Shown in `ldm run`'s stage banners and by `ldm status`. Owns `Left` and the two estimates.
+Imports refgen's planner and `JobResult` (file reading; no env starts); must not import torch,
+ldm.model, ldm.train or ldm.eval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Left:
+    """An estimate of one stage's time left."""
+
+    stage: str
+    minutes: float | None
+    """None: nothing measured yet to estimate from."""
+    basis: str
+    """How it was estimated, in words."""
+
+    def line(self) -> str:
+        m = self.minutes
+        when = "unknown" if m is None else f"~{m:.1f} min" if m < 10 else f"~{m:.0f} min"
+        return f"{self.stage} left: {when} ({self.basis})"
+
+
+def refgen_left(refgen: Any, store: str | Path) -> Left:
+    """The reference stage's time left (`refgen`: a RefGenConfig); fallback jobs, which only
+    envs whose references fail curation get, are not counted."""
+    from ldm.refgen.jobs import JobResult
+    from ldm.refgen.plan import plan_jobs
+
+    planned = {j.key for j in plan_jobs(refgen, str(store))}
+    path = Path(store) / "refgen" / "jobs.json"
+    results = (
+        [JobResult.from_dict(d) for d in json.loads(path.read_text()).values()]
+        if path.exists()
+        else []
+    )
+    finished = [r for r in results if r.status == "done" and r.job is not None]
+    todo = len(planned - {r.job.key for r in finished})
+    workers = min(refgen.workers or os.cpu_count() or 1, max(todo, 1))
+    if finished:
+        mean = sum(r.seconds for r in finished) / len(finished)
+        return Left("refgen", todo * mean / workers / 60,
+                    f"{todo} of {len(planned)} jobs at {mean:.0f} s each, {workers} at once")  # fmt: skip
+    if refgen.auto_budget is not None:
+        cap = refgen.auto_budget.max_seconds
+        return Left("refgen", todo * cap / workers / 60,
+                    f"at most: {todo} jobs at the {cap:.0f} s cap, {workers} at once")  # fmt: skip
+    return Left("refgen", None, f"{todo} jobs, none finished yet")
+
+
+def train_left(train_out: str | Path, steps: int) -> Left:
+    """Training's time left: steps to go at the rate metrics.jsonl shows so far."""
+    path = Path(train_out) / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    rows = [json.loads(x) for x in lines if x.strip()]
+    # the last rows only: a resumed training's log holds the pause before it
+    rows = [r for r in rows if "time" in r and "step" in r][-50:]
+    if len(rows) < 2 or rows[-1]["step"] <= rows[0]["step"]:
+        return Left("train", None, "no steps measured yet")
+    rate = (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
+    left = max(steps - rows[-1]["step"], 0)
+    return Left("train", left * rate / 60, f"{left} of {steps} steps at {rate:.2f} s/step")

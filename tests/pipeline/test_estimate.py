@@ -1,0 +1,64 @@
+"""ldm/pipeline/estimate.py: what is left of a run, from what its finished work measured."""
+
+import json
+
+from ldm.pipeline.estimate import refgen_left, train_left
+from ldm.refgen import RefGenConfig
+from ldm.refgen.autobudget import AutoBudget
+from ldm.refgen.jobs import JobResult
+from ldm.refgen.plan import plan_jobs
+
+ENVS = ["classic-control/CartPole-v1", "classic-control/Acrobot-v1", "toy-text/FrozenLake-v1"]
+
+
+def test_reference_time_left_is_the_jobs_to_go_at_the_finished_ones_mean(tmp_path):
+    cfg = RefGenConfig(envs=ENVS, candidates=["ppo-8env"], top_n=1, workers=2,
+                       auto_budget=AutoBudget(max_seconds=120))  # fmt: skip
+    jobs = plan_jobs(cfg, str(tmp_path))
+    assert len(jobs) == 3
+    # nothing finished: every job at the seconds cap, 2 at once: 3 x 120 / 2 s
+    assert refgen_left(cfg, tmp_path).minutes == 3.0
+    (tmp_path / "refgen").mkdir()
+    done = {jobs[0].key: JobResult("done", jobs[0], seconds=60.0).to_dict()}
+    (tmp_path / "refgen" / "jobs.json").write_text(json.dumps(done))
+    left = refgen_left(cfg, tmp_path)  # 2 to go at 60 s, 2 at once
+    assert left.minutes == 1.0 and "2 of 3 jobs at 60 s each" in left.line()
+    fixed = RefGenConfig(envs=ENVS[:1], candidates=["ppo-8env"], top_n=1)
+    assert refgen_left(fixed, tmp_path / "none").minutes is None
+
+
+def test_training_time_left_is_the_steps_to_go_at_the_measured_rate(tmp_path):
+    assert train_left(tmp_path, 100).minutes is None
+    rows = [{"step": s, "time": 1000.0 + 3.0 * s, "loss": 1.0} for s in (10, 20, 30)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    left = train_left(tmp_path, 230)  # 200 steps at 3 s
+    assert left.minutes == 10.0 and "200 of 230 steps at 3.00 s/step" in left.line()
+
+
+def test_status_shows_why_runs_stopped_and_what_is_left(tmp_path, capsys):
+    from ldm.pipeline.state import PipelineState, RunSource
+    from ldm.pipeline.status_cli import main as status
+    from ldm.refgen.autobudget import StopRecord
+
+    config = tmp_path / "wide.toml"
+    config.write_text(
+        'name = "w"\nout = "x"\n[refgen]\nenvs = ' + json.dumps(ENVS) + "\n"
+        'candidates = ["ppo-8env"]\ntop_n = 1\nworkers = 1\n'
+        "[refgen.auto_budget]\nmax_seconds = 60.0\n[train]\nsteps = 100\n"
+    )
+    PipelineState(tmp_path).set_source(RunSource("w", str(config)))
+    cfg = RefGenConfig(envs=ENVS, candidates=["ppo-8env"], top_n=1, workers=1,
+                       auto_budget=AutoBudget(max_seconds=60.0))  # fmt: skip
+    jobs = plan_jobs(cfg, str(tmp_path / "store"))
+    why = ("learned", "cap: seconds")
+    done = {
+        j.key: JobResult("done", j, seconds=30.0, stop=StopRecord(w, 9000, 30.0, 40)).to_dict()
+        for j, w in zip(jobs, why, strict=False)
+    }
+    (tmp_path / "store" / "refgen").mkdir(parents=True)
+    (tmp_path / "store" / "refgen" / "jobs.json").write_text(json.dumps(done))
+    assert status(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "2 jobs done, 0 failed; stopped: learned 1, cap: seconds 1" in out
+    assert "refgen left: ~0.5 min (1 of 3 jobs at 30 s each, 1 at once)" in out
+    assert "train left: unknown (no steps measured yet)" in out
