@@ -24,6 +24,7 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from ldm import errors
+from ldm.data.episodes import first_episodes
 from ldm.data.store import COLUMNS, RunReader, Store
 from ldm.errors import LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
@@ -65,7 +66,13 @@ class WindowSampler:
         targets: Targets = "reference",
         cache_bytes: int = 1 << 30,
         holdout: Holdout = "none",
+        exclude: list[str] | None = None,
+        episodes: int | None = None,
     ) -> None:
+        """`envs`/`runs`: only these; `exclude`: never the runs of these env ids or libraries
+        (a pipeline's held-out envs: their runs are not even opened); `episodes`: only the
+        first K finished episodes of each env (`ldm.data.episodes`), the rest of its streams
+        unread."""
         if weighting not in WEIGHTINGS:
             raise StoreError(f"weighting {weighting!r} is not one of {WEIGHTINGS}")
         if window_len < 1:
@@ -81,6 +88,9 @@ class WindowSampler:
             entries = {r: e for r, e in entries.items() if r in set(runs)}
         if envs is not None:
             entries = {r: e for r, e in entries.items() if e.env_id in set(envs)}
+        if exclude:
+            out = set(exclude)
+            entries = {r: e for r, e in entries.items() if not {e.env_id, e.library} & out}
         if not entries:
             what = "curated (verdict 'pass') " if curated_only else ""
             raise StoreError(
@@ -104,6 +114,8 @@ class WindowSampler:
                     continue
                 if reader.length(k) > 0:
                     self.streams.append(StreamRef(rid, k, e.env_id, e.library, reader.length(k)))
+        if episodes is not None:
+            self.streams = self._first_episodes(episodes)
         if not self.streams:
             raise StoreError(
                 f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"
@@ -113,6 +125,19 @@ class WindowSampler:
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_bytes
         self._arrays: dict[tuple, tuple[Any, int]] = {}
+
+    def _first_episodes(self, k: int) -> list[StreamRef]:
+        """The streams cut to the prefixes holding each env's first `k` episodes."""
+        by_env: dict[str, dict[str, list[int]]] = {}
+        for s in self.streams:
+            by_env.setdefault(s.env_id, {}).setdefault(s.run_id, []).append(s.stream)
+        kept: list[StreamRef] = []
+        for env_id, runs in by_env.items():
+            inputs = [(rid, self.readers[rid].record, streams) for rid, streams in runs.items()]
+            for cut in first_episodes(env_id, sorted(inputs, key=lambda x: x[0]), k):
+                library = next(s.library for s in self.streams if s.env_id == env_id)
+                kept.append(StreamRef(cut.run_id, cut.stream, env_id, library, cut.stop))
+        return kept
 
     def _weights(self) -> np.ndarray:
         lengths = np.array([s.length for s in self.streams], dtype=np.float64)
@@ -227,9 +252,20 @@ class WindowLoader:
         runs: list[str] | None = None,
         targets: Targets = "reference",
         holdout: Holdout = "none",
+        exclude: list[str] | None = None,
+        episodes: int | None = None,
     ) -> None:
         self.sampler = WindowSampler(
-            store, window_len, weighting, curated_only, envs, runs, targets, holdout=holdout
+            store,
+            window_len,
+            weighting,
+            curated_only,
+            envs,
+            runs,
+            targets,
+            holdout=holdout,
+            exclude=exclude,
+            episodes=episodes,
         )
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.num_workers = num_workers

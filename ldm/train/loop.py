@@ -119,6 +119,10 @@ def finish(run: TrainRun, final: Path) -> None:
     if len(set(hashes)) > 1:
         raise TrainError(f"ranks diverged: parameter hashes {hashes}")
     if run.is_main:
+        if run.cfg.lora:  # the final model is an ordinary checkpoint: adapters folded in
+            from ldm.train.lora import merge_lora
+
+            merge_lora(run.model)
         run.model.save_pretrained(final)
         (run.out / "done.json").write_text(
             json.dumps({"step": run.step, "transitions": run.seen, "rank_param_hashes": hashes})
