@@ -6,7 +6,7 @@ they ended (by end index, then stream: the streams of a run step together). The 
 order are kept. In a stream the kept episodes are always its first ones, so they are exactly the
 stream's prefix up to the last kept episode's end: `EpisodeCut` records that prefix.
 
-Owns: choosing the K episodes (`first_episodes`). Imports ldm.data.meta and ldm.errors only
+Owns: choosing the K episodes (`first_episodes`) and the streams training reads. Imports ldm.data.meta and ldm.errors only
 (the caller passes the run metadata); never torch, the sampler or an environment library.
 """
 
@@ -17,6 +17,12 @@ from dataclasses import dataclass
 
 from ldm.data.meta import RunMeta
 from ldm.errors import StoreError
+
+
+def training_streams(num_streams: int) -> range:
+    """The streams of a run that training reads: all but the last of a multi-stream run (its
+    own seed, held out for validation: the sampler's holdout="train")."""
+    return range(num_streams - 1 if num_streams >= 2 else num_streams)
 
 
 @dataclass(frozen=True)

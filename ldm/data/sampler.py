@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from ldm import errors
-from ldm.data.episodes import first_episodes
+from ldm.data.episodes import first_episodes, training_streams
 from ldm.data.store import COLUMNS, RunReader, Store
 from ldm.errors import LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
@@ -109,7 +109,7 @@ class WindowSampler:
                 )
             self.readers[rid] = reader
             for k in range(reader.num_streams):
-                held_out = reader.num_streams >= 2 and k == reader.num_streams - 1
+                held_out = k not in training_streams(reader.num_streams)
                 if holdout == "train" and held_out or holdout == "val" and not held_out:
                     continue
                 if reader.length(k) > 0:

@@ -162,7 +162,7 @@ class EnvResult:
 class EvalResult:
     """One evaluation by the protocol (`ldm.eval.evaluate`), as results.json holds it."""
 
-    policy: Literal["ldm", "references"]
+    policy: Literal["ldm", "references", "baseline"]
     store: str
     config: EvalConfig
     envs: tuple[EnvResult, ...]
