@@ -38,7 +38,6 @@ def test_retrieves_only_from_the_first_k_episodes_of_the_training_streams(tmp_pa
         retrieval_policy(store, "a/Nope-v0", 2)
 
 
-@pytest.mark.slow
 def test_the_protocol_plays_the_baseline_in_a_real_env(tmp_path):
     store = Store(tmp_path / "store")
     obs = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
