@@ -25,6 +25,9 @@ def trained_envs(cfg: Any, refgen_cfg: Any) -> list[str] | None:
     held_out = cfg.held_out
     if not held_out.active:
         return refgen_cfg.envs or None
+    own = [e for e in refgen_cfg.envs if not held_out.covers(e)]
+    if own:  # as without the table: the config's envs
+        return own
     from ldm.data import Store
 
     curated = {e.env_id for e in Store(cfg.store, create=False).runs(curated_only=True).values()}

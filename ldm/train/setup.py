@@ -232,7 +232,12 @@ def _start_from(cfg: TrainConfig, model: LDMPolicy, envs: tuple[str, ...]) -> An
             f"init_from {base} is not a checkpoint (no model.safetensors); pass a folder "
             "written by `ldm train` (e.g. runs/train/final)"
         )
-    check_same_model(base, model.config.to_dict())
+    try:
+        check_same_model(base, model.config.to_dict())
+    except TrainError as e:
+        raise TrainError(
+            f"init_from: {e}. `ldm finetune` takes the model config from the checkpoint"
+        ) from None
     model.load_state_dict(load_file(str(base / "model.safetensors")))
     if cfg.lora:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
