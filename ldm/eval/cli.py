@@ -29,6 +29,7 @@ def main(
     library: str | None = None,
     out: str = "runs/eval",
     references: bool = False,
+    retrieval: int | None = None,
     compare: tuple[str, str] | None = None,
     cfg: tyro.conf.OmitArgPrefixes[_EvalFlags] = _EvalFlags(),
 ) -> int:
@@ -41,6 +42,7 @@ def main(
         library: Only the envs of this library.
         out: Output directory.
         references: Evaluate the store's reference policies instead (they should score ~100).
+        retrieval: Evaluate the 1-nearest-neighbour retrieval baseline over each env's first K reference episodes instead (ldm/eval/retrieval.py).
         compare: Two results.json files (or their directories) to set side by side.
         cfg: Protocol settings.
     """
@@ -63,8 +65,12 @@ def main(
         )
     from ldm.eval.evaluate import evaluate
 
-    policy = None
-    if not references:
+    policy, per_env = None, None
+    if retrieval is not None:
+        from ldm.eval.retrieval import retrieval_policy
+
+        per_env = lambda env_id: retrieval_policy(store, env_id, retrieval)  # noqa: E731
+    elif not references:
         if checkpoint is None:
             raise SystemExit(
                 "ldm eval: give a CHECKPOINT, or --references to evaluate the reference policies"
@@ -72,12 +78,19 @@ def main(
         from ldm.model import LDMPolicy
 
         policy = LDMPolicy.from_pretrained(checkpoint)
-    results = evaluate(policy, envs, store, cfg, library=library, video_dir=Path(out) / "clips")
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
-    paths = write_report(
-        results, out, title="Reference policies" if references else f"LDM evaluation: {checkpoint}"
+    results = evaluate(
+        policy, envs, store, cfg, library=library, video_dir=Path(out) / "clips", per_env=per_env
     )
+    if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
+        results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
+    title = (
+        f"1-nearest-neighbour retrieval over {retrieval} reference episodes per env"
+        if retrieval is not None
+        else "Reference policies"
+        if references
+        else f"LDM evaluation: {checkpoint}"
+    )
+    paths = write_report(results, out, title=title)
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         from ldm.model.card import record_evaluation
 

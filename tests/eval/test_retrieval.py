@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from ldm.cli import main as ldm_main
 from ldm.data import Store
 from ldm.errors import EvalError
 from ldm.eval import EvalConfig, evaluate
+from ldm.eval.results import EvalResult
 from ldm.eval.retrieval import NearestNeighbourPolicy, retrieval_policy
 from ldm.spaces import SpaceSpec
 from tests.data.conftest import DISC, VEC, record
@@ -54,3 +56,8 @@ def test_the_protocol_plays_the_baseline_in_a_real_env(tmp_path):
     assert res.policy == "baseline"
     (env,) = res.envs
     assert env.status == "ok" and env.episodes == 2 and env.mean_return > 0
+    out = tmp_path / "eval"
+    argv = ["eval", "--store", str(store.path), "--retrieval", "3", "--envs", CARTPOLE]
+    assert ldm_main([*argv, "--out", str(out), "--rollouts", "1", "--episodes", "2"]) == 0
+    again = EvalResult.load(out / "results.json")
+    assert again.policy == "baseline" and again.env(CARTPOLE).returns == env.returns
