@@ -23,6 +23,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("ldm.data.cli", "trajectory store: stats, verify, Minari import/export"),
     "refgen": ("ldm.refgen.cli", "reference policies: rank, train, relabel, curate, all"),
     "train": ("ldm.pipeline.train_cli", "train an LDM policy on a store"),
+    "finetune": ("ldm.pipeline.finetune_cli", "fine-tune an LDM on K episodes (full or LoRA)"),
     "scale": ("ldm.pipeline.scale_cli", "scaling study over presets"),
     "eval": ("ldm.eval.cli", "evaluate a checkpoint by the paper's protocol"),
     "play": ("ldm.eval.play", "watch a trained LDM act in any env (returns, a clip)"),

@@ -30,6 +30,7 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from ldm import errors
+from ldm.data.episodes import first_episodes, training_streams
 from ldm.data.store import COLUMNS, RunReader, Store
 from ldm.errors import DamagedRunError, LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
@@ -75,7 +76,13 @@ class WindowSampler:
         cache_bytes: int = 1 << 30,
         holdout: Holdout = "none",
         on_bad_run: OnBadRun = "stop",
+        exclude: list[str] | None = None,
+        episodes: int | None = None,
     ) -> None:
+        """`envs`/`runs`: only these; `exclude`: never the runs of these env ids or libraries
+        (a pipeline's held-out envs: their runs are not even opened); `episodes`: only the
+        first K finished episodes of each env (`ldm.data.episodes`), the rest of its streams
+        unread; `on_bad_run`: stop at a damaged run, or drop it and go on."""
         if on_bad_run not in ON_BAD_RUN:
             raise StoreError(f"on_bad_run {on_bad_run!r} is not one of {ON_BAD_RUN}")
         self.on_bad_run = on_bad_run
@@ -96,6 +103,9 @@ class WindowSampler:
             entries = {r: e for r, e in entries.items() if r in set(runs)}
         if envs is not None:
             entries = {r: e for r, e in entries.items() if e.env_id in set(envs)}
+        if exclude:
+            out = set(exclude)
+            entries = {r: e for r, e in entries.items() if not {e.env_id, e.library} & out}
         if not entries:
             what = "curated (verdict 'pass') " if curated_only else ""
             raise StoreError(
@@ -114,11 +124,13 @@ class WindowSampler:
                 )
             self.readers[rid] = reader
             for k in range(reader.num_streams):
-                held_out = reader.num_streams >= 2 and k == reader.num_streams - 1
+                held_out = k not in training_streams(reader.num_streams)
                 if holdout == "train" and held_out or holdout == "val" and not held_out:
                     continue
                 if reader.length(k) > 0:
                     self.streams.append(StreamRef(rid, k, e.env_id, e.library, reader.length(k)))
+        if episodes is not None:
+            self.streams = self._first_episodes(episodes)
         if not self.streams:
             raise StoreError(
                 f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"
@@ -140,6 +152,19 @@ class WindowSampler:
                 f"{sorted(self.dropped)}); run `ldm data verify {self.store.path}`"
             )
         self.probs = self._weights()  # env_ids stay: they index the model's env table
+
+    def _first_episodes(self, k: int) -> list[StreamRef]:
+        """The streams cut to the prefixes holding each env's first `k` episodes."""
+        by_env: dict[str, dict[str, list[int]]] = {}
+        for s in self.streams:
+            by_env.setdefault(s.env_id, {}).setdefault(s.run_id, []).append(s.stream)
+        kept: list[StreamRef] = []
+        for env_id, runs in by_env.items():
+            inputs = [(rid, self.readers[rid].record, streams) for rid, streams in runs.items()]
+            for cut in first_episodes(env_id, sorted(inputs, key=lambda x: x[0]), k):
+                library = next(s.library for s in self.streams if s.env_id == env_id)
+                kept.append(StreamRef(cut.run_id, cut.stream, env_id, library, cut.stop))
+        return kept
 
     def _weights(self) -> np.ndarray:
         lengths = np.array([s.length for s in self.streams], dtype=np.float64)
@@ -261,6 +286,8 @@ class WindowLoader:
         targets: Targets = "reference",
         holdout: Holdout = "none",
         on_bad_run: OnBadRun = "stop",
+        exclude: list[str] | None = None,
+        episodes: int | None = None,
     ) -> None:
         self.sampler = WindowSampler(
             store,
@@ -272,6 +299,8 @@ class WindowLoader:
             targets,
             holdout=holdout,
             on_bad_run=on_bad_run,
+            exclude=exclude,
+            episodes=episodes,
         )
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.num_workers = num_workers

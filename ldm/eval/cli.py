@@ -29,6 +29,7 @@ def main(
     library: str | None = None,
     out: str = "runs/eval",
     references: bool = False,
+    retrieval: int | None = None,
     compare: tuple[str, str] | None = None,
     random_scores: bool = False,
     refresh: bool = False,
@@ -43,6 +44,7 @@ def main(
         library: Only the envs of this library.
         out: Output directory.
         references: Evaluate the store's reference policies instead (they should score ~100).
+        retrieval: Evaluate the 1-nearest-neighbour retrieval baseline over each env's first K reference episodes instead (ldm/eval/retrieval.py).
         compare: Two results.json files (or their directories) to set side by side.
         random_scores: Print the random and expert scores of --envs (measuring the random
             ones that are not cached for this env version, by the protocol) and exit.
@@ -69,8 +71,12 @@ def main(
     opened = Store(store, create=False)
     if envs:  # before the model loads: a typo or an env outside the store fails at once
         require_in_store(opened, envs)
-    policy = None
-    if not references:
+    policy, per_env = None, None
+    if retrieval is not None:
+        from ldm.eval.retrieval import retrieval_policy
+
+        per_env = lambda env_id: retrieval_policy(store, env_id, retrieval)  # noqa: E731
+    elif not references:
         if checkpoint is None:
             raise SystemExit(
                 "ldm eval: give a CHECKPOINT, or --references to evaluate the reference policies"
@@ -78,12 +84,19 @@ def main(
         from ldm.model import LDMPolicy
 
         policy = LDMPolicy.from_pretrained(checkpoint)
-    results = evaluate(policy, envs, opened, cfg, library=library, video_dir=Path(out) / "clips")
-    if checkpoint is not None and Path(checkpoint).is_dir():
-        results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
-    paths = write_report(
-        results, out, title="Reference policies" if references else "LDM evaluation"
+    results = evaluate(
+        policy, envs, opened, cfg, library=library, video_dir=Path(out) / "clips", per_env=per_env
     )
+    if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
+        results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
+    title = (
+        f"1-nearest-neighbour retrieval over {retrieval} reference episodes per env"
+        if retrieval is not None
+        else "Reference policies"
+        if references
+        else "LDM evaluation"
+    )
+    paths = write_report(results, out, title=title)
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         from ldm.model.card import record_evaluation
 

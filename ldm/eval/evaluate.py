@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,22 +104,33 @@ def evaluate(
     library: str | None = None,
     progress: bool = True,
     video_dir: str | Path | None = None,
+    per_env: Callable[[str], Any] | None = None,
 ) -> EvalResult:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
     paper's protocol; returns the record written to results.json. With `cfg.video` and a
-    `video_dir`, each env's first episode is recorded there (its result's `clip`)."""
+    `video_dir`, each env's first episode is recorded there (its result's `clip`). `per_env`
+    (with policy None): env id -> an SB3-style `predict` policy for it, played instead of the
+    references (a baseline, e.g. ldm.eval.retrieval's; the result's policy is "baseline")."""
+    if policy is not None and per_env is not None:
+        raise EvalError("evaluate() takes an LDM policy or per_env policies, not both")
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     ids = _env_ids(store, env_ids, library)
     refs = {e: reference_run(store, e) for e in ids}
-    if policy is None:  # references: only envs that have one (the others have nothing to act)
+    if (
+        policy is None and per_env is None
+    ):  # references: only envs that have one (the others have nothing to act)
         ids = [e for e in ids if refs[e] is not None]
     runs, rejected = prepare_runs(ids, cfg)
     t0 = time.time()
     for r in runs:
         r.step_limit = episode_step_limit(refs[r.env_id], cfg)
     agent: Any = None  # stays None where no env could start: nothing acts
-    if policy is None:
+    if per_env is not None:
+        agent = PredictAgent(
+            [per_env(r.env_id) for r in runs], [i for i, r in enumerate(runs) for _ in r.slots]
+        )
+    elif policy is None:
         agent = PredictAgent(
             [_load_reference(store, refs[r.env_id]) for r in runs],
             [i for i, r in enumerate(runs) for _ in r.slots],
@@ -138,7 +150,7 @@ def evaluate(
         envs = attach_clips(envs, recorder.write())
     envs.sort(key=lambda e: e.env_id)
     result = EvalResult(
-        policy="references" if policy is None else "ldm",
+        policy="ldm" if policy is not None else "references" if per_env is None else "baseline",
         store=str(store.path),
         config=cfg,
         envs=tuple(envs),

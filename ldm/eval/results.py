@@ -193,7 +193,7 @@ class EnvResult:
         )
 
 
-Policy = Literal["ldm", "references"]
+Policy = Literal["ldm", "references", "baseline"]
 Normalisation = Literal["reference", "expert"]
 
 

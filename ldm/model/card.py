@@ -31,6 +31,24 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
+class TuningFacts:
+    """What a fine-tuned model started from and was tuned on (set by `ldm finetune`)."""
+
+    base: str
+    """The checkpoint whose weights it started from."""
+    envs: tuple[str, ...]
+    """Env ids it was tuned on."""
+    episodes: int | None
+    """The first K reference episodes of each env (None: all of them)."""
+    method: str
+    """"full" (every parameter) or "lora" (adapters on the backbone, merged in)."""
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+    base_envs: tuple[str, ...] = ()
+    """Env ids the base checkpoint was trained on (from its card; empty if it has none)."""
+
+
+@dataclass(frozen=True)
 class TrainingFacts:
     """What a model was trained on (set by the trainer, kept in config.json)."""
 
@@ -48,6 +66,8 @@ class TrainingFacts:
     """Windows per optimizer step."""
     window: int = 0
     """Transitions per window."""
+    tuning: TuningFacts | None = None
+    """Set when the run fine-tuned another checkpoint (the rest then describes that run)."""
 
     @property
     def libraries(self) -> tuple[str, ...]:
@@ -121,7 +141,15 @@ def facts_to_json(training: TrainingFacts | None, evaluation: EvalFacts | None) 
 def facts_from_json(d: dict | None) -> tuple[TrainingFacts | None, EvalFacts | None]:
     d = d or {}
     t, e = d.get("training"), d.get("evaluation")
-    training = TrainingFacts(**{**t, "envs": tuple(t["envs"])}) if t else None
+    training = None
+    if t:
+        u = t.get("tuning")
+        tuning = (
+            TuningFacts(**{**u, "envs": tuple(u["envs"]), "base_envs": tuple(u["base_envs"])})
+            if u
+            else None
+        )
+        training = TrainingFacts(**{**t, "envs": tuple(t["envs"]), "tuning": tuning})
     evaluation = (
         EvalFacts(e["headline"], e["protocol"], tuple(EnvScore(**s) for s in e["envs"]))
         if e
@@ -199,6 +227,8 @@ def render_card(
         lines += [f"  - `{e}`" for e in training.envs]
     else:
         lines += ["Not recorded (the model was saved outside `ldm train`)."]
+    if training and training.tuning:
+        lines += ["", *_tuning_lines(training.tuning)]
     lines += ["", "## Evaluation", ""]
     if evaluation:
         lines += [
@@ -243,6 +273,28 @@ def render_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _tuning_lines(tuning: TuningFacts) -> list[str]:
+    """The card's fine-tuning section."""
+    method = (
+        f"LoRA (rank {tuning.lora_rank}, alpha {tuning.lora_alpha:g}) on the backbone's "
+        "attention and MLP projections, merged into the weights"
+        if tuning.method == "lora"
+        else "full (every parameter)"
+    )
+    data = "all" if tuning.episodes is None else f"the first {tuning.episodes}"
+    base = f"`{tuning.base}`" + (
+        f" (trained on {len(tuning.base_envs)} environments)" if tuning.base_envs else ""
+    )
+    lines = [
+        "## Fine-tuning",
+        "",
+        f"- fine-tuned from {base}",
+        f"- method: {method}",
+        f"- data: {data} reference episodes of each of {len(tuning.envs)} environments:",
+    ]
+    return lines + [f"  - `{e}`" for e in tuning.envs]
 
 
 def record_evaluation(directory: str | Path, results: Any, headline: str) -> Path | None:

@@ -5,6 +5,7 @@
     [refgen]  ...                    # RefGenConfig fields
     [train]   ...                    # TrainConfig fields (store and out are filled in)
     [eval]    ...                    # EvalConfig fields
+    [heldout] envs, libraries        # kept out of training, scored zero-shot (heldout.py)
 
 Each stage is resumable on its own; `pipeline.json` marks finished stages, so rerunning the
 same command after an interruption at any point finishes the job without redoing or
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import tomllib
 
 from ldm.errors import ConfigError
+from ldm.pipeline.heldout import HeldoutConfig
+from ldm.pipeline.heldout_stage import HELDOUT_OFF, heldout_headline, heldout_stage, trained_envs
 from ldm.pipeline.state import STAGES, PipelineState, RunSource
 
 if TYPE_CHECKING:
@@ -47,6 +50,9 @@ class PipelineConfig:
     """The [eval] table (EvalConfig fields)."""
     cluster: dict[str, Any] = field(default_factory=dict)
     """Notes for cluster launches (torchrun processes, Ray address); read by --dry-run."""
+    heldout: dict[str, Any] = field(default_factory=dict)
+    """The [heldout] table (ldm/pipeline/heldout.py): envs and libraries whose references are
+    generated but whose runs never reach training; scored zero-shot by the held-out stage."""
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Named overrides of the stage tables (`[profiles.gpu.train]` ...), chosen with
     `ldm run CONFIG --profile NAME`: one file holds e.g. a CPU-sized and a GPU-sized model."""
@@ -62,7 +68,7 @@ class PipelineConfig:
             raise ConfigError(f"pipeline config {path} does not exist") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-        allowed = {"name", "out", "refgen", "train", "eval", "cluster", "profiles"}
+        allowed = {"name", "out", "refgen", "train", "eval", "heldout", "cluster", "profiles"}
         unknown = set(data) - allowed
         if unknown:
             raise ConfigError(
@@ -83,6 +89,10 @@ class PipelineConfig:
     def store(self) -> str:
         return str(Path(self.out) / "store")
 
+    @property
+    def held_out(self) -> HeldoutConfig:
+        return HeldoutConfig.from_table(self.heldout)
+
     def stage_configs(self) -> tuple[Any, Any, Any]:
         from ldm.eval import EvalConfig
         from ldm.refgen import RefGenConfig
@@ -93,9 +103,12 @@ class PipelineConfig:
                 raise ConfigError(
                     f"[train] must not set {key!r}: the pipeline sets it (under `out`)"
                 )
-        refgen = RefGenConfig.from_dict(self.refgen)
-        train = TrainConfig.from_dict(
-            {**self.train, "store": self.store, "out": str(Path(self.out) / "train")}
+        held_out = self.held_out
+        refgen = held_out.with_references(RefGenConfig.from_dict(self.refgen))
+        train = held_out.with_exclusions(
+            TrainConfig.from_dict(
+                {**self.train, "store": self.store, "out": str(Path(self.out) / "train")}
+            )
         )
         try:
             evaluation = EvalConfig(**{"video": True, **self.eval})  # clips on in `ldm run`
@@ -160,7 +173,7 @@ def run_pipeline(
             _clear_outputs(cfg, stage)
     state.set_source(RunSource(cfg.name, str(config_path)))
 
-    total = 3 if eval_cfg.unseen_seed is None else 4
+    total = 3 + (eval_cfg.unseen_seed is not None) + cfg.held_out.active
     if not state.done("refgen"):
         _banner(f"1/{total} reference policies", cfg, state, "refgen")
         print(refgen_left(refgen_cfg, cfg.store).line(), flush=True)
@@ -192,6 +205,13 @@ def run_pipeline(
             done({"headline": headline(unseen.summary), "seed": str(eval_cfg.unseen_seed)})
     elif eval_cfg.unseen_seed is None and not state.done("unseen"):
         state.mark_done("unseen", 0.0, {"headline": OFF})
+    if cfg.held_out.active and not state.done("heldout"):
+        _banner(f"{total}/{total} held-out envs, zero-shot", cfg, state, "heldout")
+        with state.clock("heldout") as done:
+            report_path = heldout_stage(cfg, (train_cfg, eval_cfg), progress)
+            done({"headline": heldout_headline(report_path)})
+    elif not cfg.held_out.active and not state.done("heldout"):
+        state.mark_done("heldout", 0.0, {"headline": HELDOUT_OFF})
     results = EvalResult.load(eval_dir / "results.json")
     _print_results(cfg.name, results, eval_dir)
     if eval_cfg.unseen_seed is not None:
@@ -201,8 +221,15 @@ def run_pipeline(
             EvalResult.load(unseen_dir / "results.json"),
             unseen_dir,
         )
+    if cfg.held_out.active:
+        from ldm.eval.adaptation import HeldoutReport
+
+        print(f"\nheld-out envs, zero-shot ({Path(cfg.out) / 'eval-heldout'}):")
+        print(HeldoutReport.load(Path(cfg.out) / "eval-heldout" / "heldout.json").table())
     for stage in STAGES:
-        off = stage == "unseen" and eval_cfg.unseen_seed is None
+        off = (stage == "unseen" and eval_cfg.unseen_seed is None) or (
+            stage == "heldout" and not cfg.held_out.active
+        )
         print(f"  {stage:<7} {'    off' if off else f'{state.seconds(stage) or 0:7.0f} s'}")
     return results.summary
 
@@ -223,7 +250,12 @@ def _evaluation_stage(
 
     refgen_cfg, train_cfg, eval_cfg = stages
     checkpoint = str(Path(train_cfg.out) / "final")
-    env_ids = _planned_envs(refgen_cfg)
+    planned = _planned_envs(refgen_cfg)
+    env_ids = (
+        [e for e in planned if not cfg.held_out.covers(e)]
+        if planned and cfg.held_out.active
+        else planned or trained_envs(cfg, refgen_cfg)
+    )
     title = f"{cfg.name}: one LDM across {{}} envs"
     ref_dir = eval_dir / "references"
     refs = _finished(ref_dir, "references", store=cfg.store) if eval_cfg.references else None
@@ -354,6 +386,7 @@ def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:
         "train": Path(cfg.out) / "train",
         "eval": Path(cfg.out) / "eval",
         "unseen": Path(cfg.out) / "eval-unseen",
+        "heldout": Path(cfg.out) / "eval-heldout",
     }[stage]
     shutil.rmtree(target, ignore_errors=True)
 

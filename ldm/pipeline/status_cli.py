@@ -37,9 +37,17 @@ def _train_detail(out: Path, state: PipelineState) -> str:
     return f"latest checkpoint {ckpts[-1].name}" if ckpts else ""
 
 
-def _eval_detail(out: Path, state: PipelineState) -> str:
-    record = state.stage("eval")
-    return record.summary.get("headline", "") if record is not None and record.done else ""
+def _eval_detail_of(stage: str) -> Callable[[Path, PipelineState], str]:
+    """The detail of a stage whose record holds a headline."""
+
+    def detail(out: Path, state: PipelineState) -> str:
+        record = state.stage(stage)
+        return record.summary.get("headline", "") if record is not None and record.done else ""
+
+    return detail
+
+
+_eval_detail = _eval_detail_of("eval")
 
 
 def _unseen_detail(out: Path, state: PipelineState) -> str:
@@ -60,6 +68,7 @@ DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
     "train": _train_detail,
     "eval": _eval_detail,
     "unseen": _unseen_detail,
+    "heldout": _eval_detail_of("heldout"),
 }
 
 

@@ -84,6 +84,23 @@ class TrainConfig:
     """Continue from the newest checkpoint in `out` when there is one."""
     threads: int | None = None
     """torch threads on CPU (None: torch's default)."""
+    envs: list[str] | None = None
+    """Train only on these env ids (None: every curated env of the store)."""
+    exclude: list[str] = field(default_factory=list)
+    """Env ids or library names whose runs are never read (a pipeline's [heldout] table)."""
+    episodes: int | None = None
+    """Only the first K finished reference episodes of each env (None: all of them)."""
+    init_from: str | None = None
+    """Start from this checkpoint's weights (fine-tuning; `ldm finetune` sets it)."""
+    lora: bool = False
+    """Train LoRA adapters (peft) on the backbone's attention/MLP projections, everything else
+    frozen; the final model has them merged in (an ordinary checkpoint). Needs init_from."""
+    lora_rank: int = 8
+    """LoRA rank r."""
+    lora_alpha: float = 16.0
+    """LoRA scaling alpha (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch's input."""
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -112,6 +129,7 @@ class TrainConfig:
                 raise TrainError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise TrainError(f"lr must be > 0, got {self.lr}")
+        self._check_tuning()
         if self.batch_size % self.micro_batch:
             raise TrainError(
                 f"batch_size {self.batch_size} is not a multiple of micro_batch "
@@ -123,6 +141,25 @@ class TrainConfig:
                 f"window {self.window} is outside 1..the model's context {context}; "
                 "lower --window or raise the context (--model context N)"
             )
+
+    def _check_tuning(self) -> None:
+        if self.episodes is not None and self.episodes < 1:
+            raise TrainError(f"episodes must be >= 1 (or unset for all), got {self.episodes}")
+        if self.envs is not None and not self.envs:
+            raise TrainError("envs is an empty list; name at least one env id, or leave it unset")
+        if self.envs and set(self.envs) & set(self.exclude):
+            raise TrainError(f"envs {sorted(set(self.envs) & set(self.exclude))} are excluded")
+        if self.lora and not self.init_from:
+            raise TrainError(
+                "lora adapts a trained model: set init_from (`ldm finetune CHECKPOINT --lora`)"
+            )
+        if self.lora and (self.lora_rank < 1 or self.lora_alpha <= 0):
+            raise TrainError(
+                f"lora_rank must be >= 1 and lora_alpha > 0, got {self.lora_rank}, "
+                f"{self.lora_alpha}"
+            )
+        if not 0 <= self.lora_dropout < 1:
+            raise TrainError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
 
     def model_config(self) -> LDMConfig:
         """The preset with this config's overrides (validated: an unknown preset or field, or

@@ -127,6 +127,10 @@ def finish(run: TrainRun, final: Path) -> None:
         raise TrainError(f"ranks diverged: parameter hashes {hashes}")
     if run.is_main:
         # into a temporary dir, then renamed: a model in OUT/final is always a whole one
+        if run.cfg.lora:  # the final model is an ordinary checkpoint: adapters folded in
+            from ldm.train.lora import merge_lora
+
+            merge_lora(run.model)
         tmp = run.out / f".tmp-final-{os.getpid()}"
         kept = f"the last checkpoint {run.last_good} is kept: the rerun writes final from it"
         with on_full_disk(run.out, param_bytes(run.model), "final", kept):

@@ -9,6 +9,7 @@ made here, before any step (the others are in `TrainConfig.__post_init__`). Impo
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections.abc import Callable
@@ -87,8 +88,9 @@ def setup(cfg: TrainConfig) -> TrainRun:
     store, loader, val = _open_data(cfg, window, rank, world)
     torch.manual_seed(cfg.seed)
     model = _build_model(cfg, model_cfg, window, store, loader).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters
     opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+        trainable, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
     )
     run = TrainRun(
         cfg,
@@ -165,18 +167,36 @@ def _open_data(
             world,
             cfg.weighting,
             num_workers=cfg.num_workers,
+            envs=cfg.envs,
             holdout="train",
             on_bad_run=cfg.on_bad_run,
+            exclude=cfg.exclude,
+            episodes=cfg.episodes,
         )
         val = (
-            WindowSampler(store, window, cfg.weighting, holdout="val", on_bad_run=cfg.on_bad_run)
+            WindowSampler(
+                store,
+                window,
+                cfg.weighting,
+                envs=cfg.envs,
+                holdout="val",
+                exclude=cfg.exclude,
+                on_bad_run=cfg.on_bad_run,
+            )
             if cfg.val_every
             else None
         )
     except StoreError as e:
         raise TrainError(f"cannot train on {cfg.store}: {e}") from None
+    missing = sorted(set(cfg.envs or ()) - set(loader.env_ids))
+    if missing:
+        raise TrainError(
+            f"store {cfg.store} has no curated runs of {missing}; generate their references "
+            "with `ldm refgen all`, or leave them out of --envs"
+        )
     longest = max(s.length for s in loader.sampler.streams)
-    if longest < window:
+    # K episodes may be shorter than a window: left-padded, as at the start of a stream
+    if longest < window and cfg.episodes is None:
         raise TrainError(
             f"the store's longest stream has {longest} transitions, fewer than the window {window}; "
             "use a smaller --window or record longer runs"
@@ -191,6 +211,7 @@ def _build_model(
     from ldm.model.card import TrainingFacts
 
     model = LDMPolicy(model_cfg)
+    tuning = _start_from(cfg, model, tuple(loader.env_ids)) if cfg.init_from else None
     model.training_facts = TrainingFacts(  # the model card's "trained on" (ldm/model/card.py)
         cfg.preset,
         tuple(loader.env_ids),
@@ -199,8 +220,44 @@ def _build_model(
         cfg.steps,
         cfg.batch_size,
         window,
+        tuning,
     )
     return model
+
+
+def _start_from(cfg: TrainConfig, model: LDMPolicy, envs: tuple[str, ...]) -> Any:
+    """Load the base checkpoint's weights into `model` (LoRA adapters added when asked);
+    returns the card's TuningFacts."""
+    from safetensors.torch import load_file
+
+    from ldm.model.card import TuningFacts, facts_from_json
+    from ldm.train.lora import add_lora
+
+    base = Path(str(cfg.init_from))
+    if not (base / "model.safetensors").exists():
+        raise TrainError(
+            f"init_from {base} is not a checkpoint (no model.safetensors); pass a folder "
+            "written by `ldm train` (e.g. runs/train/final)"
+        )
+    try:
+        check_same_model(base, model.config.to_dict())
+    except TrainError as e:
+        raise TrainError(
+            f"init_from: {e}. `ldm finetune` takes the model config from the checkpoint"
+        ) from None
+    model.load_state_dict(load_file(str(base / "model.safetensors")))
+    if cfg.lora:
+        add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    base_training, _ = facts_from_json(json.loads((base / "config.json").read_text()).get("card"))
+    return TuningFacts(
+        str(base),
+        envs,
+        cfg.episodes,
+        "lora" if cfg.lora else "full",
+        cfg.lora_rank if cfg.lora else None,
+        cfg.lora_alpha if cfg.lora else None,
+        base_training.envs if base_training else (),
+    )
 
 
 def _resume(run: TrainRun, model_cfg: LDMConfig) -> None:

@@ -1,0 +1,77 @@
+"""A pipeline's `[heldout]` table: envs and whole libraries kept out of pretraining.
+
+    [heldout]
+    envs = ["classic-control/Acrobot-v1"]   # unseen envs of libraries the LDM trains on
+    libraries = ["toy-text"]                # unseen libraries: none of their envs trains
+
+Their references are generated like every other env's (they give the anchors of the scores
+and the data of fine-tuning), but the training sampler never reads their runs (`TrainConfig.
+exclude`), the evaluation stage leaves them out, and the held-out stage scores them zero-shot
+by the protocol, the two kinds apart (`kind`).
+
+Owns: `HeldoutConfig` (the table, validated) and how it changes the stage configs. Imports
+only the standard library and ldm.errors (read by `--dry-run`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from ldm.errors import ConfigError
+
+Kind = Literal["unseen env", "unseen library"]
+
+
+@dataclass(frozen=True)
+class HeldoutConfig:
+    """Env ids and library names kept out of pretraining."""
+
+    envs: tuple[str, ...] = ()
+    libraries: tuple[str, ...] = ()
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> HeldoutConfig:
+        unknown = set(table) - {"envs", "libraries"}
+        if unknown:
+            raise ConfigError(
+                f"[heldout] has unknown keys {sorted(unknown)}; allowed: envs, libraries"
+            )
+        envs = tuple(table.get("envs", ()))
+        libraries = tuple(table.get("libraries", ()))
+        bad = [e for e in envs if "/" not in e]
+        if bad:
+            raise ConfigError(f"[heldout] envs {bad} are not env ids (LIBRARY/NAME)")
+        inside = [e for e in envs if e.split("/", 1)[0] in libraries]
+        if inside:
+            raise ConfigError(
+                f"[heldout] envs {inside} are in a held-out library already; list them once"
+            )
+        return cls(envs, libraries)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.envs or self.libraries)
+
+    @property
+    def exclude(self) -> list[str]:
+        """What the training sampler must never read: `TrainConfig.exclude`."""
+        return [*self.envs, *self.libraries]
+
+    def covers(self, env_id: str) -> bool:
+        return env_id in self.envs or env_id.split("/", 1)[0] in self.libraries
+
+    def kind(self, env_id: str) -> Kind:
+        """An unseen env of a library the LDM trains on, or one of an unseen library."""
+        return "unseen library" if env_id.split("/", 1)[0] in self.libraries else "unseen env"
+
+    def with_references(self, refgen: Any) -> Any:
+        """The RefGenConfig with the held-out envs and libraries added (their references are
+        generated: they give the anchors and the data of fine-tuning)."""
+        envs = [*refgen.envs, *(e for e in self.envs if e not in refgen.envs)]
+        libraries = [*refgen.libraries, *(x for x in self.libraries if x not in refgen.libraries)]
+        return replace(refgen, envs=envs, libraries=libraries)
+
+    def with_exclusions(self, train: Any) -> Any:
+        """The TrainConfig whose sampler never reads the held-out envs' runs."""
+        return replace(train, exclude=[*train.exclude, *self.exclude])
