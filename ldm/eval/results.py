@@ -35,6 +35,7 @@ STATUSES = ("ok", "cut", "failed")
 #: Summary fields written only where an env has an expert-normalised score
 _EXPERT_COUNTS = ("expert_scorable", "expert_at_50", "expert_mean", "expert_median")
 
+
 @dataclass(frozen=True)
 class ThresholdCurve:
     """The paper's Figure 2: envs whose score is at or above each threshold (percent)."""
