@@ -10,8 +10,9 @@ measures again. Several processes measuring at once (the LDM's evaluation and th
 beside it) take turns under a file lock, so an env is measured once.
 
 Owns: `RandomScore`, the cache and `random_scores` (`ldm eval --random-scores`). Imports
-numpy, the protocol's loop and agents, the hub's catalog (lazily); must not import torch,
-ldm.model, ldm.train or the report.
+numpy, the protocol's loop and agents, and lazily the hub's catalog and evaluate's
+`prepare_runs` (evaluate imports this module lazily too); must not import torch, ldm.model,
+ldm.train or the report.
 """
 
 from __future__ import annotations

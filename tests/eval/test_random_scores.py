@@ -57,3 +57,22 @@ def test_an_env_that_cannot_be_measured_is_an_error_for_it_alone(tmp_path):
     bad = out["no-such-lib/X-v0"]
     assert bad.mean is None and "no library named 'no-such-lib'" in bad.error
     assert not list(tmp_path.rglob("*.json"))  # nothing cached for it
+
+
+def test_the_command_prints_random_beside_expert_and_reuses_the_cache(
+    capsys, tmp_path, monkeypatch
+):
+    from ldm.cli import main
+
+    monkeypatch.setenv(R.CACHE_ENV, str(tmp_path))
+    args = ["eval", "--random-scores", "--backend", "inprocess", "--envs", CARTPOLE]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith(CARTPOLE))
+    assert line.split()[2:4] == ["20", "500.000"] and "optimum: 1 per step" in line
+    measured = float(line.split()[1])
+    monkeypatch.setattr(R, "_measure", lambda *a, **k: pytest.fail("measured again"))
+    assert main(args) == 0
+    assert f"{measured:.3f}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="name the envs with --envs"):
+        main(["eval", "--random-scores"])
