@@ -70,7 +70,7 @@ def upgrade(store: tyro.conf.Positional[str]) -> int:
     A damaged run is left as it was and named; exit non-zero then.
 
     Args:
-        store: Store directory (no other process may write its runs meanwhile).
+        store: Store directory (no other process may read or write it meanwhile).
     """
     from ldm.data.store import Store
     from ldm.data.upgrade import upgrade_store
