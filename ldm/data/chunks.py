@@ -4,8 +4,8 @@ Columns written since per-chunk checksums (`CHECKED_CODECS`: zstd with its frame
 32 bits of an XXH64 of the chunk's bytes) are *checked*: libzstd compares each chunk's
 checksum as it decompresses it, and every chunk is written even when it equals the fill
 value, so a chunk that should exist but does not is damage, never zeros. (zarr's crc32c codec
-does the same as a second codec stage, which cost a cold sampler more: bench/data.py,
-docs/benchmarks.md; columns with a crc32c codec read as checked too.) Columns written before
+does the same as a second codec stage in zarr's pipeline, never cheaper in bench/data.py:
+docs/benchmarks.md, "Checked reads"; columns with a crc32c codec read as checked too.) Columns written before
 (zstd without its checksum; chunks equal to the fill value not written) are *legacy*: they
 are vouched for once, when first opened, by the whole-column sha256 the writer recorded (the
 check `ldm data verify` makes); `ldm data upgrade` rewrites them as checked columns.
