@@ -17,6 +17,7 @@ from ldm.disk import on_full_disk
 from ldm.errors import DiskFullError
 from tests.data.conftest import DISC, VEC, record
 
+
 class SmallDisk:
     """A tmpfs mounted at `path`; `fill(leave)` leaves `leave` bytes free, `free()` frees."""
 
