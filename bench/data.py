@@ -2,9 +2,14 @@
 
 Keys: loader_vs_consumer (windows/s the sampler delivers / windows/s the training step of the
 tiny preset consumes, same L; goal >= 10), bytes_vs_raw_vector, bytes_vs_raw_image;
-also zarr against plain .npy (the alternative format) for the vector run.
+also zarr against plain .npy (the alternative format) for the vector run;
+check_cost_<kind>_<cache> (1 - windows/s of checked columns / windows/s of the same data as
+legacy columns, no per-chunk check: the price of a stat and zstd's checksum per chunk read;
+goal <= 0.05), with the chunk cache warm (as in training) and off (every window reads its
+chunks); check_cost_crc32c_<kind>_<cache>: the same with zarr's crc32c codec instead.
 """
 
+import shutil
 import sys
 import tempfile
 import time
@@ -12,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import args, report  # noqa: E402
 
 from ldm.data import Store, WindowSampler  # noqa: E402
+from ldm.data.upgrade import rewrite_run  # noqa: E402
 from ldm.model import LDMPolicy, preset  # noqa: E402
 from ldm.spaces import SpaceSpec  # noqa: E402
 
@@ -59,6 +66,39 @@ def record(
         store.write_reference_actions(rid, k, r.read(k, "actions"))
     store.update_meta(rid, {"curation": {"verdict": "pass"}})
     return rid, raw
+
+
+def check_cost(stores: dict[str, Store], seconds: float, rounds: int) -> dict[str, float]:
+    """Windows per CPU-second of this process (all its threads: zarr decodes in its own) of
+    each encoding of the same runs against `stores["legacy"]`, with the chunk cache warm
+    (training's usual case: a chunk is checked when it enters the cache) and off (every
+    window decodes its chunks). The encodings alternate in rounds; a cost is the median of
+    the rounds' paired ratios (the machine is shared: single rounds moved by +-15%)."""
+    out: dict[str, float] = {}
+    for kind, env in (("vector", "bench/Vec-v0"), ("image", "bench/Img-v0")):
+        for cache, limit in (("warm", 1 << 30), ("cold", 0)):
+            samplers = {
+                name: WindowSampler(s, 256, envs=[env], cache_bytes=limit)
+                for name, s in stores.items()
+            }
+            for sampler in samplers.values():
+                sampler.batch(8, 0, 0, 0)  # opens the columns (a legacy one is hashed whole)
+            rates: dict[str, list[float]] = {name: [] for name in samplers}
+            for r in range(rounds):
+                order = list(samplers.items())[:: 1 if r % 2 else -1]
+                for name, sampler in order:
+                    t0, n = time.process_time(), 0
+                    while time.process_time() - t0 < seconds:
+                        sampler.batch(8, 0, 0, n)
+                        n += 1
+                    rates[name].append(n * 8 / (time.process_time() - t0))
+            for name, rs in rates.items():
+                out[f"windows_per_cpu_s_{kind}_{cache}_{name}"] = round(float(np.median(rs)), 1)
+                if name != "legacy":
+                    ratio = np.median(np.array(rs) / np.array(rates["legacy"]))
+                    prefix = "check_cost" if name == "checked" else f"check_cost_{name}"
+                    out[f"{prefix}_{kind}_{cache}"] = round(1 - float(ratio), 3)
+    return out
 
 
 def dir_bytes(p: Path) -> int:
@@ -114,6 +154,16 @@ def main() -> None:
         out["bytes_vs_raw_vector"] = round(bytes_v / raw_v, 3)
         out["bytes_vs_raw_image"] = round(bytes_i / raw_i, 3)
         out["npy_vs_zarr_bytes_vector"] = round(bytes_npy / bytes_v, 2)
+        stores = {"checked": store}
+        for name, checked, codecs in (
+            ("legacy", False, None),  # as written before per-chunk checksums
+            ("crc32c", True, (ZstdCodec(level=0), Crc32cCodec())),  # the other way to check
+        ):
+            shutil.copytree(store.path, Path(d) / name)
+            stores[name] = Store(Path(d) / name)
+            for rid in (rv, ri):
+                rewrite_run(stores[name], rid, checked, codecs)
+        out.update(check_cost(stores, *((0.4, 6) if a.quick else (1.0, 10))))
         report(out)
 
 

@@ -1,6 +1,7 @@
 """A full disk (ldm/disk.py), on a small tmpfs that fills up: each writer of finished work
 says which path and how much space, leaves nothing that looks complete, and a rerun after
-space is freed finishes with nothing lost and nothing twice. Needs root (mount); slow."""
+space is freed finishes with nothing lost and nothing twice. The tmpfs tests need root (mount)
+and are slow."""
 
 import json
 import os
@@ -12,10 +13,9 @@ import pytest
 
 from ldm.data import Store
 from ldm.data.verify import verify_store
+from ldm.disk import on_full_disk
 from ldm.errors import DiskFullError
 from tests.data.conftest import DISC, VEC, record
-
-pytestmark = pytest.mark.slow
 
 
 class SmallDisk:
@@ -60,6 +60,7 @@ def big_disk(tmp_path):  # a tiny model's checkpoint (weights, AdamW state) is ~
     d.unmount()
 
 
+@pytest.mark.slow
 def test_a_reference_job_on_a_full_disk_commits_nothing_and_reruns_once(disk):
     from ldm.refgen.candidates import load_pool
     from ldm.refgen.jobs import Job, policy_path, run_job
@@ -81,6 +82,7 @@ def test_a_reference_job_on_a_full_disk_commits_nothing_and_reruns_once(disk):
     assert verify_store(Store(store)) == {}
 
 
+@pytest.mark.slow
 def test_relabelling_on_a_full_disk_leaves_the_run_unrelabelled_then_finishes(disk):
     store = Store(disk.path / "store")
     rid = record(
@@ -99,6 +101,7 @@ def test_relabelling_on_a_full_disk_leaves_the_run_unrelabelled_then_finishes(di
     assert verify_store(store) == {}
 
 
+@pytest.mark.slow
 def test_training_on_a_full_disk_keeps_whole_checkpoints_then_resumes(big_disk, tmp_path):
     from ldm.train import train
     from tests.train.test_loop import cfg
@@ -124,6 +127,7 @@ def test_training_on_a_full_disk_keeps_whole_checkpoints_then_resumes(big_disk, 
     assert steps.count(6) >= 1 and sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_an_evaluation_report_on_a_full_disk_writes_no_results_json_then_does(disk):
     from ldm.eval import EvalConfig
     from ldm.eval.report import write_report
@@ -144,3 +148,18 @@ def test_an_evaluation_report_on_a_full_disk_writes_no_results_json_then_does(di
     disk.free()
     write_report(results, out)
     assert len(json.loads((out / "results.json").read_text())["envs"]) == 200
+
+
+def test_a_full_disk_in_any_form_is_named_with_path_and_space(tmp_path):
+    import errno
+
+    for raised in (
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+    ):
+        with pytest.raises(DiskFullError) as e, on_full_disk(tmp_path, 3 << 30, "a thing"):
+            raise raised
+        assert f"no space left for a thing at {tmp_path}: it needs about 3 GiB" in str(e.value)
+        assert "free there; free at least" in str(e.value)
+    with pytest.raises(ValueError), on_full_disk(tmp_path, 1, "a thing"):
+        raise ValueError("not a disk error")

@@ -1,15 +1,17 @@
 """Checked column reads: every chunk a reader takes from a run is vouched for before use.
 
-Columns written since per-chunk checksums (`CHECKED_CODECS`: zstd, then a crc32c of the
-compressed bytes) are *checked*: zarr compares each chunk's crc32c as it decodes it, and
-every chunk is written even when it equals the fill value, so a chunk that should exist but
-does not is damage, never zeros. Columns written before (zstd only; chunks equal to the fill
-value were not written) are *legacy*: they are vouched for once, when first opened, by the
-whole-column sha256 the writer recorded (the check `ldm data verify` makes);
-`ldm data upgrade` rewrites them as checked columns.
+Columns written since per-chunk checksums (`CHECKED_CODECS`: zstd with its frame checksum,
+32 bits of an XXH64 of the chunk's bytes) are *checked*: libzstd compares each chunk's
+checksum as it decompresses it, and every chunk is written even when it equals the fill
+value, so a chunk that should exist but does not is damage, never zeros. (zarr's crc32c codec
+does the same as a second codec stage in zarr's pipeline, never cheaper in bench/data.py:
+docs/benchmarks.md, "Checked reads"; columns with a crc32c codec read as checked too.) Columns written before
+(zstd without its checksum; chunks equal to the fill value not written) are *legacy*: they
+are vouched for once, when first opened, by the whole-column sha256 the writer recorded (the
+check `ldm data verify` makes); `ldm data upgrade` rewrites them as checked columns.
 
 Owns: the chunk encoding of new columns (`CHECKED_CODECS`, `WRITE_CONFIG`), `CheckedColumn`
-and `DamagedRunError`'s message. Imports numpy, zarr and ldm.errors only; never
+and the words of a chunk's failure. Imports numpy, zarr and ldm.errors only; never
 ldm.data.store (the store passes the arrays in), torch or an environment library.
 """
 
@@ -25,15 +27,19 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from ldm.errors import DamagedRunError
 
-#: compressors of a checked column: zstd as before, then crc32c over the compressed chunk
-CHECKED_CODECS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+#: compressors of a checked column: zstd as before, with its frame checksum
+CHECKED_CODECS = (ZstdCodec(level=0, checksum=True),)
 #: array config of every write: all chunks stored, also those equal to the fill value
 WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 def is_checked(array: Any) -> bool:
-    """Whether a zarr array carries a crc32c per chunk (written by this ldm or upgraded)."""
-    return any(isinstance(c, Crc32cCodec) for c in array.compressors)
+    """Whether a zarr array carries a checksum per chunk: zstd's frame checksum (written by
+    this ldm or upgraded) or a crc32c codec."""
+    return any(
+        isinstance(c, Crc32cCodec) or (isinstance(c, ZstdCodec) and c.checksum)
+        for c in array.compressors
+    )
 
 
 def for_writing(array: Any) -> Any:
@@ -54,8 +60,8 @@ class CheckedColumn:
     """One column of one stream of a run, read only through checks (see module docstring).
 
     Opening a legacy column hashes it whole and compares with `sha256` (None: no checksum
-    recorded, which is damage too); a checked column costs one stat and one crc32c per chunk
-    read. Every failure is a `DamagedRunError` naming run, stream, column and chunk."""
+    recorded, which is damage too); a checked column costs one stat and one checksum per
+    chunk read. Every failure is a `DamagedRunError` naming run, stream, column and chunk."""
 
     def __init__(
         self,
@@ -82,7 +88,7 @@ class CheckedColumn:
 
     def _vouch(self, sha256: str | None) -> None:
         if sha256 is None:
-            self._damaged("no checksum recorded and no crc32c per chunk")
+            self._damaged("no checksum recorded and none per chunk")
         try:
             h = column_sha256(self.array, self.length, self.chunk)
         except Exception as e:
@@ -117,7 +123,7 @@ class CheckedColumn:
                     self._damaged(f"chunk {c} is missing")
         try:
             return np.asarray(self.array[start:stop])
-        except Exception as e:  # crc32c mismatch (ValueError), zstd error on a cut chunk, ...
+        except Exception as e:  # checksum mismatch, zstd error on a cut chunk, ...
             first, error = start // self.chunk, e
             for c in range(first, (stop - 1) // self.chunk + 1):  # name the first bad chunk
                 try:
@@ -130,9 +136,11 @@ class CheckedColumn:
 
 
 def _why(e: Exception) -> str:
-    """A chunk's decoding error in a few words (zarr's crc32c message holds raw bytes)."""
-    if isinstance(e, ValueError) and "checksum" in str(e):
-        return "crc32c mismatch: its bytes were changed or cut"
+    """A chunk's decoding error in a few words (zstd's or zarr's crc32c codec's)."""
+    if "checksum" in str(e):
+        return "checksum mismatch: its bytes were changed"
+    if "decompression error" in str(e):
+        return f"cannot be decompressed ({e}): its bytes were changed or cut"
     return f"{type(e).__name__}: {e}"
 
 

@@ -65,12 +65,12 @@ def verify(store: tyro.conf.Positional[str]) -> int:
 
 
 def upgrade(store: tyro.conf.Positional[str]) -> int:
-    """Add a crc32c per chunk to runs written before ldm checked every chunk it reads, in
+    """Add a checksum per chunk to runs written before ldm checked every chunk it reads, in
     place: each column is checked against its sha256, copied, checked again and swapped in.
     A damaged run is left as it was and named; exit non-zero then.
 
     Args:
-        store: Store directory (no other process may write its runs meanwhile).
+        store: Store directory (no other process may read or write it meanwhile).
     """
     from ldm.data.store import Store
     from ldm.data.upgrade import upgrade_store

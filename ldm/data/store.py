@@ -378,7 +378,7 @@ class RunReader:
             ) from None
 
     def legacy_columns(self) -> list[str]:
-        """Columns (`s<k>/<name>`) without a crc32c per chunk: `ldm data upgrade` adds it."""
+        """Columns (`s<k>/<name>`) without a checksum per chunk: `ldm data upgrade` adds one."""
         sums = self.meta.get("checksums", {})
         return [k for k in sorted(sums) if not is_checked(self.group[k])]
 

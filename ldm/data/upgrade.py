@@ -1,4 +1,4 @@
-"""Upgrading a run in place: legacy columns rewritten as checked ones (crc32c per chunk).
+"""Upgrading a run in place: legacy columns rewritten as checked ones (a checksum per chunk).
 
 `upgrade_run` copies every vouched column of a run, chunk by chunk, into a new zarr group
 beside the old one with `CHECKED_CODECS`, checks the copy against the sha256 the writer
@@ -44,9 +44,10 @@ def _finish_swap(run_dir: Path) -> None:
     shutil.rmtree(run_dir / NEW, ignore_errors=True)
 
 
-def rewrite_run(store: Store, run_id: str, checked: bool = True) -> None:
+def rewrite_run(store: Store, run_id: str, checked: bool = True, compressors: Any = None) -> None:
     """Rewrite every column that has a checksum, each chunk read through its check, with
-    (`checked`) or without (a legacy copy) a crc32c per chunk, and swap it in."""
+    (`checked`) or without (a legacy copy) a checksum per chunk, and swap it in.
+    `compressors`: others than those `checked` says (bench/data.py compares encodings)."""
     run_dir = store.path / "runs" / run_id
     reader = store.open_run(run_id)
     new = zarr.open_group(str(run_dir / NEW), mode="w")
@@ -58,7 +59,7 @@ def rewrite_run(store: Store, run_id: str, checked: bool = True) -> None:
             shape=(src.length, *src.array.shape[1:]),
             dtype=src.array.dtype,
             chunks=src.array.chunks,
-            compressors=CHECKED_CODECS if checked else "auto",
+            compressors=compressors or (CHECKED_CODECS if checked else "auto"),
             config=WRITE_CONFIG if checked else None,
         )
         for a in range(0, src.length, src.chunk):
