@@ -203,7 +203,7 @@ def test_minari_export_import_round_trip(store, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     rid = record(store, "lib/Vec-v0", VEC, BOXA, steps=60, streams=2)
     src = store.open_run(rid)
-    assert "episodes" in export_minari(str(store.path), "lib/Vec-v0", "ldm/vec/ref-v0")
+    assert export_minari(str(store.path), "lib/Vec-v0", "ldm/vec/ref-v0").episodes == 6
     dest = Store(tmp_path / "imported")
     import_minari("ldm/vec/ref-v0", str(dest.path), env_id="lib/Vec-v0")
     runs = dest.runs(curated_only=True)
