@@ -5,9 +5,9 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-the candidate record, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
-hub, ldm.data and ldm.refgen.curate's relabelling inside `run_job`; must not import ldm.model,
-ldm.train, ldm.eval or ldm.pipeline.
+the candidate record, ldm.envs' backend names, and stable_baselines3 (or sbx), torch (and
+jax) through them, the hub, ldm.data, ldm.refgen.threads and ldm.refgen.curate's relabelling
+inside `run_job`; must not import ldm.model, ldm.train, ldm.eval or ldm.pipeline.
 """
 
 from __future__ import annotations
@@ -91,15 +91,21 @@ def policy_path(store: str | Path, run_id: str) -> Path:
 
 
 def run_job(job: Job) -> JobResult:
-    """Train, record and save the final policy; returns a summary (also for failed NaN runs)."""
+    """Train, record and save the final policy; returns a summary (also for failed NaN runs).
+
+    The run's metadata keeps where its wall time went (`time_split`, seconds): `env` (waiting
+    on the envs), `record` (writing transitions), `learner` (the rest of training: acting,
+    gradient steps, and for JAX candidates their jit compilation), `check` (the deterministic
+    play) and `relabel`; `train_seconds` is the training's (env, record and learner)."""
     import torch
 
     from ldm.data import Store
     from ldm.envs import env_spaces, sb3_vec_env
     from ldm.refgen.record import RecordingVecEnv
+    from ldm.refgen.threads import one_compute_thread
 
-    torch.set_num_threads(1)
     cand = job.candidate
+    one_compute_thread(cand.framework)  # before the framework computes anything
     store = Store(job.store)
     obs_spec, act_spec = env_spaces(job.env_id)
     ok, policy = cand.compatible(obs_spec, act_spec)
@@ -147,44 +153,20 @@ def run_job(job: Job) -> JobResult:
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(total_timesteps=job.limit, callback=_EpisodeBudget(job, venv))
         venv.finish()  # the last transition into the writer before it is read and committed
-        seconds = time.time() - t0
-        returns = venv.episode_returns
-        if not returns:
+        learned = time.time() - t0
+        if not venv.episode_returns:
             raise RefGenError(
                 f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
                 "budget or declare a time limit for the env"
             )
-        if writer is not None:
-            checked = {}
-            if job.check_episodes:
-                from ldm.refgen.check import play_deterministic
-
-                # the writer records every finished episode's length: the check's step bound
-                longest = max(e["length"] for e in writer.meta["episodes"])
-                checked["check_returns"] = play_deterministic(
-                    model, job.env_id, job.check_episodes, job.seed, longest, job.backend
-                )
-            path = policy_path(job.store, job.run_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(str(path.with_suffix(".tmp.zip")))
-            path.with_suffix(".tmp.zip").replace(path)
-            writer.commit(
-                {
-                    "train_seconds": seconds,
-                    "policy_file": str(path.relative_to(job.store)),
-                    **checked,
-                }
-            )
-            # relabelled here, by the model in memory, in parallel with the other jobs: the
-            # stage would load every policy again, one run after another (~1-2 s each here);
-            # a job killed before this leaves the run unrelabelled and the stage does it
-            from ldm.refgen.curate import relabel_run
-
-            relabel_run(store, job.run_id, model=model)
-            meta = store.open_run(job.run_id).meta
-        else:
-            meta = {"episode_returns": returns}
-        return _summary(job, meta, seconds)
+        split = {
+            "env": venv.env_seconds,
+            "record": venv.record_seconds,
+            "learner": learned - venv.env_seconds - venv.record_seconds,
+        }
+        if writer is None:
+            return _summary(job, {"episode_returns": venv.episode_returns}, learned)
+        return _keep(job, store, writer, model, split, learned)
     except BaseException:
         if writer is not None and not writer.closed:
             writer.abort()
@@ -192,6 +174,40 @@ def run_job(job: Job) -> JobResult:
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
         venv.close()
+
+
+def _keep(
+    job: Job, store: Any, writer: Any, model: Any, split: dict[str, float], seconds: float
+) -> JobResult:
+    """Check, save and commit a trained run, then relabel it by the model in memory."""
+    t0 = time.time()
+    checked = {}
+    if job.check_episodes:
+        from ldm.refgen.check import play_deterministic
+
+        # the writer records every finished episode's length: the check's step bound
+        longest = max(e["length"] for e in writer.meta["episodes"])
+        checked["check_returns"] = play_deterministic(
+            model, job.env_id, job.check_episodes, job.seed, longest, job.backend
+        )
+    split["check"] = time.time() - t0
+    path = policy_path(job.store, job.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(path.with_suffix(".tmp.zip")))
+    path.with_suffix(".tmp.zip").replace(path)
+    writer.commit(
+        {"train_seconds": seconds, "policy_file": str(path.relative_to(job.store)), **checked}
+    )
+    # relabelled here, by the model in memory, in parallel with the other jobs: the stage
+    # would load every policy again, one run after another (~1-2 s each here); a job killed
+    # before this leaves the run unrelabelled and the stage does it
+    from ldm.refgen.curate import relabel_run
+
+    t0 = time.time()
+    relabel_run(store, job.run_id, model=model)
+    split["relabel"] = time.time() - t0
+    meta = store.update_meta(job.run_id, {"time_split": {k: round(v, 3) for k, v in split.items()}})
+    return _summary(job, meta, seconds)
 
 
 def _EpisodeBudget(job: Job, venv: Any) -> Any:
