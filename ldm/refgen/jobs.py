@@ -96,7 +96,8 @@ def run_job(job: Job) -> JobResult:
     The run's metadata keeps where its wall time went (`time_split`, seconds): `env` (waiting
     on the envs), `record` (writing transitions), `learner` (the rest of training: acting,
     gradient steps, and for JAX candidates their jit compilation), `check` (the deterministic
-    play) and `relabel`; `train_seconds` is the training's (env, record and learner)."""
+    play) and `relabel`; `train_seconds` is the training's (env, record and learner), `cpu`
+    the job process's CPU seconds in it (the env workers' not included)."""
     import torch
 
     from ldm.data import Store
@@ -134,7 +135,7 @@ def run_job(job: Job) -> JobResult:
             },
             run_id=job.run_id,
         )
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     venv = RecordingVecEnv(
         sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
     )
@@ -163,6 +164,9 @@ def run_job(job: Job) -> JobResult:
             "env": venv.env_seconds,
             "record": venv.record_seconds,
             "learner": learned - venv.env_seconds - venv.record_seconds,
+            # this process's CPU seconds over the same span, every thread's: on a shared
+            # machine the wall seconds above carry other processes' load, these less so
+            "cpu": time.process_time() - cpu0,
         }
         if writer is None:
             return _summary(job, {"episode_returns": venv.episode_returns}, learned)
