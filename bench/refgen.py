@@ -6,7 +6,9 @@ relabel_obs_per_s; jax_sac_speedup (sbx-sac's transitions/s over sac's, same env
 settings, one run each; goal >= 4 at equal or better final return) and `jax` (per pair: each
 run's transitions/s, final return, and where its time went). Every run is a real `run_job`:
 recorded, relabelled, its time counted from before the model is built (JAX's jit compilation
-included) to the end of training. `--quick`: Pendulum, sbx-sac vs sac only.
+included) to the end of training; `jax_sac_cpu_speedup` is the same ratio per CPU second of
+the job process (less moved by a shared machine's load). `--quick`: Pendulum, 600
+transitions, sbx-sac vs sac only (its returns say nothing yet).
 """
 
 import multiprocessing
@@ -123,7 +125,7 @@ def jax_pairs(env_id: str, budget: int, pairs: list[str]) -> dict:
 def main() -> None:
     a = args(__doc__, extra)
     if a.quick:
-        env_id, budget, pairs = "classic-control/Pendulum-v1", 1000, ["sac"]
+        env_id, budget, pairs = "classic-control/Pendulum-v1", 600, ["sac"]
     else:
         env_id, budget, pairs = a.env, a.budget, a.pairs.split(",")
     unknown = sorted(set(pairs) - set(PAIRS))
