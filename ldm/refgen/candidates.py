@@ -1,19 +1,23 @@
 """The candidate pool (data in candidates.toml) and its compatibility rules.
 
-Compatibility is decided from the SpaceSpecs, never from env names: value-based methods
-(DQN, QR-DQN) need discrete actions; SAC/TD3/DDPG/TQC need continuous (Box) actions; image
-observations of at least 36x36 get SB3's CNN policy. A skipped candidate carries its reason.
+The pool holds Stable-Baselines3 / SB3-Contrib algorithms (torch) and Stable-Baselines-Jax's
+(`sbx`: the same API and VecEnv, JAX networks), trained, recorded, relabelled and ranked by
+the same code. Compatibility is decided from the SpaceSpecs, never from env names:
+value-based methods (DQN, QR-DQN) need discrete actions; SAC/TD3/DDPG/TQC/CrossQ need
+continuous (Box) actions; sbx's algorithms take vector observations only; image observations
+of at least 36x36 get SB3's CNN policy. A skipped candidate carries its reason.
 
-Owns: `Candidate`, `ALGORITHMS` (name -> SB3 module, class, action kind) and the pool
-loader. Imports ldm.spaces and ldm.errors; must not import stable_baselines3 or torch (the
-classes are named, imported by whoever trains or loads them), ldm.envs or ldm.data.
+Owns: `Candidate`, `Algorithm` and `ALGORITHMS` (name -> module, class, the action and
+observation kinds, framework) and the pool loader. Imports ldm.spaces and ldm.errors; must
+not import stable_baselines3, sbx, torch or jax (the classes are named, imported by whoever
+trains or loads them), ldm.envs or ldm.data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomllib
 
@@ -22,42 +26,68 @@ from ldm.spaces import SpaceSpec
 
 POOL_FILE = Path(__file__).with_name("candidates.toml")
 
-#: algo name -> (module, class, action kinds it accepts)
-ALGORITHMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "PPO": (
-        "stable_baselines3",
-        "PPO",
-        ("discrete", "continuous", "multi_discrete", "multi_binary"),
-    ),
-    "A2C": (
-        "stable_baselines3",
-        "A2C",
-        ("discrete", "continuous", "multi_discrete", "multi_binary"),
-    ),
-    "DQN": ("stable_baselines3", "DQN", ("discrete",)),
-    "SAC": ("stable_baselines3", "SAC", ("continuous",)),
-    "TD3": ("stable_baselines3", "TD3", ("continuous",)),
-    "DDPG": ("stable_baselines3", "DDPG", ("continuous",)),
-    "QRDQN": ("sb3_contrib", "QRDQN", ("discrete",)),
-    "TQC": ("sb3_contrib", "TQC", ("continuous",)),
-    "TRPO": ("sb3_contrib", "TRPO", ("discrete", "continuous", "multi_discrete", "multi_binary")),
-    "ARS": ("sb3_contrib", "ARS", ("discrete", "continuous")),
+#: action kinds of on-policy algorithms (and ARS's subset below)
+_ANY_ACTION = ("discrete", "continuous", "multi_discrete", "multi_binary")
+#: the numeric frameworks candidates train with (each job sets one compute thread for its
+#: own: ldm/refgen/threads.py)
+Framework = Literal["torch", "jax"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Where an algorithm's class lives and what it can train on."""
+
+    module: str
+    cls: str
+    actions: tuple[str, ...]
+    """The action kinds (SpaceSpec kinds) it supports."""
+    observations: tuple[str, ...] = ()
+    """The observation kinds it supports; empty = any (SB3 one-hot encodes discrete
+    observations and scales images; Stable-Baselines-Jax does neither: vectors only)."""
+    framework: Framework = "torch"
+
+
+def _sbx(cls: str, actions: tuple[str, ...]) -> Algorithm:
+    """A Stable-Baselines-Jax algorithm: SB3's API and VecEnv, JAX networks (jit-compiled)."""
+    return Algorithm("sbx", cls, actions, ("continuous",), "jax")
+
+
+#: algo name -> its class and what it supports; Stable-Baselines-Jax's as "sbx.<class>"
+ALGORITHMS: dict[str, Algorithm] = {
+    "PPO": Algorithm("stable_baselines3", "PPO", _ANY_ACTION),
+    "A2C": Algorithm("stable_baselines3", "A2C", _ANY_ACTION),
+    "DQN": Algorithm("stable_baselines3", "DQN", ("discrete",)),
+    "SAC": Algorithm("stable_baselines3", "SAC", ("continuous",)),
+    "TD3": Algorithm("stable_baselines3", "TD3", ("continuous",)),
+    "DDPG": Algorithm("stable_baselines3", "DDPG", ("continuous",)),
+    "QRDQN": Algorithm("sb3_contrib", "QRDQN", ("discrete",)),
+    "TQC": Algorithm("sb3_contrib", "TQC", ("continuous",)),
+    "TRPO": Algorithm("sb3_contrib", "TRPO", _ANY_ACTION),
+    "ARS": Algorithm("sb3_contrib", "ARS", ("discrete", "continuous")),
+    "sbx.SAC": _sbx("SAC", ("continuous",)),
+    "sbx.TQC": _sbx("TQC", ("continuous",)),
+    "sbx.TD3": _sbx("TD3", ("continuous",)),
+    "sbx.CrossQ": _sbx("CrossQ", ("continuous",)),
+    "sbx.PPO": _sbx("PPO", _ANY_ACTION),
+    "sbx.DQN": _sbx("DQN", ("discrete",)),
 }
-OFF_POLICY = {"DQN", "SAC", "TD3", "DDPG", "QRDQN", "TQC"}
+OFF_POLICY = {"DQN", "SAC", "TD3", "DDPG", "QRDQN", "TQC"} | {
+    f"sbx.{a}" for a in ("SAC", "TQC", "TD3", "CrossQ", "DQN")
+}
 #: algorithms whose policies train with SB3's default optimizer, Adam with its default
 #: arguments: they get torch's fused Adam, the same update in one kernel (A2C's default is
 #: RMSprop and QR-DQN's an Adam of its own eps, both set when no optimizer is named; ARS has
-#: none)
+#: none; Stable-Baselines-Jax's train with optax)
 ADAM_DEFAULT = {"PPO", "DQN", "SAC", "TD3", "DDPG", "TQC", "TRPO"}
 
 
 def algorithm_class(algo: str) -> Any:
-    """The SB3 / SB3-Contrib class of an algorithm name (a key of ALGORITHMS), imported now:
-    what trains a candidate and what loads a saved policy both take it from here."""
+    """The class of an algorithm name (a key of ALGORITHMS), imported now: what trains a
+    candidate and what loads a saved policy both take it from here."""
     import importlib
 
-    module, cls, _ = ALGORITHMS[algo]
-    return getattr(importlib.import_module(module), cls)
+    spec = ALGORITHMS[algo]
+    return getattr(importlib.import_module(spec.module), spec.cls)
 
 
 @dataclass(frozen=True)
@@ -67,7 +97,8 @@ class Candidate:
     name: str
     """Unique name, e.g. "ppo-8env"."""
     algo: str
-    """SB3 / SB3-Contrib algorithm class name (a key of ALGORITHMS)."""
+    """Algorithm name, a key of ALGORITHMS: an SB3 / SB3-Contrib class name ("SAC") or a
+    Stable-Baselines-Jax one ("sbx.SAC")."""
     n_envs: int = 1
     """Parallel envs the algorithm trains on (each becomes one stream of the run)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +129,11 @@ class Candidate:
     def algorithm_class(self) -> Any:
         return algorithm_class(self.algo)
 
+    @property
+    def framework(self) -> Framework:
+        """The numeric framework the candidate trains with (torch or jax)."""
+        return ALGORITHMS[self.algo].framework
+
     def constructor_kwargs(self) -> dict[str, Any]:
         """`kwargs` as the algorithm is built with them: where the policy keeps SB3's default
         Adam, torch's fused implementation of it (the same update rule; on this CPU the
@@ -113,11 +149,18 @@ class Candidate:
 
     def compatible(self, obs: SpaceSpec, act: SpaceSpec) -> tuple[bool, str]:
         """(True, policy name) or (False, the reason it is skipped)."""
-        kinds = ALGORITHMS[self.algo][2]
+        spec = ALGORITHMS[self.algo]
+        kinds = spec.actions
         if act.kind not in kinds:
             return (
                 False,
                 f"{self.algo} does not support {act.kind} actions (supports {', '.join(kinds)})",
+            )
+        if spec.observations and obs.kind not in spec.observations:
+            return (
+                False,
+                f"{self.algo} does not support {obs.kind} observations (supports "
+                f"{', '.join(spec.observations)})",
             )
         if self.continuous_only and act.kind != "continuous":
             return False, f"{self.name} is for continuous actions only"

@@ -5,7 +5,7 @@ Ray run exactly the same code. The run id is derived from the job key: a rerun a
 discards the job's half-written pending run and never duplicates a committed one.
 
 Owns: `Job`, `JobResult` (an entry of jobs.json), `run_job` and the job's run id. Imports
-the candidate record, the autobudget records, refgen's stopping callbacks inside `run_job`, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
+the candidate record, the autobudget records, refgen's stopping callbacks and thread setting inside `run_job`, ldm.envs' backend names, and stable_baselines3, torch (through SB3), the
 hub, ldm.data and ldm.refgen.curate's relabelling inside `run_job`; must not import ldm.model,
 ldm.train, ldm.eval or ldm.pipeline.
 """
@@ -113,16 +113,20 @@ def policy_path(store: str | Path, run_id: str) -> Path:
 
 
 def run_job(job: Job) -> JobResult:
-    """Train, record and save the final policy; returns a summary (also for failed NaN runs)."""
-    import torch
+    """Train, record and save the final policy; returns a summary (also for failed NaN runs).
 
+    The run's metadata keeps where its wall time went (`time_split`, seconds): `env` (waiting
+    on the envs), `record` (writing transitions), `learner` (the rest of training: acting,
+    gradient steps, and for JAX candidates their jit compilation), `check` (the deterministic
+    play) and `relabel`; `train_seconds` is the training's (env, record and learner), `cpu`
+    the job process's CPU seconds in it (the env workers' not included). Why the run stopped
+    is its `stop` record (`ldm.refgen.autobudget.StopRecord`)."""
     from ldm.data import Store
-    from ldm.envs import env_spaces, sb3_vec_env
-    from ldm.refgen.record import RecordingVecEnv
-    from ldm.refgen.stopping import auto_callback, budget_callback
+    from ldm.envs import env_spaces
+    from ldm.refgen.threads import one_compute_thread
 
-    torch.set_num_threads(1)
     cand = job.candidate
+    one_compute_thread(cand.framework)  # before the framework computes anything
     store = Store(job.store)
     obs_spec, act_spec = env_spaces(job.env_id)
     ok, policy = cand.compatible(obs_spec, act_spec)
@@ -155,78 +159,115 @@ def run_job(job: Job) -> JobResult:
                 },
                 run_id=job.run_id,
             )
-        t0 = time.time()
-        venv = RecordingVecEnv(
-            sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
+        return _train(job, store, writer, policy)
+
+
+def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
+    """Train the candidate on its recording vector env until its stop rule ends it, then keep
+    the run (`_keep`); a failure aborts the half-written run and its policy file."""
+    import torch
+
+    from ldm.envs import sb3_vec_env
+    from ldm.refgen.record import RecordingVecEnv
+    from ldm.refgen.stopping import auto_callback, budget_callback
+
+    cand = job.candidate
+    t0, cpu0 = time.time(), time.process_time()
+    venv = RecordingVecEnv(
+        sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
+    )
+    # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
+    # update of a small MLP here; SB3's own tensors need no check (restored after the job)
+    validate = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        venv.seed(job.seed)
+        model = cand.algorithm_class()(
+            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
         )
-        # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
-        # update of a small MLP here; SB3's own tensors need no check (restored after the job)
-        validate = torch.distributions.Distribution._validate_args
-        torch.distributions.Distribution.set_default_validate_args(False)
-        try:
-            venv.seed(job.seed)
-            model = cand.algorithm_class()(
-                policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
+        # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[]))
+        stopper = (
+            auto_callback(job.auto, venv.episode_returns)
+            if job.auto is not None
+            else budget_callback(job, venv.episode_returns)
+        )
+        model.learn(total_timesteps=job.limit, callback=stopper)
+        stop = stopper.stop_record()
+        venv.finish()  # the last transition into the writer before it is read and committed
+        learned = time.time() - t0
+        if not venv.episode_returns:
+            raise RefGenError(
+                f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
+                "budget or declare a time limit for the env"
             )
-            # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
-            from stable_baselines3.common.logger import Logger
+        split = {
+            "env": venv.env_seconds,
+            "record": venv.record_seconds,
+            "learner": learned - venv.env_seconds - venv.record_seconds,
+            # this process's CPU seconds over the same span, every thread's: on a shared
+            # machine the wall seconds above carry other processes' load, these less so
+            "cpu": time.process_time() - cpu0,
+        }
+        if writer is None:
+            meta = {"episode_returns": venv.episode_returns, "stop": stop.to_dict()}
+            return _summary(job, meta, learned)
+        return _keep(job, store, writer, model, split, learned, stop)
+    except BaseException:
+        if writer is not None and not writer.closed:
+            writer.abort()
+        policy_path(job.store, job.run_id).with_suffix(".tmp.zip").unlink(missing_ok=True)
+        raise
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+        venv.close()
 
-            model.set_logger(Logger(folder=None, output_formats=[]))
-            stopper = (
-                auto_callback(job.auto, venv.episode_returns)
-                if job.auto is not None
-                else budget_callback(job, venv.episode_returns)
-            )
-            model.learn(total_timesteps=job.limit, callback=stopper)
-            stop = stopper.stop_record()
-            venv.finish()  # the last transition into the writer before it is read and committed
-            seconds = time.time() - t0
-            returns = venv.episode_returns
-            if not returns:
-                raise RefGenError(
-                    f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
-                    "budget or declare a time limit for the env"
-                )
-            if writer is not None:
-                checked = {}
-                if job.check_episodes:
-                    from ldm.refgen.check import play_deterministic
 
-                    # the writer records every finished episode's length: the check's step bound
-                    longest = max(e["length"] for e in writer.meta["episodes"])
-                    checked["check_returns"] = play_deterministic(
-                        model, job.env_id, job.check_episodes, job.seed, longest, job.backend
-                    )
-                path = policy_path(job.store, job.run_id)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                model.save(str(path.with_suffix(".tmp.zip")))
-                path.with_suffix(".tmp.zip").replace(path)
-                writer.commit(
-                    {
-                        "train_seconds": seconds,
-                        "policy_file": str(path.relative_to(job.store)),
-                        "stop": stop.to_dict(),
-                        **checked,
-                    }
-                )
-                # relabelled here, by the model in memory, in parallel with the other jobs: the
-                # stage would load every policy again, one run after another (~1-2 s each here);
-                # a job killed before this leaves the run unrelabelled and the stage does it
-                from ldm.refgen.curate import relabel_run
+def _keep(
+    job: Job,
+    store: Any,
+    writer: Any,
+    model: Any,
+    split: dict[str, float],
+    seconds: float,
+    stop: StopRecord,
+) -> JobResult:
+    """Check, save and commit a trained run, then relabel it by the model in memory."""
+    t0 = time.time()
+    checked = {}
+    if job.check_episodes:
+        from ldm.refgen.check import play_deterministic
 
-                relabel_run(store, job.run_id, model=model)
-                meta = store.open_run(job.run_id).meta
-            else:
-                meta = {"episode_returns": returns, "stop": stop.to_dict()}
-            return _summary(job, meta, seconds)
-        except BaseException:
-            if writer is not None and not writer.closed:
-                writer.abort()
-            policy_path(job.store, job.run_id).with_suffix(".tmp.zip").unlink(missing_ok=True)
-            raise
-        finally:
-            torch.distributions.Distribution.set_default_validate_args(validate)
-            venv.close()
+        # the writer records every finished episode's length: the check's step bound
+        longest = max(e["length"] for e in writer.meta["episodes"])
+        checked["check_returns"] = play_deterministic(
+            model, job.env_id, job.check_episodes, job.seed, longest, job.backend
+        )
+    split["check"] = time.time() - t0
+    path = policy_path(job.store, job.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(path.with_suffix(".tmp.zip")))
+    path.with_suffix(".tmp.zip").replace(path)
+    writer.commit(
+        {
+            "train_seconds": seconds,
+            "policy_file": str(path.relative_to(job.store)),
+            "stop": stop.to_dict(),
+            **checked,
+        }
+    )
+    # relabelled here, by the model in memory, in parallel with the other jobs: the stage
+    # would load every policy again, one run after another (~1-2 s each here); a job killed
+    # before this leaves the run unrelabelled and the stage does it
+    from ldm.refgen.curate import relabel_run
+
+    t0 = time.time()
+    relabel_run(store, job.run_id, model=model)
+    split["relabel"] = time.time() - t0
+    meta = store.update_meta(job.run_id, {"time_split": {k: round(v, 3) for k, v in split.items()}})
+    return _summary(job, meta, seconds)
 
 
 def _step_bytes(spec: Any) -> int:

@@ -12,6 +12,11 @@ step of 8 CartPoles, and the writer's flush every 4,096 steps). The last transit
 recorded by `finish()` (also called by `reset` and `close`): call it before reading or
 committing the writer.
 
+It also keeps where the learner's wall time went: `env_seconds` (waiting on the envs: reset,
+sending actions, waiting for their step) and `record_seconds` (checking and buffering
+transitions, the writer's flushes); the rest of training is the algorithm's own (acting and
+gradient steps). Four clock reads a step.
+
 Owns: `RecordingVecEnv`. Imports numpy, stable_baselines3's VecEnvWrapper and
 ldm.data.writer; must not import ldm.envs (it wraps whatever VecEnv it is given) or later
 parts.
@@ -19,6 +24,7 @@ parts.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -37,22 +43,32 @@ class RecordingVecEnv(VecEnvWrapper):
         self._pending: tuple | None = None
         self.episode_returns: list[float] = []
         self._running = np.zeros(venv.num_envs)
+        self.env_seconds = 0.0
+        """Wall seconds spent in the wrapped VecEnv (reset, step_async, step_wait)."""
+        self.record_seconds = 0.0
+        """Wall seconds spent writing transitions."""
 
     def reset(self) -> Any:
         self.finish()
+        t0 = perf_counter()
         self._obs = self.venv.reset()
+        self.env_seconds += perf_counter() - t0
         return self._obs
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.array(actions)  # a copy: it is written after the caller moved on
+        t0 = perf_counter()
         self.venv.step_async(actions)
+        self.env_seconds += perf_counter() - t0
         self.finish()  # the previous transition, while the envs step
 
     def finish(self) -> None:
         """Write the transition still held back (see the module docstring)."""
         pending, self._pending = self._pending, None
         if pending is not None and self.writer is not None and not self.writer.closed:
+            t0 = perf_counter()
             self.writer.append(*pending)
+            self.record_seconds += perf_counter() - t0
 
     def close(self) -> None:
         try:
@@ -61,7 +77,9 @@ class RecordingVecEnv(VecEnvWrapper):
             super().close()
 
     def step_wait(self) -> Any:
+        t0 = perf_counter()
         obs, rewards, dones, infos = self.venv.step_wait()
+        self.env_seconds += perf_counter() - t0
         truncated = np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos])
         terminated = dones & ~truncated
         if self.writer is not None:

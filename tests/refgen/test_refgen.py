@@ -56,6 +56,12 @@ def test_compatibility_from_space_specs():
         "TD3",
         "TQC",
         "TRPO",
+        "sbx.SAC",
+        "sbx.TQC",
+        "sbx.TD3",
+        "sbx.CrossQ",
+        "sbx.PPO",
+        "sbx.DQN",
     }
 
 
@@ -85,7 +91,9 @@ def test_every_candidate_builds_with_its_constructor_kwargs_and_adam_is_fused():
         fused[cand.algo] = bool(opts) and all(o.defaults.get("fused") is True for o in opts)
         if cand.algo == "A2C":
             assert opts and all(isinstance(o, torch.optim.RMSprop) for o in opts)
-    assert fused == {a: a not in ("A2C", "ARS", "QRDQN") for a in fused}
+    # sbx's algorithms train with optax: no torch optimizer, nothing added to their kwargs
+    assert fused == {a: a not in ("A2C", "ARS", "QRDQN") and "sbx" not in a for a in fused}
+    assert all(pool[n].constructor_kwargs() == pool[n].kwargs for n in pool if "sbx" in n)
     assert set(fused) == {c.algo for c in pool.values()}
     own = Candidate("x", "PPO", kwargs={"policy_kwargs": {"optimizer_kwargs": {"eps": 1e-5}}})
     assert own.constructor_kwargs() == own.kwargs
