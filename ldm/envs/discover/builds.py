@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.discover.arguments import retry_with_documented_kwargs
 from ldm.envs.discover.modules import candidate_ids, find_registering_modules
 from ldm.envs.discover.requirements import (
     MAX_ADDED_DEPENDENCIES,
@@ -19,7 +20,12 @@ from ldm.envs.discover.requirements import (
     release_date,
     req_name,
 )
-from ldm.envs.discover.trials import FIXES, try_all
+from ldm.envs.discover.trials import (
+    OnResult,
+    retry_with_dependencies,
+    retry_with_wrappers,
+    try_all,
+)
 from ldm.envs.trial import EnvTrial
 from ldm.envs.venvs import ensure_venv
 from ldm.errors import EnvError, LDMError
@@ -106,14 +112,22 @@ class Built:
 SAMPLE = 8
 
 
+#: The fixes tried, in order, after a variant's first trials: optional dependencies a
+#: failure names, declared wrappers, constructor arguments the library's examples give (last:
+#: the envs still wanting arguments are named so, and a wrapper retry would rename them).
+FIXES = (retry_with_dependencies, retry_with_wrappers, retry_with_documented_kwargs)
+
+
 @dataclass(frozen=True)
 class Trial:
-    """How envs are tried: per-env timeout, parallel workers, random steps, a progress bar."""
+    """How envs are tried: per-env timeout, parallel workers, random steps, a progress bar,
+    and who hears each outcome as it comes (the partial spec's writer)."""
 
     timeout: float
     workers: int
     steps: int
     progress: bool
+    on_result: OnResult | None = None
 
     def fixed(
         self, spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict[str, str]
@@ -131,17 +145,25 @@ class Trial:
         Returns (the outcome, whether it runs, how many envs were tried)."""
         sample = ids[:: -(-len(ids) // SAMPLE)] if len(ids) > SAMPLE else ids
         args = (self.timeout, self.workers, self.steps)
-        spec, passed, failed = self.fixed(spec, *try_all(spec, sample, *args, False))
+        spec, passed, failed = self.fixed(
+            spec, *try_all(spec, sample, *args, False, self.on_result)
+        )
         runs = bool(passed) or all("over the limit" in why for why in failed.values())
         if (runs or everything) and len(sample) < len(ids):
-            spec, passed, failed = self.fixed(spec, *try_all(spec, ids, *args, self.progress))
+            outcome = try_all(spec, ids, *args, self.progress, self.on_result)
+            spec, passed, failed = self.fixed(spec, *outcome)
             runs = bool(passed) or all("over the limit" in why for why in failed.values())
         tried = len(ids) if everything or runs else len(sample)
         return Built(spec, variant, passed, failed), runs, tried
 
 
 def build_and_try(
-    spec: LibrarySpec, timeout: float, workers: int, steps: int, progress: bool
+    spec: LibrarySpec,
+    timeout: float,
+    workers: int,
+    steps: int,
+    progress: bool,
+    on_result: OnResult | None = None,
 ) -> tuple[Built, list[str]]:
     """Try `BUILD_VARIANTS` in order until one builds, imports and runs envs: (it, the tries).
 
@@ -173,7 +195,7 @@ def build_and_try(
             needs = re.search(r"Python>=(\d+)\.(\d+)", str(e))
             floor = max(floor, (int(needs[1]), int(needs[2]))) if needs else floor
             continue
-        trial = Trial(timeout, workers, steps, progress)
+        trial = Trial(timeout, workers, steps, progress, on_result)
         built, runs, tried = trial.variant(candidate, variant, ids, everything=k == 0)
         if runs:
             return built, tries

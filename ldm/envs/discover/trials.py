@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from ldm.envs.backends import Connection, connect
@@ -37,10 +38,21 @@ AUTO_WRAPPERS = (
 Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]
 
 
+#: Called with each env's outcome as it comes (a trial, or the reason it failed).
+OnResult = Callable[[LibrarySpec, str, "EnvTrial | str"], None]
+
+
 def try_all(
-    spec: LibrarySpec, ids: list[str], timeout: float, workers: int, steps: int, progress: bool
+    spec: LibrarySpec,
+    ids: list[str],
+    timeout: float,
+    workers: int,
+    steps: int,
+    progress: bool,
+    on_result: OnResult | None = None,
 ) -> tuple[dict[str, EnvTrial], dict[str, str]]:
-    """Try every id in `workers` parallel workers (a crashed worker is replaced)."""
+    """Try every id in `workers` parallel workers (a crashed worker is replaced), each within
+    `timeout` seconds; `on_result` hears each outcome as it comes (the partial spec)."""
     from tqdm import tqdm
 
     todo: queue.Queue[str] = queue.Queue()
@@ -73,6 +85,8 @@ def try_all(
                 else:
                     failed[rid] = result
                 bar.update()
+                if on_result is not None:
+                    on_result(spec, rid, result)
         if conn is not None:
             conn.close()
 
@@ -140,7 +154,3 @@ def retry_with_wrappers(
         again, failed = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
         passed = {**passed, **again}
     return spec, passed, failed
-
-
-#: The fixes tried, in order, after a variant's first trials.
-FIXES = (retry_with_dependencies, retry_with_wrappers)

@@ -11,6 +11,7 @@ installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py fo
 rules out; tests/envs/test_worker_compat.py checks it).
 """
 
+import ast
 import importlib
 import inspect
 import os
@@ -105,7 +106,10 @@ def _action(inst, action):
     # a copy: the env may keep the action, and a shared buffer is rewritten next step
     if inst.discrete:
         return int(np.asarray(action).reshape(-1)[0])
-    return np.array(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
+    # a list of per-agent spaces (ma-gym) has no dtype or shape: the wrappers take it as is
+    space = inst.action_space
+    dtype, shape = getattr(space, "dtype", None), getattr(space, "shape", None)
+    return np.array(action, dtype=dtype).reshape(shape)
 
 
 def _stack(obs):
@@ -122,13 +126,17 @@ def _clean_info(info):
 
 
 def _import(name):
-    """Import `module`, or `module:function` (a `gym.envs` entry point, which is then called)."""
+    """Import `module`, or `module:function` (a `gym.envs` entry point or a registration
+    function, which is then called), or `module:function('gymnasium')` (called with those
+    literal arguments: gym-classics' `register('gymnasium')`)."""
     module, _, attr = name.partition(":")
     obj = importlib.import_module(module)
     if attr:
+        attr, _, args = attr.partition("(")
         for part in attr.split("."):
             obj = getattr(obj, part)
-        obj()
+        args = args[:-1].strip() if args.endswith(")") else args.strip()
+        obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
 
 
 class FramedSink:
