@@ -92,26 +92,47 @@ def literal(node):
     return value
 
 
-def _kwargs(call):
+def _value(node, names):
+    """A literal, or a name the snippet assigned a literal to (`P = [[...]]` ... `P=P`)."""
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    return literal(node)
+
+
+def _kwargs(call, names):
     out = {}
     for kw in call.keywords:
         if kw.arg is None:
             continue
         try:
-            out[kw.arg] = literal(kw.value)
+            out[kw.arg] = _value(kw.value, names)
         except (ValueError, TypeError, SyntaxError, RecursionError):
             continue
     return out
 
 
-def _positional(call, skip):
+def _positional(call, skip, names):
     out = []
     for arg in call.args[skip:]:
         try:
-            out.append(literal(arg))
+            out.append(_value(arg, names))
         except (ValueError, TypeError, SyntaxError, RecursionError):
             return out  # a later literal would sit in the wrong place
     return out
+
+
+def _assigned(tree):
+    """Names a snippet assigns a literal to (`P = np.array([[0.5, 0.5]])`)."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    names[target.id] = literal(node.value)
+                except (ValueError, TypeError, SyntaxError, RecursionError):
+                    continue
+    return names
 
 
 def findings(texts):
@@ -127,7 +148,7 @@ def findings(texts):
 
 
 def _walk(tree, label, found):
-    aliases = {}
+    aliases, names = {}, _assigned(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -143,7 +164,7 @@ def _walk(tree, label, found):
                 except (ValueError, TypeError, SyntaxError):
                     continue
                 if isinstance(env_id, str):
-                    found["make"].append((env_id, _kwargs(node), label))
+                    found["make"].append((env_id, _kwargs(node, names), label))
             elif (
                 REGISTERING.match(name)
                 and owner
@@ -151,11 +172,13 @@ def _walk(tree, label, found):
             ):
                 module = aliases.get(owner.split(".")[0], owner.split(".")[0])
                 module = ".".join([module] + owner.split(".")[1:])
-                args = _positional(node, 0)
+                args = _positional(node, 0, names)
                 if len(args) == len(node.args) and not node.keywords:
                     found["registers"].append((module, name, args))
             elif name and name[0].isupper():
-                found["calls"].append((name, _positional(node, 0), _kwargs(node), label))
+                found["calls"].append(
+                    (name, _positional(node, 0, names), _kwargs(node, names), label)
+                )
 
 
 def package_texts(readme, roots):

@@ -161,6 +161,10 @@ def test_docs_findings_read_fenced_blocks_sessions_and_register_calls():
         gc.register('gymnasium')
         env = gym.make("Thing-v0", size=-3, grid=np.array([[1, 0]]), fn=lambda x: x)
         ```
+        ```python
+        p = np.array([0.5, 0.5])
+        env = gym.make("Other-v0", p=p, q=q)
+        ```
         >>> env = ThingEnv(4, name="a")
         """
     )
@@ -168,7 +172,11 @@ def test_docs_findings_read_fenced_blocks_sessions_and_register_calls():
     assert found["imports"] == ["gym_classics"]
     assert found["registers"] == [("gym_classics", "register", ["gymnasium"])]
     # literal values only: the lambda is left out; np.array(...) is its literal
-    assert found["make"] == [("Thing-v0", {"size": -3, "grid": [[1, 0]]}, "README")]
+    # a name the snippet assigned a literal to is that literal; an unknown name is left out
+    assert found["make"] == [
+        ("Thing-v0", {"size": -3, "grid": [[1, 0]]}, "README"),
+        ("Other-v0", {"p": [0.5, 0.5]}, "README"),
+    ]
     assert found["calls"] == [("ThingEnv", [4], {"name": "a"}, "README")]
 
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from ldm.envs.catalog import LibrarySpec
-from ldm.envs.discover.arguments import retry_with_documented_kwargs
+from ldm.envs.discover.arguments import NEEDS_ARGUMENTS, retry_with_documented_kwargs
 from ldm.envs.discover.modules import candidate_ids, find_registering_modules
 from ldm.envs.discover.requirements import (
     MAX_ADDED_DEPENDENCIES,
@@ -148,13 +148,20 @@ class Trial:
         spec, passed, failed = self.fixed(
             spec, *try_all(spec, sample, *args, False, self.on_result)
         )
-        runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        runs = _runs(passed, failed)
         if (runs or everything) and len(sample) < len(ids):
             outcome = try_all(spec, ids, *args, self.progress, self.on_result)
             spec, passed, failed = self.fixed(spec, *outcome)
-            runs = bool(passed) or all("over the limit" in why for why in failed.values())
+            runs = _runs(passed, failed)
         tried = len(ids) if everything or runs else len(sample)
         return Built(spec, variant, passed, failed), runs, tried
+
+
+def _runs(passed: dict[str, EnvTrial], failed: dict[str, str]) -> bool:
+    """Whether a build runs the library: an env passed, or every failure is one no other
+    interpreter fixes (over the paper's limits, waiting for a user's constructor arguments)."""
+    settled = ("over the limit", NEEDS_ARGUMENTS)
+    return bool(passed) or all(any(s in why for s in settled) for why in failed.values())
 
 
 def build_and_try(
