@@ -10,8 +10,10 @@ Modules are found the way a user would look for them: the distribution's `gymnas
 `gym.envs` entry points, its top-level packages, their conventional `envs`, `env`, `gym`,
 `environments` submodules, the modules its README and shipped tests/examples import or call
 a registration function of (`gym_classics.register('gymnasium')`, `probe_docs.py`), any
-submodule whose source calls `register(`, and last the package's functions whose name and
-signature say they register envs (`register_envs()`, `register(api)`: called). Each candidate
+submodule whose source calls `register(`, then the package's functions whose name and
+signature say they register envs (`register_envs()`, `register(api)`: called), and last,
+when nothing registered, the env classes it defines (`module:Class`, registered as
+`Class-v0`, as the worker does). Each candidate
 is imported (or called) in turn and the Gym/Gymnasium registries are diffed, so a candidate
 is kept only when it adds env ids.
 
@@ -204,8 +206,42 @@ def _load(name):
         attr, _, args = attr.partition("(")
         for part in attr.split("."):
             obj = getattr(obj, part)
+        if inspect.isclass(obj):  # an env class the library leaves unregistered
+            _register_class(obj)
+            return
         args = args[:-1].strip() if args.endswith(")") else args.strip()
         obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
+
+
+def _register_class(cls):
+    """As the worker's `register_class`: `<Class>-v0` in the registry of its gym generation."""
+    gymnasium_based = any(c.__module__.split(".")[0] == "gymnasium" for c in cls.__mro__)
+    registration = importlib.import_module(
+        ("gymnasium" if gymnasium_based else "gym") + ".envs.registration"
+    )
+    env_id = cls.__name__ + "-v0"
+    registry = getattr(registration.registry, "env_specs", registration.registry)
+    if env_id not in registry:
+        registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
+
+
+def _env_classes(tops):
+    """`module:Class` for the env classes (gym/gymnasium `Env` subclasses) the package
+    defines and its imported modules expose, by their first public name."""
+    out, seen = [], set()
+    for modname in sorted(sys.modules):
+        if modname.split(".")[0] not in tops or sys.modules[modname] is None:
+            continue
+        for attr, cls in sorted(vars(sys.modules[modname]).items()):
+            if attr.startswith("_") or not inspect.isclass(cls) or id(cls) in seen:
+                continue
+            if (cls.__module__ or "").split(".")[0] not in tops or inspect.isabstract(cls):
+                continue
+            bases = [(c.__module__ or "").split(".")[0] for c in cls.__mro__ if c.__name__ == "Env"]
+            if any(b in ("gym", "gymnasium") for b in bases):
+                seen.add(id(cls))
+                out.append("%s:%s" % (modname, attr))
+    return out
 
 
 #: Parameter names of a registration function that take the API to register with.
@@ -262,6 +298,9 @@ def find_modules(dist):
             continue  # a function that registered with "gymnasium" is not called again
         if _try(name, state, found):
             called.add(base)
+    if not found["modules"]:  # nothing registers: the env classes it defines, registered here
+        for name in _env_classes(tops):
+            _try(name, state, found)
     counts = state["api_counts"]
     api = max(counts, key=counts.get) if any(counts.values()) else None
     return dict(found, api=api)

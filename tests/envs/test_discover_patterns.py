@@ -150,6 +150,35 @@ def test_worker_calls_an_import_with_literal_arguments(fake_package):
     assert gym.spec(f"{prefix}-Api-v0").kwargs == {"length": 2, "weights": [1.0]}
 
 
+def test_an_env_class_nothing_registers_is_registered_by_its_name(tmp_path, monkeypatch):
+    from ldm.envs.worker.server import _import
+
+    d = tmp_path / "ldmfake_classes"
+    d.mkdir()
+    (d / "core.py").write_text(CORE)
+    (d / "__init__.py").write_text("from .core import Walk as _Hidden, Matrix  # noqa\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(gym.registry)
+    try:
+        found = probe.find_modules("ldmfake-classes")
+        # each env class once, by its first public name (the package's, else its module's)
+        assert found["modules"] == [
+            "ldmfake_classes:Matrix",
+            "ldmfake_classes.core:Undocumented",
+            "ldmfake_classes.core:Walk",
+        ]
+        assert found["api"] == "gymnasium"
+        assert gym.spec("Matrix-v0").entry_point == "ldmfake_classes.core:Matrix"
+        del gym.registry["Matrix-v0"]
+        _import("ldmfake_classes:Matrix")  # the worker registers it the same way
+        assert gym.spec("Matrix-v0").entry_point == "ldmfake_classes.core:Matrix"
+    finally:
+        for rid in set(gym.registry) - before:
+            del gym.registry[rid]
+        for name in [m for m in sys.modules if m.startswith("ldmfake_classes")]:
+            del sys.modules[name]
+
+
 def test_docs_findings_read_fenced_blocks_sessions_and_register_calls():
     text = textwrap.dedent(
         """
