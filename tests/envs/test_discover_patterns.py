@@ -268,6 +268,37 @@ def test_a_list_of_agent_spaces_is_a_tuple_and_box_actions_join_into_one_box():
     assert terminated is False  # one agent done is not the team done
 
 
+class _Pair(gym.Env):
+    """A team of two whose spaces describe one agent (as gym-multigrid): step takes a list."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = gym.spaces.Discrete(4)
+
+    def __init__(self):
+        self.agents = ["red", "blue"]
+        self.got = None
+
+    def reset(self, seed=None, options=None):
+        return np.zeros((8, 8, 3), np.uint8), {}
+
+    def step(self, action):
+        self.got = list(action)  # an int here fails as gym-multigrid does: no len()
+        return np.zeros((8, 8, 3), np.uint8), np.array([1.0, 2.0]), False, False, {}
+
+
+def test_a_team_declared_as_one_agent_gets_one_action_per_agent():
+    from ldm.envs.worker.server import Instance, _action
+
+    inst = Instance(_Pair(), "gymnasium", ["team_actions", "sum_reward"])
+    assert inst.env.action_desc["type"] == "MultiDiscrete"
+    assert list(inst.env.action_desc["nvec"]) == [4, 4] and not inst.discrete
+    _, reward, *_ = inst.env.step(_action(inst, np.array([3, 1])))
+    assert inst.raw.got == [3, 1] and reward == 3.0
+    # an env without a team is left as it is
+    single = Instance(gym.make("CartPole-v1"), "gymnasium", ["team_actions"])
+    assert single.discrete and single.env.action_desc["type"] == "Discrete"
+
+
 def test_mixed_agent_action_kinds_are_left_alone():
     inner = _Team(
         gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(0, 1, (1,))]), 0.0, False

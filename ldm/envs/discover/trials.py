@@ -33,6 +33,15 @@ AUTO_WRAPPERS = (
         "sum_reward",
     ),
     (re.compile(r"^action space .*\((Tuple|Dict)\) is not supported"), "joint_action"),
+    # one agent's action given to a team that takes one per agent (the wrapper checks the
+    # env's agent count: it changes nothing for an env that has none)
+    (
+        re.compile(
+            r"failed on 'step': TypeError: (object of type '(int|float|numpy\.\w+)' has no len"
+            r"|'(int|float|numpy\.\w+)' object is not (subscriptable|iterable))"
+        ),
+        "team_actions",
+    ),
 )
 
 Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]

@@ -41,9 +41,12 @@ class Instance:
         env_api.observation_desc = wrappers.describe_space(env.observation_space)
         env_api.action_desc = wrappers.describe_space(env.action_space)
         self.raw = env
-        self.action_space = env.action_space
-        self.discrete = wrappers.space_kind(env.action_space) == "Discrete"
         self.env = wrappers.apply(env_api, wrapper_names)
+        # the action as the outermost wrapper takes it (a team's joined action is not the one
+        # agent's Discrete the env declares): its kind, and the space to cast to, if the env's
+        joined = self.env.action_desc is not env_api.action_desc
+        self.action_space = None if joined else env.action_space
+        self.discrete = self.env.action_desc["type"] == "Discrete"
         self.legacy_render_mode = None  # set when the library takes the mode at render()
 
     def frame(self, max_side=0):
@@ -106,8 +109,10 @@ def _action(inst, action):
     # a copy: the env may keep the action, and a shared buffer is rewritten next step
     if inst.discrete:
         return int(np.asarray(action).reshape(-1)[0])
-    # a list of per-agent spaces (ma-gym) has no dtype or shape: the wrappers take it as is
     space = inst.action_space
+    if space is None:  # a wrapper joined the agents' actions: it splits them
+        return np.array(action)
+    # a list of per-agent spaces (ma-gym) has no dtype or shape: the wrappers take it as is
     dtype, shape = getattr(space, "dtype", None), getattr(space, "shape", None)
     return np.array(action, dtype=dtype).reshape(shape)
 

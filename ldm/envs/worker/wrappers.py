@@ -321,6 +321,66 @@ def _per_agent(joint, keys):
     return dict(zip(keys, joint)) if keys is not None else tuple(joint)
 
 
+#: Attributes that count a team's agents, on the env itself (after its wrappers).
+AGENT_COUNTS = ("n_agents", "num_agents", "nb_agents", "number_of_agents")
+
+
+def agent_count(env):
+    """How many agents an env steps together (an `agents` list or an `n_agents`-like count on
+    the env under its wrappers), or 0 when it says nothing of a team."""
+    seen = 0
+    while env is not None and seen < 32:
+        for name in AGENT_COUNTS:
+            n = getattr(env, name, None)
+            if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+                return n
+        agents = getattr(env, "agents", None)
+        if isinstance(agents, (list, tuple)) and len(agents) > 1:
+            return len(agents)
+        env = getattr(env, "unwrapped", None) if getattr(env, "env", None) is None else env.env
+        seen += 1
+    return 0
+
+
+class TeamActions(Wrapper):
+    """A team whose spaces describe one agent but whose `step` takes one action per agent
+    (gym-multigrid: `Discrete(4)`, `step([a0, a1])`): k agents' actions as one MultiDiscrete
+    (Discrete agents) or one Box (Box agents, concatenated), split into a list for the env."""
+
+    def __init__(self, env, k):
+        super().__init__(env)
+        one = env.action_desc
+        self.k, self.kind = k, one["type"]
+        if self.kind == "Discrete":
+            self.start = one["start"]
+            self.action_desc = {"type": "MultiDiscrete", "nvec": np.full(k, one["n"])}
+        else:
+            self.shape, self.dtype = tuple(one["shape"]), np.dtype(one["dtype"])
+            low = np.tile(np.broadcast_to(one["low"], one["shape"]).ravel(), k)
+            high = np.tile(np.broadcast_to(one["high"], one["shape"]).ravel(), k)
+            self.action_desc = {
+                "type": "Box",
+                "low": low,
+                "high": high,
+                "dtype": "<f4",
+                "shape": [len(low)],
+            }
+
+    def step(self, action):
+        flat = np.asarray(action).ravel()
+        if self.kind == "Discrete":
+            return self.env.step([int(a) + self.start for a in flat])
+        parts = np.split(flat.astype(np.float64), self.k)
+        return self.env.step([p.reshape(self.shape).astype(self.dtype) for p in parts])
+
+
+def team_actions(env):
+    """One action per agent for a team whose spaces describe one agent (decided from the
+    env's agent count and its action space; others pass unchanged)."""
+    k = agent_count(env)
+    return TeamActions(env, k) if k > 1 and env.action_desc["type"] in ("Discrete", "Box") else env
+
+
 #: the kind every agent's action space has -> the wrapper that joins them into one action
 _JOINT = {"Discrete": JointAction, "Box": JointBox}
 
@@ -469,6 +529,7 @@ WRAPPERS = {
     "seed_global_rngs": (SeedGlobalRNGs, lambda d: True),
     "sum_reward": (SumReward, lambda d: True),
     "joint_action": (joint_action, lambda d: True),  # decides on the action space itself
+    "team_actions": (team_actions, lambda d: True),  # decides on the agent count and actions
     "fire_on_life_loss": (fire_on_life_loss, lambda d: True),  # decides on the action meanings
     "derive_reset_seeds": (DeriveResetSeeds, lambda d: True),
 }
