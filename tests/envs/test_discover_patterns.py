@@ -299,6 +299,12 @@ def test_a_team_declared_as_one_agent_gets_one_action_per_agent():
     assert single.discrete and single.env.action_desc["type"] == "Discrete"
 
 
+def test_a_spec_may_name_every_wrapper_the_worker_has():
+    from ldm.envs.catalog import WRAPPERS
+
+    assert set(WRAPPERS) == set(wrappers.WRAPPERS)  # team_actions was missing from the spec's
+
+
 def test_mixed_agent_action_kinds_are_left_alone():
     inner = _Team(
         gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(0, 1, (1,))]), 0.0, False
