@@ -22,6 +22,7 @@ from ldm.envs.catalog import LibrarySpec
 from ldm.envs.discover.record import write_discovery
 from ldm.envs.registry import _sidecar, spaces_path
 from ldm.envs.trial import EnvTrial
+from ldm.errors import LDMError
 
 
 class PartialSpec:
@@ -34,6 +35,7 @@ class PartialSpec:
         self.passed: dict[str, EnvTrial] = {}
         self.failed: dict[str, str] = {}
         self.spec = spec
+        self.error: Exception | None = None
         # what an earlier discovery recorded stays until this one tries that env
         side = _sidecar(str(spaces_path(spec))) if spec.path and Path(spec.path).exists() else {}
         self.base_passed = {
@@ -51,8 +53,11 @@ class PartialSpec:
             else:
                 self.failed[rid] = result
                 self.passed.pop(rid, None)
-            if time.monotonic() - self.last >= self.every:
-                self._write()
+            if self.error is None and time.monotonic() - self.last >= self.every:
+                try:
+                    self._write()
+                except (LDMError, OSError) as e:  # the trials go on; the final write says it
+                    self.error = e
 
     def flush(self) -> None:
         """Write what has come in since the last write."""
