@@ -531,3 +531,12 @@ def test_discover_alone_takes_a_function_registered_library_with_arguments_and_a
     # families: Matrix and Walk are two classes (Matrix subclasses Walk), Team a third
     assert report.families == 3
     assert team.family == "ldmslow:Team"
+
+
+def test_a_dict_observation_whose_repr_spans_lines_gets_flatten_dict():
+    from ldm.envs.discover.trials import AUTO_WRAPPERS
+
+    space = gym.spaces.Dict({"robot": gym.spaces.Box(-4.0, 4.0, (3, 5), np.float32)})
+    first_line = f"observation space {space} (Dict) is not supported".splitlines()[0]
+    assert "is not supported" not in first_line  # the reason keeps the first line only
+    assert [w for pattern, w in AUTO_WRAPPERS if pattern.search(first_line)] == ["flatten_dict"]

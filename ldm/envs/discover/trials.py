@@ -22,9 +22,14 @@ from ldm.envs.venvs import ensure_venv
 from ldm.errors import LDMError
 
 #: Failures the hub fixes itself with a declared wrapper: (reason pattern, wrapper). Discovery
-#: adds the wrapper to the spec and tries the envs that failed that way again.
+#: adds the wrapper to the spec and tries the envs that failed that way again. A reason keeps
+#: its first line only: a space whose repr spans lines (a Dict of 2-D Boxes) is known by its
+#: opening (`observation space Dict(`).
 AUTO_WRAPPERS = (
-    (re.compile(r"^observation space .*\((Dict|Tuple)\) is not supported"), "flatten_dict"),
+    (
+        re.compile(r"^observation space (.*\((Dict|Tuple)\) is not supported|(Dict|Tuple)\()"),
+        "flatten_dict",
+    ),
     (
         re.compile(
             r"failed on 'step': TypeError: (only (0-dimensional|length-1) arrays"
@@ -32,7 +37,10 @@ AUTO_WRAPPERS = (
         ),
         "sum_reward",
     ),
-    (re.compile(r"^action space .*\((Tuple|Dict)\) is not supported"), "joint_action"),
+    (
+        re.compile(r"^action space (.*\((Tuple|Dict)\) is not supported|(Tuple|Dict)\()"),
+        "joint_action",
+    ),
     # one agent's action given to a team that takes one per agent (the wrapper checks the
     # env's agent count: it changes nothing for an env that has none)
     (
