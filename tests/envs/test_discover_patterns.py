@@ -536,7 +536,8 @@ def test_discover_alone_takes_a_function_registered_library_with_arguments_and_a
 def test_a_dict_observation_whose_repr_spans_lines_gets_flatten_dict():
     from ldm.envs.discover.trials import AUTO_WRAPPERS
 
-    space = gym.spaces.Dict({"robot": gym.spaces.Box(-4.0, 4.0, (3, 5), np.float32)})
+    low = -np.arange(15, dtype=np.float32).reshape(3, 5)  # uneven bounds: printed as arrays
+    space = gym.spaces.Dict({"robot": gym.spaces.Box(low, -low + 1, (3, 5), np.float32)})
     first_line = f"observation space {space} (Dict) is not supported".splitlines()[0]
     assert "is not supported" not in first_line  # the reason keeps the first line only
     assert [w for pattern, w in AUTO_WRAPPERS if pattern.search(first_line)] == ["flatten_dict"]
