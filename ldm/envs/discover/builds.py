@@ -23,6 +23,7 @@ from ldm.envs.discover.requirements import (
 from ldm.envs.discover.trials import (
     OnResult,
     retry_with_dependencies,
+    retry_with_seeding,
     retry_with_wrappers,
     try_all,
 )
@@ -113,9 +114,15 @@ SAMPLE = 8
 
 
 #: The fixes tried, in order, after a variant's first trials: optional dependencies a
-#: failure names, declared wrappers, constructor arguments the library's examples give (last:
-#: the envs still wanting arguments are named so, and a wrapper retry would rename them).
-FIXES = (retry_with_dependencies, retry_with_wrappers, retry_with_documented_kwargs)
+#: failure names, declared wrappers, constructor arguments the library's examples give (the
+#: envs still wanting arguments are named so; a wrapper retry after it would rename them),
+#: then seeding the global generators for envs that do not reproduce a seed.
+FIXES = (
+    retry_with_dependencies,
+    retry_with_wrappers,
+    retry_with_documented_kwargs,
+    retry_with_seeding,
+)
 
 
 @dataclass(frozen=True)
