@@ -191,10 +191,24 @@ def test_library_table_ends_with_the_catalog_totals(capsys, monkeypatch):
     envs = list_envs()
     libraries = {e.library for e in envs}
     domains = {s.domain for n, s in load_catalog().items() if n in libraries}
+    out = capsys.readouterr().out
     total = re.search(
-        r"total: (\d+) libraries\s*│\s*(\d+) domains\s*│\s*(\d+)\s*│\s*(\d+)",
-        capsys.readouterr().out,
+        r"total: (\d+) libraries\s*│\s*(\d+) domains\s*│\s*(\d+)\s*│\s*(\d+) \((\d+) "
+        r"passing\)\s*│\s*(\d+)",
+        out,
     )
     assert total, "no total row"
     flagged = sum(e.checked and not e.check_ok for e in envs)
-    assert [int(g) for g in total.groups()] == [len(libraries), len(domains), len(envs), flagged]
+    # families: distinct env classes per library (variants count once), and those passing
+    families = {(e.library, e.family) for e in envs}
+    passing = {(e.library, e.family) for e in envs if e.check_ok}
+    assert [int(g) for g in total.groups()] == [
+        len(libraries),
+        len(domains),
+        len(envs),
+        len(families),
+        len(passing),
+        flagged,
+    ]
+    good = len({e.library for e in envs if e.check_ok})
+    assert f"({good} with an env passing its checks)" in out
