@@ -47,6 +47,7 @@ WRAPPERS = (
     "joint_action",
     "fire_on_life_loss",
     "derive_reset_seeds",
+    "team_actions",
 )
 
 

@@ -59,7 +59,8 @@ def list_(
         json_: Print a JSON list of objects with keys id, library, observation, action, check
             (with --failed: id, library, reason).
         failed: List the registered envs discovery could not take, with the reason.
-        libraries: Print only the per-library table (domain, envs, flagged, failed).
+        libraries: Print only the per-library table (domain, envs, families: distinct env
+            classes, flagged, failed), with how many libraries have an env passing its checks.
     """
     from dataclasses import asdict
 
@@ -111,30 +112,41 @@ def _library_table(envs: list, library: str | None) -> TableData:
     specs = [get_library(library)] if library else list(load_catalog().values())
     count = Counter(e.library for e in envs)
     flagged = Counter(e.library for e in envs if e.checked and not e.check_ok)
+    passing = Counter(e.library for e in envs if e.check_ok)
+    families = {s.name: {e.family for e in envs if e.library == s.name} for s in specs}
+    good = {s.name: {e.family for e in envs if e.library == s.name and e.check_ok} for s in specs}
     domains = Counter(s.domain for s in specs if count[s.name])
-    with_envs = sum(1 for s in specs if count[s.name])
-    rows = [
-        (
-            s.name,
-            s.domain,
-            str(count[s.name]),
-            str(flagged[s.name]),
-            str(len(s.failed)),
-            "" if s.installable else "not installable (see its note)",
+    listed = sum(1 for s in specs if count[s.name])
+    rows = []
+    for s in sorted(specs, key=lambda s: (s.domain, s.name)):
+        state = "" if s.installable else "not installable (see its note)"
+        if s.discovery.get("partial"):
+            state = f"discovery stopped after {s.discovery.get('tried', 0)} envs (partial)"
+        fams = f"{len(families[s.name])} ({len(good[s.name])} passing)"
+        rows.append(
+            (
+                s.name,
+                s.domain,
+                str(count[s.name]),
+                fams,
+                str(flagged[s.name]),
+                str(len(s.failed)),
+                state,
+            )
         )
-        for s in sorted(specs, key=lambda s: (s.domain, s.name))
-    ]
     total = (
-        f"total: {with_envs} libraries",
+        f"total: {listed} libraries",
         f"{len(domains)} domains",
         str(sum(count.values())),
+        f"{sum(len(f) for f in families.values())} ({sum(len(f) for f in good.values())} passing)",
         str(sum(flagged.values())),
         str(sum(len(s.failed) for s in specs)),
         "",
     )
     return TableData(
-        f"{with_envs} libraries with envs, {len(domains)} domains",
-        ("library", "domain", "envs", "flagged", "failed", "note"),
+        f"{listed} libraries with envs ({sum(1 for n in passing if passing[n])} with an env "
+        f"passing its checks), {len(domains)} domains; families: distinct env classes",
+        ("library", "domain", "envs", "families", "flagged", "failed", "note"),
         rows,
         total,
     )

@@ -1,19 +1,27 @@
 """Looks inside a library's venv for `ldm envs discover`: which modules register its envs,
-and which constructor arguments set the size of an env.
+which constructor arguments set the size of an env, and (`probe_envs.py`) the constructor
+arguments its docs give and each env's class.
 
-Run as a script with the library's own interpreter (`python probe.py modules DIST` or
-`python probe.py params API MODULE... -- ID...`); prints one JSON object on the last line.
+Run as a script with the library's own interpreter (`python probe.py modules DIST`,
+`params API MODULE... -- ID...`, `kwargs DIST API MODULE... -- ID...` or
+`families API MODULE... -- ID...`); prints one JSON object on the last line.
 
 Modules are found the way a user would look for them: the distribution's `gymnasium.envs` /
 `gym.envs` entry points, its top-level packages, their conventional `envs`, `env`, `gym`,
-`environments` submodules, and any submodule whose source calls `register(`. Each candidate
-is imported in turn and the Gym/Gymnasium registries are diffed, so a module is kept only when
-importing it adds env ids.
+`environments` submodules, the modules its README and shipped tests/examples import or call
+a registration function of (`gym_classics.register('gymnasium')`, `probe_docs.py`), any
+submodule whose source calls `register(`, then the package's functions whose name and
+signature say they register envs (`register_envs()`, `register(api)`: called), and last,
+when nothing registered, the env classes it defines (`module:Class`, registered as
+`Class-v0`, as the worker does). Each candidate
+is imported (or called) in turn and the Gym/Gymnasium registries are diffed, so a candidate
+is kept only when it adds env ids.
 
-Imports: standard library only, plus gym/gymnasium and the library itself (it runs in the
-library's venv, down to Python 3.6: no syntax or stdlib newer than that).
+Imports: standard library only, plus `probe_docs` (a sibling), gym/gymnasium and the library
+itself (it runs in the library's venv, down to Python 3.6: no syntax or stdlib newer than that).
 """
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -24,8 +32,13 @@ import sys
 import traceback
 import warnings
 
+try:
+    import probe_docs  # run as a script: its directory is on sys.path
+except ImportError:  # imported as part of ldm
+    from ldm.envs import probe_docs
+
 CONVENTIONAL = ("envs", "env", "gym", "environments", "gym_envs", "register", "registration")
-MAX_CANDIDATES = 40
+MAX_CANDIDATES = 60
 SIZE_WORDS = re.compile(
     r"size|width|height|dim|num|n_|length|grid|count|agents|view|window|history|lidar|obs|max_"
 )
@@ -119,12 +132,61 @@ def _registering_submodules(top):
     return found
 
 
+def _readme(d):
+    """The distribution's long description (its README), from its metadata."""
+    if d is None:
+        return ""
+    meta = d.metadata
+    body = meta.get_payload() if hasattr(meta, "get_payload") else ""
+    return (body or meta.get("Description") or "")[:200000]
+
+
+def _package_roots(tops):
+    roots = []
+    for top in tops:
+        try:
+            spec = importlib.util.find_spec(top)
+        except Exception:
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            roots.extend(spec.submodule_search_locations)
+    return roots
+
+
+def _docs(dist, d=None):
+    """What the README and the shipped tests/examples show (probe_docs.findings)."""
+    d = d if d is not None else _distribution(dist)
+    tops = _top_levels(dist, d)
+    return probe_docs.findings(probe_docs.package_texts(_readme(d), _package_roots(tops)))
+
+
+def _documented(dist, d, tops):
+    """Candidates the docs name: modules they import or prefix an id with (`mod:Id-v0`), and
+    the registration calls they make (`module:function(args)`), within the package's own
+    top-level modules."""
+    found = _docs(dist, d)
+    mods = list(found["imports"])
+    mods += [env_id.partition(":")[0] for env_id, _, _ in found["make"] if ":" in env_id]
+    calls = [
+        "%s:%s" % (module, name) + ("(%s)" % ", ".join(repr(a) for a in args) if args else "")
+        for module, name, args in found["registers"]
+    ]
+    ours = lambda name: name.partition(":")[0].split(".")[0] in tops  # noqa: E731
+    return [m for m in mods + calls if ours(m)]
+
+
 def _candidates(dist):
     d = _distribution(dist)
     cands = list(_entry_points(d))
-    for top in _top_levels(dist, d):
+    tops = _top_levels(dist, d)
+    for top in tops:
         cands.append(top)
         cands.extend(top + "." + sub for sub in CONVENTIONAL)
+    try:
+        cands.extend(_documented(dist, d, tops))
+    except Exception:  # the docs are a hint: unreadable ones leave the other candidates
+        pass
+    for top in tops:
         cands.extend(_registering_submodules(top))
     seen, out = set(), []
     for c in cands:
@@ -135,50 +197,142 @@ def _candidates(dist):
 
 
 def _load(name):
-    """Import `module` or `module:function` (an entry point's value, which is then called)."""
+    """Import `module`, or `module:function` / `module:function(args)` (an entry point's
+    value or a registration function, then called; literal arguments only), as the worker
+    does."""
     module, _, attr = name.partition(":")
-    mod = importlib.import_module(module)
+    obj = importlib.import_module(module)
     if attr:
-        obj = mod
+        attr, _, args = attr.partition("(")
         for part in attr.split("."):
             obj = getattr(obj, part)
-        obj()
+        if inspect.isclass(obj):  # an env class the library leaves unregistered
+            _register_class(obj)
+            return
+        args = args[:-1].strip() if args.endswith(")") else args.strip()
+        obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
+
+
+def _register_class(cls):
+    """As the worker's `register_class`: `<Class>-v0` in the registry of its gym generation."""
+    gymnasium_based = any(c.__module__.split(".")[0] == "gymnasium" for c in cls.__mro__)
+    registration = importlib.import_module(
+        ("gymnasium" if gymnasium_based else "gym") + ".envs.registration"
+    )
+    env_id = cls.__name__ + "-v0"
+    registry = getattr(registration.registry, "env_specs", registration.registry)
+    if env_id not in registry:
+        registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
+
+
+def _env_classes(tops):
+    """`module:Class` for the env classes (gym/gymnasium `Env` subclasses) the package
+    defines and its imported modules expose, by their first public name."""
+    out, seen = [], set()
+    for modname in sorted(sys.modules):
+        if modname.split(".")[0] not in tops or sys.modules[modname] is None:
+            continue
+        for attr, cls in sorted(vars(sys.modules[modname]).items()):
+            if attr.startswith("_") or not inspect.isclass(cls) or id(cls) in seen:
+                continue
+            if (cls.__module__ or "").split(".")[0] not in tops or inspect.isabstract(cls):
+                continue
+            bases = [(c.__module__ or "").split(".")[0] for c in cls.__mro__ if c.__name__ == "Env"]
+            if any(b in ("gym", "gymnasium") for b in bases):
+                seen.add(id(cls))
+                out.append("%s:%s" % (modname, attr))
+    return out
+
+
+#: Parameter names of a registration function that take the API to register with.
+API_PARAM = re.compile(r"api|package|backend|framework|lib|gym|env_type|kind|flavou?r|target")
+
+
+def _registration_calls(tops):
+    """`module:function(...)` for the functions of the package's imported modules whose name
+    says they register envs (`register_envs`, `register_all`...) and that take no required
+    argument, or one that names the API (then tried with "gymnasium" and "gym")."""
+    out, seen = [], set()
+    for modname in sorted(sys.modules):  # a package before its submodules: its public names
+        if modname.split(".")[0] not in tops or sys.modules[modname] is None:
+            continue
+        for attr, fn in sorted(vars(sys.modules[modname]).items()):
+            if not (inspect.isfunction(fn) and probe_docs.REGISTERING.match(attr)):
+                continue
+            if id(fn) in seen:
+                continue  # re-exported: called once, by its first name
+            seen.add(id(fn))
+            if (fn.__module__ or "").split(".")[0] not in tops:
+                continue  # gym's own register, imported into the package
+            try:
+                params = inspect.signature(fn).parameters.values()
+            except (TypeError, ValueError):
+                continue
+            required = [
+                p
+                for p in params
+                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            ]
+            if not required:
+                out.append("%s:%s" % (modname, attr))
+            elif len(required) == 1 and API_PARAM.search(required[0].name.lower()):
+                out += ["%s:%s(%r)" % (modname, attr, api) for api in ("gymnasium", "gym")]
+    return out
 
 
 def find_modules(dist):
-    """Modules (or `module:function` entry points) whose import registers env ids."""
+    """Modules (or `module:function` entry points and registration calls) whose import or
+    call registers env ids."""
     registries = _registries()
-    before = _ids(registries)
-    modules, errors, counts, api_counts = [], {}, {}, {}
+    state = {"before": _ids(registries), "api_counts": {}}
+    found = {"modules": [], "counts": {}, "errors": {}}
     for name in _candidates(dist):
         if name.partition(":")[0] in sys.modules and ":" not in name:
             continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _load(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.partition(":")[0].startswith(e.name):
-                continue  # the conventional submodule does not exist
-            errors[name] = "%s: %s" % (type(e).__name__, e)
-            continue
-        except BaseException as e:  # a library failing at import is the finding
-            errors[name] = "%s: %s" % (type(e).__name__, e)
-            errors[name + " traceback"] = traceback.format_exc()[-2000:]
-            continue
-        registries = _registries()
-        now = _ids(registries)
-        added = 0
-        for api, ids in now.items():
-            new = ids - before.get(api, set())
-            api_counts[api] = api_counts.get(api, 0) + len(new)
-            added += len(new)
-        before = now
-        if added:
-            modules.append(name)
-            counts[name] = added
-    api = max(api_counts, key=api_counts.get) if any(api_counts.values()) else None
-    return {"modules": modules, "counts": counts, "errors": errors, "api": api}
+        _try(name, state, found)
+    tops = _top_levels(dist, _distribution(dist))
+    called = set()
+    for name in _registration_calls(tops):
+        base = name.partition("(")[0]
+        if base in called or name in found["modules"]:
+            continue  # a function that registered with "gymnasium" is not called again
+        if _try(name, state, found):
+            called.add(base)
+    if not found["modules"]:  # nothing registers: the env classes it defines, registered here
+        for name in _env_classes(tops):
+            _try(name, state, found)
+    counts = state["api_counts"]
+    api = max(counts, key=counts.get) if any(counts.values()) else None
+    return dict(found, api=api)
+
+
+def _try(name, state, found):
+    """Load one candidate; keep it when the registries grew. Returns whether they did."""
+    errors = found["errors"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _load(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.partition(":")[0].startswith(e.name):
+            return False  # the conventional submodule does not exist
+        errors[name] = "%s: %s" % (type(e).__name__, e)
+        return False
+    except BaseException as e:  # a library failing at import is the finding
+        errors[name] = "%s: %s" % (type(e).__name__, e)
+        errors[name + " traceback"] = traceback.format_exc()[-2000:]
+        return False
+    now = _ids(_registries())
+    added = 0
+    for api, ids in now.items():
+        new = ids - state["before"].get(api, set())
+        state["api_counts"][api] = state["api_counts"].get(api, 0) + len(new)
+        added += len(new)
+    state["before"] = now
+    if added:
+        found["modules"].append(name)
+        found["counts"][name] = added
+    return bool(added)
 
 
 def size_params(api, imports, ids):
@@ -219,14 +373,31 @@ def _is_size(name, value):
     )
 
 
+def _split_ids(args):
+    sep = args.index("--")
+    return args[:sep], args[sep + 1 :]
+
+
 def main(argv):
-    if argv[0] == "modules":
-        result = find_modules(argv[1])
-    elif argv[0] == "params":
-        sep = argv.index("--")
-        result = size_params(argv[1], argv[2:sep], argv[sep + 1 :])
+    import probe_envs  # per-env facts; it imports this module's helpers
+
+    cmd, args = argv[0], argv[1:]
+    if cmd == "modules":
+        result = find_modules(args[0])
+    elif cmd == "params":
+        head, ids = _split_ids(args)
+        result = size_params(head[0], head[1:], ids)
+    elif cmd == "kwargs":
+        head, ids = _split_ids(args)
+        result = probe_envs.documented_kwargs(head[0], head[1], head[2:], ids)
+    elif cmd == "families":
+        head, ids = _split_ids(args)
+        result = probe_envs.families(head[0], head[1:], ids)
     else:
-        raise SystemExit("usage: probe.py modules DIST | params API MODULE... -- ID...")
+        raise SystemExit(
+            "usage: probe.py modules DIST | params API MODULE... -- ID... | "
+            "kwargs DIST API MODULE... -- ID... | families API MODULE... -- ID..."
+        )
     sys.stdout.write("\n" + json.dumps(result, default=repr) + "\n")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,9 @@ class EnvInfo:
     action: SpaceSpec | None
     problems: tuple[str, ...] | None = None
     """What the env's own checks found (empty: passed; None: not checked)."""
+    family: str = ""
+    """The env's class (`module:Qualname`) where discovery recorded it, else its id without
+    version and numbers (`Grid#x#`): registered variants of one env count as one family."""
 
     @property
     def checked(self) -> bool:
@@ -51,6 +55,7 @@ class EnvInfo:
             "check": None
             if self.problems is None
             else {"ok": not self.problems, "problems": list(self.problems)},
+            "family": self.family,
         }
 
 
@@ -85,8 +90,16 @@ def list_envs(library: str | None = None, catalog_dir: str | None = None) -> lis
             act = SpaceSpec.from_dict(s["action"]) if "action" in s else None
             check = s.get("check")
             problems = tuple(check["problems"]) if check is not None else None
-            out.append(EnvInfo(f"{spec.name}/{rid}", spec.name, obs, act, problems))
+            family = s.get("family") or name_family(rid)
+            out.append(EnvInfo(f"{spec.name}/{rid}", spec.name, obs, act, problems, family))
     return out
+
+
+def name_family(registered_id: str) -> str:
+    """A family read from an id alone (`Foraging-8x8-2p-v3` -> `Foraging-#x#-#p`), for envs
+    discovered before families were recorded."""
+    base = re.sub(r"-v\d+$", "", registered_id.split("/")[-1])
+    return re.sub(r"\d+", "#", base)
 
 
 def list_failed(library: str | None = None, catalog_dir: str | None = None) -> list[FailedEnv]:

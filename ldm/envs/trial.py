@@ -10,6 +10,7 @@ ldm's spaces; no environment library.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from ldm.envs.backends import Connection
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.proxy import space_from_desc
-from ldm.errors import EnvError, SpaceError
+from ldm.errors import EnvError, LDMError, SpaceError
 from ldm.spaces import SpaceSpec, check_limits, from_gym_space
 
 
@@ -32,18 +33,33 @@ class EnvTrial:
     observation: dict[str, Any]
     action: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    family: str = ""
+    """The env's class (`module:Qualname` of its entry point; "" when not known)."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_sidecar(self) -> dict[str, Any]:
-        """The sidecar entry: spaces plus the check result."""
+        """The sidecar entry: spaces, the check result and (when known) the env's family."""
         return {
             "observation": self.observation,
             "action": self.action,
             "check": {"ok": self.ok, "problems": self.problems},
+            **({"family": self.family} if self.family else {}),
         }
+
+    @classmethod
+    def from_sidecar(cls, env_id: str, entry: dict[str, Any]) -> EnvTrial:
+        """A sidecar entry read back (what an earlier discovery recorded)."""
+        check = entry.get("check") or {}
+        return cls(
+            env_id,
+            entry.get("observation", {}),
+            entry.get("action", {}),
+            list(check.get("problems", [])),
+            entry.get("family", ""),
+        )
 
 
 @singledispatch
@@ -82,17 +98,46 @@ def _outside_discrete(space: gym.spaces.Discrete, obs: Any) -> str | None:
     return None if lo <= v < lo + int(space.n) else f"{v} is outside [{lo}, {lo + int(space.n)})"
 
 
+class Budget:
+    """One env's time budget: every call of its trial gets what is left of `seconds`."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def __call__(self) -> float:
+        """Seconds left for the next call; raises once none are."""
+        self.check()
+        return self.deadline - time.monotonic()
+
+    def check(self) -> None:
+        """Raise the budget's error once it is spent (a call it cut short fails this way)."""
+        if time.monotonic() >= self.deadline:
+            raise EnvError(
+                f"over its time budget of {self.seconds:g} s (make, two seeded rollouts); "
+                "a slower env may pass with `ldm envs discover --timeout`"
+            )
+
+
 def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps: int) -> EnvTrial:
-    """Make, limit-check, reset and step one env twice under one seed; raises on failure."""
-    made = conn.call(
-        {"cmd": "make", "env_id": rid, "kwargs": spec.kwargs_for(rid), "count": 1}, timeout
-    )
+    """Make, limit-check, reset and step one env twice under one seed, all within `timeout`
+    seconds; raises on failure."""
+    budget = Budget(timeout)
+    try:
+        made = conn.call(
+            {"cmd": "make", "env_id": rid, "kwargs": spec.kwargs_for(rid), "count": 1}, budget()
+        )
+    except LDMError:
+        budget.check()  # a call cut short by the budget says so
+        raise
     handle = made["handles"]
     try:
-        trial = _trial(conn, made, spec, rid, timeout, steps)
-    except BaseException:
+        trial = _trial(conn, made, spec, rid, budget, steps)
+    except BaseException as e:
         if conn.alive:
             _close(conn, handle, timeout)
+        if isinstance(e, LDMError):
+            budget.check()
         raise
     why = _close(conn, handle, timeout)
     return (
@@ -110,7 +155,7 @@ def _close(conn: Connection, handle: list[int], timeout: float) -> str | None:
 
 
 def _trial(
-    conn: Connection, made: dict, spec: LibrarySpec, rid: str, timeout: float, steps: int
+    conn: Connection, made: dict, spec: LibrarySpec, rid: str, budget: Budget, steps: int
 ) -> EnvTrial:
     handle = made["handles"]
     obs_space = space_from_desc(made["spaces"]["observation"])
@@ -120,8 +165,8 @@ def _trial(
     check_limits(act_spec, "action", f"{spec.name}/{rid}")
     act_space.seed(0)
     actions = [np.asarray(act_space.sample()) for _ in range(steps)]
-    first = _rollout(conn, handle, actions, timeout)
-    second = _rollout(conn, handle, actions, timeout)
+    first = _rollout(conn, handle, actions, budget)
+    second = _rollout(conn, handle, actions, budget)
     problems = []
     for t, obs in enumerate(first):
         why = outside(obs_space, obs)
@@ -140,12 +185,12 @@ def _spec(space: gym.Space, role: str) -> SpaceSpec:
         raise SpaceError(f"{role} {e}") from None
 
 
-def _rollout(conn: Connection, handle: list[int], actions: list, timeout: float) -> list:
-    reply = conn.call({"cmd": "reset", "handles": handle, "seeds": [0]}, timeout)
+def _rollout(conn: Connection, handle: list[int], actions: list, budget: Budget) -> list:
+    reply = conn.call({"cmd": "reset", "handles": handle, "seeds": [0]}, budget())
     out = [reply["obs"][0]]
     for a in actions:
         reply = conn.call(
-            {"cmd": "step", "handles": handle, "actions": [a], "autoreset": True}, timeout
+            {"cmd": "step", "handles": handle, "actions": [a], "autoreset": True}, budget()
         )
         out.append(reply["obs"][0])
     return out

@@ -74,6 +74,8 @@ def test_catalog_counts_thousands_of_checked_envs_and_keeps_the_paper_libraries(
     envs = list_envs()
     # the goal of issue 13: >= 50 libraries and >= 2,000 envs, each with its check recorded
     assert len({e.library for e in envs}) >= 50 and len(envs) >= 2000
+    # issue 38: >= 80 libraries with an env passing its checks
+    assert len({e.library for e in envs if e.check_ok}) >= 80
     assert all(e.observation is not None and e.action is not None for e in envs)
     assert all(e.checked for e in envs)
     catalog = load_catalog()
@@ -190,10 +192,23 @@ def test_library_table_ends_with_the_catalog_totals(capsys):
     envs = list_envs()
     libraries = {e.library for e in envs}
     domains = {s.domain for n, s in load_catalog().items() if n in libraries}
+    out = capsys.readouterr().out
     total = re.search(
-        r"total: (\d+) libraries\t(\d+) domains\t(\d+)\t(\d+)",
-        capsys.readouterr().out,
+        r"total: (\d+) libraries\t(\d+) domains\t(\d+)\t(\d+) \((\d+) passing\)\t(\d+)",
+        out,
     )
     assert total, "no total row"
     flagged = sum(e.checked and not e.check_ok for e in envs)
-    assert [int(g) for g in total.groups()] == [len(libraries), len(domains), len(envs), flagged]
+    # families: distinct env classes per library (variants count once), and those passing
+    families = {(e.library, e.family) for e in envs}
+    passing = {(e.library, e.family) for e in envs if e.check_ok}
+    assert [int(g) for g in total.groups()] == [
+        len(libraries),
+        len(domains),
+        len(envs),
+        len(families),
+        len(passing),
+        flagged,
+    ]
+    good = len({e.library for e in envs if e.check_ok})
+    assert f"({good} with an env passing its checks)" in out

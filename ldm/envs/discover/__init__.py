@@ -7,14 +7,20 @@ hub can do the work:
    modules an import reports missing become requirements (`requirements.py`);
 2. find the modules that register its envs (`modules.py`, which runs `ldm/envs/probe.py` in
    the library's venv: entry points, top-level packages, `<pkg>.envs`/`<pkg>.gym`...,
-   submodules calling `register(`) and which API (gym or gymnasium) they register with, and
-   the env ids they add to the registry;
-3. try each id in workers (`trials.py`, over `ldm/envs/trial.py`: make, limits, reset,
-   steps, the env's own checks), fixing what the hub can (missing optional dependencies,
-   declared wrappers) and naming smaller variants of envs over the paper's limits
-   (`hints.py`);
-4. write the spec's `envs` / `failed`, its `discovery` record and the `<name>.spaces.json`
-   sidecar that `ldm envs list` reads (`command.py`, `record.py`).
+   modules its README and shipped tests import, the registration calls they make,
+   submodules calling `register(`, then its own functions whose name and signature say they
+   register, e.g. `register_envs()`) and which API (gym or gymnasium) they register with,
+   and the env ids they add to the registry;
+3. try each id in parallel workers (`trials.py`, over `ldm/envs/trial.py`: make, limits,
+   reset, steps, the env's own checks, all within a time budget per env), writing the spec
+   as it goes (`partial.py`: a stopped discovery keeps what it found), fixing what the hub
+   can (missing optional dependencies, declared wrappers: a team of agents behind one view,
+   decided from the spaces; constructor arguments the library's examples give,
+   `arguments.py`, which names the envs that still need a user's) and naming smaller
+   variants of envs over the paper's limits (`hints.py`);
+4. write the spec's `envs` / `failed` / `env_kwargs`, its `discovery` record and the
+   `<name>.spaces.json` sidecar (with each env's family: its class) that `ldm envs list`
+   reads (`command.py`, `record.py`).
 
 Imports ldm's hub modules; never an environment library (those live in the library's venv).
 """

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.discover.arguments import NEEDS_ARGUMENTS, retry_with_documented_kwargs
 from ldm.envs.discover.modules import candidate_ids, find_registering_modules
 from ldm.envs.discover.requirements import (
     MAX_ADDED_DEPENDENCIES,
@@ -19,7 +20,13 @@ from ldm.envs.discover.requirements import (
     release_date,
     req_name,
 )
-from ldm.envs.discover.trials import FIXES, try_all
+from ldm.envs.discover.trials import (
+    OnResult,
+    retry_with_dependencies,
+    retry_with_seeding,
+    retry_with_wrappers,
+    try_all,
+)
 from ldm.envs.trial import EnvTrial
 from ldm.envs.venvs import ensure_venv
 from ldm.errors import EnvError, LDMError
@@ -106,14 +113,28 @@ class Built:
 SAMPLE = 8
 
 
+#: The fixes tried, in order, after a variant's first trials: optional dependencies a
+#: failure names, declared wrappers, constructor arguments the library's examples give (the
+#: envs still wanting arguments are named so; a wrapper retry after it would rename them),
+#: then seeding the global generators for envs that do not reproduce a seed.
+FIXES = (
+    retry_with_dependencies,
+    retry_with_wrappers,
+    retry_with_documented_kwargs,
+    retry_with_seeding,
+)
+
+
 @dataclass(frozen=True)
 class Trial:
-    """How envs are tried: per-env timeout, parallel workers, random steps, a progress bar."""
+    """How envs are tried: per-env timeout, parallel workers, random steps, a progress bar,
+    and who hears each outcome as it comes (the partial spec's writer)."""
 
     timeout: float
     workers: int
     steps: int
     progress: bool
+    on_result: OnResult | None = None
 
     def fixed(
         self, spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict[str, str]
@@ -131,17 +152,32 @@ class Trial:
         Returns (the outcome, whether it runs, how many envs were tried)."""
         sample = ids[:: -(-len(ids) // SAMPLE)] if len(ids) > SAMPLE else ids
         args = (self.timeout, self.workers, self.steps)
-        spec, passed, failed = self.fixed(spec, *try_all(spec, sample, *args, False))
-        runs = bool(passed) or all("over the limit" in why for why in failed.values())
+        spec, passed, failed = self.fixed(
+            spec, *try_all(spec, sample, *args, False, self.on_result)
+        )
+        runs = _runs(passed, failed)
         if (runs or everything) and len(sample) < len(ids):
-            spec, passed, failed = self.fixed(spec, *try_all(spec, ids, *args, self.progress))
-            runs = bool(passed) or all("over the limit" in why for why in failed.values())
+            outcome = try_all(spec, ids, *args, self.progress, self.on_result)
+            spec, passed, failed = self.fixed(spec, *outcome)
+            runs = _runs(passed, failed)
         tried = len(ids) if everything or runs else len(sample)
         return Built(spec, variant, passed, failed), runs, tried
 
 
+def _runs(passed: dict[str, EnvTrial], failed: dict[str, str]) -> bool:
+    """Whether a build runs the library: an env passed, or every failure is one no other
+    interpreter fixes (over the paper's limits, waiting for a user's constructor arguments)."""
+    settled = ("over the limit", NEEDS_ARGUMENTS)
+    return bool(passed) or all(any(s in why for s in settled) for why in failed.values())
+
+
 def build_and_try(
-    spec: LibrarySpec, timeout: float, workers: int, steps: int, progress: bool
+    spec: LibrarySpec,
+    timeout: float,
+    workers: int,
+    steps: int,
+    progress: bool,
+    on_result: OnResult | None = None,
 ) -> tuple[Built, list[str]]:
     """Try `BUILD_VARIANTS` in order until one builds, imports and runs envs: (it, the tries).
 
@@ -173,7 +209,7 @@ def build_and_try(
             needs = re.search(r"Python>=(\d+)\.(\d+)", str(e))
             floor = max(floor, (int(needs[1]), int(needs[2]))) if needs else floor
             continue
-        trial = Trial(timeout, workers, steps, progress)
+        trial = Trial(timeout, workers, steps, progress, on_result)
         built, runs, tried = trial.variant(candidate, variant, ids, everything=k == 0)
         if runs:
             return built, tries

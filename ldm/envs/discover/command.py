@@ -13,8 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ldm.envs.catalog import LibrarySpec, catalog_write_dir, load_catalog, load_spec
+from ldm.envs.discover.arguments import needs_arguments
 from ldm.envs.discover.builds import BUILD_VARIANTS, build_and_try
 from ldm.envs.discover.hints import limit_hints
+from ldm.envs.discover.modules import env_families
+from ldm.envs.discover.partial import PartialSpec
 from ldm.envs.discover.record import write_discovery
 from ldm.envs.discover.requirements import pin_installed, project_source, pypi_page, req_name
 from ldm.envs.trial import EnvTrial
@@ -37,11 +40,23 @@ class DiscoverReport:
         """Listed envs that fail their own checks."""
         return sorted(rid for rid, t in self.passed.items() if not t.ok)
 
+    @property
+    def families(self) -> int:
+        """Distinct env classes among the envs that pass (variants of one class count once)."""
+        return len({t.family or rid for rid, t in self.passed.items()})
+
     def summary(self) -> str:
+        wanting = sorted(needs_arguments(self.failed))
+        args = (
+            f"; {len(wanting)} need a user's constructor arguments ({', '.join(wanting[:5])}: "
+            "see `ldm envs list --failed`)"
+            if wanting
+            else ""
+        )
         return (
-            f"{self.library}: {len(self.passed)} envs pass ({len(self.flagged)} flagged by their "
-            f"checks), {len(self.failed)} failed, {self.seconds:.0f} s, built on {self.build} "
-            f"-> {self.spec_path}"
+            f"{self.library}: {len(self.passed)} envs pass in {self.families} families "
+            f"({len(self.flagged)} flagged by their checks), {len(self.failed)} failed{args}, "
+            f"{self.seconds:.0f} s, built on {self.build} -> {self.spec_path}"
         )
 
 
@@ -97,9 +112,11 @@ def discover_library(
     is_new = not Path(spec.path).exists()
     if domain:
         spec = replace(spec, domain=domain)
-    built, tries = build_and_try(spec, timeout, workers, steps, progress)
+    partial = PartialSpec(spec)
+    built, tries = build_and_try(spec, timeout, workers, steps, progress, partial)
     spec, passed, failed = built.spec, built.passed, built.failed
     failed = limit_hints(spec, failed, passed)
+    passed = with_families(spec, passed)
     report = DiscoverReport(spec.name, spec.path, passed, failed)
     first = built.variant == BUILD_VARIANTS[0]
     report.build = "the spec as written" if first else built.variant.describe(spec)
@@ -119,6 +136,13 @@ def discover_library(
     }
     write_discovery(replace(spec, discovery=discovery), passed, failed)
     return report
+
+
+def with_families(spec: LibrarySpec, passed: dict[str, EnvTrial]) -> dict[str, EnvTrial]:
+    """The passed envs with their family (entry point class) where the library's registry
+    tells it."""
+    found = env_families(spec, sorted(passed))
+    return {rid: replace(t, family=found.get(rid, t.family)) for rid, t in passed.items()}
 
 
 def _python_version(spec: LibrarySpec) -> str:

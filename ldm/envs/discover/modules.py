@@ -15,7 +15,8 @@ from typing import Any
 from ldm.envs.backends import connect, init_message
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.discover.requirements import req_name
-from ldm.errors import EnvError
+from ldm.envs.venvs import ensure_venv
+from ldm.errors import EnvError, LDMError
 
 PROBE = Path(__file__).parent.parent / "probe.py"
 #: Seconds a library's first import may take in a worker (numba/jax/torch compile on import).
@@ -63,3 +64,14 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
     own = set(spec.imports) <= {"gymnasium", "gym"}
     new = after if own else after - before
     return sorted(rid for rid in new if spec.wants(rid))
+
+
+def env_families(spec: LibrarySpec, ids: list[str]) -> dict[str, str]:
+    """Per env id: its entry point's `module:Qualname` (its family), read in the library's
+    venv; {} when the probe fails (the family is a count, not a requirement)."""
+    if not ids:
+        return {}
+    try:
+        return probe(ensure_venv(spec), "families", spec.api, *spec.imports, "--", *ids)
+    except (LDMError, subprocess.TimeoutExpired, OSError, ValueError):
+        return {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from ldm.envs.backends import Connection, connect
@@ -21,9 +22,14 @@ from ldm.envs.venvs import ensure_venv
 from ldm.errors import LDMError
 
 #: Failures the hub fixes itself with a declared wrapper: (reason pattern, wrapper). Discovery
-#: adds the wrapper to the spec and tries the envs that failed that way again.
+#: adds the wrapper to the spec and tries the envs that failed that way again. A reason keeps
+#: its first line only: a space whose repr spans lines (a Dict of 2-D Boxes) is known by its
+#: opening (`observation space Dict(`).
 AUTO_WRAPPERS = (
-    (re.compile(r"^observation space .*\((Dict|Tuple)\) is not supported"), "flatten_dict"),
+    (
+        re.compile(r"^observation space (.*\((Dict|Tuple)\) is not supported|(Dict|Tuple)\()"),
+        "flatten_dict",
+    ),
     (
         re.compile(
             r"failed on 'step': TypeError: (only (0-dimensional|length-1) arrays"
@@ -31,16 +37,39 @@ AUTO_WRAPPERS = (
         ),
         "sum_reward",
     ),
-    (re.compile(r"^action space .*\((Tuple|Dict)\) is not supported"), "joint_action"),
+    (
+        re.compile(r"^action space (.*\((Tuple|Dict)\) is not supported|(Tuple|Dict)\()"),
+        "joint_action",
+    ),
+    # one agent's action given to a team that takes one per agent (the wrapper checks the
+    # env's agent count: it changes nothing for an env that has none)
+    (
+        re.compile(
+            r"failed on 'step': TypeError: (object of type '(int|float|numpy\.\w+)' has no len"
+            r"|'(int|float|numpy\.\w+)' object is not (subscriptable|iterable))"
+        ),
+        "team_actions",
+    ),
 )
 
 Outcome = tuple[LibrarySpec, dict[str, EnvTrial], dict[str, str]]
 
 
+#: Called with each env's outcome as it comes (a trial, or the reason it failed).
+OnResult = Callable[[LibrarySpec, str, "EnvTrial | str"], None]
+
+
 def try_all(
-    spec: LibrarySpec, ids: list[str], timeout: float, workers: int, steps: int, progress: bool
+    spec: LibrarySpec,
+    ids: list[str],
+    timeout: float,
+    workers: int,
+    steps: int,
+    progress: bool,
+    on_result: OnResult | None = None,
 ) -> tuple[dict[str, EnvTrial], dict[str, str]]:
-    """Try every id in `workers` parallel workers (a crashed worker is replaced)."""
+    """Try every id in `workers` parallel workers (a crashed worker is replaced), each within
+    `timeout` seconds; `on_result` hears each outcome as it comes (the partial spec)."""
     from tqdm import tqdm
 
     todo: queue.Queue[str] = queue.Queue()
@@ -73,6 +102,8 @@ def try_all(
                 else:
                     failed[rid] = result
                 bar.update()
+                if on_result is not None:
+                    on_result(spec, rid, result)
         if conn is not None:
             conn.close()
 
@@ -142,5 +173,27 @@ def retry_with_wrappers(
     return spec, passed, failed
 
 
-#: The fixes tried, in order, after a variant's first trials.
-FIXES = (retry_with_dependencies, retry_with_wrappers)
+#: The check problem of an env that does not reproduce a seed (ldm/envs/trial.py).
+NOT_REPRODUCED = "reset(seed=0) twice with the same actions gave different observations"
+
+
+def retry_with_seeding(
+    spec: LibrarySpec,
+    passed: dict[str, EnvTrial],
+    failed: dict[str, str],
+    timeout: float,
+    workers: int,
+    steps: int,
+) -> Outcome:
+    """Envs that do not reproduce a seed (a library drawing from the global `random` /
+    `np.random`): try them with the declared `seed_global_rngs` wrapper, kept when it makes
+    one of them reproduce (it changes nothing for an env that does not draw from those)."""
+    flaky = sorted(rid for rid, t in passed.items() if NOT_REPRODUCED in t.problems)
+    if not flaky or "seed_global_rngs" in spec.wrappers:
+        return spec, passed, failed
+    seeded = replace(spec, wrappers=[*spec.wrappers, "seed_global_rngs"])
+    again, _ = try_all(seeded, flaky, timeout, workers, steps, progress=False)
+    fixed = {rid: t for rid, t in again.items() if NOT_REPRODUCED not in t.problems}
+    if not fixed:
+        return spec, passed, failed
+    return seeded, {**passed, **fixed}, failed

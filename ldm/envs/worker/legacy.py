@@ -69,6 +69,15 @@ def time_limit_of(env):
     return None
 
 
+def _done(flag):
+    """`done` as a bool; a done per agent (ma-gym's list) is done when every agent is (a
+    non-empty list is truthy: `bool` would end every episode after its first step)."""
+    if isinstance(flag, (list, tuple, dict)):
+        parts = list(flag.values()) if isinstance(flag, dict) else list(flag)
+        return bool(parts) and all(bool(p) for p in parts)
+    return bool(flag)
+
+
 class LegacyGymEnv:
     """Adapts a gym env of any generation (0.9 to 0.26) to the 5-tuple API."""
 
@@ -115,9 +124,9 @@ class LegacyGymEnv:
         result = self.env.step(action)
         if len(result) == 5:
             obs, reward, terminated, truncated, info = result
-            return obs, reward, bool(terminated), bool(truncated), info
+            return obs, reward, _done(terminated), _done(truncated), info
         obs, reward, done, info = result
-        done = bool(done)
+        done = _done(done)
         if "TimeLimit.truncated" in info:
             truncated = bool(info["TimeLimit.truncated"])
         else:

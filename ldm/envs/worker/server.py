@@ -11,6 +11,7 @@ installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py fo
 rules out; tests/envs/test_worker_compat.py checks it).
 """
 
+import ast
 import importlib
 import inspect
 import os
@@ -40,9 +41,12 @@ class Instance:
         env_api.observation_desc = wrappers.describe_space(env.observation_space)
         env_api.action_desc = wrappers.describe_space(env.action_space)
         self.raw = env
-        self.action_space = env.action_space
-        self.discrete = wrappers.space_kind(env.action_space) == "Discrete"
         self.env = wrappers.apply(env_api, wrapper_names)
+        # the action as the outermost wrapper takes it (a team's joined action is not the one
+        # agent's Discrete the env declares): its kind, and the space to cast to, if the env's
+        joined = self.env.action_desc is not env_api.action_desc
+        self.action_space = None if joined else env.action_space
+        self.discrete = self.env.action_desc["type"] == "Discrete"
         self.legacy_render_mode = None  # set when the library takes the mode at render()
 
     def frame(self, max_side=0):
@@ -105,7 +109,12 @@ def _action(inst, action):
     # a copy: the env may keep the action, and a shared buffer is rewritten next step
     if inst.discrete:
         return int(np.asarray(action).reshape(-1)[0])
-    return np.array(action, dtype=inst.action_space.dtype).reshape(inst.action_space.shape)
+    space = inst.action_space
+    if space is None:  # a wrapper joined the agents' actions: it splits them
+        return np.array(action)
+    # a list of per-agent spaces (ma-gym) has no dtype or shape: the wrappers take it as is
+    dtype, shape = getattr(space, "dtype", None), getattr(space, "shape", None)
+    return np.array(action, dtype=dtype).reshape(shape)
 
 
 def _stack(obs):
@@ -122,13 +131,33 @@ def _clean_info(info):
 
 
 def _import(name):
-    """Import `module`, or `module:function` (a `gym.envs` entry point, which is then called)."""
+    """Import `module`, or `module:function` (a `gym.envs` entry point or a registration
+    function, which is then called), or `module:function('gymnasium')` (called with those
+    literal arguments: gym-classics' `register('gymnasium')`), or `module:EnvClass` (an env
+    class the library does not register: registered as `EnvClass-v0`)."""
     module, _, attr = name.partition(":")
     obj = importlib.import_module(module)
     if attr:
+        attr, _, args = attr.partition("(")
         for part in attr.split("."):
             obj = getattr(obj, part)
-        obj()
+        if inspect.isclass(obj):
+            register_class(obj)
+            return
+        args = args[:-1].strip() if args.endswith(")") else args.strip()
+        obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
+
+
+def register_class(cls):
+    """Register an env class under `<Class>-v0` with the gym generation it subclasses."""
+    gymnasium_based = any(c.__module__.split(".")[0] == "gymnasium" for c in cls.__mro__)
+    registration = importlib.import_module(
+        ("gymnasium" if gymnasium_based else "gym") + ".envs.registration"
+    )
+    env_id = cls.__name__ + "-v0"
+    registry = getattr(registration.registry, "env_specs", registration.registry)
+    if env_id not in registry:
+        registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
 
 
 class FramedSink:
