@@ -40,4 +40,4 @@ def test_envs_list_piped_keeps_every_id_whole_on_one_line():
     cartpole = [line for line in lines if "CartPole" in line]
     assert "classic-control/CartPole-v1\tcontinuous(4,)\tdiscrete(2)\tok" in cartpole
     assert len(cartpole) == sum("CartPole" in e.id for e in list_envs())
-    assert lines[-1].startswith("total: ") and lines[-1].count("\t") == 5
+    assert lines[-1].startswith("total: ") and lines[-1].count("\t") == 6  # 7 columns
