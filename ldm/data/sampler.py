@@ -109,7 +109,12 @@ class WindowSampler:
                 f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"
             )
         self.env_ids = sorted({s.env_id for s in self.streams})
+        self._env_index = {e: i for i, e in enumerate(self.env_ids)}
         self.probs = self._weights()
+        # what `rng.choice(len(streams), p=probs)` computes on every call (a pass over every
+        # stream: windows/s fell with the runs), once; the same draws from the same generator
+        self._cdf = self.probs.cumsum()
+        self._cdf /= self._cdf[-1]
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_bytes
         self._arrays: dict[tuple, tuple[Any, int]] = {}
@@ -189,10 +194,10 @@ class WindowSampler:
             targets=targets,
             pad_to=self.window_len,
         )
-        return w._replace(env_index=np.asarray(self.env_ids.index(ref.env_id)))
+        return w._replace(env_index=np.asarray(self._env_index[ref.env_id]))
 
     def sample(self, rng: np.random.Generator) -> Window:
-        ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
+        ref = self.streams[int(self._cdf.searchsorted(rng.random(), side="right"))]
         end = int(rng.integers(1, ref.length + 1))
         return self.window(ref, end)
 

@@ -133,12 +133,19 @@ class Store:
 
     def set_manifest_entry(self, run_id: str, entry: ManifestEntry | None) -> None:
         """Write (or, with None, remove) a run's line of manifest.json, under the store lock."""
+        self.set_manifest_entries({run_id: entry})
+
+    def set_manifest_entries(self, entries: dict[str, ManifestEntry | None]) -> None:
+        """Write (or, with None, remove) several runs' lines of manifest.json in one update
+        under the store lock: the file holds every run, so one update per run costs time
+        growing with the square of the runs."""
         with self._locked():
             data = self.manifest()
-            if entry is None:
-                data["runs"].pop(run_id, None)
-            else:
-                data["runs"][run_id] = entry.to_dict()
+            for run_id, entry in entries.items():
+                if entry is None:
+                    data["runs"].pop(run_id, None)
+                else:
+                    data["runs"][run_id] = entry.to_dict()
             write_json_atomic(self.manifest_path, data)
 
     def runs(
@@ -156,13 +163,14 @@ class Store:
         """Add committed run dirs missing from the manifest (a crash between rename and
         manifest update); returns the run ids added."""
         known = self.manifest()["runs"]
-        added = []
+        added = {}
         for d in sorted((self.path / "runs").iterdir()):
             if d.name not in known and (d / "meta.json").exists():
                 meta = RunMeta.from_dict(json.loads((d / "meta.json").read_text()))
-                self.set_manifest_entry(d.name, meta.manifest_entry())
-                added.append(d.name)
-        return added
+                added[d.name] = meta.manifest_entry()
+        if added:
+            self.set_manifest_entries(added)
+        return list(added)
 
     # -- runs -----------------------------------------------------------------------------------
     def create_run(

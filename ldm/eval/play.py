@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tyro
 
-from ldm.errors import EvalError
+from ldm.errors import EvalError, LDMError
 from ldm.tokens import ActionDecoding
 
 
@@ -85,7 +85,7 @@ def play(
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
     from ldm.eval.agents import SessionAgent
     from ldm.eval.config import EvalConfig
-    from ldm.eval.evaluate import _prepare
+    from ldm.eval.evaluate import env_run
     from ldm.eval.protocol import run_protocol
     from ldm.eval.video import EpisodeRecorder
 
@@ -97,11 +97,12 @@ def play(
         backend=backend,
         decoding=decoding,
     )
-    runs, rejected = _prepare([env_id], cfg)
-    if rejected:
-        raise EvalError(f"cannot play {rejected[0]['error']}")
-    (run,) = runs
-    run.seeds = [seed]
+    try:
+        run = env_run(env_id, cfg)
+    except LDMError as e:
+        raise EvalError(f"cannot play {e if env_id in str(e) else f'{env_id}: {e}'}") from None
+    runs = [run]
+    run.seeds, run.slots = [seed], [0]
     recorder = None
     if video:
         video = Path(video)

@@ -27,11 +27,20 @@ class Reference(NamedTuple):
 
 def reference_run(store: Store, env_id: str) -> Reference | None:
     """The best curated run of an env (highest last10) and its metadata; None if none."""
-    best = None
-    for run_id in store.runs(curated_only=True, env_id=env_id):
+    return reference_runs(store, [env_id])[env_id]
+
+
+def reference_runs(store: Store, env_ids: Sequence[str]) -> dict[str, Reference | None]:
+    """`reference_run` of every env, reading the manifest once (per env it would read it
+    again: time growing with envs x runs, 1,000 envs of a 10,000-run store took minutes)."""
+    best: dict[str, Reference | None] = dict.fromkeys(env_ids)
+    for run_id, entry in store.runs(curated_only=True).items():
+        if entry.env_id not in best:
+            continue
         meta = store.open_run(run_id).record
-        if meta.last10 is not None and (best is None or meta.last10 > best.meta.last10):
-            best = Reference(run_id, meta)
+        held = best[entry.env_id]
+        if meta.last10 is not None and (held is None or meta.last10 > held.meta.last10):
+            best[entry.env_id] = Reference(run_id, meta)
     return best
 
 
