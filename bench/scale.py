@@ -1,7 +1,8 @@
 """The data layer at the paper's counts, simulated: synthetic stores of many tiny runs.
 
 Per store size N (runs; 100, 1,000 and 10,000, `--quick` 30, 100 and 300) over E = min(3,000,
-0.3 N) envs (real catalog env ids first, then synthetic ones), time and peak memory of:
+0.3 N) envs (real catalog env ids first, then synthetic ones), each run 64 transitions whose
+metadata lists 2,000 episodes (a 3M-transition run's), time and peak memory of:
 opening the store (manifest), `ldm data stats`, `ldm data verify`, the sampler's start-up and
 its windows/s, the refgen planner on the E envs x the pool (top 3 candidates each), the
 evaluation's start-up (env list, reference runs, spaces, step limits) and the report of a
@@ -47,6 +48,9 @@ TEMPLATES = 4  # distinct recorded runs; the others are copies of them under oth
 OBS = SpaceSpec("continuous", (4,), low=(-5.0,) * 4, high=(5.0,) * 4)
 ACT = SpaceSpec("discrete", (), "int64", n=2)
 WINDOW = 32
+#: episodes a run's meta.json lists, as a 3M-transition run of 1,500-step episodes has (its
+#: arrays hold STEPS transitions: the metadata's size is what grows memory with the runs)
+EPISODES = 2000
 
 
 def n_envs(runs: int) -> int:
@@ -72,7 +76,11 @@ def _template(store: Store, seed: int) -> str:
                  done, np.zeros(1, bool))  # fmt: skip
     rid = w.commit()
     store.write_reference_actions(rid, 0, store.open_run(rid).read(0, "actions"))
-    store.update_meta(rid, {"curation": {"verdict": "pass"}})
+    returns = rng.normal(size=EPISODES).cumsum().tolist()
+    episodes = [{"stream": 0, "return": r, "length": 1500, "end": 1500 * (i + 1) - 1}
+                for i, r in enumerate(returns)]  # fmt: skip
+    store.update_meta(rid, {"curation": {"verdict": "pass"}, "episodes": episodes,
+                            "episode_returns": returns})  # fmt: skip
     return rid
 
 

@@ -27,7 +27,7 @@ def test_light_modules_import_no_torch(module):
 
 
 # docs/architecture.md: a part imports only parts to its left (lazy imports included)
-ORDER = ["errors", "atomic", "spaces", "tokens", "tokenizer", "envs", "data", "refgen", "model"]
+ORDER = ["errors", "atomic", "cluster", "spaces", "tokens", "tokenizer", "envs", "data", "refgen", "model"]
 ORDER += ["train", "eval", "pipeline", "cli"]
 
 
