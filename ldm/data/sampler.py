@@ -91,7 +91,7 @@ class WindowSampler:
         self.readers: dict[str, RunReader] = {}
         self.streams: list[StreamRef] = []
         for rid, e in entries.items():
-            reader = self.store.open_run(rid)
+            reader = self.store.open_run(rid, episodes=False)  # one per run, kept: light
             if targets == "reference" and not reader.has_reference_actions():
                 raise StoreError(
                     f"run {rid} ({e.env_id}) has no reference actions; run `ldm refgen relabel` "

@@ -202,11 +202,13 @@ class Store:
         """Delete an uncommitted run."""
         shutil.rmtree(self.path / ".pending" / run_id, ignore_errors=True)
 
-    def open_run(self, run_id: str) -> RunReader:
+    def open_run(self, run_id: str, episodes: bool = True) -> RunReader:
+        """A committed run's reader; `episodes=False` leaves out the metadata that grows with
+        its episodes (`EPISODE_KEYS`), for whoever holds a reader of every run."""
         path = self.path / "runs" / run_id
         if not (path / "meta.json").exists():
             raise StoreError(f"run {run_id} is not a committed run of {self.path}")
-        return RunReader(path)
+        return RunReader(path, episodes)
 
     def update_meta(self, run_id: str, updates: dict[str, Any]) -> dict[str, Any]:
         """Merge `updates` (meta.json keys; `curation` may be a `Curation`) into a committed
@@ -262,13 +264,22 @@ class Store:
         self.update_meta(run_id, {**(meta_updates or {}), "checksums": sums})
 
 
-class RunReader:
-    """Lazy access to a committed run: `meta`, per-stream zarr arrays."""
+#: meta.json keys whose size grows with a run's episodes (thousands per run at the paper's
+#: budgets: the sampler's readers of 10,000 such runs held 6 GB of them)
+EPISODE_KEYS = ("episodes", "episode_returns", "check_returns")
 
-    def __init__(self, path: Path) -> None:
+
+class RunReader:
+    """Lazy access to a committed run: `meta`, per-stream zarr arrays. Opened with
+    `episodes=False`, its `meta` (and `record`) lacks `EPISODE_KEYS`."""
+
+    def __init__(self, path: Path, episodes: bool = True) -> None:
         self.path = Path(path)
         self.run_id = self.path.name
         self.meta = json.loads((self.path / "meta.json").read_text())
+        if not episodes:
+            for key in EPISODE_KEYS:
+                self.meta.pop(key, None)
         if self.meta.get("format") != FORMAT_VERSION:
             raise StoreError(
                 f"run {self.run_id} has format {self.meta.get('format')}, expected {FORMAT_VERSION}"
