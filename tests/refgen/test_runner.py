@@ -55,7 +55,7 @@ def test_a_reference_job_whose_ray_worker_dies_runs_again_and_is_stored_once(ray
 
         cand = {{c.name: c for c in load_pool()}}["ppo"]
         job = Job("train", "classic-control/CartPole-v1", "classic-control", cand,
-                  20_000, 0, {str(store_dir)!r})
+                  4096, 0, {str(store_dir)!r})
         results = run_jobs([job], runner="ray", workers=1, retries=0, progress=False)
         print(json.dumps({{"results": {{k: r.to_dict() for k, r in results.items()}},
                           "cluster": ray.get_runtime_context().gcs_address}}))
@@ -85,4 +85,4 @@ def test_a_reference_job_whose_ray_worker_dies_runs_again_and_is_stored_once(ray
     store = Store(store_dir)
     assert list(store.runs()) == [result["run_id"]] and store.pending() == []
     run = store.open_run(result["run_id"])
-    assert run.record.transitions >= 20_000 and run.has_reference_actions()
+    assert run.record.transitions >= 4096 and run.has_reference_actions()
