@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,31 @@ class RayHead:
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert out["cluster"].rsplit(":", 1)[1] == str(self.port)
         return out
+
+    def kill_task_worker(
+        self,
+        title: str,
+        driver: subprocess.Popen,
+        settle: float = 3.0,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> int:
+        """SIGKILL the worker process of this head running a task `title` (its process title,
+        e.g. "ray::_attempt") once `ready()` holds and `settle` seconds more have passed; its
+        pid. A lost worker, as a node's OOM killer or a crash leaves it."""
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert driver.poll() is None, "the driver ended before its task was seen running"
+            for pid in ray_processes(self.temp_dir, self.port):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if cmdline.startswith(title) and ready():
+                    time.sleep(settle)
+                    os.kill(pid, signal.SIGKILL)
+                    return pid
+            time.sleep(0.2)
+        raise AssertionError(f"no Ray worker ran {title} within 300 s")
 
 
 def _free_port() -> int:

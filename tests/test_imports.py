@@ -31,6 +31,7 @@ ORDER = [
     "errors",
     "disk",
     "atomic",
+    "cluster",
     "spaces",
     "tokens",
     "tokenizer",

@@ -116,7 +116,7 @@ class WindowSampler:
         self.readers: dict[str, RunReader] = {}
         self.streams: list[StreamRef] = []
         for rid, e in entries.items():
-            reader = self.store.open_run(rid)
+            reader = self.store.open_run(rid, episodes=False)  # one per run, kept: light
             if targets == "reference" and not reader.has_reference_actions():
                 raise StoreError(
                     f"run {rid} ({e.env_id}) has no reference actions; run `ldm refgen relabel` "
@@ -136,7 +136,12 @@ class WindowSampler:
                 f"store {self.store.path}: no stream left to sample with holdout={holdout!r}"
             )
         self.env_ids = sorted({s.env_id for s in self.streams})
+        self._env_index = {e: i for i, e in enumerate(self.env_ids)}
         self.probs = self._weights()
+        # what `rng.choice(len(streams), p=probs)` computes on every call (a pass over every
+        # stream: windows/s fell with the runs), once; the same draws from the same generator
+        self._cdf = self.probs.cumsum()
+        self._cdf /= self._cdf[-1]
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, cache_bytes
 
@@ -152,6 +157,8 @@ class WindowSampler:
                 f"{sorted(self.dropped)}); run `ldm data verify {self.store.path}`"
             )
         self.probs = self._weights()  # env_ids stay: they index the model's env table
+        self._cdf = self.probs.cumsum()
+        self._cdf /= self._cdf[-1]
 
     def _first_episodes(self, k: int) -> list[StreamRef]:
         """The streams cut to the prefixes holding each env's first `k` episodes."""
@@ -233,12 +240,12 @@ class WindowSampler:
             targets=targets,
             pad_to=self.window_len,
         )
-        return w._replace(env_index=np.asarray(self.env_ids.index(ref.env_id)))
+        return w._replace(env_index=np.asarray(self._env_index[ref.env_id]))
 
     def sample(self, rng: np.random.Generator) -> Window:
         """One window; with on_bad_run="drop", a damaged run is dropped and another drawn."""
         while True:
-            ref = self.streams[rng.choice(len(self.streams), p=self.probs)]
+            ref = self.streams[int(self._cdf.searchsorted(rng.random(), side="right"))]
             end = int(rng.integers(1, ref.length + 1))
             try:
                 return self.window(ref, end)

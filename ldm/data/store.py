@@ -179,12 +179,19 @@ class Store:
 
     def set_manifest_entry(self, run_id: str, entry: ManifestEntry | None) -> None:
         """Write (or, with None, remove) a run's line of manifest.json, under the store lock."""
+        self.set_manifest_entries({run_id: entry})
+
+    def set_manifest_entries(self, entries: dict[str, ManifestEntry | None]) -> None:
+        """Write (or, with None, remove) several runs' lines of manifest.json in one update
+        under the store lock: the file holds every run, so one update per run costs time
+        growing with the square of the runs."""
         with self._locked():
             data = self.manifest()
-            if entry is None:
-                data["runs"].pop(run_id, None)
-            else:
-                data["runs"][run_id] = entry.to_dict()
+            for run_id, entry in entries.items():
+                if entry is None:
+                    data["runs"].pop(run_id, None)
+                else:
+                    data["runs"][run_id] = entry.to_dict()
             write_json_atomic(self.manifest_path, data)
 
     def runs(
@@ -202,13 +209,14 @@ class Store:
         """Add committed run dirs missing from the manifest (a crash between rename and
         manifest update); returns the run ids added."""
         known = self.manifest()["runs"]
-        added = []
+        added = {}
         for d in sorted((self.path / "runs").iterdir()):
             if d.name not in known and (d / "meta.json").exists():
                 meta = RunMeta.from_dict(json.loads((d / "meta.json").read_text()))
-                self.set_manifest_entry(d.name, meta.manifest_entry())
-                added.append(d.name)
-        return added
+                added[d.name] = meta.manifest_entry()
+        if added:
+            self.set_manifest_entries(added)
+        return list(added)
 
     # -- runs -----------------------------------------------------------------------------------
     def create_run(
@@ -242,11 +250,13 @@ class Store:
         with self.run_lock(run_id, wait=False):
             shutil.rmtree(self.path / ".pending" / run_id, ignore_errors=True)
 
-    def open_run(self, run_id: str) -> RunReader:
+    def open_run(self, run_id: str, episodes: bool = True) -> RunReader:
+        """A committed run's reader; `episodes=False` leaves out the metadata that grows with
+        its episodes (`EPISODE_KEYS`), for whoever holds a reader of every run."""
         path = self.path / "runs" / run_id
         if not (path / "meta.json").exists():
             raise StoreError(f"run {run_id} is not a committed run of {self.path}")
-        return RunReader(path)
+        return RunReader(path, episodes)
 
     def update_meta(self, run_id: str, updates: dict[str, Any]) -> dict[str, Any]:
         """Merge `updates` (meta.json keys; `curation` may be a `Curation`) into a committed
@@ -331,13 +341,22 @@ class Store:
                 self.update_meta(reader.run_id, {"checksums": sums, "relabelled": False})
 
 
-class RunReader:
-    """Lazy access to a committed run: `meta`, per-stream zarr arrays."""
+#: meta.json keys whose size grows with a run's episodes (thousands per run at the paper's
+#: budgets: the sampler's readers of 10,000 such runs held 6 GB of them)
+EPISODE_KEYS = ("episodes", "episode_returns", "check_returns")
 
-    def __init__(self, path: Path) -> None:
+
+class RunReader:
+    """Lazy access to a committed run: `meta`, per-stream zarr arrays. Opened with
+    `episodes=False`, its `meta` (and `record`) lacks `EPISODE_KEYS`."""
+
+    def __init__(self, path: Path, episodes: bool = True) -> None:
         self.path = Path(path)
         self.run_id = self.path.name
         self.meta = json.loads((self.path / "meta.json").read_text())
+        if not episodes:
+            for key in EPISODE_KEYS:
+                self.meta.pop(key, None)
         if self.meta.get("format") != FORMAT_VERSION:
             raise StoreError(
                 f"run {self.run_id} has format {self.meta.get('format')}, expected {FORMAT_VERSION}"

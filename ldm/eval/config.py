@@ -1,8 +1,9 @@
 """EvalConfig: the settings of the paper's evaluation protocol, documented and validated.
 
 Every check that needs only the settings runs in `__post_init__`, so `ldm run --dry-run`
-rejects what the evaluation would. Imports the hub's backend names; must not import torch,
-ldm.model, ldm.train, the protocol's loop or the report (results.json is read with it).
+rejects what the evaluation would. Imports the hub's backend names and ldm.cluster's runner
+names; must not import torch, ldm.model, ldm.train, the protocol's loop or the report
+(results.json is read with it).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ldm.cluster import RUNNERS, Runner
 from ldm.envs import BACKEND_NAMES, Backend
 from ldm.errors import EvalError
 from ldm.tokens import ActionDecoding
@@ -46,6 +48,12 @@ class EvalConfig:
     """Env backend (process, inprocess, ray, docker)."""
     retries: int = 1
     """Restarts of an env whose worker died before it is reported as failed."""
+    runner: Runner = "local"
+    """Where the envs are played: local (this machine, every slot in one batch) or ray (in
+    shares over a Ray cluster's nodes, each share acting with its own copy of the model: the
+    same results for the same seeds; ldm/eval/cluster.py)."""
+    workers: int | None = None
+    """Ray: shares the envs are split into, played at once; None = the cluster's CPUs."""
     references: bool = True
     """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
     LDM (a score counts where the reference itself scores ~100)."""
@@ -68,6 +76,12 @@ class EvalConfig:
             raise EvalError("rollouts and episodes must be >= 1")
         if self.video_format not in get_args(VideoFormat):
             raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
+        if self.runner not in RUNNERS:
+            raise EvalError(f"runner {self.runner!r} is not one of {RUNNERS}")
+        if self.workers is not None and self.workers < 1:
+            raise EvalError(
+                f"workers must be >= 1 (or unset: the cluster's CPUs), got {self.workers}"
+            )
         if self.backend not in BACKEND_NAMES:
             raise EvalError(f"backend {self.backend!r} is not one of {BACKEND_NAMES}")
         if self.decoding not in get_args(ActionDecoding):

@@ -1,19 +1,21 @@
 """evaluate(): an LDMPolicy (or SB3-style predict policies) on many envs, normalised scores.
 
-Owns: the env list, the per-env step limit, turning the protocol's bookkeeping into
-`EnvResult`s (scores, the reason an env has no reference) and the `EvalResult` (with the
-expert-normalised scores, from cached or newly measured random scores, and the aggregates). Imports
-ldm.data, ldm.envs, ldm.tokenizer, the protocol and the records, and SB3 classes via
-ldm.refgen.candidates for the references; must not import ldm.train or ldm.pipeline (nor the
+Owns: the start-up (`prepare`: the env list, reference runs, spaces and per-env step limits,
+as an `EvalPlan`), the choice of who plays it (`PLAYERS`: ldm/eval/players.py on this
+machine, ldm/eval/cluster.py on a Ray cluster), turning the protocol's bookkeeping into `EnvResult`s (scores, the
+reason an env has no reference) and the `EvalResult` (with the expert-normalised scores, from
+cached or newly measured random scores, and the aggregates). Imports
+ldm.data, ldm.envs, ldm.tokenizer, the protocol, the players and the records; must not import ldm.train or ldm.pipeline (nor the
 model: a policy arrives as an object).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +23,19 @@ import numpy as np
 
 from ldm.data import Store
 from ldm.errors import EvalError, LDMError
-from ldm.eval.agents import PredictAgent, SessionAgent
 from ldm.eval.aggregate import aggregates
 from ldm.eval.config import EvalConfig
-from ldm.eval.protocol import EnvRun, ProtocolStats, rollout_seeds, run_protocol
+from ldm.eval.players import Played, play_local
+from ldm.eval.protocol import EnvRun, rollout_seeds
 from ldm.eval.results import EnvResult, EvalResult, Provenance
 from ldm.eval.scores import (
     Reference,
     attach_expert_scores,
     normalised_score,
-    reference_run,
+    reference_runs,
     summarise,
 )
-from ldm.eval.video import EpisodeRecorder, attach_clips
+from ldm.eval.video import attach_clips
 from ldm.tokenizer import act_layout, obs_dim_type
 
 
@@ -73,27 +75,81 @@ def require_in_store(store: Store, env_ids: list[str]) -> None:
         )
 
 
-def prepare_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
-    """The protocol's runs of the envs that can be played (their spaces within the model's
-    limits, slots numbered in order) and a failed EnvResult for each of the others."""
-    from ldm.envs import env_spaces
+@dataclass(frozen=True)
+class EvalPlan:
+    """What an evaluation plays, decided before any env starts: `prepare`'s answer."""
 
+    runs: tuple[EnvRun, ...]
+    """The envs to play, with their spaces, rollout seeds and step limits (no slots yet)."""
+    rejected: tuple[EnvResult, ...]
+    """Envs that cannot be played (spaces outside the model's limits, unknown env)."""
+    refs: dict[str, Reference | None]
+    """Every env's reference run (None: it has none)."""
+
+
+def prepare(
+    store: Store,
+    env_ids: list[str] | None,
+    cfg: EvalConfig | None = None,
+    library: str | None = None,
+    references: bool = False,
+) -> EvalPlan:
+    """The evaluation's start-up: the env list, each env's reference run (the manifest read
+    once), its spaces and its step limit; `references`: only envs that have a reference (the
+    others have nothing to act with). Reads the store and the catalog; starts no env."""
+    cfg = cfg or EvalConfig()
+    ids = _env_ids(store, env_ids, library)
+    refs = reference_runs(store, ids)
+    if references:
+        ids = [e for e in ids if refs[e] is not None]
     runs, rejected = [], []
-    slot = 0
-    for env_id in env_ids:
+    for env_id in ids:
         try:
-            obs_spec, act_spec = env_spaces(env_id, backend=cfg.backend)
-            act_layout(act_spec)  # the model's action limits: a clear error for this env only
-            obs_dim_type(obs_spec)
+            run = env_run(env_id, cfg)
         except LDMError as e:
             msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
             rejected.append(EnvResult(env_id, "failed", error=msg))
             continue
-        run = EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
+        run.step_limit = episode_step_limit(refs[env_id], cfg)
+        runs.append(run)
+    return EvalPlan(tuple(runs), tuple(rejected), refs)
+
+
+def env_run(env_id: str, cfg: EvalConfig) -> EnvRun:
+    """An env's protocol bookkeeping (spaces, rollout seeds); an LDMError where the env is
+    unknown or its spaces are outside the model's limits."""
+    from ldm.envs import env_spaces
+
+    obs_spec, act_spec = env_spaces(env_id, backend=cfg.backend)
+    act_layout(act_spec)  # the model's action limits: a clear error for this env only
+    obs_dim_type(obs_spec)
+    return EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
+
+
+def prepare_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
+    """The protocol's runs of the envs that can be played (their spaces within the model's
+    limits, slots numbered in order) and a failed EnvResult for each of the others (no
+    reference read: the random-score measurement's start-up)."""
+    runs, rejected = [], []
+    slot = 0
+    for env_id in env_ids:
+        try:
+            run = env_run(env_id, cfg)
+        except LDMError as e:
+            msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
+            rejected.append(EnvResult(env_id, "failed", error=msg))
+            continue
         run.slots = list(range(slot, slot + cfg.rollouts))
         slot += cfg.rollouts
         runs.append(run)
     return runs, rejected
+
+
+#: who plays a plan's envs, by `EvalConfig.runner` (imported when chosen: Ray's only then)
+PLAYERS: dict[str, Callable[[], Callable[..., Played]]] = {
+    "local": lambda: play_local,
+    "ray": lambda: importlib.import_module("ldm.eval.cluster").play_on_ray,
+}
 
 
 def evaluate(
@@ -108,46 +164,29 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
     paper's protocol; returns the record written to results.json. With `cfg.video` and a
-    `video_dir`, each env's first episode is recorded there (its result's `clip`). `per_env`
-    (with policy None): env id -> an SB3-style `predict` policy for it, played instead of the
+    `video_dir`, each env's first episode is recorded there (its result's `clip`). With
+    `cfg.runner = "ray"` the envs are played in shares over a Ray cluster's nodes
+    (ldm/eval/cluster.py): the same results for the same seeds. `per_env` (with policy None):
+    env id -> an SB3-style `predict` policy for it, played on this machine instead of the
     references (a baseline, e.g. ldm.eval.retrieval's; the result's policy is "baseline")."""
     if policy is not None and per_env is not None:
         raise EvalError("evaluate() takes an LDM policy or per_env policies, not both")
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
-    ids = _env_ids(store, env_ids, library)
-    refs = {e: reference_run(store, e) for e in ids}
-    if (
-        policy is None and per_env is None
-    ):  # references: only envs that have one (the others have nothing to act)
-        ids = [e for e in ids if refs[e] is not None]
-    runs, rejected = prepare_runs(ids, cfg)
+    references = policy is None and per_env is None
+    plan = prepare(store, env_ids, cfg, library, references=references)
     t0 = time.time()
-    for r in runs:
-        r.step_limit = episode_step_limit(refs[r.env_id], cfg)
-    agent: Any = None  # stays None where no env could start: nothing acts
     if per_env is not None:
-        agent = PredictAgent(
-            [per_env(r.env_id) for r in runs], [i for i, r in enumerate(runs) for _ in r.slots]
+        played = play_local(
+            None, list(plan.runs), plan.refs, store, cfg, progress, video_dir, per_env=per_env
         )
-    elif policy is None:
-        agent = PredictAgent(
-            [_load_reference(store, refs[r.env_id]) for r in runs],
-            [i for i, r in enumerate(runs) for _ in r.slots],
+    else:
+        played = PLAYERS[cfg.runner]()(
+            policy, list(plan.runs), plan.refs, store, cfg, progress, video_dir
         )
-    elif runs:
-        obs_specs = [r.obs_spec for r in runs for _ in r.slots]
-        act_specs = [r.act_spec for r in runs for _ in r.slots]
-        agent = SessionAgent(policy, obs_specs, act_specs, cfg)
-    recorder = None
-    if cfg.video and video_dir is not None:
-        recorder = EpisodeRecorder(video_dir, fmt=cfg.video_format)
-        for r in runs:
-            r.render_mode = "rgb_array"
-    stats = run_protocol(runs, agent, cfg, progress, recorder) if runs else ProtocolStats(0, 0)
-    envs = rejected + [_env_result(r, refs[r.env_id], store) for r in runs]
-    if recorder is not None:
-        envs = attach_clips(envs, recorder.write())
+    envs = list(plan.rejected) + [_env_result(r, plan.refs[r.env_id], store) for r in played.runs]
+    if played.clips:
+        envs = attach_clips(envs, played.clips)
     envs.sort(key=lambda e: e.env_id)
     result = EvalResult(
         policy="ldm" if policy is not None else "references" if per_env is None else "baseline",
@@ -156,13 +195,14 @@ def evaluate(
         envs=tuple(envs),
         summary=summarise(envs),
         seconds=time.time() - t0,
-        model_calls=stats.model_calls,
-        steps=stats.steps,
+        model_calls=played.stats.model_calls,
+        steps=played.stats.steps,
         provenance=Provenance.of(policy),
     )
     if cfg.expert_scores:
         from ldm.eval.random_scores import random_scores
 
+        ids = [r.env_id for r in plan.runs]
         randoms = random_scores(ids, backend=cfg.backend, progress=progress)
         result = attach_expert_scores(result, {e: s.mean for e, s in randoms.items()})
     return replace(result, aggregates=aggregates(result))
@@ -178,16 +218,6 @@ def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:
 
     lengths = [e.length for e in ref.meta.episodes]
     return limit_for(ref.meta.env_id, max(lengths, default=0), cfg.episode_limit_factor)
-
-
-def _load_reference(store: Store, ref: Reference | None) -> Any:
-    if ref is None:
-        return None
-    from ldm.refgen.candidates import algorithm_class
-
-    return algorithm_class(ref.meta.algorithm).load(
-        str(store.path / ref.meta.extra["policy_file"]), device="cpu"
-    )
 
 
 def why_no_reference(store: Store, env_id: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tyro
 
-from ldm.errors import EvalError
+from ldm.errors import EvalError, LDMError
 from ldm.tokens import ActionDecoding
 
 
@@ -92,7 +92,7 @@ def play(
     """Play `episodes` episodes of one env; returns {"returns": [...], "clip": ClipResult}."""
     from ldm.eval.agents import SessionAgent
     from ldm.eval.config import EvalConfig
-    from ldm.eval.evaluate import prepare_runs
+    from ldm.eval.evaluate import env_run
     from ldm.eval.protocol import run_protocol
     from ldm.eval.video import EpisodeRecorder
 
@@ -104,11 +104,12 @@ def play(
         backend=backend,
         decoding=decoding,
     )
-    runs, rejected = prepare_runs([env_id], cfg)
-    if rejected:
-        raise EvalError(cannot_make(env_id, rejected[0].error or "?"))
-    (run,) = runs
-    run.seeds = [seed]
+    try:
+        run = env_run(env_id, cfg)
+    except LDMError as e:
+        raise EvalError(cannot_make(env_id, str(e))) from None
+    runs = [run]
+    run.seeds, run.slots = [seed], [0]
     recorder = None
     if video:
         video = Path(video)

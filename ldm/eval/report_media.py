@@ -139,25 +139,49 @@ def smooth(values: Any, window: int | None = None) -> np.ndarray:
 
 def reference_curves(store: Store, env_id: str) -> list[tuple[str, list[float]]]:
     """(run id, episode returns over training) of an env's curated runs that recorded them."""
-    out = []
-    for run_id in store.runs(curated_only=True, env_id=env_id):
-        returns = store.open_run(run_id).meta.get("episode_returns")
-        if returns:
-            out.append((run_id, [float(x) for x in returns]))
+    return all_reference_curves(store, [env_id])[env_id]
+
+
+def all_reference_curves(
+    store: Store, env_ids: list[str]
+) -> dict[str, list[tuple[str, list[float]]]]:
+    """`reference_curves` of every env, reading the manifest once."""
+    out: dict[str, list[tuple[str, list[float]]]] = {e: [] for e in env_ids}
+    for run_id, entry in store.runs(curated_only=True).items():
+        if entry.env_id in out:
+            returns = store.open_run(run_id).meta.get("episode_returns")
+            if returns:
+                out[entry.env_id].append((run_id, [float(x) for x in returns]))
     return out
 
 
+#: envs whose learning curves the report draws, at most (one panel each: 1,000 envs made a
+#: 62,500-pixel-high figure that took minutes); beyond it the lowest LDM scores are drawn
+MAX_CURVES = 48
+
+
 def learning_curves_section(results: EvalResult, store: Store) -> str:
-    """The references' episode returns over training, their first/last 10% marked."""
+    """The references' episode returns over training, their first/last 10% marked (of at
+    most MAX_CURVES envs: those with the lowest scores, unscored ones first)."""
     from ldm.data.store import anchors, tenth
 
     curves = {}
+    by_env = all_reference_curves(store, [e.env_id for e in results.envs])
     for e in results.envs:
-        runs = reference_curves(store, e.env_id)
-        if runs:
-            curves[e.env_id] = (runs, e.reference_run)
+        if by_env[e.env_id]:
+            curves[e.env_id] = (by_env[e.env_id], e.reference_run)
     if not curves:
         return ""
+    shown = ""
+    if len(curves) > MAX_CURVES:
+        score = {e.env_id: e.normalised_score for e in results.envs}
+        lowest = sorted(curves, key=lambda k: (score[k] is not None, score[k] or 0.0))
+        keep = set(lowest[:MAX_CURVES])
+        shown = (
+            f" Drawn for the {MAX_CURVES} of these {len(curves)} envs where the LDM scores "
+            "lowest (unscored ones first)."
+        )
+        curves = {k: v for k, v in curves.items() if k in keep}
     fig, axes = _grid(len(curves))
     for ax, (env_id, (runs, best)) in zip(axes, curves.items()):
         for run_id, returns in runs:
@@ -184,7 +208,8 @@ def learning_curves_section(results: EvalResult, store: Store) -> str:
         "<h2>Reference learning curves</h2><p>Episode returns of each env's curated reference "
         "runs over their training, each episode faint and their moving mean (~5% of the "
         "episodes) drawn over them (the reference run in blue, other seeds in grey); the shaded "
-        "first and last 10% of its episodes give the score's anchors first10 and last10.</p>"
+        "first and last 10% of its episodes give the score's anchors first10 and last10."
+        f"{shown}</p>"
         f'<img alt="reference learning curves" src="data:image/png;base64,{_png(fig)}" '
         'style="max-width:100%">'
     )

@@ -2,10 +2,13 @@
 
 A manifest (`<store>/refgen/jobs.json`, rewritten atomically after every finished job)
 records finished and failed jobs by key, so rerunning after a kill -9 runs only what is left.
-A failing job is retried, then recorded as failed with its error; the others go on.
+A failing job is retried, then recorded as failed with its error; the others go on. On Ray, a
+job whose worker process dies is run again by Ray on another worker (ldm/cluster.py); past
+those retries the loss counts as one failed try of the job here.
 
-Owns: `run_jobs`, `RUNNERS` and the jobs manifest. Imports ldm.refgen.jobs, ldm.atomic, ray
-(lazily); must not import the planner, ldm.model or later parts.
+Owns: `run_jobs` and the jobs manifest (the runner names are ldm/cluster.py's, re-exported).
+Imports ldm.refgen.jobs, ldm.atomic, ldm.cluster, ray (lazily); must not import the planner,
+ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -18,15 +21,15 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from ldm.atomic import write_json_atomic
+from ldm.cluster import RUNNERS, TASK_RETRIES, Runner, connect_ray, worker_lost
 from ldm.envs.lifetime import spawn_pool, stop_pool
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
 
-Runner = Literal["local", "ray"]
-RUNNERS: tuple[str, ...] = get_args(Runner)
+__all__ = ["RUNNERS", "JobManifest", "Runner", "run_jobs"]
 
 
 class JobManifest:
@@ -117,9 +120,15 @@ def run_jobs(
 
 
 def _ray_get(ref: Any) -> JobResult:
+    """The job's result; a worker lost past Ray's retries is one failed try of the job."""
     import ray
 
-    return ray.get(ref)
+    try:
+        return ray.get(ref)
+    except Exception as e:
+        if not worker_lost(e):
+            raise
+        return JobResult(status="error", error=f"{type(e).__name__}: {str(e)[:2000]}")
 
 
 def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
@@ -133,16 +142,10 @@ def _backend(runner: str, workers: int) -> tuple[Callable, Callable, Callable]:
         # aborted: a job process left running would go on writing into the store
         close = lambda abort: stop_pool(pool, abort)  # noqa: E731
         return (lambda job: pool.submit(_attempt, job)), collect, close
-    try:
-        import ray
-    except ImportError:
-        raise RefGenError("runner 'ray' needs ray: pip install 'ldm[ray]'") from None
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):  # a cluster started with `ray start`
-            ray.init(log_to_driver=False)
-        else:  # a local Ray instance sized to the requested parallelism
-            ray.init(include_dashboard=False, log_to_driver=False, num_cpus=workers)
-    remote = ray.remote(num_cpus=1)(_attempt)
+    ray = connect_ray(workers, RefGenError)
+    # a job whose worker dies runs again elsewhere: its run id is its key's, so the retry
+    # discards the half-written pending run and the store holds the run once
+    remote = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_attempt)
 
     def collect_ray(refs: list) -> list:
         ready, _ = ray.wait(refs, num_returns=1)

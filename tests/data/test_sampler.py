@@ -146,3 +146,16 @@ def test_sigterm_to_the_process_group_stops_a_loader_cleanly(mixed):
             p.wait()
     assert p.returncode == 130 and "interrupted" in out, err
     assert "DataLoader worker" not in err
+
+
+def test_the_sampler_draws_as_numpy_choice_did_and_keeps_no_episodes(mixed):
+    # the streams' CDF is computed once (rng.choice made it per window, over every stream):
+    # the same draws, so a resumed run's batches are the ones an older version drew
+    s = WindowSampler(mixed, window_len=4, weighting="env")
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(200):
+        ref = s.streams[a.choice(len(s.streams), p=s.probs)]
+        assert s.sample(b).env_index == s.env_ids.index(ref.env_id)
+        a.integers(1, ref.length + 1)  # the window's end, drawn by sample() as well
+    # one reader per run is kept for the whole training: without its episodes' metadata
+    assert all("episodes" not in r.meta for r in s.readers.values())

@@ -328,3 +328,26 @@ def test_a_second_process_writing_the_same_run_is_refused_until_the_first_commit
     assert list(store.runs()) == ["r"] and store.pending() == []
     with pytest.raises(StoreError, match="already committed"):
         store.create_run("lib/Vec-v0", "lib", VEC, DISC, run_id="r")
+
+
+def test_reconcile_registers_many_runs_in_one_manifest_write(store, monkeypatch):
+    # one manifest write per run rewrote a file of every run each time: time ~ runs squared
+    rids = [record(store, f"a/E{i}-v0", VEC, DISC, steps=8, streams=1, relabel=False,
+                   verdict=None) for i in range(4)]  # fmt: skip
+    for rid in rids:
+        store.set_manifest_entry(rid, None)  # committed, but the manifest lost them
+    writes = []
+    real = Store.set_manifest_entries
+    monkeypatch.setattr(
+        Store, "set_manifest_entries", lambda s, e: (writes.append(len(e)), real(s, e))
+    )
+    assert store.reconcile() == sorted(rids)
+    assert writes == [4] and sorted(store.runs()) == sorted(rids)
+
+
+def test_a_reader_without_episodes_holds_no_per_episode_metadata(store):
+    rid = record(store, "a/E-v0", VEC, DISC, steps=60, streams=1)
+    full, light = store.open_run(rid), store.open_run(rid, episodes=False)
+    assert len(full.meta["episodes"]) == 3 and len(full.meta["episode_returns"]) == 3
+    assert "episodes" not in light.meta and "episode_returns" not in light.meta
+    assert light.length(0) == 60 and light.has_reference_actions()

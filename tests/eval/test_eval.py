@@ -141,3 +141,16 @@ def test_cli_eval_of_an_env_it_cannot_score_is_an_error(tmp_path, capsys, env_id
     assert err.startswith(f"ldm eval: error: --envs {env_id}: ")
     assert all(s in err for s in says), err
     assert not out.exists()
+
+
+def test_the_start_up_reads_the_manifest_once_for_every_env(tmp_path, monkeypatch):
+    # once per env, 1,000 envs of a 10,000-run store read the 10,000-run manifest 1,000 times
+    from ldm.eval.evaluate import prepare
+
+    store, rid = _store_with_anchors(tmp_path)
+    calls, runs = [], Store.runs
+    monkeypatch.setattr(Store, "runs", lambda s, *a, **k: (calls.append(1), runs(s, *a, **k))[1])
+    plan = prepare(store, ENVS * 3, EvalConfig(rollouts=1))
+    assert calls == [1]
+    assert plan.refs[ENVS[0]].run_id == rid and plan.refs[ENVS[1]] is None
+    assert [r.env_id for r in plan.runs] == ENVS * 3 and plan.runs[0].step_limit is not None

@@ -101,3 +101,31 @@ def test_clips_beside_scores_with_relative_links_and_notes(tmp_path):
     assert "score <b>97</b>" in section and "no clip: render() raised X: no pygame" in section
     page = write_report(results, out)["html"].read_text()
     assert "Watch it act" in page and 'src="clips/a__B-v0.mp4"' in page
+
+
+def test_learning_curves_of_many_envs_draw_the_lowest_scores_only(tmp_path, monkeypatch):
+    # one panel per env: 1,000 envs made a 62,500-pixel-high figure that took minutes
+    import ldm.eval.report_media as media
+
+    store = _store(tmp_path)
+    monkeypatch.setattr(media, "MAX_CURVES", 2)
+    monkeypatch.setattr(
+        media, "all_reference_curves", lambda s, ids: {e: [("r", [1.0, 2.0, 3.0])] for e in ids}
+    )
+    grid, drawn = media._grid, []
+    monkeypatch.setattr(media, "_grid", lambda n: drawn.append(grid(n)) or drawn[-1])
+    envs = [EnvResult(f"lib/E{i}-v0", "ok", normalised_score=float(9 - i)) for i in range(5)]
+    section = learning_curves_section(_result("ldm", *envs), store)
+    assert "Drawn for the 2 of these 5 envs" in section
+    ((_, axes),) = drawn
+    assert [ax.get_title() for ax in axes] == ["lib/E3-v0", "lib/E4-v0"]  # the lowest scores
+
+
+def test_learning_curves_read_the_manifest_once_for_every_env(tmp_path, monkeypatch):
+    # once per env, the report of 1,000 envs of a 10,000-run store read 1,000 manifests
+    store = _store(tmp_path)
+    calls, runs = [], Store.runs
+    monkeypatch.setattr(Store, "runs", lambda s, *a, **k: (calls.append(1), runs(s, *a, **k))[1])
+    envs = [EnvResult(f"lib/E{i}-v0", "ok") for i in range(5)] + [EnvResult("lib/Env-v0", "ok")]
+    section = learning_curves_section(_result("ldm", *envs), store)
+    assert "first and last 10%" in section and calls == [1]
