@@ -167,7 +167,10 @@ class WindowSampler:
             by_env.setdefault(s.env_id, {}).setdefault(s.run_id, []).append(s.stream)
         kept: list[StreamRef] = []
         for env_id, runs in by_env.items():
-            inputs = [(rid, self.readers[rid].record, streams) for rid, streams in runs.items()]
+            # the episodes' metadata, which the sampler's light readers leave out
+            inputs = [
+                (rid, self.store.open_run(rid).record, streams) for rid, streams in runs.items()
+            ]
             for cut in first_episodes(env_id, sorted(inputs, key=lambda x: x[0]), k):
                 library = next(s.library for s in self.streams if s.env_id == env_id)
                 kept.append(StreamRef(cut.run_id, cut.stream, env_id, library, cut.stop))

@@ -41,7 +41,7 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
     assert gpu.train["preset"] != PipelineConfig.load(SUITE).train["preset"]
     assert gpu.refgen == PipelineConfig.load(SUITE).refgen  # same references, bigger model
     assert PipelineConfig.load(SUITE, "gpu", out="/elsewhere").store == "/elsewhere/store"
-    with pytest.raises(ConfigError, match="no profile 'tpu'; the file has \\['gpu'\\]"):
+    with pytest.raises(ConfigError, match="no profile 'tpu'; the file has \\['gpu', 'jax'\\]"):
         PipelineConfig.load(SUITE, "tpu")
 
 
