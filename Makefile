@@ -30,7 +30,7 @@ export LDM_SOURCE_MIRROR
 # transformers' Llama 13.1 s / 8.7 s. Let Python write bytecode (once per venv, on first import).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: quickstart suite wide test test-docker install lint format bench clean
+.PHONY: quickstart suite wide test test-long test-docker install lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,12 @@ wide: install
 
 # the whole suite but the container tests (those build Docker images: make test-docker)
 test: install
-	$(PY) -m pytest -m "not docker" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not docker and not long" $(PYTEST_ARGS)
+
+# the tests that take minutes each (the wide smoke run, Ray clusters whose workers are killed);
+# CI runs them after `make test`
+test-long: install
+	$(PY) -m pytest -m "long and not docker" $(PYTEST_ARGS)
 
 test-docker: install
 	$(PY) -m pytest -m docker $(PYTEST_ARGS)

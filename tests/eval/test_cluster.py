@@ -79,6 +79,7 @@ def _same_but_cost(a: dict, b: dict) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_ray_evaluation_gives_the_local_results_for_the_same_seeds(ray_head, tmp_path):
     store, ckpt = _setup(tmp_path)
     code = DRIVER.format(
@@ -93,6 +94,7 @@ def test_ray_evaluation_gives_the_local_results_for_the_same_seeds(ray_head, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_share_whose_ray_worker_dies_is_played_again(ray_head, tmp_path):
     store, ckpt = _setup(tmp_path)
     code = DRIVER.format(

@@ -53,6 +53,7 @@ def test_wide_config_picks_by_rule_budgets_by_rule_and_the_smoke_pick_has_every_
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_path, monkeypatch):
     cfg = smoke_config()
     envs = [e for ids in envs_by_library(cfg).values() for e in ids]

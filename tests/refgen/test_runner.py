@@ -43,6 +43,7 @@ def test_a_reference_job_runs_on_a_ray_cluster(ray_head, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_a_reference_job_whose_ray_worker_dies_runs_again_and_is_stored_once(ray_head, tmp_path):
     store_dir = tmp_path / "store"
     code = textwrap.dedent(
