@@ -102,16 +102,9 @@ def prepare(
     refs = reference_runs(store, ids)
     if references:
         ids = [e for e in ids if refs[e] is not None]
-    runs, rejected = [], []
-    for env_id in ids:
-        try:
-            run = env_run(env_id, cfg)
-        except LDMError as e:
-            msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
-            rejected.append(EnvResult(env_id, "failed", error=msg))
-            continue
-        run.step_limit = episode_step_limit(refs[env_id], cfg)
-        runs.append(run)
+    runs, rejected = playable_runs(ids, cfg)
+    for run in runs:
+        run.step_limit = episode_step_limit(refs[run.env_id], cfg)
     return EvalPlan(tuple(runs), tuple(rejected), refs)
 
 
@@ -126,22 +119,25 @@ def env_run(env_id: str, cfg: EvalConfig) -> EnvRun:
     return EnvRun(env_id, obs_spec, act_spec, rollout_seeds(env_id, cfg))
 
 
-def prepare_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
+def playable_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
     """The protocol's runs of the envs that can be played (their spaces within the model's
-    limits, slots numbered in order) and a failed EnvResult for each of the others (no
-    reference read: the random-score measurement's start-up)."""
+    limits; no slots, no step limits yet) and a failed EnvResult for each of the others."""
     runs, rejected = [], []
-    slot = 0
     for env_id in env_ids:
         try:
-            run = env_run(env_id, cfg)
+            runs.append(env_run(env_id, cfg))
         except LDMError as e:
             msg = str(e) if env_id in str(e) else f"{env_id}: {e}"
             rejected.append(EnvResult(env_id, "failed", error=msg))
-            continue
-        run.slots = list(range(slot, slot + cfg.rollouts))
-        slot += cfg.rollouts
-        runs.append(run)
+    return runs, rejected
+
+
+def prepare_runs(env_ids: list[str], cfg: EvalConfig) -> tuple[list[EnvRun], list[EnvResult]]:
+    """`playable_runs` with their slots numbered in order (no reference read: the
+    random-score measurement's start-up)."""
+    runs, rejected = playable_runs(env_ids, cfg)
+    for i, run in enumerate(runs):
+        run.slots = list(range(i * cfg.rollouts, (i + 1) * cfg.rollouts))
     return runs, rejected
 
 
