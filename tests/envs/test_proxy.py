@@ -206,12 +206,15 @@ def test_no_worker_outlives_a_killed_client(tmp_path):
 
 def test_sb3_learns_on_a_proxied_vector_env():
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     venv = E.sb3_vec_env(CARTPOLE, 4, workers=2)
     try:
         model = PPO(
             "MlpPolicy", venv, n_steps=256, batch_size=256, n_epochs=2, seed=0, device="cpu"
         )
+        # no outputs: SB3's default logger leaves an empty /tmp/SB3-<time> dir behind
+        model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(total_timesteps=2048)
         assert model.num_timesteps >= 2048
         obs = venv.reset()
