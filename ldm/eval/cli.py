@@ -89,14 +89,7 @@ def main(
     )
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         results = replace(results, checkpoint=str(checkpoint))  # the report's training curves
-    title = (
-        f"1-nearest-neighbour retrieval over {retrieval} reference episodes per env"
-        if retrieval is not None
-        else "Reference policies"
-        if references
-        else "LDM evaluation"
-    )
-    paths = write_report(results, out, title=title)
+    paths = write_report(results, out, title=_title(retrieval, references))
     if policy is not None and checkpoint is not None and Path(checkpoint).is_dir():
         from ldm.model.card import record_evaluation
 
@@ -108,6 +101,13 @@ def main(
     print(headline(results.summary))
     print(f"report: {paths['html']}")
     return 0
+
+
+def _title(retrieval: int | None, references: bool) -> str:
+    """The report's title: what played."""
+    if retrieval is not None:
+        return f"1-nearest-neighbour retrieval over {retrieval} reference episodes per env"
+    return "Reference policies" if references else "LDM evaluation"
 
 
 def _print_random_scores(envs: list[str] | None, backend: str, refresh: bool) -> int:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tomllib
 
-from ldm.data import Store, WindowLoader
+from ldm.data import Store
 from ldm.envs import env_spaces
 from ldm.errors import ConfigError
 from ldm.eval import EvalConfig, evaluate
 from ldm.refgen import RefGenConfig, run_refgen
-from ldm.train import TrainConfig, train
+from tests.pipeline.smoke import train_seeing_envs
 
 SUITE = Path(__file__).parents[2] / "configs" / "suite.toml"
 
@@ -73,22 +73,8 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
     assert len(summary.runs) == len(envs)
 
-    seen: set[str] = set()  # the envs of every window the training loop consumed
-    real_next = WindowLoader.__next__
-
-    def recording_next(self):
-        batch = real_next(self)
-        seen.update(self.env_ids[i] for i in batch.env_index.tolist())
-        return batch
-
-    monkeypatch.setattr(WindowLoader, "__next__", recording_next)
-    final = train(
-        TrainConfig(store=store_dir, out=str(tmp_path / "train"), preset="ldm-tiny",
-                    model={"context": 32}, window=32, steps=25, batch_size=16, micro_batch=16,
-                    weighting="env", checkpoint_every=25, val_every=0, num_workers=0),
-        progress=False,
-    )  # fmt: skip
-    kinds = {(env_spaces(e)[0].kind, env_spaces(e)[1].kind) for e in seen}
+    # the envs of every window the training loop consumed, and their kinds
+    final, seen, kinds = train_seeing_envs(monkeypatch, store_dir, tmp_path / "train", 25)
     assert {o for o, _ in kinds} == {"continuous", "discrete", "image"}
     assert {a for _, a in kinds} >= {"discrete", "continuous", "multi_discrete"}
     assert len(seen) >= 0.8 * len(envs)  # 400 windows drawn env-balanced

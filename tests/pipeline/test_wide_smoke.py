@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from ldm.data import Store, WindowLoader
+from ldm.data import Store
 from ldm.envs import env_spaces
 from ldm.eval import EvalConfig, evaluate
 from ldm.refgen import RefGenConfig, run_refgen
 from ldm.refgen.autobudget import AutoBudget, StopReason
 from ldm.refgen.plan import envs_by_library
 from ldm.refgen.selection import SelectionRule
-from ldm.train import TrainConfig, train
+from tests.pipeline.smoke import train_seeing_envs
 
 WIDE = Path(__file__).parents[2] / "configs" / "wide.toml"
 #: a handful of libraries: vector, discrete and image observations, discrete and continuous
@@ -74,22 +74,8 @@ def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_pat
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
     assert {r.stop for r in summary.runs.values()} <= reasons and summary.stop_counts()
 
-    seen: set[str] = set()  # the envs of every window the training loop consumed
-    real_next = WindowLoader.__next__
-
-    def recording_next(self):
-        batch = real_next(self)
-        seen.update(self.env_ids[i] for i in batch.env_index.tolist())
-        return batch
-
-    monkeypatch.setattr(WindowLoader, "__next__", recording_next)
-    final = train(
-        TrainConfig(store=store_dir, out=str(tmp_path / "train"), preset="ldm-tiny",
-                    model={"context": 32}, window=32, steps=20, batch_size=16, micro_batch=16,
-                    weighting="env", checkpoint_every=20, val_every=0, num_workers=0),
-        progress=False,
-    )  # fmt: skip
-    kinds = {(env_spaces(e)[0].kind, env_spaces(e)[1].kind) for e in seen}
+    # the envs of every window the training loop consumed, and their kinds
+    final, seen, kinds = train_seeing_envs(monkeypatch, store_dir, tmp_path / "train", 20)
     assert {o for o, _ in kinds} == {"continuous", "discrete", "image"}
     assert {a for _, a in kinds} == {"discrete", "continuous"}
 
