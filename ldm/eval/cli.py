@@ -31,6 +31,7 @@ def main(
     references: bool = False,
     retrieval: int | None = None,
     compare: tuple[str, str] | None = None,
+    markdown: str | None = None,
     random_scores: bool = False,
     refresh: bool = False,
     cfg: tyro.conf.OmitArgPrefixes[_EvalFlags] = _EvalFlags(),
@@ -46,6 +47,7 @@ def main(
         references: Evaluate the store's reference policies instead (they should score ~100).
         retrieval: Evaluate the 1-nearest-neighbour retrieval baseline over each env's first K reference episodes instead (ldm/eval/retrieval.py).
         compare: Two results.json files (or their directories) to set side by side.
+        markdown: A results.json (or its directory): print its headline, aggregates, per-library and per-env tables as Markdown (the README's tables) and exit.
         random_scores: Print the random and expert scores of --envs (measuring the random
             ones that are not cached for this env version, by the protocol) and exit.
         refresh: With --random-scores: measure again even where a cached score exists.
@@ -58,6 +60,11 @@ def main(
     if compare:
         a, b = (EvalResult.load(p) for p in compare)
         print(compare_text(a, b))
+        return 0
+    if markdown:
+        from ldm.eval.markdown import markdown as to_markdown
+
+        print(to_markdown(EvalResult.load(markdown)), end="")
         return 0
     if random_scores:
         return _print_random_scores(envs, cfg.backend, refresh)
