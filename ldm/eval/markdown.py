@@ -22,6 +22,7 @@ ENV_COLUMNS = ("env", "score %", "expert-normalised", "mean return", "reference 
 
 def _table(rows: list[dict[str, Any]], cols: list[str] | tuple[str, ...]) -> str:
     """A GitHub Markdown table: numbers right-aligned, text left."""
+
     def numeric(c: str) -> bool:
         return any(isinstance(r.get(c), (int, float)) for r in rows)
 

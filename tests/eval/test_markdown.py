@@ -28,7 +28,7 @@ def _rows(text: str, first: str) -> dict[str, list[str]]:
     start = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {first} |"))
     head = [c.strip() for c in lines[start].strip("|").split(" | ")]
     rows = {}
-    for ln in lines[start + 2:]:
+    for ln in lines[start + 2 :]:
         if not ln.startswith("|"):
             break
         cells = [c.strip() for c in ln.strip().strip("|").split(" | ")]
