@@ -24,7 +24,7 @@ from ldm.envs.catalog import LibrarySpec
 from ldm.envs.gym_registry import env_spec
 from ldm.errors import EnvError
 
-#: wire description type -> gymnasium space (ldm/envs/worker/wrappers.py `describe_space`)
+#: wire description type -> gymnasium space (ldm/envs/worker/space_desc.py `describe_space`)
 _FROM_DESC: dict[str, Callable[[dict[str, Any]], gym.Space]] = {
     "Box": lambda d: gym.spaces.Box(
         low=np.asarray(d["low"]),

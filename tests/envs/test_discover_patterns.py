@@ -26,7 +26,7 @@ from ldm.envs.discover.partial import PartialSpec
 from ldm.envs.discover.record import write_discovery
 from ldm.envs.registry import list_envs
 from ldm.envs.trial import EnvTrial
-from ldm.envs.worker import legacy, wrappers
+from ldm.envs.worker import legacy, space_desc, wrappers
 
 CORE = '''
 import numpy as np
@@ -241,8 +241,8 @@ class _Team:
     """What the worker holds: an env with its space descriptions."""
 
     def __init__(self, action_space, reward, done):
-        self.observation_desc = wrappers.describe_space(gym.spaces.Discrete(2))
-        self.action_desc = wrappers.describe_space(action_space)
+        self.observation_desc = space_desc.describe_space(gym.spaces.Discrete(2))
+        self.action_desc = space_desc.describe_space(action_space)
         self.reward, self.done, self.got = reward, done, None
 
     def step(self, action):
@@ -255,7 +255,7 @@ def test_a_list_of_agent_spaces_is_a_tuple_and_box_actions_join_into_one_box():
         gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
         gym.spaces.Box(0.0, 5.0, (1, 1), np.float64),
     ]
-    desc = wrappers.describe_space(list(boxes))  # ma-gym's MultiAgentActionSpace is a list
+    desc = space_desc.describe_space(list(boxes))  # ma-gym's MultiAgentActionSpace is a list
     assert desc["type"] == "Tuple" and len(desc["spaces"]) == 2
     inner = _Team(list(boxes), [1.0, 2.5], [False, True])
     env = wrappers.apply(inner, ["joint_action", "sum_reward"])

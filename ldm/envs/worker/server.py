@@ -6,7 +6,8 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, wrappers.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
+siblings protocol.py, space_desc.py, wrappers.py (and the wrapper modules it registers),
+legacy.py and shm_worker.py. No torch, no ldm: ldm is not
 installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
 rules out; tests/envs/test_worker_compat.py checks it).
 """
@@ -22,12 +23,21 @@ import warnings
 import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
+    import episode_wrappers
     import legacy
     import protocol
     import shm_worker
+    import space_desc
     import wrappers
 except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
-    from ldm.envs.worker import legacy, protocol, shm_worker, wrappers
+    from ldm.envs.worker import (
+        episode_wrappers,
+        legacy,
+        protocol,
+        shm_worker,
+        space_desc,
+        wrappers,
+    )
 
 
 class Instance:
@@ -38,8 +48,8 @@ class Instance:
             env_api = legacy.LegacyGymEnv(env)
         else:
             env_api = env
-        env_api.observation_desc = wrappers.describe_space(env.observation_space)
-        env_api.action_desc = wrappers.describe_space(env.action_space)
+        env_api.observation_desc = space_desc.describe_space(env.observation_space)
+        env_api.action_desc = space_desc.describe_space(env.action_space)
         self.raw = env
         self.env = wrappers.apply(env_api, wrapper_names)
         # the action as the outermost wrapper takes it (a team's joined action is not the one
@@ -237,7 +247,7 @@ class EnvServer:
 
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
-        limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
+        limit = kwargs.pop(episode_wrappers.STEP_LIMIT_KWARG, None)
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
         if _accepts_kwarg(self.gym.make, "disable_env_checker"):
@@ -248,7 +258,7 @@ class EnvServer:
             inst = Instance(env, self.api, self.wrappers)
             inst.legacy_render_mode = legacy_mode
             if limit:
-                inst.env = wrappers.StepLimit(inst.env, limit)
+                inst.env = episode_wrappers.StepLimit(inst.env, limit)
             handle = self.next_handle
             self.next_handle += 1
             self.envs[handle] = inst
