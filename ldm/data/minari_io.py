@@ -14,7 +14,7 @@ Storage: Minari writes HDF5 by default (needs h5py) and can write Arrow or Parqu
 import reads whichever a dataset uses, export writes HDF5 unless told otherwise, so that what
 `ldm` writes is what Minari users expect.
 
-Imports numpy, gymnasium (spaces, the env spec), ldm.data.store, ldm.spaces, ldm.envs'
+Imports numpy, gymnasium (spaces, the env spec), ldm.data.store/columns, ldm.spaces, ldm.envs'
 registry (ids and env specs; no env is made), and minari inside its functions; never torch
 or ldm.model.
 """
@@ -31,7 +31,8 @@ import gymnasium as gym
 import numpy as np
 
 import ldm
-from ldm.data.store import COLUMNS, Store
+from ldm.data.columns import COLUMNS
+from ldm.data.store import Store
 from ldm.errors import StoreError
 from ldm.spaces import from_gym_space, to_gym_space
 

@@ -17,7 +17,7 @@ Every chunk is read through `RunReader.column` (ldm/data/chunks.py): a damaged c
 records it in `dropped` and draws the window again, so no window holds a chunk that failed
 its check.
 
-Imports numpy, ldm.data.store, ldm.tokenizer and ldm.tokens; torch only inside
+Imports numpy, ldm.data.store/reader/columns, ldm.tokenizer and ldm.tokens; torch only inside
 `WindowLoader` iteration; never ldm.model or an environment library.
 """
 
@@ -30,8 +30,10 @@ from typing import Any, Literal, NamedTuple, get_args
 import numpy as np
 
 from ldm import errors
+from ldm.data.columns import COLUMNS
 from ldm.data.episodes import first_episodes, training_streams
-from ldm.data.store import COLUMNS, RunReader, Store
+from ldm.data.reader import RunReader
+from ldm.data.store import Store
 from ldm.errors import DamagedRunError, LDMError, StoreError
 from ldm.tokenizer import collate, tokenize_window
 from ldm.tokens import Batch, Window
