@@ -19,8 +19,9 @@ import gymnasium as gym
 import numpy as np
 
 from ldm.envs import shm
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, launch
+from ldm.envs.backends import launch
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection
 from ldm.envs.gym_registry import env_spec
 from ldm.errors import EnvError
 

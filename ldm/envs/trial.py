@@ -18,8 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs.backends import Connection
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import Connection
 from ldm.envs.proxy import space_from_desc
 from ldm.errors import EnvError, LDMError, SpaceError
 from ldm.spaces import SpaceSpec, check_limits, from_gym_space

@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
 from ldm.envs.shm import poll_budgets
 from ldm.errors import EnvError

@@ -75,6 +75,8 @@ HUB_CODE = (
     "check.py",
     "proxy.py",
     "backends.py",
+    "connection.py",
+    "process.py",
 )
 
 
