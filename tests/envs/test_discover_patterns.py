@@ -143,7 +143,7 @@ def test_probe_finds_registration_functions_and_a_module_the_readme_names(fake_p
 
 
 def test_worker_calls_an_import_with_literal_arguments(fake_package):
-    from ldm.envs.worker.server import _import
+    from ldm.envs.worker.env_imports import import_name as _import
 
     pkg, prefix = fake_package
     _import(f"{pkg}.api:register('gymnasium')")
@@ -151,7 +151,7 @@ def test_worker_calls_an_import_with_literal_arguments(fake_package):
 
 
 def test_an_env_class_nothing_registers_is_registered_by_its_name(tmp_path, monkeypatch):
-    from ldm.envs.worker.server import _import
+    from ldm.envs.worker.env_imports import import_name as _import
 
     d = tmp_path / "ldmfake_classes"
     d.mkdir()
@@ -287,7 +287,8 @@ class _Pair(gym.Env):
 
 
 def test_a_team_declared_as_one_agent_gets_one_action_per_agent():
-    from ldm.envs.worker.server import Instance, _action
+    from ldm.envs.worker.env_instance import Instance
+    from ldm.envs.worker.env_instance import action_for as _action
 
     inst = Instance(_Pair(), "gymnasium", ["team_actions", "sum_reward"])
     assert inst.env.action_desc["type"] == "MultiDiscrete"

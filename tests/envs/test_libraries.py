@@ -64,6 +64,8 @@ LIBRARIES = sorted(n for n, s in load_catalog().items() if s.installable and s.e
 CALL_TIMEOUT = 300.0
 HUB_CODE = (
     "worker/server.py",
+    "worker/env_instance.py",
+    "worker/env_imports.py",
     "worker/protocol.py",
     "worker/wrappers.py",
     "worker/space_desc.py",

@@ -6,6 +6,9 @@ as `ldm.envs.worker.*` by the in-process backend and the client (which shares th
 protocol, the declared wrappers' names and the shared-memory tags with it):
 
 - `server.py`: `EnvServer` and the script's main loop (one worker process, many envs);
+- `env_instance.py`: one env (legacy conversion, space descriptions, declared wrappers,
+  frames) and how a wire action is cast for it;
+- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/probe.py);
 - `protocol.py`: the wire format (framed JSON + raw array bytes);
 - `space_desc.py`: the wire's space descriptions (what a space is, sent to the client);
 - `wrappers.py`: the registry of declared wrappers (`WRAPPERS`, `apply`), which live in
