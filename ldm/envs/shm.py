@@ -159,10 +159,6 @@ def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float
     return w, r
 
 
-#: info slot kind (shm_worker.info_kind) -> the Python type the framed path would give
-KINDS = {"b": bool, "i": int, "f": float}
-
-
 class ShmCodec(FramedCodec):
     """Tagged messages (see shm_worker.py): a step's arrays live in the shared buffer."""
 
@@ -227,7 +223,9 @@ class ShmCodec(FramedCodec):
         not fit its slots."""
         v = self.views
         if "info_keys" in result:
-            self.info_keys = [(name, KINDS[kind]) for name, kind in result["info_keys"]]
+            self.info_keys = [
+                (name, shm_worker.INFO_TYPES[kind]) for name, kind in result["info_keys"]
+            ]
         ended = np.flatnonzero(v["final"]).tolist()
         if "infos" in result:
             infos, final_infos = result["infos"], result["final_infos"]

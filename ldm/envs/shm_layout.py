@@ -2,7 +2,8 @@
 lives (`plan_layout` over the wire's space descriptions, `Layout`, `Field`). The worker gets
 `Layout.wire()` in its `shm_attach` message and makes its views from it (shm_worker.py).
 
-Imports numpy, ldm.errors and the worker's shm_worker (its info slots); not the buffer, the
+Imports numpy, ldm.errors and the worker's shm_worker (its info slots) and space_desc (the
+element of a space's value); not the buffer, the
 codec or any connection.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ldm.envs.worker import shm_worker
+from ldm.envs.worker import shm_worker, space_desc
 from ldm.errors import EnvError
 
 ALIGN = 64  # each array starts on its own cache line
@@ -37,26 +38,13 @@ class Layout(NamedTuple):
         return [f._asdict() | {"shape": list(f.shape)} for f in self.fields]
 
 
-# element (shape, dtype) of one env's value, per space type; Dict, Tuple and anything else
-# are not laid out (they keep the framed path)
-ELEMENTS = {
-    "Box": lambda d: (tuple(d["shape"]), np.dtype(d["dtype"]).str),
-    "Discrete": lambda d: ((), np.dtype(np.int64).str),
-    "MultiDiscrete": lambda d: (tuple(np.shape(d["nvec"])), np.dtype(np.int64).str),
-    "MultiBinary": lambda d: (
-        (d["n"],) if isinstance(d["n"], int) else tuple(d["n"]),
-        np.dtype(np.int8).str,
-    ),
-}
-
-
 def plan_layout(spaces: dict[str, Any], count: int) -> Layout:
     """The buffer layout for `count` envs with these space descriptions (from `make`);
     raises EnvError naming the space that cannot be shared."""
     elements = {}
     for key in ("observation", "action"):
         desc = spaces[key]
-        element = ELEMENTS.get(desc["type"])
+        element = space_desc.ELEMENTS.get(desc["type"])
         if element is None:
             raise EnvError(f"{key} space of type {desc['type']!r} has no shared-memory layout")
         elements[key] = element(desc)

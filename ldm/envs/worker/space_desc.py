@@ -1,9 +1,10 @@
 """The wire's space description: a gym/gymnasium space as a plain dict.
 
-The one home of what a space *is* on the worker side: `space_kind` (the standard class a
-space is, along its MRO, in any gym generation) and `describe_space` (the dict the client
-turns back into a gymnasium space, `ldm/envs/proxy.py` `space_from_desc`). The declared
-wrappers, the legacy conversion and the shared-memory layout all read these descriptions.
+The one home of what a space *is* on the wire: `space_kind` (the standard class a space is,
+along its MRO, in any gym generation), `describe_space` (the dict the client turns back into
+a gymnasium space, `ldm/envs/proxy.py` `space_from_desc`) and `ELEMENTS` (one env's value of
+a described space in the shared step buffer). The declared wrappers, the legacy conversion
+and the shared-memory layout all read these descriptions.
 
 Imports: standard library and numpy only (runs in each library's own venv, Python 3.6).
 """
@@ -67,3 +68,17 @@ def describe_space(space):
     if describe is None:  # e.g. MiniGrid's text MissionSpace: fine inside a Dict a wrapper drops
         return {"type": "Unsupported", "name": type(space).__name__}
     return describe(space)
+
+
+#: space kind -> the (shape, dtype) of one env's value in the shared step buffer (the client
+#: lays the buffer out with it, ldm/envs/shm_layout.py); Dict, Tuple and anything else are
+#: not laid out (they keep the framed path)
+ELEMENTS = {
+    "Box": lambda d: (tuple(d["shape"]), np.dtype(d["dtype"]).str),
+    "Discrete": lambda d: ((), np.dtype(np.int64).str),
+    "MultiDiscrete": lambda d: (tuple(np.shape(d["nvec"])), np.dtype(np.int64).str),
+    "MultiBinary": lambda d: (
+        (d["n"],) if isinstance(d["n"], int) else tuple(d["n"]),
+        np.dtype(np.int8).str,
+    ),
+}
