@@ -12,7 +12,8 @@ The connection interface (`Connection`, `WorkerError`, the in-process kind) is
 ldm/envs/connection.py, the process kind ldm/envs/process.py (the sandbox plugs into its
 `LAUNCHERS`, by name).
 
-Owns: `CONNECTORS` (backend name -> connector), `launch`/`connect` and the `init` message.
+Owns: `CONNECTORS` (backend name -> connector) and `launch`/`connect` (which send the `init`
+message, ldm/envs/messages.py).
 Imports connection, process and catalog; the venvs, shm, sandbox, Ray and Docker modules only
 inside their connector. Must not import gymnasium, an environment library, torch, or any
 later part (data, refgen, model, ...). Nothing of the transport imports this module.
@@ -21,10 +22,10 @@ later part (data, refgen, model, ...). Nothing of the transport imports this mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, InProcessConnection
+from ldm.envs.messages import init as init_message
 from ldm.envs.process import ProcessConnection
 from ldm.errors import EnvError
 
@@ -107,16 +108,3 @@ def connect(
         conn.close()
         raise
     return conn
-
-
-def init_message(spec: LibrarySpec, paths: list[str] | None = None) -> dict:
-    """The worker's `init` command for a library spec (`paths`: python_path as the worker sees it)."""
-    return {
-        "cmd": "init",
-        "api": spec.api,
-        "imports": spec.imports,
-        "wrappers": spec.wrappers,
-        "paths": paths
-        if paths is not None
-        else [str(Path(spec.path).parent / p) for p in spec.python_path],
-    }

@@ -6,7 +6,7 @@ Every process connection is closed at interpreter exit if its owner forgot to
 (ldm.envs.lifetime); a worker's environment variables are an allowlist (ldm.envs.workerenv)
 and its scratch directory is removed on every exit path (ldm.envs.scratch).
 
-Imports connection, catalog, lifetime, scratch, workerenv and the worker's protocol; a
+Imports connection, messages, catalog, lifetime, scratch, workerenv and the worker's protocol; a
 launcher's module (the sandbox) only by name, when a worker starts. Must not import backends,
 shm, Ray or Docker modules (they import this one), gymnasium, an environment library or torch.
 """
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ldm.envs import messages
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.connection import (
     DEFAULT_TIMEOUT,
@@ -195,7 +196,7 @@ class ProcessConnection(Connection):
         self._closed = True
         if self.proc.poll() is None:
             try:
-                self.call({"cmd": "close"}, timeout=5)
+                self.call(messages.close(), timeout=5)
             except EnvError:
                 pass
             try:

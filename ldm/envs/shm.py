@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ldm.envs import messages
 from ldm.envs.connection import Connection, FramedCodec, WorkerError
 from ldm.envs.process import ProcessConnection
 from ldm.envs.shm_layout import Layout, plan_layout
@@ -104,17 +105,11 @@ def attach(
         return False
     poll = poll or poll_budgets(1)
     mm = buffer.map(layout.size)
-    msg = {
-        "cmd": "shm_attach",
-        "fields": layout.wire(),
-        "size": layout.size,
-        "poll_us": poll.worker_us,
-        "poll_shares_core": poll.shares_core,
-    }
+    where = {"poll_us": poll.worker_us, "poll_shares_core": poll.shares_core}
     if buffer.worker_wake is not None:
-        msg["wake"] = list(buffer.worker_wake)
+        where["wake"] = list(buffer.worker_wake)
     try:
-        conn.call(msg | buffer.worker_ref())
+        conn.call(messages.shm_attach(layout.wire(), layout.size, **where, **buffer.worker_ref()))
         if buffer.wake is not None:
             conn.rebind(*_open_wake(conn, buffer.wake))
     except WorkerError as e:
