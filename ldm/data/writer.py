@@ -219,15 +219,14 @@ class RunWriter:
 
     # -- pending state ----------------------------------------------------------------------------
     def _save_pending(self) -> None:
-        state = dict(self.meta)
-        state["_hash_state"] = None  # hashes are recomputed on resume from the flushed data
-        write_json_atomic(self.path / "pending.json", state)
+        # no hash state: hashes are recomputed on resume from the flushed data
+        write_json_atomic(self.path / "pending.json", self.meta)
 
     def _load_pending(self) -> None:
         if not (self.path / "pending.json").exists():
             raise StoreError(f"run {self.run_id} is not pending in {self.store.path}")
         self.meta = json.loads((self.path / "pending.json").read_text())
-        self.meta.pop("_hash_state", None)
+        self.meta.pop("_hash_state", None)  # written (as null) by ldm before 2026-12-06
         self._open_arrays(zarr.open_group(str(self.path / "data.zarr"), mode="a"))
         self.chunk_steps = self._arrays["s0/rewards"].chunks[0]  # as the run was created
         self._hash = {}
