@@ -13,6 +13,7 @@ Imports the standard library, `ldm.spaces` and `ldm.errors` only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -238,3 +239,24 @@ __all__ = [
     "VERDICTS",
     "Verdict",
 ]
+
+
+def new_meta(
+    env_id: str,
+    library: str,
+    obs_spec: SpaceSpec,
+    act_spec: SpaceSpec,
+    num_streams: int,
+    extra: dict,
+) -> dict:
+    """The meta.json dict a new run starts with (the writer's; `extra` is the recorder's)."""
+    return {
+        "format": FORMAT_VERSION,
+        "env_id": env_id,
+        "library": library,
+        "observation_space": obs_spec.to_dict(),
+        "action_space": act_spec.to_dict(),
+        "num_streams": num_streams,
+        "created": time.time(),
+        **extra,
+    }

@@ -3,12 +3,13 @@
 Every chunk is read through its check (ldm/data/chunks.py: a missing or changed chunk of a
 checked column is named by its number), and every column is hashed whole and compared with
 the sha256 its writer recorded: that vouches for legacy columns, which have no per-chunk
-checksum. Imports ldm.data.store and ldm.data.chunks only (no torch, no environment library).
+checksum. Imports ldm.data.store/columns and ldm.data.chunks only (no torch, no environment library).
 """
 
 from __future__ import annotations
 
-from ldm.data.store import COLUMNS, Store
+from ldm.data.columns import COLUMNS
+from ldm.data.store import Store
 from ldm.errors import DamagedRunError
 
 

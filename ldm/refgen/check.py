@@ -44,7 +44,7 @@ def play_deterministic(
     import numpy as np
 
     from ldm.envs import episode_step_limit, sb3_vec_env
-    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+    from ldm.envs.worker.episode_wrappers import STEP_LIMIT_KWARG
 
     limit = episode_step_limit(env_id, longest_episode, CHECK_LIMIT_FACTOR)
     kwargs = {STEP_LIMIT_KWARG: limit} if limit else {}

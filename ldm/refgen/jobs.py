@@ -284,7 +284,7 @@ def _keep(
 
 def _step_bytes(spec: Any) -> int:
     """Bytes one step of a column of this space takes uncompressed."""
-    from ldm.data.store import column_dtype, column_shape
+    from ldm.data.columns import column_dtype, column_shape
 
     return int(np.prod(column_shape(spec))) * column_dtype(spec).itemsize
 
@@ -360,7 +360,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 
 def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
-    from ldm.data.store import split_tenths
+    from ldm.data.anchors import split_tenths
 
     returns = np.asarray(meta["episode_returns"], dtype=np.float64)
     first, last = split_tenths(returns)

@@ -24,8 +24,8 @@ def suite_envs() -> list[str]:
 
 
 def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
+    from ldm.pipeline.config import PipelineConfig
     from ldm.pipeline.plan import plan
-    from ldm.pipeline.run import PipelineConfig
 
     envs = suite_envs()
     specs = [env_spaces(e) for e in envs]
