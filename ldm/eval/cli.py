@@ -53,19 +53,11 @@ def main(
         refresh: With --random-scores: measure again even where a cached score exists.
         cfg: Protocol settings.
     """
-    from ldm.eval.report import compare_text, write_report
-    from ldm.eval.results import EvalResult
+    from ldm.eval.report import write_report
     from ldm.eval.scores import headline
 
-    if compare:
-        a, b = (EvalResult.load(p) for p in compare)
-        print(compare_text(a, b))
-        return 0
-    if markdown:
-        from ldm.eval.markdown import markdown as to_markdown
-
-        print(to_markdown(EvalResult.load(markdown)), end="")
-        return 0
+    if compare or markdown:
+        return _print_results(compare, markdown)
     if random_scores:
         return _print_random_scores(envs, cfg.backend, refresh)
     if store is None:
@@ -107,6 +99,23 @@ def main(
             print(f"model card: {card}")
     print(headline(results.summary))
     print(f"report: {paths['html']}")
+    return 0
+
+
+def _print_results(compare: tuple[str, str] | None, markdown: str | None) -> int:
+    """`--compare A B` (two results side by side) or `--markdown RESULTS` (the README's
+    tables) from results.json files: nothing is evaluated."""
+    from ldm.eval.results import EvalResult
+
+    if compare:
+        from ldm.eval.report import compare_text
+
+        a, b = (EvalResult.load(p) for p in compare)
+        print(compare_text(a, b))
+    else:
+        from ldm.eval.markdown import markdown as to_markdown
+
+        print(to_markdown(EvalResult.load(markdown)), end="")
     return 0
 
 

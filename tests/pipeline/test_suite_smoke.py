@@ -42,7 +42,7 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
     assert gpu.refgen == PipelineConfig.load(SUITE).refgen  # same references, bigger model
     assert PipelineConfig.load(SUITE, "gpu", out="/elsewhere").store == "/elsewhere/store"
     # the auto profile: the same envs, every run's length by rule, no hand table read
-    auto = PipelineConfig.load(SUITE, "auto").stage_configs()[0]
+    auto = PipelineConfig.load(SUITE, "auto").stages.refgen
     assert auto.auto_budget is not None and auto.auto_budget.max_seconds > 0
     assert not auto.budgets and not auto.rank_budgets and list(auto.envs) == list(envs)
     has = "the file has \\['auto', 'gpu', 'jax'\\]"
