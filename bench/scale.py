@@ -136,8 +136,7 @@ def windows_per_cpu_s(sampler: Any, seconds: float) -> float:
     every run's arrays were opened once, as a long training run has."""
     for ref in sampler.streams:
         for column in ("obs", "actions", "rewards", "terminated", "truncated", "ref_actions"):
-            array = sampler.readers[ref.run_id].array(ref.stream, column)
-            sampler._arrays[(ref.run_id, ref.stream, column)] = (array, array.chunks[0])
+            sampler.readers[ref.run_id].column(ref.stream, column)  # opened once, kept
     sampler._cache.clear()
     sampler._cache_bytes, sampler._cache_limit = 0, 0
     rng = np.random.default_rng(0)
