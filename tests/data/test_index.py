@@ -64,9 +64,7 @@ def test_the_sampler_starts_without_opening_a_run_and_opens_only_those_it_draws(
     assert opened == s.readers.opened and set(opened) == drawn  # each opened once
 
 
-def test_a_store_without_the_index_samples_the_same_by_opening_runs_until_upgraded(
-    runs, opened
-):
+def test_a_store_without_the_index_samples_the_same_by_opening_runs_until_upgraded(runs, opened):
     with_index = WindowSampler(runs, window_len=8, weighting="env")
     expected = with_index.batch(4, seed=1, rank=0, index=2)
     _strip_index(runs)
