@@ -41,7 +41,8 @@ class _AfterGymnasium(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != "gymnasium":
             return None
-        sys.meta_path.remove(self)  # once; and the lookup below must not find this finder
+        if self in sys.meta_path:  # once; and the lookup below must not find this finder
+            sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
