@@ -8,7 +8,8 @@ run's transitions/s, final return, and where its time went). Every run is a real
 recorded, relabelled, its time counted from before the model is built (JAX's jit compilation
 included) to the end of training; `jax_sac_cpu_speedup` is the same ratio per CPU second of
 the job process (less moved by a shared machine's load). `--quick`: the recording overhead
-from one pair of 2,000-transition jobs (not the best of two), then Pendulum, 400 transitions,
+from 1,000-transition jobs (the best of two each, as the full run: the first job of a process
+pays its imports), then Pendulum, 300 transitions,
 sbx-sac vs sac only (its returns say nothing yet), both jobs in this process (JAX still
 compiles inside the sbx job, its first; a fresh interpreter per job doubled a quick run's
 CPU time with imports).
@@ -48,11 +49,11 @@ def extra(p) -> None:  # noqa: ANN001
     p.add_argument("--jax-only", action="store_true", help="skip the recording-overhead runs")
 
 
-def recording_overhead(budget: int, reps: int = 2) -> dict:
+def recording_overhead(budget: int) -> dict:
     cand = {c.name: c for c in load_pool()}["ppo-8env"]
     with tempfile.TemporaryDirectory() as d:
         times = {True: [], False: []}
-        for rep in range(reps):
+        for rep in range(2):
             for record in (False, True):
                 # a new seed per repetition: a recorded job of the same key would be reused
                 job = Job(
@@ -128,7 +129,7 @@ def jax_pairs(env_id: str, budget: int, pairs: list[str], fresh: bool = True) ->
 def main() -> None:
     a = args(__doc__, extra)
     if a.quick:
-        env_id, budget, pairs = "classic-control/Pendulum-v1", 400, ["sac"]
+        env_id, budget, pairs = "classic-control/Pendulum-v1", 300, ["sac"]
     else:
         env_id, budget, pairs = a.env, a.budget, a.pairs.split(",")
     unknown = sorted(set(pairs) - set(PAIRS))
@@ -137,7 +138,7 @@ def main() -> None:
     if a.jax_only:
         result = {}
     else:
-        result = recording_overhead(2000, reps=1) if a.quick else recording_overhead(40000)
+        result = recording_overhead(1000 if a.quick else 40000)
     jax = jax_pairs(env_id, budget, pairs, fresh=not a.quick)
     sac = jax.get("sac", {})
     report(

@@ -10,6 +10,7 @@ from ldm.data import WindowSampler
 from ldm.data.index import reindex
 from ldm.data.store import RunReader
 from ldm.data.upgrade import upgrade_store
+from ldm.data.verify import verify_store
 from ldm.errors import StoreError
 
 from .conftest import BOXA, DISC, VEC, record
@@ -89,6 +90,7 @@ def test_a_stale_entry_is_an_error_naming_the_run_and_the_fix(runs):
     s = WindowSampler(runs, window_len=8, runs=[rid])  # start-up trusts the manifest
     with pytest.raises(StoreError, match=rf"run {rid} .*ldm data upgrade"):
         s.batch(2, seed=0, rank=0, index=0)
+    assert list(verify_store(runs)) == [rid] and "ldm data upgrade" in verify_store(runs)[rid][0]
     assert reindex(runs) == [rid] and reindex(runs) == []
     WindowSampler(runs, window_len=8, runs=[rid]).batch(2, seed=0, rank=0, index=0)
 
