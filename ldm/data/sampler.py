@@ -17,7 +17,8 @@ Every chunk is read through `RunReader.column` (ldm/data/chunks.py): a damaged c
 records it in `dropped` and draws the window again, so no window holds a chunk that failed
 its check.
 
-Imports numpy, ldm.data.store/reader/columns, ldm.tokenizer and ldm.tokens; never torch,
+Start-up reads the manifest (ldm/data/index.py); a run is opened at its first window.
+Imports numpy, ldm.data.store/reader/columns/index, ldm.tokenizer and ldm.tokens; never torch,
 ldm.model or an environment library.
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from ldm.data.columns import COLUMNS
 from ldm.data.episodes import first_episodes, training_streams
-from ldm.data.reader import RunReader
+from ldm.data.index import LazyReaders, stream_index
 from ldm.data.store import Store
 from ldm.errors import DamagedRunError, StoreError
 from ldm.tokenizer import collate, tokenize_window
@@ -114,22 +115,22 @@ class WindowSampler:
                 + (" for the requested envs/runs" if envs or runs else "")
                 + "; record runs with `ldm refgen` (and curate them), or pass curated_only=False"
             )
-        self.readers: dict[str, RunReader] = {}
+        index = stream_index(self.store, entries, need_reference=targets == "reference")
+        self.readers = LazyReaders(self.store, index)
         self.streams: list[StreamRef] = []
         for rid, e in entries.items():
-            reader = self.store.open_run(rid, episodes=False)  # one per run, kept: light
-            if targets == "reference" and not reader.has_reference_actions():
+            run = index[rid]
+            if targets == "reference" and not run.reference_actions:
                 raise StoreError(
                     f"run {rid} ({e.env_id}) has no reference actions; run `ldm refgen relabel` "
                     "first, or sample with targets='reference_or_actions'"
                 )
-            self.readers[rid] = reader
-            for k in range(reader.num_streams):
-                held_out = k not in training_streams(reader.num_streams)
+            for k, length in enumerate(run.lengths):
+                held_out = k not in training_streams(len(run.lengths))
                 if holdout == "train" and held_out or holdout == "val" and not held_out:
                     continue
-                if reader.length(k) > 0:
-                    self.streams.append(StreamRef(rid, k, e.env_id, e.library, reader.length(k)))
+                if length > 0:
+                    self.streams.append(StreamRef(rid, k, e.env_id, e.library, length))
         if episodes is not None:
             self.streams = self._first_episodes(episodes)
         if not self.streams:
