@@ -3,6 +3,7 @@
     [heldout]
     envs = ["classic-control/Acrobot-v1"]   # unseen envs of libraries the LDM trains on
     libraries = ["toy-text"]                # unseen libraries: none of their envs trains
+                                            # (every env of it, or those in [refgen] envs)
     [heldout.adapt]                         # optional: the data-efficiency sweep (adapt_config.py)
 
 Their references are generated like every other env's (they give the anchors of the scores
@@ -76,10 +77,13 @@ class HeldoutConfig:
 
     def with_references(self, refgen: Any) -> Any:
         """The RefGenConfig with the held-out envs and libraries added (their references are
-        generated: they give the anchors and the data of fine-tuning)."""
+        generated: they give the anchors and the data of fine-tuning). A held-out library
+        with envs listed in [refgen] envs is held out with those envs only (not every env of
+        it is generated)."""
         envs = [*refgen.envs, *(e for e in self.envs if e not in refgen.envs)]
-        libraries = [*refgen.libraries, *(x for x in self.libraries if x not in refgen.libraries)]
-        return replace(refgen, envs=envs, libraries=libraries)
+        listed = {e.split("/", 1)[0] for e in refgen.envs}
+        whole = (x for x in self.libraries if x not in refgen.libraries and x not in listed)
+        return replace(refgen, envs=envs, libraries=[*refgen.libraries, *whole])
 
     def with_exclusions(self, train: Any) -> Any:
         """The TrainConfig whose sampler never reads the held-out envs' runs."""
