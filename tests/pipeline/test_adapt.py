@@ -268,3 +268,30 @@ def test_changed_settings_are_not_mixed_with_measured_cells(pipeline, tmp_path):
         ConfigError, match=r"other \[heldout.adapt\] settings \(steps changed\).*--from adapt"
     ):
         run_pipeline(config, progress=False)
+
+
+def test_the_heldout_config_holds_out_both_kinds_and_its_dry_run_names_the_sweep(capsys):
+    from ldm.pipeline.cli import main
+
+    cfg = PipelineConfig.load("configs/heldout.toml")
+    refgen, train, _ = cfg.stage_configs()
+    assert refgen.libraries == []  # the unseen libraries' listed envs only, not all of theirs
+    trained = [e for e in refgen.envs if not cfg.held_out.covers(e)]
+    held = [e for e in refgen.envs if cfg.held_out.covers(e)]
+    assert len(trained) == 6 and len(held) == 9 and set(train.exclude) >= set(cfg.held_out.envs)
+    assert len({e.split("/", 1)[0] for e in held}) >= 4
+    assert main("configs/heldout.toml", dry_run=True) == 0
+    printed = capsys.readouterr().out
+    plan = json.loads(printed[: printed.rindex("}") + 1])
+    assert [len(v) for v in plan["heldout"]["envs"].values()] == [5, 4]
+    assert plan["heldout"]["adapt"]["cells"] == 9 * 4 * 3
+    assert plan["heldout"]["adapt"]["forgetting_evaluations"] == 9
+    assert (
+        printed.strip()
+        .splitlines()[-1]
+        .endswith(
+            "held out: 5 unseen envs and 4 of unseen libraries (8 libraries), scored zero-shot, then "
+            "108 cells of score against K = [1, 5, 20, 100] (72 trained, 100 steps each) and 9 "
+            "forgetting evaluations"
+        )
+    )
