@@ -42,7 +42,8 @@ class AdaptConfig:
     lr: float = 1e-4
     """Fine-tuning's learning rate (LoRA usually wants ~10x more)."""
     scratch_lr: float | None = None
-    """From scratch's learning rate (None: the [train] table's, the pretraining's)."""
+    """From scratch's learning rate (None: the [train] table's, the pretraining's; its
+    schedule and warm-up are the pretraining's too). Fine-tuning's is constant."""
     batch_size: int = 32
     """Windows per optimizer step, both trained learners."""
     lora: bool = False
@@ -58,7 +59,8 @@ class AdaptConfig:
     forgetting: bool = True
     """Play the fine-tuned model of each held-out env (at `forget_k`) on the pretraining envs."""
     forget_k: int | None = None
-    """The K whose fine-tuned model is checked for forgetting (None: the largest of `ks`)."""
+    """The K whose fine-tuned model is checked for forgetting (None: the largest of `ks`); an
+    env with fewer episodes is checked at the largest K it has."""
     bar_k: int = 5
     """The K at which fine-tuning must beat from scratch (the bar's first half)."""
     threshold: float = 80.0

@@ -6,8 +6,9 @@ LDM fine-tuned on them, the same architecture from scratch on them, or 1-NN retr
 them) and is scored by the protocol from the sweep's own seed (one no training used). Each
 cell is written to OUT/adapt/cells/<env>__k<K>__<learner>.json, atomically, when it is
 scored: a finished cell is never redone, a killed run loses at most the cell it was in (whose
-training resumes from its last checkpoint). The fine-tuned cell at `forget_k` also plays its
-model on the pretraining envs with the evaluation stage's protocol and seeds (forgetting).
+training resumes from its last checkpoint). The fine-tuned cell at `forget_k` (or at the
+largest K below it that the env has episodes for) also plays its model on the pretraining
+envs with the evaluation stage's protocol and seeds (forgetting).
 Then adapt.json, curves.png and report.html (ldm/eval/efficiency_report.py), with the verdict.
 
 Owns the sweep's loop and its learners (`LEARNERS`: learner -> what plays). Imports ldm.eval,
@@ -148,7 +149,9 @@ def run_cell(sweep: Sweep, env_id: str, kind: str, k: int, learner: str, eval_di
     env = result.envs[0]
     reason = "" if env.normalised_score is not None else f"not scorable ({env.status})"
     forgetting = None
-    if learner == "finetune" and sweep.adapt.forgetting and k == sweep.adapt.forgetting_k:
+    # forgetting at `forget_k`, or at the largest K below it the env has episodes for
+    forget_at = max(x for x in sweep.adapt.ks if x <= min(sweep.adapt.forgetting_k, available))
+    if learner == "finetune" and sweep.adapt.forgetting and k == forget_at:
         forgetting = _forgetting(sweep, policy, eval_dir)
     if not sweep.adapt.keep_models:
         shutil.rmtree(out, ignore_errors=True)

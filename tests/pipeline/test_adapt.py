@@ -43,7 +43,6 @@ steps = {{steps}}
 batch_size = 4
 lr = 0.003
 seed = 7000
-forget_k = 3
 bar_k = 3
 """
 
@@ -206,7 +205,7 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
     out, config, played, kill = pipeline
     # evaluate's calls: the eval stage (1), the held-out envs zero-shot (2), then per env and
     # K the learners (finetune, scratch, retrieval; K=3's finetune also plays the pretraining
-    # envs: forgetting); K=50 has no data and plays nothing
+    # envs: forgetting at the largest K, 50, which has no data: at 3); K=50 plays nothing
     kill["at"] = 2 + 3 + 1  # in a/Other-v0 K=3 finetune's evaluation, after its training
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
