@@ -17,6 +17,7 @@ from ldm.model import LDMPolicy, preset
 from ldm.pipeline.adapt_config import AdaptConfig
 from ldm.pipeline.run import PipelineConfig, run_pipeline
 from ldm.pipeline.state import PipelineState
+from ldm.pipeline.status_cli import main as status
 from tests.data.conftest import DISC, VEC, record
 
 SEEN, UNSEEN_ENV, UNSEEN_LIB = "a/Seen-v0", "a/Other-v0", "b/New-v0"
@@ -213,6 +214,8 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
     assert sorted(finished) == [
         f"a__Other-v0__k1__{x}.json" for x in ("finetune", "retrieval", "scratch")
     ]
+    status(str(out))
+    assert "3 cells finished" in capsys.readouterr().out  # `ldm status` while it is unfinished
     # the killed cell's model trained (its checkpoints kept): rerunning resumes it
     assert (out / "adapt" / "runs" / "a__Other-v0__k3__finetune" / "final").exists()
     kill["at"] = None
@@ -251,6 +254,8 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
     headline = PipelineState(out).stage("adapt").summary["headline"]
     assert headline.startswith("18 cells; bar not met: 2 envs measured at K=3")
     assert "finetune K=3" in capsys.readouterr().out  # the sweep's table, printed
+    status(str(out))
+    assert "adapt   done" in capsys.readouterr().out
     n = len(played)
     run_pipeline(config, progress=False)  # finished: nothing plays again
     assert len(played) == n
