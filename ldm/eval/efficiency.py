@@ -249,21 +249,14 @@ class EfficiencyReport:
         if not rows:
             return "no cell measured"
         cols = list(rows[0])
-        widths = [max(len(c), 6) for c in cols]
-        widths[0] = max(len(r["env"]) for r in rows)
+        text = [cols] + [[_cell(r[c]) for c in cols] for r in rows]
+        widths = [max(len(line[i]) for line in text) for i in range(len(cols))]
         lines = [
             "  ".join(
-                c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths))
+                v.ljust(w) if i < 2 else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths))
             )
+            for line in text
         ]
-        for r in rows:
-            cells = [_cell(r[c]) for c in cols]
-            lines.append(
-                "  ".join(
-                    v.rjust(w) if i > 1 else v.ljust(w)
-                    for i, (v, w) in enumerate(zip(cells, widths))
-                )
-            )
         for c in self.forgetting():
             f = c.forgetting
             assert f is not None
