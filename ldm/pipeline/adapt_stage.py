@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ldm.atomic import write_json_atomic
-from ldm.errors import ConfigError
+from ldm.errors import ConfigError, EvalError
 from ldm.pipeline.adapt_config import AdaptConfig
 
 
@@ -147,6 +147,8 @@ def run_cell(sweep: Sweep, env_id: str, kind: str, k: int, learner: str, eval_di
         policy, [env_id], sweep.store, sweep.eval_cfg, progress=False, per_env=per_env
     )
     env = result.envs[0]
+    if env.status == "failed":  # a lost env is not a measurement: the rerun plays the cell again
+        raise EvalError(f"{env_id}: K={k} {learner}: its env failed ({env.error}); rerun `ldm run`")
     reason = "" if env.normalised_score is not None else f"not scorable ({env.status})"
     forgetting = None
     # forgetting at `forget_k`, or at the largest K below it the env has episodes for

@@ -8,7 +8,7 @@ import torch
 
 import ldm.eval as E
 from ldm.data import Store
-from ldm.errors import ConfigError
+from ldm.errors import ConfigError, EvalError
 from ldm.eval.efficiency import Cell, EfficiencyReport, Forgetting, verdict
 from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.retrieval import NearestNeighbourPolicy
@@ -186,6 +186,9 @@ def pipeline(tmp_path, monkeypatch):
         if kill["at"] is not None and len(played) == kill["at"]:
             raise Killed
         score = {"retrieval": 30.0, "ldm": 90.0}[who]
+        if len(played) == kill.get("fail_at"):  # the env's worker was lost
+            envs = tuple(EnvResult(e, "failed", error="worker died") for e in env_ids)
+            return EvalResult("ldm", "store", cfg, envs, summarise(envs))
         envs = tuple(
             EnvResult(e, "ok", returns=((1.0,) * 10,) * 2, episodes=20, mean_return=1.0,
                       normalised_score=score, first10=0.0, last10=10.0)
@@ -299,3 +302,20 @@ def test_the_heldout_config_holds_out_both_kinds_and_its_dry_run_names_the_sweep
             "forgetting evaluations"
         )
     )
+
+
+@pytest.mark.slow
+def test_a_cell_whose_env_failed_is_not_recorded_and_plays_again(pipeline):
+    out, config, played, kill = pipeline
+    kill["fail_at"] = 2 + 1  # the first cell's evaluation: its env is lost
+    with pytest.raises(
+        EvalError, match=r"a/Other-v0: K=1 finetune: its env failed \(worker died\)"
+    ):
+        run_pipeline(config, progress=False)
+    assert _cell_files(out) == []
+    kill["fail_at"] = None
+    kill["at"] = len(played) + 1 + 1  # rerun: the cell again (1), then stop in the next one
+    with pytest.raises(Killed):
+        run_pipeline(config, progress=False)
+    (cell,) = [Cell.from_json(json.loads(p.read_text())) for p in _cell_files(out)]
+    assert (cell.env_id, cell.k, cell.learner, cell.score) == (UNSEEN_ENV, 1, "finetune", 90.0)
