@@ -290,14 +290,14 @@ def test_the_heldout_config_holds_out_both_kinds_and_its_dry_run_names_the_sweep
     assert main("configs/heldout.toml", dry_run=True) == 0
     printed = capsys.readouterr().out
     plan = json.loads(printed[: printed.rindex("}") + 1])
-    assert [len(v) for v in plan["heldout"]["envs"].values()] == [5, 4]
+    assert [len(v) for v in plan["heldout"]["envs"].values()] == [4, 5]
     assert plan["heldout"]["adapt"]["cells"] == 9 * 4 * 3
     assert plan["heldout"]["adapt"]["forgetting_evaluations"] == 9
     assert (
         printed.strip()
         .splitlines()[-1]
         .endswith(
-            "held out: 5 unseen envs and 4 of unseen libraries (8 libraries), scored zero-shot, then "
+            "held out: 4 unseen envs and 5 of unseen libraries (9 libraries), scored zero-shot, then "
             "108 cells of score against K = [1, 5, 20, 100] (72 trained, 100 steps each) and 9 "
             "forgetting evaluations"
         )
