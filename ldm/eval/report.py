@@ -169,7 +169,7 @@ def number(x: float | int | None) -> str:
     return f"{x:.4g}"
 
 
-def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+def html_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     """An HTML table of `rows` (already-formatted cells, or numbers shown with `_fmt`)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
@@ -263,21 +263,22 @@ def header(results: EvalResult, title: str) -> str:
 
 
 def write_report(
-    results: EvalResult, out: str | Path, title: str = "LDM evaluation"
+    results: EvalResult, out: str | Path, title: str = "LDM evaluation", sections: str = ""
 ) -> dict[str, Path]:
     """Write threshold_curve.png, libraries.json, report.html and, last, results.json into
     `out`: where results.json is, the whole report is (a resumed `ldm run` keeps it). A full
-    disk is a `DiskFullError` naming `out`, and leaves no new results.json."""
+    disk is a `DiskFullError` naming `out`, and leaves no new results.json. `sections`: more
+    of the page (HTML), after the per-env table (e.g. the held-out envs' in-context table)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # the records twice (results.json, the page's tables) and the curve's PNG: about
     needed = 2 * len(json.dumps(results.to_json())) + (256 << 10)
     kept = "results.json is written last: none was written; rerun to write the report"
     with on_full_disk(out, needed, "the evaluation report", kept):
-        return _write_report(results, out, title)
+        return _write_report(results, out, title, sections)
 
 
-def _write_report(results: EvalResult, out: Path, title: str) -> dict[str, Path]:
+def _write_report(results: EvalResult, out: Path, title: str, sections: str) -> dict[str, Path]:
     png = threshold_curve(results, out / "threshold_curve.png")
     libs = library_table(results)
     (out / "libraries.json").write_text(json.dumps(libs, indent=1))
@@ -290,12 +291,13 @@ table.header td{{text-align:left}}</style></head><body>
 {header(results, title)}
 <p>Protocol: {results.config.rollouts} rollouts x {results.config.episodes} episodes per env, context emptied at the start of each rollout and kept across its episodes, {f"deterministic ({results.config.decoding} under the action mask)" if results.config.deterministic else "sampled"} actions. Score = 100 x (R - first10) / (last10 - first10) of the env's best curated reference run.</p>
 <img alt="threshold curve" src="data:image/png;base64,{img}" style="max-width:100%">
-<h2>Per library</h2>{_table(library_rows(results), list(LIBRARY_COLUMNS))}
-<h2>Aggregate scores</h2>{_table(aggregate_rows(results), AGGREGATE_COLUMNS)}
+<h2>Per library</h2>{html_table(library_rows(results), list(LIBRARY_COLUMNS))}
+<h2>Aggregate scores</h2>{html_table(aggregate_rows(results), AGGREGATE_COLUMNS)}
 <p>IQM: the interquartile mean of per-rollout scores over envs, with its 95% stratified-bootstrap confidence interval (rliable; rollouts resampled within each env). Expert-normalised = (R - random) / (expert - random), as JAT reports it: 0 plays like uniform random actions under the action mask, 1 like the published expert (ldm/eval/experts.toml names each env's source).</p>
-<h2>Per environment</h2>{_table(env_rows(results), list(ENV_COLUMNS))}
+<h2>Per environment</h2>{html_table(env_rows(results), list(ENV_COLUMNS))}
 <p>Held-out accuracy: the share of the reference's actions the LDM predicts on held-out reference episodes (last validation of training).</p>
 <p>Cut episodes: those the protocol ended at its per-episode step limit ({results.config.episode_limit_factor} x the reference's longest episode), counted with their return so far.</p>
+{sections}
 {media_sections(results, out)}
 </body></html>"""
     write_text_atomic(out / "report.html", page)

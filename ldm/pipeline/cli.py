@@ -25,7 +25,7 @@ def main(
 
     Args:
         config: Pipeline TOML file (e.g. configs/quickstart.toml).
-        from_: Rerun from this stage (refgen, train, eval), forgetting its outputs and later ones.
+        from_: Rerun from this stage (refgen, train, eval, unseen, heldout, adapt), forgetting its outputs and later ones.
         dry_run: Validate the config and print the plan (jobs, transitions, storage) only.
         profile: A named profile of the config (`[profiles.NAME]`, e.g. gpu) merged over it.
         out: Output directory instead of the config's `out` (e.g. outside the source tree).

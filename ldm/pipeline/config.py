@@ -7,6 +7,7 @@
     [train]   ...                    # TrainConfig fields (store and out are filled in)
     [eval]    ...                    # EvalConfig fields
     [heldout] envs, libraries        # kept out of training, scored zero-shot (heldout.py)
+    [heldout.adapt] ks, learners     # the data-efficiency sweep over them (adapt_config.py)
     [profiles.NAME.train] ...        # named overrides, `ldm run CONFIG --profile NAME`
 
 Imports ldm.errors and the held-out config; the stages' config modules (refgen, train, eval,
@@ -127,7 +128,9 @@ class PipelineConfig:
 
     def validate(self, path: Path) -> None:
         try:
-            train = self.stages.train
+            train, evaluation = self.stages.train, self.stages.eval
+            if self.held_out.adapt is not None:
+                self.held_out.adapt.check_seed(evaluation.seed, evaluation.unseen_seed)
             from ldm.model import preset
 
             preset(train.preset, **train.model)

@@ -1,12 +1,14 @@
-"""The held-out stage of `ldm run`: the LDM zero-shot on the `[heldout]` envs, by the protocol.
+"""The held-out stages of `ldm run`: the LDM zero-shot on the `[heldout]` envs, then the
+data-efficiency sweep (`[heldout.adapt]`, ldm/pipeline/adapt_stage.py).
 
-The evaluation stage plays the trained envs only (`trained_envs`); this stage plays the
-held-out ones with the same protocol (context kept across a rollout's episodes) into
-OUT/eval-heldout (results.json, report.html) and writes their in-context report there
-(heldout.json: score, first and last episodes' scores, gain; the two kinds apart).
+The evaluation stage plays the trained envs only (`trained_envs`); the held-out stage plays
+the held-out ones with the same protocol (context kept across a rollout's episodes) into
+OUT/eval-heldout (results.json, report.html with the held-out table) and writes their
+in-context report there (heldout.json: score, first and last episodes' scores, gain; the two
+kinds apart). `heldout_stages` runs both stages in `ldm run`, each marked done when finished.
 
-Owns the stage's functions; imports ldm.eval, ldm.model and ldm.data lazily (the pipeline's
-config is read without them) and `ldm.pipeline.run._finished` (an earlier attempt's results).
+Owns the stages' functions; imports ldm.eval, ldm.model and ldm.data lazily (the pipeline's
+config is read without them) and `ldm.pipeline.run` (an earlier attempt's results, banners).
 """
 
 from __future__ import annotations
@@ -18,6 +20,56 @@ from typing import Any
 from ldm.errors import ConfigError
 
 HELDOUT_OFF = "off: no [heldout] table"
+ADAPT_OFF = "off: no [heldout.adapt] table"
+
+
+def heldout_off(cfg: Any, stage: str) -> bool:
+    """Whether `stage` is a held-out stage the config does not ask for."""
+    return (stage == "heldout" and not cfg.held_out.active) or (
+        stage == "adapt" and cfg.held_out.adapt is None
+    )
+
+
+def heldout_stages(
+    cfg: Any, state: Any, stages: tuple[Any, Any], total: int, progress: bool
+) -> None:
+    """The held-out stage, then the adapt stage, where the config has them and they are not
+    done (an unasked one is marked done as off)."""
+    from ldm.pipeline.adapt_stage import adapt_headline, adapt_stage
+    from ldm.pipeline.run import _banner
+
+    if not state.done("heldout"):
+        if not cfg.held_out.active:
+            state.mark_done("heldout", 0.0, {"headline": HELDOUT_OFF})
+        else:
+            n = total - (cfg.held_out.adapt is not None)
+            _banner(f"{n}/{total} held-out envs, zero-shot", cfg, state, "heldout")
+            with state.clock("heldout") as done:
+                done({"headline": heldout_headline(heldout_stage(cfg, stages, progress))})
+    if not state.done("adapt"):
+        if cfg.held_out.adapt is None:
+            state.mark_done("adapt", 0.0, {"headline": ADAPT_OFF})
+        else:
+            text = f"{total}/{total} held-out envs, score against K reference episodes"
+            _banner(text, cfg, state, "adapt")
+            with state.clock("adapt") as done:
+                done({"headline": adapt_headline(adapt_stage(cfg, stages, progress))})
+
+
+def print_heldout(cfg: Any) -> None:
+    """The held-out table and the sweep's table, at the end of `ldm run`."""
+    from ldm.eval.adaptation import HeldoutReport
+    from ldm.eval.efficiency import EfficiencyReport
+
+    out = Path(cfg.out)
+    if cfg.held_out.active:
+        print(f"\nheld-out envs, zero-shot ({out / 'eval-heldout' / 'report.html'}):")
+        print(HeldoutReport.load(out / "eval-heldout" / "heldout.json").table())
+    if cfg.held_out.adapt is not None:
+        print(
+            f"\nheld-out envs, score against K reference episodes ({out / 'adapt' / 'report.html'}):"
+        )
+        print(EfficiencyReport.load(out / "adapt" / "adapt.json").table())
 
 
 def trained_envs(cfg: Any, refgen_cfg: Any) -> list[str] | None:
@@ -40,6 +92,7 @@ def heldout_stage(cfg: Any, stages: tuple[Any, Any], progress: bool) -> Path:
     from ldm.data import Store
     from ldm.eval import evaluate, write_report
     from ldm.eval.adaptation import in_context_report
+    from ldm.eval.efficiency_report import heldout_section
     from ldm.model import LDMPolicy
     from ldm.pipeline.run import _finished
 
@@ -63,8 +116,10 @@ def heldout_stage(cfg: Any, stages: tuple[Any, Any], progress: bool) -> Path:
             progress=progress,
         )
         results = replace(results, checkpoint=checkpoint)
-        write_report(results, out_dir, title=f"{cfg.name}: held-out envs, zero-shot")
-    return in_context_report(results, held_out.kind).save(out_dir / "heldout.json")
+    report = in_context_report(results, held_out.kind)
+    title = f"{cfg.name}: held-out envs, zero-shot"
+    write_report(results, out_dir, title=title, sections=heldout_section(report))
+    return report.save(out_dir / "heldout.json")
 
 
 def heldout_headline(path: Path) -> str:

@@ -56,6 +56,8 @@ class DryRunPlan:
     """The rule that ends every run (None: fixed budgets); `transitions` are then its caps."""
     workers: int = 1
     """Jobs at once (the refgen stage's bound on time below)."""
+    heldout: dict[str, Any] = field(default_factory=dict)
+    """The held-out stages ({} without a [heldout] table): `heldout_plan`."""
 
     @property
     def refgen_hours_max(self) -> float | None:
@@ -106,6 +108,7 @@ class DryRunPlan:
                 if self.auto_budget
                 else {}
             ),
+            **({"heldout": self.heldout} if self.heldout else {}),
         }
 
     def headline(self) -> str:
@@ -130,7 +133,40 @@ class DryRunPlan:
             )
             + f", {budget}, ~{self.estimated_storage_gb} GB of store, "
             f"model {self.model} for {self.train_steps:,} steps"
+            + (f"; {self.heldout['line']}" if self.heldout else "")
         )
+
+
+def heldout_plan(cfg: PipelineConfig, env_ids: list[str]) -> dict[str, Any]:
+    """What the held-out stages will play: the held-out envs among the planned ones, by kind,
+    and the sweep's cells (envs x K x learners) and forgetting evaluations."""
+    held = cfg.held_out
+    if not held.active:
+        return {}
+    envs = [e for e in dict.fromkeys(env_ids) if held.covers(e)]
+    kinds = {k: [e for e in envs if held.kind(e) == k] for k in ("unseen env", "unseen library")}
+    libraries = sorted({e.split("/", 1)[0] for e in envs})
+    out: dict[str, Any] = {"envs": kinds, "libraries": libraries, "pretraining_envs": len(
+        [e for e in dict.fromkeys(env_ids) if not held.covers(e)])}  # fmt: skip
+    line = (
+        f"held out: {len(kinds['unseen env'])} unseen envs and {len(kinds['unseen library'])} "
+        f"of unseen libraries ({len(libraries)} libraries), scored zero-shot"
+    )
+    adapt = held.adapt
+    if adapt is not None:
+        cells = len(adapt.cells(envs))
+        trained = sum(x != "retrieval" for x in adapt.learners) * len(adapt.ks) * len(envs)
+        forget = len(envs) if adapt.forgetting and "finetune" in adapt.learners else 0
+        out["adapt"] = {"ks": list(adapt.ks), "learners": list(adapt.learners), "cells": cells,
+                        "trained_cells": trained, "steps": adapt.steps,
+                        "scratch_steps": adapt.scratch_steps or adapt.steps, "lora": adapt.lora,
+                        "seed": adapt.seed, "forgetting_evaluations": forget}  # fmt: skip
+        line += (
+            f", then {cells} cells of score against K = {list(adapt.ks)} ({trained} trained, "
+            f"{adapt.steps} steps each) and {forget} forgetting evaluations"
+        )
+    out["line"] = line
+    return out
 
 
 def plan(cfg: PipelineConfig) -> DryRunPlan:
@@ -165,4 +201,5 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
         selection=selection(refgen) if refgen.select is not None else None,
         auto_budget=refgen.auto_budget,
         workers=refgen.workers or os.cpu_count() or 1,
+        heldout=heldout_plan(cfg, [j.env_id for j in jobs]),
     )

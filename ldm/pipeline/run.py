@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ldm.errors import ConfigError
 from ldm.pipeline.config import PipelineConfig, StageConfigs
-from ldm.pipeline.heldout_stage import HELDOUT_OFF, heldout_headline, heldout_stage, trained_envs
+from ldm.pipeline.heldout_stage import heldout_off, heldout_stages, print_heldout, trained_envs
 from ldm.pipeline.state import STAGES, PipelineState, RunSource
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def run_pipeline(
     state.set_source(RunSource(cfg.name, str(config_path)))
 
     total = 3 + (eval_cfg.unseen_seed is not None) + cfg.held_out.active
+    total += cfg.held_out.adapt is not None
     if not state.done("refgen"):
         _banner(f"1/{total} reference policies", cfg, state, "refgen")
         print(refgen_left(refgen_cfg, cfg.store).line(), flush=True)
@@ -84,13 +85,7 @@ def run_pipeline(
             done({"headline": headline(unseen.summary), "seed": str(eval_cfg.unseen_seed)})
     elif eval_cfg.unseen_seed is None and not state.done("unseen"):
         state.mark_done("unseen", 0.0, {"headline": OFF})
-    if cfg.held_out.active and not state.done("heldout"):
-        _banner(f"{total}/{total} held-out envs, zero-shot", cfg, state, "heldout")
-        with state.clock("heldout") as done:
-            report_path = heldout_stage(cfg, (train_cfg, eval_cfg), progress)
-            done({"headline": heldout_headline(report_path)})
-    elif not cfg.held_out.active and not state.done("heldout"):
-        state.mark_done("heldout", 0.0, {"headline": HELDOUT_OFF})
+    heldout_stages(cfg, state, (train_cfg, eval_cfg), total, progress)
     return _print_outcome(cfg, state, eval_dir, unseen_dir)
 
 
@@ -111,15 +106,9 @@ def _print_outcome(
             EvalResult.load(unseen_dir / "results.json"),
             unseen_dir,
         )
-    if cfg.held_out.active:
-        from ldm.eval.adaptation import HeldoutReport
-
-        print(f"\nheld-out envs, zero-shot ({Path(cfg.out) / 'eval-heldout'}):")
-        print(HeldoutReport.load(Path(cfg.out) / "eval-heldout" / "heldout.json").table())
+    print_heldout(cfg)
     for stage in STAGES:
-        off = (stage == "unseen" and eval_cfg.unseen_seed is None) or (
-            stage == "heldout" and not cfg.held_out.active
-        )
+        off = (stage == "unseen" and eval_cfg.unseen_seed is None) or heldout_off(cfg, stage)
         print(f"  {stage:<7} {'    off' if off else f'{state.seconds(stage) or 0:7.0f} s'}")
     return results.summary
 
@@ -277,6 +266,7 @@ def _clear_outputs(cfg: PipelineConfig, stage: str) -> None:
         "eval": Path(cfg.out) / "eval",
         "unseen": Path(cfg.out) / "eval-unseen",
         "heldout": Path(cfg.out) / "eval-heldout",
+        "adapt": Path(cfg.out) / "adapt",
     }[stage]
     shutil.rmtree(target, ignore_errors=True)
 

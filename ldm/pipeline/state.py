@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 from ldm.atomic import write_json_atomic
 from ldm.errors import ConfigError, known_keys
 
-Stage = Literal["refgen", "train", "eval", "unseen", "heldout"]
+Stage = Literal["refgen", "train", "eval", "unseen", "heldout", "adapt"]
 STAGES: tuple[Stage, ...] = get_args(Stage)
 TICK = 30.0
 """Seconds between updates of a running stage's time in pipeline.json."""

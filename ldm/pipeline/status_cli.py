@@ -62,6 +62,15 @@ def _unseen_detail(out: Path, state: PipelineState) -> str:
     )
 
 
+def _adapt_detail(out: Path, state: PipelineState) -> str:
+    """The sweep's headline when done, else how many of its cells are finished."""
+    record = state.stage("adapt")
+    if record is not None and record.done:
+        return record.summary.get("headline", "")
+    cells = list((out / "adapt" / "cells").glob("*.json"))
+    return f"{len(cells)} cells finished" if cells else ""
+
+
 #: stage -> what the status line shows beside it (jobs, newest checkpoint, headline)
 DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
     "refgen": _refgen_detail,
@@ -69,6 +78,7 @@ DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
     "eval": _eval_detail,
     "unseen": _unseen_detail,
     "heldout": _eval_detail_of("heldout"),
+    "adapt": _adapt_detail,
 }
 
 

@@ -47,7 +47,7 @@ def test_clear_from_forgets_that_stage_and_every_later_one(tmp_path):
     state = PipelineState(tmp_path)
     for s in STAGES:
         state.mark_done(s, 1.0)
-    assert state.clear_from("train") == ["train", "eval", "unseen", "heldout"]
+    assert state.clear_from("train") == ["train", "eval", "unseen", "heldout", "adapt"]
     again = PipelineState(tmp_path)
     assert again.done("refgen") and not again.done("train") and not again.done("eval")
     assert again.clear_from("refgen") == list(STAGES)
