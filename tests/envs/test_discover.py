@@ -249,10 +249,12 @@ def test_limit_hint_names_a_passing_sibling(tmp_path):
     assert "smaller registered variants pass: G-8-v0" in hinted["G-16-v0"]
 
 
-def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
+def test_recorded_checks_update_the_sidecars_checks_and_the_spaces_the_check_saw(tmp_path):
     import json
 
+    from ldm.envs.check import CheckResult
     from ldm.envs.discover.record import record_checks
+    from ldm.spaces import SpaceSpec
 
     spec_text = 'name = "lib"\ndomain = "d"\nimports = ["lib"]  # a comment that stays\nenvs = ["A-v0", "B-v0"]\n'
     (tmp_path / "lib.toml").write_text(spec_text)
@@ -263,13 +265,29 @@ def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
     }
     (tmp_path / "lib.spaces.json").write_text(json.dumps(side))
     load_catalog.cache_clear()
-    missing = record_checks(
-        {"lib/A-v0": [], "lib/B-v0": ["still wrong"], "lib/C-v0": []}, catalog_dir=str(tmp_path)
+    # A's check saw its spaces after a wrapper added since discovery (a flattened Dict: 6
+    # dims); B's env was not made, so its spaces stay as discovery recorded them
+    flat = SpaceSpec.from_dict(
+        {
+            "kind": "continuous",
+            "shape": [6],
+            "dtype": "float32",
+            "low": [0.0] * 6,
+            "high": [1.0] * 6,
+        }
     )
+    moves = SpaceSpec.from_dict(space)
+    results = {
+        "lib/A-v0": CheckResult("lib/A-v0", True, [], spaces=(flat, moves)),
+        "lib/B-v0": CheckResult("lib/B-v0", False, ["make failed: still wrong"]),
+        "lib/C-v0": CheckResult("lib/C-v0", True, []),
+    }
+    missing = record_checks(results, catalog_dir=str(tmp_path))
     assert missing == ["lib/C-v0"]
     envs = {e.id: e for e in list_envs(catalog_dir=str(tmp_path))}
-    assert envs["lib/A-v0"].check_ok and envs["lib/B-v0"].problems == ("still wrong",)
-    assert envs["lib/A-v0"].observation.n == 2  # the spaces as they were
+    assert envs["lib/A-v0"].check_ok and envs["lib/B-v0"].problems == ("make failed: still wrong",)
+    assert envs["lib/A-v0"].observation.shape == (6,) and envs["lib/A-v0"].action.n == 2
+    assert envs["lib/B-v0"].observation.n == 2  # the spaces as they were
     assert (tmp_path / "lib.toml").read_text() == spec_text
     load_catalog.cache_clear()
 
@@ -302,10 +320,12 @@ def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):
     assert "256 dims, over the limit of 128" in why
     assert "LdmtestSubreg-Grid4-v0" in why and "size=16" in why
     assert list_failed(catalog_dir=str(cat))[0].reason == why
-    # checks recorded and flagged: the bounds escape; the global-RNG env reproduces its seed
+    # `ldm envs check`'s checks recorded and flagged: the bounds escape (Gymnasium's check_env
+    # stops at it); the global-RNG env reproduces its seed
     envs = {e.id.split("/")[1]: e for e in list_envs(catalog_dir=str(cat))}
     assert envs["LdmtestSubreg-Grid4-v0"].check_ok
-    assert "-1.31" in envs["LdmtestSubreg-Escape-v0"].problems[0]
+    escape = envs["LdmtestSubreg-Escape-v0"].problems
+    assert "not within the observation space" in escape[0], escape
     assert envs["LdmtestSubreg-GlobalRng-v0"].check_ok
     assert report.flagged == ["LdmtestSubreg-Escape-v0"]
     assert spec.discovery["seconds"] > 0 and spec.discovery["build"] == "the spec as written"
