@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import args, report  # noqa: E402
 
 from ldm.data import Store  # noqa: E402
-from ldm.data.store import split_tenths  # noqa: E402
+from ldm.data.anchors import split_tenths  # noqa: E402
 from ldm.refgen.autobudget import AutoBudget  # noqa: E402
 from ldm.refgen.candidates import load_pool  # noqa: E402
 from ldm.refgen.curate import welch_greater  # noqa: E402

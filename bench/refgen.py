@@ -7,8 +7,12 @@ settings, one run each; goal >= 4 at equal or better final return) and `jax` (pe
 run's transitions/s, final return, and where its time went). Every run is a real `run_job`:
 recorded, relabelled, its time counted from before the model is built (JAX's jit compilation
 included) to the end of training; `jax_sac_cpu_speedup` is the same ratio per CPU second of
-the job process (less moved by a shared machine's load). `--quick`: Pendulum, 600
-transitions, sbx-sac vs sac only (its returns say nothing yet).
+the job process (less moved by a shared machine's load). `--quick`: the recording overhead
+from 1,000-transition jobs (the best of two each, as the full run: the first job of a process
+pays its imports), then Pendulum, 300 transitions,
+sbx-sac vs sac only (its returns say nothing yet), both jobs in this process (JAX still
+compiles inside the sbx job, its first; a fresh interpreter per job doubled a quick run's
+CPU time with imports).
 """
 
 import multiprocessing
@@ -85,9 +89,9 @@ def fresh_process_job(job: Job):  # noqa: ANN201
         return ex.submit(run_job, job).result()
 
 
-def jax_pairs(env_id: str, budget: int, pairs: list[str]) -> dict:
+def jax_pairs(env_id: str, budget: int, pairs: list[str], fresh: bool = True) -> dict:
     """Each pair's two runs in turns (JAX first), same env, budget and seed, each run in a
-    fresh process."""
+    fresh process (`fresh`) or in this one."""
     pool = {c.name: c for c in load_pool()}
     out: dict = {}
     with tempfile.TemporaryDirectory() as d:
@@ -97,7 +101,7 @@ def jax_pairs(env_id: str, budget: int, pairs: list[str]) -> dict:
             for name in PAIRS[pair]:
                 job = Job("train", env_id, env_id.split("/")[0], pool[name], budget, 0, d)
                 try:
-                    res = fresh_process_job(job)
+                    res = fresh_process_job(job) if fresh else run_job(job)
                 except Exception as e:  # e.g. no episode within the budget: say so, go on
                     out[pair][name] = {"error": f"{type(e).__name__}: {e}"}
                     continue
@@ -125,14 +129,17 @@ def jax_pairs(env_id: str, budget: int, pairs: list[str]) -> dict:
 def main() -> None:
     a = args(__doc__, extra)
     if a.quick:
-        env_id, budget, pairs = "classic-control/Pendulum-v1", 600, ["sac"]
+        env_id, budget, pairs = "classic-control/Pendulum-v1", 300, ["sac"]
     else:
         env_id, budget, pairs = a.env, a.budget, a.pairs.split(",")
     unknown = sorted(set(pairs) - set(PAIRS))
     if unknown:
         raise SystemExit(f"--pairs: unknown {unknown}; choose from {list(PAIRS)}")
-    result = {} if a.jax_only else recording_overhead(4000 if a.quick else 40000)
-    jax = jax_pairs(env_id, budget, pairs)
+    if a.jax_only:
+        result = {}
+    else:
+        result = recording_overhead(1000 if a.quick else 40000)
+    jax = jax_pairs(env_id, budget, pairs, fresh=not a.quick)
     sac = jax.get("sac", {})
     report(
         {

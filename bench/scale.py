@@ -1,13 +1,16 @@
 """The data layer at the paper's counts, simulated: synthetic stores of many tiny runs.
 
-Per store size N (runs; 100, 1,000 and 10,000, `--quick` 30, 100 and 300) over E = min(3,000,
+Per store size N (runs; 100, 1,000 and 10,000, `--quick` 6, 18 and 54) over E = min(3,000,
 0.3 N) envs (real catalog env ids first, then synthetic ones), each run 64 transitions whose
 metadata lists 2,000 episodes (a 3M-transition run's), time and peak memory of:
 opening the store (manifest), `ldm data stats`, `ldm data verify`, the sampler's start-up and
 its windows/s, the refgen planner on the E envs x the pool (top 3 candidates each), the
 evaluation's start-up (env list, reference runs, spaces, step limits) and the report of a
-synthetic EvalResult for min(1,000, E) envs. Every size runs in its own process; peak memory is
-the process's high-water RSS (VmHWM, reset before each figure through /proc/self/clear_refs).
+synthetic EvalResult for min(1,000, E) envs. Every size runs in its own process (`--quick`: all
+in one, its imports and caches loaded before the first is timed); peak memory is the process's
+high-water RSS (VmHWM, reset before each figure through /proc/self/clear_refs). The stores are
+built quickly (`build`: a few runs recorded by the writer, the others hard-linked copies),
+under $SCALE_TMP (default the system's temporary directory; 10,000 runs take ~2 GB there).
 
 Windows/s is measured with the chunk cache off (every window reads its chunks from disk, as
 in a store far larger than the cache) after every run's arrays were opened once, so it
@@ -24,6 +27,7 @@ and <= 4 GiB), and the figures per N.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -85,26 +89,62 @@ def _template(store: Store, seed: int) -> str:
     return rid
 
 
-def build(path: Path, runs: int) -> float:
-    """A store of `runs` committed, relabelled, curated runs over n_envs(runs) envs: TEMPLATES
-    runs recorded by the writer, the rest their copies (data hard-linked, meta.json rewritten
-    with the run's env), registered in the manifest by `Store.reconcile` (one write)."""
+def templates(scratch: Path) -> list[_Copier]:
+    """TEMPLATES runs recorded by the writer into a store at `scratch`, ready to be copied."""
+    store = Store(scratch)
+    return [_Copier(store, _template(store, s)) for s in range(TEMPLATES)]
+
+
+def build(path: Path, runs: int, made: list[_Copier] | None = None) -> float:
+    """A store of `runs` committed, relabelled, curated runs over n_envs(runs) envs, in
+    seconds: TEMPLATES runs recorded by the writer (`Store.create_run`), the rest their
+    copies under other ids and envs: data hard-linked file by file, meta.json the template's
+    with the run's env spliced in (never parsed again), and the manifest entries the
+    templates' with the run's env, written by `Store.set_manifest_entries` in one update.
+    What the store holds is what the writer and relabelling write; only the copying is quick
+    (~1 ms a run; `Store.reconcile` parsed every copy's 2,000 episodes: ~50 ms a run)."""
     t0 = time.perf_counter()
-    scratch = Store(path.parent / (path.name + "-templates"))
-    templates = [scratch.path / "runs" / _template(scratch, s) for s in range(TEMPLATES)]
-    metas = [json.loads((t / "meta.json").read_text()) for t in templates]
+    scratch = path.parent / (path.name + "-templates")
+    made = made or templates(scratch)
     ids = env_ids(n_envs(runs))
     store = Store(path)
+    entries = {}
     for i in range(runs):
         env = ids[i % len(ids)]
-        src = templates[i % TEMPLATES]
-        dst = store.path / "runs" / f"{env.replace('/', '__')}-r{i}"
-        shutil.copytree(src / "data.zarr", dst / "data.zarr", copy_function=os.link)
-        meta = {**metas[i % TEMPLATES], "env_id": env, "library": env.split("/", 1)[0]}
-        (dst / "meta.json").write_text(json.dumps(meta))
-    store.reconcile()
-    shutil.rmtree(scratch.path)
+        rid = f"{env.replace('/', '__')}-r{i}"
+        entries[rid] = made[i % TEMPLATES].copy(store.path / "runs" / rid, env)
+    store.set_manifest_entries(entries)
+    shutil.rmtree(scratch, ignore_errors=True)
     return time.perf_counter() - t0
+
+
+class _Copier:
+    """One template run, ready to be copied: its files, its metadata as JSON without the
+    env's two keys, its manifest entry."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        src = store.path / "runs" / run_id
+        data = src / "data.zarr"
+        self.data = data
+        self.dirs = sorted(str(p.relative_to(src)) for p in data.rglob("*") if p.is_dir())
+        self.files = sorted(str(p.relative_to(src)) for p in data.rglob("*") if p.is_file())
+        meta = json.loads((src / "meta.json").read_text())
+        del meta["env_id"], meta["library"]
+        self.meta_tail = json.dumps(meta)[1:]  # '"format": 1, ...}'
+        self.entry = store.runs()[run_id]
+        self.src = src
+
+    def copy(self, dst: Path, env: str) -> Any:
+        """The template as run `dst` of `env`; returns its manifest entry."""
+        library = env.split("/", 1)[0]
+        (dst / "data.zarr").mkdir(parents=True)
+        for d in self.dirs:
+            (dst / d).mkdir()
+        for f in self.files:
+            os.link(self.src / f, dst / f)
+        head = json.dumps({"env_id": env, "library": library})[:-1]
+        (dst / "meta.json").write_text(f"{head}, {self.meta_tail}")
+        return dataclasses.replace(self.entry, env_id=env, library=library)
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -136,8 +176,7 @@ def windows_per_cpu_s(sampler: Any, seconds: float) -> float:
     every run's arrays were opened once, as a long training run has."""
     for ref in sampler.streams:
         for column in ("obs", "actions", "rewards", "terminated", "truncated", "ref_actions"):
-            array = sampler.readers[ref.run_id].array(ref.stream, column)
-            sampler._arrays[(ref.run_id, ref.stream, column)] = (array, array.chunks[0])
+            sampler.readers[ref.run_id].column(ref.stream, column)  # opened once, kept
     sampler._cache.clear()
     sampler._cache_bytes, sampler._cache_limit = 0, 0
     rng = np.random.default_rng(0)
@@ -187,7 +226,7 @@ def synthetic_result(store: Store, ids: list[str]) -> Any:
     return EvalResult("ldm", str(store.path), EvalConfig(), tuple(envs), summarise(envs))
 
 
-def one_size(runs: int, quick: bool) -> dict[str, Any]:
+def one_size(runs: int, quick: bool, made: list[_Copier] | None = None) -> dict[str, Any]:
     from ldm.data import WindowSampler
     from ldm.data.verify import store_stats, verify_store
     from ldm.eval.evaluate import prepare
@@ -202,14 +241,14 @@ def one_size(runs: int, quick: bool) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("SCALE_TMP")) as d:
         path = Path(d) / "store"
-        out["build_s"] = round(build(path, runs), 2)
+        out["build_s"] = round(build(path, runs, made), 2)
         measure_into("open", lambda: Store(path, create=False).runs())
         store = Store(path, create=False)
         measure_into("stats", lambda: store_stats(store))
         bad = measure_into("verify", lambda: verify_store(store))
         assert not bad, bad
         sampler = measure_into("sampler_startup", lambda: WindowSampler(store, WINDOW))
-        out["windows_per_s"] = round(windows_per_cpu_s(sampler, 2 if quick else 5), 1)
+        out["windows_per_s"] = round(windows_per_cpu_s(sampler, 0.3 if quick else 5), 1)
         del sampler
         ids = env_ids(n_envs(runs))
         measure_into("planner", lambda: plan_envs(ids))
@@ -221,6 +260,9 @@ def one_size(runs: int, quick: bool) -> dict[str, Any]:
     return out
 
 
+SIZES = (100, 1000, 10_000)
+#: `--quick`: 9x apart, as the full run's 100x, in under a minute on the loaded 2-core VM
+QUICK_SIZES = (6, 18, 54)
 FIGURES = ("open", "stats", "verify", "sampler_startup", "planner", "eval_startup", "report")
 STARTUP = ("open", "sampler_startup", "eval_startup")
 
@@ -230,20 +272,42 @@ def exponent(xs: list[int], ys: list[float]) -> float:
     return float(np.polyfit(np.log(xs), np.log(np.maximum(ys, 1e-4)), 1)[0])
 
 
+def _warm() -> None:
+    """What every size imports and caches, loaded before the first size is timed (`--quick`
+    times its sizes in one process)."""
+    import matplotlib.pyplot  # noqa: F401  (the report's)
+
+    from ldm.data import WindowSampler  # noqa: F401
+    from ldm.eval.evaluate import prepare  # noqa: F401
+    from ldm.eval.report import write_report  # noqa: F401
+    from ldm.refgen.candidates import load_pool
+
+    env_ids(1)
+    load_pool()
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--size":  # one size, in its own process
         print(json.dumps(one_size(int(sys.argv[2]), "--quick" in sys.argv)))
         return
     a = args(__doc__)
-    sizes = [30, 100, 300] if a.quick else [100, 1000, 10_000]
+    sizes = QUICK_SIZES if a.quick else SIZES
     rows = []
+    scratch = tempfile.TemporaryDirectory(dir=os.environ.get("SCALE_TMP"))
+    if a.quick:  # one process, one set of templates: three interpreters' imports and
+        _warm()  # template runs were most of a quick run
+        made = templates(Path(scratch.name) / "templates")
     for n in sizes:
-        cmd = [sys.executable, __file__, "--size", str(n)] + (["--quick"] if a.quick else [])
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise SystemExit(f"size {n} failed:\n{proc.stderr[-3000:]}")
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if a.quick:
+            rows.append(one_size(n, quick=True, made=made))
+        else:
+            cmd = [sys.executable, __file__, "--size", str(n)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise SystemExit(f"size {n} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    scratch.cleanup()
     exps = {f: round(exponent(sizes, [r[f]["cpu_s"] for r in rows]), 2) for f in FIGURES}
     last = rows[-1]
     report(

@@ -49,8 +49,6 @@ def take_catalog_dirs(args: list[str]) -> list[str]:
     """Remove every `--catalog-dir DIR` (or `--catalog-dir=DIR`) from `args` and prepend the
     directories to $LDM_CATALOG_PATH, so that every command (and every process it starts)
     reads them before the built-in catalog; returns the remaining arguments."""
-    from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
-
     rest, dirs = [], []
     it = iter(args)
     for a in it:
@@ -63,7 +61,9 @@ def take_catalog_dirs(args: list[str]) -> list[str]:
             dirs.append(a.split("=", 1)[1])
         else:
             rest.append(a)
-    if dirs:
+    if dirs:  # the catalog imported only here: `ldm --help` imports no numpy
+        from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
+
         old = os.environ.get(CATALOG_PATH_ENV)
         os.environ[CATALOG_PATH_ENV] = os.pathsep.join(
             [str(Path(d).resolve()) for d in dirs] + ([old] if old else [])
@@ -74,10 +74,6 @@ def take_catalog_dirs(args: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ldm` script."""
-    import tyro
-
-    from ldm.errors import LDMError
-
     args = take_catalog_dirs(list(sys.argv[1:] if argv is None else argv))
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
@@ -91,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in GROUPS:
         print(f"ldm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    import tyro  # here: --help and --version need none of it
+
+    from ldm.errors import LDMError
+
     try:
         module = importlib.import_module(GROUPS[name][0])
     except ModuleNotFoundError as e:

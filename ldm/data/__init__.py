@@ -3,9 +3,12 @@
 Imports neither torch (only `WindowLoader` iteration does) nor any environment library.
 """
 
+from ldm.data.anchors import anchors, normalised_score
+from ldm.data.loader import WindowLoader
 from ldm.data.meta import Curation, Episode, ManifestEntry, RunMeta
-from ldm.data.sampler import WindowLoader, WindowSampler
-from ldm.data.store import RunReader, Store, anchors, normalised_score
+from ldm.data.reader import RunReader
+from ldm.data.sampler import WindowSampler
+from ldm.data.store import Store
 from ldm.data.writer import RunWriter, resume_run
 
 __all__ = [

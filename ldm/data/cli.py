@@ -67,7 +67,8 @@ def verify(store: tyro.conf.Positional[str]) -> int:
 def upgrade(store: tyro.conf.Positional[str]) -> int:
     """Add a checksum per chunk to runs written before ldm checked every chunk it reads, in
     place: each column is checked against its sha256, copied, checked again and swapped in.
-    A damaged run is left as it was and named; exit non-zero then.
+    A damaged run is left as it was and named; exit non-zero then. Manifest entries written
+    before they held stream lengths get them (the sampler then starts without opening runs).
 
     Args:
         store: Store directory (no other process may read or write it meanwhile).
@@ -80,7 +81,8 @@ def upgrade(store: tyro.conf.Positional[str]) -> int:
     )
     print(
         f"{len(report.upgraded)} runs upgraded, {len(report.already)} already checked, "
-        f"{len(report.damaged)} damaged (see `ldm data verify {store}`)"
+        f"{len(report.damaged)} damaged (see `ldm data verify {store}`); "
+        f"{len(report.reindexed)} manifest entries given their stream lengths"
     )
     return 1 if report.damaged else 0
 

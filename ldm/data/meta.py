@@ -13,6 +13,7 @@ Imports the standard library, `ldm.spaces` and `ldm.errors` only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -173,6 +174,10 @@ class RunMeta:
             relabelled=bool(self.relabelled),
             algorithm=self.algorithm,
             committed=self.committed,
+            stream_lengths=tuple(self.stream_lengths),
+            reference_actions=all(
+                f"s{k}/ref_actions" in self.checksums for k in range(self.num_streams)
+            ),
         )
 
 
@@ -190,16 +195,30 @@ class ManifestEntry:
     relabelled: bool = False
     algorithm: str | None = None
     committed: float | None = None
+    stream_lengths: tuple[int, ...] | None = None
+    """Transitions per stream, so that the sampler starts without opening a run (None: the
+    entry was written before manifests held them; `ldm data upgrade` adds them)."""
+    reference_actions: bool | None = None
+    """Every stream has a reference-action column (None: as `stream_lengths`)."""
+
+    def __post_init__(self) -> None:
+        if self.stream_lengths is not None:
+            object.__setattr__(self, "stream_lengths", tuple(int(n) for n in self.stream_lengths))
+            if len(self.stream_lengths) != self.streams:
+                raise StoreError(
+                    f"manifest entry of {self.env_id}: {len(self.stream_lengths)} stream lengths "
+                    f"for {self.streams} streams; rebuild it with `ldm data upgrade STORE`"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest.json form (every key written, null included, as always)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ManifestEntry:
         try:
             return cls(**known_keys(cls, d, "manifest entry", StoreError))
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise StoreError(f"manifest entry of {d.get('env_id')} is malformed: {e}") from None
 
 
@@ -238,3 +257,24 @@ __all__ = [
     "VERDICTS",
     "Verdict",
 ]
+
+
+def new_meta(
+    env_id: str,
+    library: str,
+    obs_spec: SpaceSpec,
+    act_spec: SpaceSpec,
+    num_streams: int,
+    extra: dict,
+) -> dict:
+    """The meta.json dict a new run starts with (the writer's; `extra` is the recorder's)."""
+    return {
+        "format": FORMAT_VERSION,
+        "env_id": env_id,
+        "library": library,
+        "observation_space": obs_spec.to_dict(),
+        "action_space": act_spec.to_dict(),
+        "num_streams": num_streams,
+        "created": time.time(),
+        **extra,
+    }

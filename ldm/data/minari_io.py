@@ -14,7 +14,7 @@ Storage: Minari writes HDF5 by default (needs h5py) and can write Arrow or Parqu
 import reads whichever a dataset uses, export writes HDF5 unless told otherwise, so that what
 `ldm` writes is what Minari users expect.
 
-Imports numpy, gymnasium (spaces, the env spec), ldm.data.store, ldm.spaces, ldm.envs'
+Imports numpy, gymnasium (spaces, the env spec), ldm.data.store/columns/meta/reader, ldm.spaces, ldm.envs'
 registry (ids and env specs; no env is made), and minari inside its functions; never torch
 or ldm.model.
 """
@@ -31,7 +31,10 @@ import gymnasium as gym
 import numpy as np
 
 import ldm
-from ldm.data.store import COLUMNS, Store
+from ldm.data.columns import COLUMNS
+from ldm.data.meta import ManifestEntry
+from ldm.data.reader import RunReader
+from ldm.data.store import Store
 from ldm.errors import StoreError
 from ldm.spaces import from_gym_space, to_gym_space
 
@@ -209,6 +212,25 @@ def _env_spec(env_id: str) -> Any:
 ATTRIBUTION = ("author", "author_email", "code_permalink")
 
 
+def _first_and_anchor(
+    store: Store, env_id: str, chosen: dict[str, ManifestEntry]
+) -> tuple[RunReader, dict[str, Any]]:
+    """The first chosen run's reader (its spaces are the dataset's: every run must share
+    them) and the meta of the run whose anchors the dataset takes: a curated run where there
+    is one (the reference the store trusts), else the first."""
+    readers = {r: store.open_run(r) for r in chosen}
+    first = next(iter(readers.values()))
+    odd = [
+        r
+        for r, x in readers.items()
+        if (x.obs_spec, x.act_spec) != (first.obs_spec, first.act_spec)
+    ]
+    if odd:
+        raise StoreError(f"runs {odd[:3]} of {env_id} have other spaces than {first.run_id}")
+    anchor = next((readers[r] for r, e in chosen.items() if e.verdict == "pass"), first).meta
+    return first, anchor
+
+
 def export_minari(
     store_path: str,
     env_id: str | None,
@@ -238,17 +260,7 @@ def export_minari(
             f"Minari dataset {dataset_id!r} exists already ({path}); choose another id or "
             f"version, or delete it (`minari delete {dataset_id}`)"
         )
-    readers = {r: store.open_run(r) for r in chosen}
-    first = next(iter(readers.values()))
-    odd = [
-        r
-        for r, x in readers.items()
-        if (x.obs_spec, x.act_spec) != (first.obs_spec, first.act_spec)
-    ]
-    if odd:
-        raise StoreError(f"runs {odd[:3]} of {env_id} have other spaces than {first.run_id}")
-    # the anchors of a curated run where there is one (the reference the store trusts)
-    anchor = next((readers[r] for r, e in chosen.items() if e.verdict == "pass"), first).meta
+    first, anchor = _first_and_anchor(store, env_id, chosen)
     spec = _env_spec(env_id)
     obs_space, act_space = to_gym_space(first.obs_spec), to_gym_space(first.act_spec)
     given = {k: v for k, v in attribution.items() if v is not None}

@@ -10,7 +10,8 @@ Layout (see docs/data-format.md):
 
 A run becomes visible only by an atomic rename from `.pending/` into `runs/` followed by a
 manifest entry, so a writer killed at any point never leaves a readable half-run. Imports:
-numpy, zarr and ldm's spaces/errors only (no torch, no environment library).
+numpy, zarr and ldm's spaces/errors/atomic/disk and `ldm.data`'s chunks, meta, columns and
+reader (no torch, no environment library); the writer only lazily, in `create_run`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import json
 import os
 import shutil
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,65 +36,16 @@ from ldm.atomic import write_json_atomic
 from ldm.data.chunks import (
     CHECKED_CODECS,
     WRITE_CONFIG,
-    CheckedColumn,
-    column_sha256,
-    is_checked,
 )
+from ldm.data.columns import column_dtype, column_shape
 from ldm.data.meta import FORMAT_VERSION, ManifestEntry, RunMeta
+from ldm.data.reader import RunReader
 from ldm.disk import on_full_disk
-from ldm.errors import DamagedRunError, StoreError
+from ldm.errors import StoreError
 from ldm.spaces import SpaceSpec
 
 if TYPE_CHECKING:
     from ldm.data.writer import RunWriter
-
-COLUMNS = ("obs", "actions", "rewards", "terminated", "truncated")
-__all__ = ["COLUMNS", "RunReader", "Store", "column_sha256"]
-
-
-def tenth(episodes: int) -> int:
-    """How many episodes the paper's "first / last 10%" takes of `episodes` (at least one).
-    The anchors, curation's t-test, refgen's ranking and the report all use this rule."""
-    return max(1, int(np.ceil(0.1 * episodes)))
-
-
-def split_tenths(returns: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The returns of the first and of the last 10% of episodes (at least one each)."""
-    r = np.asarray(returns, dtype=np.float64)
-    k = tenth(r.size)
-    return r[:k], r[-k:]
-
-
-def normalised_score(mean_return: float, first10: float, last10: float) -> float | None:
-    """Reference-normalised score in percent, 100 x (R - first10) / (last10 - first10), on a
-    run's `anchors`; None when the anchors are equal (not scorable). The evaluation scores
-    the LDM with it, curation a reference's deterministic check."""
-    if np.isclose(last10, first10):
-        return None
-    return float(100.0 * (mean_return - first10) / (last10 - first10))
-
-
-def anchors(returns: list[float] | np.ndarray) -> tuple[float, float]:
-    """Normalisation anchors: mean return of the first and of the last 10% of episodes
-    (at least one episode each). Everybody computes them with this function."""
-    if np.asarray(returns).size == 0:
-        raise StoreError("cannot compute anchors: the run has no finished episode")
-    first, last = split_tenths(returns)
-    return float(first.mean()), float(last.mean())
-
-
-#: dtype of a run's obs/actions column by space kind (every other kind stores int64 indices)
-_COLUMN_DTYPES = {"image": np.dtype(np.uint8), "continuous": np.dtype(np.float32)}
-
-
-def column_dtype(spec: SpaceSpec) -> np.dtype:
-    """dtype of a run's obs or actions column for a space."""
-    return _COLUMN_DTYPES.get(spec.kind, np.dtype(np.int64))
-
-
-def column_shape(spec: SpaceSpec) -> tuple[int, ...]:
-    """Shape of one step of a run's obs or actions column for a space."""
-    return spec.value_shape
 
 
 class Store:
@@ -339,108 +290,3 @@ class Store:
                 sums.pop(f"s{k}/ref_actions", None)
             with contextlib.suppress(Exception):
                 self.update_meta(reader.run_id, {"checksums": sums, "relabelled": False})
-
-
-#: meta.json keys whose size grows with a run's episodes (thousands per run at the paper's
-#: budgets: the sampler's readers of 10,000 such runs held 6 GB of them)
-EPISODE_KEYS = ("episodes", "episode_returns", "check_returns")
-
-
-class RunReader:
-    """Lazy access to a committed run: `meta`, per-stream zarr arrays. Opened with
-    `episodes=False`, its `meta` (and `record`) lacks `EPISODE_KEYS`."""
-
-    def __init__(self, path: Path, episodes: bool = True) -> None:
-        self.path = Path(path)
-        self.run_id = self.path.name
-        self.meta = json.loads((self.path / "meta.json").read_text())
-        if not episodes:
-            for key in EPISODE_KEYS:
-                self.meta.pop(key, None)
-        if self.meta.get("format") != FORMAT_VERSION:
-            raise StoreError(
-                f"run {self.run_id} has format {self.meta.get('format')}, expected {FORMAT_VERSION}"
-            )
-        self.obs_spec = SpaceSpec.from_dict(self.meta["observation_space"])
-        self.act_spec = SpaceSpec.from_dict(self.meta["action_space"])
-        self._group: Any = None
-        self._columns: dict[tuple[int, str], CheckedColumn] = {}
-
-    @property
-    def record(self) -> RunMeta:
-        """The metadata as a typed, validated record (`meta` is the raw meta.json dict)."""
-        return RunMeta.from_dict(self.meta)
-
-    @property
-    def group(self) -> Any:
-        if self._group is None:
-            self._group = zarr.open_group(str(self.path / "data.zarr"), mode="r")
-        return self._group
-
-    @property
-    def num_streams(self) -> int:
-        return int(self.meta["num_streams"])
-
-    def length(self, stream: int) -> int:
-        return int(self.meta["stream_lengths"][stream])
-
-    def has_reference_actions(self) -> bool:
-        return all(f"s{k}/ref_actions" in self.meta["checksums"] for k in range(self.num_streams))
-
-    def array(self, stream: int, column: str) -> Any:
-        """The raw zarr array (unchecked: read data through `column` or `read`)."""
-        try:
-            return self.group[f"s{stream}/{column}"]
-        except KeyError:
-            raise StoreError(
-                f"run {self.run_id} has no column {column!r} in stream {stream}"
-            ) from None
-
-    def legacy_columns(self) -> list[str]:
-        """Columns (`s<k>/<name>`) without a checksum per chunk: `ldm data upgrade` adds one."""
-        sums = self.meta.get("checksums", {})
-        return [k for k in sorted(sums) if not is_checked(self.group[k])]
-
-    def column(self, stream: int, column: str) -> CheckedColumn:
-        """A column read through checks (`ldm.data.chunks`); opened once per reader. A column
-        the metadata vouches for (it has a checksum) that zarr cannot open is damage."""
-        key = (stream, column)
-        if key not in self._columns:
-            sha = self.meta.get("checksums", {}).get(f"s{stream}/{column}")
-            store = str(self.path.parent.parent)
-            try:
-                arr = self.array(stream, column)
-            except Exception as e:
-                if sha is None:
-                    raise
-                raise DamagedRunError(
-                    self.run_id, stream, column, f"cannot be opened ({type(e).__name__})", store
-                ) from None
-            self._columns[key] = CheckedColumn(
-                arr, self.run_id, stream, column, self.length(stream), sha, store
-            )
-        return self._columns[key]
-
-    def read(self, stream: int, column: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Steps [start, stop) of a column, every chunk checked (`DamagedRunError` if not)."""
-        return self.column(stream, column).read(start, stop)
-
-
-def new_meta(
-    env_id: str,
-    library: str,
-    obs_spec: SpaceSpec,
-    act_spec: SpaceSpec,
-    num_streams: int,
-    extra: dict,
-) -> dict:
-    return {
-        "format": FORMAT_VERSION,
-        "env_id": env_id,
-        "library": library,
-        "observation_space": obs_spec.to_dict(),
-        "action_space": act_spec.to_dict(),
-        "num_streams": num_streams,
-        "created": time.time(),
-        **extra,
-    }

@@ -6,8 +6,12 @@ recorded, and swaps the two directories under the run's lock. A column that fail
 is not upgraded (that would bless damaged data): the run is left as it was and named. A
 crash leaves the old group or the new one, never neither: the next call finishes the swap.
 
+`upgrade_store` also writes the manifest's stream index where entries lack it (stores written
+before it; ldm/data/index.py).
+
 Owns: `upgrade_run`, `upgrade_store`, `rewrite_run` (also used to write legacy copies in
-tests and bench/data.py). Imports zarr, ldm.data.store/chunks and ldm.errors; never torch.
+tests and bench/data.py). Imports zarr, ldm.data.store/chunks/index and ldm.errors; never
+torch.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import zarr
 
 from ldm.data.chunks import CHECKED_CODECS, WRITE_CONFIG, column_sha256
+from ldm.data.index import reindex
 from ldm.data.store import Store
 from ldm.errors import DamagedRunError
 
@@ -34,6 +39,8 @@ class UpgradeReport:
     upgraded: tuple[str, ...]
     already: tuple[str, ...]
     damaged: dict[str, str]
+    reindexed: tuple[str, ...] = ()
+    """Runs whose manifest entry was rewritten from their meta.json (`ldm.data.index`)."""
 
 
 def _finish_swap(run_dir: Path) -> None:
@@ -96,8 +103,10 @@ def upgrade_run(store: Store, run_id: str) -> bool:
 
 
 def upgrade_store(store: Store, progress: Any = None) -> UpgradeReport:
-    """`upgrade_run` on every committed run; `progress(run_id, outcome)` after each."""
+    """The manifest's stream index rebuilt where an entry lacks or contradicts it, then
+    `upgrade_run` on every committed run; `progress(run_id, outcome)` after each."""
     store.reconcile()
+    reindexed = reindex(store)
     upgraded: list[str] = []
     already: list[str] = []
     damaged: dict[str, str] = {}
@@ -112,4 +121,4 @@ def upgrade_store(store: Store, progress: Any = None) -> UpgradeReport:
             outcome = "upgraded" if done else "already checked"
         if progress is not None:
             progress(run_id, outcome)
-    return UpgradeReport(tuple(upgraded), tuple(already), damaged)
+    return UpgradeReport(tuple(upgraded), tuple(already), damaged, tuple(reindexed))

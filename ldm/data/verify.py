@@ -3,22 +3,33 @@
 Every chunk is read through its check (ldm/data/chunks.py: a missing or changed chunk of a
 checked column is named by its number), and every column is hashed whole and compared with
 the sha256 its writer recorded: that vouches for legacy columns, which have no per-chunk
-checksum. Imports ldm.data.store and ldm.data.chunks only (no torch, no environment library).
+checksum; and each run's manifest entry against its meta.json (the stream lengths the sampler
+starts from). Imports ldm.data.store/columns/meta and ldm.data.chunks only (no torch, no
+environment library).
 """
 
 from __future__ import annotations
 
-from ldm.data.store import COLUMNS, Store
+from ldm.data.columns import COLUMNS
+from ldm.data.meta import ManifestEntry
+from ldm.data.store import Store
 from ldm.errors import DamagedRunError
 
 
-def verify_run(store: Store, run_id: str) -> list[str]:
-    """Problems found in one committed run (empty when it is intact)."""
+def verify_run(store: Store, run_id: str, entry: ManifestEntry | None = None) -> list[str]:
+    """Problems found in one committed run (empty when it is intact); with its manifest
+    `entry`, stream lengths there that differ from meta.json's are one (the sampler's index)."""
     problems: list[str] = []
     try:
         reader = store.open_run(run_id)
     except Exception as e:
         return [f"cannot open: {e}"]
+    lengths = tuple(reader.length(k) for k in range(reader.num_streams))
+    if entry is not None and entry.stream_lengths not in (None, lengths):
+        problems.append(
+            f"manifest.json says stream lengths {list(entry.stream_lengths or ())}, meta.json "
+            f"{list(lengths)}: `ldm data upgrade {store.path}` rewrites the entry"
+        )
     sums = reader.meta.get("checksums", {})
     for k in range(reader.num_streams):
         n = reader.length(k)
@@ -51,8 +62,8 @@ def verify_store(store: Store) -> dict[str, list[str]]:
     """run id -> problems, for every run with problems."""
     store.reconcile()
     bad = {}
-    for run_id in store.runs():
-        problems = verify_run(store, run_id)
+    for run_id, entry in store.runs().items():
+        problems = verify_run(store, run_id, entry)
         if problems:
             bad[run_id] = problems
     return bad

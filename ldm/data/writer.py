@@ -5,7 +5,8 @@ run's SpaceSpecs before they are buffered (a bad array never reaches disk), buff
 stream, and flushed every `chunk_steps` steps as zarr appends. `commit()` writes the
 metadata (checksums, returns, anchors) and renames the run from `.pending/` into `runs/`.
 
-Imports numpy, zarr, ldm.data.store/meta, ldm.atomic, ldm.spaces; never torch or an
+Imports numpy, zarr, ldm.data's anchors/chunks/columns/meta, ldm.atomic, ldm.spaces; the
+store only for its type (the store imports the writer: no import circle); never torch or an
 environment library.
 """
 
@@ -16,26 +17,22 @@ import json
 import os
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
 from ldm.atomic import write_json_atomic
-from ldm.data.chunks import CHECKED_CODECS, WRITE_CONFIG, for_writing
-from ldm.data.meta import RunMeta
-from ldm.data.store import (
-    COLUMNS,
-    Store,
-    anchors,
-    column_dtype,
-    column_sha256,
-    column_shape,
-    new_meta,
-)
+from ldm.data.anchors import anchors
+from ldm.data.chunks import CHECKED_CODECS, WRITE_CONFIG, column_sha256, for_writing
+from ldm.data.columns import COLUMNS, column_dtype, column_shape
+from ldm.data.meta import RunMeta, new_meta
 from ldm.disk import disk_full, is_disk_full
 from ldm.errors import DiskFullError, StoreError
 from ldm.spaces import SpaceSpec
+
+if TYPE_CHECKING:
+    from ldm.data.store import Store
 
 #: a chunk holds about this many bytes of observations, within CHUNK_STEPS: 64x64 RGB frames
 #: get 64-step chunks, vectors and small grids 4096 (a MiniGrid 7x7x3 grid at 64 steps made
@@ -222,15 +219,14 @@ class RunWriter:
 
     # -- pending state ----------------------------------------------------------------------------
     def _save_pending(self) -> None:
-        state = dict(self.meta)
-        state["_hash_state"] = None  # hashes are recomputed on resume from the flushed data
-        write_json_atomic(self.path / "pending.json", state)
+        # no hash state: hashes are recomputed on resume from the flushed data
+        write_json_atomic(self.path / "pending.json", self.meta)
 
     def _load_pending(self) -> None:
         if not (self.path / "pending.json").exists():
             raise StoreError(f"run {self.run_id} is not pending in {self.store.path}")
         self.meta = json.loads((self.path / "pending.json").read_text())
-        self.meta.pop("_hash_state", None)
+        self.meta.pop("_hash_state", None)  # written (as null) by ldm before 2026-12-06
         self._open_arrays(zarr.open_group(str(self.path / "data.zarr"), mode="a"))
         self.chunk_steps = self._arrays["s0/rewards"].chunks[0]  # as the run was created
         self._hash = {}

@@ -108,7 +108,7 @@ def episode_step_limit(env_id: str, longest_episode: int, factor: float) -> int 
     applies only where it is shorter), or where `factor` or `longest_episode` is 0."""
     if not factor or longest_episode < 1:
         return None
-    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+    from ldm.envs.worker.episode_wrappers import STEP_LIMIT_KWARG
 
     limit = max(1, int(math.ceil(factor * longest_episode)))
     spec, rid = resolve_env_id(env_id)

@@ -8,320 +8,26 @@
   (ldm/envs/ray_backend.py; optional: needs `ray`);
 - `docker`: the worker in a container (ldm/envs/docker.py).
 
-A connection offers `send(message)` then `recv(timeout)` (so that several workers can step in
-parallel), `call(message, timeout)`, `close()` and `alive`. Errors carry the env id and the
-tail of the worker's stderr. Every process and Ray connection is closed at interpreter exit if
-its owner forgot to (ldm.envs.lifetime); a worker's environment variables are an allowlist
-(ldm.envs.workerenv) and its scratch directory is removed on every exit path (ldm.envs.scratch).
+The connection interface (`Connection`, `WorkerError`, the in-process kind) is
+ldm/envs/connection.py, the process kind ldm/envs/process.py (the sandbox plugs into its
+`LAUNCHERS`, by name).
 
-Owns: `Connection` and its in-process and process kinds, `CONNECTORS` (backend name ->
-connector), `LAUNCHERS` (the sandbox plugs in here, by name), `launch`/`connect` and the `init`
-message.
-Imports the worker's protocol, catalog, lifetime, scratch and workerenv; the venvs, shm,
-sandbox, Ray and Docker modules only inside their connector. Must not import gymnasium, an
-environment library, torch, or any later part (data, refgen, model, ...).
+Owns: `CONNECTORS` (backend name -> connector) and `launch`/`connect` (which send the `init`
+message, ldm/envs/messages.py).
+Imports connection, process and catalog; the venvs, shm, sandbox, Ray and Docker modules only
+inside their connector. Must not import gymnasium, an environment library, torch, or any
+later part (data, refgen, model, ...). Nothing of the transport imports this module.
 """
 
 from __future__ import annotations
 
-import collections
-import importlib
-import os
-import subprocess
-import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from ldm.envs.catalog import LibrarySpec
-from ldm.envs.lifetime import track
-from ldm.envs.scratch import Scratch
-from ldm.envs.worker import protocol
-from ldm.envs.workerenv import worker_environment
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, InProcessConnection
+from ldm.envs.messages import init as init_message
+from ldm.envs.process import ProcessConnection
 from ldm.errors import EnvError
-
-WORKER_SCRIPT = Path(__file__).parent / "worker" / "server.py"
-DEFAULT_TIMEOUT = 60.0
-
-
-class WorkerError(EnvError):
-    """The worker died, hung or raised; `tail` holds the end of its stderr."""
-
-    def __init__(self, message: str, tail: str = "") -> None:
-        super().__init__(message + (f"\n--- worker stderr (tail) ---\n{tail}" if tail else ""))
-        self.tail = tail
-
-
-class Connection:
-    """Base class: request/response over some transport."""
-
-    label = "?"
-    hint = ""  # appended to errors (e.g. what the sandbox blocks)
-    paths: list[str] | None = None  # where the spec's python_path dirs are, seen by the worker
-
-    def send(self, message: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        raise NotImplementedError
-
-    def call(self, message: dict[str, Any], timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        self.send(message)
-        return self.recv(timeout)
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    @property
-    def alive(self) -> bool:
-        return True
-
-    def wait_fd(self) -> int | None:
-        """A descriptor that becomes readable when the next reply arrives, or None when a
-        reply can be taken without waiting on one (it is buffered, or there is no such fd)."""
-        return None
-
-    def _unwrap(self, reply: dict[str, Any], message_cmd: str) -> Any:
-        if not reply.get("ok"):
-            raise WorkerError(
-                f"{self.label}: worker failed on {message_cmd!r}: {reply.get('error')}{self.hint}",
-                reply.get("traceback", ""),
-            )
-        return reply.get("result")
-
-
-class InProcessConnection(Connection):
-    """Drives the worker's EnvServer directly (same semantics, no isolation)."""
-
-    def __init__(self, label: str) -> None:
-        from ldm.envs.worker.server import EnvServer
-
-        self.label = label
-        self.server = EnvServer()
-        self._pending: collections.deque = collections.deque()
-
-    def send(self, message: dict[str, Any]) -> None:
-        # round-trip through the protocol so arrays are copies, as across a process boundary
-        msg = protocol.read_message(_BytesReader(protocol.dumps(message)))
-        self._pending.append((msg["cmd"], self.server.handle(msg)))
-
-    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        cmd, reply = self._pending.popleft()
-        return self._unwrap(reply, cmd)
-
-    def close(self) -> None:
-        self.server.close()
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def read(self, n: int) -> bytes:
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += len(chunk)
-        return chunk
-
-
-class FramedCodec:
-    """How a process connection turns messages into bytes and back: the framed protocol.
-    `ldm.envs.shm` swaps in a codec whose steps go through a shared buffer."""
-
-    def encode(self, message: dict[str, Any]) -> bytes:
-        return protocol.dumps(message)
-
-    def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
-        """The next reply, or None on timeout (raises EOFError when the stream is closed)."""
-        return reader.read_message(timeout)
-
-    def result(self, cmd: str, result: Any) -> Any:
-        """The result of a successful reply to `cmd`, as the caller sees it."""
-        return result
-
-
-#: launcher name -> (module, function): function(argv, scratch_dir, spec) -> the worker command
-#: wrapped (the sandbox's bubblewrap and limits). Imported where the worker starts, so a Ray
-#: actor's process finds it as the client's does; no module registers itself by being imported.
-LAUNCHERS: dict[str, tuple[str, str]] = {"sandbox": ("ldm.envs.sandbox", "launch")}
-
-
-def launcher(name: str) -> Callable[[list[str], Path, LibrarySpec], list[str]]:
-    """The function of launcher `name` (EnvError naming the known ones when unknown)."""
-    if name not in LAUNCHERS:
-        raise EnvError(f"unknown worker launcher {name!r}; known: {sorted(LAUNCHERS)}")
-    module, function = LAUNCHERS[name]
-    try:
-        return getattr(importlib.import_module(module), function)
-    except ImportError as e:
-        raise EnvError(f"launcher {name!r} needs {module}, which does not import: {e}") from None
-
-
-class ProcessConnection(Connection):
-    """The worker script as a subprocess; frames over stdin/stdout, stderr kept as a tail."""
-
-    def __init__(
-        self,
-        label: str,
-        python: str | Path,
-        spec: LibrarySpec,
-        launch: str | None = None,
-        argv: list[str] | None = None,
-        client_env: bool = False,
-        buffer: Any = None,
-    ) -> None:
-        """`argv` replaces the worker command (the docker client); `client_env=True` gives it
-        the client's whole environment (the docker client's, not the container's), else the
-        worker gets ldm.envs.workerenv's cleared environment plus allowlist."""
-        self.label = label
-        # an ldm.envs.shm.SharedBuffer the worker may map later (its fd is inherited)
-        self.buffer = buffer
-        self.codec = FramedCodec()
-        wrap = launcher(launch) if launch is not None else None
-        self._scratch = Scratch()
-        self.scratch = self._scratch.path
-        try:
-            argv = argv or [str(python), "-u", str(WORKER_SCRIPT)]
-            if wrap is not None:
-                argv = wrap(argv, self.scratch, spec)
-            child_env = (
-                dict(os.environ)
-                if client_env
-                else worker_environment(spec, self.scratch, sandboxed=launch == "sandbox")
-            )
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.scratch,
-                env=child_env,
-                pass_fds=buffer.pass_fds if buffer is not None else (),
-            )
-        except BaseException:
-            self._scratch.remove()
-            raise
-        self._tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._cmds: collections.deque[str] = collections.deque()
-        self._closed = False
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self._reader = protocol.FrameReader(self.proc.stdout.fileno())
-        self._stdin_fd = self.proc.stdin.fileno()
-        self._writer: Any = self.proc.stdin  # where frames go (see `rebind`)
-        self._rebound_fd: int | None = None
-        self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
-        self._stderr_thread.start()
-        track(self)
-
-    def _read_stderr(self) -> None:
-        # os.read on the raw fd, not a buffered readline: a daemon thread blocked inside a
-        # BufferedReader holds its lock, and the interpreter aborts at exit when it finds the
-        # lock taken (`_enter_buffered_busy`). The thread owns the stream and closes it at EOF.
-        assert self.proc.stderr is not None
-        fd, partial = self.proc.stderr.fileno(), b""
-        while chunk := os.read(fd, 1 << 14):
-            *lines, partial = (partial + chunk).split(b"\n")
-            self._tail.extend(ln.decode("utf-8", "replace").rstrip() for ln in lines)
-        if partial:
-            self._tail.append(partial.decode("utf-8", "replace").rstrip())
-        self.proc.stderr.close()
-
-    @property
-    def tail(self) -> str:
-        return "\n".join(self._tail)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def send(self, message: dict[str, Any]) -> None:
-        # no liveness poll here (a wait syscall per step): a worker that died is found by the
-        # write (EPIPE) or, if something else holds its stdin, by the reply's EOF in `recv`
-        cmd = message.get("cmd", "?")
-        data = self.codec.encode(message)
-        try:
-            if len(data) == 1 and not self._closed:  # a shared-memory wake-up: one write
-                os.write(self._stdin_fd, data)
-            else:
-                self._writer.write(data)
-                self._writer.flush()
-        except (OSError, ValueError):  # ValueError: the pipe was closed with the connection
-            raise self._dead(cmd) from None
-        self._cmds.append(cmd)
-
-    def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        cmd = self._cmds.popleft() if self._cmds else "?"
-        try:
-            reply = self.codec.decode(self._reader, timeout)
-        except (EOFError, ValueError, OSError):
-            raise self._dead(cmd) from None
-        if reply is None:
-            self.kill()
-            raise WorkerError(
-                f"{self.label}: worker did not answer {cmd!r} within {timeout:.0f} s (hung); "
-                "it was killed. Raise the timeout if the env is just slow.",
-                self.tail,
-            )
-        return self.codec.result(cmd, self._unwrap(reply, cmd))
-
-    def wait_fd(self) -> int | None:
-        return None if self._reader.buf else self._reader.fd
-
-    def rebind(self, write_fd: int, read_fd: int) -> None:
-        """Talk over these descriptors from now on, not the worker's stdin/stdout (the Docker
-        worker's wake-up FIFOs, ldm/envs/shm.py); they are closed with the connection."""
-        self._writer = os.fdopen(write_fd, "wb")
-        self._stdin_fd = write_fd
-        self._reader = protocol.FrameReader(read_fd)
-        self._rebound_fd = read_fd
-
-    def _dead(self, cmd: str) -> WorkerError:
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
-        self._stderr_thread.join(timeout=0.5)  # let the stderr reader catch the last lines
-        if self.proc.returncode is not None:
-            self._scratch.remove()
-        return WorkerError(
-            f"{self.label}: worker process died (exit code {self.proc.returncode}) during {cmd!r}{self.hint}",
-            self.tail,
-        )
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._scratch.remove()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self.proc.poll() is None:
-            try:
-                self.call({"cmd": "close"}, timeout=5)
-            except EnvError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        # stderr belongs to its reader thread (closed at EOF; a grandchild that keeps the pipe
-        # open keeps it open, and closing it under the thread's feet is what aborts at exit)
-        self._stderr_thread.join(timeout=1)
-        for stream in {self.proc.stdin, self.proc.stdout, self._writer}:
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        if self._rebound_fd is not None:
-            os.close(self._rebound_fd)
-            self._rebound_fd = None
-        self.codec = FramedCodec()  # drops the views on the buffer before it is unmapped
-        if self.buffer is not None:
-            self.buffer.close()
-        self._scratch.remove()
 
 
 def _connect_inprocess(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
@@ -331,7 +37,7 @@ def _connect_inprocess(spec: LibrarySpec, label: str, sandbox: bool) -> Connecti
 
 
 def _connect_process(spec: LibrarySpec, label: str, sandbox: bool) -> Connection:
-    from ldm.envs.shm import SharedBuffer
+    from ldm.envs.shm_buffer import SharedBuffer
     from ldm.envs.venvs import ensure_venv
 
     launch = "sandbox" if sandbox else None
@@ -402,16 +108,3 @@ def connect(
         conn.close()
         raise
     return conn
-
-
-def init_message(spec: LibrarySpec, paths: list[str] | None = None) -> dict:
-    """The worker's `init` command for a library spec (`paths`: python_path as the worker sees it)."""
-    return {
-        "cmd": "init",
-        "api": spec.api,
-        "imports": spec.imports,
-        "wrappers": spec.wrappers,
-        "paths": paths
-        if paths is not None
-        else [str(Path(spec.path).parent / p) for p in spec.python_path],
-    }

@@ -12,7 +12,7 @@ only host files it sees.
 Registries may be unreachable: when the base image is missing it is made from local files
 (`debootstrap` of Debian bookworm from the configured Debian mirror, then `docker import`).
 If no Docker engine answers, `ensure_engine` starts `dockerd` (as root). Limits: the sandbox's
-`SandboxLimits` (`limit_args`). Imports the standard library, ldm.envs.backends, catalog and
+`SandboxLimits` (`limit_args`). Imports the standard library, ldm.envs.connection/process, catalog and
 sandbox (its limits) and ldm.envs.shm; must not import gymnasium or an environment library.
 """
 
@@ -26,8 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ldm.envs.backends import WORKER_SCRIPT, ProcessConnection
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import WORKER_SCRIPT
+from ldm.envs.process import ProcessConnection
 from ldm.envs.sandbox import SandboxLimits, limits
 from ldm.errors import EnvError
 
@@ -229,7 +230,7 @@ def limit_args(lim: SandboxLimits) -> list[str]:
 
 def connect(spec: LibrarySpec, label: str) -> ProcessConnection:
     """A worker of `spec` in a fresh container (no network, read-only root, /tmp scratch)."""
-    from ldm.envs.shm import SharedBuffer
+    from ldm.envs.shm_buffer import SharedBuffer
 
     ensure_engine()
     tag = ensure_image(spec)

@@ -1,8 +1,9 @@
 """The catalog in Gymnasium's registry: `gymnasium.make("classic-control/CartPole-v1")`.
 
-`import ldm` registers every catalogued env under `<library>/<id>` (the namespace is the
+Every catalogued env is registered under `<library>/<id>` (the namespace is the
 library; an id with its own namespace, `ale/ALE/Pong-v5`, joins it to the name with a dash:
-`ale/ALE-Pong-v5`, since Gymnasium ids hold one slash). Registering is lazy: each EnvSpec
+`ale/ALE-Pong-v5`, since Gymnasium ids hold one slash) when gymnasium is imported in a
+process that imported ldm (ldm/gym_hook.py). Registering is lazy too: each EnvSpec
 names this module's entry points as strings, so nothing is built, imported or started until
 an env is made; then `make_env` / `make_vec_env` make the isolated env exactly as
 `ldm.envs.make` / `make_vec` do. The spec's kwargs hold the ldm id (`ldm_id`) and whatever
@@ -75,9 +76,9 @@ def register_envs(catalog_dir: str | None = None) -> int:
 
 
 def register_at_import() -> None:
-    """`register_envs()` for `import ldm`: a catalog that cannot be read (a broken spec on
-    $LDM_CATALOG_PATH) is a warning here, so that `import ldm` still works and the command or
-    call that reads the catalog reports the error in full."""
+    """`register_envs()` for ldm/gym_hook.py: a catalog that cannot be read (a broken spec on
+    $LDM_CATALOG_PATH) is a warning here, so that importing gymnasium or ldm still works and
+    the command or call that reads the catalog reports the error in full."""
     import warnings
 
     try:

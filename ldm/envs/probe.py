@@ -17,11 +17,11 @@ when nothing registered, the env classes it defines (`module:Class`, registered 
 is imported (or called) in turn and the Gym/Gymnasium registries are diffed, so a candidate
 is kept only when it adds env ids.
 
-Imports: standard library only, plus `probe_docs` (a sibling), gym/gymnasium and the library
+Imports: standard library only, plus `probe_docs` (a sibling), the worker's `env_imports`
+(how a spec's import names are loaded, loaded from its file), gym/gymnasium and the library
 itself (it runs in the library's venv, down to Python 3.6: no syntax or stdlib newer than that).
 """
 
-import ast
 import importlib
 import importlib.util
 import inspect
@@ -32,10 +32,24 @@ import sys
 import traceback
 import warnings
 
+
+def _worker_module(name):
+    """A module of worker/ beside this script, loaded from its file (not put on sys.path,
+    where its names could shadow the library's own modules)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker", name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 try:
     import probe_docs  # run as a script: its directory is on sys.path
+
+    env_imports = _worker_module("env_imports")  # imports a spec names, as the worker does
 except ImportError:  # imported as part of ldm
     from ldm.envs import probe_docs
+    from ldm.envs.worker import env_imports
 
 CONVENTIONAL = ("envs", "env", "gym", "environments", "gym_envs", "register", "registration")
 MAX_CANDIDATES = 60
@@ -196,35 +210,6 @@ def _candidates(dist):
     return out[:MAX_CANDIDATES]
 
 
-def _load(name):
-    """Import `module`, or `module:function` / `module:function(args)` (an entry point's
-    value or a registration function, then called; literal arguments only), as the worker
-    does."""
-    module, _, attr = name.partition(":")
-    obj = importlib.import_module(module)
-    if attr:
-        attr, _, args = attr.partition("(")
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        if inspect.isclass(obj):  # an env class the library leaves unregistered
-            _register_class(obj)
-            return
-        args = args[:-1].strip() if args.endswith(")") else args.strip()
-        obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
-
-
-def _register_class(cls):
-    """As the worker's `register_class`: `<Class>-v0` in the registry of its gym generation."""
-    gymnasium_based = any(c.__module__.split(".")[0] == "gymnasium" for c in cls.__mro__)
-    registration = importlib.import_module(
-        ("gymnasium" if gymnasium_based else "gym") + ".envs.registration"
-    )
-    env_id = cls.__name__ + "-v0"
-    registry = getattr(registration.registry, "env_specs", registration.registry)
-    if env_id not in registry:
-        registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
-
-
 def _env_classes(tops):
     """`module:Class` for the env classes (gym/gymnasium `Env` subclasses) the package
     defines and its imported modules expose, by their first public name."""
@@ -312,7 +297,7 @@ def _try(name, state, found):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _load(name)
+            env_imports.import_name(name)
     except ModuleNotFoundError as e:
         if e.name and name.partition(":")[0].startswith(e.name):
             return False  # the conventional submodule does not exist
@@ -339,7 +324,7 @@ def size_params(api, imports, ids):
     """Per env id: its registered int kwargs and its constructor's int defaults (size knobs)."""
     mod = importlib.import_module(api)
     for name in imports:
-        _load(name)
+        env_imports.import_name(name)
     reg = mod.envs.registry
     reg = getattr(reg, "env_specs", reg)
     out = {}

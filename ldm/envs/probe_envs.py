@@ -8,8 +8,8 @@
 - `families`: each env's class (`module:Qualname` of its entry point), so that a library's
   registered variants count as one family.
 
-Imports: standard library, `probe` and `probe_docs` (siblings), gym/gymnasium and the library
-itself; runs down to Python 3.6.
+Imports: standard library, `probe` (and through it the worker's `env_imports`) and
+`probe_docs` (siblings), gym/gymnasium and the library itself; runs down to Python 3.6.
 """
 
 import importlib
@@ -25,7 +25,7 @@ except ImportError:  # imported as part of ldm
 def _registry(api, imports):
     mod = importlib.import_module(api)
     for name in imports:
-        probe._load(name)
+        probe.env_imports.import_name(name)
     reg = mod.envs.registry
     return getattr(reg, "env_specs", reg)
 

@@ -6,8 +6,9 @@ restartable), `space_from_desc` (the worker's space descriptions -> gymnasium sp
 it is sent; one check for the single and the vector proxy).
 The vector proxy is ldm/envs/vector.py.
 
-Imports gymnasium, numpy, the backends and ldm.envs.shm; must not import an environment
-library (they live in the workers), torch, or any later part (data, refgen, model, ...).
+Imports gymnasium, numpy, the backends, ldm.envs.messages and ldm.envs.shm; must not import an
+environment library (they live in the workers), torch, or any later part (data, refgen, model,
+...).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs import shm
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, launch
+from ldm.envs import messages, shm
+from ldm.envs.backends import launch
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection
 from ldm.envs.gym_registry import env_spec
 from ldm.errors import EnvError
 
-#: wire description type -> gymnasium space (ldm/envs/worker/wrappers.py `describe_space`)
+#: wire description type -> gymnasium space (ldm/envs/worker/space_desc.py `describe_space`)
 _FROM_DESC: dict[str, Callable[[dict[str, Any]], gym.Space]] = {
     "Box": lambda d: gym.spaces.Box(
         low=np.asarray(d["low"]),
@@ -155,9 +157,7 @@ class ProxyWorker:
         """Start the worker and send it `init` and `make`, without waiting for the replies."""
         self.conn = launch(self.backend, self.spec, self.label, self.sandbox)
         try:
-            self.conn.send(
-                {"cmd": "make", "env_id": self.rid, "kwargs": self.kwargs, "count": self.count}
-            )
+            self.conn.send(messages.make(self.rid, self.kwargs, self.count))
         except BaseException:
             self.close()
             raise
@@ -233,22 +233,18 @@ class ProxyEnv(gym.Env):
         """The env's current frame (H, W, 3) uint8; EnvError naming why when it has none."""
         if self.render_mode is None:
             raise EnvError(f"{self.env_id}: make the env with render_mode='rgb_array' to render")
-        return _frames(self.env_id, self._call({"cmd": "render", "handles": self._worker.handles}))[
-            0
-        ]
+        return _frames(self.env_id, self._call(messages.render(self._worker.handles)))[0]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if not self._worker.alive:
             self._worker.restart()
-        r = self._call(
-            {"cmd": "reset", "handles": self._worker.handles, "seeds": [seed], "options": options}
-        )
+        r = self._call(messages.reset(self._worker.handles, [seed], options))
         return r["obs"][0], r["infos"][0]
 
     def step(self, action):
         a = check_action(self.env_id, self.action_space, action)
-        r = self._call({"cmd": "step", "handles": self._worker.handles, "actions": [a]})
+        r = self._call(messages.step(self._worker.handles, [a]))
         infos = r["infos"] or [{}]
         return (
             r["obs"][0],

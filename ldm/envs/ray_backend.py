@@ -2,7 +2,8 @@
 cluster can host environments (the library's venv is built on that node).
 
 Owns: `RayConnection` and the actor class (made on first use: ray is optional). Imports ray
-lazily, ldm.envs.backends, catalog, venvs and lifetime; must not import an environment
+lazily, ldm.envs.connection/process, catalog, venvs and lifetime (not backends, which
+imports this module in its connector); must not import an environment
 library, torch, or any later part (data, refgen, model, ...).
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, ProcessConnection, WorkerError
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.lifetime import track
+from ldm.envs.process import ProcessConnection
 from ldm.errors import EnvError
 
 

@@ -11,8 +11,8 @@ ldm.envs.workerenv (an allowlist). Limits: address space (RLIMIT_AS), CPU second
 offers one, else RLIMIT_NPROC), scratch size (`$LDM_SANDBOX_SCRATCH_MB`). Where bubblewrap is missing, asking for the sandbox is an
 error, never a silent fallback.
 
-`launch` is the "sandbox" launcher of ldm.envs.backends (named in its `LAUNCHERS` table).
-Imports the standard library, ldm.envs.backends, catalog and venvs; must not import gymnasium,
+`launch` is the "sandbox" launcher of ldm.envs.process (named in its `LAUNCHERS` table).
+Imports the standard library, ldm.envs.connection, catalog and venvs; must not import gymnasium,
 an environment library, torch or any later part (data, refgen, model, ...).
 """
 
@@ -27,8 +27,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldm.envs.backends import WORKER_SCRIPT
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import WORKER_SCRIPT
 from ldm.errors import EnvError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -212,7 +212,7 @@ def wrap_command(
 
 
 def launch(argv: list[str], scratch: Path, spec: LibrarySpec) -> list[str]:
-    """The "sandbox" launcher of ldm.envs.backends: `argv` under the limits in force."""
+    """The "sandbox" launcher of ldm.envs.process: `argv` under the limits in force."""
     return wrap_command(argv, scratch, spec, limits())
 
 

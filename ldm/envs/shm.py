@@ -2,7 +2,7 @@
 
 After `make`, `attach(conn, spaces, count)` lays out one buffer per worker from the space
 descriptions (observations, actions, rewards, terminated and truncated flags of the worker's
-envs), asks the worker to map it (`shm_attach`), and gives the connection a `ShmCodec`: the
+envs; the layout is shm_layout.py, the buffer shm_buffer.py), asks the worker to map it (`shm_attach`), and gives the connection a `ShmCodec`: the
 same `Connection` interface, where a `step` writes the actions into the buffer and sends one
 wake-up byte, and the reply is one byte when the step has no infos (see `shm_worker.py`).
 Control messages, infos, final observations and errors stay on the framed protocol. Before
@@ -17,7 +17,7 @@ container's stdin/stdout are relayed by the engine: two more processes each way)
 spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
 debug level.
 
-Imports: numpy, ldm.envs.backends, ldm.envs.worker (protocol, shm_worker, poll). Must not
+Imports: numpy, ldm.envs.connection/process/shm_layout, ldm.envs.worker (protocol, shm_worker, poll). Must not
 import gymnasium or proxies.
 """
 
@@ -27,22 +27,21 @@ import logging
 import mmap
 import os
 import select
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ldm.envs.backends import Connection, FramedCodec, ProcessConnection, WorkerError
+from ldm.envs import messages
+from ldm.envs.connection import Connection, FramedCodec, WorkerError
+from ldm.envs.process import ProcessConnection
+from ldm.envs.shm_layout import Layout, plan_layout
 from ldm.envs.worker import poll, protocol, shm_worker
 from ldm.errors import EnvError
 
 log = logging.getLogger(__name__)
 
-SHM_DIR = Path("/dev/shm")
-NAME_PREFIX = "ldm-shm-"
-ALIGN = 64  # each array starts on its own cache line
 POLL_ENV = "LDM_POLL_US"  # the poll budget in microseconds (0: block at once, as before)
 DEFAULT_POLL_US = 500
 
@@ -86,159 +85,6 @@ def poll_budgets(peers: int, budget_us: float | None = None) -> PollBudgets:
     )
 
 
-class Field(NamedTuple):
-    """One array of a worker's slice: `shape` includes the leading env dimension."""
-
-    name: str
-    offset: int
-    dtype: str
-    shape: tuple[int, ...]
-
-
-class Layout(NamedTuple):
-    """Where each array of a worker's slice lives in its buffer."""
-
-    fields: tuple[Field, ...]
-    size: int
-
-    def wire(self) -> list[dict[str, Any]]:
-        return [f._asdict() | {"shape": list(f.shape)} for f in self.fields]
-
-
-# element (shape, dtype) of one env's value, per space type; Dict, Tuple and anything else
-# are not laid out (they keep the framed path)
-ELEMENTS = {
-    "Box": lambda d: (tuple(d["shape"]), np.dtype(d["dtype"]).str),
-    "Discrete": lambda d: ((), np.dtype(np.int64).str),
-    "MultiDiscrete": lambda d: (tuple(np.shape(d["nvec"])), np.dtype(np.int64).str),
-    "MultiBinary": lambda d: (
-        (d["n"],) if isinstance(d["n"], int) else tuple(d["n"]),
-        np.dtype(np.int8).str,
-    ),
-}
-
-
-def plan_layout(spaces: dict[str, Any], count: int) -> Layout:
-    """The buffer layout for `count` envs with these space descriptions (from `make`);
-    raises EnvError naming the space that cannot be shared."""
-    elements = {}
-    for key in ("observation", "action"):
-        desc = spaces[key]
-        element = ELEMENTS.get(desc["type"])
-        if element is None:
-            raise EnvError(f"{key} space of type {desc['type']!r} has no shared-memory layout")
-        elements[key] = element(desc)
-    (obs_shape, obs_dtype), (act_shape, act_dtype) = elements["observation"], elements["action"]
-    f8, b1, slots = np.dtype(np.float64).str, np.dtype(np.bool_).str, shm_worker.INFO_SLOTS
-    arrays = [
-        ("obs", obs_dtype, (count, *obs_shape)),
-        ("actions", act_dtype, (count, *act_shape)),
-        ("rewards", f8, (count,)),
-        ("terminated", b1, (count,)),
-        ("truncated", b1, (count,)),
-        # the last observation and info of an episode that ended (autoreset) in this step
-        ("final", b1, (count,)),
-        ("final_obs", obs_dtype, (count, *obs_shape)),
-        ("info_values", f8, (count, slots)),
-        ("info_present", b1, (count, slots)),
-        ("final_info_values", f8, (count, slots)),
-        ("final_info_present", b1, (count, slots)),
-    ]
-    fields, offset = [], 0
-    for name, dtype, shape in arrays:
-        fields.append(Field(name, offset, dtype, shape))
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        offset += -(-max(nbytes, 1) // ALIGN) * ALIGN
-    return Layout(tuple(fields), offset)
-
-
-class SharedBuffer:
-    """Memory shared by the client and one worker. The client creates it and owns it."""
-
-    def __init__(self, fd: int, path: Path | None = None, worker_path: str | None = None):
-        self.fd = fd
-        self.path = path  # a name in /dev/shm (Docker only), unlinked once mapped
-        self.worker_path = worker_path  # that file as the worker sees it
-        self.mm: mmap.mmap | None = None
-        # Docker: the FIFOs the channel moves to (to the worker, from it), host and worker paths
-        self.wake: tuple[Path, Path] | None = None
-        self.worker_wake: tuple[str, str] | None = None
-
-    @classmethod
-    def anonymous(cls) -> SharedBuffer:
-        """A memfd: no name in any filesystem, passed to the worker as an inherited fd."""
-        return cls(os.memfd_create("ldm-shm", os.MFD_CLOEXEC))
-
-    @classmethod
-    def named(cls, worker_path: str) -> SharedBuffer:
-        """A file of /dev/shm to bind-mount into a container at `worker_path`."""
-        sweep_stale()
-        fd, name = tempfile.mkstemp(prefix=f"{NAME_PREFIX}{os.getpid()}-", dir=SHM_DIR)
-        return cls(fd, Path(name), worker_path)
-
-    def add_wake(self) -> list[tuple[Path, str]]:
-        """Two FIFOs next to the named buffer, for the wake-ups (Docker: the container's
-        stdin/stdout are relayed by the engine, two more processes each way); returns
-        (host path, worker path) pairs to bind-mount."""
-        assert self.path is not None and self.worker_path is not None
-        host = (
-            self.path.with_name(self.path.name + "-to"),
-            self.path.with_name(self.path.name + "-from"),
-        )
-        for f in host:
-            os.mkfifo(f, 0o600)
-        self.wake = host
-        self.worker_wake = (self.worker_path + "-to", self.worker_path + "-from")
-        return list(zip(host, self.worker_wake))
-
-    @property
-    def pass_fds(self) -> tuple[int, ...]:
-        return () if self.path is not None else (self.fd,)
-
-    def worker_ref(self) -> dict[str, Any]:
-        """How the worker finds the buffer: its inherited fd or its mounted path."""
-        return {"path": self.worker_path} if self.path is not None else {"fd": self.fd}
-
-    def map(self, size: int) -> mmap.mmap:
-        os.ftruncate(self.fd, size)
-        self.mm = mmap.mmap(self.fd, size)
-        return self.mm
-
-    def release_name(self) -> None:
-        """Unlink the /dev/shm names: the mappings (and open FIFOs) live on without them."""
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-        for f in self.wake or ():
-            f.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        self.release_name()
-        if self.mm is not None:
-            try:
-                self.mm.close()
-            except BufferError:  # views still held by the caller: freed with them
-                pass
-            self.mm = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def sweep_stale(directory: Path = SHM_DIR) -> int:
-    """Remove /dev/shm names left by clients that died before unlinking them; returns how many."""
-    removed = 0
-    for f in directory.glob(f"{NAME_PREFIX}*-*"):
-        try:
-            pid = int(f.name[len(NAME_PREFIX) :].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            f.unlink(missing_ok=True)
-            removed += 1
-        except (ValueError, PermissionError):
-            continue
-    return removed
-
-
 def attach(
     conn: Connection,
     spaces: dict[str, Any],
@@ -259,17 +105,11 @@ def attach(
         return False
     poll = poll or poll_budgets(1)
     mm = buffer.map(layout.size)
-    msg = {
-        "cmd": "shm_attach",
-        "fields": layout.wire(),
-        "size": layout.size,
-        "poll_us": poll.worker_us,
-        "poll_shares_core": poll.shares_core,
-    }
+    where = {"poll_us": poll.worker_us, "poll_shares_core": poll.shares_core}
     if buffer.worker_wake is not None:
-        msg["wake"] = list(buffer.worker_wake)
+        where["wake"] = list(buffer.worker_wake)
     try:
-        conn.call(msg | buffer.worker_ref())
+        conn.call(messages.shm_attach(layout.wire(), layout.size, **where, **buffer.worker_ref()))
         if buffer.wake is not None:
             conn.rebind(*_open_wake(conn, buffer.wake))
     except WorkerError as e:
@@ -312,10 +152,6 @@ def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float
     os.set_blocking(w, True)
     os.set_blocking(r, True)
     return w, r
-
-
-#: info slot kind (shm_worker.info_kind) -> the Python type the framed path would give
-KINDS = {"b": bool, "i": int, "f": float}
 
 
 class ShmCodec(FramedCodec):
@@ -382,7 +218,9 @@ class ShmCodec(FramedCodec):
         not fit its slots."""
         v = self.views
         if "info_keys" in result:
-            self.info_keys = [(name, KINDS[kind]) for name, kind in result["info_keys"]]
+            self.info_keys = [
+                (name, shm_worker.INFO_TYPES[kind]) for name, kind in result["info_keys"]
+            ]
         ended = np.flatnonzero(v["final"]).tolist()
         if "infos" in result:
             infos, final_infos = result["infos"], result["final_infos"]

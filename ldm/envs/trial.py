@@ -18,8 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs.backends import Connection
+from ldm.envs import messages
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import Connection
 from ldm.envs.proxy import space_from_desc
 from ldm.errors import EnvError, LDMError, SpaceError
 from ldm.spaces import SpaceSpec, check_limits, from_gym_space
@@ -131,9 +132,7 @@ def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps
     failure (its checks are `ldm envs check`'s, run afterwards)."""
     budget = Budget(timeout)
     try:
-        made = conn.call(
-            {"cmd": "make", "env_id": rid, "kwargs": spec.kwargs_for(rid), "count": 1}, budget()
-        )
+        made = conn.call(messages.make(rid, spec.kwargs_for(rid), 1), budget())
     except LDMError:
         budget.check()  # a call cut short by the budget says so
         raise
@@ -154,7 +153,7 @@ def _close(conn: Connection, handle: list[int], timeout: float) -> None:
     """Close the env; a library whose close() raises still lists it (the check's close check
     reports it)."""
     try:
-        conn.call({"cmd": "close", "handles": handle}, timeout)
+        conn.call(messages.close(handle), timeout)
     except EnvError:
         pass
 
@@ -181,11 +180,9 @@ def _spec(space: gym.Space, role: str) -> SpaceSpec:
 
 
 def _rollout(conn: Connection, handle: list[int], actions: list, budget: Budget) -> list:
-    reply = conn.call({"cmd": "reset", "handles": handle, "seeds": [0]}, budget())
+    reply = conn.call(messages.reset(handle, [0]), budget())
     out = [reply["obs"][0]]
     for a in actions:
-        reply = conn.call(
-            {"cmd": "step", "handles": handle, "actions": [a], "autoreset": True}, budget()
-        )
+        reply = conn.call(messages.step(handle, [a], autoreset=True), budget())
         out.append(reply["obs"][0])
     return out

@@ -9,7 +9,7 @@ and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in
 EnvPool: send to all, take the first envs that are ready.
 
 Owns: `ProxyVectorEnv` and the batching of worker replies. Imports gymnasium, numpy, the
-backends, ldm.envs.proxy and ldm.envs.shm; must not import an environment library, torch, or
+backends, ldm.envs.messages, ldm.envs.proxy and ldm.envs.shm; must not import an environment library, torch, or
 any later part.
 """
 
@@ -24,8 +24,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ldm.envs.backends import DEFAULT_TIMEOUT, Connection, WorkerError
+from ldm.envs import messages
 from ldm.envs.catalog import LibrarySpec
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
 from ldm.envs.shm import poll_budgets
 from ldm.errors import EnvError
@@ -146,11 +147,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             worker = self._workers[w]
             assert worker.conn is not None
             r = worker.conn.call(
-                {
-                    "cmd": "render",
-                    "handles": [worker.handles[i - self._slices[w]]],
-                    "max_side": max_side,
-                },
+                messages.render([worker.handles[i - self._slices[w]]], max_side),
                 timeout=self.timeout,
             )
             out.append(r["frames"][0] if r["frames"][0] is not None else r["notes"][0])
@@ -174,7 +171,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self._drain_pending()
         self.restart_dead_workers()
         msgs = [
-            {"cmd": "reset", "handles": w.handles, "seeds": seeds[a:b], "options": options}
+            messages.reset(w.handles, seeds[a:b], options)
             for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
         ]
         replies = self._scatter(msgs)
@@ -192,7 +189,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         actions = self._check_actions(actions, self.num_envs)
         self._send_all(
             [
-                {"cmd": "step", "handles": w.handles, "actions": actions[a:b], "autoreset": True}
+                messages.step(w.handles, actions[a:b], autoreset=True)
                 for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
             ]
         )
@@ -226,9 +223,7 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             w = self._workers[i]
             rows = [by_env[e] for e in range(self._slices[i], self._slices[i + 1])]
             assert w.conn is not None
-            w.conn.send(
-                {"cmd": "step", "handles": w.handles, "actions": actions[rows], "autoreset": True}
-            )
+            w.conn.send(messages.step(w.handles, actions[rows], autoreset=True))
             self._pending.append(i)
 
     def recv(self, min_envs: int | None = None, timeout: float | None = None):

@@ -31,6 +31,7 @@ def main(
     references: bool = False,
     retrieval: int | None = None,
     compare: tuple[str, str] | None = None,
+    markdown: str | None = None,
     random_scores: bool = False,
     refresh: bool = False,
     cfg: tyro.conf.OmitArgPrefixes[_EvalFlags] = _EvalFlags(),
@@ -46,19 +47,17 @@ def main(
         references: Evaluate the store's reference policies instead (they should score ~100).
         retrieval: Evaluate the 1-nearest-neighbour retrieval baseline over each env's first K reference episodes instead (ldm/eval/retrieval.py).
         compare: Two results.json files (or their directories) to set side by side.
+        markdown: A results.json (or its directory): print its headline, aggregates, per-library and per-env tables as Markdown (the README's tables) and exit.
         random_scores: Print the random and expert scores of --envs (measuring the random
             ones that are not cached for this env version, by the protocol) and exit.
         refresh: With --random-scores: measure again even where a cached score exists.
         cfg: Protocol settings.
     """
-    from ldm.eval.report import compare_text, write_report
-    from ldm.eval.results import EvalResult
+    from ldm.eval.report import write_report
     from ldm.eval.scores import headline
 
-    if compare:
-        a, b = (EvalResult.load(p) for p in compare)
-        print(compare_text(a, b))
-        return 0
+    if compare or markdown:
+        return _print_results(compare, markdown)
     if random_scores:
         return _print_random_scores(envs, cfg.backend, refresh)
     if store is None:
@@ -100,6 +99,23 @@ def main(
             print(f"model card: {card}")
     print(headline(results.summary))
     print(f"report: {paths['html']}")
+    return 0
+
+
+def _print_results(compare: tuple[str, str] | None, markdown: str | None) -> int:
+    """`--compare A B` (two results side by side) or `--markdown RESULTS` (the README's
+    tables) from results.json files: nothing is evaluated."""
+    from ldm.eval.results import EvalResult
+
+    if compare:
+        from ldm.eval.report import compare_text
+
+        a, b = (EvalResult.load(p) for p in compare)
+        print(compare_text(a, b))
+    else:
+        from ldm.eval.markdown import markdown as to_markdown
+
+        print(to_markdown(EvalResult.load(markdown)), end="")
     return 0
 
 

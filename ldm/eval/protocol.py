@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+from ldm.envs.worker.episode_wrappers import STEP_LIMIT_KWARG
 from ldm.errors import LDMError
 from ldm.eval.agents import Agent
 from ldm.eval.config import EvalConfig

@@ -100,7 +100,10 @@ def threshold_curve(results: EvalResult, path: Path, label: str = "") -> Path:
 
 
 def library_table(results: EvalResult) -> list[dict[str, Any]]:
-    """One row per library: envs, references, scorable, at 80/100, median and share >= 80."""
+    """One row per library: envs, references, scorable, at 80/100, median, interquartile mean
+    (the mean of the middle half of its envs' scores, as `rliable` aggregates) and share >= 80."""
+    from scipy.stats import trim_mean
+
     rows: dict[str, dict[str, Any]] = {}
     for e in results.envs:
         r = rows.setdefault(
@@ -120,6 +123,7 @@ def library_table(results: EvalResult) -> list[dict[str, Any]]:
             "library": lib,
             **{k: v for k, v in r.items() if k != "scores"},
             "median_score": float(np.median(r["scores"])) if r["scores"] else None,
+            "iqm_score": float(trim_mean(r["scores"], 0.25)) if r["scores"] else None,
             "share_at_80": r["at_80"] / r["scorable"] if r["scorable"] else None,
         }
         for lib, r in sorted(rows.items())
@@ -190,6 +194,7 @@ def library_rows(results: EvalResult) -> list[dict[str, Any]]:
             "envs >= 80%": r["at_80"],
             "envs >= 100%": r["at_100"],
             "median score %": r["median_score"],
+            "IQM score %": r["iqm_score"],
             "share >= 80% (%)": _pct(r["share_at_80"]),
         }
         for r in library_table(results)

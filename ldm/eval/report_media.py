@@ -163,7 +163,7 @@ MAX_CURVES = 48
 def learning_curves_section(results: EvalResult, store: Store) -> str:
     """The references' episode returns over training, their first/last 10% marked (of at
     most MAX_CURVES envs: those with the lowest scores, unscored ones first)."""
-    from ldm.data.store import anchors, tenth
+    from ldm.data.anchors import anchors, tenth
 
     curves = {}
     by_env = all_reference_curves(store, [e.env_id for e in results.envs])

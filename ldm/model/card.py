@@ -187,6 +187,37 @@ def _front_matter(name: str, training: TrainingFacts | None, evaluation: EvalFac
     return data.to_yaml()
 
 
+#: the card's "How to use" section: loading, acting in a Gymnasium env, watching it
+USAGE = (
+    "",
+    "## How to use",
+    "",
+    "```python",
+    "import gymnasium as gym",
+    "import ldm  # puts every catalogued env in Gymnasium's registry (library/EnvId)",
+    "from ldm.model import LDMPolicy",
+    "",
+    'policy = LDMPolicy.from_pretrained("PATH_OR_HUB_ID")  # a folder, or owner/name on the Hub',
+    'env = gym.make("classic-control/CartPole-v1")',
+    "agent = policy.agent(env)  # the context runs across episodes, as in evaluation",
+    "obs, _ = env.reset(seed=0)",
+    "for _ in range(1000):",
+    "    action, _ = agent.predict(obs)  # Stable-Baselines3's signature",
+    "    obs, reward, terminated, truncated, _ = env.step(action)",
+    "    agent.record(reward, terminated, truncated)  # optional: SB3 passes no rewards",
+    "    if terminated or truncated:",
+    "        obs, _ = env.reset()",
+    "```",
+    "",
+    "`agent.get_next_action(obs, reward, terminated, truncated)` acts JAT's way (the "
+    "previous action's outcome with the new observation); a vector env gives a batch of "
+    "actions; `agent.reset()` starts a new rollout with an empty context.",
+    "",
+    "Or watch it act: `ldm play PATH_OR_HUB_ID ENV_ID --video clip.mp4`.",
+    "",
+)
+
+
 def render_card(
     config: LDMConfig,
     num_params: int,
@@ -244,34 +275,7 @@ def render_card(
             lines.append(f"| {s.env_id} | {score} | {ret} |")
     else:
         lines += ["Not evaluated yet (`ldm eval CHECKPOINT --store STORE` records it here)."]
-    lines += [
-        "",
-        "## How to use",
-        "",
-        "```python",
-        "import gymnasium as gym",
-        "import ldm  # puts every catalogued env in Gymnasium's registry (library/EnvId)",
-        "from ldm.model import LDMPolicy",
-        "",
-        'policy = LDMPolicy.from_pretrained("PATH_OR_HUB_ID")  # a folder, or owner/name on the Hub',
-        'env = gym.make("classic-control/CartPole-v1")',
-        "agent = policy.agent(env)  # the context runs across episodes, as in evaluation",
-        "obs, _ = env.reset(seed=0)",
-        "for _ in range(1000):",
-        "    action, _ = agent.predict(obs)  # Stable-Baselines3's signature",
-        "    obs, reward, terminated, truncated, _ = env.step(action)",
-        "    agent.record(reward, terminated, truncated)  # optional: SB3 passes no rewards",
-        "    if terminated or truncated:",
-        "        obs, _ = env.reset()",
-        "```",
-        "",
-        "`agent.get_next_action(obs, reward, terminated, truncated)` acts JAT's way (the "
-        "previous action's outcome with the new observation); a vector env gives a batch of "
-        "actions; `agent.reset()` starts a new rollout with an empty context.",
-        "",
-        "Or watch it act: `ldm play PATH_OR_HUB_ID ENV_ID --video clip.mp4`.",
-        "",
-    ]
+    lines += USAGE
     return "\n".join(lines)
 
 

@@ -30,7 +30,8 @@ def main(
         profile: A named profile of the config (`[profiles.NAME]`, e.g. gpu) merged over it.
         out: Output directory instead of the config's `out` (e.g. outside the source tree).
     """
-    from ldm.pipeline.run import PipelineConfig, run_pipeline
+    from ldm.pipeline.config import PipelineConfig
+    from ldm.pipeline.run import run_pipeline
 
     if dry_run:
         from ldm.pipeline.plan import plan

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ldm.pipeline.run import PipelineConfig
+from ldm.pipeline.config import PipelineConfig
 from ldm.refgen.autobudget import AutoBudget
 from ldm.refgen.plan import LibraryJobs
 from ldm.refgen.selection import Selection
@@ -139,7 +139,7 @@ def plan(cfg: PipelineConfig) -> DryRunPlan:
     from ldm.envs import env_spaces
     from ldm.refgen.plan import fallback_jobs_max, plan_jobs, selection, summarise_jobs
 
-    refgen, train, evaluation = cfg.stage_configs()
+    refgen, train, evaluation = cfg.stages
     jobs = plan_jobs(refgen, cfg.store)
     libs = summarise_jobs(jobs)
     per_tr: dict[str, float] = {}

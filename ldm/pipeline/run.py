@@ -1,150 +1,30 @@
-"""`ldm run CONFIG`: reference generation -> training -> evaluation, from one TOML file.
-
-    name = "quickstart"
-    out = "runs/quickstart"          # store/, train/, eval/ and pipeline.json go here
-    [refgen]  ...                    # RefGenConfig fields
-    [train]   ...                    # TrainConfig fields (store and out are filled in)
-    [eval]    ...                    # EvalConfig fields
-    [heldout] envs, libraries        # kept out of training, scored zero-shot (heldout.py)
+"""`ldm run CONFIG`: reference generation -> training -> evaluation, from one TOML file (its
+format: `PipelineConfig`, ldm/pipeline/config.py).
 
 Each stage is resumable on its own; `pipeline.json` marks finished stages, so rerunning the
 same command after an interruption at any point finishes the job without redoing or
 duplicating work. `--from STAGE` forgets that stage and the later ones and reruns them.
 
-Owns: `PipelineConfig` (the TOML file) and `run_pipeline`. Imports every stage, lazily inside
-`run_pipeline` (the config alone must stay light for `--dry-run`); no other part imports it.
+Owns: `run_pipeline` and its stages' order. Imports the pipeline's config, state and
+held-out stage, and every other stage lazily inside `run_pipeline` (the config alone must
+stay light for `--dry-run`); no other part imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import tomllib
-
 from ldm.errors import ConfigError
-from ldm.pipeline.heldout import HeldoutConfig
+from ldm.pipeline.config import PipelineConfig, StageConfigs
 from ldm.pipeline.heldout_stage import HELDOUT_OFF, heldout_headline, heldout_stage, trained_envs
 from ldm.pipeline.state import STAGES, PipelineState, RunSource
 
 if TYPE_CHECKING:
     from ldm.eval.results import EvalResult, Summary
-
-
-@dataclass
-class PipelineConfig:
-    """A whole pipeline, as read from its TOML file."""
-
-    name: str
-    """Name shown in reports."""
-    out: str
-    """Output directory of the whole pipeline."""
-    refgen: dict[str, Any] = field(default_factory=dict)
-    """The [refgen] table (RefGenConfig fields)."""
-    train: dict[str, Any] = field(default_factory=dict)
-    """The [train] table (TrainConfig fields but store/out)."""
-    eval: dict[str, Any] = field(default_factory=dict)
-    """The [eval] table (EvalConfig fields)."""
-    cluster: dict[str, Any] = field(default_factory=dict)
-    """Notes for cluster launches (torchrun processes, Ray address); read by --dry-run."""
-    heldout: dict[str, Any] = field(default_factory=dict)
-    """The [heldout] table (ldm/pipeline/heldout.py): envs and libraries whose references are
-    generated but whose runs never reach training; scored zero-shot by the held-out stage."""
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Named overrides of the stage tables (`[profiles.gpu.train]` ...), chosen with
-    `ldm run CONFIG --profile NAME`: one file holds e.g. a CPU-sized and a GPU-sized model."""
-
-    @classmethod
-    def load(
-        cls, path: str | Path, profile: str | None = None, out: str | None = None
-    ) -> PipelineConfig:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"pipeline config {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
-        allowed = {"name", "out", "refgen", "train", "eval", "heldout", "cluster", "profiles"}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ConfigError(
-                f"{path}: unknown top-level keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}"
-            )
-        for key in ("name", "out"):
-            if key not in data:
-                raise ConfigError(f"{path}: missing required key {key!r}")
-        if profile is not None:
-            data = _with_profile(data, profile, path)
-        if out is not None:
-            data = {**data, "out": out}
-        cfg = cls(**data)
-        cfg.validate(path)
-        return cfg
-
-    @property
-    def store(self) -> str:
-        return str(Path(self.out) / "store")
-
-    @property
-    def held_out(self) -> HeldoutConfig:
-        return HeldoutConfig.from_table(self.heldout)
-
-    def stage_configs(self) -> tuple[Any, Any, Any]:
-        from ldm.eval import EvalConfig
-        from ldm.refgen import RefGenConfig
-        from ldm.train import TrainConfig
-
-        for key in ("store", "out"):
-            if key in self.train:
-                raise ConfigError(
-                    f"[train] must not set {key!r}: the pipeline sets it (under `out`)"
-                )
-        held_out = self.held_out
-        refgen = held_out.with_references(RefGenConfig.from_dict(self.refgen))
-        train = held_out.with_exclusions(
-            TrainConfig.from_dict(
-                {**self.train, "store": self.store, "out": str(Path(self.out) / "train")}
-            )
-        )
-        try:
-            evaluation = EvalConfig(**{"video": True, **self.eval})  # clips on in `ldm run`
-        except TypeError as e:
-            raise ConfigError(f"[eval]: {e}") from None
-        return refgen, train, evaluation
-
-    def validate(self, path: Path) -> None:
-        try:
-            _, train, _ = self.stage_configs()
-            from ldm.model import preset
-
-            preset(train.preset, **train.model)
-        except ConfigError:
-            raise
-        except Exception as e:  # each part's own config error, with the file named
-            raise ConfigError(f"{path}: {e}") from None
-
-
-def _with_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
-    """The config with a profile's tables merged over the stage tables (key by key)."""
-    profiles = data.get("profiles", {})
-    if profile not in profiles:
-        raise ConfigError(
-            f"{path}: no profile {profile!r}; the file has {sorted(profiles) or 'none'}"
-        )
-    over = profiles[profile]
-    bad = set(over) - {"out", "refgen", "train", "eval"}
-    if bad:
-        raise ConfigError(
-            f"{path}: profile {profile!r} sets {sorted(bad)}; allowed: out, refgen, train, eval"
-        )
-    merged = dict(data)
-    for key, value in over.items():
-        merged[key] = value if key == "out" else {**data.get(key, {}), **value}
-    return merged
 
 
 def run_pipeline(
@@ -155,7 +35,6 @@ def run_pipeline(
     out: str | None = None,
 ) -> Summary:
     """Run (or resume) every stage; returns the evaluation summary."""
-    from ldm.eval.results import EvalResult
     from ldm.eval.scores import headline
     from ldm.pipeline.estimate import refgen_left, train_left
     from ldm.pipeline.hooks import env_evaluation
@@ -164,7 +43,7 @@ def run_pipeline(
     from ldm.train import train
 
     cfg = PipelineConfig.load(config_path, profile, out)
-    refgen_cfg, train_cfg, eval_cfg = cfg.stage_configs()
+    refgen_cfg, train_cfg, eval_cfg = cfg.stages
     state = PipelineState(cfg.out)
     if start is not None:
         if start not in STAGES:
@@ -195,7 +74,7 @@ def run_pipeline(
     if not state.done("eval"):
         _banner(f"3/{total} evaluation", cfg, state, "eval")
         with state.clock("eval") as done:
-            results = _evaluation_stage(cfg, (refgen_cfg, train_cfg, eval_cfg), eval_dir, progress)
+            results = _evaluation_stage(cfg, cfg.stages, eval_dir, progress)
             done({"headline": headline(results.summary)})
     unseen_dir = Path(cfg.out) / "eval-unseen"
     if _unseen_due(state, eval_cfg.unseen_seed):
@@ -212,6 +91,17 @@ def run_pipeline(
             done({"headline": heldout_headline(report_path)})
     elif not cfg.held_out.active and not state.done("heldout"):
         state.mark_done("heldout", 0.0, {"headline": HELDOUT_OFF})
+    return _print_outcome(cfg, state, eval_dir, unseen_dir)
+
+
+def _print_outcome(
+    cfg: PipelineConfig, state: PipelineState, eval_dir: Path, unseen_dir: Path
+) -> Summary:
+    """Print what the finished pipeline measured and each stage's time; returns the
+    evaluation's summary."""
+    from ldm.eval.results import EvalResult
+
+    eval_cfg = cfg.stages.eval
     results = EvalResult.load(eval_dir / "results.json")
     _print_results(cfg.name, results, eval_dir)
     if eval_cfg.unseen_seed is not None:
@@ -235,7 +125,7 @@ def run_pipeline(
 
 
 def _evaluation_stage(
-    cfg: PipelineConfig, stages: tuple[Any, Any, Any], eval_dir: Path, progress: bool
+    cfg: PipelineConfig, stages: StageConfigs, eval_dir: Path, progress: bool
 ) -> EvalResult:
     """The LDM by the protocol (its results kept at once) and the references beside it, in a
     helper process (ldm/pipeline/references.py)."""

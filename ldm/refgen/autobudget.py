@@ -25,7 +25,7 @@ that stops at a cap says how far it could have got. Runs with a fixed budget get
 `StopRecord` too (`budget`, or `budget: episodes` / `budget: limit` where `min_episodes`
 kept them going): every run says why it stopped.
 
-Owns: `AutoBudget`, `StopRecord`, `StopReason` and `decide`. Imports numpy, ldm.data.store's
+Owns: `AutoBudget`, `StopRecord`, `StopReason` and `decide`. Imports numpy, ldm.data.anchors'
 `tenth` rule and curation's Welch test lazily (scipy); must not import SB3, torch, ldm.envs or
 later parts (the config and the dry run read it).
 """
@@ -169,7 +169,7 @@ def look(returns: Any, ends: Any, transitions: int, rule: AutoBudget) -> Look:
     test (the gain from the episodes that ended in the middle third of the run's
     `transitions` to those of the last third is surely within +-`flat_tolerance` of the
     improvement; `ends`: the transitions at which each episode ended) on the returns so far."""
-    from ldm.data.store import tenth
+    from ldm.data.anchors import tenth
     from ldm.refgen.curate import welch_greater
 
     r, at = np.asarray(returns, dtype=np.float64), np.asarray(ends)

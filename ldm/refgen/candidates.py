@@ -71,9 +71,6 @@ ALGORITHMS: dict[str, Algorithm] = {
     "sbx.PPO": _sbx("PPO", _ANY_ACTION),
     "sbx.DQN": _sbx("DQN", ("discrete",)),
 }
-OFF_POLICY = {"DQN", "SAC", "TD3", "DDPG", "QRDQN", "TQC"} | {
-    f"sbx.{a}" for a in ("SAC", "TQC", "TD3", "CrossQ", "DQN")
-}
 #: algorithms whose policies train with SB3's default optimizer, Adam with its default
 #: arguments: they get torch's fused Adam, the same update in one kernel (A2C's default is
 #: RMSprop and QR-DQN's an Adam of its own eps, both set when no optimizer is named; ARS has

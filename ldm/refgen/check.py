@@ -4,7 +4,7 @@ Relabelling writes the final policy's deterministic actions into the store, the 
 those, and the protocol scores the reference by them; the training returns come from the
 stochastic policy that explored. The two can differ a lot: an argmax Atari policy that never
 presses FIRE, a MiniGrid policy that loops before the door. `play_deterministic` plays a
-few episodes of the deterministic policy on a fresh env (seeds the training did not use),
+few episodes of the deterministic policy on fresh envs (seeds the training did not use),
 with a per-episode step limit so a policy that stalls cannot play forever; curation then
 fails a run whose check scores below a floor of its own training improvement
 (ldm/refgen/curate.py), so the fallbacks replace it.
@@ -34,28 +34,34 @@ def play_deterministic(
     longest_episode: int,
     backend: Backend = "process",
 ) -> list[float]:
-    """Returns of `episodes` episodes of `model.predict(obs, deterministic=True)` on one
-    fresh copy of the env seeded `seed + CHECK_SEED_OFFSET`. An episode longer than
-    CHECK_LIMIT_FACTOR x `longest_episode` steps is cut and counted with its return so far
-    (as the protocol counts it)."""
+    """Returns of `episodes` episodes of `model.predict(obs, deterministic=True)`, one on
+    each of `episodes` fresh copies of the env stepped together (one worker, one batched
+    predict a step: played one after another on one env, the check took ~30 s of a wide run's
+    ~160 s jobs), env i seeded `seed + CHECK_SEED_OFFSET + i`. Each env's first episode
+    counts, whatever its length (taking the first `episodes` to finish would favour the short
+    ones). An episode longer than CHECK_LIMIT_FACTOR x `longest_episode` steps is cut and
+    counted with its return so far (as the protocol counts it)."""
+    import numpy as np
+
     from ldm.envs import episode_step_limit, sb3_vec_env
-    from ldm.envs.worker.wrappers import STEP_LIMIT_KWARG
+    from ldm.envs.worker.episode_wrappers import STEP_LIMIT_KWARG
 
     limit = episode_step_limit(env_id, longest_episode, CHECK_LIMIT_FACTOR)
     kwargs = {STEP_LIMIT_KWARG: limit} if limit else {}
-    venv = sb3_vec_env(env_id, 1, backend=backend, workers=1, **kwargs)
+    venv = sb3_vec_env(env_id, episodes, backend=backend, workers=1, **kwargs)
     try:
         venv.seed(seed + CHECK_SEED_OFFSET)
         obs = venv.reset()
-        returns: list[float] = []
-        total = 0.0
-        while len(returns) < episodes:
+        totals = np.zeros(episodes)
+        returns: list[float | None] = [None] * episodes
+        while any(r is None for r in returns):
             actions, _ = model.predict(obs, deterministic=True)
             obs, rewards, dones, _ = venv.step(actions)
-            total += float(rewards[0])
-            if dones[0]:
-                returns.append(total)
-                total = 0.0
-        return returns
+            totals += np.asarray(rewards, dtype=np.float64)
+            for i in np.flatnonzero(dones):
+                if returns[i] is None:
+                    returns[i] = float(totals[i])
+            totals[dones] = 0.0
+        return [float(r) for r in returns if r is not None]
     finally:
         venv.close()

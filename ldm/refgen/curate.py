@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ldm.data import Curation, Store, normalised_score
-from ldm.data.store import split_tenths
+from ldm.data.anchors import split_tenths
 
 
 @dataclass(frozen=True)

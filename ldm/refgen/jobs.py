@@ -182,9 +182,9 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     torch.distributions.Distribution.set_default_validate_args(False)
     try:
         venv.seed(job.seed)
-        model = cand.algorithm_class()(
-            policy, venv, seed=job.seed, device="cpu", verbose=0, **cand.constructor_kwargs()
-        )
+        algo = cand.algorithm_class()
+        kwargs = _buffer_within_run(algo, cand.constructor_kwargs(), job.limit)
+        model = algo(policy, venv, seed=job.seed, device="cpu", verbose=0, **kwargs)
         # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
         from stable_baselines3.common.logger import Logger
 
@@ -223,6 +223,18 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
         venv.close()
+
+
+def _buffer_within_run(algo: Any, kwargs: dict[str, Any], limit: int) -> dict[str, Any]:
+    """An off-policy algorithm's replay buffer no larger than the run's own transitions: the
+    run never fills more, and SB3 sizes it up front (SAC's default 1M steps of 64x64x3
+    frames is 24.6 GB, over this machine's memory, for a run capped at 300k)."""
+    import inspect
+
+    param = inspect.signature(algo.__init__).parameters.get("buffer_size")
+    if param is None:
+        return kwargs
+    return {**kwargs, "buffer_size": min(int(kwargs.get("buffer_size", param.default)), limit)}
 
 
 def _keep(
@@ -272,7 +284,7 @@ def _keep(
 
 def _step_bytes(spec: Any) -> int:
     """Bytes one step of a column of this space takes uncompressed."""
-    from ldm.data.store import column_dtype, column_shape
+    from ldm.data.columns import column_dtype, column_shape
 
     return int(np.prod(column_shape(spec))) * column_dtype(spec).itemsize
 
@@ -348,7 +360,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 
 def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
-    from ldm.data.store import split_tenths
+    from ldm.data.anchors import split_tenths
 
     returns = np.asarray(meta["episode_returns"], dtype=np.float64)
     first, last = split_tenths(returns)

@@ -33,8 +33,9 @@ def test_run_round_trip_with_streams_episodes_and_anchors(store):
     on_disk = json.loads(store.manifest_path.read_text())["runs"][rid]
     assert on_disk == entry.to_dict() and set(on_disk) == {
         "env_id", "library", "transitions", "streams", "verdict", "relabelled", "algorithm",
-        "committed",
+        "committed", "stream_lengths", "reference_actions",
     }  # fmt: skip
+    assert on_disk["stream_lengths"] == [200, 200] and on_disk["reference_actions"] is True
 
 
 def test_a_manifest_entry_with_an_unknown_or_missing_key_is_an_error(store):

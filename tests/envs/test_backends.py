@@ -1,4 +1,4 @@
-"""Worker lifetime and environment (ldm/envs/backends.py): a script that forgets close(), the
+"""Worker lifetime and environment (ldm/envs/backends.py, process.py): a script that forgets close(), the
 variables a worker sees, and its scratch directory on every exit path."""
 
 import json
@@ -200,7 +200,7 @@ def test_a_dead_workers_scratch_is_removed_at_once(faulty_spec):
 def test_a_worker_that_cannot_start_leaves_no_scratch(hostile_spec, monkeypatch, tmp_path):
     import tempfile
 
-    from ldm.envs.backends import ProcessConnection
+    from ldm.envs.process import ProcessConnection
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(FileNotFoundError):

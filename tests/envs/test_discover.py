@@ -16,7 +16,8 @@ from ldm.envs.catalog import load_catalog, load_spec
 from ldm.envs.discover import BUILD_VARIANTS, BuildVariant, discover_library, limit_hints
 from ldm.envs.registry import list_envs, list_failed
 from ldm.envs.trial import EnvTrial, outside
-from ldm.envs.worker.wrappers import SeedGlobalRNGs, describe_space, space_kind
+from ldm.envs.worker.episode_wrappers import SeedGlobalRNGs
+from ldm.envs.worker.space_desc import describe_space, space_kind
 
 ENVS = '''
 import numpy as np
@@ -186,7 +187,7 @@ def test_seed_global_rngs_makes_global_draws_reproducible():
 
 
 def test_joint_action_takes_a_tuple_or_a_dict_of_discrete_actions():
-    from ldm.envs.worker.wrappers import joint_action
+    from ldm.envs.worker.team_wrappers import joint_action
 
     class Team:
         observation_desc = {"type": "Box"}
@@ -212,7 +213,7 @@ def test_joint_action_takes_a_tuple_or_a_dict_of_discrete_actions():
 
 
 def test_sum_reward_adds_a_vector_or_a_reward_per_agent():
-    from ldm.envs.worker.wrappers import SumReward
+    from ldm.envs.worker.team_wrappers import SumReward
 
     class Team:
         observation_desc = action_desc = {"type": "Box"}

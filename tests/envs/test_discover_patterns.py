@@ -26,7 +26,7 @@ from ldm.envs.discover.partial import PartialSpec
 from ldm.envs.discover.record import write_discovery
 from ldm.envs.registry import list_envs
 from ldm.envs.trial import EnvTrial
-from ldm.envs.worker import legacy, wrappers
+from ldm.envs.worker import legacy, space_desc, wrappers
 
 CORE = '''
 import numpy as np
@@ -143,7 +143,7 @@ def test_probe_finds_registration_functions_and_a_module_the_readme_names(fake_p
 
 
 def test_worker_calls_an_import_with_literal_arguments(fake_package):
-    from ldm.envs.worker.server import _import
+    from ldm.envs.worker.env_imports import import_name as _import
 
     pkg, prefix = fake_package
     _import(f"{pkg}.api:register('gymnasium')")
@@ -151,7 +151,7 @@ def test_worker_calls_an_import_with_literal_arguments(fake_package):
 
 
 def test_an_env_class_nothing_registers_is_registered_by_its_name(tmp_path, monkeypatch):
-    from ldm.envs.worker.server import _import
+    from ldm.envs.worker.env_imports import import_name as _import
 
     d = tmp_path / "ldmfake_classes"
     d.mkdir()
@@ -241,8 +241,8 @@ class _Team:
     """What the worker holds: an env with its space descriptions."""
 
     def __init__(self, action_space, reward, done):
-        self.observation_desc = wrappers.describe_space(gym.spaces.Discrete(2))
-        self.action_desc = wrappers.describe_space(action_space)
+        self.observation_desc = space_desc.describe_space(gym.spaces.Discrete(2))
+        self.action_desc = space_desc.describe_space(action_space)
         self.reward, self.done, self.got = reward, done, None
 
     def step(self, action):
@@ -255,7 +255,7 @@ def test_a_list_of_agent_spaces_is_a_tuple_and_box_actions_join_into_one_box():
         gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
         gym.spaces.Box(0.0, 5.0, (1, 1), np.float64),
     ]
-    desc = wrappers.describe_space(list(boxes))  # ma-gym's MultiAgentActionSpace is a list
+    desc = space_desc.describe_space(list(boxes))  # ma-gym's MultiAgentActionSpace is a list
     assert desc["type"] == "Tuple" and len(desc["spaces"]) == 2
     inner = _Team(list(boxes), [1.0, 2.5], [False, True])
     env = wrappers.apply(inner, ["joint_action", "sum_reward"])
@@ -287,7 +287,8 @@ class _Pair(gym.Env):
 
 
 def test_a_team_declared_as_one_agent_gets_one_action_per_agent():
-    from ldm.envs.worker.server import Instance, _action
+    from ldm.envs.worker.env_instance import Instance
+    from ldm.envs.worker.env_instance import action_for as _action
 
     inst = Instance(_Pair(), "gymnasium", ["team_actions", "sum_reward"])
     assert inst.env.action_desc["type"] == "MultiDiscrete"

@@ -18,22 +18,45 @@ from ldm.envs.vector import ProxyVectorEnv
 CARTPOLE = "classic-control/CartPole-v1"
 
 
-def test_import_ldm_alone_registers_the_catalog_lazily():
-    """A fresh interpreter: `import ldm` then `gymnasium.make` by a library-qualified id; no
-    env library imported and no worker started by the import itself."""
+def _fresh(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not out.stderr, out.stderr  # no warning either
+    return out.stdout.split()
+
+
+def test_import_ldm_alone_imports_no_gymnasium_and_registers_when_gymnasium_comes():
+    """A fresh interpreter: `import ldm` imports neither gymnasium nor the catalog (nor
+    rliable); gymnasium's import then registers the catalog, so `gymnasium.spec`/`make` by a
+    library-qualified id work; no env library imported and no worker started by either."""
     code = (
-        "import sys, ldm, gymnasium as gym\n"
+        "import sys, ldm\n"
+        "print(*[m in sys.modules for m in ('gymnasium', 'numpy', 'ldm.envs', 'rliable')])\n"
+        "import gymnasium as gym\n"
         "spec = gym.spec('ale/ALE-Pong-v5')\n"  # an id with its own namespace, dash-joined
         "print(spec.kwargs['ldm_id'], spec.entry_point, 'ale_py' in sys.modules,\n"
         "      'ldm.envs.proxy' in sys.modules)\n"
+        "env = gym.make('classic-control/CartPole-v1', backend='inprocess')\n"
+        "print(env.reset(seed=0)[0].shape)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["ale/ALE/Pong-v5", "ldm.envs.gym_registry:make_env"] + [
+    assert _fresh(code) == ["False"] * 4 + [
+        "ale/ALE/Pong-v5",
+        "ldm.envs.gym_registry:make_env",
         "False",
         "False",
+        "(4,)",
     ]
     assert gym_id("ale/ALE/Pong-v5") == "ale/ALE-Pong-v5" and gym_id(CARTPOLE) == CARTPOLE
     assert env_spec("lib/not an id!") is None  # such an env is made by ldm.envs.make only
+
+
+def test_gymnasium_imported_before_ldm_gets_the_catalog_at_import_ldm():
+    code = (
+        "import gymnasium as gym\n"
+        "print('classic-control/CartPole-v1' in gym.registry)\n"
+        "import ldm\n"
+        "print(gym.spec('classic-control/CartPole-v1').kwargs['ldm_id'])\n"
+    )
+    assert _fresh(code) == ["False", "classic-control/CartPole-v1"]
 
 
 def test_gymnasium_make_gives_the_isolated_env_with_a_spec_that_remakes_it():

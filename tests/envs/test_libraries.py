@@ -64,12 +64,21 @@ LIBRARIES = sorted(n for n, s in load_catalog().items() if s.installable and s.e
 CALL_TIMEOUT = 300.0
 HUB_CODE = (
     "worker/server.py",
+    "worker/env_instance.py",
+    "worker/env_imports.py",
     "worker/protocol.py",
     "worker/wrappers.py",
+    "worker/space_desc.py",
+    "worker/wrapper_base.py",
+    "worker/obs_wrappers.py",
+    "worker/team_wrappers.py",
+    "worker/episode_wrappers.py",
     "worker/legacy.py",
     "check.py",
     "proxy.py",
     "backends.py",
+    "connection.py",
+    "process.py",
 )
 
 

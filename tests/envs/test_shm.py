@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs import shm
+from ldm.envs import shm, shm_buffer, shm_layout
 from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
 
@@ -20,7 +20,7 @@ CARTPOLE = "classic-control/CartPole-v1"
 
 
 def _shm_names() -> set[str]:
-    return {f.name for f in shm.SHM_DIR.glob(f"{shm.NAME_PREFIX}*")}
+    return {f.name for f in shm_buffer.SHM_DIR.glob(f"{shm_buffer.NAME_PREFIX}*")}
 
 
 def test_layout_is_aligned_and_sized_from_the_spaces():
@@ -28,7 +28,7 @@ def test_layout_is_aligned_and_sized_from_the_spaces():
         "observation": {"type": "Box", "shape": [3, 2], "dtype": "<f4"},
         "action": {"type": "Discrete", "n": 4, "start": 0},
     }
-    layout = shm.plan_layout(spaces, 5)
+    layout = shm_layout.plan_layout(spaces, 5)
     fields = {f.name: f for f in layout.fields}
     assert fields["obs"].shape == (5, 3, 2) and fields["obs"].dtype == "<f4"
     assert fields["actions"].shape == (5,) and fields["actions"].dtype == "<i8"
@@ -36,10 +36,10 @@ def test_layout_is_aligned_and_sized_from_the_spaces():
     # 120 B of obs -> 128; 5 x 16 info slots of 8 B = 640; their 80 presence flags -> 128
     offsets = [0, 128, 192, 256, 320, 384, 448, 576, 1216, 1344, 1984]
     assert [f.offset for f in layout.fields] == offsets
-    assert layout.size == 2112 and all(f.offset % shm.ALIGN == 0 for f in layout.fields)
+    assert layout.size == 2112 and all(f.offset % shm_layout.ALIGN == 0 for f in layout.fields)
     dict_obs = {**spaces, "observation": {"type": "Dict", "spaces": {}}}
     with pytest.raises(EnvError, match="'Dict' has no shared-memory layout"):
-        shm.plan_layout(dict_obs, 5)
+        shm_layout.plan_layout(dict_obs, 5)
 
 
 def _roll(venv, steps: int, seed: int = 3):
@@ -211,9 +211,9 @@ def test_killed_worker_and_killed_client_leave_no_buffer(tmp_path):
             f"""
             import os, time
             import ldm.envs as E
-            from ldm.envs import shm
+            from ldm.envs import shm_buffer
             v = E.make_vec("{CARTPOLE}", 4, workers=2)
-            named = shm.SharedBuffer.named("/unused")  # a Docker-style name, never released
+            named = shm_buffer.SharedBuffer.named("/unused")  # a Docker-style name, never released
             named.map(4096)
             print(",".join(str(w.conn.proc.pid) for w in v._workers), named.path, flush=True)
             time.sleep(60)
@@ -227,7 +227,7 @@ def test_killed_worker_and_killed_client_leave_no_buffer(tmp_path):
     client.send_signal(signal.SIGKILL)  # then the client
     client.wait()
     assert os.path.exists(name)  # the one name never unlinked: swept by the next client
-    assert shm.sweep_stale() >= 1
+    assert shm_buffer.sweep_stale() >= 1
     assert _shm_names() == before
     venv = E.make_vec(CARTPOLE, 2, workers=1)
     try:

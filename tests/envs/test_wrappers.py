@@ -1,15 +1,14 @@
-"""ldm/envs/worker/wrappers.py: the declared wrappers, on plain described envs (no worker)."""
+"""ldm/envs/worker/wrappers.py and the wrapper modules it registers: the declared wrappers, on
+plain described envs (no worker)."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from ldm.envs.worker.wrappers import (
-    IMAGE_HW,
-    StepLimit,
-    apply,
-    describe_space,
-)
+from ldm.envs.worker.episode_wrappers import StepLimit
+from ldm.envs.worker.obs_wrappers import IMAGE_HW
+from ldm.envs.worker.space_desc import describe_space
+from ldm.envs.worker.wrappers import apply
 
 
 class Described:

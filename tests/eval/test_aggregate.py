@@ -47,6 +47,29 @@ def test_iqm_and_its_ci_on_a_fixed_matrix():
         iqm_ci(np.array([[1.0, np.nan]]))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 4), (3, 12), (5, 7), (20, 301)])
+def test_the_interval_is_rliables_to_the_bit(shape, monkeypatch):
+    """ldm computes the IQM and its stratified-bootstrap CI itself (rliable's import cost
+    every evaluation seconds): the same numbers as rliable's `get_interval_estimates` after
+    `np.random.seed(seed)`, also when the replicates are drawn in several blocks."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    x = np.random.default_rng(sum(shape)).normal(50, 20, size=shape)
+    for seed in (0, 7):
+        np.random.seed(seed)
+        point, ci = rly.get_interval_estimates(
+            {"x": x}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=300
+        )
+        state = np.random.get_state()[1].copy()
+        want = (point["x"][0], ci["x"][0, 0], ci["x"][1, 0])
+        assert tuple(iqm_ci(x, reps=300, seed=seed)) == want
+        monkeypatch.setattr("ldm.eval.aggregate._BLOCK", x.size * 7)  # 7 replicates a block
+        assert tuple(iqm_ci(x, reps=300, seed=seed)) == want
+        monkeypatch.undo()
+        assert np.array_equal(np.random.get_state()[1], state)  # the global one untouched
+
+
 def _env(env_id, returns, first10=0.0, last10=100.0):
     flat = [r for ro in returns for r in ro]
     mean = float(np.mean(flat))

@@ -12,7 +12,8 @@ from ldm.eval.adaptation import HeldoutReport, in_context_report
 from ldm.eval.results import EnvResult, EvalResult
 from ldm.eval.scores import summarise
 from ldm.model import LDMPolicy, preset
-from ldm.pipeline.run import PipelineConfig, run_pipeline
+from ldm.pipeline.config import PipelineConfig
+from ldm.pipeline.run import run_pipeline
 from ldm.pipeline.state import PipelineState
 from tests.data.conftest import DISC, VEC, record
 
@@ -65,7 +66,7 @@ def test_the_table_changes_refgen_and_training(tmp_path):
         TEXT.format(out=tmp_path / "o", seen=SEEN)
         + f'[heldout]\nenvs = ["{UNSEEN_ENV}"]\nlibraries = ["b"]\n'
     )
-    refgen, train, _ = PipelineConfig.load(path).stage_configs()
+    refgen, train, _ = PipelineConfig.load(path).stages
     assert refgen.envs == [SEEN, UNSEEN_ENV] and refgen.libraries == ["b"]
     assert train.exclude == [UNSEEN_ENV, "b"]
     path.write_text(TEXT.format(out=tmp_path / "o", seen=SEEN) + '[heldout]\nenvs = ["b/X"]\n')

@@ -16,7 +16,7 @@ from ldm.envs import make
 from ldm.errors import ConfigError
 from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline
-from ldm.pipeline.run import PipelineConfig
+from ldm.pipeline.config import PipelineConfig
 
 CONFIG = """
 name = "reduced"

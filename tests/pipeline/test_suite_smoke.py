@@ -24,8 +24,8 @@ def suite_envs() -> list[str]:
 
 
 def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
+    from ldm.pipeline.config import PipelineConfig
     from ldm.pipeline.plan import plan
-    from ldm.pipeline.run import PipelineConfig
 
     envs = suite_envs()
     specs = [env_spaces(e) for e in envs]
@@ -41,7 +41,12 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
     assert gpu.train["preset"] != PipelineConfig.load(SUITE).train["preset"]
     assert gpu.refgen == PipelineConfig.load(SUITE).refgen  # same references, bigger model
     assert PipelineConfig.load(SUITE, "gpu", out="/elsewhere").store == "/elsewhere/store"
-    with pytest.raises(ConfigError, match="no profile 'tpu'; the file has \\['gpu', 'jax'\\]"):
+    # the auto profile: the same envs, every run's length by rule, no hand table read
+    auto = PipelineConfig.load(SUITE, "auto").stages.refgen
+    assert auto.auto_budget is not None and auto.auto_budget.max_seconds > 0
+    assert not auto.budgets and not auto.rank_budgets and list(auto.envs) == list(envs)
+    has = "the file has \\['auto', 'gpu', 'jax'\\]"
+    with pytest.raises(ConfigError, match=f"no profile 'tpu'; {has}"):
         PipelineConfig.load(SUITE, "tpu")
 
 

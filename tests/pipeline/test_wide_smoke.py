@@ -35,8 +35,8 @@ def smoke_config() -> RefGenConfig:
 
 
 def test_wide_config_picks_by_rule_budgets_by_rule_and_the_smoke_pick_has_every_modality():
+    from ldm.pipeline.config import PipelineConfig
     from ldm.pipeline.plan import plan
-    from ldm.pipeline.run import PipelineConfig
 
     raw = tomllib.loads(WIDE.read_text())["refgen"]
     assert "envs" not in raw and "budgets" not in raw and "rank_budgets" not in raw

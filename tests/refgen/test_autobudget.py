@@ -100,3 +100,19 @@ def test_a_job_ends_by_the_rule_and_records_why_in_its_meta_and_result(tmp_path)
     assert out.stop.seconds >= 1.0 and out.transitions < 50_000
     assert out.stop.transitions == out.transitions and out.stop.steps_per_second > 0
     assert StopRecord.from_dict(meta["stop"]) == out.stop
+
+
+def test_time_left_of_auto_jobs_is_their_measured_wall_time_not_their_cap():
+    from ldm.refgen.runner import _eta
+
+    cand = load_pool(None, ["ppo-8env"])[0]
+    auto = [Job("rank", f"classic-control/E{i}-v0", "classic-control", cand, RULE.max_transitions,
+                0, "s", auto=RULE) for i in range(10)]  # fmt: skip
+    fixed = [Job("rank", "classic-control/F-v0", "classic-control", cand, 60_000, 0, "s")]
+    # 20 jobs took 1,000 s on 2 workers: 100 s each; 10 auto jobs left: 500 s = ~8 min, though
+    # their caps (100k transitions at 1,000 transitions/s) would say 500 min
+    text = _eta(1000.0, 1_000_000, 20, auto, {}, 2)
+    assert text == "1,000 transitions/s, ~8 min left"
+    # a fixed budget is timed by the transitions/s so far: 60k at 500/s a worker = 2 min of
+    # one worker, 1 min of the two
+    assert _eta(1000.0, 1_000_000, 20, [], {"f": fixed[0]}, 2).endswith("~1 min left")

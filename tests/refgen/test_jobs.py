@@ -118,3 +118,13 @@ def test_a_checked_job_plays_its_deterministic_policy_within_the_step_limit(tmp_
     assert episode_step_limit("classic-control/CartPole-v1", 10, 3.0) == 30
     assert episode_step_limit("classic-control/CartPole-v1", 10, 0.0) is None
     assert episode_step_limit("classic-control/CartPole-v1", 0, 3.0) is None
+
+
+def test_an_off_policy_buffer_is_never_larger_than_the_run():
+    from stable_baselines3 import PPO, SAC
+
+    from ldm.refgen.jobs import _buffer_within_run
+
+    assert _buffer_within_run(SAC, {}, 300_000) == {"buffer_size": 300_000}  # default 1M
+    assert _buffer_within_run(SAC, {"buffer_size": 50_000}, 300_000)["buffer_size"] == 50_000
+    assert _buffer_within_run(PPO, {"n_steps": 32}, 300_000) == {"n_steps": 32}  # no buffer

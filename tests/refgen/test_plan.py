@@ -5,8 +5,8 @@ import pytest
 
 from ldm.data import Store
 from ldm.errors import RefGenError
+from ldm.pipeline.config import PipelineConfig
 from ldm.pipeline.plan import plan
-from ldm.pipeline.run import PipelineConfig
 from ldm.refgen import stage
 from ldm.refgen.candidates import load_pool
 from ldm.refgen.config import RefGenConfig

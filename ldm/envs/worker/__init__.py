@@ -6,8 +6,15 @@ as `ldm.envs.worker.*` by the in-process backend and the client (which shares th
 protocol, the declared wrappers' names and the shared-memory tags with it):
 
 - `server.py`: `EnvServer` and the script's main loop (one worker process, many envs);
+- `env_instance.py`: one env (legacy conversion, space descriptions, declared wrappers,
+  frames) and how a wire action is cast for it;
+- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/probe.py);
 - `protocol.py`: the wire format (framed JSON + raw array bytes);
-- `wrappers.py`: declared wrappers and the space descriptions sent to the client;
+- `space_desc.py`: the wire's space descriptions (what a space is, sent to the client);
+- `wrappers.py`: the registry of declared wrappers (`WRAPPERS`, `apply`), which live in
+  `obs_wrappers.py` (observations into the paper's limits), `team_wrappers.py` (teams,
+  multi-part rewards) and `episode_wrappers.py` (seeds, FIRE, the step limit) over the base
+  classes of `wrapper_base.py`;
 - `legacy.py`: every `gym` generation's API -> Gymnasium's 5-tuple API;
 - `shm_worker.py`: the worker's end of the shared-memory step path;
 - `poll.py`: poll-before-block wake-ups of that path (both sides use it).

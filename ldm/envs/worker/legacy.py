@@ -11,11 +11,17 @@ with numpy 1.x and gym 0.9 to 0.26. What it converts:
   in the info (gym >= 0.15), else the time-limit wrapper's elapsed steps (older gyms);
 - `done` as an int (gym-inventory returns 0).
 
-Imports: standard library only (the worker imports this file as a sibling script).
+Imports: standard library and its sibling space_desc.py (the worker imports this file as a
+sibling script).
 """
 
 import inspect
 import warnings
+
+try:  # run as a script: siblings are on sys.path[0]
+    import space_desc
+except ImportError:  # imported as a package by the in-process backend
+    from ldm.envs.worker import space_desc
 
 _UNDERSCORE = ("step", "reset", "seed", "render", "close")
 
@@ -85,8 +91,8 @@ class LegacyGymEnv:
         self.env = upgrade_underscore_methods(env)
         base = getattr(env, "unwrapped", env)
         # wrappers forward **kwargs, so ask the env itself what its reset accepts
-        # by name along the MRO (any gym generation, subclasses as their base, as space_kind)
-        self.obs_is_tuple = any(c.__name__ == "Tuple" for c in type(env.observation_space).__mro__)
+        # any gym generation, subclasses as their base
+        self.obs_is_tuple = space_desc.space_kind(env.observation_space) == "Tuple"
         self.time_limit = time_limit_of(env)
         # some envs are seeded only at construction (procgen's `seed()` takes no argument)
         seed_fn = getattr(self.env, "seed", None)

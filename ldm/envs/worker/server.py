@@ -6,14 +6,14 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, wrappers.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
+siblings protocol.py, env_instance.py (one env: legacy conversion, space descriptions,
+declared wrappers), env_imports.py (what a spec's `imports` name), episode_wrappers.py (the
+step limit), wrappers.py (the names) and shm_worker.py. No torch, no ldm: ldm is not
 installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
 rules out; tests/envs/test_worker_compat.py checks it).
 """
 
-import ast
 import importlib
-import inspect
 import os
 import sys
 import traceback
@@ -22,99 +22,24 @@ import warnings
 import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
-    import legacy
+    import env_imports
+    import env_instance
+    import episode_wrappers
     import protocol
     import shm_worker
     import wrappers
 except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
-    from ldm.envs.worker import legacy, protocol, shm_worker, wrappers
+    from ldm.envs.worker import (
+        env_imports,
+        env_instance,
+        episode_wrappers,
+        protocol,
+        shm_worker,
+        wrappers,
+    )
 
-
-class Instance:
-    """One env with its space descriptions (after the declared wrappers)."""
-
-    def __init__(self, env, api, wrapper_names):
-        if api == "gym":
-            env_api = legacy.LegacyGymEnv(env)
-        else:
-            env_api = env
-        env_api.observation_desc = wrappers.describe_space(env.observation_space)
-        env_api.action_desc = wrappers.describe_space(env.action_space)
-        self.raw = env
-        self.env = wrappers.apply(env_api, wrapper_names)
-        # the action as the outermost wrapper takes it (a team's joined action is not the one
-        # agent's Discrete the env declares): its kind, and the space to cast to, if the env's
-        joined = self.env.action_desc is not env_api.action_desc
-        self.action_space = None if joined else env.action_space
-        self.discrete = self.env.action_desc["type"] == "Discrete"
-        self.legacy_render_mode = None  # set when the library takes the mode at render()
-
-    def frame(self, max_side=0):
-        """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
-        than `max_side` are thinned by an integer stride here, so little crosses the wire."""
-        try:
-            out = self._render()
-        except Exception as e:
-            return None, "render() raised %s: %s" % (type(e).__name__, e)
-        if isinstance(out, list):  # render_mode "rgb_array_list"
-            out = out[-1] if out else None
-        if out is None:
-            return None, "render() returned nothing: make the env with render_mode='rgb_array'"
-        arr = np.asarray(out)
-        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-            return None, "render() returned %s %s, not an RGB image" % (arr.dtype, arr.shape)
-        if max_side and max(arr.shape[:2]) > max_side:
-            k = -(-max(arr.shape[:2]) // int(max_side))
-            arr = arr[::k, ::k]
-        return np.ascontiguousarray(arr[:, :, :3]), None
-
-    def _render(self):
-        # a library that takes the mode at render() (gym < 0.26, or an old env class behind
-        # a newer gym's wrappers, whose render() takes no mode): ask the env itself
-        if self.legacy_render_mode is not None:
-            return _render_with_mode(self.raw, self.legacy_render_mode)
-        out = self.raw.render()
-        if out is None and _accepts_kwarg(_inner(self.raw).render, "mode"):
-            self.legacy_render_mode = "rgb_array"  # found once: later frames ask directly
-            return _render_with_mode(self.raw, "rgb_array")
-        return out
-
-    def spaces(self):
-        return {"observation": self.env.observation_desc, "action": self.env.action_desc}
-
-
-def _render_with_mode(env, mode):
-    if _accepts_kwarg(env.render, "mode"):
-        return env.render(mode=mode)
-    inner = _inner(env)
-    if _accepts_kwarg(inner.render, "mode"):
-        return inner.render(mode=mode)
-    # a gymnasium-style env whose constructor does not take render_mode: it reads the attribute
-    inner.render_mode = mode
-    return inner.render()
-
-
-def _inner(env):
-    return getattr(env, "unwrapped", env)
-
-
-def _accepts_kwarg(fn, name):
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _action(inst, action):
-    # a copy: the env may keep the action, and a shared buffer is rewritten next step
-    if inst.discrete:
-        return int(np.asarray(action).reshape(-1)[0])
-    space = inst.action_space
-    if space is None:  # a wrapper joined the agents' actions: it splits them
-        return np.array(action)
-    # a list of per-agent spaces (ma-gym) has no dtype or shape: the wrappers take it as is
-    dtype, shape = getattr(space, "dtype", None), getattr(space, "shape", None)
-    return np.array(action, dtype=dtype).reshape(shape)
+#: the declared wrappers by name (`init`'s argument `wrappers` shadows the module)
+DECLARED_WRAPPERS = wrappers.WRAPPERS
 
 
 def _stack(obs):
@@ -128,36 +53,6 @@ def _stack(obs):
 def _clean_info(info):
     # infos carry anything; keep what the protocol can hold (it reprs the rest)
     return {k: v for k, v in dict(info).items() if not k.startswith("_")}
-
-
-def _import(name):
-    """Import `module`, or `module:function` (a `gym.envs` entry point or a registration
-    function, which is then called), or `module:function('gymnasium')` (called with those
-    literal arguments: gym-classics' `register('gymnasium')`), or `module:EnvClass` (an env
-    class the library does not register: registered as `EnvClass-v0`)."""
-    module, _, attr = name.partition(":")
-    obj = importlib.import_module(module)
-    if attr:
-        attr, _, args = attr.partition("(")
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        if inspect.isclass(obj):
-            register_class(obj)
-            return
-        args = args[:-1].strip() if args.endswith(")") else args.strip()
-        obj(*(ast.literal_eval("(" + args + ",)") if args else ()))
-
-
-def register_class(cls):
-    """Register an env class under `<Class>-v0` with the gym generation it subclasses."""
-    gymnasium_based = any(c.__module__.split(".")[0] == "gymnasium" for c in cls.__mro__)
-    registration = importlib.import_module(
-        ("gymnasium" if gymnasium_based else "gym") + ".envs.registration"
-    )
-    env_id = cls.__name__ + "-v0"
-    registry = getattr(registration.registry, "env_specs", registration.registry)
-    if env_id not in registry:
-        registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
 
 
 class FramedSink:
@@ -218,11 +113,11 @@ class EnvServer:
         self.api = api
         self.gym = importlib.import_module("gymnasium" if api == "gymnasium" else "gym")
         for name in wrappers:
-            if name not in globals()["wrappers"].WRAPPERS:
+            if name not in DECLARED_WRAPPERS:
                 raise ValueError("unknown wrapper %r" % name)
         self.wrappers = list(wrappers)
         for module in imports:
-            _import(module)
+            env_imports.import_name(module)
         return {
             "python": sys.version.split()[0],
             "numpy": np.__version__,
@@ -237,18 +132,18 @@ class EnvServer:
 
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
-        limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
+        limit = kwargs.pop(episode_wrappers.STEP_LIMIT_KWARG, None)
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
-        if _accepts_kwarg(self.gym.make, "disable_env_checker"):
+        if env_instance.accepts_kwarg(self.gym.make, "disable_env_checker"):
             kwargs.setdefault("disable_env_checker", True)
         handles, spaces = [], None
         for _ in range(int(count)):
             env, legacy_mode = self._make_renderable(env_id, kwargs)
-            inst = Instance(env, self.api, self.wrappers)
+            inst = env_instance.Instance(env, self.api, self.wrappers)
             inst.legacy_render_mode = legacy_mode
             if limit:
-                inst.env = wrappers.StepLimit(inst.env, limit)
+                inst.env = episode_wrappers.StepLimit(inst.env, limit)
             handle = self.next_handle
             self.next_handle += 1
             self.envs[handle] = inst
@@ -304,7 +199,11 @@ class EnvServer:
         )
         for i, h in enumerate(handles):
             inst = self.envs[h]
-            a = ints[i] if ints is not None and inst.discrete else _action(inst, actions[i])
+            a = (
+                ints[i]
+                if ints is not None and inst.discrete
+                else env_instance.action_for(inst, actions[i])
+            )
             o, r, term, trunc, info = inst.env.step(a)
             info = _clean_info(info) if info else {}
             if autoreset and (term or trunc):

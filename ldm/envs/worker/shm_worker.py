@@ -94,6 +94,11 @@ def put_obs(view, i, obs):
         ) from None
 
 
+#: info slot kind (`info_kind`) -> the Python type the framed path would give (the client's
+#: ShmCodec reads slots back as these)
+INFO_TYPES = {"b": bool, "i": int, "f": float}
+
+
 def info_kind(value):
     """The kind ("b", "i" or "f") of a scalar the info slots hold exactly, else None."""
     if isinstance(value, (bool, np.bool_)):
