@@ -21,7 +21,7 @@ import numpy as np
 
 from ldm.envs.catalog import LibrarySpec
 from ldm.errors import LDMError
-from ldm.spaces import SpaceSpec, check_limits, from_gym_space
+from ldm.spaces import check_limits, from_gym_space
 
 
 @dataclass
@@ -33,9 +33,6 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)
     observation: str = ""
     action: str = ""
-    spaces: tuple[SpaceSpec, SpaceSpec] | None = None
-    """(observation, action) as the env showed them after its spec's wrappers (None when it
-    was not made); `ldm envs check --record` records them with the outcome."""
 
 
 def _flat(obs) -> np.ndarray:
@@ -140,7 +137,6 @@ def check_spec(
     try:
         obs_spec, act_spec = from_gym_space(env.observation_space), from_gym_space(env.action_space)
         result.observation, result.action = obs_spec.describe(), act_spec.describe()
-        result.spaces = obs_spec, act_spec
         check_limits(obs_spec, "observation", env_id)
         check_limits(act_spec, "action", env_id)
         with warnings.catch_warnings():

@@ -165,8 +165,8 @@ def check(
         backend: inprocess, process, ray or docker.
         sandbox: Run the workers under the bubblewrap sandbox.
         record: Write each outcome into its library's `<name>.spaces.json` (the `check` column
-            of `ldm envs list`) with the spaces the check saw, e.g. after a wrapper was added
-            to the library's spec; the spec file is left as it is.
+            of `ldm envs list`), e.g. after a wrapper was added to the library's spec; the spec
+            file and the recorded spaces are left as they are.
     """
     from ldm.envs.catalog import get_library
     from ldm.envs.check import check as check_one
@@ -182,7 +182,7 @@ def check(
         for p in r.problems:
             print(f"     - {p}")
         failed += not r.ok
-        outcomes[env_id] = r
+        outcomes[env_id] = r.problems
     print(f"{len(ids) - failed} passed, {failed} failed")
     if record:
         from ldm.envs.discover.record import record_checks

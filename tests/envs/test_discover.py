@@ -250,12 +250,10 @@ def test_limit_hint_names_a_passing_sibling(tmp_path):
     assert "smaller registered variants pass: G-8-v0" in hinted["G-16-v0"]
 
 
-def test_recorded_checks_update_the_sidecars_checks_and_the_spaces_the_check_saw(tmp_path):
+def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
     import json
 
-    from ldm.envs.check import CheckResult
     from ldm.envs.discover.record import record_checks
-    from ldm.spaces import SpaceSpec
 
     spec_text = 'name = "lib"\ndomain = "d"\nimports = ["lib"]  # a comment that stays\nenvs = ["A-v0", "B-v0"]\n'
     (tmp_path / "lib.toml").write_text(spec_text)
@@ -266,29 +264,13 @@ def test_recorded_checks_update_the_sidecars_checks_and_the_spaces_the_check_saw
     }
     (tmp_path / "lib.spaces.json").write_text(json.dumps(side))
     load_catalog.cache_clear()
-    # A's check saw its spaces after a wrapper added since discovery (a flattened Dict: 6
-    # dims); B's env was not made, so its spaces stay as discovery recorded them
-    flat = SpaceSpec.from_dict(
-        {
-            "kind": "continuous",
-            "shape": [6],
-            "dtype": "float32",
-            "low": [0.0] * 6,
-            "high": [1.0] * 6,
-        }
+    missing = record_checks(
+        {"lib/A-v0": [], "lib/B-v0": ["still wrong"], "lib/C-v0": []}, catalog_dir=str(tmp_path)
     )
-    moves = SpaceSpec.from_dict(space)
-    results = {
-        "lib/A-v0": CheckResult("lib/A-v0", True, [], spaces=(flat, moves)),
-        "lib/B-v0": CheckResult("lib/B-v0", False, ["make failed: still wrong"]),
-        "lib/C-v0": CheckResult("lib/C-v0", True, []),
-    }
-    missing = record_checks(results, catalog_dir=str(tmp_path))
     assert missing == ["lib/C-v0"]
     envs = {e.id: e for e in list_envs(catalog_dir=str(tmp_path))}
-    assert envs["lib/A-v0"].check_ok and envs["lib/B-v0"].problems == ("make failed: still wrong",)
-    assert envs["lib/A-v0"].observation.shape == (6,) and envs["lib/A-v0"].action.n == 2
-    assert envs["lib/B-v0"].observation.n == 2  # the spaces as they were
+    assert envs["lib/A-v0"].check_ok and envs["lib/B-v0"].problems == ("still wrong",)
+    assert envs["lib/A-v0"].observation.n == 2  # the spaces as they were
     assert (tmp_path / "lib.toml").read_text() == spec_text
     load_catalog.cache_clear()
 

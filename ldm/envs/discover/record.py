@@ -16,7 +16,6 @@ import tomlkit
 
 from ldm.atomic import write_text_atomic
 from ldm.envs.catalog import LibrarySpec, get_library, load_catalog
-from ldm.envs.check import CheckResult
 from ldm.envs.registry import _sidecar, spaces_path
 from ldm.envs.trial import EnvTrial
 
@@ -33,26 +32,23 @@ def write_discovery(spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict
     _sidecar.cache_clear()
 
 
-def record_checks(results: dict[str, CheckResult], catalog_dir: str | None = None) -> list[str]:
-    """Write check outcomes (`ldm envs check`'s, by env id) into their libraries' sidecars:
-    the `check` field, and the spaces where the check made the env (a wrapper added to the
-    spec since discovery may have changed them); spec files stay as they are. Returns the ids
-    that have no sidecar entry to update (never discovered: run `ldm envs discover`)."""
-    by_library: dict[str, dict[str, CheckResult]] = {}
-    for env_id, result in results.items():
+def record_checks(results: dict[str, list[str]], catalog_dir: str | None = None) -> list[str]:
+    """Write check outcomes (env id -> its problems, [] = passed) into the `check` field of
+    their libraries' sidecars, leaving spec files and spaces alone; returns the ids that have
+    no sidecar entry to update (never discovered: run `ldm envs discover` for them)."""
+    by_library: dict[str, dict[str, list[str]]] = {}
+    for env_id, problems in results.items():
         library, _, rid = env_id.partition("/")
-        by_library.setdefault(library, {})[rid] = result
+        by_library.setdefault(library, {})[rid] = problems
     missing = []
     for library, checks in by_library.items():
         spec = get_library(library, catalog_dir)
         side = copy.deepcopy(_sidecar(str(spaces_path(spec))))  # the cached one stays as read
-        for rid, result in checks.items():
+        for rid, problems in checks.items():
             if rid not in side:
                 missing.append(f"{library}/{rid}")
                 continue
-            side[rid]["check"] = {"ok": not result.problems, "problems": list(result.problems)}
-            if result.spaces is not None:
-                side[rid]["observation"], side[rid]["action"] = (s.to_dict() for s in result.spaces)
+            side[rid]["check"] = {"ok": not problems, "problems": list(problems)}
         if any(rid in side for rid in checks):
             write_text_atomic(spaces_path(spec), json.dumps(side, indent=1))
     _sidecar.cache_clear()
