@@ -4,18 +4,22 @@ ldm's checks: the spaces convert to SpaceSpecs within the paper's limits, reset/
 observations inside the observation space, and the same seed reproduces the same episode and
 the episode an unseeded reset starts after it (a rollout's later episodes).
 
-Owns: `CheckResult` and the checks. Imports gymnasium's checker and the hub (`ldm.envs.make`)
-lazily; must not import an environment library (the env runs in its worker), torch or any
+The check runs on a library spec (`check_spec`), catalogued or not: `ldm envs check` checks the
+catalog's, `ldm envs discover` records this check of the spec it writes.
+
+Owns: `CheckResult` and the checks. Imports gymnasium's checker and the hub (the proxy
+lazily); must not import an environment library (the env runs in its worker), torch or any
 later part (data, refgen, model, ...).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ldm.envs.catalog import LibrarySpec
 from ldm.errors import LDMError
 from ldm.spaces import check_limits, from_gym_space
 
@@ -92,19 +96,44 @@ def check(
     steps: int = 20,
     timeout: float = 60.0,
 ) -> CheckResult:
-    """Check one env; never raises for a failing env, reports it in the result.
+    """Check one catalogued env (`check_spec` on its library's spec); never raises for a
+    failing env, reports it in the result."""
+    from ldm.envs.registry import resolve_env_id
+
+    try:
+        spec, rid = resolve_env_id(env_id)
+    except LDMError as e:
+        return CheckResult(env_id, False, [f"make failed: {e}"])
+    return check_spec(spec, rid, backend, sandbox, steps, timeout)
+
+
+def check_spec(
+    spec: LibrarySpec,
+    rid: str,
+    backend: str = "process",
+    sandbox: bool = False,
+    steps: int = 20,
+    timeout: float = 60.0,
+) -> CheckResult:
+    """Check env `rid` of a library as `spec` makes it (its wrappers, kwargs and venv), whether
+    or not the spec is in the catalog yet: `ldm envs check` and the check `ldm envs discover`
+    records are this one. Never raises for a failing env, reports it in the result.
 
     `timeout`: seconds the worker may take per call, its library's first import included.
     """
     from gymnasium.utils.env_checker import check_env
 
-    from ldm.envs import make
+    from ldm.envs.proxy import ProxyEnv
 
+    env_id = f"{spec.name}/{rid}"
     result = CheckResult(env_id, ok=True)
     try:
-        env = make(env_id, backend=backend, sandbox=sandbox, timeout=timeout)
+        env = ProxyEnv(spec, rid, backend=backend, sandbox=sandbox, timeout=timeout)
     except LDMError as e:
         return CheckResult(env_id, False, [f"make failed: {e}"])
+    # check_env remakes the env from `env.spec` (its close check): from this spec, not from
+    # the catalog's entry of the same name (absent, or older, while discovery checks)
+    env.spec = _remake_spec(env.spec, spec, rid, backend, sandbox, timeout)
     try:
         obs_spec, act_spec = from_gym_space(env.observation_space), from_gym_space(env.action_space)
         result.observation, result.action = obs_spec.describe(), act_spec.describe()
@@ -120,3 +149,15 @@ def check(
         env.close()
     result.ok = not result.problems
     return result
+
+
+def _remake_spec(registered, spec: LibrarySpec, rid: str, backend: str, sandbox: bool, timeout):
+    """The env's Gymnasium EnvSpec with an entry point that makes it from `spec` itself."""
+    if registered is None:
+        return None
+    from functools import partial
+
+    from ldm.envs.proxy import ProxyEnv
+
+    make = partial(ProxyEnv, spec, rid, backend=backend, sandbox=sandbox, timeout=timeout)
+    return replace(registered, entry_point=make, kwargs={})

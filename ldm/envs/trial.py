@@ -1,17 +1,17 @@
-"""One env tried by `ldm envs discover`: make, spaces within the paper's limits, reset, steps,
-and the env's own checks (observations inside the declared space, finite, the same seed
-reproducing the same episode).
+"""One env tried by `ldm envs discover`: make, spaces within the paper's limits, reset, steps.
 
-An env that makes, resets and steps within the limits is *listed*; the checks' outcome is
-recorded beside it (`EnvTrial.problems`, written to the `<name>.spaces.json` sidecar) so
-`ldm envs list` can flag an env that fails its own checks. Imports gymnasium (client side) and
+An env that makes, resets and steps within the limits is *listed*. Its checks are not the
+trial's: discovery then runs `ldm envs check`'s own (ldm/envs/check.py) on the spec it writes
+and records that outcome beside it (`EnvTrial.problems`, written to the `<name>.spaces.json`
+sidecar), so `ldm envs list` can flag an env that fails its checks. Also owns `outside` (why an
+observation is not in its space), which the check uses. Imports gymnasium (client side) and
 ldm's spaces; no environment library.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import singledispatch
 from typing import Any
 
@@ -28,37 +28,44 @@ from ldm.spaces import SpaceSpec, check_limits, from_gym_space
 
 @dataclass(frozen=True)
 class EnvTrial:
-    """What trying one env found: its SpaceSpecs (as dicts) and the problems of its checks."""
+    """What trying one env found: its SpaceSpecs (as dicts) and the problems of its checks
+    (`ldm envs check`'s, once discovery ran them; None before)."""
 
     env_id: str
     observation: dict[str, Any]
     action: dict[str, Any]
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] | None = None
     family: str = ""
     """The env's class (`module:Qualname` of its entry point; "" when not known)."""
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """Checked, and its checks passed."""
+        return self.problems == []
 
     def to_sidecar(self) -> dict[str, Any]:
-        """The sidecar entry: spaces, the check result and (when known) the env's family."""
+        """The sidecar entry: spaces, the check result (once checked) and (when known) the
+        env's family."""
         return {
             "observation": self.observation,
             "action": self.action,
-            "check": {"ok": self.ok, "problems": self.problems},
+            **(
+                {}
+                if self.problems is None
+                else {"check": {"ok": self.ok, "problems": self.problems}}
+            ),
             **({"family": self.family} if self.family else {}),
         }
 
     @classmethod
     def from_sidecar(cls, env_id: str, entry: dict[str, Any]) -> EnvTrial:
         """A sidecar entry read back (what an earlier discovery recorded)."""
-        check = entry.get("check") or {}
+        check = entry.get("check")
         return cls(
             env_id,
             entry.get("observation", {}),
             entry.get("action", {}),
-            list(check.get("problems", [])),
+            None if check is None else list(check.get("problems", [])),
             entry.get("family", ""),
         )
 
@@ -115,14 +122,14 @@ class Budget:
         """Raise the budget's error once it is spent (a call it cut short fails this way)."""
         if time.monotonic() >= self.deadline:
             raise EnvError(
-                f"over its time budget of {self.seconds:g} s (make, two seeded rollouts); "
+                f"over its time budget of {self.seconds:g} s (make, a seeded rollout); "
                 "a slower env may pass with `ldm envs discover --timeout`"
             )
 
 
 def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps: int) -> EnvTrial:
-    """Make, limit-check, reset and step one env twice under one seed, all within `timeout`
-    seconds; raises on failure."""
+    """Make, limit-check, reset and step one env, all within `timeout` seconds; raises on
+    failure (its checks are `ldm envs check`'s, run afterwards)."""
     budget = Budget(timeout)
     try:
         made = conn.call(messages.make(rid, spec.kwargs_for(rid), 1), budget())
@@ -138,19 +145,17 @@ def try_env(conn: Connection, spec: LibrarySpec, rid: str, timeout: float, steps
         if isinstance(e, LDMError):
             budget.check()
         raise
-    why = _close(conn, handle, timeout)
-    return (
-        trial if why is None else EnvTrial(**{**trial.__dict__, "problems": [*trial.problems, why]})
-    )
+    _close(conn, handle, timeout)
+    return trial
 
 
-def _close(conn: Connection, handle: list[int], timeout: float) -> str | None:
-    """Close the env; a library whose close() raises is a finding, not a failed env."""
+def _close(conn: Connection, handle: list[int], timeout: float) -> None:
+    """Close the env; a library whose close() raises still lists it (the check's close check
+    reports it)."""
     try:
         conn.call(messages.close(handle), timeout)
-    except EnvError as e:
-        return f"close() raised: {str(e).splitlines()[0][:200]}"
-    return None
+    except EnvError:
+        pass
 
 
 def _trial(
@@ -163,18 +168,8 @@ def _trial(
     check_limits(obs_spec, "observation", f"{spec.name}/{rid}")
     check_limits(act_spec, "action", f"{spec.name}/{rid}")
     act_space.seed(0)
-    actions = [np.asarray(act_space.sample()) for _ in range(steps)]
-    first = _rollout(conn, handle, actions, budget)
-    second = _rollout(conn, handle, actions, budget)
-    problems = []
-    for t, obs in enumerate(first):
-        why = outside(obs_space, obs)
-        if why:
-            problems.append(f"observation {t} of a seeded episode: {why}")
-            break
-    if not all(_same(a, b) for a, b in zip(first, second)):
-        problems.append("reset(seed=0) twice with the same actions gave different observations")
-    return EnvTrial(rid, obs_spec.to_dict(), act_spec.to_dict(), problems)
+    _rollout(conn, handle, [np.asarray(act_space.sample()) for _ in range(steps)], budget)
+    return EnvTrial(rid, obs_spec.to_dict(), act_spec.to_dict())
 
 
 def _spec(space: gym.Space, role: str) -> SpaceSpec:
@@ -191,12 +186,3 @@ def _rollout(conn: Connection, handle: list[int], actions: list, budget: Budget)
         reply = conn.call(messages.step(handle, [a], autoreset=True), budget())
         out.append(reply["obs"][0])
     return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    a, b = np.asarray(a), np.asarray(b)
-    return np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc")

@@ -12,15 +12,18 @@ hub can do the work:
    register, e.g. `register_envs()`) and which API (gym or gymnasium) they register with,
    and the env ids they add to the registry;
 3. try each id in parallel workers (`trials.py`, over `ldm/envs/trial.py`: make, limits,
-   reset, steps, the env's own checks, all within a time budget per env), writing the spec
-   as it goes (`partial.py`: a stopped discovery keeps what it found), fixing what the hub
-   can (missing optional dependencies, declared wrappers: a team of agents behind one view,
-   decided from the spaces; constructor arguments the library's examples give,
-   `arguments.py`, which names the envs that still need a user's) and naming smaller
-   variants of envs over the paper's limits (`hints.py`);
-4. write the spec's `envs` / `failed` / `env_kwargs`, its `discovery` record and the
-   `<name>.spaces.json` sidecar (with each env's family: its class) that `ldm envs list`
-   reads (`command.py`, `record.py`).
+   reset, steps, all within a time budget per env), writing the spec as it goes
+   (`partial.py`: a stopped discovery keeps what it found), fixing what the hub can (missing
+   optional dependencies, declared wrappers: a team of agents behind one view, decided from
+   the spaces; constructor arguments the library's examples give, `arguments.py`, which
+   names the envs that still need a user's) and naming smaller variants of envs over the
+   paper's limits (`hints.py`);
+4. check every env it lists with `ldm envs check`'s own check on the spec it will write
+   (`checks.py`; `seed_global_rngs` added where it makes a seed check pass), so the recorded
+   check is the one `ldm envs check` repeats;
+5. write the spec's `envs` / `failed` / `env_kwargs`, its `discovery` record and the
+   `<name>.spaces.json` sidecar (with each env's family: its class, and its check) that
+   `ldm envs list` reads (`command.py`, `record.py`).
 
 Imports ldm's hub modules; never an environment library (those live in the library's venv).
 """

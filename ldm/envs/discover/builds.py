@@ -23,7 +23,6 @@ from ldm.envs.discover.requirements import (
 from ldm.envs.discover.trials import (
     OnResult,
     retry_with_dependencies,
-    retry_with_seeding,
     retry_with_wrappers,
     try_all,
 )
@@ -115,13 +114,12 @@ SAMPLE = 8
 
 #: The fixes tried, in order, after a variant's first trials: optional dependencies a
 #: failure names, declared wrappers, constructor arguments the library's examples give (the
-#: envs still wanting arguments are named so; a wrapper retry after it would rename them),
-#: then seeding the global generators for envs that do not reproduce a seed.
+#: envs still wanting arguments are named so; a wrapper retry after it would rename them).
+#: Seeding the global generators is decided on the envs' checks (`checks.py`), not here.
 FIXES = (
     retry_with_dependencies,
     retry_with_wrappers,
     retry_with_documented_kwargs,
-    retry_with_seeding,
 )
 
 

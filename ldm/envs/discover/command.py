@@ -15,6 +15,7 @@ from pathlib import Path
 from ldm.envs.catalog import LibrarySpec, catalog_write_dir, load_catalog, load_spec
 from ldm.envs.discover.arguments import needs_arguments
 from ldm.envs.discover.builds import BUILD_VARIANTS, build_and_try
+from ldm.envs.discover.checks import checked
 from ldm.envs.discover.hints import limit_hints
 from ldm.envs.discover.modules import env_families
 from ldm.envs.discover.partial import PartialSpec
@@ -37,8 +38,8 @@ class DiscoverReport:
 
     @property
     def flagged(self) -> list[str]:
-        """Listed envs that fail their own checks."""
-        return sorted(rid for rid, t in self.passed.items() if not t.ok)
+        """Listed envs that fail their checks (`ldm envs check`'s)."""
+        return sorted(rid for rid, t in self.passed.items() if t.problems)
 
     @property
     def families(self) -> int:
@@ -126,6 +127,9 @@ def discover_library(
         if spec.source == pypi_page(spec.name):  # its repository, where its metadata names one
             found = project_source(ensure_venv(spec), spec.requirements[0])
             spec = replace(spec, source=found or spec.source)
+    # the recorded checks are `ldm envs check`'s, on the spec as it is written
+    spec, passed = checked(spec, passed, timeout, workers, partial)
+    report.passed = passed
     report.seconds = time.perf_counter() - t0
     discovery = {
         "seconds": round(report.seconds, 1),

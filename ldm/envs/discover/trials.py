@@ -171,29 +171,3 @@ def retry_with_wrappers(
         again, failed = try_all(spec, sorted(failed), timeout, workers, steps, progress=False)
         passed = {**passed, **again}
     return spec, passed, failed
-
-
-#: The check problem of an env that does not reproduce a seed (ldm/envs/trial.py).
-NOT_REPRODUCED = "reset(seed=0) twice with the same actions gave different observations"
-
-
-def retry_with_seeding(
-    spec: LibrarySpec,
-    passed: dict[str, EnvTrial],
-    failed: dict[str, str],
-    timeout: float,
-    workers: int,
-    steps: int,
-) -> Outcome:
-    """Envs that do not reproduce a seed (a library drawing from the global `random` /
-    `np.random`): try them with the declared `seed_global_rngs` wrapper, kept when it makes
-    one of them reproduce (it changes nothing for an env that does not draw from those)."""
-    flaky = sorted(rid for rid, t in passed.items() if NOT_REPRODUCED in t.problems)
-    if not flaky or "seed_global_rngs" in spec.wrappers:
-        return spec, passed, failed
-    seeded = replace(spec, wrappers=[*spec.wrappers, "seed_global_rngs"])
-    again, _ = try_all(seeded, flaky, timeout, workers, steps, progress=False)
-    fixed = {rid: t for rid, t in again.items() if NOT_REPRODUCED not in t.problems}
-    if not fixed:
-        return spec, passed, failed
-    return seeded, {**passed, **fixed}, failed
