@@ -48,6 +48,7 @@ WRAPPERS = (
     "fire_on_life_loss",
     "derive_reset_seeds",
     "team_actions",
+    "reseed_by_reconstruction",
 )
 
 

@@ -29,6 +29,9 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)
     observation: str = ""
     action: str = ""
+    spaces: dict[str, dict] = field(default_factory=dict)
+    """The SpaceSpecs as the catalog records them (`observation`, `action`: `to_dict()`), as
+    the env made with its declared wrappers has them; empty when the env did not make."""
 
 
 def _flat(obs) -> np.ndarray:
@@ -108,6 +111,7 @@ def check(
     try:
         obs_spec, act_spec = from_gym_space(env.observation_space), from_gym_space(env.action_space)
         result.observation, result.action = obs_spec.describe(), act_spec.describe()
+        result.spaces = {"observation": obs_spec.to_dict(), "action": act_spec.to_dict()}
         check_limits(obs_spec, "observation", env_id)
         check_limits(act_spec, "action", env_id)
         with warnings.catch_warnings():

@@ -165,8 +165,8 @@ def check(
         backend: inprocess, process, ray or docker.
         sandbox: Run the workers under the bubblewrap sandbox.
         record: Write each outcome into its library's `<name>.spaces.json` (the `check` column
-            of `ldm envs list`), e.g. after a wrapper was added to the library's spec; the spec
-            file and the recorded spaces are left as they are.
+            of `ldm envs list`) and the spaces the env has with the spec's declared wrappers,
+            e.g. after a wrapper was added to the library's spec; the spec file stays as it is.
     """
     from ldm.envs.catalog import get_library
     from ldm.envs.check import check as check_one
@@ -174,7 +174,7 @@ def check(
     ids = tuple(
         env for i in ids for env in ([i] if "/" in i else [f"{i}/{e}" for e in get_library(i).envs])
     )
-    failed, outcomes = 0, {}
+    failed, outcomes, spaces = 0, {}, {}
     for env_id in ids:
         r = check_one(env_id, backend=backend, sandbox=sandbox)
         mark = "PASS" if r.ok else "FAIL"
@@ -183,11 +183,13 @@ def check(
             print(f"     - {p}")
         failed += not r.ok
         outcomes[env_id] = r.problems
+        if r.spaces:
+            spaces[env_id] = r.spaces
     print(f"{len(ids) - failed} passed, {failed} failed")
     if record:
         from ldm.envs.discover.record import record_checks
 
-        missing = record_checks(outcomes)
+        missing = record_checks(outcomes, spaces=spaces)
         print(f"recorded {len(outcomes) - len(missing)} checks in the catalog's spaces files")
         if missing:
             print(f"not recorded (never discovered; run `ldm envs discover`): {', '.join(missing)}")

@@ -45,6 +45,7 @@ PROBLEM_REASONS: tuple[tuple[str, Reason], ...] = (
     ("of a seeded episode", "check: observation outside its space"),
     ("gave different obs", "check: seeds do not reproduce"),
     ("Deterministic", "check: seeds do not reproduce"),
+    ("did not reproduce", "check: seeds do not reproduce"),
 )
 
 

@@ -6,7 +6,7 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, wrappers.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
+siblings protocol.py, wrappers.py, reseed.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
 installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
 rules out; tests/envs/test_worker_compat.py checks it).
 """
@@ -24,22 +24,20 @@ import numpy as np
 try:  # run as a script: siblings are on sys.path[0]
     import legacy
     import protocol
+    import reseed
     import shm_worker
     import wrappers
 except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
-    from ldm.envs.worker import legacy, protocol, shm_worker, wrappers
+    from ldm.envs.worker import legacy, protocol, reseed, shm_worker, wrappers
 
 
 class Instance:
     """One env with its space descriptions (after the declared wrappers)."""
 
-    def __init__(self, env, api, wrapper_names):
-        if api == "gym":
-            env_api = legacy.LegacyGymEnv(env)
-        else:
-            env_api = env
-        env_api.observation_desc = wrappers.describe_space(env.observation_space)
-        env_api.action_desc = wrappers.describe_space(env.action_space)
+    def __init__(self, env, api, wrapper_names, remake=None, seed_kwarg=None):
+        env_api = _adapt(env, api)
+        if remake is not None:  # for reseed_by_reconstruction (reseed.py)
+            env_api.ldm_remake = self._remaker(remake, api, seed_kwarg)
         self.raw = env
         self.env = wrappers.apply(env_api, wrapper_names)
         # the action as the outermost wrapper takes it (a team's joined action is not the one
@@ -48,6 +46,16 @@ class Instance:
         self.action_space = None if joined else env.action_space
         self.discrete = self.env.action_desc["type"] == "Discrete"
         self.legacy_render_mode = None  # set when the library takes the mode at render()
+
+    def _remaker(self, remake, api, seed_kwarg):
+        """`remake(seed)` -> a new env adapted like the first; later frames render it."""
+
+        def again(seed):
+            self.raw = remake(seed)
+            return _adapt(self.raw, api)
+
+        again.seed_kwarg = seed_kwarg
+        return again
 
     def frame(self, max_side=0):
         """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
@@ -81,6 +89,14 @@ class Instance:
 
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}
+
+
+def _adapt(env, api):
+    """The env under the Gymnasium API, with its space descriptions (what wrappers take)."""
+    env_api = legacy.LegacyGymEnv(env) if api == "gym" else env
+    env_api.observation_desc = wrappers.describe_space(env.observation_space)
+    env_api.action_desc = wrappers.describe_space(env.action_space)
+    return env_api
 
 
 def _render_with_mode(env, mode):
@@ -158,6 +174,18 @@ def register_class(cls):
     registry = getattr(registration.registry, "env_specs", registration.registry)
     if env_id not in registry:
         registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
+
+
+def _remake_fn(server, env_id, kwargs, seed_kwarg):
+    """make(env_id, **kwargs) again, with the seed in the constructor keyword if one is named."""
+
+    def remake(seed):
+        seeded = dict(kwargs)
+        if seed_kwarg:
+            seeded[seed_kwarg] = seed
+        return server._make_renderable(env_id, seeded)[0]
+
+    return remake
 
 
 class FramedSink:
@@ -238,6 +266,12 @@ class EnvServer:
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
+        seed_kwarg = kwargs.pop(reseed.SEED_KWARG, None)
+        if seed_kwarg and "reseed_by_reconstruction" not in self.wrappers:
+            raise ValueError(
+                "make kwarg %s=%r needs the reseed_by_reconstruction wrapper in the spec's "
+                "`wrappers`" % (reseed.SEED_KWARG, seed_kwarg)
+            )
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
         if _accepts_kwarg(self.gym.make, "disable_env_checker"):
@@ -245,7 +279,8 @@ class EnvServer:
         handles, spaces = [], None
         for _ in range(int(count)):
             env, legacy_mode = self._make_renderable(env_id, kwargs)
-            inst = Instance(env, self.api, self.wrappers)
+            remake = _remake_fn(self, env_id, kwargs, seed_kwarg)
+            inst = Instance(env, self.api, self.wrappers, remake, seed_kwarg)
             inst.legacy_render_mode = legacy_mode
             if limit:
                 inst.env = wrappers.StepLimit(inst.env, limit)

@@ -8,10 +8,15 @@ generators and for unseeded resets, FIRE pressed after a lost life. Spaces are h
 plain *descriptions* (dicts, see `describe_space`) so the same code serves gymnasium and
 legacy gym.
 
-Imports: standard library and numpy only (runs in each library's own venv).
+Imports: standard library, numpy and its sibling reseed.py (runs in each library's own venv).
 """
 
 import numpy as np
+
+try:  # run as a script: siblings are on sys.path[0]
+    import reseed
+except ImportError:  # imported as ldm.envs.worker.wrappers
+    from ldm.envs.worker import reseed
 
 IMAGE_HW = (64, 64)
 
@@ -532,6 +537,7 @@ WRAPPERS = {
     "team_actions": (team_actions, lambda d: True),  # decides on the agent count and actions
     "fire_on_life_loss": (fire_on_life_loss, lambda d: True),  # decides on the action meanings
     "derive_reset_seeds": (DeriveResetSeeds, lambda d: True),
+    "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
 }
 
 

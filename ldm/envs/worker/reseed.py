@@ -1,0 +1,64 @@
+"""Re-seeding by reconstruction: the declared wrapper `reseed_by_reconstruction`.
+
+Some envs cannot be re-seeded in place, so `reset(seed=s)` twice does not give the same
+episode:
+- envs that take their seed only at construction (procgen under gym 0.26: `rand_seed`; its
+  `reset` takes no seed at all);
+- envs whose `reset` reads state an earlier episode left behind (lbforaging 2.0 spawns its
+  players on cells it tests against the *previous* episode's player positions).
+
+For both, a seeded reset closes the env and makes it again (the same id and make kwargs), then
+resets the new one: with the seed in the constructor keyword the spec names (make kwarg
+`ldm_seed_kwarg`, e.g. `rand_seed` for procgen), else with `reset(seed=s)`. An unseeded reset
+(a rollout's later episodes) continues the same instance, so those episodes follow from the
+seed too. The worker's `Instance` hands the env a `ldm_remake(seed)` callable that builds the
+new env already adapted to the Gymnasium API, with its space descriptions.
+
+Imports: standard library only (runs in each library's own venv; the worker imports it as a
+sibling of wrappers.py). Must not import wrappers.py (which imports this file).
+"""
+
+#: make kwarg naming the env constructor's seed keyword (popped by the worker before make)
+SEED_KWARG = "ldm_seed_kwarg"
+
+#: a constructor's seed must fit a C int in the libraries that take one (procgen: int32)
+SEED_MODULUS = 2**31 - 1
+
+
+def find_remake(env):
+    """The `ldm_remake` callable the worker attached to the env under the declared wrappers
+    (the wrapper must come first: it replaces that env, and wrappers below it would be lost)."""
+    remake = getattr(env, "ldm_remake", None)
+    if not callable(remake):
+        raise ValueError(
+            "reseed_by_reconstruction must be the first of a spec's `wrappers` (it replaces "
+            "the env the worker made, which carries `ldm_remake`); it was given %s"
+            % type(env).__name__
+        )
+    return remake
+
+
+class ReseedByReconstruction(object):
+    """A seeded reset makes the env again and resets the new instance (see the module)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+        self.remake = find_remake(env)
+        self.seed_kwarg = getattr(self.remake, "seed_kwarg", None)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            fresh = self.remake(int(seed) % SEED_MODULUS if self.seed_kwarg else None)
+            self.env.close()
+            self.env = fresh
+            if self.seed_kwarg:  # seeded at construction: its reset takes no seed
+                seed = None
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
