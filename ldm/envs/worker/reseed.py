@@ -38,7 +38,7 @@ def find_remake(env):
     return remake
 
 
-class ReseedByReconstruction(object):
+class ReseedByReconstruction:
     """A seeded reset makes the env again and resets the new instance (see the module)."""
 
     def __init__(self, env):
