@@ -49,6 +49,7 @@ WRAPPERS = (
     "derive_reset_seeds",
     "team_actions",
     "reseed_by_reconstruction",
+    "seed_method_on_reset",
 )
 
 

@@ -1,7 +1,13 @@
-"""Re-seeding by reconstruction: the declared wrapper `reseed_by_reconstruction`.
+"""Re-seeding what `reset(seed=s)` does not reach: the declared wrappers
+`reseed_by_reconstruction` and `seed_method_on_reset`.
 
-Some envs cannot be re-seeded in place, so `reset(seed=s)` twice does not give the same
-episode:
+`seed_method_on_reset`: envs ported to Gymnasium whose generators are still seeded only by
+their own old `seed(s)` method (neurogym's `self.rng`, `seed()` also seeding its timing
+distributions): `reset(seed=s)` seeds Gymnasium's `np_random`, which they never draw from. The
+wrapper calls the env's `seed(s)` before each seeded reset.
+
+`reseed_by_reconstruction`: some envs cannot be re-seeded in place, so `reset(seed=s)` twice
+does not give the same episode:
 - envs that take their seed only at construction (procgen under gym 0.26: `rand_seed`; its
   `reset` takes no seed at all);
 - envs whose `reset` reads state an earlier episode left behind (lbforaging 2.0 spawns its
@@ -55,6 +61,44 @@ class ReseedByReconstruction:
             self.env = fresh
             if self.seed_kwarg:  # seeded at construction: its reset takes no seed
                 seed = None
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
+
+
+def _base_env(env):
+    """The library's env under ldm's wrappers (its `unwrapped`, through any gym wrappers)."""
+    seen = 0
+    while env is not None and seen < 32:
+        if hasattr(env, "unwrapped"):
+            return env.unwrapped
+        env = getattr(env, "env", None)
+        seen += 1
+    return None
+
+
+class SeedMethodOnReset:
+    """A seeded reset first calls the env's own `seed(s)` (see the module)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+        base = _base_env(env)
+        self.seed_fn = getattr(base, "seed", None)
+        if not callable(self.seed_fn):
+            raise ValueError(
+                "seed_method_on_reset: %s has no seed() method; leave the wrapper out of its "
+                "spec" % type(base).__name__
+            )
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.seed_fn(int(seed) % 2**32)
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action):

@@ -538,6 +538,7 @@ WRAPPERS = {
     "fire_on_life_loss": (fire_on_life_loss, lambda d: True),  # decides on the action meanings
     "derive_reset_seeds": (DeriveResetSeeds, lambda d: True),
     "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
+    "seed_method_on_reset": (reseed.SeedMethodOnReset, lambda d: True),
 }
 
 
