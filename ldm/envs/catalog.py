@@ -50,6 +50,7 @@ WRAPPERS = (
     "team_actions",
     "reseed_by_reconstruction",
     "seed_method_on_reset",
+    "settle_first_reset",
 )
 
 

@@ -114,10 +114,12 @@ def check(
         result.spaces = {"observation": obs_spec.to_dict(), "action": act_spec.to_dict()}
         check_limits(obs_spec, "observation", env_id)
         check_limits(act_spec, "action", env_id)
+        # the seeded rollouts first: the first reset of a fresh instance must reproduce too
+        # (an env whose construction leaves state only its later resets overwrite fails here)
+        result.problems += rollout_problems(env, steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check_env(env, skip_render_check=True)
-        result.problems += rollout_problems(env, steps)
     except Exception as e:  # any failure of the env is a finding, not a crash of the checker
         result.problems.append(f"{type(e).__name__}: {e}")
     finally:

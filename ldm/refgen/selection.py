@@ -46,6 +46,7 @@ PROBLEM_REASONS: tuple[tuple[str, Reason], ...] = (
     ("gave different obs", "check: seeds do not reproduce"),
     ("Deterministic", "check: seeds do not reproduce"),
     ("did not reproduce", "check: seeds do not reproduce"),
+    ("non-deterministic", "check: seeds do not reproduce"),
 )
 
 

@@ -539,6 +539,7 @@ WRAPPERS = {
     "derive_reset_seeds": (DeriveResetSeeds, lambda d: True),
     "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
     "seed_method_on_reset": (reseed.SeedMethodOnReset, lambda d: True),
+    "settle_first_reset": (reseed.SettleFirstReset, lambda d: True),
 }
 
 
