@@ -51,6 +51,7 @@ WRAPPERS = (
     "reseed_by_reconstruction",
     "seed_method_on_reset",
     "settle_first_reset",
+    "clip_obs",
 )
 
 

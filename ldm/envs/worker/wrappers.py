@@ -8,15 +8,17 @@ generators and for unseeded resets, FIRE pressed after a lost life. Spaces are h
 plain *descriptions* (dicts, see `describe_space`) so the same code serves gymnasium and
 legacy gym.
 
-Imports: standard library, numpy and its sibling reseed.py (runs in each library's own venv).
+Imports: standard library, numpy and its siblings reseed.py and bounds.py (runs in each
+library's own venv).
 """
 
 import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
+    import bounds
     import reseed
 except ImportError:  # imported as ldm.envs.worker.wrappers
-    from ldm.envs.worker import reseed
+    from ldm.envs.worker import bounds, reseed
 
 IMAGE_HW = (64, 64)
 
@@ -540,6 +542,7 @@ WRAPPERS = {
     "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
     "seed_method_on_reset": (reseed.SeedMethodOnReset, lambda d: True),
     "settle_first_reset": (reseed.SettleFirstReset, lambda d: True),
+    "clip_obs": (bounds.ClipObs, bounds.fits),
 }
 
 
