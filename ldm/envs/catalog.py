@@ -52,6 +52,7 @@ WRAPPERS = (
     "seed_method_on_reset",
     "settle_first_reset",
     "clip_obs",
+    "seed_spaces",
 )
 
 

@@ -69,7 +69,17 @@ class FirstResetDiffers(Base):
     def draw(self):
         return self.np_random.uniform(-1, 1, 2)
 
-for cls in (Leftover, AtConstruction, OwnSeedMethod, FirstResetDiffers):
+class FromItsSpace(Base):
+    """Draws its next state from its observation space (cymnasium's HIDS)."""
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float64)
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2), {}
+    def draw(self):
+        return self.observation_space.sample()
+
+for cls in (Leftover, AtConstruction, OwnSeedMethod, FirstResetDiffers, FromItsSpace):
     gym.register(cls.__name__ + "-v0", entry_point=cls)
 '''
 
@@ -79,7 +89,13 @@ def reseed_lib(tmp_path, monkeypatch):
     """`write(wrappers, make_kwargs)`: the fake library's spec in a user catalog."""
     (tmp_path / "reseed_envs.py").write_text(textwrap.dedent(ENVS))
     monkeypatch.setenv(CATALOG_PATH_ENV, str(tmp_path))
-    names = ["Leftover-v0", "AtConstruction-v0", "OwnSeedMethod-v0", "FirstResetDiffers-v0"]
+    names = [
+        "Leftover-v0",
+        "AtConstruction-v0",
+        "OwnSeedMethod-v0",
+        "FirstResetDiffers-v0",
+        "FromItsSpace-v0",
+    ]
 
     def write(wrappers=(), make_kwargs=None):
         spec = {
@@ -118,6 +134,7 @@ def _seed_problem(problems):
         ),
         ("OwnSeedMethod-v0", ["seed_method_on_reset"], {}),
         ("FirstResetDiffers-v0", ["settle_first_reset"], {}),
+        ("FromItsSpace-v0", ["seed_spaces"], {}),
     ],
 )
 def test_the_check_fails_without_the_wrapper_and_passes_with_it(

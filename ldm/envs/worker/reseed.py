@@ -1,5 +1,6 @@
 """Re-seeding what `reset(seed=s)` does not reach: the declared wrappers
-`reseed_by_reconstruction` and `seed_method_on_reset`.
+`reseed_by_reconstruction`, `seed_method_on_reset`, `settle_first_reset` and `seed_spaces`
+(the last two: see their classes).
 
 `seed_method_on_reset`: envs ported to Gymnasium whose generators are still seeded only by
 their own old `seed(s)` method (neurogym's `self.rng`, `seed()` also seeding its timing
@@ -128,6 +129,34 @@ class SettleFirstReset:
         if not self.settled:
             self.settled = True
             self.env.reset(seed=seed, options=options)
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        return self.env.step(action)
+
+    def close(self):
+        self.env.close()
+
+
+class SeedSpaces:
+    """A seeded reset first seeds the env's own observation and action spaces with the seed.
+
+    For envs that draw their next state from their space's generator (cymnasium's HIDS:
+    `self.state = self.observation_space.sample()`), which `reset(seed=s)` never seeds.
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.observation_desc = env.observation_desc
+        self.action_desc = env.action_desc
+        self.base = _base_env(env)
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            for name in ("observation_space", "action_space"):
+                space = getattr(self.base, name, None)
+                if callable(getattr(space, "seed", None)):
+                    space.seed(int(seed) % 2**32)
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action):

@@ -542,6 +542,7 @@ WRAPPERS = {
     "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
     "seed_method_on_reset": (reseed.SeedMethodOnReset, lambda d: True),
     "settle_first_reset": (reseed.SettleFirstReset, lambda d: True),
+    "seed_spaces": (reseed.SeedSpaces, lambda d: True),
     "clip_obs": (bounds.ClipObs, bounds.fits),
 }
 
