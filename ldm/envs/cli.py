@@ -157,6 +157,7 @@ def check(
     backend: str = "process",
     sandbox: bool = False,
     record: bool = False,
+    timeout: float = 60.0,
 ) -> int:
     """Run Gymnasium's check_env and ldm's checks on envs through the proxy; exit 0 only if all pass.
 
@@ -167,6 +168,8 @@ def check(
         record: Write each outcome into its library's `<name>.spaces.json` (the `check` column
             of `ldm envs list`) and the spaces the env has with the spec's declared wrappers,
             e.g. after a wrapper was added to the library's spec; the spec file stays as it is.
+        timeout: Seconds the worker may take per call, its library's first import included
+            (raise it on a busy machine: a call cut short is recorded as a failed check).
     """
     from ldm.envs.catalog import get_library
     from ldm.envs.check import check as check_one
@@ -176,7 +179,7 @@ def check(
     )
     failed, outcomes, spaces = 0, {}, {}
     for env_id in ids:
-        r = check_one(env_id, backend=backend, sandbox=sandbox)
+        r = check_one(env_id, backend=backend, sandbox=sandbox, timeout=timeout)
         mark = "PASS" if r.ok else "FAIL"
         print(f"{mark} {env_id}  obs={r.observation} act={r.action}")
         for p in r.problems:
