@@ -37,21 +37,18 @@ PICK = {
     "safety-gymnasium": "SafetyPointGoal1Gymnasium-v0",
 }
 # libraries whose envs do not reproduce a seed exactly (known, reported by `ldm envs check`):
-# cymnasium draws from its observation space's unseeded generator; gym-inventory's reset keeps
-# the previous episode's stock; cardiosim's AntiarrhythmicDosing steps draw from a generator
-# its reset does not seed (antibiosim's unseeded resets are fixed by `derive_reset_seeds`)
-# (all flagged in the catalog). procgen (seeded only at construction), lbforaging (its reset
-# reads the last episode's player positions), mobile-env (its reset discards the seeds it
-# computes) and jsbgym (its simulator's state carries over a reset) are seed-exact with
-# `reseed_by_reconstruction` and checked as such
+# cardiosim's AntiarrhythmicDosing steps draw from a generator its reset does not seed
+# (antibiosim's unseeded resets are fixed by `derive_reset_seeds`) (flagged in the catalog).
+# Seed-exact with a declared wrapper and checked as such: procgen (seeded only at
+# construction), lbforaging (its reset reads the last episode's player positions), mobile-env
+# (its reset discards the seeds it computes), gym-inventory (its reset keeps the last
+# episode's stock), jsbgym and lintul3-gym (`reseed_by_reconstruction`); cymnasium (draws
+# from its observation space: `seed_spaces`)
 NOT_SEED_EXACT = {
     "cardiosim",
     "panda-gym",
-    "cymnasium",
-    "gym-inventory",
     # their step info differs between two runs from the same seed (flagged in the catalog)
     "gym-mtsim",
-    "lintul3-gym",
 }
 SEED_PROBLEMS = ("seed", "Deterministic")
 
