@@ -115,8 +115,8 @@ class Selection:
     """picked env -> its family."""
     excluded: tuple[Exclusion, ...] = field(default_factory=tuple)
     unpicked: dict[str, str] = field(default_factory=dict)
-    """library of the rule -> why none of its envs is picked (the procgen of the paper's list
-    among them, whose envs seed only at construction)."""
+    """library of the rule -> why none of its envs is picked (e.g. gym-mtsim, whose step infos
+    differ between two runs of one seed)."""
 
     @property
     def envs(self) -> list[str]:
