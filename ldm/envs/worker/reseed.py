@@ -32,6 +32,43 @@ SEED_KWARG = "ldm_seed_kwarg"
 SEED_MODULUS = 2**31 - 1
 
 
+def pop_seed_kwarg(kwargs, wrapper_names):
+    """The constructor's seed keyword a spec names (make kwarg SEED_KWARG), taken out of the
+    make kwargs; None when it names none. Naming one needs `reseed_by_reconstruction`."""
+    name = kwargs.pop(SEED_KWARG, None)
+    if name and "reseed_by_reconstruction" not in wrapper_names:
+        raise ValueError(
+            "make kwarg %s=%r needs the reseed_by_reconstruction wrapper in the spec's "
+            "`wrappers`" % (SEED_KWARG, name)
+        )
+    return name
+
+
+def remaker(make, env_id, kwargs, seed_kwarg):
+    """`remake(seed)` -> the library's env made again by `make(env_id, kwargs)` (the worker's
+    make, which returns (env, render mode)), with the seed in `seed_kwarg` if one is named."""
+
+    def remake(seed):
+        again = dict(kwargs)
+        if seed_kwarg:
+            again[seed_kwarg] = seed
+        return make(env_id, again)[0]
+
+    remake.seed_kwarg = seed_kwarg
+    return remake
+
+
+def adopting(remake, adopt):
+    """`ldm_remake(seed)`: `adopt(remake(seed))`, the new env as the wrappers take it (the
+    Gymnasium API, space descriptions), keeping `remake.seed_kwarg`."""
+
+    def again(seed):
+        return adopt(remake(seed))
+
+    again.seed_kwarg = remake.seed_kwarg
+    return again
+
+
 def find_remake(env):
     """The `ldm_remake` callable the worker attached to the env under the declared wrappers
     (the wrapper must come first: it replaces that env, and wrappers below it would be lost)."""

@@ -6,9 +6,9 @@ in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are c
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, wrappers.py, reseed.py, legacy.py and shm_worker.py. No torch, no ldm: ldm is not
-installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
-rules out; tests/envs/test_worker_compat.py checks it).
+siblings protocol.py, wrappers.py, reseed.py, legacy.py and shm_worker.py. No torch, no ldm:
+ldm is not installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for
+what that rules out; tests/envs/test_worker_compat.py checks it).
 """
 
 import ast
@@ -34,10 +34,10 @@ except ImportError:  # imported as ldm.envs.worker.server by the in-process back
 class Instance:
     """One env with its space descriptions (after the declared wrappers)."""
 
-    def __init__(self, env, api, wrapper_names, remake=None, seed_kwarg=None):
+    def __init__(self, env, api, wrapper_names, remake=None):
         env_api = _adapt(env, api)
-        if remake is not None:  # for reseed_by_reconstruction (reseed.py)
-            env_api.ldm_remake = self._remaker(remake, api, seed_kwarg)
+        if remake is not None:  # for reseed_by_reconstruction: later frames render the new env
+            env_api.ldm_remake = reseed.adopting(remake, lambda raw: _adapt(self._raw(raw), api))
         self.raw = env
         self.env = wrappers.apply(env_api, wrapper_names)
         # the action as the outermost wrapper takes it (a team's joined action is not the one
@@ -47,15 +47,9 @@ class Instance:
         self.discrete = self.env.action_desc["type"] == "Discrete"
         self.legacy_render_mode = None  # set when the library takes the mode at render()
 
-    def _remaker(self, remake, api, seed_kwarg):
-        """`remake(seed)` -> a new env adapted like the first; later frames render it."""
-
-        def again(seed):
-            self.raw = remake(seed)
-            return _adapt(self.raw, api)
-
-        again.seed_kwarg = seed_kwarg
-        return again
+    def _raw(self, env):
+        self.raw = env
+        return env
 
     def frame(self, max_side=0):
         """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
@@ -176,18 +170,6 @@ def register_class(cls):
         registration.register(id=env_id, entry_point="%s:%s" % (cls.__module__, cls.__name__))
 
 
-def _remake_fn(server, env_id, kwargs, seed_kwarg):
-    """make(env_id, **kwargs) again, with the seed in the constructor keyword if one is named."""
-
-    def remake(seed):
-        seeded = dict(kwargs)
-        if seed_kwarg:
-            seeded[seed_kwarg] = seed
-        return server._make_renderable(env_id, seeded)[0]
-
-    return remake
-
-
 class FramedSink:
     """A step's results gathered for a framed reply (arrays, infos and finals in the frame)."""
 
@@ -266,12 +248,7 @@ class EnvServer:
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(wrappers.STEP_LIMIT_KWARG, None)
-        seed_kwarg = kwargs.pop(reseed.SEED_KWARG, None)
-        if seed_kwarg and "reseed_by_reconstruction" not in self.wrappers:
-            raise ValueError(
-                "make kwarg %s=%r needs the reseed_by_reconstruction wrapper in the spec's "
-                "`wrappers`" % (reseed.SEED_KWARG, seed_kwarg)
-            )
+        seed_kwarg = reseed.pop_seed_kwarg(kwargs, self.wrappers)
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
         if _accepts_kwarg(self.gym.make, "disable_env_checker"):
@@ -279,8 +256,8 @@ class EnvServer:
         handles, spaces = [], None
         for _ in range(int(count)):
             env, legacy_mode = self._make_renderable(env_id, kwargs)
-            remake = _remake_fn(self, env_id, kwargs, seed_kwarg)
-            inst = Instance(env, self.api, self.wrappers, remake, seed_kwarg)
+            remake = reseed.remaker(self._make_renderable, env_id, kwargs, seed_kwarg)
+            inst = Instance(env, self.api, self.wrappers, remake)
             inst.legacy_render_mode = legacy_mode
             if limit:
                 inst.env = wrappers.StepLimit(inst.env, limit)
