@@ -48,6 +48,11 @@ WRAPPERS = (
     "fire_on_life_loss",
     "derive_reset_seeds",
     "team_actions",
+    "reseed_by_reconstruction",
+    "seed_method_on_reset",
+    "settle_first_reset",
+    "clip_obs",
+    "seed_spaces",
 )
 
 

@@ -33,6 +33,9 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)
     observation: str = ""
     action: str = ""
+    spaces: dict[str, dict] = field(default_factory=dict)
+    """The SpaceSpecs as the catalog records them (`observation`, `action`: `to_dict()`), as
+    the env made with its declared wrappers has them; empty when the env did not make."""
 
 
 def _flat(obs) -> np.ndarray:
@@ -137,12 +140,15 @@ def check_spec(
     try:
         obs_spec, act_spec = from_gym_space(env.observation_space), from_gym_space(env.action_space)
         result.observation, result.action = obs_spec.describe(), act_spec.describe()
+        result.spaces = {"observation": obs_spec.to_dict(), "action": act_spec.to_dict()}
         check_limits(obs_spec, "observation", env_id)
         check_limits(act_spec, "action", env_id)
+        # the seeded rollouts first: the first reset of a fresh instance must reproduce too
+        # (an env whose construction leaves state only its later resets overwrite fails here)
+        result.problems += rollout_problems(env, steps)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check_env(env, skip_render_check=True)
-        result.problems += rollout_problems(env, steps)
     except Exception as e:  # any failure of the env is a finding, not a crash of the checker
         result.problems.append(f"{type(e).__name__}: {e}")
     finally:

@@ -157,6 +157,7 @@ def check(
     backend: str = "process",
     sandbox: bool = False,
     record: bool = False,
+    timeout: float = 60.0,
 ) -> int:
     """Run Gymnasium's check_env and ldm's checks on envs through the proxy; exit 0 only if all pass.
 
@@ -165,8 +166,10 @@ def check(
         backend: inprocess, process, ray or docker.
         sandbox: Run the workers under the bubblewrap sandbox.
         record: Write each outcome into its library's `<name>.spaces.json` (the `check` column
-            of `ldm envs list`), e.g. after a wrapper was added to the library's spec; the spec
-            file and the recorded spaces are left as they are.
+            of `ldm envs list`) and the spaces the env has with the spec's declared wrappers,
+            e.g. after a wrapper was added to the library's spec; the spec file stays as it is.
+        timeout: Seconds the worker may take per call, its library's first import included
+            (raise it on a busy machine: a call cut short is recorded as a failed check).
     """
     from ldm.envs.catalog import get_library
     from ldm.envs.check import check as check_one
@@ -174,20 +177,22 @@ def check(
     ids = tuple(
         env for i in ids for env in ([i] if "/" in i else [f"{i}/{e}" for e in get_library(i).envs])
     )
-    failed, outcomes = 0, {}
+    failed, outcomes, spaces = 0, {}, {}
     for env_id in ids:
-        r = check_one(env_id, backend=backend, sandbox=sandbox)
+        r = check_one(env_id, backend=backend, sandbox=sandbox, timeout=timeout)
         mark = "PASS" if r.ok else "FAIL"
         print(f"{mark} {env_id}  obs={r.observation} act={r.action}")
         for p in r.problems:
             print(f"     - {p}")
         failed += not r.ok
         outcomes[env_id] = r.problems
+        if r.spaces:
+            spaces[env_id] = r.spaces
     print(f"{len(ids) - failed} passed, {failed} failed")
     if record:
         from ldm.envs.discover.record import record_checks
 
-        missing = record_checks(outcomes)
+        missing = record_checks(outcomes, spaces=spaces)
         print(f"recorded {len(outcomes) - len(missing)} checks in the catalog's spaces files")
         if missing:
             print(f"not recorded (never discovered; run `ldm envs discover`): {', '.join(missing)}")

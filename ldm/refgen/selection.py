@@ -45,6 +45,8 @@ PROBLEM_REASONS: tuple[tuple[str, Reason], ...] = (
     ("of a seeded episode", "check: observation outside its space"),
     ("gave different obs", "check: seeds do not reproduce"),
     ("Deterministic", "check: seeds do not reproduce"),
+    ("did not reproduce", "check: seeds do not reproduce"),
+    ("non-deterministic", "check: seeds do not reproduce"),
 )
 
 
@@ -113,8 +115,8 @@ class Selection:
     """picked env -> its family."""
     excluded: tuple[Exclusion, ...] = field(default_factory=tuple)
     unpicked: dict[str, str] = field(default_factory=dict)
-    """library of the rule -> why none of its envs is picked (the procgen of the paper's list
-    among them, whose envs seed only at construction)."""
+    """library of the rule -> why none of its envs is picked (e.g. gym-mtsim, whose step infos
+    differ between two runs of one seed)."""
 
     @property
     def envs(self) -> list[str]:

@@ -275,6 +275,29 @@ def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
     load_catalog.cache_clear()
 
 
+def test_recorded_checks_refresh_the_spaces_a_declared_wrapper_changed(tmp_path):
+    import json
+
+    from ldm.envs.discover.record import record_checks
+
+    (tmp_path / "lib.toml").write_text('name = "lib"\ndomain = "d"\nenvs = ["A-v0", "B-v0"]\n')
+    space = {"kind": "discrete", "shape": [], "dtype": "int64", "n": 2, "start": 0}
+    side = {rid: {"observation": space, "action": space} for rid in ("A-v0", "B-v0")}
+    (tmp_path / "lib.spaces.json").write_text(json.dumps(side))
+    load_catalog.cache_clear()
+    # A's wrapper one-hots its Discrete(2) observation; B was checked without new spaces
+    box = {"kind": "continuous", "shape": [2], "dtype": "float32", "low": [0.0, 0.0], "high": [1.0, 1.0]}  # fmt: skip
+    record_checks(
+        {"lib/A-v0": [], "lib/B-v0": []},
+        catalog_dir=str(tmp_path),
+        spaces={"lib/A-v0": {"observation": box, "action": space}},
+    )
+    written = json.loads((tmp_path / "lib.spaces.json").read_text())
+    assert written["A-v0"]["observation"] == box and written["A-v0"]["check"]["ok"]
+    assert written["B-v0"]["observation"] == space  # no spaces given: kept as recorded
+    load_catalog.cache_clear()
+
+
 # -- slow: whole discoveries -----------------------------------------------------------------
 @pytest.mark.slow
 def test_discover_finds_a_registering_submodule_and_records_checks(ldm_home):

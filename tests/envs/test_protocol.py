@@ -47,7 +47,9 @@ def test_non_json_values_survive_as_documented():
         }
     )
     assert math.isnan(out["nan"]) and out["inf"] == [math.inf, -math.inf]
-    assert out["obj"].startswith("<object object")
+    # a default repr arrives without its memory address: two runs of one seed send the same
+    assert out["obj"] == "<object object>"
+    assert roundtrip({"o": object()}) == roundtrip({"o": object()})
     assert out["keys"] == {"(1, 2)": "tuple key", "3": "int key"}
     assert out["objarr"] == [1, "a", None]
     assert out["cplx"].startswith("np.complex64") or "1+2j" in out["cplx"]

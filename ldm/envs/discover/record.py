@@ -32,10 +32,17 @@ def write_discovery(spec: LibrarySpec, passed: dict[str, EnvTrial], failed: dict
     _sidecar.cache_clear()
 
 
-def record_checks(results: dict[str, list[str]], catalog_dir: str | None = None) -> list[str]:
+def record_checks(
+    results: dict[str, list[str]],
+    catalog_dir: str | None = None,
+    spaces: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
     """Write check outcomes (env id -> its problems, [] = passed) into the `check` field of
-    their libraries' sidecars, leaving spec files and spaces alone; returns the ids that have
-    no sidecar entry to update (never discovered: run `ldm envs discover` for them)."""
+    their libraries' sidecars, and, for the ids in `spaces` (env id -> {"observation",
+    "action"} SpaceSpec dicts), the spaces the check found (a wrapper added to the spec may
+    change them); spec files stay as they are. Returns the ids that have no sidecar entry
+    to update (never discovered: run `ldm envs discover` for them)."""
+    spaces = spaces or {}
     by_library: dict[str, dict[str, list[str]]] = {}
     for env_id, problems in results.items():
         library, _, rid = env_id.partition("/")
@@ -48,6 +55,7 @@ def record_checks(results: dict[str, list[str]], catalog_dir: str | None = None)
             if rid not in side:
                 missing.append(f"{library}/{rid}")
                 continue
+            side[rid].update(spaces.get(f"{library}/{rid}", {}))
             side[rid]["check"] = {"ok": not problems, "problems": list(problems)}
         if any(rid in side for rid in checks):
             write_text_atomic(spaces_path(spec), json.dumps(side, indent=1))

@@ -2,8 +2,8 @@
 wrappers, with its space descriptions and frames) and how an action from the wire is cast
 for it (`action_for`).
 
-Imports: standard library, numpy and its siblings legacy.py, space_desc.py and wrappers.py
-(runs in each library's own venv, Python 3.6).
+Imports: standard library, numpy and its siblings legacy.py, reseed.py, space_desc.py and
+wrappers.py (runs in each library's own venv, Python 3.6).
 """
 
 import inspect
@@ -12,22 +12,20 @@ import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
     import legacy
+    import reseed
     import space_desc
     import wrappers
 except ImportError:  # imported as a package by the in-process backend
-    from ldm.envs.worker import legacy, space_desc, wrappers
+    from ldm.envs.worker import legacy, reseed, space_desc, wrappers
 
 
 class Instance:
     """One env with its space descriptions (after the declared wrappers)."""
 
-    def __init__(self, env, api, wrapper_names):
-        if api == "gym":
-            env_api = legacy.LegacyGymEnv(env)
-        else:
-            env_api = env
-        env_api.observation_desc = space_desc.describe_space(env.observation_space)
-        env_api.action_desc = space_desc.describe_space(env.action_space)
+    def __init__(self, env, api, wrapper_names, remake=None):
+        env_api = _adapt(env, api)
+        if remake is not None:  # for reseed_by_reconstruction: later frames render the new env
+            env_api.ldm_remake = reseed.adopting(remake, lambda raw: _adapt(self._raw(raw), api))
         self.raw = env
         self.env = wrappers.apply(env_api, wrapper_names)
         # the action as the outermost wrapper takes it (a team's joined action is not the one
@@ -36,6 +34,10 @@ class Instance:
         self.action_space = None if joined else env.action_space
         self.discrete = self.env.action_desc["type"] == "Discrete"
         self.legacy_render_mode = None  # set when the library takes the mode at render()
+
+    def _raw(self, env):
+        self.raw = env
+        return env
 
     def frame(self, max_side=0):
         """(RGB uint8 frame, None) of the env as it is now, or (None, why not); frames larger
@@ -69,6 +71,14 @@ class Instance:
 
     def spaces(self):
         return {"observation": self.env.observation_desc, "action": self.env.action_desc}
+
+
+def _adapt(env, api):
+    """The env under the Gymnasium API, with its space descriptions (what wrappers take)."""
+    env_api = legacy.LegacyGymEnv(env) if api == "gym" else env
+    env_api.observation_desc = space_desc.describe_space(env.observation_space)
+    env_api.action_desc = space_desc.describe_space(env.action_space)
+    return env_api
 
 
 def _render_with_mode(env, mode):

@@ -8,7 +8,8 @@ the Gymnasium 5-tuple API here.
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
 siblings protocol.py, env_instance.py (one env: legacy conversion, space descriptions,
 declared wrappers), env_imports.py (what a spec's `imports` name), episode_wrappers.py (the
-step limit), wrappers.py (the names) and shm_worker.py. No torch, no ldm: ldm is not
+step limit), reseed.py (remaking an env for a seed), wrappers.py (the names) and
+shm_worker.py. No torch, no ldm: ldm is not
 installed here. Like them it runs on Python 3.6 with numpy 1.x (see legacy.py for what that
 rules out; tests/envs/test_worker_compat.py checks it).
 """
@@ -26,6 +27,7 @@ try:  # run as a script: siblings are on sys.path[0]
     import env_instance
     import episode_wrappers
     import protocol
+    import reseed
     import shm_worker
     import wrappers
 except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
@@ -34,6 +36,7 @@ except ImportError:  # imported as ldm.envs.worker.server by the in-process back
         env_instance,
         episode_wrappers,
         protocol,
+        reseed,
         shm_worker,
         wrappers,
     )
@@ -133,6 +136,7 @@ class EnvServer:
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(episode_wrappers.STEP_LIMIT_KWARG, None)
+        seed_kwarg = reseed.pop_seed_kwarg(kwargs, self.wrappers)
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
         if env_instance.accepts_kwarg(self.gym.make, "disable_env_checker"):
@@ -140,7 +144,8 @@ class EnvServer:
         handles, spaces = [], None
         for _ in range(int(count)):
             env, legacy_mode = self._make_renderable(env_id, kwargs)
-            inst = env_instance.Instance(env, self.api, self.wrappers)
+            remake = reseed.remaker(self._make_renderable, env_id, kwargs, seed_kwarg)
+            inst = env_instance.Instance(env, self.api, self.wrappers, remake)
             inst.legacy_render_mode = legacy_mode
             if limit:
                 inst.env = episode_wrappers.StepLimit(inst.env, limit)

@@ -7,6 +7,10 @@ team's actions joined (team_wrappers.py), seeds for the global generators and fo
 resets, FIRE pressed after a lost life (episode_wrappers.py). Spaces are handled as plain
 *descriptions* (dicts, space_desc.py) so the same code serves gymnasium and legacy gym.
 
+Seeds that a library takes only at construction or from its own `seed()`, a first reset
+unlike the later ones, and observations outside their declared bounds have theirs in
+reseed.py and bounds.py.
+
 Imports: standard library, numpy and its sibling wrapper modules (runs in each library's own
 venv, Python 3.6).
 """
@@ -14,11 +18,13 @@ venv, Python 3.6).
 import numpy as np
 
 try:  # run as a script: siblings are on sys.path[0]
+    import bounds
     import episode_wrappers
     import obs_wrappers
+    import reseed
     import team_wrappers
 except ImportError:  # imported as a package by the client / in-process backend
-    from ldm.envs.worker import episode_wrappers, obs_wrappers, team_wrappers
+    from ldm.envs.worker import bounds, episode_wrappers, obs_wrappers, reseed, team_wrappers
 
 # name -> (wrapper, applies-to predicate on the observation description). A library's
 # declared wrappers apply to each of its envs where they fit, so one spec can cover
@@ -55,6 +61,11 @@ WRAPPERS = {
     "team_actions": (team_wrappers.team_actions, lambda d: True),
     "fire_on_life_loss": (episode_wrappers.fire_on_life_loss, lambda d: True),
     "derive_reset_seeds": (episode_wrappers.DeriveResetSeeds, lambda d: True),
+    "reseed_by_reconstruction": (reseed.ReseedByReconstruction, lambda d: True),  # first
+    "seed_method_on_reset": (reseed.SeedMethodOnReset, lambda d: True),
+    "settle_first_reset": (reseed.SettleFirstReset, lambda d: True),
+    "seed_spaces": (reseed.SeedSpaces, lambda d: True),
+    "clip_obs": (bounds.ClipObs, bounds.fits),
 }
 
 
