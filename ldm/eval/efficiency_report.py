@@ -27,6 +27,8 @@ STYLE = {
     "finetune": ("pretrained LDM, fine-tuned", "#1f5fa8"),
     "scratch": ("same model from scratch", "#d9822b"),
     "retrieval": ("1-nearest-neighbour retrieval", "#2b9348"),
+    "finetune-backbone": ("fine-tuned, pretrained transformer only", "#7b2cbf"),
+    "finetune-io": ("fine-tuned, pretrained encoder and head only", "#9d0208"),
 }
 HELDOUT_COLUMNS = ["env", "kind", "score %", "first episodes %", "last episodes %", "gain"]
 

@@ -281,12 +281,13 @@ def render_card(
 
 def _tuning_lines(tuning: TuningFacts) -> list[str]:
     """The card's fine-tuning section."""
+    kind, _, parts = tuning.method.partition(" ")  # "full" or "lora", then any init parts
     method = (
         f"LoRA (rank {tuning.lora_rank}, alpha {tuning.lora_alpha:g}) on the backbone's "
         "attention and MLP projections, merged into the weights"
-        if tuning.method == "lora"
+        if kind == "lora"
         else "full (every parameter)"
-    )
+    ) + (f" {parts}" if parts else "")
     data = "all" if tuning.episodes is None else f"the first {tuning.episodes}"
     base = f"`{tuning.base}`" + (
         f" (trained on {len(tuning.base_envs)} environments)" if tuning.base_envs else ""

@@ -16,6 +16,9 @@ from ldm.errors import ModelError
 
 ObsEncoder = Literal["smooth", "paper", "smooth+bins"]
 OBS_ENCODERS: tuple[str, ...] = get_args(ObsEncoder)
+#: the policy's parts, its submodules' names (ldm/model/policy.py): what a fine-tuning can
+#: take from a checkpoint alone (`TrainConfig.init_parts`)
+MODEL_PARTS: tuple[str, ...] = ("encoder", "backbone", "head")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     [heldout.adapt]
     ks = [1, 5, 20, 100]                 # reference episodes each learner gets
-    learners = ["finetune", "scratch", "retrieval"]
+    learners = ["finetune", "scratch", "retrieval"]   # + "finetune-backbone", "finetune-io"
     steps = 200                          # optimizer steps of fine-tuning and of from-scratch
     lora = false                         # fine-tune through LoRA adapters instead of every weight
     seed = 7000                          # the evaluation's base seed: one training never used
@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args
 
 from ldm.errors import ConfigError
 
-Learner = Literal["finetune", "scratch", "retrieval"]
+Learner = Literal["finetune", "scratch", "retrieval", "finetune-backbone", "finetune-io"]
 LEARNERS: tuple[Learner, ...] = get_args(Learner)
 
 
@@ -33,8 +33,11 @@ class AdaptConfig:
 
     ks: tuple[int, ...] = (1, 5, 20, 100)
     """Reference episodes per env given to each learner (the first K of its curated runs)."""
-    learners: tuple[Learner, ...] = LEARNERS
-    """finetune (the pretrained LDM), scratch (same architecture, new weights), retrieval (1-NN)."""
+    learners: tuple[Learner, ...] = ("finetune", "scratch", "retrieval")
+    """finetune (the pretrained LDM), scratch (same architecture, new weights), retrieval (1-NN);
+    the ablations of what pretraining shares, fine-tuned as `finetune` is: finetune-backbone
+    (the pretrained transformer, new encoder and action head), finetune-io (the pretrained
+    encoder and head, a new transformer)."""
     steps: int = 200
     """Optimizer steps of fine-tuning."""
     scratch_steps: int | None = None

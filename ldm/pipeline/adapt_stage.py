@@ -62,13 +62,18 @@ def _tune_config(sweep: Sweep, env_id: str, k: int, out: Path, steps: int, lr: f
     )  # fmt: skip
 
 
-def _finetune(sweep: Sweep, env_id: str, k: int, out: Path) -> Player:
+def _finetune(sweep: Sweep, env_id: str, k: int, out: Path, parts: tuple[str, ...] = ()) -> Player:
+    """The pretrained LDM fine-tuned on K episodes; with `parts`, only those parts' weights
+    taken from it (the others new: an ablation of what pretraining shares)."""
     from ldm.model import LDMPolicy
     from ldm.train.loop import train
 
     a = sweep.adapt
     cfg = replace(
-        _tune_config(sweep, env_id, k, out, a.steps, a.lr), lora=a.lora, lora_rank=a.lora_rank
+        _tune_config(sweep, env_id, k, out, a.steps, a.lr),
+        lora=a.lora,
+        lora_rank=a.lora_rank,
+        init_parts=parts,
     )
     return LDMPolicy.from_pretrained(train(cfg, progress=False)), None
 
@@ -101,7 +106,12 @@ LEARNERS: dict[str, Callable[[Sweep, str, int, Path], Player]] = {
     "finetune": _finetune,
     "scratch": _scratch,
     "retrieval": _retrieval,
+    "finetune-backbone": lambda s, e, k, o: _finetune(s, e, k, o, ("backbone",)),
+    "finetune-io": lambda s, e, k, o: _finetune(s, e, k, o, ("encoder", "head")),
 }
+#: settings a cell does not depend on (cells are keyed by env, K and learner): a sweep may
+#: gain Ks or learners, e.g. the ablations, without its measured cells being redone
+ADDITIVE_SETTINGS = ("ks", "learners")
 
 
 def episodes_available(store: str, env_id: str) -> int:
@@ -173,8 +183,11 @@ def _check_settings(adapt_dir: Path, settings: dict[str, Any]) -> None:
     """The sweep's settings are written once; cells of other settings are not mixed in."""
     path = adapt_dir / "settings.json"
     settings = json.loads(json.dumps(settings))  # as the file holds them (lists, not tuples)
+    settings = {k: v for k, v in settings.items() if k not in ADDITIVE_SETTINGS}
     if path.exists():
-        before = json.loads(path.read_text())
+        before = {
+            k: v for k, v in json.loads(path.read_text()).items() if k not in ADDITIVE_SETTINGS
+        }
         if before != settings:
             changed = sorted(k for k in {*before, *settings} if before.get(k) != settings.get(k))
             raise ConfigError(

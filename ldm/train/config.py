@@ -15,7 +15,7 @@ from typing import Any, Literal
 import tomllib
 
 from ldm.errors import ModelError, TrainError
-from ldm.model.config import LDMConfig, preset
+from ldm.model.config import MODEL_PARTS, LDMConfig, preset
 
 
 @dataclass
@@ -92,6 +92,10 @@ class TrainConfig:
     """Only the first K finished reference episodes of each env (None: all of them)."""
     init_from: str | None = None
     """Start from this checkpoint's weights (fine-tuning; `ldm finetune` sets it)."""
+    init_parts: tuple[str, ...] = ()
+    """Take only these parts of init_from's weights (of `MODEL_PARTS`: encoder, backbone,
+    head); the others start from new weights, as from scratch. Empty: all of them. The
+    held-out sweep's ablations of what pretraining shares."""
     lora: bool = False
     """Train LoRA adapters (peft) on the backbone's attention/MLP projections, everything else
     frozen; the final model has them merged in (an ordinary checkpoint). Needs init_from."""
@@ -149,6 +153,12 @@ class TrainConfig:
             raise TrainError("envs is an empty list; name at least one env id, or leave it unset")
         if self.envs and set(self.envs) & set(self.exclude):
             raise TrainError(f"envs {sorted(set(self.envs) & set(self.exclude))} are excluded")
+        bad = [p for p in self.init_parts if p not in MODEL_PARTS]
+        if bad or (self.init_parts and not self.init_from):
+            raise TrainError(
+                f"init_parts {list(self.init_parts)}: name parts of {list(MODEL_PARTS)} of an "
+                "init_from checkpoint (empty: all of it)"
+            )
         if self.lora and not self.init_from:
             raise TrainError(
                 "lora adapts a trained model: set init_from (`ldm finetune CHECKPOINT --lora`)"

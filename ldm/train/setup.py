@@ -245,7 +245,12 @@ def _start_from(cfg: TrainConfig, model: LDMPolicy, envs: tuple[str, ...]) -> An
         raise TrainError(
             f"init_from: {e}. `ldm finetune` takes the model config from the checkpoint"
         ) from None
-    model.load_state_dict(load_file(str(base / "model.safetensors")))
+    weights = load_file(str(base / "model.safetensors"))
+    if cfg.init_parts:  # the other parts keep their new weights (an ablation of what is shared)
+        weights = {k: v for k, v in weights.items() if k.split(".", 1)[0] in cfg.init_parts}
+    unexpected = model.load_state_dict(weights, strict=not cfg.init_parts).unexpected_keys
+    if unexpected:
+        raise TrainError(f"init_from {base}: weights the model lacks: {sorted(unexpected)[:5]}")
     if cfg.lora:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
     base_training, _ = facts_from_json(json.loads((base / "config.json").read_text()).get("card"))
@@ -253,7 +258,8 @@ def _start_from(cfg: TrainConfig, model: LDMPolicy, envs: tuple[str, ...]) -> An
         str(base),
         envs,
         cfg.episodes,
-        "lora" if cfg.lora else "full",
+        ("lora" if cfg.lora else "full")
+        + (f" ({'+'.join(cfg.init_parts)} from the base, the rest new)" if cfg.init_parts else ""),
         cfg.lora_rank if cfg.lora else None,
         cfg.lora_alpha if cfg.lora else None,
         base_training.envs if base_training else (),

@@ -267,9 +267,22 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
 @pytest.mark.slow
 def test_changed_settings_are_not_mixed_with_measured_cells(pipeline, tmp_path):
     out, config, played, kill = pipeline
-    kill["at"] = 2 + 1  # in the first cell
+    kill["at"] = 2 + 1 + 1  # in the second cell: the first is measured
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
+    (first,) = _cell_files(out)
+    measured = first.read_text()
+    # an ablation learner added: the measured cell stays, the new learner's cells are run
+    kill["at"] = len(played) + 3  # the first cell's ablation (1), then stop two cells on
+    config.write_text(
+        TEXT.format(out=out, steps=2).replace(
+            "bar_k = 3", 'bar_k = 3\nlearners = ["finetune", "finetune-backbone"]'
+        )
+    )
+    with pytest.raises(Killed):
+        run_pipeline(config, progress=False)
+    assert first.read_text() == measured
+    assert (out / "adapt" / "cells" / "a__Other-v0__k1__finetune-backbone.json").exists()
     config.write_text(TEXT.format(out=out, steps=3))
     with pytest.raises(
         ConfigError, match=r"other \[heldout.adapt\] settings \(steps changed\).*--from adapt"

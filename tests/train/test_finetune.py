@@ -93,6 +93,21 @@ def test_lora_changes_only_the_backbone_and_saves_an_ordinary_checkpoint(base, t
     assert 0 <= int(action) < 4
 
 
+@pytest.mark.parametrize("parts", [("backbone",), ("encoder", "head")])
+def test_init_parts_take_those_parts_only_and_the_rest_starts_new(base, tmp_path, parts):
+    _, ckpt = base
+    cfg = tune(base, tmp_path / "part", steps=1, lr=1e-12, init_parts=parts)  # ~no update
+    final, before = weights(train(cfg, progress=False)), weights(ckpt)
+    same = {k: torch.allclose(before[k], final[k], atol=1e-6) for k in before}
+    taken = {k for k in before if k.split(".", 1)[0] in parts}
+    assert taken and all(same[k] for k in taken)  # a taken part keeps the base's weights
+    assert not all(same[k] for k in set(before) - taken)  # a new part starts elsewhere
+    card = (tmp_path / "part" / "final" / "README.md").read_text()
+    assert f"{'+'.join(parts)} from the base, the rest new" in card
+    with pytest.raises(TrainError, match=r"init_parts \['decoder'\]: name parts of"):
+        tune(base, tmp_path / "bad", init_parts=("decoder",))
+
+
 @pytest.mark.parametrize("lora", [False, True])
 def test_interrupted_and_resumed_finetune_equals_uninterrupted(base, tmp_path, lora):
     full = train(tune(base, tmp_path / "full", lora=lora), progress=False)
