@@ -25,6 +25,8 @@ from ldm.errors import ConfigError
 
 Learner = Literal["finetune", "scratch", "retrieval", "finetune-backbone", "finetune-io"]
 LEARNERS: tuple[Learner, ...] = get_args(Learner)
+#: the ablations of what pretraining shares: diagnostic, so they run at `bar_k` only
+ABLATIONS: tuple[Learner, ...] = ("finetune-backbone", "finetune-io")
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class AdaptConfig:
     """finetune (the pretrained LDM), scratch (same architecture, new weights), retrieval (1-NN);
     the ablations of what pretraining shares, fine-tuned as `finetune` is: finetune-backbone
     (the pretrained transformer, new encoder and action head), finetune-io (the pretrained
-    encoder and head, a new transformer)."""
+    encoder and head, a new transformer); the ablations run at `bar_k` only."""
     steps: int = 200
     """Optimizer steps of fine-tuning."""
     scratch_steps: int | None = None
@@ -114,8 +116,17 @@ class AdaptConfig:
         return self.forget_k if self.forget_k is not None else self.ks[-1]
 
     def cells(self, env_ids: list[str]) -> list[tuple[str, int, Learner]]:
-        """Every (env, K, learner) cell, env by env, K by K: the order the sweep runs them."""
-        return [(e, k, x) for e in env_ids for k in self.ks for x in self.learners]
+        """Every (env, K, learner) cell in the order the sweep runs them: K by K, `bar_k`
+        first (a sweep cut short still has the bar's first half on every env), then env by
+        env; the ablations at `bar_k` only."""
+        order = sorted(self.ks, key=lambda k: (k != self.bar_k, k))
+        return [
+            (e, k, x)
+            for k in order
+            for e in env_ids
+            for x in self.learners
+            if k == self.bar_k or x not in ABLATIONS
+        ]
 
     def check_seed(self, eval_seed: int, unseen_seed: int | None) -> None:
         """The sweep's seed must differ from the other evaluations' (its seeds are unseen)."""

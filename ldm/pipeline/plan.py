@@ -155,7 +155,7 @@ def heldout_plan(cfg: PipelineConfig, env_ids: list[str]) -> dict[str, Any]:
     adapt = held.adapt
     if adapt is not None:
         cells = len(adapt.cells(envs))
-        trained = sum(x != "retrieval" for x in adapt.learners) * len(adapt.ks) * len(envs)
+        trained = sum(x != "retrieval" for _, _, x in adapt.cells(envs))
         forget = len(envs) if adapt.forgetting and "finetune" in adapt.learners else 0
         out["adapt"] = {"ks": list(adapt.ks), "learners": list(adapt.learners), "cells": cells,
                         "trained_cells": trained, "steps": adapt.steps,

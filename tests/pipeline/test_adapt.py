@@ -207,20 +207,21 @@ def _cell_files(out):
 @pytest.mark.slow
 def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsys):
     out, config, played, kill = pipeline
-    # evaluate's calls: the eval stage (1), the held-out envs zero-shot (2), then per env and
-    # K the learners (finetune, scratch, retrieval; K=3's finetune also plays the pretraining
-    # envs: forgetting at the largest K, 50, which has no data: at 3); K=50 plays nothing
-    kill["at"] = 2 + 3 + 1  # in a/Other-v0 K=3 finetune's evaluation, after its training
+    # evaluate's calls: the eval stage (1), the held-out envs zero-shot (2), then K by K (the
+    # bar's K=3 first, then 1 and 50), per env the learners (finetune, scratch, retrieval;
+    # K=3's finetune also plays the pretraining envs: forgetting at the largest K, 50, which
+    # has no data: at 3); K=50 plays nothing
+    kill["at"] = 2 + 4 + 1  # in b/New-v0 K=3 finetune's evaluation, after its training
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
     finished = {p.name: p.read_text() for p in _cell_files(out)}
     assert sorted(finished) == [
-        f"a__Other-v0__k1__{x}.json" for x in ("finetune", "retrieval", "scratch")
+        f"a__Other-v0__k3__{x}.json" for x in ("finetune", "retrieval", "scratch")
     ]
     status(str(out))
     assert "3 cells finished" in capsys.readouterr().out  # `ldm status` while it is unfinished
     # the killed cell's model trained (its checkpoints kept): rerunning resumes it
-    assert (out / "adapt" / "runs" / "a__Other-v0__k3__finetune" / "final").exists()
+    assert (out / "adapt" / "runs" / "b__New-v0__k3__finetune" / "final").exists()
     kill["at"] = None
     n = len(played)
     run_pipeline(config, progress=False)
@@ -229,9 +230,9 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
     assert {p.name: p.read_text() for p in _cell_files(out) if p.name in finished} == finished
     again = played[n:]  # the killed cell again (with forgetting), then each other cell once
     assert [(who, envs[0]) for who, envs, _ in again] == [
-        ("ldm", UNSEEN_ENV), ("ldm", SEEN), ("ldm", UNSEEN_ENV), ("retrieval", UNSEEN_ENV),
-        ("ldm", UNSEEN_LIB), ("ldm", UNSEEN_LIB), ("retrieval", UNSEEN_LIB),
         ("ldm", UNSEEN_LIB), ("ldm", SEEN), ("ldm", UNSEEN_LIB), ("retrieval", UNSEEN_LIB),
+        ("ldm", UNSEEN_ENV), ("ldm", UNSEEN_ENV), ("retrieval", UNSEEN_ENV),
+        ("ldm", UNSEEN_LIB), ("ldm", UNSEEN_LIB), ("retrieval", UNSEEN_LIB),
     ]  # fmt: skip
     # cells play from the sweep's seed; forgetting from the evaluation stage's
     assert {seed for _, envs, seed in again if envs != (SEEN,)} == {7000}
@@ -267,27 +268,31 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
 @pytest.mark.slow
 def test_changed_settings_are_not_mixed_with_measured_cells(pipeline, tmp_path):
     out, config, played, kill = pipeline
-    kill["at"] = 2 + 1 + 1  # in the second cell: the first is measured
+    kill["at"] = 2 + 2 + 1  # in the second cell: the first (K=3 finetune, forgetting) is measured
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
     (first,) = _cell_files(out)
     measured = first.read_text()
-    # an ablation learner added: the measured cell stays, the new learner's cells are run
-    kill["at"] = len(played) + 3  # the first cell's ablation (1), then stop two cells on
-    config.write_text(
-        TEXT.format(out=out, steps=2).replace(
-            "bar_k = 3", 'bar_k = 3\nlearners = ["finetune", "finetune-backbone"]'
-        )
-    )
-    with pytest.raises(Killed):
-        run_pipeline(config, progress=False)
-    assert first.read_text() == measured
-    assert (out / "adapt" / "cells" / "a__Other-v0__k1__finetune-backbone.json").exists()
     config.write_text(TEXT.format(out=out, steps=3))
     with pytest.raises(
         ConfigError, match=r"other \[heldout.adapt\] settings \(steps changed\).*--from adapt"
     ):
         run_pipeline(config, progress=False)
+    # a learner added (an ablation): the measured cell stays, the new learner's cells are
+    # run, at the bar's K only
+    kill["at"] = None
+    config.write_text(
+        TEXT.format(out=out, steps=2).replace(
+            "bar_k = 3", 'bar_k = 3\nlearners = ["finetune", "finetune-backbone"]'
+        )
+    )
+    run_pipeline(config, progress=False)
+    assert first.read_text() == measured
+    names = {p.name for p in _cell_files(out)}
+    assert {n for n in names if "backbone" in n} == {
+        "a__Other-v0__k3__finetune-backbone.json", "b__New-v0__k3__finetune-backbone.json"
+    }  # fmt: skip
+    assert len(names) == 2 * 3 + 2  # finetune at 3 Ks and the ablation at K=3, 2 envs
 
 
 def test_the_heldout_config_holds_out_both_kinds_and_its_dry_run_names_the_sweep(capsys):
@@ -304,14 +309,14 @@ def test_the_heldout_config_holds_out_both_kinds_and_its_dry_run_names_the_sweep
     printed = capsys.readouterr().out
     plan = json.loads(printed[: printed.rindex("}") + 1])
     assert [len(v) for v in plan["heldout"]["envs"].values()] == [4, 5]
-    assert plan["heldout"]["adapt"]["cells"] == 9 * 4 * 3
+    assert plan["heldout"]["adapt"]["cells"] == 9 * 4 * 3 + 9 * 2  # the ablations at K=5 only
     assert plan["heldout"]["adapt"]["forgetting_evaluations"] == 9
     assert (
         printed.strip()
         .splitlines()[-1]
         .endswith(
             "held out: 4 unseen envs and 5 of unseen libraries (9 libraries), scored zero-shot, then "
-            "108 cells of score against K = [1, 5, 20, 100] (72 trained, 100 steps each) and 9 "
+            "126 cells of score against K = [1, 5, 20, 100] (90 trained, 100 steps each) and 9 "
             "forgetting evaluations"
         )
     )
@@ -322,13 +327,13 @@ def test_a_cell_whose_env_failed_is_not_recorded_and_plays_again(pipeline):
     out, config, played, kill = pipeline
     kill["fail_at"] = 2 + 1  # the first cell's evaluation: its env is lost
     with pytest.raises(
-        EvalError, match=r"a/Other-v0: K=1 finetune: its env failed \(worker died\)"
+        EvalError, match=r"a/Other-v0: K=3 finetune: its env failed \(worker died\)"
     ):
         run_pipeline(config, progress=False)
     assert _cell_files(out) == []
     kill["fail_at"] = None
-    kill["at"] = len(played) + 1 + 1  # rerun: the cell again (1), then stop in the next one
+    kill["at"] = len(played) + 2 + 1  # rerun: the cell again (and forgetting), then stop
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
     (cell,) = [Cell.from_json(json.loads(p.read_text())) for p in _cell_files(out)]
-    assert (cell.env_id, cell.k, cell.learner, cell.score) == (UNSEEN_ENV, 1, "finetune", 90.0)
+    assert (cell.env_id, cell.k, cell.learner, cell.score) == (UNSEEN_ENV, 3, "finetune", 90.0)
