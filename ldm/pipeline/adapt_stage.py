@@ -114,7 +114,7 @@ def episodes_available(store: str, env_id: str) -> int:
     for rid in opened.runs(curated_only=True, env_id=env_id):
         reader = opened.open_run(rid)
         streams = set(training_streams(reader.num_streams))
-        total += sum(e.stream in streams for e in reader.record.episodes)
+        total += sum(e.stream in streams for e in reader.meta.episodes)
     return total
 
 
