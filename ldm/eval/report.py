@@ -272,7 +272,7 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # the records twice (results.json, the page's tables) and the curve's PNG: about
-    needed = 2 * len(json.dumps(results.to_json())) + (256 << 10)
+    needed = 2 * len(json.dumps(results.to_dict())) + (256 << 10)
     kept = "results.json is written last: none was written; rerun to write the report"
     with on_full_disk(out, needed, "the evaluation report", kept):
         return _write_report(results, out, title, sections)

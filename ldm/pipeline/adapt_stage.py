@@ -210,7 +210,7 @@ def adapt_stage(cfg: Any, stages: tuple[Any, Any], progress: bool) -> Path:
     for i, (env_id, k, learner) in enumerate(plan):
         path = cells_dir / f"{cell_key(env_id, k, learner)}.json"
         if path.exists():
-            cells.append(Cell.from_json(json.loads(path.read_text())))
+            cells.append(Cell.from_dict(json.loads(path.read_text())))
             continue
         cell = run_cell(sweep, env_id, kinds[env_id], k, learner, out / "eval")
         cell.save(cells_dir)

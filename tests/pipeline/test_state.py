@@ -63,7 +63,7 @@ def test_a_written_file_loads_and_is_written_back_unchanged(tmp_path):
         True, 2206.7, 1795891857.951117, {"checkpoint": "/work/runs/suite/train/final"}
     )
     assert state.source == RunSource("suite", "configs/suite.toml")
-    assert state.to_json() == WRITTEN
+    assert state.to_dict() == WRITTEN
     state.mark_done("eval", 60.0, {"headline": "3/8 envs >= 80%"})
     data = json.loads((tmp_path / "pipeline.json").read_text())
     assert data["stages"]["refgen"] == WRITTEN["stages"]["refgen"]

@@ -37,7 +37,7 @@ def test_dry_run_numbers_of_the_quickstart_are_a_contract():
     assert mj["mujoco/Reacher-v5"] == EnvJobs(jobs=3, transitions=150_000, budgets=(50_000,))
     assert p.transitions == 1_430_000 == p.transitions_max
     # what --dry-run prints
-    printed = p.to_json()
+    printed = p.to_dict()
     assert printed["libraries"]["mujoco"]["envs"]["mujoco/Reacher-v5"] == {
         "jobs": 3,
         "transitions": 150_000,
