@@ -125,9 +125,7 @@ def curate_env(
         return {}
     best = max(finals.values())
     starts = [
-        split_tenths(m.episode_returns)[0].mean()
-        for m in metas.values()
-        if m.episode_returns
+        split_tenths(m.episode_returns)[0].mean() for m in metas.values() if m.episode_returns
     ]
     threshold = best_threshold(best, float(min(starts)), best_fraction)
     verdicts: dict[str, Curation] = {}

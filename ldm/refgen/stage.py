@@ -85,10 +85,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
         )
     runs = store.runs()
     for run_id in runs:  # ranking runs that are nobody's reference stay, but are not trained on
-        if (
-            run_id not in references
-            and _verdict(store, run_id) != "excluded"
-        ):
+        if run_id not in references and _verdict(store, run_id) != "excluded":
             store.update_meta(
                 run_id,
                 {

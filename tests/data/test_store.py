@@ -210,9 +210,7 @@ def test_minari_export_import_round_trip(store, tmp_path, monkeypatch):
     runs = dest.runs(curated_only=True)
     assert len(runs) == 6  # 2 streams x 3 episodes of 20 steps
     first = dest.open_run(sorted(runs)[0])
-    assert (
-        first.meta.first10 == src.meta.first10 and first.meta.last10 == src.meta.last10
-    )
+    assert first.meta.first10 == src.meta.first10 and first.meta.last10 == src.meta.last10
     lengths = sorted(first.length(0) for first in (dest.open_run(r) for r in runs))
     assert lengths == [20] * 6
     got = np.concatenate(
