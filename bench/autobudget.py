@@ -35,8 +35,8 @@ def one(job: Job) -> dict:
     result = run_job(job)
     seconds = time.perf_counter() - t0
     meta = Store(job.store).open_run(result.run_id).meta
-    first, last = split_tenths(meta["episode_returns"])
-    checks = meta.get("check_returns", [])
+    first, last = split_tenths(meta.episode_returns)
+    checks = meta.extra.get("check_returns", [])
     return {
         "stop": result.stop.reason,
         "transitions": result.transitions,

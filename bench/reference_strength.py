@@ -39,7 +39,7 @@ def probe(spec: str, store: str) -> dict:
     t0 = time.perf_counter()
     result = run_job(job)
     seconds = time.perf_counter() - t0
-    play = float(np.mean(Store(store).open_run(result.run_id).meta["check_returns"]))
+    play = float(np.mean(Store(store).open_run(result.run_id).meta.extra["check_returns"]))
     expert = expert_score(env_id)
     rnd = random_scores([env_id])[env_id].mean
     score = None

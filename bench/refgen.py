@@ -109,11 +109,13 @@ def jax_pairs(env_id: str, budget: int, pairs: list[str], fresh: bool = True) ->
                 out[pair][name] = {
                     "transitions_per_s": round(res.transitions / res.seconds, 1),
                     # per CPU second of the job process: less moved by the machine's load
-                    "transitions_per_cpu_s": round(res.transitions / meta["time_split"]["cpu"], 1),
+                    "transitions_per_cpu_s": round(
+                        res.transitions / meta.extra["time_split"]["cpu"], 1
+                    ),
                     "final_return": round(sum(res.final_returns) / len(res.final_returns), 1),
                     "first_return": round(sum(res.first_returns) / len(res.first_returns), 1),
                     "episodes": res.episodes,
-                    "time_split": meta["time_split"],
+                    "time_split": meta.extra["time_split"],
                 }
             if any("error" in out[pair][n] for n in PAIRS[pair]):
                 continue

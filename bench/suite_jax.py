@@ -53,14 +53,14 @@ def one(job) -> dict:  # noqa: ANN001 (a Job; ldm imported in the pool's fresh p
     if result.status != "done":
         return {"status": result.status, "error": result.error, "seconds": round(seconds, 1)}
     meta = Store(job.store).open_run(result.run_id).meta
-    first, last = split_tenths(meta["episode_returns"])
-    checks = meta.get("check_returns", [])
+    first, last = split_tenths(meta.episode_returns)
+    checks = meta.extra.get("check_returns", [])
     return {
         "status": "done",
         "seconds": round(seconds, 1),
         "cpu": round(cpu, 1),
         "transitions": result.transitions,
-        "time_split": meta.get("time_split", {}),
+        "time_split": meta.extra.get("time_split", {}),
         "last10": round(float(last.mean()), 2),
         "p": welch_greater(last, first).p,
         "check": round(sum(checks) / len(checks), 2) if checks else None,

@@ -113,10 +113,12 @@ class SpaceSpec:
         return cls(**d)
 
     def to_json(self) -> str:
+        """The JSON text of `to_dict` (a str, where every record's `to_dict` is a dict)."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> SpaceSpec:
+        """The spec of `to_json`'s text."""
         return cls.from_dict(json.loads(text))
 
     def describe(self) -> str:

@@ -78,7 +78,7 @@ def test_a_reference_job_on_a_full_disk_commits_nothing_and_reruns_once(disk):
     disk.free()
     out = run_job(job)
     assert list(Store(store).runs()) == [out.run_id] and out.transitions == 512
-    assert Store(store).open_run(out.run_id).meta["relabelled"]
+    assert Store(store).open_run(out.run_id).meta.relabelled
     assert verify_store(Store(store)) == {}
 
 
@@ -93,7 +93,7 @@ def test_relabelling_on_a_full_disk_leaves_the_run_unrelabelled_then_finishes(di
     with pytest.raises(DiskFullError, match=f"reference actions of run {rid} at .*{rid}"):
         store.write_reference_columns(rid, dict(enumerate(actions)), {"relabelled": True})
     run = store.open_run(rid)
-    assert not run.has_reference_actions() and not run.meta.get("relabelled")
+    assert not run.has_reference_actions() and not run.meta.relabelled
     assert not (run.path / "data.zarr" / "s0" / "ref_actions").exists()
     disk.free()
     store.write_reference_columns(rid, dict(enumerate(actions)), {"relabelled": True})

@@ -48,7 +48,9 @@ def verify(store: tyro.conf.Positional[str]) -> int:
         print(f"BAD {run_id}")
         for p in problems:
             print(f"    - {p}")
-    legacy = sum(1 for r in s.runs() if r not in bad and s.open_run(r).legacy_columns())
+    legacy = sum(
+        1 for r in s.runs() if r not in bad and s.open_run(r, episodes=False).legacy_columns()
+    )
     print(f"{len(s.runs()) - len(bad)} runs ok, {len(bad)} bad")
     if legacy:
         print(

@@ -2,11 +2,13 @@
 ManifestEntry: a run's line in the store's `manifest.json`.
 
 A run's metadata is written by the recorder (refgen's jobs, Minari import), the writer
-(lengths, episodes, checksums, anchors), relabelling and curation. Every write goes through
+(lengths, episodes, checksums, anchors), relabelling and curation, and read by everyone after
+them, always as a `RunMeta`: the writer builds one (`new_meta`) and keeps it up to date,
+`Store.update_meta` merges updates into one, `RunReader.meta` is one. The file is read by
 `RunMeta.from_dict` (which rejects a missing field, a bad verdict or a malformed episode with a
-StoreError naming it) and `RunMeta.to_dict` (the on-disk form, unchanged: format 1). Keys the
-schema does not name (the recorder's own: candidate, config, seed, policy_file, ...) are kept
-in `extra` and written back at the top level, as before.
+StoreError naming it) and written by `RunMeta.to_dict` (the on-disk form, unchanged: format 1).
+Keys the schema does not name (the recorder's own: candidate, config, seed, policy_file, stop,
+check_returns, ...) are kept in `extra` and written back at the top level, as before.
 
 Imports the standard library, `ldm.spaces` and `ldm.errors` only.
 """
@@ -77,10 +79,15 @@ class Episode:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Episode:
+        if d.keys() == _EPISODE_KEYS:  # the writer's form: a run holds thousands of them
+            return cls(d["stream"], d["return"], d["length"], d["end"])
         d = dict(d)
         if "return" in d:
             d["return_"] = d.pop("return")
         return cls(**known_keys(cls, d, "episode", StoreError))
+
+
+_EPISODE_KEYS = {"stream", "return", "length", "end"}
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,7 @@ __all__ = [
     "RunMeta",
     "VERDICTS",
     "Verdict",
+    "new_meta",
 ]
 
 
@@ -265,16 +273,21 @@ def new_meta(
     obs_spec: SpaceSpec,
     act_spec: SpaceSpec,
     num_streams: int,
-    extra: dict,
-) -> dict:
-    """The meta.json dict a new run starts with (the writer's; `extra` is the recorder's)."""
-    return {
-        "format": FORMAT_VERSION,
-        "env_id": env_id,
-        "library": library,
-        "observation_space": obs_spec.to_dict(),
-        "action_space": act_spec.to_dict(),
-        "num_streams": num_streams,
-        "created": time.time(),
-        **extra,
-    }
+    recorder: dict[str, Any],
+) -> RunMeta:
+    """The metadata a new run starts with, nothing recorded yet (the writer's). `recorder`
+    holds the recorder's keys: those `RunMeta` names (`algorithm`) become its fields, the
+    rest its `extra`."""
+    return RunMeta.from_dict(
+        {
+            "format": FORMAT_VERSION,
+            "env_id": env_id,
+            "library": library,
+            "observation_space": obs_spec,
+            "action_space": act_spec,
+            "num_streams": num_streams,
+            "created": time.time(),
+            **recorder,
+            "stream_lengths": [0] * num_streams,
+        }
+    )

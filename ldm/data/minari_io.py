@@ -32,7 +32,7 @@ import numpy as np
 
 import ldm
 from ldm.data.columns import COLUMNS
-from ldm.data.meta import ManifestEntry
+from ldm.data.meta import ManifestEntry, RunMeta
 from ldm.data.reader import RunReader
 from ldm.data.store import Store
 from ldm.errors import StoreError
@@ -155,7 +155,7 @@ def _episodes(store: Store, run_ids: list[str]) -> list[Any]:
 
     episodes = []
     for run_id in run_ids:
-        reader = store.open_run(run_id)
+        reader = store.open_run(run_id, episodes=False)
         for k in range(reader.num_streams):
             cols = {c: reader.read(k, c) for c in COLUMNS}
             ref = (
@@ -214,11 +214,11 @@ ATTRIBUTION = ("author", "author_email", "code_permalink")
 
 def _first_and_anchor(
     store: Store, env_id: str, chosen: dict[str, ManifestEntry]
-) -> tuple[RunReader, dict[str, Any]]:
+) -> tuple[RunReader, RunMeta]:
     """The first chosen run's reader (its spaces are the dataset's: every run must share
     them) and the meta of the run whose anchors the dataset takes: a curated run where there
     is one (the reference the store trusts), else the first."""
-    readers = {r: store.open_run(r) for r in chosen}
+    readers = {r: store.open_run(r, episodes=False) for r in chosen}
     first = next(iter(readers.values()))
     odd = [
         r
@@ -277,7 +277,7 @@ def export_minari(
                 eval_env=spec,
                 observation_space=obs_space,
                 action_space=act_space,
-                algorithm_name=f"ldm reference ({anchor.get('algorithm')})",
+                algorithm_name=f"ldm reference ({anchor.algorithm})",
                 description=(
                     f"Reference-policy runs of {env_id} exported from an ldm store; per-step "
                     "infos hold reference_action."
@@ -289,9 +289,9 @@ def export_minari(
                 code_permalink=given.get("code_permalink"),
             )
             # Minari computes reference scores by playing the env; the store has them
-            if anchor.get("first10") is not None:
+            if anchor.first10 is not None:
                 ds.storage.update_metadata(
-                    {"ref_min_score": anchor["first10"], "ref_max_score": anchor["last10"]}
+                    {"ref_min_score": anchor.first10, "ref_max_score": anchor.last10}
                 )
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)

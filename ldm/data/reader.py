@@ -25,29 +25,26 @@ EPISODE_KEYS = ("episodes", "episode_returns", "check_returns")
 
 
 class RunReader:
-    """Lazy access to a committed run: `meta`, per-stream zarr arrays. Opened with
-    `episodes=False`, its `meta` (and `record`) lacks `EPISODE_KEYS`."""
+    """Lazy access to a committed run: its metadata `meta` (a `RunMeta`), per-stream zarr
+    arrays. Opened with `episodes=False`, its `meta` lacks `EPISODE_KEYS` (no episodes, no
+    returns)."""
 
     def __init__(self, path: Path, episodes: bool = True) -> None:
         self.path = Path(path)
         self.run_id = self.path.name
-        self.meta = json.loads((self.path / "meta.json").read_text())
+        raw = json.loads((self.path / "meta.json").read_text())
         if not episodes:
             for key in EPISODE_KEYS:
-                self.meta.pop(key, None)
-        if self.meta.get("format") != FORMAT_VERSION:
+                raw.pop(key, None)
+        if raw.get("format") != FORMAT_VERSION:
             raise StoreError(
-                f"run {self.run_id} has format {self.meta.get('format')}, expected {FORMAT_VERSION}"
+                f"run {self.run_id} has format {raw.get('format')}, expected {FORMAT_VERSION}"
             )
-        self.obs_spec = SpaceSpec.from_dict(self.meta["observation_space"])
-        self.act_spec = SpaceSpec.from_dict(self.meta["action_space"])
+        self.meta = RunMeta.from_dict(raw)
+        self.obs_spec: SpaceSpec = self.meta.observation_space
+        self.act_spec: SpaceSpec = self.meta.action_space
         self._group: Any = None
         self._columns: dict[tuple[int, str], CheckedColumn] = {}
-
-    @property
-    def record(self) -> RunMeta:
-        """The metadata as a typed, validated record (`meta` is the raw meta.json dict)."""
-        return RunMeta.from_dict(self.meta)
 
     @property
     def group(self) -> Any:
@@ -57,13 +54,13 @@ class RunReader:
 
     @property
     def num_streams(self) -> int:
-        return int(self.meta["num_streams"])
+        return self.meta.num_streams
 
     def length(self, stream: int) -> int:
-        return int(self.meta["stream_lengths"][stream])
+        return self.meta.stream_lengths[stream]
 
     def has_reference_actions(self) -> bool:
-        return all(f"s{k}/ref_actions" in self.meta["checksums"] for k in range(self.num_streams))
+        return all(f"s{k}/ref_actions" in self.meta.checksums for k in range(self.num_streams))
 
     def array(self, stream: int, column: str) -> Any:
         """The raw zarr array (unchecked: read data through `column` or `read`)."""
@@ -76,7 +73,7 @@ class RunReader:
 
     def legacy_columns(self) -> list[str]:
         """Columns (`s<k>/<name>`) without a checksum per chunk: `ldm data upgrade` adds one."""
-        sums = self.meta.get("checksums", {})
+        sums = self.meta.checksums
         return [k for k in sorted(sums) if not is_checked(self.group[k])]
 
     def column(self, stream: int, column: str) -> CheckedColumn:
@@ -84,7 +81,7 @@ class RunReader:
         the metadata vouches for (it has a checksum) that zarr cannot open is damage."""
         key = (stream, column)
         if key not in self._columns:
-            sha = self.meta.get("checksums", {}).get(f"s{stream}/{column}")
+            sha = self.meta.checksums.get(f"s{stream}/{column}")
             store = str(self.path.parent.parent)
             try:
                 arr = self.array(stream, column)

@@ -171,7 +171,7 @@ class WindowSampler:
         for env_id, runs in by_env.items():
             # the episodes' metadata, which the sampler's light readers leave out
             inputs = [
-                (rid, self.store.open_run(rid).record, streams) for rid, streams in runs.items()
+                (rid, self.store.open_run(rid).meta, streams) for rid, streams in runs.items()
             ]
             for cut in first_episodes(env_id, sorted(inputs, key=lambda x: x[0]), k):
                 library = next(s.library for s in self.streams if s.env_id == env_id)

@@ -209,15 +209,16 @@ class Store:
             raise StoreError(f"run {run_id} is not a committed run of {self.path}")
         return RunReader(path, episodes)
 
-    def update_meta(self, run_id: str, updates: dict[str, Any]) -> dict[str, Any]:
+    def update_meta(self, run_id: str, updates: dict[str, Any]) -> RunMeta:
         """Merge `updates` (meta.json keys; `curation` may be a `Curation`) into a committed
-        run's metadata, validated by `RunMeta`, atomically, and into its manifest entry."""
+        run's metadata, validated by `RunMeta`, atomically, and into its manifest entry;
+        returns the metadata now on disk."""
         path = self.path / "runs" / run_id / "meta.json"
         with self._locked():
             meta = RunMeta.from_dict(json.loads(path.read_text())).updated(updates)
             write_json_atomic(path, meta.to_dict())
         self.set_manifest_entry(run_id, meta.manifest_entry())
-        return meta.to_dict()
+        return meta
 
     def write_reference_actions(self, run_id: str, stream: int, ref_actions: np.ndarray) -> None:
         """Write (or replace) one stream's reference-action column; observations are untouched."""
@@ -232,7 +233,7 @@ class Store:
         """Write (or replace) the reference-action columns of these streams and merge their
         checksums (and `meta_updates`) into the metadata in one update: meta.json holds every
         episode, so rewriting it per stream cost a relabelling most of its time."""
-        reader = self.open_run(run_id)
+        reader = self.open_run(run_id, episodes=False)
         act_spec = reader.act_spec
         checked = {}
         for stream, ref_actions in by_stream.items():
@@ -262,7 +263,7 @@ class Store:
     def _write_columns(self, reader: RunReader, by_stream: dict[int, np.ndarray]) -> dict:
         """Write reference-action columns; returns the run's checksums with theirs."""
         group = zarr.open_group(str(reader.path / "data.zarr"), mode="a")
-        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        sums = dict(self.open_run(reader.run_id, episodes=False).meta.checksums)
         for stream, ref in by_stream.items():
             arr = group.create_array(
                 f"s{stream}/ref_actions",
@@ -284,7 +285,7 @@ class Store:
         if an earlier relabelling recorded them (best effort: the disk may still be full)."""
         for stream in streams:
             shutil.rmtree(reader.path / "data.zarr" / f"s{stream}" / "ref_actions", True)
-        sums = dict(self.open_run(reader.run_id).meta["checksums"])
+        sums = dict(self.open_run(reader.run_id, episodes=False).meta.checksums)
         if any(f"s{k}/ref_actions" in sums for k in streams):
             for k in streams:
                 sums.pop(f"s{k}/ref_actions", None)

@@ -56,9 +56,9 @@ def rewrite_run(store: Store, run_id: str, checked: bool = True, compressors: An
     (`checked`) or without (a legacy copy) a checksum per chunk, and swap it in.
     `compressors`: others than those `checked` says (bench/data.py compares encodings)."""
     run_dir = store.path / "runs" / run_id
-    reader = store.open_run(run_id)
+    reader = store.open_run(run_id, episodes=False)
     new = zarr.open_group(str(run_dir / NEW), mode="w")
-    for key in sorted(reader.meta["checksums"]):
+    for key in sorted(reader.meta.checksums):
         stream, column = _stream_column(key)
         src = reader.column(stream, column)  # a legacy column is hashed whole here
         dst = new.create_array(
@@ -71,7 +71,7 @@ def rewrite_run(store: Store, run_id: str, checked: bool = True, compressors: An
         )
         for a in range(0, src.length, src.chunk):
             dst[a : a + src.chunk] = src.read(a, a + src.chunk)
-        if column_sha256(dst, src.length, src.chunk).hexdigest() != reader.meta["checksums"][key]:
+        if column_sha256(dst, src.length, src.chunk).hexdigest() != reader.meta.checksums[key]:
             raise DamagedRunError(  # the copy is read back before it replaces anything
                 run_id, stream, column, "the rewritten copy differs from the recorded sha256"
             )
@@ -92,7 +92,7 @@ def upgrade_run(store: Store, run_id: str) -> bool:
     while another process writes the run."""
     with store.run_lock(run_id, wait=False):
         _finish_swap(store.path / "runs" / run_id)
-        if not store.open_run(run_id).legacy_columns():
+        if not store.open_run(run_id, episodes=False).legacy_columns():
             return False
         try:
             rewrite_run(store, run_id, checked=True)

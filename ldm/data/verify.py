@@ -30,7 +30,7 @@ def verify_run(store: Store, run_id: str, entry: ManifestEntry | None = None) ->
             f"manifest.json says stream lengths {list(entry.stream_lengths or ())}, meta.json "
             f"{list(lengths)}: `ldm data upgrade {store.path}` rewrites the entry"
         )
-    sums = reader.meta.get("checksums", {})
+    sums = reader.meta.checksums
     for k in range(reader.num_streams):
         n = reader.length(k)
         cols = list(COLUMNS) + (["ref_actions"] if f"s{k}/ref_actions" in sums else [])

@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from ldm.atomic import write_json_atomic
 from ldm.data.anchors import anchors
 from ldm.data.chunks import CHECKED_CODECS, WRITE_CONFIG, column_sha256, for_writing
 from ldm.data.columns import COLUMNS, column_dtype, column_shape
-from ldm.data.meta import RunMeta, new_meta
+from ldm.data.meta import Episode, RunMeta, new_meta
 from ldm.disk import disk_full, is_disk_full
 from ldm.errors import DiskFullError, StoreError
 from ldm.spaces import SpaceSpec
@@ -49,7 +51,8 @@ def default_chunk_steps(obs_spec: SpaceSpec) -> int:
 
 
 class RunWriter:
-    """Writes one run into `.pending/<run_id>`; see Store.create_run."""
+    """Writes one run into `.pending/<run_id>`; see Store.create_run. Its metadata is a
+    `RunMeta` (`meta`), written to `pending.json` at every flush and to `meta.json` at commit."""
 
     def __init__(
         self,
@@ -106,8 +109,7 @@ class RunWriter:
                 f"run {run_id} is already pending in {store.path}; resume it "
                 "(Store.resume_run) or discard it (Store.discard_run)"
             )
-        self.meta = new_meta(self.env_id, library, self.obs_spec, self.act_spec, num_streams, meta)
-        self.meta.update(stream_lengths=[0] * num_streams, episodes=[], checksums={})
+        self._begin(new_meta(self.env_id, library, self.obs_spec, self.act_spec, num_streams, meta))
         self._hash = {f"s{k}/{c}": hashlib.sha256() for k in range(num_streams) for c in COLUMNS}
         self.path.mkdir(parents=True)
         try:
@@ -129,6 +131,24 @@ class RunWriter:
         except BaseException:  # e.g. a full disk: no half-made pending run is left
             shutil.rmtree(self.path, ignore_errors=True)
             raise
+
+    def _begin(self, meta: RunMeta) -> None:
+        """Hold `meta` as what the run started with, its lengths and episodes as what grows."""
+        self._start_meta = meta
+        self._lengths = list(meta.stream_lengths)
+        self._episodes = list(meta.episodes)
+
+    @property
+    def meta(self) -> RunMeta:
+        """The run's metadata so far: the streams' flushed lengths and the episodes ended."""
+        return replace(
+            self._start_meta, stream_lengths=tuple(self._lengths), episodes=tuple(self._episodes)
+        )
+
+    @property
+    def episodes(self) -> list[Episode]:
+        """The episodes ended so far, in order (the recorder bounds its checks by them)."""
+        return list(self._episodes)
 
     def _open_arrays(self, group: Any) -> None:
         """Handles of every column, opened once (each lookup reads the array's metadata)."""
@@ -154,14 +174,9 @@ class RunWriter:
         self._ep_return += checked["rewards"]
         self._ep_length += 1
         for k in np.flatnonzero(checked["terminated"] | checked["truncated"]):
-            step = self.meta["stream_lengths"][k] + len(self._buf["rewards"]) - 1
-            self.meta["episodes"].append(
-                {
-                    "stream": int(k),
-                    "return": float(self._ep_return[k]),
-                    "length": int(self._ep_length[k]),
-                    "end": int(step),
-                }
+            step = self._lengths[k] + len(self._buf["rewards"]) - 1
+            self._episodes.append(
+                Episode(int(k), float(self._ep_return[k]), int(self._ep_length[k]), int(step))
             )
             self._ep_return[k] = 0.0
             self._ep_length[k] = 0
@@ -199,7 +214,7 @@ class RunWriter:
                     self._arrays[f"s{k}/{c}"].append(data, axis=0)
                     self._hash[f"s{k}/{c}"].update(data.tobytes())
             n = stacked["rewards"].shape[1]
-            self.meta["stream_lengths"] = [x + n for x in self.meta["stream_lengths"]]
+            self._lengths = [x + n for x in self._lengths]
             self._buf = {c: [] for c in COLUMNS}
             self._save_pending()
         except (OSError, DiskFullError) as e:
@@ -220,41 +235,43 @@ class RunWriter:
     # -- pending state ----------------------------------------------------------------------------
     def _save_pending(self) -> None:
         # no hash state: hashes are recomputed on resume from the flushed data
-        write_json_atomic(self.path / "pending.json", self.meta)
+        write_json_atomic(self.path / "pending.json", self.meta.to_dict())
 
     def _load_pending(self) -> None:
         if not (self.path / "pending.json").exists():
             raise StoreError(f"run {self.run_id} is not pending in {self.store.path}")
-        self.meta = json.loads((self.path / "pending.json").read_text())
-        self.meta.pop("_hash_state", None)  # written (as null) by ldm before 2026-12-06
+        meta = read_pending(self.path)
         self._open_arrays(zarr.open_group(str(self.path / "data.zarr"), mode="a"))
         self.chunk_steps = self._arrays["s0/rewards"].chunks[0]  # as the run was created
         self._hash = {}
         for k in range(self.K):
-            n = self.meta["stream_lengths"][k]
+            n = meta.stream_lengths[k]
             for c in COLUMNS:
                 arr = self._arrays[f"s{k}/{c}"]
                 if arr.shape[0] != n:  # a flush interrupted half-way: drop its tail
                     arr.resize((n, *arr.shape[1:]))
                 self._hash[f"s{k}/{c}"] = column_sha256(arr, n, self.chunk_steps)
         # episodes that ended after the last flush are lost with the buffer
-        last = min(self.meta["stream_lengths"]) if self.meta["stream_lengths"] else 0
-        self.meta["episodes"] = [e for e in self.meta["episodes"] if e["end"] < last]
+        last = min(meta.stream_lengths) if meta.stream_lengths else 0
+        self._begin(replace(meta, episodes=tuple(e for e in meta.episodes if e.end < last)))
 
     # -- ending ---------------------------------------------------------------------------------
     def commit(self, meta_updates: dict[str, Any] | None = None) -> str:
         """Flush, write the metadata and make the run visible; returns the run id."""
         self.flush()
-        meta = self.meta
-        meta.update(meta_updates or {})
-        meta["checksums"] = {k: h.hexdigest() for k, h in self._hash.items()}
-        meta["transitions"] = int(sum(meta["stream_lengths"]))
-        returns = [e["return"] for e in meta["episodes"]]
-        meta["episode_returns"] = returns
+        # a malformed update fails here, before the run is visible
+        record = self.meta.updated(meta_updates or {})
+        returns = tuple(e.return_ for e in record.episodes)
+        record = replace(
+            record,
+            checksums={k: h.hexdigest() for k, h in self._hash.items()},
+            transitions=int(sum(record.stream_lengths)),
+            episode_returns=returns,
+            committed=time.time(),
+        )
         if returns:
-            meta["first10"], meta["last10"] = anchors(returns)
-        meta["committed"] = time.time()
-        record = RunMeta.from_dict(meta)  # a malformed field fails here, before the run is visible
+            first10, last10 = anchors(returns)
+            record = replace(record, first10=first10, last10=last10)
         write_json_atomic(self.path / "meta.json", record.to_dict())
         (self.path / "pending.json").unlink(missing_ok=True)
         final = self.store.path / "runs" / self.run_id
@@ -280,15 +297,22 @@ class RunWriter:
 
 def resume_run(store: Store, run_id: str) -> RunWriter:
     """Reopen a pending run after a crash: the data flushed so far is kept."""
-    state = json.loads((store.path / ".pending" / run_id / "pending.json").read_text())
+    meta = read_pending(store.path / ".pending" / run_id)
     return RunWriter(
         store,
         run_id,
-        state["env_id"],
-        state["library"],
-        SpaceSpec.from_dict(state["observation_space"]),
-        SpaceSpec.from_dict(state["action_space"]),
-        state["num_streams"],
+        meta.env_id,
+        meta.library,
+        meta.observation_space,
+        meta.action_space,
+        meta.num_streams,
         {},
         resume=True,
     )
+
+
+def read_pending(path: Path) -> RunMeta:
+    """A pending run's metadata as of its last flush (`<path>/pending.json`)."""
+    raw = json.loads((path / "pending.json").read_text())
+    raw.pop("_hash_state", None)  # written (as null) by ldm before 2026-12-06
+    return RunMeta.from_dict(raw)

@@ -71,7 +71,7 @@ class Cell:
         return path
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Cell:
+    def from_dict(cls, d: dict[str, Any]) -> Cell:
         f = d.get("forgetting")
         return cls(**{**d, "forgetting": Forgetting(**f) if f else None})
 
@@ -203,7 +203,7 @@ class EfficiencyReport:
         d = json.loads(Path(path).read_text())
         v = d["verdict"]
         return cls(
-            tuple(Cell.from_json(c) for c in d["cells"]),
+            tuple(Cell.from_dict(c) for c in d["cells"]),
             d["zero_shot"],
             tuple(d["ks"]),
             tuple(d["learners"]),

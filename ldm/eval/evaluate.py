@@ -224,7 +224,7 @@ def why_no_reference(store: Store, env_id: str) -> str:
     if runs:
         reasons = []
         for rid in runs:
-            meta = store.open_run(rid).record
+            meta = store.open_run(rid, episodes=False).meta
             cur = meta.curation
             why = ("; ".join(cur.reasons) or cur.verdict) if cur else "not curated"
             name, seed = meta.extra.get("candidate", rid), meta.extra.get("seed", "?")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ldm.eval.report import _fmt, aggregate_rows, library_rows
+from ldm.eval.report import aggregate_rows, cell_text, library_rows
 from ldm.eval.results import EvalResult
 from ldm.eval.scores import headline
 
@@ -29,7 +29,7 @@ def _table(rows: list[dict[str, Any]], cols: list[str] | tuple[str, ...]) -> str
     align = ["---:" if numeric(c) else "---" for c in cols]
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join(align) + " |"]
     for r in rows:
-        cells = (_fmt(r.get(c)).replace("|", "\\|") for c in cols)
+        cells = (cell_text(r.get(c)).replace("|", "\\|") for c in cols)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -62,11 +62,11 @@ class RandomScore:
     date: str = ""
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "returns": [list(r) for r in self.returns]}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RandomScore:
+    def from_dict(cls, d: dict[str, Any]) -> RandomScore:
         return cls(**{**d, "returns": tuple(tuple(r) for r in d.get("returns") or ())})
 
 
@@ -106,7 +106,7 @@ def cached(env_id: str, cache_dir: str | Path | None = None) -> RandomScore | No
     """The env's cached random score when it was measured for this version; else None."""
     path = _path(cache_root(cache_dir), env_id)
     try:
-        score = RandomScore.from_json(json.loads(path.read_text()))
+        score = RandomScore.from_dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError, TypeError):
         return None  # none yet, or unreadable: measured again and rewritten whole
     return score if score.version == env_version(env_id) else None
@@ -146,7 +146,7 @@ def random_scores(
             todo = [e for e in todo if e not in out]
         for score in _measure(todo, versions, backend, progress):
             if score.error is None:
-                write_json_atomic(_path(root, score.env_id), score.to_json())
+                write_json_atomic(_path(root, score.env_id), score.to_dict())
             out[score.env_id] = score
     return {e: out[e] for e in ids}
 

@@ -154,8 +154,9 @@ def aggregate_rows(results: EvalResult) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(x: Any, digits: int = 1) -> str:
-    """A percentage or count: `digits` decimals for floats."""
+def cell_text(x: Any, digits: int = 1) -> str:
+    """A table cell's text (the HTML report's and the Markdown tables'): a percentage or
+    count, `digits` decimals for floats, "-" for none."""
     return "-" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
@@ -170,10 +171,10 @@ def number(x: float | int | None) -> str:
 
 
 def html_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    """An HTML table of `rows` (already-formatted cells, or numbers shown with `_fmt`)."""
+    """An HTML table of `rows` (already-formatted cells, or numbers shown with `cell_text`)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell_text(r.get(c)))}</td>" for c in cols) + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -272,7 +273,7 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # the records twice (results.json, the page's tables) and the curve's PNG: about
-    needed = 2 * len(json.dumps(results.to_json())) + (256 << 10)
+    needed = 2 * len(json.dumps(results.to_dict())) + (256 << 10)
     kept = "results.json is written last: none was written; rerun to write the report"
     with on_full_disk(out, needed, "the evaluation report", kept):
         return _write_report(results, out, title, sections)

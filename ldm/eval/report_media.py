@@ -149,7 +149,7 @@ def all_reference_curves(
     out: dict[str, list[tuple[str, list[float]]]] = {e: [] for e in env_ids}
     for run_id, entry in store.runs(curated_only=True).items():
         if entry.env_id in out:
-            returns = store.open_run(run_id).meta.get("episode_returns")
+            returns = store.open_run(run_id).meta.episode_returns
             if returns:
                 out[entry.env_id].append((run_id, [float(x) for x in returns]))
     return out

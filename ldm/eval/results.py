@@ -5,8 +5,8 @@ clips, the reference's own protocol score, held-out accuracy), `Summary` (counts
 paper's thresholds and the threshold curve), `Aggregate` (an IQM with its 95% CI) and
 `EvalResult` (one evaluation: its protocol settings, envs, summaries and aggregates). They are frozen: a stage that adds something to a result
 makes a new one (`dataclasses.replace`, `EvalResult.with_env_values`), and a misspelt field
-fails where it is made. `to_json` writes the results.json format the report has always
-written (optional fields left out when unset); `from_json` reads it, older files included,
+fails where it is made. `to_dict` writes the results.json format the report has always
+written (optional fields left out when unset); `from_dict` reads it, older files included,
 and names any field it does not know.
 
 `Provenance` (date, code commit, the model's steps and parameters) heads the report.
@@ -69,7 +69,7 @@ class Summary:
     expert_mean: float | None = None
     expert_median: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["curve"] = {k: list(v) for k, v in out["curve"].items()}
         if not self.expert_scorable:  # no expert-normalised score: the file's older form
@@ -78,7 +78,7 @@ class Summary:
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Summary:
+    def from_dict(cls, d: dict[str, Any]) -> Summary:
         known_keys(cls, d, "summary in results.json", EvalError, _NEWER)
         curve = d["curve"]
         return cls(
@@ -171,7 +171,7 @@ class EnvResult:
         if not self.library:
             object.__setattr__(self, "library", self.env_id.split("/", 1)[0])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -182,7 +182,7 @@ class EnvResult:
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> EnvResult:
+    def from_dict(cls, d: dict[str, Any]) -> EnvResult:
         known_keys(cls, d, f"env {d.get('env_id', '?')!r} in results.json", EvalError, _NEWER)
         return cls(
             **{
@@ -217,7 +217,7 @@ class Aggregate:
     """Bootstrap replications."""
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Aggregate:
+    def from_dict(cls, d: dict[str, Any]) -> Aggregate:
         known_keys(cls, d, "aggregate in results.json", EvalError, _NEWER)
         return cls(**d)
 
@@ -301,13 +301,13 @@ class EvalResult:
         )
         return replace(self, envs=envs)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "policy": self.policy,
             "store": self.store,
             "config": asdict(self.config),
-            "envs": [e.to_json() for e in self.envs],
-            "summary": self.summary.to_json(),
+            "envs": [e.to_dict() for e in self.envs],
+            "summary": self.summary.to_dict(),
             "seconds": self.seconds,
             "model_calls": self.model_calls,
             "steps": self.steps,
@@ -319,17 +319,17 @@ class EvalResult:
         for name in ("summary_checked", "references_summary"):
             s = getattr(self, name)
             if s is not None:
-                out[name] = s.to_json()
+                out[name] = s.to_dict()
         if self.provenance is not None:
             out["provenance"] = asdict(self.provenance)
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> EvalResult:
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
         known_keys(cls, d, "results.json", EvalError, _NEWER)
         config_fields = {f.name for f in fields(EvalConfig)}
         optional = {
-            name: Summary.from_json(d[name])
+            name: Summary.from_dict(d[name])
             for name in ("summary_checked", "references_summary")
             if d.get(name) is not None
         }
@@ -338,13 +338,13 @@ class EvalResult:
             store=d["store"],
             # settings an older ldm wrote and this one no longer has are dropped
             config=EvalConfig(**{k: v for k, v in d["config"].items() if k in config_fields}),
-            envs=tuple(EnvResult.from_json(e) for e in d["envs"]),
-            summary=Summary.from_json(d["summary"]),
+            envs=tuple(EnvResult.from_dict(e) for e in d["envs"]),
+            summary=Summary.from_dict(d["summary"]),
             seconds=d.get("seconds", 0.0),
             model_calls=d.get("model_calls", 0),
             steps=d.get("steps", 0),
             checkpoint=d.get("checkpoint"),
-            aggregates=tuple(Aggregate.from_json(a) for a in d.get("aggregates") or ()),
+            aggregates=tuple(Aggregate.from_dict(a) for a in d.get("aggregates") or ()),
             provenance=Provenance(**d["provenance"]) if d.get("provenance") else None,
             **optional,
         )
@@ -352,7 +352,7 @@ class EvalResult:
     def save(self, path: str | Path) -> Path:
         """Write results.json (`path` is the file)."""
         path = Path(path)
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_dict())
         return path
 
     @classmethod
@@ -361,7 +361,7 @@ class EvalResult:
         p = Path(path)
         p = p / "results.json" if p.is_dir() else p
         try:
-            return cls.from_json(json.loads(p.read_text()))
+            return cls.from_dict(json.loads(p.read_text()))
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise EvalError(
                 f"{p} is not a readable results.json ({type(e).__name__}: {e})"

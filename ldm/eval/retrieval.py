@@ -79,7 +79,7 @@ def retrieval_policy(store: Store | str, env_id: str, episodes: int) -> NearestN
     readers = {rid: store.open_run(rid) for rid in run_ids}
     cuts = first_episodes(
         env_id,
-        [(rid, r.record, training_streams(r.num_streams)) for rid, r in readers.items()],
+        [(rid, r.meta, training_streams(r.num_streams)) for rid, r in readers.items()],
         episodes,
     )
     obs, acts = [], []

@@ -44,12 +44,14 @@ def reference_runs(store: Store, env_ids: Sequence[str]) -> dict[str, Reference 
     for run_id, entry in store.runs(curated_only=True).items():
         if entry.env_id not in best:
             continue
-        reader = store.open_run(run_id)
-        last10, held = reader.meta.get("last10"), best[entry.env_id]
+        last10, held = store.open_run(run_id, episodes=False).meta.last10, best[entry.env_id]
         if last10 is not None and (held is None or last10 > held[0]):
-            best[entry.env_id] = (last10, reader)
-    # typed only for the chosen run (a RunMeta of thousands of episodes costs ~10 ms)
-    return {e: None if b is None else Reference(b[1].run_id, b[1].record) for e, b in best.items()}
+            best[entry.env_id] = (last10, run_id)
+    # episodes read only for the chosen run (thousands of them per run cost ~10 ms)
+    return {
+        e: None if b is None else Reference(b[1], store.open_run(b[1]).meta)
+        for e, b in best.items()
+    }
 
 
 def summarise(envs: Sequence[EnvResult]) -> Summary:

@@ -124,7 +124,7 @@ def episodes_available(store: str, env_id: str) -> int:
     for rid in opened.runs(curated_only=True, env_id=env_id):
         reader = opened.open_run(rid)
         streams = set(training_streams(reader.num_streams))
-        total += sum(e.stream in streams for e in reader.record.episodes)
+        total += sum(e.stream in streams for e in reader.meta.episodes)
     return total
 
 
@@ -223,7 +223,7 @@ def adapt_stage(cfg: Any, stages: tuple[Any, Any], progress: bool) -> Path:
     for i, (env_id, k, learner) in enumerate(plan):
         path = cells_dir / f"{cell_key(env_id, k, learner)}.json"
         if path.exists():
-            cells.append(Cell.from_json(json.loads(path.read_text())))
+            cells.append(Cell.from_dict(json.loads(path.read_text())))
             continue
         cell = run_cell(sweep, env_id, kinds[env_id], k, learner, out / "eval")
         cell.save(cells_dir)

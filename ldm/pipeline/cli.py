@@ -37,7 +37,7 @@ def main(
         from ldm.pipeline.plan import plan
 
         p = plan(PipelineConfig.load(config, profile, out))
-        print(json.dumps(p.to_json(), indent=1))
+        print(json.dumps(p.to_dict(), indent=1))
         if p.selection is not None:  # the pick and why each other env is out, one a line
             print("\n".join(p.selection.lines()))
         print(p.headline())

@@ -140,6 +140,23 @@ class PipelineConfig:
             raise ConfigError(f"{path}: {e}") from None
 
 
+def out_dir(path: str | Path, profile: str | None = None) -> Path:
+    """The `out` directory a pipeline config names (with `profile`'s override, if it has one),
+    read without building or checking its stages (`ldm status CONFIG` imports no stage)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if profile is not None:
+        data = _with_profile(data, profile, path)
+    if "out" not in data:
+        raise ConfigError(f"{path}: missing required key 'out'")
+    return Path(data["out"])
+
+
 def _with_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
     """The config with a profile's tables merged over the stage tables (key by key)."""
     profiles = data.get("profiles", {})

@@ -83,12 +83,12 @@ class DryRunPlan:
     def estimated_storage_gb(self) -> float:
         return round(sum(self.library_bytes.values()) / 1e9, 2)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The form `--dry-run` prints."""
         return {
             "name": self.name,
             "libraries": {
-                k: {**v.to_json(), "bytes": self.library_bytes[k]}
+                k: {**v.to_dict(), "bytes": self.library_bytes[k]}
                 for k, v in self.libraries.items()
             },
             "jobs": self.jobs,
@@ -102,7 +102,7 @@ class DryRunPlan:
             "runner": self.runner,
             "cluster": self.cluster,
             "fallback_jobs_max": self.fallback_jobs_max,
-            **({"selection": self.selection.to_json()} if self.selection else {}),
+            **({"selection": self.selection.to_dict()} if self.selection else {}),
             **(
                 {"auto_budget": asdict(self.auto_budget), "refgen_hours_max": self.refgen_hours_max}
                 if self.auto_budget

@@ -2,8 +2,8 @@
 
 Owns: `ScalePoint` (one evaluated checkpoint), `PresetScale` (one preset's parameter count
 and points) and `ScaleResults` (the file: the store and every preset). They are frozen; the
-study makes a new one as it evaluates (`ScaleResults.with_point`). `to_json` writes the
-file's long-standing form; `from_json` reads it and names any key it does not know.
+study makes a new one as it evaluates (`ScaleResults.with_point`). `to_dict` writes the
+file's long-standing form; `from_dict` reads it and names any key it does not know.
 
 Imports the standard library and ldm.errors; must not import torch, the model or ldm.eval
 (the results are read and plotted without them).
@@ -35,7 +35,7 @@ class ScalePoint:
     """env -> normalised score (None: not scorable)."""
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ScalePoint:
+    def from_dict(cls, d: dict[str, Any]) -> ScalePoint:
         return cls(**known_keys(cls, d, "scale.json point", TrainError))
 
 
@@ -52,13 +52,13 @@ class PresetScale:
     def steps(self) -> set[int]:
         return {p.step for p in self.points}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"points": [asdict(p) for p in self.points], "params": self.params}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> PresetScale:
+    def from_dict(cls, d: dict[str, Any]) -> PresetScale:
         known_keys(cls, d, "scale.json preset", TrainError)
-        points = tuple(ScalePoint.from_json(p) for p in d.get("points", ()))
+        points = tuple(ScalePoint.from_dict(p) for p in d.get("points", ()))
         return cls(int(d.get("params", 0)), points)
 
 
@@ -80,20 +80,20 @@ class ScaleResults:
         points = tuple(sorted((*entry.points, point), key=lambda p: p.step))
         return replace(self, presets={**self.presets, preset: replace(entry, points=points)})
 
-    def to_json(self) -> dict[str, Any]:
-        return {"presets": {k: v.to_json() for k, v in self.presets.items()}, "store": self.store}
+    def to_dict(self) -> dict[str, Any]:
+        return {"presets": {k: v.to_dict() for k, v in self.presets.items()}, "store": self.store}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ScaleResults:
+    def from_dict(cls, d: dict[str, Any]) -> ScaleResults:
         known_keys(cls, d, "scale.json", TrainError)
-        presets = {k: PresetScale.from_json(v) for k, v in d.get("presets", {}).items()}
+        presets = {k: PresetScale.from_dict(v) for k, v in d.get("presets", {}).items()}
         return cls(presets, d.get("store", ""))
 
     def write(self, path: str | Path) -> None:
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> ScaleResults:
         """The file at `path`, or empty results when there is none yet."""
         path = Path(path)
-        return cls.from_json(json.loads(path.read_text())) if path.exists() else cls()
+        return cls.from_dict(json.loads(path.read_text())) if path.exists() else cls()

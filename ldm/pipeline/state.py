@@ -44,12 +44,12 @@ class StageRecord:
     summary: dict[str, str] = field(default_factory=dict)
     """What the stage reports, e.g. the checkpoint it wrote or the evaluation's headline."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"done": self.done, "seconds": self.seconds, "finished": self.finished}
         return {**d, "summary": dict(self.summary)} if self.summary else d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], stage: str = "?") -> StageRecord:
+    def from_dict(cls, d: dict[str, Any], stage: str = "?") -> StageRecord:
         known_keys(cls, d, f"pipeline.json: stage {stage!r}", ConfigError)
         return cls(**d)
 
@@ -61,7 +61,7 @@ class RunSource:
     name: str
     path: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path} if self.path else {"name": self.name}
 
 
@@ -80,7 +80,7 @@ class PipelineState:
             if unknown:
                 raise ConfigError(f"{self.path} has unknown keys {sorted(unknown)}")
             self.stages = {
-                s: StageRecord.from_json(d, s) for s, d in data.get("stages", {}).items()
+                s: StageRecord.from_dict(d, s) for s, d in data.get("stages", {}).items()
             }
             if "config" in data:
                 known_keys(RunSource, data["config"], f"{self.path}: config", ConfigError)
@@ -157,10 +157,10 @@ class PipelineState:
         self.source = source
         self._write()
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"stages": {s: r.to_json() for s, r in self.stages.items()}}
-        return d if self.source is None else {**d, "config": self.source.to_json()}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"stages": {s: r.to_dict() for s, r in self.stages.items()}}
+        return d if self.source is None else {**d, "config": self.source.to_dict()}
 
     def _write(self) -> None:
         with self._lock:
-            write_json_atomic(self.path, self.to_json(), indent=2)
+            write_json_atomic(self.path, self.to_dict(), indent=2)

@@ -1,9 +1,10 @@
-"""`ldm status DIR`: where a pipeline stands (stages done, jobs, checkpoints, headline).
+"""`ldm status DIR|CONFIG`: where a pipeline stands (stages done, jobs, checkpoints, headline),
+given its output directory or the pipeline config (.toml) whose `out` it is.
 
 Owns: the status printout, one detail function per stage, and the estimates of what is left
 (ldm/pipeline/estimate.py, from the config that ran there). Imports ldm.pipeline.state,
-refgen's `JobResult` record and config (inside `main`); must not import torch or the model
-(status reads files).
+`out_dir` of ldm.pipeline.config, refgen's `JobResult` record and config (inside `main`);
+must not import torch or the model (status reads files).
 """
 
 from __future__ import annotations
@@ -82,13 +83,18 @@ DETAILS: dict[str, Callable[[Path, PipelineState], str]] = {
 }
 
 
-def main(out: tyro.conf.Positional[str]) -> int:
+def main(out: tyro.conf.Positional[str], profile: str | None = None) -> int:
     """Show the stages of a pipeline output directory and their progress.
 
     Args:
-        out: The pipeline's `out` directory.
+        out: The pipeline's `out` directory, or its config (a .toml file: its `out` is shown).
+        profile: With a config, the profile whose `out` to show (as `ldm run --profile`).
     """
     d = Path(out)
+    if d.suffix == ".toml" or d.is_file():
+        from ldm.pipeline.config import out_dir
+
+        d = out_dir(d, profile)
     if not (d / "pipeline.json").exists():
         print(f"{d}: no pipeline has run here (no pipeline.json)")
         return 1

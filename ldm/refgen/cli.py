@@ -96,8 +96,8 @@ def relabel(store: tyro.conf.Positional[str]) -> int:
 
     s = Store(store, create=False)
     for run_id in s.runs():
-        meta = s.open_run(run_id).meta
-        if not meta.get("relabelled") and meta.get("policy_file"):
+        meta = s.open_run(run_id, episodes=False).meta
+        if not meta.relabelled and meta.extra.get("policy_file"):
             print(f"{run_id}: {relabel_run(s, run_id)} observations relabelled")
     return 0
 

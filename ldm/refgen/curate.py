@@ -67,13 +67,13 @@ def relabel_run(store: Store, run_id: str, batch_size: int = 4096, model: Any = 
     """Write the final policy's deterministic actions for every observation; returns count.
     `model`: the final policy itself where the caller holds it (the job that trained it),
     else it is loaded from the run's policy file."""
-    reader = store.open_run(run_id)
+    reader = store.open_run(run_id, episodes=False)
     meta = reader.meta
     if model is None:
         from ldm.refgen.candidates import algorithm_class
 
-        model = algorithm_class(meta["algorithm"]).load(
-            str(Path(store.path) / meta["policy_file"]), device="cpu"
+        model = algorithm_class(meta.algorithm).load(
+            str(Path(store.path) / meta.extra["policy_file"]), device="cpu"
         )
     columns = {}
     for k in range(reader.num_streams):
@@ -117,26 +117,24 @@ def curate_env(
     runs = {r: e for r, e in store.runs(env_id=env_id).items() if only is None or r in only}
     metas = {rid: store.open_run(rid).meta for rid in runs}
     finals = {
-        rid: float(split_tenths(m["episode_returns"])[1].mean())
+        rid: float(split_tenths(m.episode_returns)[1].mean())
         for rid, m in metas.items()
-        if m.get("episode_returns")
+        if m.episode_returns
     }
     if not finals:
         return {}
     best = max(finals.values())
     starts = [
-        split_tenths(m["episode_returns"])[0].mean()
-        for m in metas.values()
-        if m.get("episode_returns")
+        split_tenths(m.episode_returns)[0].mean() for m in metas.values() if m.episode_returns
     ]
     threshold = best_threshold(best, float(min(starts)), best_fraction)
     verdicts: dict[str, Curation] = {}
     for rid, m in metas.items():
         reasons = []
-        if not m.get("episode_returns"):
+        if not m.episode_returns:
             reasons.append("no finished episode")
         else:
-            first, last = split_tenths(m["episode_returns"])
+            first, last = split_tenths(m.episode_returns)
             test = welch_greater(last, first, alpha)
             if not test.greater:
                 reasons.append(f"no significant improvement ({test.reason})")
@@ -144,7 +142,7 @@ def curate_env(
                 reasons.append(
                     f"final return {finals[rid]:.4g} below {best_fraction:.0%} of the best run ({best:.4g})"
                 )
-            checked = m.get("check_returns")
+            checked = m.extra.get("check_returns")
             score = (
                 normalised_score(float(np.mean(checked)), first.mean(), last.mean())
                 if checked and check_floor is not None
@@ -156,7 +154,7 @@ def curate_env(
                     f"in {len(checked)} episodes (mean {np.mean(checked):.4g}; floor "
                     f"{check_floor:g}%)"
                 )
-        if not m.get("relabelled"):
+        if not m.relabelled:
             reasons.append("not relabelled")
         verdict = Curation(
             "fail" if reasons else "pass", tuple(reasons), finals.get(rid), best_on_env=best

@@ -133,7 +133,8 @@ def run_job(job: Job) -> JobResult:
     if not ok:
         raise RefGenError(f"{cand.name} cannot run on {job.env_id}: {policy}")
     if job.run_id in store.runs():  # committed by an earlier attempt that died before the manifest
-        return _summary(job, store.open_run(job.run_id).meta, 0.0)
+        meta = store.open_run(job.run_id).meta
+        return _summary(job, meta.episode_returns, meta.transitions, meta.extra.get("stop"), 0.0)
     if job.run_id in store.pending():
         store.discard_run(job.run_id)
     # the run uncompressed (obs, actions, reference actions, reward, two flags): an upper bound
@@ -212,8 +213,7 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
             "cpu": time.process_time() - cpu0,
         }
         if writer is None:
-            meta = {"episode_returns": venv.episode_returns, "stop": stop.to_dict()}
-            return _summary(job, meta, learned)
+            return _summary(job, venv.episode_returns, job.budget, stop.to_dict(), learned)
         return _keep(job, store, writer, model, split, learned, stop)
     except BaseException:
         if writer is not None and not writer.closed:
@@ -253,7 +253,7 @@ def _keep(
         from ldm.refgen.check import play_deterministic
 
         # the writer records every finished episode's length: the check's step bound
-        longest = max(e["length"] for e in writer.meta["episodes"])
+        longest = max(e.length for e in writer.episodes)
         checked["check_returns"] = play_deterministic(
             model, job.env_id, job.check_episodes, job.seed, longest, job.backend
         )
@@ -279,7 +279,7 @@ def _keep(
     relabel_run(store, job.run_id, model=model)
     split["relabel"] = time.time() - t0
     meta = store.update_meta(job.run_id, {"time_split": {k: round(v, 3) for k, v in split.items()}})
-    return _summary(job, meta, seconds)
+    return _summary(job, meta.episode_returns, meta.transitions, meta.extra.get("stop"), seconds)
 
 
 def _step_bytes(spec: Any) -> int:
@@ -359,10 +359,14 @@ def _job_dict(job: Job) -> dict[str, Any]:
     return d
 
 
-def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
+def _summary(
+    job: Job, returns: Any, transitions: int, stop: dict[str, Any] | None, seconds: float
+) -> JobResult:
+    """A done job's result: its run's episode returns and transitions (the budget where it
+    recorded no run) and why it stopped (`StopRecord`'s dict)."""
     from ldm.data.anchors import split_tenths
 
-    returns = np.asarray(meta["episode_returns"], dtype=np.float64)
+    returns = np.asarray(returns, dtype=np.float64)
     first, last = split_tenths(returns)
     return JobResult(
         status="done",
@@ -372,6 +376,6 @@ def _summary(job: Job, meta: dict[str, Any], seconds: float) -> JobResult:
         first_returns=tuple(first.tolist()),
         episodes=int(returns.size),
         seconds=seconds,
-        transitions=int(meta.get("transitions", job.budget)),
-        stop=StopRecord.from_dict(meta["stop"]) if meta.get("stop") else None,
+        transitions=int(transitions),
+        stop=StopRecord.from_dict(stop) if stop else None,
     )

@@ -291,7 +291,7 @@ class EnvJobs:
     budgets: tuple[int, ...]
     """The distinct budgets of its jobs, in plan order."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"jobs": self.jobs, "transitions": self.transitions, "budgets": list(self.budgets)}
 
 
@@ -325,13 +325,13 @@ class LibraryJobs:
             },
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "rank_jobs": self.rank_jobs,
             "train_jobs": self.train_jobs,
             "transitions": self.transitions,
             "transitions_max": self.transitions_max,
-            "envs": {e: v.to_json() for e, v in self.envs.items()},
+            "envs": {e: v.to_dict() for e, v in self.envs.items()},
         }
 
 

@@ -3,7 +3,7 @@
 Owns the schema of `<store>/refgen/ranking-<library>.json` (`RankingTable`) and of
 `<store>/refgen/summary.json` (`RefGenSummary`, with a `LibraryOutcome` per library and a
 `RunOutcome` per curated run). They are frozen: a misspelt field fails where it is made, and
-`to_json` writes the files' long-standing form. `from_json` reads them, files written by
+`to_dict` writes the files' long-standing form. `from_dict` reads them, files written by
 earlier versions included (tables without per-kind rankings, summaries without fallbacks),
 and names any key it does not know.
 
@@ -74,7 +74,7 @@ class RankingTable:
         by_kind = {k: list(v) for k, v in self.ranking_by_action_kind.items()}
         return {"*": self.candidates, **by_kind}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         ranking = [{"candidate": r.candidate, "points": r.points} for r in self.ranking]
         if self.note is not None:
             return {"library": self.library, "ranking": ranking, "note": self.note}
@@ -89,7 +89,7 @@ class RankingTable:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RankingTable:
+    def from_dict(cls, d: dict[str, Any]) -> RankingTable:
         known_keys(cls, d, f"ranking table of {d.get('library', '?')!r}", RefGenError)
         return cls(
             **{
@@ -105,12 +105,12 @@ class RankingTable:
     def write(self, store: str | Path) -> Path:
         path = ranking_path(store, self.library)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_dict())
         return path
 
     @classmethod
     def load(cls, store: str | Path, library: str) -> RankingTable:
-        return cls.from_json(_read(ranking_path(store, library)))
+        return cls.from_dict(_read(ranking_path(store, library)))
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class LibraryOutcome:
     failed: tuple[str, ...] = ()
     """Keys of the reference jobs that failed."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "ranking": list(self.ranking),
             "ranking_by_action_kind": {k: list(v) for k, v in self.ranking_by_action_kind.items()},
@@ -133,7 +133,7 @@ class LibraryOutcome:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> LibraryOutcome:
+    def from_dict(cls, d: dict[str, Any]) -> LibraryOutcome:
         known_keys(cls, d, "library summary", RefGenError)
         kinds = {k: tuple(v) for k, v in d.get("ranking_by_action_kind", {}).items()}
         return cls(
@@ -150,13 +150,13 @@ class RunOutcome:
     stop: str | None = None
     """The run's `StopRecord.reason` (None: recorded before runs said why they stopped)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         verdict = self.curation.to_dict()
         verdict.pop("best_on_env", None)  # the env's figure, not the run's
         return {"env_id": self.env_id, **verdict, **({"stop": self.stop} if self.stop else {})}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RunOutcome:
+    def from_dict(cls, d: dict[str, Any]) -> RunOutcome:
         d = dict(d)
         env_id, stop = d.pop("env_id"), d.pop("stop", None)
         try:
@@ -182,31 +182,31 @@ class RefGenSummary:
 
         return dict(Counter(r.stop for r in self.runs.values() if r.stop).most_common())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
-            "libraries": {k: v.to_json() for k, v in self.libraries.items()},
+            "libraries": {k: v.to_dict() for k, v in self.libraries.items()},
             "fallbacks": {k: list(v) for k, v in self.fallbacks.items()},
-            "runs": {k: v.to_json() for k, v in self.runs.items()},
+            "runs": {k: v.to_dict() for k, v in self.runs.items()},
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> RefGenSummary:
+    def from_dict(cls, d: dict[str, Any]) -> RefGenSummary:
         known_keys(cls, d, "refgen summary", RefGenError)
         return cls(
-            {k: LibraryOutcome.from_json(v) for k, v in d.get("libraries", {}).items()},
+            {k: LibraryOutcome.from_dict(v) for k, v in d.get("libraries", {}).items()},
             {k: tuple(v) for k, v in d.get("fallbacks", {}).items()},
-            {k: RunOutcome.from_json(v) for k, v in d.get("runs", {}).items()},
+            {k: RunOutcome.from_dict(v) for k, v in d.get("runs", {}).items()},
         )
 
     def write(self, store: str | Path) -> Path:
         path = summary_path(store)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, self.to_json())
+        write_json_atomic(path, self.to_dict())
         return path
 
     @classmethod
     def load(cls, store: str | Path) -> RefGenSummary:
-        return cls.from_json(_read(summary_path(store)))
+        return cls.from_dict(_read(summary_path(store)))
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -126,7 +126,7 @@ class Selection:
         """Reason -> how many envs it leaves out, most first."""
         return dict(Counter(x.reason for x in self.excluded).most_common())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "rule": {
                 "libraries": list(self.rule.libraries),

@@ -85,10 +85,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
         )
     runs = store.runs()
     for run_id in runs:  # ranking runs that are nobody's reference stay, but are not trained on
-        if (
-            run_id not in references
-            and store.open_run(run_id).meta.get("curation", {}).get("verdict") != "excluded"
-        ):
+        if run_id not in references and _verdict(store, run_id) != "excluded":
             store.update_meta(
                 run_id,
                 {
@@ -123,7 +120,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
             rid: RunOutcome(
                 runs[rid].env_id,
                 verdicts[rid],
-                store.open_run(rid).meta.get("stop", {}).get("reason"),
+                store.open_run(rid, episodes=False).meta.extra.get("stop", {}).get("reason"),
             )
             for rid in sorted(verdicts)
         },
@@ -132,12 +129,18 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     return summary
 
 
+def _verdict(store: Store, run_id: str) -> str | None:
+    """A run's curation verdict as its meta.json holds it (None: not curated)."""
+    curation = store.open_run(run_id, episodes=False).meta.curation
+    return curation.verdict if curation else None
+
+
 def relabel_runs(store: Store, run_ids: set[str], desc: str, progress: bool = True) -> None:
     """Relabel every run of `run_ids` not relabelled yet (resumable: the flag is per run)."""
     from tqdm import tqdm
 
     for run_id in tqdm(sorted(run_ids), desc=desc, disable=not progress):
-        if not store.open_run(run_id).meta.get("relabelled"):
+        if not store.open_run(run_id, episodes=False).meta.relabelled:
             relabel_run(store, run_id)
 
 

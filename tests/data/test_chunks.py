@@ -47,7 +47,7 @@ def test_upgrade_adds_checksums_in_place_and_leaves_a_damaged_run(store, capsys)
     good = record(store, "a/Vec-v0", VEC, DISC, steps=200, streams=2, seed=1)
     bad = record(store, "b/Vec-v0", VEC, DISC, steps=200, streams=2, seed=2)
     before = {r: store.open_run(r).read(1, "ref_actions") for r in (good, bad)}
-    sums = {r: store.open_run(r).meta["checksums"] for r in (good, bad)}
+    sums = {r: store.open_run(r).meta.checksums for r in (good, bad)}
     for r in (good, bad):
         rewrite_run(store, r, checked=False)
         assert len(store.open_run(r).legacy_columns()) == 12

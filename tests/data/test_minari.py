@@ -63,8 +63,8 @@ def test_import_a_dataset_built_by_minari(minari_root, tmp_path, data_format):
         np.testing.assert_array_equal(r.read(0, "actions"), ep.actions)
         np.testing.assert_array_equal(r.read(0, "ref_actions"), ep.actions)  # no reference: actions
         np.testing.assert_array_equal(r.read(0, "terminated"), ep.terminations)
-        assert r.meta["first10"] == 10.0 and r.meta["last10"] == 500.0
-        assert r.meta["targets_from_actions"] is True
+        assert r.meta.first10 == 10.0 and r.meta.last10 == 500.0
+        assert r.meta.extra["targets_from_actions"] is True
 
 
 @pytest.mark.parametrize("data_format", list(FORMATS))

@@ -158,4 +158,4 @@ def test_the_sampler_draws_as_numpy_choice_did_and_keeps_no_episodes(mixed):
         assert s.sample(b).env_index == s.env_ids.index(ref.env_id)
         a.integers(1, ref.length + 1)  # the window's end, drawn by sample() as well
     # one reader per run is kept for the whole training: without its episodes' metadata
-    assert all("episodes" not in r.meta for r in s.readers.values())
+    assert all(r.meta.episodes == () == r.meta.episode_returns for r in s.readers.values())

@@ -23,9 +23,9 @@ def test_run_round_trip_with_streams_episodes_and_anchors(store):
     r = store.open_run(rid)
     assert r.num_streams == 2 and r.length(0) == r.length(1) == 200
     assert r.read(0, "obs").shape == (200, 3) and r.read(1, "actions").dtype == np.int64
-    assert len(r.meta["episode_returns"]) == 20  # 10 episodes per stream
-    first, last = anchors(r.meta["episode_returns"])
-    assert (r.meta["first10"], r.meta["last10"]) == (first, last) and last > first
+    assert len(r.meta.episode_returns) == 20  # 10 episodes per stream
+    first, last = anchors(r.meta.episode_returns)
+    assert (r.meta.first10, r.meta.last10) == (first, last) and last > first
     entry = store.runs()[rid]
     assert entry.transitions == 400 and entry.verdict == "pass"
     assert (entry.env_id, entry.library, entry.streams) == ("lib/Vec-v0", "lib", 2)
@@ -210,9 +210,7 @@ def test_minari_export_import_round_trip(store, tmp_path, monkeypatch):
     runs = dest.runs(curated_only=True)
     assert len(runs) == 6  # 2 streams x 3 episodes of 20 steps
     first = dest.open_run(sorted(runs)[0])
-    assert (
-        first.meta["first10"] == src.meta["first10"] and first.meta["last10"] == src.meta["last10"]
-    )
+    assert first.meta.first10 == src.meta.first10 and first.meta.last10 == src.meta.last10
     lengths = sorted(first.length(0) for first in (dest.open_run(r) for r in runs))
     assert lengths == [20] * 6
     got = np.concatenate(
@@ -240,7 +238,7 @@ def test_run_metadata_is_a_validated_record_with_an_unchanged_file(store):
     rid = record(store, "a/Vec-v0", VEC, DISC, steps=30, streams=2, seed=3)
     path = store.path / "runs" / rid / "meta.json"
     raw = json.loads(path.read_text())
-    meta = store.open_run(rid).record
+    meta = store.open_run(rid).meta
     assert isinstance(meta, RunMeta) and meta.env_id == "a/Vec-v0" and meta.num_streams == 2
     assert meta.observation_space == VEC and meta.curation == Curation("pass")
     assert sum(meta.stream_lengths) == meta.transitions == 60
@@ -349,6 +347,6 @@ def test_reconcile_registers_many_runs_in_one_manifest_write(store, monkeypatch)
 def test_a_reader_without_episodes_holds_no_per_episode_metadata(store):
     rid = record(store, "a/E-v0", VEC, DISC, steps=60, streams=1)
     full, light = store.open_run(rid), store.open_run(rid, episodes=False)
-    assert len(full.meta["episodes"]) == 3 and len(full.meta["episode_returns"]) == 3
-    assert "episodes" not in light.meta and "episode_returns" not in light.meta
+    assert len(full.meta.episodes) == 3 and len(full.meta.episode_returns) == 3
+    assert light.meta.episodes == () and light.meta.episode_returns == ()
     assert light.length(0) == 60 and light.has_reference_actions()

@@ -8,15 +8,13 @@ lintul3-gym (step infos that differ between two runs from one seed) as passing, 
 `ldm envs check` failed them.
 """
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from ldm.envs.catalog import load_catalog, load_spec
 from ldm.envs.check import check
 from ldm.envs.discover import discover_library
 from ldm.envs.registry import _sidecar, list_envs
+from tests.envs.fakepkg import fake_distribution
 
 ENVS = '''
 import time
@@ -66,37 +64,17 @@ gym.register("Seeding-Clock-v0", entry_point=Clock)
 '''
 
 
-def _package(root: Path) -> str:
-    d = root / "ldmtest-seeding"
-    (d / "ldmtest_seeding").mkdir(parents=True)
-    (d / "ldmtest_seeding" / "__init__.py").write_text(ENVS)
-    (d / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools>=61"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "ldmtest-seeding"
-            version = "0.1.0"
-            dependencies = ["gymnasium>=0.29", "numpy"]
-
-            [tool.setuptools]
-            packages = ["ldmtest_seeding"]
-            """
-        )
-    )
-    return f"ldmtest-seeding @ {d.as_uri()}"
-
-
 @pytest.mark.slow
 def test_discovery_records_the_check_ldm_envs_check_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LDM_HOME", str(tmp_path / "home"))
     cat = tmp_path / "catalog"
     # the catalog dir is not on LDM_CATALOG_PATH while discovery checks: its checks make the
     # envs from the spec it is about to write, not from the catalog
-    report = discover_library(_package(tmp_path / "src"), catalog_dir=str(cat), progress=False)
+    report = discover_library(
+        fake_distribution(tmp_path / "src", "ldmtest-seeding", {"__init__.py": ENVS}),
+        catalog_dir=str(cat),
+        progress=False,
+    )
     spec = load_spec(cat / "ldmtest-seeding.toml")
     assert sorted(spec.envs) == ["Seeding-Bandit-v0", "Seeding-Clock-v0"]
     # the bandit passes only with the global generators seeded: the wrapper is written

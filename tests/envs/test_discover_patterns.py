@@ -27,6 +27,7 @@ from ldm.envs.discover.record import write_discovery
 from ldm.envs.registry import list_envs
 from ldm.envs.trial import EnvTrial
 from ldm.envs.worker import legacy, space_desc, wrappers
+from tests.envs.fakepkg import fake_distribution
 
 CORE = '''
 import numpy as np
@@ -429,33 +430,6 @@ env = gym.make("Slow-Matrix-v0", P=[[0.5, 0.5], [1.0, 0.0]], R=[1, 2])
 """
 
 
-def _slow_distribution(root: Path) -> str:
-    d = root / "ldmslow"
-    (d / "ldmslow").mkdir(parents=True)
-    (d / "ldmslow" / "core.py").write_text(CORE)
-    (d / "ldmslow" / "__init__.py").write_text(SLOW_INIT)
-    (d / "README.md").write_text(SLOW_README)
-    (d / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools>=61"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "ldmslow"
-            version = "0.1.0"
-            readme = "README.md"
-            dependencies = ["gymnasium>=0.29", "numpy"]
-
-            [tool.setuptools]
-            packages = ["ldmslow"]
-            """
-        )
-    )
-    return f"ldmslow @ {d.as_uri()}"
-
-
 def _kill_when_partial(cmd: list[str], spec_path: Path, env: dict, limit: float = 240) -> dict:
     """Run a discovery and kill it (and its workers) once its partial spec is on disk."""
     proc = subprocess.Popen(
@@ -484,7 +458,9 @@ def test_discover_alone_takes_a_function_registered_library_with_arguments_and_a
     from ldm.envs.discover import discover_library
 
     monkeypatch.setenv("LDM_HOME", str(tmp_path / "home"))
-    req = _slow_distribution(tmp_path / "src")
+    req = fake_distribution(
+        tmp_path / "src", "ldmslow", {"core.py": CORE, "__init__.py": SLOW_INIT}, SLOW_README
+    )
     cat = tmp_path / "catalog"
     spec_path = cat / "ldmslow.toml"
     cat.mkdir()

@@ -127,7 +127,7 @@ def test_refgen_and_eval_through_the_flag(user_dir, monkeypatch, tmp_path):
     runs = Store(store, create=False).runs()
     assert [e.env_id for e in runs.values()] == [env_id]
     run = Store(store, create=False).open_run(next(iter(runs)))
-    assert run.length(0) >= 1024 // 8 and run.meta["relabelled"]
+    assert run.length(0) >= 1024 // 8 and run.meta.relabelled
     ck = LDMPolicy(preset("ldm-tiny", context=32)).save_pretrained(tmp_path / "ck")
     out = tmp_path / "eval"
     argv = ["eval", str(ck), "--store", str(store), "--envs", env_id, "--out", str(out)]

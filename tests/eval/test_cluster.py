@@ -64,7 +64,7 @@ out = {{}}
 for runner in {runners!r}:
     res = evaluate(policy, {envs!r}, {store!r}, replace(cfg, runner=runner, workers=2),
                    progress=False)
-    out[runner] = res.to_json()
+    out[runner] = res.to_dict()
 print(json.dumps({{**out, "cluster": ray.get_runtime_context().gcs_address}}))
 """
 

@@ -79,7 +79,7 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     saved = json.loads(paths["results"].read_text())
     assert saved["summary"]["scorable"] == 1
     # the file is the record's JSON form, and reads back as the same record
-    assert EvalResult.load(paths["results"]) == res and saved == res.to_json()
+    assert EvalResult.load(paths["results"]) == res and saved == res.to_dict()
     rows = compare(EvalResult.load(tmp_path / "report"), res)
     assert rows[0]["delta"] == 0.0
 

@@ -29,6 +29,6 @@ def test_last_validation_per_env_is_attached_and_shown(tmp_path):
     assert heldout_accuracy(tmp_path / "missing") == {}
     res = attach_heldout_accuracy(_results(), tmp_path)
     assert res.envs[0].heldout_accuracy == 0.75 and res.envs[1].heldout_accuracy is None
-    assert "heldout_accuracy" not in res.to_json()["envs"][1]
+    assert "heldout_accuracy" not in res.to_dict()["envs"][1]
     html = write_report(res, tmp_path / "report")["html"].read_text()
     assert "held-out accuracy %" in html and ">75.0<" in html

@@ -43,7 +43,7 @@ def test_the_header_names_checkpoint_steps_parameters_commit_and_date(tmp_path):
     # the headline once, though the envs checked against their references are the same envs
     assert page.count(html.escape(headline(res.summary))) == 1
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
-    assert EvalResult.from_json(saved).provenance == PROVENANCE
+    assert EvalResult.from_dict(saved).provenance == PROVENANCE
 
 
 def test_columns_are_readable_and_small_returns_keep_their_digits(tmp_path):

@@ -108,7 +108,7 @@ def _report(tmp_path) -> Path:
             }
         ],
     }
-    return write_report(EvalResult.from_json(results), out, title="browser check")["html"]
+    return write_report(EvalResult.from_dict(results), out, title="browser check")["html"]
 
 
 def test_report_renders_with_playable_clips_and_no_broken_links(tmp_path):

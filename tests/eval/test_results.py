@@ -69,14 +69,14 @@ def test_an_old_results_file_reads_as_records_and_writes_back_its_keys(tmp_path)
     )
     assert res.config == EvalConfig(rollouts=1, episodes=2)
     assert res.summary.curve.envs_at_or_above == (1, 1, 0) and res.summary_checked is None
-    again = res.to_json()
+    again = res.to_dict()
     # the file's keys survive; unset optional fields stay out of it, as before
     assert again["envs"][0] == {
         k: v for k, v in OLD_FILE["envs"][0].items() if k != "reference_cut_episodes"
     }
     assert "first10" not in again["envs"][1] and "clip" not in again["envs"][1]
     assert again["summary"] == OLD_FILE["summary"] and "summary_checked" not in again
-    assert EvalResult.from_json(again) == res
+    assert EvalResult.from_dict(again) == res
 
 
 def test_a_misspelt_or_unknown_field_is_an_error_naming_it(tmp_path):
@@ -84,7 +84,7 @@ def test_a_misspelt_or_unknown_field_is_an_error_naming_it(tmp_path):
         EvalError,
         match=r"env 'a/B' in results.json has unknown keys \['normalized_score'\]; known: \[.*'normalised_score'",
     ):
-        EnvResult.from_json({"env_id": "a/B", "status": "ok", "normalized_score": 3.0})
+        EnvResult.from_dict({"env_id": "a/B", "status": "ok", "normalized_score": 3.0})
     with pytest.raises(EvalError, match="status 'done' is not one of"):
         EnvResult("a/B", "done")
     with pytest.raises(EvalError, match=r"decoding 'mode' is not one of \('argmax', 'median'\)"):

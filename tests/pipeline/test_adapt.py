@@ -225,7 +225,7 @@ def test_the_sweep_runs_every_cell_once_and_resumes_after_a_kill(pipeline, capsy
     kill["at"] = None
     n = len(played)
     run_pipeline(config, progress=False)
-    cells = [Cell.from_json(json.loads(p.read_text())) for p in _cell_files(out)]
+    cells = [Cell.from_dict(json.loads(p.read_text())) for p in _cell_files(out)]
     assert len(cells) == 2 * 3 * 3  # 2 held-out envs x 3 K x 3 learners
     assert {p.name: p.read_text() for p in _cell_files(out) if p.name in finished} == finished
     again = played[n:]  # the killed cell again (with forgetting), then each other cell once
@@ -335,5 +335,5 @@ def test_a_cell_whose_env_failed_is_not_recorded_and_plays_again(pipeline):
     kill["at"] = len(played) + 2 + 1  # rerun: the cell again (and forgetting), then stop
     with pytest.raises(Killed):
         run_pipeline(config, progress=False)
-    (cell,) = [Cell.from_json(json.loads(p.read_text())) for p in _cell_files(out)]
+    (cell,) = [Cell.from_dict(json.loads(p.read_text())) for p in _cell_files(out)]
     assert (cell.env_id, cell.k, cell.learner, cell.score) == (UNSEEN_ENV, 3, "finetune", 90.0)

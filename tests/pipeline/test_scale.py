@@ -56,7 +56,7 @@ def test_scale_trains_presets_evaluates_checkpoints_and_resumes(
     )
     assert scale(kw) == 0
     res = json.loads((tmp_path / "scale" / "scale.json").read_text())
-    assert ScaleResults.load(tmp_path / "scale" / "scale.json").to_json() == res
+    assert ScaleResults.load(tmp_path / "scale" / "scale.json").to_dict() == res
     assert res["store"] == str(cartpole_store.path)
     tiny, small = res["presets"]["ldm-tiny"], res["presets"]["ldm-small"]
     assert tiny["params"] < small["params"]
@@ -99,4 +99,4 @@ def test_scale_results_keep_points_in_step_order_and_name_unknown_keys(tmp_path)
     assert ScaleResults.load(tmp_path / "missing.json") == ScaleResults()
     bad = {"presets": {"ldm-tiny": {"params": 1, "points": [{"step": 1, "share": 0.5}]}}}
     with pytest.raises(TrainError, match=r"scale.json point has unknown keys \['share'\]"):
-        ScaleResults.from_json(bad)
+        ScaleResults.from_dict(bad)

@@ -63,7 +63,7 @@ def test_a_written_file_loads_and_is_written_back_unchanged(tmp_path):
         True, 2206.7, 1795891857.951117, {"checkpoint": "/work/runs/suite/train/final"}
     )
     assert state.source == RunSource("suite", "configs/suite.toml")
-    assert state.to_json() == WRITTEN
+    assert state.to_dict() == WRITTEN
     state.mark_done("eval", 60.0, {"headline": "3/8 envs >= 80%"})
     data = json.loads((tmp_path / "pipeline.json").read_text())
     assert data["stages"]["refgen"] == WRITTEN["stages"]["refgen"]
@@ -102,6 +102,22 @@ def test_status_shows_each_stage_with_its_detail(tmp_path, capsys):
     PipelineState(tmp_path).mark_done("unseen", 7.0, {"headline": "1/3 envs", "seed": "5000"})
     assert status(str(tmp_path)) == 0
     assert capsys.readouterr().out.splitlines()[4].endswith("seeds from 5000: 1/3 envs")
+
+
+def test_status_of_a_config_shows_its_out_directory(tmp_path, capsys):
+    out = tmp_path / "runs" / "quick"
+    config = tmp_path / "quick.toml"
+    config.write_text(
+        f'name = "quick"\nout = "{out}"\n[profiles.big]\nout = "{tmp_path / "big"}"\n'
+    )
+    PipelineState(out).mark_done("refgen", 3.0, {})
+    assert status(str(config)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"pipeline ? in {out}" and lines[1].split()[:2] == ["refgen", "done"]
+    assert status(str(config), profile="big") == 1  # the profile's own `out`: nothing ran there
+    assert f"{tmp_path / 'big'}: no pipeline has run here" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="does not exist"):
+        status(str(tmp_path / "missing.toml"))
 
 
 def test_a_stage_interrupted_twice_reports_the_time_of_every_attempt(tmp_path, monkeypatch):

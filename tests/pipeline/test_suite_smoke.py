@@ -72,8 +72,8 @@ def test_suite_smoke_every_env_through_store_training_and_evaluation(tmp_path, m
         a = reader.read(0, "actions", 0, 2)
         assert o.shape[1:] == obs.value_shape, env_id
         assert a.shape[1:] == act.value_shape, env_id
-        assert reader.has_reference_actions() and len(reader.meta["episode_returns"]) >= 2
-        assert len(reader.meta["check_returns"]) == 1, env_id
+        assert reader.has_reference_actions() and len(reader.meta.episode_returns) >= 2
+        assert len(reader.meta.extra["check_returns"]) == 1, env_id
         # plumbing, not quality: every reference counts
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
     assert len(summary.runs) == len(envs)

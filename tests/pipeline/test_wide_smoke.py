@@ -68,7 +68,7 @@ def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_pat
         reader = store.open_run(rid)
         assert reader.read(0, "obs", 0, 2).shape[1:] == obs.value_shape, env_id
         assert reader.read(0, "actions", 0, 2).shape[1:] == act.value_shape, env_id
-        stop = reader.meta["stop"]  # every run ended by the rule and says why
+        stop = reader.meta.extra["stop"]  # every run ended by the rule and says why
         assert stop["reason"] in reasons - {"budget", "budget: episodes", "budget: limit"}
         assert stop["transitions"] <= SMOKE_BUDGET.max_transitions
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
@@ -86,4 +86,4 @@ def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_pat
     assert {e.env_id for e in res.envs} == set(envs)
     for e in res.envs:
         assert e.status != "failed" and e.mean_return is not None, e
-        assert e.reference_stop == store.open_run(by_env[e.env_id]).meta["stop"]["reason"]
+        assert e.reference_stop == store.open_run(by_env[e.env_id]).meta.extra["stop"]["reason"]

@@ -96,10 +96,10 @@ def test_a_job_ends_by_the_rule_and_records_why_in_its_meta_and_result(tmp_path)
               rule.max_transitions, 0, str(tmp_path), auto=rule)  # fmt: skip
     out = run_job(job)
     meta = Store(tmp_path).open_run(out.run_id).meta
-    assert out.stop.reason == meta["stop"]["reason"] == "cap: seconds"
+    assert out.stop.reason == meta.extra["stop"]["reason"] == "cap: seconds"
     assert out.stop.seconds >= 1.0 and out.transitions < 50_000
     assert out.stop.transitions == out.transitions and out.stop.steps_per_second > 0
-    assert StopRecord.from_dict(meta["stop"]) == out.stop
+    assert StopRecord.from_dict(meta.extra["stop"]) == out.stop
 
 
 def test_time_left_of_auto_jobs_is_their_measured_wall_time_not_their_cap():

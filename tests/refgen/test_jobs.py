@@ -83,7 +83,7 @@ def test_a_job_relabels_its_run_with_the_policy_it_saved(tmp_path):
     )
     store = Store(store_dir)
     reader = store.open_run(out.run_id)
-    assert reader.meta["relabelled"] and store.runs()[out.run_id].relabelled
+    assert reader.meta.relabelled and store.runs()[out.run_id].relabelled
     by_job = [reader.read(k, "ref_actions") for k in range(reader.num_streams)]
     assert sum(len(a) for a in by_job) == out.transitions == 512
     relabel_run(store, out.run_id)  # from the policy file, as the stage would
@@ -110,8 +110,8 @@ def test_a_checked_job_plays_its_deterministic_policy_within_the_step_limit(tmp_
               store_dir, check_episodes=3)  # fmt: skip
     out = run_job(job)
     meta = Store(store_dir).open_run(out.run_id).meta
-    longest = max(e["length"] for e in meta["episodes"])
-    checked = meta["check_returns"]
+    longest = max(e.length for e in meta.episodes)
+    checked = meta.extra["check_returns"]
     assert len(checked) == 3  # CartPole pays 1 a step: a return is the episode's length
     assert all(1 <= r <= CHECK_LIMIT_FACTOR * longest for r in checked)
     # the limit: 3 x the longest episode, unless the catalog declares a shorter one

@@ -37,7 +37,7 @@ def test_dry_run_numbers_of_the_quickstart_are_a_contract():
     assert mj["mujoco/Reacher-v5"] == EnvJobs(jobs=3, transitions=150_000, budgets=(50_000,))
     assert p.transitions == 1_430_000 == p.transitions_max
     # what --dry-run prints
-    printed = p.to_json()
+    printed = p.to_dict()
     assert printed["libraries"]["mujoco"]["envs"]["mujoco/Reacher-v5"] == {
         "jobs": 3,
         "transitions": 150_000,
@@ -126,9 +126,9 @@ def test_a_run_ends_at_max_of_transitions_and_episodes_within_its_limit(
     if min_episodes and min_episodes < 1000:
         assert out.episodes >= min_episodes  # random CartPole: ~20 steps an episode
     meta = Store(tmp_path / "s").open_run(out.run_id).meta
-    assert meta["transitions"] == out.transitions
+    assert meta.transitions == out.transitions
     # every run says why it stopped, in its meta and its result
-    assert out.stop.reason == meta["stop"]["reason"] == why
+    assert out.stop.reason == meta.extra["stop"]["reason"] == why
     assert out.stop.transitions == out.transitions and out.stop.episodes == out.episodes
 
 
@@ -145,7 +145,7 @@ def test_best_fraction_rule_for_negative_returns_and_a_best_near_zero(tmp_path):
     assert v[best].verdict == "pass" and v[near].verdict == "pass"
     assert v[far].verdict == "fail" and "below 95%" in v[far].reasons[-1]
     m = store.open_run(best).meta
-    assert m["first10"] < m["last10"] < 0  # anchors of negative returns keep their order
+    assert m.first10 < m.last10 < 0  # anchors of negative returns keep their order
 
 
 def test_rank_budgets_keep_the_ranking_short_and_give_the_reference_its_own_run():

@@ -56,8 +56,8 @@ OLD_SUMMARY = {
 
 @pytest.mark.parametrize("d", [RANKED, UNRANKED], ids=["ranked", "unranked"])
 def test_ranking_table_reads_and_writes_its_file_unchanged(d, tmp_path):
-    table = RankingTable.from_json(json.loads(json.dumps(d)))
-    assert table.to_json() == d
+    table = RankingTable.from_dict(json.loads(json.dumps(d)))
+    assert table.to_dict() == d
     path = table.write(tmp_path)
     assert path == tmp_path / "refgen" / f"ranking-{d['library']}.json"
     assert json.loads(path.read_text()) == d
@@ -65,7 +65,7 @@ def test_ranking_table_reads_and_writes_its_file_unchanged(d, tmp_path):
 
 
 def test_ranking_table_order_is_the_planners_argument():
-    table = RankingTable.from_json(RANKED)
+    table = RankingTable.from_dict(RANKED)
     assert table.ranking[0] == RankedCandidate("a2c-8env", 2)
     assert table.candidates == ["a2c-8env", "ppo-8env"]
     assert table.order() == {
@@ -73,18 +73,18 @@ def test_ranking_table_order_is_the_planners_argument():
         "discrete": ["a2c-8env", "ppo-8env"],
         "continuous": ["ppo-8env"],
     }
-    assert RankingTable.from_json(UNRANKED).order() == {"*": ["ppo-8env"]}
+    assert RankingTable.from_dict(UNRANKED).order() == {"*": ["ppo-8env"]}
 
 
 def test_an_old_summary_loads_and_a_new_one_round_trips(tmp_path):
-    old = RefGenSummary.from_json(OLD_SUMMARY)
+    old = RefGenSummary.from_dict(OLD_SUMMARY)
     assert old.fallbacks == {}
     assert old.libraries["classic-control"] == LibraryOutcome(
         ("sac-4env", "ppo-8env"), {"discrete": ("ppo-8env",)}, 3, ()
     )
     passed = old.runs["cc__CartPole-v1-ppo-8env-s0-1"]
     assert passed == RunOutcome("classic-control/CartPole-v1", Curation("pass", (), 500.0))
-    assert old.to_json() == {**OLD_SUMMARY, "fallbacks": {}}
+    assert old.to_dict() == {**OLD_SUMMARY, "fallbacks": {}}
     new = RefGenSummary(old.libraries, {"classic-control/CartPole-v1": ("r1",)}, old.runs)
     new.write(tmp_path)
     assert RefGenSummary.load(tmp_path) == new
@@ -95,7 +95,7 @@ def test_an_old_summary_loads_and_a_new_one_round_trips(tmp_path):
 
 def test_the_env_best_return_is_not_a_runs_figure_in_the_summary():
     run = RunOutcome("lib/E-v0", Curation("fail", ("below 95%",), 10.0, best_on_env=99.0))
-    assert run.to_json() == {
+    assert run.to_dict() == {
         "env_id": "lib/E-v0",
         "verdict": "fail",
         "reasons": ["below 95%"],
@@ -107,10 +107,10 @@ def test_unknown_keys_and_missing_files_are_named(tmp_path):
     with pytest.raises(
         RefGenError, match=r"ranking table of 'toy-text' has unknown keys \['rank'\]"
     ):
-        RankingTable.from_json({**UNRANKED, "rank": 1})
+        RankingTable.from_dict({**UNRANKED, "rank": 1})
     with pytest.raises(RefGenError, match=r"refgen summary has unknown keys \['extra'\]"):
-        RefGenSummary.from_json({**OLD_SUMMARY, "extra": 1})
+        RefGenSummary.from_dict({**OLD_SUMMARY, "extra": 1})
     with pytest.raises(RefGenError, match="'lib/E-v0'.*verdict 'maybe'"):
-        RunOutcome.from_json({"env_id": "lib/E-v0", "verdict": "maybe", "reasons": []})
+        RunOutcome.from_dict({"env_id": "lib/E-v0", "verdict": "maybe", "reasons": []})
     with pytest.raises(RefGenError, match="summary.json does not exist; run `ldm refgen all`"):
         RefGenSummary.load(tmp_path)

@@ -129,7 +129,7 @@ def test_curation_marks_no_improvement_and_below_95_percent(tmp_path):
     assert v[flat].verdict == "fail" and "no significant improvement" in v[flat].reasons[0]
     assert v[worse].verdict == "fail" and "below 95%" in v[worse].reasons[-1]
     assert store.runs()[flat].verdict == "fail"  # marked, not deleted
-    assert store.open_run(good).meta["first10"] < store.open_run(good).meta["last10"]
+    assert store.open_run(good).meta.first10 < store.open_run(good).meta.last10
 
 
 def test_curation_fails_a_run_whose_deterministic_check_plays_below_the_floor(tmp_path):
@@ -212,13 +212,13 @@ def test_recording_matches_what_the_env_did(tmp_path):
     first = obs.copy()
     for _ in range(60):
         obs, r, d, infos = venv.step(np.array([1, 1]))
-    assert w.meta["stream_lengths"] == [0, 0] and len(w._buf["rewards"]) == 59  # one held back
+    assert w.meta.stream_lengths == (0, 0) and len(w._buf["rewards"]) == 59  # one held back
     venv.finish()
     rid = w.commit()
     reader = store.open_run(rid)
     np.testing.assert_allclose(reader.read(0, "obs", 0, 1)[0], first[0])
     assert reader.length(1) == 60 and reader.read(1, "actions").tolist() == [1] * 60
-    assert len(reader.meta["episode_returns"]) == len(venv.episode_returns)
+    assert len(reader.meta.episode_returns) == len(venv.episode_returns)
     assert reader.read(0, "terminated").sum() >= 1
 
 
@@ -313,8 +313,8 @@ def test_stage_ranks_trains_relabels_curates_and_resumes_after_kill(tmp_path):
         assert (env in summary.fallbacks) == (sorted(on_env) == ["fail", "pass"])
     for r in refs:
         reader = store.open_run(r)
-        assert reader.has_reference_actions() and reader.meta["relabelled"]
-        assert reader.meta["curation"]["verdict"] in ("pass", "fail")
+        assert reader.has_reference_actions() and reader.meta.relabelled
+        assert reader.meta.curation.verdict in ("pass", "fail")
     ranking = json.loads((store_dir / "refgen" / "ranking-classic-control.json").read_text())
     assert {r["candidate"] for r in ranking["ranking"]} == {"ppo-8env", "a2c-8env"}
     assert set(summary.libraries) == {"classic-control", "toy-text"}
@@ -340,4 +340,4 @@ def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
     )
     meta = Store(tmp_path / "s").open_run(out.run_id).meta
     assert np.mean(out.final_returns) >= 475
-    assert meta["first10"] < 50 and meta["last10"] >= 475
+    assert meta.first10 < 50 and meta.last10 >= 475

@@ -36,7 +36,7 @@ def test_a_reference_job_runs_on_a_ray_cluster(ray_head, tmp_path):
     (result,) = out["results"].values()
     assert result["status"] == "done", result.get("error")
     run = Store(store_dir).open_run(result["run_id"])
-    assert run.meta["env_id"] == "classic-control/CartPole-v1"
+    assert run.meta.env_id == "classic-control/CartPole-v1"
     assert sum(run.length(s) for s in range(8)) >= 512
     manifest = json.loads((store_dir / "refgen" / "jobs.json").read_text())
     assert [e["status"] for e in manifest.values()] == ["done"]
@@ -86,4 +86,4 @@ def test_a_reference_job_whose_ray_worker_dies_runs_again_and_is_stored_once(ray
     store = Store(store_dir)
     assert list(store.runs()) == [result["run_id"]] and store.pending() == []
     run = store.open_run(result["run_id"])
-    assert run.record.transitions >= 4096 and run.has_reference_actions()
+    assert run.meta.transitions >= 4096 and run.has_reference_actions()

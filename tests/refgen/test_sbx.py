@@ -127,9 +127,9 @@ def test_a_jax_job_records_relabels_and_is_curated(tmp_path):
     store = Store(store_dir)
     reader = store.open_run(out.run_id)
     meta = reader.meta
-    assert meta["algorithm"] == "sbx.SAC" and meta["relabelled"]
-    assert set(meta["time_split"]) == {"env", "record", "learner", "cpu", "check", "relabel"}
-    split = meta["time_split"]
+    assert meta.algorithm == "sbx.SAC" and meta.relabelled
+    assert set(meta.extra["time_split"]) == {"env", "record", "learner", "cpu", "check", "relabel"}
+    split = meta.extra["time_split"]
     assert split["learner"] > 0 and split["relabel"] > 0 and split["cpu"] > 0
     by_job = reader.read(0, "ref_actions")
     taken = reader.read(0, "actions")

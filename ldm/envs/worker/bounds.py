@@ -11,37 +11,32 @@ in a comment beside it), or its space is widened with a named reason; never wide
 before it describe it (declare it after `flatten_dict` / `flatten_obs`), keeping the dtype. A
 clipped value loses how far past its limit the state went: the spec says where that is so.
 
-Imports: numpy only (runs in each library's own venv; the worker imports it as a sibling of
-wrappers.py). Must not import wrappers.py (which imports this file).
+Imports: numpy and its sibling wrapper_base.py (runs in each library's own venv, Python 3.6;
+the worker imports it as a sibling of wrappers.py). Must not import wrappers.py (which
+imports this file).
 """
 
 import numpy as np
 
+try:  # run as a script: siblings are on sys.path[0]
+    import wrapper_base
+except ImportError:  # imported as a package by the client / in-process backend
+    from ldm.envs.worker import wrapper_base
 
-class ClipObs:
-    """Box observations clipped to the declared [low, high] (see the module)."""
+
+class ClipObs(wrapper_base.Transformed):
+    """Box observations clipped to the declared [low, high] (see the module): a `Transformed`
+    env whose function is `clip` and whose description is the env's own, unchanged."""
 
     def __init__(self, env):
-        self.env = env
-        self.observation_desc = desc = env.observation_desc
-        self.action_desc = env.action_desc
+        desc = env.observation_desc
         self.dtype = np.dtype(desc["dtype"])
         self.low = np.broadcast_to(desc["low"], desc["shape"]).astype(self.dtype)
         self.high = np.broadcast_to(desc["high"], desc["shape"]).astype(self.dtype)
+        super().__init__(env, self.clip, desc)
 
     def clip(self, obs):
         return np.clip(np.asarray(obs, dtype=self.dtype), self.low, self.high)
-
-    def reset(self, seed=None, options=None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        return self.clip(obs), info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return self.clip(obs), reward, terminated, truncated, info
-
-    def close(self):
-        self.env.close()
 
 
 def fits(desc):
