@@ -1,10 +1,11 @@
 """Connections: a client's request/response channel to one env worker, whatever carries it.
 
-`Connection` (the interface: `send(message)` then `recv(timeout)`, so that several workers
-can step in parallel, `call`, `close`, `alive`, `wait_fd`), `WorkerError` (what a died, hung
-or failing worker raises, with the tail of its stderr), `InProcessConnection` (the worker's
-`EnvServer` in this process) and `FramedCodec` (messages as frames of the wire protocol).
-The process connection is ldm/envs/process.py; backends.py picks one per backend.
+`Connection` (the interface, plain request/response: `send(message)` then `recv(timeout)`,
+so that several workers can work in parallel, `call`, `close`, `alive`, `wait_fd`),
+`WorkerError` (what a died, hung or failing worker raises, with the tail of its stderr) and
+`InProcessConnection` (the worker's `EnvServer` in this process). The process connection is
+ldm/envs/process.py; backends.py picks one per backend. Stepping goes through a step handle
+on a connection (ldm/envs/steps.py).
 
 Imports the worker's protocol and ldm.errors; the worker's server only inside
 `InProcessConnection`. Must not import backends, the process, shm, sandbox, Ray or Docker
@@ -101,19 +102,3 @@ class _BytesReader:
         chunk = self.data[self.pos : self.pos + n]
         self.pos += len(chunk)
         return chunk
-
-
-class FramedCodec:
-    """How a process connection turns messages into bytes and back: the framed protocol.
-    `ldm.envs.shm` swaps in a codec whose steps go through a shared buffer."""
-
-    def encode(self, message: dict[str, Any]) -> bytes:
-        return protocol.dumps(message)
-
-    def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
-        """The next reply, or None on timeout (raises EOFError when the stream is closed)."""
-        return reader.read_message(timeout)
-
-    def result(self, cmd: str, result: Any) -> Any:
-        """The result of a successful reply to `cmd`, as the caller sees it."""
-        return result

@@ -46,8 +46,8 @@ def reset(handles: Any, seeds: list[int | None], options: dict | None = None) ->
 
 def step(handles: Any, actions: Any, autoreset: bool = False) -> Message:
     """`step` of the envs `handles`, one action each; with `autoreset` an env whose episode
-    ends is reset in the same step (its final observation and info in the reply), and on a
-    shared buffer the actions travel through it (ldm/envs/shm.py)."""
+    ends is reset in the same step (its final observation and info in the reply). On a
+    shared buffer a step is a signal instead (ldm/envs/shm.py `SharedSteps`)."""
     return {"cmd": "step", "handles": handles, "actions": actions, "autoreset": autoreset}
 
 
@@ -61,8 +61,11 @@ def close(handles: Any = None) -> Message:
     return {"cmd": "close", "handles": handles}
 
 
-def shm_attach(fields: list[dict[str, Any]], size: int, **where: Any) -> Message:
+def shm_attach(
+    fields: list[dict[str, Any]], size: int, autoreset: bool = True, **where: Any
+) -> Message:
     """`shm_attach`: map the shared step buffer laid out as `fields` (`Layout.wire()`) of
-    `size` bytes; `where`: how the worker finds it (`fd` or `path`), its wake-up FIFOs
-    (`wake`) and poll budget (`poll_us`, `poll_shares_core`)."""
-    return {"cmd": "shm_attach", "fields": fields, "size": size, **where}
+    `size` bytes, and answer step signals through it (with `autoreset`: as `step`'s);
+    `where`: how the worker finds it (`fd` or `path`), its wake-up FIFOs (`wake`) and poll
+    budget (`poll_us`, `poll_shares_core`)."""
+    return {"cmd": "shm_attach", "fields": fields, "size": size, "autoreset": autoreset, **where}

@@ -1,6 +1,8 @@
 """ProcessConnection: the worker script (ldm/envs/worker/server.py) as a subprocess inside the
 library's own venv, frames over its stdin/stdout, stderr kept as a tail; `LAUNCHERS` (the
-sandbox wraps the worker's command here, by name).
+sandbox wraps the worker's command here, by name). Plain framed request/response, plus the
+one-byte signals of the shared-memory step path (`signal`, `recv_signal`: ldm/envs/shm.py
+says what they mean).
 
 Every process connection is closed at interpreter exit if its owner forgot to
 (ldm.envs.lifetime); a worker's environment variables are an allowlist (ldm.envs.workerenv)
@@ -24,13 +26,7 @@ from typing import Any
 
 from ldm.envs import messages
 from ldm.envs.catalog import LibrarySpec
-from ldm.envs.connection import (
-    DEFAULT_TIMEOUT,
-    WORKER_SCRIPT,
-    Connection,
-    FramedCodec,
-    WorkerError,
-)
+from ldm.envs.connection import DEFAULT_TIMEOUT, WORKER_SCRIPT, Connection, WorkerError
 from ldm.envs.lifetime import track
 from ldm.envs.scratch import Scratch
 from ldm.envs.worker import protocol
@@ -70,9 +66,9 @@ class ProcessConnection(Connection):
         the client's whole environment (the docker client's, not the container's), else the
         worker gets ldm.envs.workerenv's cleared environment plus allowlist."""
         self.label = label
-        # an ldm.envs.shm_buffer.SharedBuffer the worker may map later (its fd is inherited)
+        # an ldm.envs.shm_buffer.SharedBuffer the worker may map later (its fd is inherited);
+        # a shared-memory step handle takes it over once the worker mapped it (ldm/envs/shm.py)
         self.buffer = buffer
-        self.codec = FramedCodec()
         wrap = launcher(launch) if launch is not None else None
         self._scratch = Scratch()
         self.scratch = self._scratch.path
@@ -98,6 +94,7 @@ class ProcessConnection(Connection):
             self._scratch.remove()
             raise
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        # the command each reply owed answers, for its error messages
         self._cmds: collections.deque[str] = collections.deque()
         self._closed = False
         assert self.proc.stdout is not None and self.proc.stdin is not None
@@ -134,31 +131,48 @@ class ProcessConnection(Connection):
         # no liveness poll here (a wait syscall per step): a worker that died is found by the
         # write (EPIPE) or, if something else holds its stdin, by the reply's EOF in `recv`
         cmd = message.get("cmd", "?")
-        data = self.codec.encode(message)
         try:
-            if len(data) == 1 and not self._closed:  # a shared-memory wake-up: one write
-                os.write(self._stdin_fd, data)
-            else:
-                self._writer.write(data)
-                self._writer.flush()
+            self._writer.write(protocol.dumps(message))
+            self._writer.flush()
         except (OSError, ValueError):  # ValueError: the pipe was closed with the connection
-            raise self._dead(cmd) from None
+            raise self.dead(cmd) from None
         self._cmds.append(cmd)
 
     def recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
         cmd = self._cmds.popleft() if self._cmds else "?"
         try:
-            reply = self.codec.decode(self._reader, timeout)
+            reply = self._reader.read_message(timeout)
         except (EOFError, ValueError, OSError):
-            raise self._dead(cmd) from None
+            raise self.dead(cmd) from None
         if reply is None:
-            self.kill()
-            raise WorkerError(
-                f"{self.label}: worker did not answer {cmd!r} within {timeout:.0f} s (hung); "
-                "it was killed. Raise the timeout if the env is just slow.",
-                self.tail,
-            )
-        return self.codec.result(cmd, self._unwrap(reply, cmd))
+            raise self.hung(cmd, timeout)
+        return self._unwrap(reply, cmd)
+
+    # -- signals: one byte between frames (the shared-memory step path, ldm/envs/shm.py) ---
+    @property
+    def reader(self) -> protocol.FrameReader:
+        """Where the worker's frames and signals are read from (a poller may fill it)."""
+        return self._reader
+
+    def signal(self, byte: bytes, cmd: str) -> None:
+        """Send one signal byte, standing for `cmd` (named in errors), in one write."""
+        if self._closed:  # its descriptor may be another file's by now
+            raise self.dead(cmd)
+        try:
+            os.write(self._stdin_fd, byte)
+        except (OSError, ValueError):
+            raise self.dead(cmd) from None
+
+    def recv_signal(self, cmd: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        """The worker's answer to the signal for `cmd`: a signal byte (bytes), or the
+        result of a framed reply (WorkerError when it reports a failure, dies or hangs)."""
+        try:
+            answer = self._reader.read_next(timeout)
+        except (EOFError, ValueError, OSError):
+            raise self.dead(cmd) from None
+        if answer is None:
+            raise self.hung(cmd, timeout)
+        return answer if isinstance(answer, bytes) else self._unwrap(answer, cmd)
 
     def wait_fd(self) -> int | None:
         return None if self._reader.buf else self._reader.fd
@@ -171,7 +185,17 @@ class ProcessConnection(Connection):
         self._reader = protocol.FrameReader(read_fd)
         self._rebound_fd = read_fd
 
-    def _dead(self, cmd: str) -> WorkerError:
+    def hung(self, cmd: str, timeout: float | None) -> WorkerError:
+        """Kill the worker that did not answer `cmd` in time; the error to raise."""
+        self.kill()
+        return WorkerError(
+            f"{self.label}: worker did not answer {cmd!r} within {timeout:.0f} s (hung); "
+            "it was killed. Raise the timeout if the env is just slow.",
+            self.tail,
+        )
+
+    def dead(self, cmd: str) -> WorkerError:
+        """The error of a worker found dead during `cmd` (its exit code and stderr's tail)."""
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -215,7 +239,6 @@ class ProcessConnection(Connection):
         if self._rebound_fd is not None:
             os.close(self._rebound_fd)
             self._rebound_fd = None
-        self.codec = FramedCodec()  # drops the views on the buffer before it is unmapped
-        if self.buffer is not None:
+        if self.buffer is not None:  # never taken over by a step handle
             self.buffer.close()
         self._scratch.remove()

@@ -1,30 +1,32 @@
 """Shared-memory step path, client side: a worker's slice of the batch in a buffer both map.
 
-After `make`, `attach(conn, spaces, count)` lays out one buffer per worker from the space
-descriptions (observations, actions, rewards, terminated and truncated flags of the worker's
-envs; the layout is shm_layout.py, the buffer shm_buffer.py), asks the worker to map it (`shm_attach`), and gives the connection a `ShmCodec`: the
-same `Connection` interface, where a `step` writes the actions into the buffer and sends one
-wake-up byte, and the reply is one byte when the step has no infos (see `shm_worker.py`).
-Control messages, infos, final observations and errors stay on the framed protocol. Before
-blocking on the pipe each side polls it for a bounded, adaptive time (worker/poll.py), within
-the budgets `poll_budgets` sets: none where the vector env's workers already fill the cores.
+After `make`, `attach(conn, handles, spaces, autoreset)` lays out one buffer per worker from
+the space descriptions (observations, actions, rewards, terminated and truncated flags, final
+observations and info slots of the worker's envs; the layout is shm_layout.py, the buffer
+shm_buffer.py), asks the worker to map it (`shm_attach`), and returns a `SharedSteps`: the
+step handle of ldm/envs/steps.py whose `step_send` writes the actions into the buffer and
+sends one signal byte, and whose `step_recv` reads one byte back when the step's infos are
+in the buffer too (see worker/shm_worker.py), a framed reply when they did not fit. Resets go
+framed and their observations come back in the buffer; control messages (render, close)
+stay plain calls on the connection. Before blocking on the pipe each side polls it for a
+bounded, adaptive time (worker/poll.py), within the budgets `poll_budgets` sets: none where
+the vector env's workers already fill the cores.
 
 Lifetime: the process and sandbox backends share an anonymous memfd (no name anywhere, gone
 with the last process holding it); the Docker backend bind-mounts a file of /dev/shm that is
 unlinked as soon as the worker has mapped it (and names of dead clients are swept on the next
 `SharedBuffer.named()`), and two FIFOs beside it that carry the channel from then on (the
-container's stdin/stdout are relayed by the engine: two more processes each way). A worker that cannot share (in-process or Ray backends, Dict or Tuple
-spaces, an old worker without `shm_attach`) keeps the framed path; the reason is logged at
-debug level.
+container's stdin/stdout are relayed by the engine: two more processes each way). A worker
+that cannot share (in-process or Ray backends, Dict or Tuple spaces, a worker that cannot map
+the buffer) keeps the framed path (`steps.FramedSteps`); the reason is logged at debug level.
 
-Imports: numpy, ldm.envs.connection/process/shm_layout, ldm.envs.worker (protocol, shm_worker, poll). Must not
-import gymnasium or proxies.
+Imports: numpy, ldm.envs.connection/messages/process/shm_buffer/shm_layout/steps, and
+ldm.envs.worker's shm_worker and poll. Must not import gymnasium or the proxies.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import select
 import time
@@ -34,10 +36,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ldm.envs import messages
-from ldm.envs.connection import Connection, FramedCodec, WorkerError
+from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, WorkerError
 from ldm.envs.process import ProcessConnection
+from ldm.envs.shm_buffer import SharedBuffer
 from ldm.envs.shm_layout import Layout, plan_layout
-from ldm.envs.worker import poll, protocol, shm_worker
+from ldm.envs.steps import Final, ResetResult, StepResult, Steps
+from ldm.envs.worker import poll, shm_worker
 from ldm.errors import EnvError
 
 log = logging.getLogger(__name__)
@@ -87,39 +91,44 @@ def poll_budgets(peers: int, budget_us: float | None = None) -> PollBudgets:
 
 def attach(
     conn: Connection,
+    handles: list[int],
     spaces: dict[str, Any],
-    count: int,
+    autoreset: bool,
     poll: PollBudgets | None = None,
-) -> bool:
-    """Switch `conn` to the shared-memory path for its `count` envs, polling by `poll` (its
-    vector env's `poll_budgets`; default: a lone worker's); False (and the reason logged at
-    debug level) when the buffer cannot be shared and the framed path stays."""
+) -> SharedSteps | None:
+    """A shared-memory step handle on `conn`'s envs `handles`, polling by `poll` (its vector
+    env's `poll_budgets`; default: a lone worker's); None (and the reason logged at debug
+    level) when the buffer cannot be shared and the framed path stays."""
     buffer = getattr(conn, "buffer", None)
     if not isinstance(conn, ProcessConnection) or buffer is None:
         log.debug("%s: framed path (backend %s shares no memory)", conn.label, type(conn).__name__)
-        return False
+        return None
+    count = len(handles)
     try:
         layout = plan_layout(spaces, count)
     except EnvError as e:
         log.debug("%s: framed path (%s)", conn.label, e)
-        return False
+        return None
     poll = poll or poll_budgets(1)
-    mm = buffer.map(layout.size)
+    buffer.map(layout.size)
     where = {"poll_us": poll.worker_us, "poll_shares_core": poll.shares_core}
     if buffer.worker_wake is not None:
         where["wake"] = list(buffer.worker_wake)
     try:
-        conn.call(messages.shm_attach(layout.wire(), layout.size, **where, **buffer.worker_ref()))
+        conn.call(
+            messages.shm_attach(
+                layout.wire(), layout.size, autoreset, **where, **buffer.worker_ref()
+            )
+        )
         if buffer.wake is not None:
             conn.rebind(*_open_wake(conn, buffer.wake))
     except WorkerError as e:
         if not conn.alive or buffer.wake is not None:
             raise
         log.debug("%s: framed path (the worker could not map the buffer: %s)", conn.label, e)
-        return False
+        return None
     finally:
         buffer.release_name()
-    conn.codec = ShmCodec(layout, mm, poll.client_s)
     log.debug(
         "%s: shared-memory path, %d envs, %d bytes, polling %.0f us (client) / %.0f us (worker)",
         conn.label,
@@ -128,7 +137,8 @@ def attach(
         poll.client_s * 1e6,
         poll.worker_us,
     )
-    return True
+    conn.buffer = None  # the handle owns it from now on (and closes it)
+    return SharedSteps(conn, handles, autoreset, layout, buffer, poll.client_s)
 
 
 def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float = 60.0):
@@ -154,67 +164,87 @@ def _open_wake(conn: ProcessConnection, paths: tuple[Path, Path], timeout: float
     return w, r
 
 
-class ShmCodec(FramedCodec):
-    """Tagged messages (see shm_worker.py): a step's arrays live in the shared buffer."""
+class SharedSteps(Steps):
+    """A step handle whose arrays live in the buffer shared with the worker: a step is the
+    STEP signal after the actions are written, and the worker's signal (DONE, SLOTS) or a
+    framed reply when something did not fit (see shm_worker.py). Owns the buffer (taken
+    over from the connection once the worker mapped it), its views and the poller."""
 
-    def __init__(self, layout: Layout, mm: mmap.mmap, poll_budget: float = 0.0) -> None:
+    def __init__(
+        self,
+        conn: ProcessConnection,
+        handles: list[int],
+        autoreset: bool,
+        layout: Layout,
+        buffer: SharedBuffer,
+        poll_budget: float = 0.0,
+    ) -> None:
+        super().__init__(conn, handles, autoreset)
+        self.process = conn
         self.layout = layout
+        self.buffer = buffer
+        mm = buffer.mm
         self.poller = poll.Poller(poll_budget)
         self.views = {
             f.name: np.ndarray(f.shape, np.dtype(f.dtype), buffer=mm, offset=f.offset)
             for f in layout.fields
         }
-        self.count = layout.fields[0].shape[0]
+        self.count = len(handles)
         self.info_keys: list[tuple[str, type]] = []  # slot order, as the worker announced them
 
-    def encode(self, message: dict[str, Any]) -> bytes:
+    def step_send(self, actions: Any) -> None:
+        self.views["actions"][...] = actions
         self.poller.start()
-        if message.get("cmd") == "step" and message.get("autoreset"):
-            self.views["actions"][...] = message["actions"]
-            return shm_worker.STEP
-        return shm_worker.FRAMED + protocol.dumps(message)
+        self.process.signal(shm_worker.STEP, "step")
 
-    def decode(self, reader: protocol.FrameReader, timeout: float | None) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self.poller.wait(reader)
-        tag = shm_worker.read_tag(reader, deadline)
-        if tag is None:
-            return None
+    def step_recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> StepResult:
+        self._wait()
+        answer = self.process.recv_signal("step", timeout)
         self.poller.arrived()
-        if tag == shm_worker.DONE:
-            return {"ok": True, "result": {}}
-        if tag == shm_worker.SLOTS:
-            return {"ok": True, "result": shm_worker.ALL_IN_BUFFER}
-        if tag != shm_worker.FRAMED:
-            raise ValueError(f"unknown tag {tag!r} on the shared-memory channel")
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return reader.read_message(remaining)
-
-    def result(self, cmd: str, result: Any) -> Any:
-        if not isinstance(result, dict) or "obs" in result:  # a framed reply carries its arrays
-            return result
+        if answer == shm_worker.DONE:
+            extras: dict[str, Any] = {}
+        elif answer == shm_worker.SLOTS:
+            extras = shm_worker.ALL_IN_BUFFER
+        elif isinstance(answer, dict):
+            extras = answer
+        else:
+            self.process.kill()
+            raise WorkerError(f"{self.conn.label}: unknown signal {answer!r} from the worker")
         v = self.views
-        if cmd == "reset":
-            return {
-                "obs": v["obs"].copy(),
-                "infos": result.get("infos") or [{} for _ in range(self.count)],
-            }
-        if cmd != "step":
-            return result
-        out = {
-            "obs": v["obs"].copy(),
-            "rewards": v["rewards"].copy(),
-            "terminated": v["terminated"].copy(),
-            "truncated": v["truncated"].copy(),
-            "infos": None,
-            "finals": None,
-        }
-        if result:
-            self._read_extras(result, out)
-        return out
+        infos, finals = self._read_extras(extras) if extras else (None, None)
+        return StepResult(
+            v["obs"].copy(),
+            v["rewards"].copy(),
+            v["terminated"].copy(),
+            v["truncated"].copy(),
+            infos,
+            finals,
+        )
 
-    def _read_extras(self, result: dict[str, Any], out: dict[str, Any]) -> None:
-        """Final observations and infos of a step: from the buffer, or framed when they did
+    def reset_send(self, seeds: list[int | None], options: dict | None = None) -> None:
+        self.poller.start()
+        super().reset_send(seeds, options)
+
+    def reset_recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> ResetResult:
+        self._wait()
+        result = self.conn.recv(timeout)
+        self.poller.arrived()
+        infos = result.get("infos") or [{} for _ in range(self.count)]
+        return ResetResult(self.views["obs"].copy(), infos)
+
+    def close(self) -> None:
+        self.views = {}  # the buffer can be unmapped once no view is left
+        self.buffer.close()
+
+    def _wait(self) -> None:
+        """Poll for the answer before the blocking read (worker/poll.py)."""
+        try:
+            self.poller.wait(self.process.reader)
+        except (EOFError, OSError):
+            raise self.process.dead("step") from None
+
+    def _read_extras(self, result: dict[str, Any]) -> tuple[list[dict] | None, list | None]:
+        """Infos and final observations of a step: from the buffer, or framed when they did
         not fit its slots."""
         v = self.views
         if "info_keys" in result:
@@ -229,13 +259,13 @@ class ShmCodec(FramedCodec):
             final_infos = (
                 self._slot_infos(v["final_info_values"], v["final_info_present"]) if ended else None
             )
-        out["infos"] = infos if infos is not None and any(infos) else None
+        finals: list[Final | None] | None = None
         if ended:
-            finals: list[Any] = [None] * self.count
+            finals = [None] * self.count
             for i in ended:
                 info = final_infos[i] if final_infos is not None else None
-                finals[i] = {"obs": v["final_obs"][i].copy(), "info": info or {}}
-            out["finals"] = finals
+                finals[i] = Final(v["final_obs"][i].copy(), info or {})
+        return (infos if infos is not None and any(infos) else None), finals
 
     def _slot_infos(self, values: np.ndarray, present: np.ndarray) -> list[dict] | None:
         """Per env the info dict held in the slots, or None when no slot is set (a few keys

@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ldm.envs.backends import connect, init_message
+from ldm.envs import messages
+from ldm.envs.backends import connect
 from ldm.envs.catalog import LibrarySpec
 from ldm.envs.discover.requirements import req_name
 from ldm.envs.venvs import ensure_venv
@@ -54,9 +55,9 @@ def candidate_ids(spec: LibrarySpec, backend: str = "process") -> list[str]:
     """Env ids the library registers that pass its include/exclude patterns."""
     conn = connect(backend, replace(spec, imports=[]), f"{spec.name}[discover]")
     try:
-        before = set(conn.call({"cmd": "list_ids"}))
-        conn.call(init_message(spec), IMPORT_TIMEOUT)
-        after = set(conn.call({"cmd": "list_ids"}))
+        before = set(conn.call(messages.list_ids()))
+        conn.call(messages.init(spec), IMPORT_TIMEOUT)
+        after = set(conn.call(messages.list_ids()))
     finally:
         conn.close()
     # a library's envs are what its imports add; the specs of gym/gymnasium's own families
