@@ -1,12 +1,12 @@
 """A `gymnasium.Env` whose env lives in an isolated worker, and what both proxies share.
 
 Owns: `ProxyEnv`, `ProxyWorker` (one connection plus the handles of the envs it serves and
-their step handle, ldm/envs/steps.py, restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
+their step handle, ldm/envs/transport/steps.py, restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
 `check_actions`/`check_action` (an action outside the space is an EnvError naming it, before
 it is sent; one check for the single and the vector proxy).
 The vector proxy is ldm/envs/vector.py.
 
-Imports gymnasium, numpy, the backends, ldm.envs.messages, steps and shm; must not import an
+Imports gymnasium, numpy, the backends, ldm.envs.transport.messages, steps and shm; must not import an
 environment library (they live in the workers), torch, or any later part (data, refgen, model,
 ...).
 """
@@ -19,12 +19,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs import messages, shm
-from ldm.envs.backends import launch
-from ldm.envs.catalog import LibrarySpec
-from ldm.envs.connection import DEFAULT_TIMEOUT, Connection
-from ldm.envs.gym_registry import env_spec
-from ldm.envs.steps import FramedSteps, Steps
+from ldm.envs.gym_spec import env_spec
+from ldm.envs.library.catalog import LibrarySpec
+from ldm.envs.transport import messages, shm
+from ldm.envs.transport.backends import launch
+from ldm.envs.transport.connection import DEFAULT_TIMEOUT, Connection
+from ldm.envs.transport.steps import FramedSteps, Steps
 from ldm.errors import EnvError
 
 #: wire description type -> gymnasium space (ldm/envs/worker/space_desc.py `describe_space`)

@@ -9,7 +9,7 @@ and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in
 EnvPool: send to all, take the first envs that are ready.
 
 Owns: `ProxyVectorEnv` and the batching of worker replies. Imports gymnasium, numpy, the
-backends, ldm.envs.messages, ldm.envs.proxy and ldm.envs.shm; must not import an environment library, torch, or
+backends, ldm.envs.transport.messages, ldm.envs.proxy and ldm.envs.transport.shm; must not import an environment library, torch, or
 any later part.
 """
 
@@ -25,12 +25,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ldm.envs import messages
-from ldm.envs.catalog import LibrarySpec
-from ldm.envs.connection import DEFAULT_TIMEOUT, WorkerError
+from ldm.envs.library.catalog import LibrarySpec
 from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
-from ldm.envs.shm import poll_budgets
-from ldm.envs.steps import Final, StepResult, Steps
+from ldm.envs.transport import messages
+from ldm.envs.transport.connection import DEFAULT_TIMEOUT, WorkerError
+from ldm.envs.transport.shm import poll_budgets
+from ldm.envs.transport.steps import Final, StepResult, Steps
 from ldm.errors import EnvError
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs import shm
+from ldm.envs.transport import shm
 from ldm.envs.worker import poll
 from ldm.envs.worker.poll import Poller
 from ldm.envs.worker.protocol import FrameReader

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs import shm, shm_buffer, shm_layout
+from ldm.envs.transport import shm, shm_buffer, shm_layout
 from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
 
@@ -211,7 +211,7 @@ def test_killed_worker_and_killed_client_leave_no_buffer(tmp_path):
             f"""
             import os, time
             import ldm.envs as E
-            from ldm.envs import shm_buffer
+            from ldm.envs.transport import shm_buffer
             v = E.make_vec("{CARTPOLE}", 4, workers=2)
             named = shm_buffer.SharedBuffer.named("/unused")  # a Docker-style name, never released
             named.map(4096)
@@ -258,7 +258,7 @@ def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
 def test_docker_worker_shares_only_its_buffer_and_leaves_no_name():
     import shutil
 
-    from ldm.envs import docker
+    from ldm.envs.transport import docker
 
     if not shutil.which("docker") or not shutil.which("dockerd"):
         pytest.skip("no Docker engine on this machine (apt-get install docker.io)")

@@ -9,7 +9,7 @@ protocol, the declared wrappers' names and the shared-memory signals with it):
 - `channel.py`: the worker's end of the wire (messages and signals in, replies and signals out);
 - `env_instance.py`: one env (legacy conversion, space descriptions, declared wrappers,
   frames) and how a wire action is cast for it;
-- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/probe.py);
+- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/library/probe.py);
 - `protocol.py`: the wire format (framed JSON + raw array bytes, one-byte signals between frames);
 - `space_desc.py`: the wire's space descriptions, their one home (what a space is, sent to the
   client; read by the wrappers, legacy.py and the shared buffer's layout);

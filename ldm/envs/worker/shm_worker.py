@@ -26,7 +26,7 @@ Docker also bind-mounts two FIFOs (`open_wake`): the channel runs over them inst
 the container's stdin/stdout, which the engine relays through two more processes each way.
 Before a blocking read the worker polls for the next signal for a while (`poll.py`: bounded,
 adaptive, within the budget the client sent with `shm_attach`; channel.py). The serve loop
-is server.py's `serve`; the client's end is ldm/envs/shm.py `SharedSteps`.
+is server.py's `serve`; the client's end is ldm/envs/transport/shm.py `SharedSteps`.
 
 Imports: standard library and numpy only, Python 3.6 syntax (runs in each library's venv).
 """
@@ -41,7 +41,7 @@ import numpy as np
 STEP = b"s"
 DONE = b"."
 SLOTS = b","
-INFO_SLOTS = 16  # numeric info keys per env held in the buffer (client: ldm/envs/shm.py)
+INFO_SLOTS = 16  # numeric info keys per env held in the buffer (client: ldm/envs/transport/shm.py)
 ALL_IN_BUFFER = {"slots": True}  # a step reply with nothing framed: the SLOTS tag says it
 MAX_INT = 2**53  # ints travel as float64 in the slots: exact up to here
 
