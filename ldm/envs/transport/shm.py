@@ -198,7 +198,7 @@ class SharedSteps(Steps):
         self.process.signal(shm_worker.STEP, "step")
 
     def step_recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> StepResult:
-        self._wait()
+        self._wait("step")
         answer = self.process.recv_signal("step", timeout)
         self.poller.arrived()
         if answer == shm_worker.DONE:
@@ -226,7 +226,7 @@ class SharedSteps(Steps):
         super().reset_send(seeds, options)
 
     def reset_recv(self, timeout: float | None = DEFAULT_TIMEOUT) -> ResetResult:
-        self._wait()
+        self._wait("reset")
         result = self.conn.recv(timeout)
         self.poller.arrived()
         infos = result.get("infos") or [{} for _ in range(self.count)]
@@ -236,12 +236,12 @@ class SharedSteps(Steps):
         self.views = {}  # the buffer can be unmapped once no view is left
         self.buffer.close()
 
-    def _wait(self) -> None:
-        """Poll for the answer before the blocking read (worker/poll.py)."""
+    def _wait(self, cmd: str) -> None:
+        """Poll for the answer to `cmd` before the blocking read (worker/poll.py)."""
         try:
             self.poller.wait(self.process.reader)
         except (EOFError, OSError):
-            raise self.process.dead("step") from None
+            raise self.process.dead(cmd) from None
 
     def _read_extras(self, result: dict[str, Any]) -> tuple[list[dict] | None, list | None]:
         """Infos and final observations of a step: from the buffer, or framed when they did
