@@ -73,6 +73,35 @@ def test_same_observations_as_the_framed_path_and_slices_per_worker():
         framed.close()
 
 
+def _play(env, actions: list[int]) -> list:
+    out = [env.reset(seed=5)]
+    for a in actions:
+        out.append(env.step(a))
+        if out[-1][2] or out[-1][3]:  # no autoreset: the episode ends here until `reset`
+            out.append(env.reset(seed=6))
+    return out
+
+
+def test_the_single_env_steps_through_the_shared_buffer_as_on_the_framed_path():
+    shared = E.make(CARTPOLE)
+    framed = E.make(CARTPOLE, backend="inprocess")  # no buffer to share: framed steps
+    try:
+        steps = shared._worker.steps
+        assert isinstance(steps, shm.SharedSteps) and not steps.autoreset
+        assert not isinstance(framed._worker.steps, shm.SharedSteps)
+        actions = np.random.default_rng(0).integers(0, 2, 60).tolist()
+        a, b = _play(shared, actions), _play(framed, actions)
+        assert len(a) == len(b) > 61  # an episode ended: its reset compared too
+        for x, y in zip(a, b):
+            assert len(x) == len(y)
+            np.testing.assert_array_equal(x[0], y[0])
+            assert x[0].dtype == y[0].dtype
+            assert [(type(u), u) for u in x[1:]] == [(type(v), v) for v in y[1:]]
+    finally:
+        shared.close()
+        framed.close()
+
+
 def _infos(venv, steps: int) -> list[dict]:
     venv.reset(seed=0)
     out = []
