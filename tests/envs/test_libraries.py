@@ -70,11 +70,16 @@ HUB_CODE = (
     "worker/legacy.py",
     "worker/reseed.py",
     "worker/bounds.py",
-    "check.py",
+    "worker/channel.py",
+    "worker/shm_worker.py",
+    "worker/poll.py",
+    "library/check.py",
     "proxy.py",
-    "backends.py",
-    "connection.py",
-    "process.py",
+    "transport/backends.py",
+    "transport/connection.py",
+    "transport/process.py",
+    "transport/steps.py",
+    "transport/shm.py",
 )
 
 
