@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import args, rate, report  # noqa: E402
 
 import ldm.envs as E  # noqa: E402
-from ldm.envs.venvs import ensure_venv  # noqa: E402
+from ldm.envs.library.venvs import ensure_venv  # noqa: E402
 
 # the baselines of a library that lives in its own venv, measured there: 8 envs in
 # SyncVectorEnv ("sync"), AsyncVectorEnv ("async") or AsyncVectorEnv(shared_memory=True) of an
@@ -130,8 +130,8 @@ def catalog_figures() -> dict:
     """The catalog's size and how long discovery took per library (read, not re-run)."""
     from statistics import median
 
-    from ldm.envs.catalog import load_catalog
-    from ldm.envs.registry import list_envs
+    from ldm.envs.library.catalog import load_catalog
+    from ldm.envs.library.registry import list_envs
 
     envs = list_envs()
     seconds = [s.discovery["seconds"] for s in load_catalog().values() if "seconds" in s.discovery]
@@ -211,7 +211,7 @@ def cartpole_figures(secs: float) -> dict:
     backends = {"process": {}, "sandbox": {"sandbox": True}, "docker": {"backend": "docker"}}
     started, no_docker = None, None
     try:  # the engine and the image first: their start-up is not the contender's to pay
-        from ldm.envs import docker
+        from ldm.envs.transport import docker
 
         started = docker.ensure_engine()
         docker.ensure_image(E.resolve_env_id(cartpole)[0])

@@ -189,7 +189,7 @@ def windows_per_cpu_s(sampler: Any, seconds: float) -> float:
 
 def plan_envs(ids: list[str]) -> int:
     """The planner's jobs for `ids` x the pool (top 3), 250 envs per library."""
-    from ldm.envs.registry import catalog_spaces
+    from ldm.envs.library.registry import catalog_spaces
     from ldm.refgen.candidates import load_pool
     from ldm.refgen.config import RefGenConfig
     from ldm.refgen.plan import plan_library, summarise_jobs

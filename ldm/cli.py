@@ -62,7 +62,7 @@ def take_catalog_dirs(args: list[str]) -> list[str]:
         else:
             rest.append(a)
     if dirs:  # the catalog imported only here: `ldm --help` imports no numpy
-        from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
+        from ldm.envs.library.catalog import CATALOG_PATH_ENV, load_catalog
 
         old = os.environ.get(CATALOG_PATH_ENV)
         os.environ[CATALOG_PATH_ENV] = os.pathsep.join(

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ldm import __version__
-from ldm.envs.registry import list_envs
+from ldm.envs.library.registry import list_envs
 
 ROOT = Path(__file__).resolve().parents[1]
 

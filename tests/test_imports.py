@@ -89,3 +89,67 @@ def test_every_module_docstring_says_what_it_may_import():
         if len(lines) < 2 or not re.search(r"(?i)\bimport", doc):
             silent.append(str(path.relative_to(root)))
     assert not silent, f"module docstrings that do not say what the file may import: {silent}"
+
+
+def _module_graph(package):
+    """Module -> the modules of `package` it imports (lazy imports included; `from p import
+    m` of a submodule counts as importing m, not the package)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    files = {}
+    for path in (root / package.replace(".", "/")).rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
+        files[name.removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in files.items():
+        out = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names}
+                out |= (subs & set(files)) | ({node.module} if subs - set(files) else set())
+        graph[name] = {m for m in out if m in files and m != name}
+    return graph
+
+
+def _cycle(graph):
+    """One import circle of `graph` as a list of modules, or None."""
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                return stack[stack.index(n) :] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        state[m] = "done"
+        stack.pop()
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_the_hub_has_no_import_circle_and_its_transport_no_front_door():
+    """docs/architecture.md, "Who may import whom": ldm/envs imports downwards only."""
+    graph = _module_graph("ldm.envs")
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    front = {
+        m
+        for m in graph
+        if m.count(".") == 2 and m.split(".")[2] not in ("transport", "library", "worker")
+    }
+    front.add("ldm.envs")
+    upward = [
+        (m, sorted(graph[m] & front))
+        for m in graph
+        if m.startswith(("ldm.envs.transport", "ldm.envs.worker")) and graph[m] & front
+    ]
+    assert not upward, upward

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ldm import cli
-from ldm.envs.registry import list_envs
+from ldm.envs.library.registry import list_envs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -41,7 +41,7 @@ def commands(program: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def _catalog_path_restored():
     """`--catalog-dir` sets $LDM_CATALOG_PATH for the process: put it back after each test."""
-    from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
+    from ldm.envs.library.catalog import CATALOG_PATH_ENV, load_catalog
 
     old = os.environ.get(CATALOG_PATH_ENV)
     yield

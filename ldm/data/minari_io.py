@@ -197,8 +197,8 @@ class _SpecOnlyEnv(gym.Env):
 
 def _env_spec(env_id: str) -> Any:
     """The Gymnasium EnvSpec that remakes a catalogued env (None for another id)."""
-    from ldm.envs.gym_registry import env_spec
-    from ldm.envs.registry import resolve_env_id
+    from ldm.envs.gym_spec import env_spec
+    from ldm.envs.library.registry import resolve_env_id
     from ldm.errors import EnvError
 
     try:

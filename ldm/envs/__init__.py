@@ -6,6 +6,13 @@
 
 Backends: "process" (default; the library's own venv), "inprocess", "ray", "docker".
 Importing this package pulls in neither torch nor any environment library.
+
+The hub by what each part is (docs/architecture.md, "Who may import whom"): this folder is
+the front door (these functions, proxy.py, vector.py, sb3.py, gym_registry.py, gym_spec.py,
+cli.py); transport/ how a client reaches a worker and steps its envs; library/ what ldm
+knows of each library (catalog, registry, venvs, discovery, checks); worker/ what runs in
+each library's venv. Imports the library side's registry (the proxies lazily); the
+transport and the library side's catalog/registry/venvs never import this package.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, get_args
 
-from ldm.envs.registry import EnvInfo, catalog_spaces, list_envs, resolve_env_id
+from ldm.envs.library.registry import EnvInfo, catalog_spaces, list_envs, resolve_env_id
 from ldm.spaces import SpaceSpec
 
 __all__ = [
@@ -30,7 +37,7 @@ __all__ = [
 ]
 
 
-#: how an env's worker runs (ldm/envs/backends.py connects each; tests/envs check the two agree)
+#: how an env's worker runs (ldm/envs/transport/backends.py connects each; tests/envs check the two agree)
 Backend = Literal["process", "inprocess", "ray", "docker"]
 BACKEND_NAMES: tuple[str, ...] = get_args(Backend)
 
@@ -65,7 +72,7 @@ def make_vec(
     while the client waits; a light env (CartPole) runs faster with `workers=1`, where client
     and worker both poll for each other's wake-up (docs/benchmarks.md). With `shared_memory`
     (default) each worker's slice of the batch travels through a buffer shared with it where
-    the backend allows (ldm/envs/shm.py); False keeps the framed path. `poll_us`: how long each
+    the backend allows (ldm/envs/transport/shm.py); False keeps the framed path. `poll_us`: how long each
     side polls for the other before blocking (None: `LDM_POLL_US`, else 500; 0 blocks at once;
     ldm/envs/worker/poll.py)."""
     from ldm.envs.vector import ProxyVectorEnv

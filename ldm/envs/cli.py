@@ -64,7 +64,7 @@ def list_(
     """
     from dataclasses import asdict
 
-    from ldm.envs.registry import list_envs, list_failed
+    from ldm.envs.library.registry import list_envs, list_failed
 
     if failed:
         bad = list_failed(library)
@@ -107,7 +107,7 @@ def _env_table(envs: list) -> TableData:
 def _library_table(envs: list, library: str | None) -> TableData:
     from collections import Counter
 
-    from ldm.envs.catalog import get_library, load_catalog
+    from ldm.envs.library.catalog import get_library, load_catalog
 
     specs = [get_library(library)] if library else list(load_catalog().values())
     count = Counter(e.library for e in envs)
@@ -171,8 +171,8 @@ def check(
         timeout: Seconds the worker may take per call, its library's first import included
             (raise it on a busy machine: a call cut short is recorded as a failed check).
     """
-    from ldm.envs.catalog import get_library
-    from ldm.envs.check import check as check_one
+    from ldm.envs.library.catalog import get_library
+    from ldm.envs.library.check import check as check_one
 
     ids = tuple(
         env for i in ids for env in ([i] if "/" in i else [f"{i}/{e}" for e in get_library(i).envs])
@@ -190,7 +190,7 @@ def check(
             spaces[env_id] = r.spaces
     print(f"{len(ids) - failed} passed, {failed} failed")
     if record:
-        from ldm.envs.discover.record import record_checks
+        from ldm.envs.library.discover.record import record_checks
 
         missing = record_checks(outcomes, spaces=spaces)
         print(f"recorded {len(outcomes) - len(missing)} checks in the catalog's spaces files")
@@ -205,8 +205,8 @@ def setup(libraries: tyro.conf.Positional[tuple[str, ...]]) -> int:
     Args:
         libraries: Library names from the catalog (see `ldm envs list`).
     """
-    from ldm.envs.catalog import get_library
-    from ldm.envs.venvs import ensure_venv, venv_record
+    from ldm.envs.library.catalog import get_library
+    from ldm.envs.library.venvs import ensure_venv, venv_record
 
     for name in libraries:
         spec = get_library(name)
@@ -239,7 +239,7 @@ def discover(
         workers: Worker processes trying envs in parallel.
         domain: Field of application written into a new spec (control, games, finance, ...).
     """
-    from ldm.envs.discover import discover_library
+    from ldm.envs.library.discover import discover_library
 
     report = discover_library(spec_or_package, timeout=timeout, workers=workers, domain=domain)
     print(report.summary(), file=sys.stderr)

@@ -10,45 +10,19 @@ an env is made; then `make_env` / `make_vec_env` make the isolated env exactly a
 was passed to `make` (backend, render_mode, ...), so `env.spec.make()`, Gymnasium's
 `check_env` (its render checks) and Minari's `recover_environment()` recreate the same env.
 
-Owns: the id convention (`gym_id`), `env_spec`, `register_envs` and the two entry points.
-Imports gymnasium and ldm.envs' registry and catalog (the proxies only inside the entry
-points); must not import an environment library, torch, or any later part.
+Owns: `register_envs` and the two entry points (the ids and specs are gym_spec.py's).
+Imports gymnasium, ldm.envs.gym_spec and the library side's catalog (the front door only
+inside the entry points, whose names the specs hold: the proxies import gym_spec, not this
+module, so no import circles back); must not import an environment library, torch, or any
+later part.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ldm.envs.gym_spec import env_spec
 from ldm.errors import LDMError
-
-ENTRY_POINT = "ldm.envs.gym_registry:make_env"
-VECTOR_ENTRY_POINT = "ldm.envs.gym_registry:make_vec_env"
-#: the EnvSpec kwarg that carries the ldm id to the entry points
-ID_KWARG = "ldm_id"
-
-
-def gym_id(env_id: str) -> str:
-    """The Gymnasium id of an ldm env id: `<library>/<id>`, an inner namespace dash-joined."""
-    library, _, rid = env_id.partition("/")
-    return f"{library}/{rid.replace('/', '-')}"
-
-
-def env_spec(env_id: str, **kwargs: Any) -> Any:
-    """The `gymnasium.envs.registration.EnvSpec` that makes `env_id` with `kwargs` (those of
-    `ldm.envs.make`: backend, sandbox, timeout, render_mode, the env's own); None for an id
-    that is not of Gymnasium's form even dash-joined (reachable through ldm.envs.make only)."""
-    from gymnasium.envs.registration import EnvSpec
-    from gymnasium.error import Error
-
-    try:
-        return EnvSpec(
-            gym_id(env_id),
-            entry_point=ENTRY_POINT,
-            vector_entry_point=VECTOR_ENTRY_POINT,
-            kwargs={ID_KWARG: env_id, **kwargs},
-        )
-    except Error:
-        return None
 
 
 def register_envs(catalog_dir: str | None = None) -> int:
@@ -59,7 +33,7 @@ def register_envs(catalog_dir: str | None = None) -> int:
     ones of the same name) is skipped here instead."""
     from gymnasium.envs.registration import registry
 
-    from ldm.envs.catalog import load_catalog
+    from ldm.envs.library.catalog import load_catalog
 
     specs = {}
     for lib in load_catalog(catalog_dir).values():

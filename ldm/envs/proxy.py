@@ -1,12 +1,12 @@
 """A `gymnasium.Env` whose env lives in an isolated worker, and what both proxies share.
 
-Owns: `ProxyEnv`, `ProxyWorker` (one connection plus the handles of the envs it serves,
-restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
+Owns: `ProxyEnv`, `ProxyWorker` (one connection plus the handles of the envs it serves and
+their step handle, ldm/envs/transport/steps.py, restartable), `space_from_desc` (the worker's space descriptions -> gymnasium spaces) and
 `check_actions`/`check_action` (an action outside the space is an EnvError naming it, before
 it is sent; one check for the single and the vector proxy).
 The vector proxy is ldm/envs/vector.py.
 
-Imports gymnasium, numpy, the backends, ldm.envs.messages and ldm.envs.shm; must not import an
+Imports gymnasium, numpy, the backends, ldm.envs.transport.messages, steps and shm; must not import an
 environment library (they live in the workers), torch, or any later part (data, refgen, model,
 ...).
 """
@@ -19,11 +19,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs import messages, shm
-from ldm.envs.backends import launch
-from ldm.envs.catalog import LibrarySpec
-from ldm.envs.connection import DEFAULT_TIMEOUT, Connection
-from ldm.envs.gym_registry import env_spec
+from ldm.envs.gym_spec import env_spec
+from ldm.envs.library.catalog import LibrarySpec
+from ldm.envs.transport import messages, shm
+from ldm.envs.transport.backends import launch
+from ldm.envs.transport.connection import DEFAULT_TIMEOUT, Connection
+from ldm.envs.transport.steps import FramedSteps, Steps
 from ldm.errors import EnvError
 
 #: wire description type -> gymnasium space (ldm/envs/worker/space_desc.py `describe_space`)
@@ -119,7 +120,8 @@ def _frames(env_id: str, reply: dict[str, Any]) -> list[np.ndarray]:
 
 
 class ProxyWorker:
-    """One connection plus the handles of the envs it serves, restartable."""
+    """One connection plus the handles of the envs it serves and their step handle
+    (steps.py: shared-memory where the backend can, else framed), restartable."""
 
     def __init__(
         self,
@@ -134,16 +136,20 @@ class ProxyWorker:
         start_timeout: float = DEFAULT_TIMEOUT,
         start: bool = True,
         poll: shm.PollBudgets | None = None,
+        autoreset: bool = True,
     ):
         """`start=False`: the caller calls `launch` then `ready` (the vector env launches all
         its workers before awaiting any); `poll`: how long each side polls for the other,
-        from the vector env's layout (shm.poll_budgets; None: a lone worker's)."""
+        from the vector env's layout (shm.poll_budgets; None: a lone worker's); `autoreset`:
+        its steps reset an env whose episode ended (a vector env's do, a single env's not)."""
         self.spec, self.rid, self.kwargs = spec, rid, kwargs
         self.backend, self.sandbox, self.label, self.count = backend, sandbox, label, count
         self.shared_memory = shared_memory
         self.poll = poll
+        self.autoreset = autoreset
         self.start_timeout = start_timeout  # the library's imports and make
         self.conn: Connection | None = None
+        self.steps: Steps | None = None
         self.handles: list[int] = []
         self.spaces: dict[str, Any] = {}
         if start:
@@ -173,12 +179,13 @@ class ProxyWorker:
             self.close()
             raise
         self.handles, self.spaces = made["handles"], made["spaces"]
-        if self.shared_memory:
-            shm.attach(self.conn, self.spaces, len(self.handles), self.poll)
+        shared = self.shared_memory and shm.attach(
+            self.conn, self.handles, self.spaces, self.autoreset, self.poll
+        )
+        self.steps = shared or FramedSteps(self.conn, self.handles, self.autoreset)
 
     def restart(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        self.close()
         self.start()
 
     @property
@@ -186,6 +193,9 @@ class ProxyWorker:
         return self.conn is not None and self.conn.alive
 
     def close(self) -> None:
+        if self.steps is not None:
+            self.steps.close()
+            self.steps = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -218,6 +228,7 @@ class ProxyEnv(gym.Env):
             1,
             # the library's imports may take longer than a step: `timeout` bounds steps only
             start_timeout=max(timeout, DEFAULT_TIMEOUT),
+            autoreset=False,
         )
         self.observation_space = space_from_desc(self._worker.spaces["observation"])
         self.action_space = space_from_desc(self._worker.spaces["action"])
@@ -239,20 +250,29 @@ class ProxyEnv(gym.Env):
         super().reset(seed=seed)
         if not self._worker.alive:
             self._worker.restart()
-        r = self._call(messages.reset(self._worker.handles, [seed], options))
-        return r["obs"][0], r["infos"][0]
+        steps = self._steps()
+        steps.reset_send([seed], options)
+        r = steps.reset_recv(self.timeout)
+        return r.obs[0], r.infos[0]
 
     def step(self, action):
         a = check_action(self.env_id, self.action_space, action)
-        r = self._call(messages.step(self._worker.handles, [a]))
-        infos = r["infos"] or [{}]
+        steps = self._steps()
+        steps.step_send([a])
+        r = steps.step_recv(self.timeout)
         return (
-            r["obs"][0],
-            float(r["rewards"][0]),
-            bool(r["terminated"][0]),
-            bool(r["truncated"][0]),
-            infos[0],
+            r.obs[0],
+            float(r.rewards[0]),
+            bool(r.terminated[0]),
+            bool(r.truncated[0]),
+            r.infos[0] if r.infos else {},
         )
+
+    def _steps(self) -> Steps:
+        if self._closed:
+            raise EnvError(f"{self.env_id}: the env is closed")
+        assert self._worker.steps is not None
+        return self._worker.steps
 
     def _call(self, msg: dict) -> Any:
         if self._closed:

@@ -9,7 +9,7 @@ and a step costs one wake-up byte each way. `send`/`recv` step asynchronously in
 EnvPool: send to all, take the first envs that are ready.
 
 Owns: `ProxyVectorEnv` and the batching of worker replies. Imports gymnasium, numpy, the
-backends, ldm.envs.messages, ldm.envs.proxy and ldm.envs.shm; must not import an environment library, torch, or
+backends, ldm.envs.transport.messages, ldm.envs.proxy and ldm.envs.transport.shm; must not import an environment library, torch, or
 any later part.
 """
 
@@ -18,17 +18,19 @@ from __future__ import annotations
 import os
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ldm.envs import messages
-from ldm.envs.catalog import LibrarySpec
-from ldm.envs.connection import DEFAULT_TIMEOUT, Connection, WorkerError
+from ldm.envs.library.catalog import LibrarySpec
 from ldm.envs.proxy import ProxyWorker, check_actions, space_from_desc
-from ldm.envs.shm import poll_budgets
+from ldm.envs.transport import messages
+from ldm.envs.transport.connection import DEFAULT_TIMEOUT, WorkerError
+from ldm.envs.transport.shm import poll_budgets
+from ldm.envs.transport.steps import Final, StepResult, Steps
 from ldm.errors import EnvError
 
 
@@ -104,32 +106,31 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         self._closed = False
 
     # -- helpers ---------------------------------------------------------------------------
-    def _scatter(self, messages: list[dict]) -> list[Any]:
-        self._send_all(messages)
-        return self._gather()
+    def _scatter(self, send: Callable[[int, Steps], None], recv: Callable[[Steps], Any]) -> list:
+        """`send(i, steps)` to every worker, then `recv(steps)` from each, in order."""
+        self._send_all(send, recv)
+        return self._gather(recv, self._workers)
 
-    def _send_all(self, messages: list[dict]) -> None:
+    def _send_all(self, send: Callable[[int, Steps], None], recv: Callable[[Steps], Any]) -> None:
         if self._closed:
             raise EnvError(f"{self.env_id}: the vector env is closed")
-        for i, (w, m) in enumerate(zip(self._workers, messages)):
+        for i, w in enumerate(self._workers):
             try:
-                assert w.conn is not None
-                w.conn.send(m)
+                assert w.steps is not None
+                send(i, w.steps)
             except WorkerError:
                 for sent in self._workers[:i]:  # drain the replies owed: keep them in sync
                     try:
-                        assert sent.conn is not None
-                        sent.conn.recv(self.timeout)
+                        recv(sent.steps)
                     except WorkerError:
                         pass
                 raise
 
-    def _gather(self) -> list[Any]:
+    def _gather(self, recv: Callable[[Steps], Any], workers: list[ProxyWorker]) -> list:
         replies, error = [], None
-        for w in self._workers:
+        for w in workers:
             try:
-                assert w.conn is not None
-                replies.append(w.conn.recv(self.timeout))
+                replies.append(recv(w.steps))
             except WorkerError as e:  # collect the others' replies first: keep them in sync
                 error = error or e
                 replies.append(None)
@@ -170,13 +171,13 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             raise EnvError(f"{self.env_id}: {len(seeds)} seeds for {self.num_envs} envs")
         self._drain_pending()
         self.restart_dead_workers()
-        msgs = [
-            messages.reset(w.handles, seeds[a:b], options)
-            for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
-        ]
-        replies = self._scatter(msgs)
-        infos = [i for r in replies for i in r["infos"]]
-        return _concat([r["obs"] for r in replies]), self._merge_infos(infos)
+        starts = self._slices
+        replies = self._scatter(
+            lambda i, s: s.reset_send(seeds[starts[i] : starts[i + 1]], options),
+            lambda s: s.reset_recv(self.timeout),
+        )
+        infos = [i for r in replies for i in r.infos]
+        return _concat([r.obs for r in replies]), self._merge_infos(infos)
 
     def _check_actions(self, actions, count: int):
         return check_actions(self.env_id, self.single_action_space, actions, count)
@@ -187,12 +188,8 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         if self._pending:
             raise EnvError(f"{self.env_id}: an async `send` is still pending; `recv` it first")
         actions = self._check_actions(actions, self.num_envs)
-        self._send_all(
-            [
-                messages.step(w.handles, actions[a:b], autoreset=True)
-                for w, a, b in zip(self._workers, self._slices[:-1], self._slices[1:])
-            ]
-        )
+        starts = self._slices
+        self._send_all(lambda i, s: s.step_send(actions[starts[i] : starts[i + 1]]), self._recv)
 
     def step(self, actions):
         self.step_send(actions)
@@ -200,7 +197,12 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
 
     def step_recv(self):
         """Second half of `step`: the workers' replies as (obs, rewards, terminated, truncated, infos)."""
-        return self._assemble(list(range(len(self._workers))), self._gather())
+        return self._assemble(
+            list(range(len(self._workers))), self._gather(self._recv, self._workers)
+        )
+
+    def _recv(self, steps: Steps) -> StepResult:
+        return steps.step_recv(self.timeout)
 
     # -- EnvPool-style asynchronous stepping ----------------------------------------------
     def send(self, actions, env_ids=None) -> None:
@@ -220,10 +222,10 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         actions = self._check_actions(actions, len(ids))
         by_env = dict(zip(ids.tolist(), range(len(ids))))
         for i in targets:
-            w = self._workers[i]
             rows = [by_env[e] for e in range(self._slices[i], self._slices[i + 1])]
-            assert w.conn is not None
-            w.conn.send(messages.step(w.handles, actions[rows], autoreset=True))
+            steps = self._workers[i].steps
+            assert steps is not None
+            steps.step_send(actions[rows])
             self._pending.append(i)
 
     def recv(self, min_envs: int | None = None, timeout: float | None = None):
@@ -237,17 +239,11 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         sizes = {i: self._slices[i + 1] - self._slices[i] for i in self._pending}
         want = min(min_envs or sum(sizes.values()), sum(sizes.values()))
         ready = _first_ready(
-            {i: self._workers[i].conn for i in self._pending}, sizes, want, timeout
+            {i: self._workers[i].steps for i in self._pending}, sizes, want, timeout
         )
-        replies, error = [], None
         for i in ready:
             self._pending.remove(i)
-            try:
-                replies.append(self._workers[i].conn.recv(self.timeout))  # type: ignore[union-attr]
-            except WorkerError as e:
-                error = error or e
-        if error:
-            raise error
+        replies = self._gather(self._recv, [self._workers[i] for i in ready])
         ids = np.concatenate([np.arange(self._slices[i], self._slices[i + 1]) for i in ready])
         return (*self._assemble(ready, replies), ids)
 
@@ -255,30 +251,28 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
         """Take and drop the replies of async sends not yet received (a reset starts over)."""
         for i in self._pending:
             try:
-                self._workers[i].conn.recv(self.timeout)  # type: ignore[union-attr]
+                self._recv(self._workers[i].steps)  # type: ignore[arg-type]
             except WorkerError:
                 pass  # a dead or hung worker is restarted by the reset
         self._pending = []
 
-    def _assemble(self, workers: list[int], replies: list[Any]):
+    def _assemble(self, workers: list[int], replies: list[StepResult]):
         if len(replies) == 1:  # one worker: its arrays are the batch
-            r = replies[0]
-            arrays = r["obs"], r["rewards"], r["terminated"], r["truncated"]
+            arrays = replies[0][:4]  # obs, rewards, terminated, truncated
         else:
-            keys = ("obs", "rewards", "terminated", "truncated")
-            arrays = tuple(_concat([r[k] for r in replies]) for k in keys)
-        has_infos = [r["infos"] is not None for r in replies]
-        has_finals = [r["finals"] is not None for r in replies]
+            arrays = tuple(_concat(list(parts)) for parts in zip(*(r[:4] for r in replies)))
+        has_infos = [r.infos is not None for r in replies]
+        has_finals = [r.finals is not None for r in replies]
         if not any(has_infos) and not any(has_finals):  # the common step of a light env
             return (*arrays, {})
         sizes = [len(self._workers[i].handles) for i in workers]
         infos: dict[str, Any] = {}
         if any(has_infos):
             infos = self._merge_infos(
-                [i for r, k in zip(replies, sizes) for i in (r["infos"] or [{}] * k)]
+                [i for r, k in zip(replies, sizes) for i in (r.infos or [{}] * k)]
             )
         if any(has_finals):
-            finals = [f for r, k in zip(replies, sizes) for f in (r["finals"] or [None] * k)]
+            finals = [f for r, k in zip(replies, sizes) for f in (r.finals or [None] * k)]
             infos.update(_final_infos(finals))
         return (*arrays, infos)
 
@@ -310,8 +304,8 @@ class ProxyVectorEnv(gym.vector.VectorEnv):
             pass
 
 
-def _final_infos(finals: list[dict | None]) -> dict[str, np.ndarray]:
-    """Gymnasium's SAME_STEP keys from per-env finals ({"obs", "info"} or None): the final
+def _final_infos(finals: list[Final | None]) -> dict[str, np.ndarray]:
+    """Gymnasium's SAME_STEP keys from per-env finals (or None): the final
     observation and info of each env whose episode ended in the step, with their masks."""
     n = len(finals)
     mask = np.zeros(n, dtype=bool)
@@ -322,7 +316,7 @@ def _final_infos(finals: list[dict | None]) -> dict[str, np.ndarray]:
             final_info[i] = {}
         else:
             mask[i] = True
-            final_obs[i], final_info[i] = f["obs"], f["info"]
+            final_obs[i], final_info[i] = f.obs, f.info
     return {
         "final_obs": final_obs,
         "_final_obs": mask,
@@ -332,7 +326,7 @@ def _final_infos(finals: list[dict | None]) -> dict[str, np.ndarray]:
 
 
 def _first_ready(
-    conns: dict[int, Connection | None], sizes: dict[int, int], want: int, timeout: float
+    handles: dict[int, Steps | None], sizes: dict[int, int], want: int, timeout: float
 ) -> list[int]:
     """Indices of workers whose replies are ready, in the order they became ready, until they
     cover `want` envs; a worker silent past `timeout` is returned too (its recv reports it)."""
@@ -340,7 +334,7 @@ def _first_ready(
     deadline = time.monotonic() + timeout
     while sum(sizes[i] for i in ready) < want:
         waiting: dict[int, int] = {}
-        for i, c in conns.items():
+        for i, c in handles.items():
             if i in ready:
                 continue
             fd = c.wait_fd() if c is not None else None

@@ -57,7 +57,7 @@ def require_in_store(store: Store, env_ids: list[str]) -> None:
     """Every env asked for by name must have a run in the store: its anchors make the score.
     A typo names the catalogued ids close to it, an env outside the store the store's envs
     (and `ldm play`, which plays any env without a score)."""
-    from ldm.envs.registry import resolve_env_id
+    from ldm.envs.library.registry import resolve_env_id
 
     known = sorted({e.env_id for e in store.runs().values()})
     for env_id in env_ids:

@@ -42,7 +42,7 @@ def main(
         decoding: Deterministic continuous actions at the median of the predicted bins
             (median) or at the most likely bin (argmax).
     """
-    from ldm.envs.registry import resolve_env_id
+    from ldm.envs.library.registry import resolve_env_id
     from ldm.errors import EnvError
     from ldm.model import LDMPolicy
 
@@ -128,7 +128,7 @@ def play(
 def cannot_make(env_id: str, error: str) -> str:
     """Why an env could not be played, in one paragraph: the library's own reason (its first
     line: a worker's traceback stays in the worker's log) and the closest catalogued ids."""
-    from ldm.envs.registry import close_env_ids
+    from ldm.envs.library.registry import close_env_ids
 
     reason = error.splitlines()[0]
     if reason.startswith(f"{env_id}: "):

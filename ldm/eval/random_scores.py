@@ -77,7 +77,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
         return Path(cache_dir)
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from ldm.envs.venvs import ldm_home
+    from ldm.envs.library.venvs import ldm_home
 
     return ldm_home() / "random_scores"
 
@@ -85,7 +85,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 def env_version(env_id: str) -> str:
     """The version key of an env's random score: its library spec's hash, its make kwargs and
     wrappers, and the protocol (EvalError naming the env when its library is unknown)."""
-    from ldm.envs.catalog import get_library
+    from ldm.envs.library.catalog import get_library
 
     library, _, registered = env_id.partition("/")
     try:

@@ -14,7 +14,7 @@ references' whole results (kept by the rerun) or none.
 
 Owns: `Helper` (a function in a helper process), `evaluate_references`, `torch_threads`,
 `cores`.
-Imports ldm.envs.lifetime, ldm.eval and torch (the last two lazily); imported only by
+Imports ldm.envs.transport.lifetime, ldm.eval and torch (the last two lazily); imported only by
 ldm.pipeline.run.
 """
 
@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ldm.envs.lifetime import spawn_pool, stop_pool
+from ldm.envs.transport.lifetime import spawn_pool, stop_pool
 from ldm.errors import EvalError
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ldm.atomic import write_json_atomic
 from ldm.cluster import RUNNERS, TASK_RETRIES, Runner, connect_ray, worker_lost
-from ldm.envs.lifetime import spawn_pool, stop_pool
+from ldm.envs.transport.lifetime import spawn_pool, stop_pool
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
 

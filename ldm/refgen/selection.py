@@ -13,7 +13,7 @@ The result is a typed `Selection`: the pick by library, each env's family, and f
 left out one `Exclusion` with its reason (`ldm run CONFIG --dry-run` prints them).
 
 Owns: `SelectionRule`, `Selection`, `Exclusion`, `env_family` and `select_envs`. Imports the
-catalog's listing (ldm.envs.registry/catalog: file reading only) and refgen's candidates;
+catalog's listing (ldm.envs.library.registry/catalog: file reading only) and refgen's candidates;
 must not import the backends, SB3, torch or any later part (the dry run stays light).
 """
 
@@ -194,8 +194,8 @@ def _spread(ids: list[str], k: int, seed: int, library: str) -> list[str]:
 def select_envs(rule: SelectionRule, pool: list[Candidate]) -> Selection:
     """Apply the rule to the catalog: every env of the rule's libraries is picked or excluded
     with a reason."""
-    from ldm.envs.catalog import load_catalog
-    from ldm.envs.registry import list_envs
+    from ldm.envs.library.catalog import load_catalog
+    from ldm.envs.library.registry import list_envs
 
     catalog = load_catalog()
     excluded: list[Exclusion] = []

@@ -10,7 +10,7 @@ import pytest
 from ldm.cli import main
 from ldm.data import Store
 from ldm.data.minari_io import FORMATS, export_minari, import_minari
-from ldm.envs.registry import catalog_spaces
+from ldm.envs.library.registry import catalog_spaces
 from ldm.errors import StoreError
 from tests.data.conftest import VEC, record
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ldm.envs.catalog import LibrarySpec
+from ldm.envs.library.catalog import LibrarySpec
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Worker lifetime and environment (ldm/envs/backends.py, process.py): a script that forgets close(), the
+"""Worker lifetime and environment (ldm/envs/transport/backends.py, process.py): a script that forgets close(), the
 variables a worker sees, and its scratch directory on every exit path."""
 
 import json
@@ -77,7 +77,7 @@ BACKENDS = [
 
 
 def _docker_ready() -> bool:
-    from ldm.envs.docker import engine_running
+    from ldm.envs.transport.docker import engine_running
 
     return engine_running()
 
@@ -124,7 +124,7 @@ HOSTILE = Path(__file__).parent / "hostile"
 
 @pytest.fixture
 def hostile_spec():
-    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.library.catalog import LibrarySpec
 
     return LibrarySpec(
         name="hostile",
@@ -167,7 +167,7 @@ def test_a_process_worker_gets_the_allowlist_not_the_shells_secrets(hostile_spec
 def test_worker_environment_allowlist_and_spec_additions(hostile_spec, monkeypatch, tmp_path):
     from dataclasses import replace
 
-    from ldm.envs.workerenv import worker_environment
+    from ldm.envs.transport.workerenv import worker_environment
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
     monkeypatch.setenv("MYLIB_LICENSE", "abc")
@@ -200,7 +200,7 @@ def test_a_dead_workers_scratch_is_removed_at_once(faulty_spec):
 def test_a_worker_that_cannot_start_leaves_no_scratch(hostile_spec, monkeypatch, tmp_path):
     import tempfile
 
-    from ldm.envs.process import ProcessConnection
+    from ldm.envs.transport.process import ProcessConnection
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(FileNotFoundError):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tomli_w
 
-from ldm.envs.catalog import CATALOG_PATH_ENV, load_catalog
-from ldm.envs.check import check
+from ldm.envs.library.catalog import CATALOG_PATH_ENV, load_catalog
+from ldm.envs.library.check import check
 from ldm.envs.worker.space_desc import describe_space
 from ldm.envs.worker.wrappers import apply
 from ldm.refgen.selection import problem_reason

@@ -1,9 +1,9 @@
-"""ldm/envs/check.py: the seeded-rollout checks, on plain in-process Gymnasium envs."""
+"""ldm/envs/library/check.py: the seeded-rollout checks, on plain in-process Gymnasium envs."""
 
 import gymnasium as gym
 import numpy as np
 
-from ldm.envs.check import rollout_problems
+from ldm.envs.library.check import rollout_problems
 
 
 class Drifting(gym.Env):

@@ -12,10 +12,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ldm.envs.catalog import load_catalog, load_spec
-from ldm.envs.discover import BUILD_VARIANTS, BuildVariant, discover_library, limit_hints
-from ldm.envs.registry import list_envs, list_failed
-from ldm.envs.trial import EnvTrial, outside
+from ldm.envs.library.catalog import load_catalog, load_spec
+from ldm.envs.library.discover import BUILD_VARIANTS, BuildVariant, discover_library, limit_hints
+from ldm.envs.library.registry import list_envs, list_failed
+from ldm.envs.library.trial import EnvTrial, outside
 from ldm.envs.worker.episode_wrappers import SeedGlobalRNGs
 from ldm.envs.worker.space_desc import describe_space, space_kind
 
@@ -230,7 +230,7 @@ def test_sum_reward_adds_a_vector_or_a_reward_per_agent():
 
 
 def test_build_variants_pin_only_what_the_spec_leaves_free():
-    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.library.catalog import LibrarySpec
 
     spec = LibrarySpec(name="x", domain="d", requirements=["x", "numpy>=1.20"])
     built = BuildVariant("3.10", ("numpy<2", "gym==0.26.2")).apply(spec)
@@ -240,7 +240,7 @@ def test_build_variants_pin_only_what_the_spec_leaves_free():
 
 
 def test_limit_hint_names_a_passing_sibling(tmp_path):
-    from ldm.envs.catalog import LibrarySpec
+    from ldm.envs.library.catalog import LibrarySpec
 
     spec = LibrarySpec(name="x", domain="d", imports=[], path=str(tmp_path / "x.toml"))
     why = "x/G-16-v0: observation space continuous(256,) has 256 dims, over the limit of 128; declare a wrapper"
@@ -253,7 +253,7 @@ def test_limit_hint_names_a_passing_sibling(tmp_path):
 def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
     import json
 
-    from ldm.envs.discover.record import record_checks
+    from ldm.envs.library.discover.record import record_checks
 
     spec_text = 'name = "lib"\ndomain = "d"\nimports = ["lib"]  # a comment that stays\nenvs = ["A-v0", "B-v0"]\n'
     (tmp_path / "lib.toml").write_text(spec_text)
@@ -278,7 +278,7 @@ def test_recorded_checks_update_only_the_sidecars_check_fields(tmp_path):
 def test_recorded_checks_refresh_the_spaces_a_declared_wrapper_changed(tmp_path):
     import json
 
-    from ldm.envs.discover.record import record_checks
+    from ldm.envs.library.discover.record import record_checks
 
     (tmp_path / "lib.toml").write_text('name = "lib"\ndomain = "d"\nenvs = ["A-v0", "B-v0"]\n')
     space = {"kind": "discrete", "shape": [], "dtype": "int64", "n": 2, "start": 0}
@@ -377,7 +377,7 @@ def test_discover_retries_an_older_interpreter_and_records_it(ldm_home):
 def test_rediscovery_keeps_a_users_comments_in_the_spec(tmp_path):
     import tomllib
 
-    from ldm.envs.discover import spec_text
+    from ldm.envs.library.discover import spec_text
 
     path = tmp_path / "lib.toml"
     path.write_text(
@@ -391,8 +391,8 @@ def test_rediscovery_keeps_a_users_comments_in_the_spec(tmp_path):
 
 
 def test_missing_requirements_read_from_failure_reasons():
-    from ldm.envs.catalog import LibrarySpec
-    from ldm.envs.discover import missing_requirements
+    from ldm.envs.library.catalog import LibrarySpec
+    from ldm.envs.library.discover import missing_requirements
 
     spec = LibrarySpec(name="minigrid", domain="d", requirements=["minigrid==3.2.0"])
     why = 'DependencyNotInstalled: WFC dependencies are missing, please run `pip install "minigrid[wfc]"`'
@@ -408,7 +408,7 @@ def test_archive_date_reads_wheels_and_sdists_and_ignores_reproducible_stamps(tm
     import tarfile
     import zipfile
 
-    from ldm.envs.discover.requirements import archive_date
+    from ldm.envs.library.discover.requirements import archive_date
 
     wheel = tmp_path / "lib-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
@@ -428,8 +428,8 @@ def test_archive_date_reads_wheels_and_sdists_and_ignores_reproducible_stamps(tm
 
 
 def test_release_variant_sets_the_date_and_the_spec_checks_it():
-    from ldm.envs.catalog import LibrarySpec
-    from ldm.envs.discover.requirements import release_date
+    from ldm.envs.library.catalog import LibrarySpec
+    from ldm.envs.library.discover.requirements import release_date
     from ldm.errors import EnvError
 
     variant = next(v for v in BUILD_VARIANTS if v.as_of_release)
@@ -449,8 +449,8 @@ def test_release_variant_sets_the_date_and_the_spec_checks_it():
 def test_a_venv_resolves_dependencies_released_before_the_date(ldm_home):
     import subprocess
 
-    from ldm.envs.catalog import LibrarySpec
-    from ldm.envs.venvs import ensure_venv, uv_binary
+    from ldm.envs.library.catalog import LibrarySpec
+    from ldm.envs.library.venvs import ensure_venv, uv_binary
 
     spec = LibrarySpec(name="asof", domain="d", dependencies_before="2023-01-01")
     python = ensure_venv(spec)  # numpy and gymnasium, as the hub adds them
@@ -464,7 +464,7 @@ def test_a_venv_resolves_dependencies_released_before_the_date(ldm_home):
 
 # -- what a new spec records -------------------------------------------------------------------
 def test_project_source_reads_the_repository_from_the_dist_info(tmp_path):
-    from ldm.envs.discover.requirements import project_source
+    from ldm.envs.library.discover.requirements import project_source
 
     site = tmp_path / "venv/lib/python3.11/site-packages"
     (tmp_path / "venv/bin").mkdir(parents=True)
@@ -486,8 +486,8 @@ def test_project_source_reads_the_repository_from_the_dist_info(tmp_path):
 def test_pin_installed_pins_bare_names_and_extras(monkeypatch):
     import subprocess
 
-    from ldm.envs.catalog import LibrarySpec
-    from ldm.envs.discover import requirements
+    from ldm.envs.library.catalog import LibrarySpec
+    from ldm.envs.library.discover import requirements
 
     frozen = "gymnasium==1.4.0\nhighway-env==1.12.1\nmo-gymnasium==1.3.2\n"
     monkeypatch.setattr(requirements, "ensure_venv", lambda spec: Path("/venv/bin/python"))

@@ -1,4 +1,4 @@
-"""The checks `ldm envs discover` records (ldm/envs/discover/checks.py) are `ldm envs check`'s:
+"""The checks `ldm envs discover` records (ldm/envs/library/discover/checks.py) are `ldm envs check`'s:
 on a small real package whose envs make, reset and step fine but are not seed-exact (one only
 with a wrapper, one never), discovery records what `ldm envs check` then finds.
 
@@ -10,10 +10,10 @@ lintul3-gym (step infos that differ between two runs from one seed) as passing, 
 
 import pytest
 
-from ldm.envs.catalog import load_catalog, load_spec
-from ldm.envs.check import check
-from ldm.envs.discover import discover_library
-from ldm.envs.registry import _sidecar, list_envs
+from ldm.envs.library.catalog import load_catalog, load_spec
+from ldm.envs.library.check import check
+from ldm.envs.library.discover import discover_library
+from ldm.envs.library.registry import _sidecar, list_envs
 from tests.envs.fakepkg import fake_distribution
 
 ENVS = '''

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import tomllib
 
-from ldm.envs import probe, probe_docs, probe_envs
-from ldm.envs.catalog import LibrarySpec, load_spec
-from ldm.envs.discover.partial import PartialSpec
-from ldm.envs.discover.record import write_discovery
-from ldm.envs.registry import list_envs
-from ldm.envs.trial import EnvTrial
+from ldm.envs.library import probe, probe_docs, probe_envs
+from ldm.envs.library.catalog import LibrarySpec, load_spec
+from ldm.envs.library.discover.partial import PartialSpec
+from ldm.envs.library.discover.record import write_discovery
+from ldm.envs.library.registry import list_envs
+from ldm.envs.library.trial import EnvTrial
 from ldm.envs.worker import legacy, space_desc, wrappers
 from tests.envs.fakepkg import fake_distribution
 
@@ -302,7 +302,7 @@ def test_a_team_declared_as_one_agent_gets_one_action_per_agent():
 
 
 def test_a_spec_may_name_every_wrapper_the_worker_has():
-    from ldm.envs.catalog import WRAPPERS
+    from ldm.envs.library.catalog import WRAPPERS
 
     assert set(WRAPPERS) == set(wrappers.WRAPPERS)  # team_actions was missing from the spec's
 
@@ -454,8 +454,8 @@ def _kill_when_partial(cmd: list[str], spec_path: Path, env: dict, limit: float 
 def test_discover_alone_takes_a_function_registered_library_with_arguments_and_a_team(
     tmp_path, monkeypatch
 ):
-    from ldm.envs.catalog import load_catalog
-    from ldm.envs.discover import discover_library
+    from ldm.envs.library.catalog import load_catalog
+    from ldm.envs.library.discover import discover_library
 
     monkeypatch.setenv("LDM_HOME", str(tmp_path / "home"))
     req = fake_distribution(
@@ -511,7 +511,7 @@ def test_discover_alone_takes_a_function_registered_library_with_arguments_and_a
 
 
 def test_a_dict_observation_whose_repr_spans_lines_gets_flatten_dict():
-    from ldm.envs.discover.trials import AUTO_WRAPPERS
+    from ldm.envs.library.discover.trials import AUTO_WRAPPERS
 
     low = -np.arange(15, dtype=np.float32).reshape(3, 5)  # uneven bounds: printed as arrays
     space = gym.spaces.Dict({"robot": gym.spaces.Box(low, -low + 1, (3, 5), np.float32)})

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 @pytest.fixture(scope="module")
 def engine():
-    from ldm.envs import docker
+    from ldm.envs.transport import docker
     from ldm.errors import EnvError
 
     if not shutil.which("docker") or not shutil.which("dockerd"):
@@ -32,8 +32,8 @@ def engine():
 def test_image_tag_follows_the_spec_content(tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from ldm.envs import docker
-    from ldm.envs.catalog import get_library
+    from ldm.envs.library.catalog import get_library
+    from ldm.envs.transport import docker
 
     spec = get_library("classic-control")
     tag, deps = docker.image_tag(spec), docker.deps_tag(spec)
@@ -55,7 +55,7 @@ def test_image_tag_follows_the_spec_content(tmp_path, monkeypatch):
 
 
 def test_cartpole_passes_check_in_a_container(engine):
-    from ldm.envs.check import check
+    from ldm.envs.library.check import check
 
     result = check("classic-control/CartPole-v1", backend="docker")
     assert result.ok, result.problems
@@ -63,8 +63,8 @@ def test_cartpole_passes_check_in_a_container(engine):
 
 def test_container_has_no_network(engine):
     import ldm.envs as E
-    from ldm.envs.backends import connect
-    from ldm.envs.catalog import get_library
+    from ldm.envs.library.catalog import get_library
+    from ldm.envs.transport.backends import connect
 
     conn = connect("docker", get_library("classic-control"), "probe")
     try:

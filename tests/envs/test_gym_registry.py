@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import ldm  # noqa: F401  (registers the catalog)
 import ldm.envs
-from ldm.envs.gym_registry import env_spec, gym_id
+from ldm.envs.gym_spec import env_spec, gym_id
 from ldm.envs.proxy import ProxyEnv
 from ldm.envs.vector import ProxyVectorEnv
 

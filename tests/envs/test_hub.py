@@ -5,7 +5,7 @@ from typing import get_args
 import pytest
 
 from ldm.envs import BACKEND_NAMES, Backend
-from ldm.envs.backends import BACKENDS
+from ldm.envs.transport.backends import BACKENDS
 from ldm.errors import EvalError, RefGenError
 from ldm.eval.config import EvalConfig
 from ldm.refgen import RefGenConfig

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 import ldm.envs
-from ldm.envs.catalog import load_catalog
-from ldm.envs.check import check
-from ldm.envs.registry import list_envs
-from ldm.envs.venvs import ldm_home
+from ldm.envs.library.catalog import load_catalog
+from ldm.envs.library.check import check
+from ldm.envs.library.registry import list_envs
+from ldm.envs.library.venvs import ldm_home
 
 # one representative env per library (otherwise the first whose recorded checks passed)
 PICK = {
@@ -70,11 +70,16 @@ HUB_CODE = (
     "worker/legacy.py",
     "worker/reseed.py",
     "worker/bounds.py",
-    "check.py",
+    "worker/channel.py",
+    "worker/shm_worker.py",
+    "worker/poll.py",
+    "library/check.py",
     "proxy.py",
-    "backends.py",
-    "connection.py",
-    "process.py",
+    "transport/backends.py",
+    "transport/connection.py",
+    "transport/process.py",
+    "transport/steps.py",
+    "transport/shm.py",
 )
 
 

@@ -1,4 +1,4 @@
-"""ldm/envs/messages.py: every message the client writes names a worker command and only
+"""ldm/envs/transport/messages.py: every message the client writes names a worker command and only
 arguments that command takes (a misspelt key fails here, not in a worker)."""
 
 import inspect
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ldm.envs import messages
+from ldm.envs.transport import messages
 from ldm.envs.worker.server import COMMANDS, EnvServer
 
 SPEC = SimpleNamespace(api="gym", imports=["m"], wrappers=["sum_reward"], path="/c/x.toml",

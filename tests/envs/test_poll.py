@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs import shm
+from ldm.envs.transport import shm
 from ldm.envs.worker import poll
 from ldm.envs.worker.poll import Poller
 from ldm.envs.worker.protocol import FrameReader
@@ -132,7 +132,7 @@ def test_an_idle_worker_blocks_after_polling(monkeypatch):
     venv = E.make_vec("classic-control/CartPole-v1", 2, workers=1)
     try:
         conn = venv._workers[0].conn
-        assert conn.codec.poller.budget == shm.DEFAULT_POLL_US / 1e6
+        assert venv._workers[0].steps.poller.budget == shm.DEFAULT_POLL_US / 1e6
         venv.reset(seed=0)
         for _ in range(50):
             venv.step(np.zeros(2, dtype=np.int64))

@@ -74,3 +74,27 @@ def test_frame_reader_handles_partial_frames_timeouts_and_corruption():
         os.close(r)
     with pytest.raises(EOFError):
         protocol.read_message(io.BytesIO(frame[:-3]))
+
+
+def test_a_signal_between_frames_is_told_from_a_frame_by_its_first_byte():
+    r, w = os.pipe()
+    try:
+        reader = protocol.FrameReader(r)
+        frame = protocol.dumps({"cmd": "reset", "x": np.arange(3)})
+        assert frame[0] == 0  # the high byte of the header length
+        os.write(w, b"s" + frame[:5])
+        assert reader.read_next(timeout=1) == b"s"
+        assert reader.read_next(timeout=0.05) is None  # a partial frame: wait for the rest
+        os.write(w, frame[5:] + b".")
+        message = reader.read_next(timeout=1)
+        assert message["cmd"] == "reset" and message["x"].tolist() == [0, 1, 2]
+        assert reader.read_next(timeout=1) == b"."
+        assert reader.read_next(timeout=0.05) is None
+        os.close(w)
+        w = -1
+        with pytest.raises(EOFError):
+            reader.read_next(timeout=1)
+    finally:
+        if w >= 0:
+            os.close(w)
+        os.close(r)

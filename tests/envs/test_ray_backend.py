@@ -1,4 +1,4 @@
-"""The `ray` env backend (ldm/envs/ray_backend.py RayConnection) on a cluster started with
+"""The `ray` env backend (ldm/envs/transport/ray_backend.py RayConnection) on a cluster started with
 `ray start --head`: the same steps as the process backend, and no worker left at exit."""
 
 import textwrap

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ldm.envs.catalog import LibrarySpec
+from ldm.envs.library.catalog import LibrarySpec
 from ldm.envs.proxy import ProxyEnv
 from ldm.errors import EnvError
 
@@ -162,7 +162,7 @@ def test_a_fresh_empty_group_of_a_live_client_is_kept_a_dead_clients_goes(tmp_pa
     import subprocess
     import time
 
-    from ldm.envs.sandbox import STALE_GROUP_SECONDS, _left_over
+    from ldm.envs.transport.sandbox import STALE_GROUP_SECONDS, _left_over
 
     dead = subprocess.Popen(["true"])
     dead.wait()

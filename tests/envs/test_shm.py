@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ldm.envs as E
-from ldm.envs import shm, shm_buffer, shm_layout
+from ldm.envs.transport import shm, shm_buffer, shm_layout
 from ldm.envs.vector import ProxyVectorEnv
 from ldm.errors import EnvError
 
@@ -59,15 +59,44 @@ def test_same_observations_as_the_framed_path_and_slices_per_worker():
     shared = E.make_vec(CARTPOLE, 5, workers=2)
     framed = E.make_vec(CARTPOLE, 5, workers=2, shared_memory=False)
     try:
-        codecs = [w.conn.codec for w in shared._workers]
-        assert all(isinstance(c, shm.ShmCodec) for c in codecs)
-        assert [c.views["obs"].shape for c in codecs] == [(3, 4), (2, 4)]  # each its own slice
-        assert not any(isinstance(w.conn.codec, shm.ShmCodec) for w in framed._workers)
+        handles = [w.steps for w in shared._workers]
+        assert all(isinstance(h, shm.SharedSteps) for h in handles)
+        assert [h.views["obs"].shape for h in handles] == [(3, 4), (2, 4)]  # each its own slice
+        assert not any(isinstance(w.steps, shm.SharedSteps) for w in framed._workers)
         a, b = _roll(shared, 120), _roll(framed, 120)
         assert len(a) == len(b) > 4 * 120  # episodes ended: final observations compared too
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
             assert np.asarray(x).dtype == np.asarray(y).dtype
+    finally:
+        shared.close()
+        framed.close()
+
+
+def _play(env, actions: list[int]) -> list:
+    out = [env.reset(seed=5)]
+    for a in actions:
+        out.append(env.step(a))
+        if out[-1][2] or out[-1][3]:  # no autoreset: the episode ends here until `reset`
+            out.append(env.reset(seed=6))
+    return out
+
+
+def test_the_single_env_steps_through_the_shared_buffer_as_on_the_framed_path():
+    shared = E.make(CARTPOLE)
+    framed = E.make(CARTPOLE, backend="inprocess")  # no buffer to share: framed steps
+    try:
+        steps = shared._worker.steps
+        assert isinstance(steps, shm.SharedSteps) and not steps.autoreset
+        assert not isinstance(framed._worker.steps, shm.SharedSteps)
+        actions = np.random.default_rng(0).integers(0, 2, 60).tolist()
+        a, b = _play(shared, actions), _play(framed, actions)
+        assert len(a) == len(b) > 61  # an episode ended: its reset compared too
+        for x, y in zip(a, b):
+            assert len(x) == len(y)
+            np.testing.assert_array_equal(x[0], y[0])
+            assert x[0].dtype == y[0].dtype
+            assert [(type(u), u) for u in x[1:]] == [(type(v), v) for v in y[1:]]
     finally:
         shared.close()
         framed.close()
@@ -86,8 +115,8 @@ def test_infos_and_final_observations_travel_in_the_buffer_as_on_the_framed_path
     framed = ProxyVectorEnv(faulty_spec, "Faulty-info-v0", 2, workers=1, shared_memory=False)
     try:
         a, b = _infos(shared, 23), _infos(framed, 23)  # two episodes of 10 steps, and a bit
-        codec = shared._workers[0].conn.codec
-        assert [name for name, _ in codec.info_keys] == ["t", "x", "odd", "late"]
+        steps = shared._workers[0].steps
+        assert [name for name, _ in steps.info_keys] == ["t", "x", "odd", "late"]
         for step, (x, y) in enumerate(zip(a, b), start=1):
             assert sorted(x) == sorted(y), step
             for key in x:
@@ -113,7 +142,7 @@ def test_sandboxed_worker_shares_only_its_buffer():
         pytest.skip("bubblewrap is not installed")
     venv = E.make_vec(CARTPOLE, 2, workers=1, sandbox=True)
     try:
-        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec)
+        assert isinstance(venv._workers[0].steps, shm.SharedSteps)
         obs, _ = venv.reset(seed=1)
         obs2, rew, *_ = venv.step(np.array([0, 1]))
         assert obs2.shape == (2, 4) and rew.tolist() == [1.0, 1.0]
@@ -164,7 +193,7 @@ def test_first_ready_envs_come_back_before_a_slow_one(faulty_spec):
 def test_faults_mid_step_on_the_shared_path(faulty_spec, mode, message):
     venv = ProxyVectorEnv(faulty_spec, f"Faulty-{mode}-v0", 2, workers=1)
     try:
-        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec)
+        assert isinstance(venv._workers[0].steps, shm.SharedSteps)
         venv.reset(seed=0)
         venv.step(np.zeros(2, dtype=np.int64))
         venv.step(np.zeros(2, dtype=np.int64))
@@ -211,7 +240,7 @@ def test_killed_worker_and_killed_client_leave_no_buffer(tmp_path):
             f"""
             import os, time
             import ldm.envs as E
-            from ldm.envs import shm_buffer
+            from ldm.envs.transport import shm_buffer
             v = E.make_vec("{CARTPOLE}", 4, workers=2)
             named = shm_buffer.SharedBuffer.named("/unused")  # a Docker-style name, never released
             named.map(4096)
@@ -248,7 +277,7 @@ def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
             venv.step(np.zeros(2, dtype=np.int64))
         obs, _ = venv.reset(seed=0)  # restarts the dead worker
         assert venv._workers[0].conn is not old
-        assert isinstance(venv._workers[0].conn.codec, shm.ShmCodec) and obs.shape == (2, 4)
+        assert isinstance(venv._workers[0].steps, shm.SharedSteps) and obs.shape == (2, 4)
     finally:
         venv.close()
 
@@ -258,7 +287,7 @@ def test_a_dead_worker_is_reported_then_restarted_with_a_fresh_buffer():
 def test_docker_worker_shares_only_its_buffer_and_leaves_no_name():
     import shutil
 
-    from ldm.envs import docker
+    from ldm.envs.transport import docker
 
     if not shutil.which("docker") or not shutil.which("dockerd"):
         pytest.skip("no Docker engine on this machine (apt-get install docker.io)")
@@ -273,7 +302,7 @@ def test_docker_worker_shares_only_its_buffer_and_leaves_no_name():
         local = E.make_vec(CARTPOLE, 3, workers=1)
         try:
             conn = venv._workers[0].conn
-            assert isinstance(conn.codec, shm.ShmCodec)
+            assert isinstance(venv._workers[0].steps, shm.SharedSteps)
             mounts = [a.rsplit("target=", 1)[1] for a in conn.proc.args if a.startswith("type=")]
             # the buffer and its two wake-up FIFOs, nothing else of the host
             assert mounts == ["/ldm-shm", "/ldm-shm-to", "/ldm-shm-from"]

@@ -1,4 +1,4 @@
-"""ldm/envs/sources.py: a git-only library's tree comes from a local mirror (dir or archive)."""
+"""ldm/envs/library/sources.py: a git-only library's tree comes from a local mirror (dir or archive)."""
 
 import os
 import shutil
@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from ldm.envs.catalog import GitSource
-from ldm.envs.sources import MIRROR_ENV, fetch, find_in_mirror
+from ldm.envs.library.catalog import GitSource
+from ldm.envs.library.sources import MIRROR_ENV, fetch, find_in_mirror
 from ldm.errors import EnvError
 
 GIT = GitSource(url="https://github.com/someone/Gym-Thing.git", commit="abcdef1234567890" * 2)

@@ -8,8 +8,8 @@ import pytest
 import tomli_w
 
 from ldm.cli import main, take_catalog_dirs
-from ldm.envs.catalog import CATALOG_DIR, CATALOG_PATH_ENV, catalog_write_dir, load_catalog
-from ldm.envs.registry import resolve_env_id
+from ldm.envs.library.catalog import CATALOG_DIR, CATALOG_PATH_ENV, catalog_write_dir, load_catalog
+from ldm.envs.library.registry import resolve_env_id
 from ldm.errors import EnvError
 
 

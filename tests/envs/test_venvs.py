@@ -1,4 +1,4 @@
-"""ldm/envs/venvs.py: interpreter choice, venv names, atomic builds with git sources."""
+"""ldm/envs/library/venvs.py: interpreter choice, venv names, atomic builds with git sources."""
 
 import hashlib
 import json
@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from ldm.envs.catalog import GitSource, LibrarySpec
-from ldm.envs.sources import MIRROR_ENV
-from ldm.envs.venvs import ensure_venv, find_python, venv_dir, venv_record
+from ldm.envs.library.catalog import GitSource, LibrarySpec
+from ldm.envs.library.sources import MIRROR_ENV
+from ldm.envs.library.venvs import ensure_venv, find_python, venv_dir, venv_record
 from ldm.errors import EnvError
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ldm.envs.backends import connect
-from ldm.envs.catalog import load_catalog
-from ldm.envs.venvs import find_python
+from ldm.envs.library.catalog import load_catalog
+from ldm.envs.library.venvs import find_python
+from ldm.envs.transport.backends import connect
 
 WORKER_DIR = Path(__file__).resolve().parents[2] / "ldm" / "envs" / "worker"
 OLDEST = min(
@@ -130,14 +130,14 @@ def test_worker_on_python36_gym097_numpy119_serves_a_client_on_numpy2():
 def test_the_shared_memory_path_on_python36_numpy119():
     """The same buffers on the oldest worker: mmap of an inherited memfd, numpy 1.19 views."""
     import ldm.envs as E
-    from ldm.envs.shm import ShmCodec
+    from ldm.envs.transport.shm import SharedSteps
 
     env_id = "gym-inventory/InventoryFixed-v0"
     shared = E.make_vec(env_id, 2, workers=1)
     framed = E.make_vec(env_id, 2, workers=1, shared_memory=False)
     try:
-        assert isinstance(shared._workers[0].conn.codec, ShmCodec)
-        assert not isinstance(framed._workers[0].conn.codec, ShmCodec)
+        assert isinstance(shared._workers[0].steps, SharedSteps)
+        assert not isinstance(framed._workers[0].steps, SharedSteps)
         for v in (shared, framed):
             v.reset(seed=1)
         for t in range(1, 1001):  # the 1000-step limit truncates: final observations too

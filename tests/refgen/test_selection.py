@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ldm.envs import list_envs
-from ldm.envs.catalog import load_catalog
+from ldm.envs.library.catalog import load_catalog
 from ldm.errors import RefGenError
 from ldm.refgen import RefGenConfig
 from ldm.refgen.candidates import load_pool

@@ -3,14 +3,16 @@
 Everything in this folder is started as `python server.py` (process, sandbox and Ray
 backends; the sandbox exposes only this folder), copied into each Docker image, or imported
 as `ldm.envs.worker.*` by the in-process backend and the client (which shares the wire
-protocol, the declared wrappers' names and the shared-memory tags with it):
+protocol, the declared wrappers' names and the shared-memory signals with it):
 
-- `server.py`: `EnvServer` and the script's main loop (one worker process, many envs);
+- `server.py`: `EnvServer` and `serve`, the script's one loop (one worker process, many envs);
+- `channel.py`: the worker's end of the wire (messages and signals in, replies and signals out);
 - `env_instance.py`: one env (legacy conversion, space descriptions, declared wrappers,
   frames) and how a wire action is cast for it;
-- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/probe.py);
-- `protocol.py`: the wire format (framed JSON + raw array bytes);
-- `space_desc.py`: the wire's space descriptions (what a space is, sent to the client);
+- `env_imports.py`: what a spec's `imports` name (also loaded by ldm/envs/library/probe.py);
+- `protocol.py`: the wire format (framed JSON + raw array bytes, one-byte signals between frames);
+- `space_desc.py`: the wire's space descriptions, their one home (what a space is, sent to the
+  client; read by the wrappers, legacy.py and the shared buffer's layout);
 - `wrappers.py`: the registry of declared wrappers (`WRAPPERS`, `apply`), which live in
   `obs_wrappers.py` (observations into the paper's limits), `team_wrappers.py` (teams,
   multi-part rewards) and `episode_wrappers.py` (seeds, FIRE, the step limit) over the base

@@ -3,7 +3,7 @@ for `module`, `module:function`, `module:function('literal', ...)` and `module:E
 `register_class`, which registers an env class the library leaves unregistered.
 
 Imports: standard library only, and gym/gymnasium's registration when a class is registered
-(runs in each library's own venv, Python 3.6; ldm/envs/probe.py loads it too).
+(runs in each library's own venv, Python 3.6; ldm/envs/library/probe.py loads it too).
 """
 
 import ast

@@ -19,7 +19,7 @@ Polling must not take a core that an env or the client needs, so it is bounded a
   jobs on 2 cores, each a client and a worker, block as before). A worker whose vector env's
   workers fill the cores (`shares_core`) shares one with its client: a yield after which the
   answer is there was the client's turn, not contention;
-- the client sets the budgets per vector env (`ldm.envs.shm.poll_budgets`): none where the
+- the client sets the budgets per vector env (`ldm.envs.transport.shm.poll_budgets`): none where the
   workers it waits on already fill the cores, and `LDM_POLL_US=0` turns polling off.
 
 Imports: standard library only, Python 3.6 syntax (runs in each library's venv).

@@ -6,6 +6,10 @@ client on Python 3.11 with numpy 2.x. A frame is
     8-byte big-endian header length n | 8-byte big-endian buffer length m |
     header (n bytes of UTF-8 JSON) | array buffers (m bytes)
 
+Between frames a side may send a signal: one nonzero byte, told from a frame by its first
+byte (a frame's is the high byte of its header length, always 0); the shared-memory step path
+uses them (shm_worker.py). `FrameReader.read_next` returns either.
+
 Inside the header, every numpy array is replaced by {"__nd__": byte offset, "dtype": str,
 "shape": [...]} and its C-contiguous bytes sit at that offset of the buffers. Tuples travel as
 lists, numpy scalars as Python scalars, NaN and infinities as JSON's NaN/Infinity tokens;
@@ -149,6 +153,21 @@ class FrameReader:
 
     def read_message(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
+        return self._read_frame(deadline)
+
+    def read_next(self, timeout=None):
+        """The next message, or a signal (one nonzero byte, returned as bytes: a frame starts
+        with the zero high byte of its header length), or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._fill(1, deadline):
+            return None
+        if self.buf[0]:
+            signal = bytes(self.buf[:1])
+            del self.buf[:1]
+            return signal
+        return self._read_frame(deadline)
+
+    def _read_frame(self, deadline):
         if not self._fill(_LENS.size, deadline):
             return None
         n, m = _LENS.unpack(bytes(self.buf[: _LENS.size]))

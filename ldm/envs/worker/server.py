@@ -1,12 +1,13 @@
 """The environment worker: serves many env instances of one library over the wire protocol.
 
-Run as a script inside the library's own virtual environment (`python server.py`); it reads
-frames from stdin and answers on stdout (see protocol.py). The process backend starts it; the
-in-process backend drives the same `EnvServer` directly. Legacy `gym` envs are converted to
+Run as a script inside the library's own virtual environment (`python server.py`); `serve`,
+its one loop, reads messages and step signals from stdin and answers on stdout (a `Channel`,
+channel.py; see protocol.py). The process backend starts it; the in-process backend drives
+the same `EnvServer` directly. Legacy `gym` envs are converted to
 the Gymnasium 5-tuple API here.
 
 Imports: standard library, numpy, gymnasium or gym (chosen by the `init` message), and its
-siblings protocol.py, env_instance.py (one env: legacy conversion, space descriptions,
+siblings channel.py (the wire's two ends), env_instance.py (one env: legacy conversion, space descriptions,
 declared wrappers), env_imports.py (what a spec's `imports` name), episode_wrappers.py (the
 step limit), reseed.py (remaking an env for a seed), wrappers.py (the names) and
 shm_worker.py. No torch, no ldm: ldm is not
@@ -26,20 +27,20 @@ try:  # run as a script: siblings are on sys.path[0]
     import env_imports
     import env_instance
     import episode_wrappers
-    import protocol
     import reseed
     import shm_worker
     import wrappers
+    from channel import Channel
 except ImportError:  # imported as ldm.envs.worker.server by the in-process backend
     from ldm.envs.worker import (
         env_imports,
         env_instance,
         episode_wrappers,
-        protocol,
         reseed,
         shm_worker,
         wrappers,
     )
+    from ldm.envs.worker.channel import Channel
 
 #: the declared wrappers by name (`init`'s argument `wrappers` shadows the module)
 DECLARED_WRAPPERS = wrappers.WRAPPERS
@@ -176,8 +177,9 @@ class EnvServer:
             notes.append(note)
         return {"frames": frames, "notes": notes}
 
-    def reset(self, handles, seeds=None, options=None, out=None):
-        """Reset envs; with `out` (shared views) the observations go there, not in the reply."""
+    def reset(self, handles, seeds=None, options=None):
+        """Reset envs; once a buffer is shared the observations go there, not in the reply."""
+        out = self.shared.views if self.shared is not None else None
         seeds = seeds or [None] * len(handles)
         obs, infos = [], []
         for i, (h, seed) in enumerate(zip(handles, seeds)):
@@ -219,14 +221,25 @@ class EnvServer:
         return sink.reply()
 
     def shm_attach(
-        self, fields, size, fd=None, path=None, wake=None, poll_us=0, poll_shares_core=False
+        self,
+        fields,
+        size,
+        fd=None,
+        path=None,
+        wake=None,
+        poll_us=0,
+        poll_shares_core=False,
+        autoreset=True,
     ):
-        """Map the client's buffer (an inherited descriptor or a mounted file) and serve
-        steps through it from now on, over the wake-up FIFOs `wake` if given, polling for
-        the next step up to `poll_us` microseconds before blocking (see shm_worker.py)."""
+        """Map the client's buffer (an inherited descriptor or a mounted file) and answer
+        step signals through it from now on (with `autoreset` or without), over the wake-up
+        FIFOs `wake` if given, polling for the next signal up to `poll_us` microseconds
+        before blocking (see shm_worker.py)."""
         if not self.envs:
             raise ValueError("shm_attach needs the envs made first (their slice is laid out)")
-        self.shared = shm_worker.SharedSlice(fields, size, fd=fd, path=path)
+        self.shared = shm_worker.SharedSlice(
+            fields, size, sorted(self.envs), bool(autoreset), fd=fd, path=path
+        )
         self.wake = wake
         self.poll_budget = max(0.0, float(poll_us)) / 1e6
         self.poll_shares_core = bool(poll_shares_core)
@@ -276,34 +289,41 @@ def _die_with_parent():
         pass
 
 
+def serve(server, channel):
+    """Answer the client's messages and step signals over `channel` (channel.py) until it
+    closes or asks every env closed: the worker's one loop, before and after a buffer is
+    shared."""
+    while True:
+        try:
+            incoming = channel.receive()
+        except EOFError:
+            return
+        if isinstance(incoming, bytes):  # a step signal: the arrays are in the shared buffer
+            answer = shm_worker.answer_step(server, incoming)
+            if isinstance(answer, bytes):
+                channel.signal(answer)
+            else:
+                channel.reply(answer)
+            continue
+        reply = server.handle(incoming)
+        channel.reply(reply)
+        cmd = incoming.get("cmd")
+        if cmd == "close" and incoming.get("handles") is None:
+            return
+        if cmd == "shm_attach" and reply.get("ok"):
+            channel.poll_for_next(server.poll_budget, server.poll_shares_core)
+            if server.wake:
+                channel.move(*shm_worker.open_wake(server.wake))
+
+
 def main():
     _die_with_parent()
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    inp = protocol.FrameReader(os.dup(sys.stdin.fileno()))
+    read_fd = os.dup(sys.stdin.fileno())
     # library code that prints must not corrupt the protocol channel
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     warnings.simplefilter("default")
-    server = EnvServer()
-    while True:
-        try:
-            message = inp.read_message()
-        except EOFError:
-            break
-        reply = server.handle(message)
-        try:
-            frame = protocol.dumps(reply)
-        except Exception as e:  # an info the protocol cannot carry must not kill the worker
-            frame = protocol.dumps({"ok": False, "error": "cannot encode the reply: %s" % e})
-        out.write(frame)
-        out.flush()
-        if message.get("cmd") == "close" and message.get("handles") is None:
-            break
-        if server.shared is not None:  # the client shared a buffer: tagged messages from now
-            if server.wake:
-                fd, out = shm_worker.open_wake(server.wake)
-                inp = protocol.FrameReader(fd)
-            shm_worker.serve(server, inp, out, protocol)
-            break
+    serve(EnvServer(), Channel(read_fd, out))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
-"""The worker's side of the shared-memory step path: map the client's buffer, then serve
-steps whose arrays live in it.
+"""The worker's side of the shared-memory step path: map the client's buffer, then answer
+step signals with the arrays in it.
 
-After a successful `shm_attach` the channel switches to tagged messages, one byte first:
+After a successful `shm_attach` the client may send, besides framed messages, the signal
+(one nonzero byte between frames, protocol.py):
 
-    client -> worker   b"s"            step the slice (actions are in the buffer; autoreset)
-                       b"m" + frame    any framed command (reset, close, ...)
+    client -> worker   b"s"            step the slice (actions are in the buffer; with
+                                       autoreset if `shm_attach` asked for it)
     worker -> client   b"."            done: obs, rewards, flags in the buffer, no episode ended
                                        and no infos
                        b","            done, and read the buffer's final flags (final
                                        observations) and info slots too
-                       b"m" + frame    a framed reply (infos that do not fit the slots, a new
-                                       info key, errors)
+                       a framed reply  infos that do not fit the slots, a new info key, errors
 
 so a step moves no array through the pipe and encodes nothing when its infos are numeric
-scalars: the byte only wakes the other side (polled for a while, then a blocking read). Info
+scalars: the byte only wakes the other side (polled for a while, then a blocking read). A
+`reset` after the attach writes its observations into the buffer too. Info
 slots: each env has INFO_SLOTS float64 values with presence flags, for its step info and for
 the info of an episode's last step; a key takes the next free slot the first time it is
 seen, and that step's reply is framed with the new key list (`info_keys`: [name, kind] in slot
@@ -21,10 +22,11 @@ order). A step with an info the slots cannot hold (a string, an array, a new key
 past 2**53, a key whose kind changed) sends all its infos framed instead (`infos`,
 `final_infos`). The buffer is mapped from an inherited file descriptor (process and sandbox
 backends) or from a bind-mounted file (Docker); the client created it and owns its lifetime.
-Docker also bind-mounts two FIFOs (`open_wake`): the tagged channel runs over them instead of
+Docker also bind-mounts two FIFOs (`open_wake`): the channel runs over them instead of
 the container's stdin/stdout, which the engine relays through two more processes each way.
-Before a blocking read the worker polls for the next tag for a while (`poll.py`: bounded,
-adaptive, within the budget the client sent with `shm_attach`).
+Before a blocking read the worker polls for the next signal for a while (`poll.py`: bounded,
+adaptive, within the budget the client sent with `shm_attach`; channel.py). The serve loop
+is server.py's `serve`; the client's end is ldm/envs/transport/shm.py `SharedSteps`.
 
 Imports: standard library and numpy only, Python 3.6 syntax (runs in each library's venv).
 """
@@ -36,16 +38,10 @@ import time
 
 import numpy as np
 
-try:  # run as a script: siblings are on sys.path[0]
-    import poll
-except ImportError:  # imported as ldm.envs.worker.shm_worker by the client
-    from ldm.envs.worker import poll
-
 STEP = b"s"
-FRAMED = b"m"
 DONE = b"."
 SLOTS = b","
-INFO_SLOTS = 16  # numeric info keys per env held in the buffer (client: ldm/envs/shm.py)
+INFO_SLOTS = 16  # numeric info keys per env held in the buffer (client: ldm/envs/transport/shm.py)
 ALL_IN_BUFFER = {"slots": True}  # a step reply with nothing framed: the SLOTS tag says it
 MAX_INT = 2**53  # ints travel as float64 in the slots: exact up to here
 
@@ -53,7 +49,9 @@ MAX_INT = 2**53  # ints travel as float64 in the slots: exact up to here
 class SharedSlice:
     """Numpy views on this worker's slice of the batch, laid out by the client."""
 
-    def __init__(self, fields, size, fd=None, path=None):
+    def __init__(self, fields, size, handles, autoreset=True, fd=None, path=None):
+        self.handles = handles  # the envs of the slice, in row order
+        self.autoreset = autoreset  # a step signal resets an env whose episode ended
         if fd is None:
             fd = os.open(path, os.O_RDWR)
             try:
@@ -95,7 +93,7 @@ def put_obs(view, i, obs):
 
 
 #: info slot kind (`info_kind`) -> the Python type the framed path would give (the client's
-#: ShmCodec reads slots back as these)
+#: SharedSteps reads slots back as these)
 INFO_TYPES = {"b": bool, "i": int, "f": float}
 
 
@@ -191,46 +189,20 @@ class SharedSink:
         return reply
 
 
-def serve(server, reader, out, protocol):
-    """Serve tagged messages until EOF or a `close` of all envs (see the module docstring)."""
-    views = server.shared.views
-    handles = sorted(server.envs)
-    actions = views["actions"]
-    fd = out.fileno()  # wake-up bytes go straight to the pipe (`out` is flushed after frames)
-    poller = poll.Poller(server.poll_budget, server.poll_shares_core)
-    while True:
-        try:
-            poller.wait(reader)
-            tag = read_tag(reader)
-        except EOFError:
-            return
-        poller.arrived()
-        if tag == STEP:
-            try:
-                result = server.step(handles, actions, True, views)
-            except Exception as e:  # reported to the client, the worker keeps serving
-                reply = server.failure(e)
-            else:
-                if result == {} or result == ALL_IN_BUFFER:
-                    os.write(fd, SLOTS if result else DONE)
-                    poller.start()
-                    continue
-                reply = {"ok": True, "result": result}
-        elif tag == FRAMED:
-            try:
-                message = reader.read_message()
-            except EOFError:
-                return
-            if message.get("cmd") == "reset":
-                message["out"] = views
-            reply = server.handle(message)
-            if message.get("cmd") == "close" and message.get("handles") is None:
-                _write(out, reply, protocol)
-                return
-        else:
-            reply = {"ok": False, "error": "unknown tag %r on the shared-memory channel" % tag}
-        _write(out, reply, protocol)
-        poller.start()
+def answer_step(server, signal):
+    """The answer to a signal: DONE or SLOTS when the step's results are all in the buffer,
+    else a reply to frame (what did not fit, or the error)."""
+    shared = server.shared
+    if signal != STEP or shared is None:
+        return {"ok": False, "error": "unknown signal %r on the worker's channel" % signal}
+    views = shared.views
+    try:
+        result = server.step(shared.handles, views["actions"], shared.autoreset, views)
+    except Exception as e:  # reported to the client, the worker keeps serving
+        return server.failure(e)
+    if result == {} or result == ALL_IN_BUFFER:
+        return SLOTS if result else DONE
+    return {"ok": True, "result": result}
 
 
 def open_fifo_writer(path, deadline, alive=lambda: True):
@@ -256,21 +228,3 @@ def open_wake(paths, timeout=60.0):
         os.set_blocking(fd, True)
     os.write(out, DONE)
     return inp, os.fdopen(out, "wb")
-
-
-def read_tag(reader, deadline=None):
-    """The next tag byte from a protocol.FrameReader (None on timeout; EOFError when closed)."""
-    if not reader._fill(1, deadline):
-        return None
-    tag = bytes(reader.buf[:1])
-    del reader.buf[:1]
-    return tag
-
-
-def _write(out, reply, protocol):
-    try:
-        frame = protocol.dumps(reply)
-    except Exception as e:  # an info the protocol cannot carry must not kill the worker
-        frame = protocol.dumps({"ok": False, "error": "cannot encode the reply: %s" % e})
-    out.write(FRAMED + frame)
-    out.flush()

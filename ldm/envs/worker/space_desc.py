@@ -71,7 +71,7 @@ def describe_space(space):
 
 
 #: space kind -> the (shape, dtype) of one env's value in the shared step buffer (the client
-#: lays the buffer out with it, ldm/envs/shm_layout.py); Dict, Tuple and anything else are
+#: lays the buffer out with it, ldm/envs/transport/shm_layout.py); Dict, Tuple and anything else are
 #: not laid out (they keep the framed path)
 ELEMENTS = {
     "Box": lambda d: (tuple(d["shape"]), np.dtype(d["dtype"]).str),
