@@ -137,6 +137,12 @@ def _cycle(graph):
     return None
 
 
+def test_the_store_has_no_import_circle():
+    """ldm/data: the store imports the writer; the writer needs only `RunHome`, a protocol."""
+    graph = _module_graph("ldm.data")
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
 def test_the_hub_has_no_import_circle_and_its_transport_no_front_door():
     """docs/architecture.md, "Who may import whom": ldm/envs imports downwards only."""
     graph = _module_graph("ldm.envs")

@@ -5,8 +5,8 @@ run's SpaceSpecs before they are buffered (a bad array never reaches disk), buff
 stream, and flushed every `chunk_steps` steps as zarr appends. `commit()` writes the
 metadata (checksums, returns, anchors) and renames the run from `.pending/` into `runs/`.
 
-Imports numpy, zarr, ldm.data's anchors/chunks/columns/meta, ldm.atomic, ldm.spaces; the
-store only for its type (the store imports the writer: no import circle); never torch or an
+Imports numpy, zarr, ldm.data's anchors/chunks/columns/meta, ldm.atomic, ldm.spaces; never
+the store (it imports the writer: what a writer needs of it is `RunHome`), torch or an
 environment library.
 """
 
@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import zarr
@@ -33,8 +33,16 @@ from ldm.disk import disk_full, is_disk_full
 from ldm.errors import DiskFullError, StoreError
 from ldm.spaces import SpaceSpec
 
-if TYPE_CHECKING:
-    from ldm.data.store import Store
+
+class RunHome(Protocol):
+    """What a writer needs of the store it writes into (`ldm.data.store.Store` is one)."""
+
+    path: Path
+
+    def hold_run_lock(self, run_id: str, wait: bool) -> Any: ...
+
+    def set_manifest_entry(self, run_id: str, entry: Any) -> None: ...
+
 
 #: a chunk holds about this many bytes of observations, within CHUNK_STEPS: 64x64 RGB frames
 #: get 64-step chunks, vectors and small grids 4096 (a MiniGrid 7x7x3 grid at 64 steps made
@@ -56,7 +64,7 @@ class RunWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: RunHome,
         run_id: str,
         env_id: str,
         library: str,
@@ -295,7 +303,7 @@ class RunWriter:
             self.abort()
 
 
-def resume_run(store: Store, run_id: str) -> RunWriter:
+def resume_run(store: RunHome, run_id: str) -> RunWriter:
     """Reopen a pending run after a crash: the data flushed so far is kept."""
     meta = read_pending(store.path / ".pending" / run_id)
     return RunWriter(
