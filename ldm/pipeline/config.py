@@ -69,12 +69,7 @@ class PipelineConfig:
         cls, path: str | Path, profile: str | None = None, out: str | None = None
     ) -> PipelineConfig:
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"pipeline config {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        data = _read_toml(path)
         allowed = {"name", "out", "refgen", "train", "eval", "heldout", "cluster", "profiles"}
         unknown = set(data) - allowed
         if unknown:
@@ -144,17 +139,22 @@ def out_dir(path: str | Path, profile: str | None = None) -> Path:
     """The `out` directory a pipeline config names (with `profile`'s override, if it has one),
     read without building or checking its stages (`ldm status CONFIG` imports no stage)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline config {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data = _read_toml(path)
     if profile is not None:
         data = _with_profile(data, profile, path)
     if "out" not in data:
         raise ConfigError(f"{path}: missing required key 'out'")
     return Path(data["out"])
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A pipeline config's tables; a missing file or bad TOML is a ConfigError naming it."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
 def _with_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
