@@ -46,6 +46,8 @@ class TuningFacts:
     lora_alpha: float | None = None
     base_envs: tuple[str, ...] = ()
     """Env ids the base checkpoint was trained on (from its card; empty if it has none)."""
+    parts: tuple[str, ...] = ()
+    """The parts taken from the base (`TrainConfig.init_parts`); empty: all of them."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,14 @@ def facts_from_json(d: dict | None) -> tuple[TrainingFacts | None, EvalFacts | N
     if t:
         u = t.get("tuning")
         tuning = (
-            TuningFacts(**{**u, "envs": tuple(u["envs"]), "base_envs": tuple(u["base_envs"])})
+            TuningFacts(
+                **{
+                    **u,
+                    "envs": tuple(u["envs"]),
+                    "base_envs": tuple(u["base_envs"]),
+                    "parts": tuple(u.get("parts", ())),
+                }
+            )
             if u
             else None
         )
@@ -281,13 +290,12 @@ def render_card(
 
 def _tuning_lines(tuning: TuningFacts) -> list[str]:
     """The card's fine-tuning section."""
-    kind, _, parts = tuning.method.partition(" ")  # "full" or "lora", then any init parts
     method = (
         f"LoRA (rank {tuning.lora_rank}, alpha {tuning.lora_alpha:g}) on the backbone's "
         "attention and MLP projections, merged into the weights"
-        if kind == "lora"
+        if tuning.method == "lora"
         else "full (every parameter)"
-    ) + (f" {parts}" if parts else "")
+    ) + (f" ({'+'.join(tuning.parts)} from the base, the rest new)" if tuning.parts else "")
     data = "all" if tuning.episodes is None else f"the first {tuning.episodes}"
     base = f"`{tuning.base}`" + (
         f" (trained on {len(tuning.base_envs)} environments)" if tuning.base_envs else ""

@@ -258,11 +258,11 @@ def _start_from(cfg: TrainConfig, model: LDMPolicy, envs: tuple[str, ...]) -> An
         str(base),
         envs,
         cfg.episodes,
-        ("lora" if cfg.lora else "full")
-        + (f" ({'+'.join(cfg.init_parts)} from the base, the rest new)" if cfg.init_parts else ""),
+        "lora" if cfg.lora else "full",
         cfg.lora_rank if cfg.lora else None,
         cfg.lora_alpha if cfg.lora else None,
         base_training.envs if base_training else (),
+        tuple(cfg.init_parts),
     )
 
 
