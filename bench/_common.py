@@ -38,6 +38,23 @@ def report(result: dict) -> None:
     print(json.dumps(result))
 
 
+def run_quality(store: str, run_id: str) -> dict:
+    """A recorded reference run's last-tenth mean return, curation's p (last tenth > first)
+    and its deterministic play's mean return (None without a check)."""
+    from ldm.data import Store
+    from ldm.data.anchors import split_tenths
+    from ldm.refgen.curate import welch_greater
+
+    meta = Store(store).open_run(run_id).meta
+    first, last = split_tenths(meta.episode_returns)
+    checks = meta.extra.get("check_returns", [])
+    return {
+        "last10": round(float(last.mean()), 2),
+        "p": welch_greater(last, first).p,
+        "check": round(sum(checks) / len(checks), 2) if checks else None,
+    }
+
+
 def heldout_sampler(model, store, env: str):  # noqa: ANN001, ANN201 (torch-free import)
     """The held-out (last-stream) window sampler of one env at the model's context, or None
     when its runs have a single stream and so nothing held out."""

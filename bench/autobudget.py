@@ -17,13 +17,10 @@ from pathlib import Path
 import tomllib
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import args, report  # noqa: E402
+from _common import args, report, run_quality  # noqa: E402
 
-from ldm.data import Store  # noqa: E402
-from ldm.data.anchors import split_tenths  # noqa: E402
 from ldm.refgen.autobudget import AutoBudget  # noqa: E402
 from ldm.refgen.candidates import load_pool  # noqa: E402
-from ldm.refgen.curate import welch_greater  # noqa: E402
 from ldm.refgen.jobs import Job, run_job  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
@@ -34,16 +31,11 @@ def one(job: Job) -> dict:
     t0 = time.perf_counter()
     result = run_job(job)
     seconds = time.perf_counter() - t0
-    meta = Store(job.store).open_run(result.run_id).meta
-    first, last = split_tenths(meta.episode_returns)
-    checks = meta.extra.get("check_returns", [])
     return {
         "stop": result.stop.reason,
         "transitions": result.transitions,
         "seconds": round(seconds, 1),
-        "last10": round(float(last.mean()), 2),
-        "p": welch_greater(last, first).p,
-        "check": round(sum(checks) / len(checks), 2) if checks else None,
+        **run_quality(job.store, result.run_id),
     }
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import tomllib
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import args, report  # noqa: E402
+from _common import args, report, run_quality  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 PAIR = ("sac-4env", "sbx-sac-4env")
@@ -43,8 +43,6 @@ def _cpu() -> float:
 
 def one(job) -> dict:  # noqa: ANN001 (a Job; ldm imported in the pool's fresh process)
     from ldm.data import Store
-    from ldm.data.anchors import split_tenths
-    from ldm.refgen.curate import welch_greater
     from ldm.refgen.jobs import run_job
 
     t0, c0 = time.perf_counter(), _cpu()
@@ -53,17 +51,13 @@ def one(job) -> dict:  # noqa: ANN001 (a Job; ldm imported in the pool's fresh p
     if result.status != "done":
         return {"status": result.status, "error": result.error, "seconds": round(seconds, 1)}
     meta = Store(job.store).open_run(result.run_id).meta
-    first, last = split_tenths(meta.episode_returns)
-    checks = meta.extra.get("check_returns", [])
     return {
         "status": "done",
         "seconds": round(seconds, 1),
         "cpu": round(cpu, 1),
         "transitions": result.transitions,
         "time_split": meta.extra.get("time_split", {}),
-        "last10": round(float(last.mean()), 2),
-        "p": welch_greater(last, first).p,
-        "check": round(sum(checks) / len(checks), 2) if checks else None,
+        **run_quality(job.store, result.run_id),
     }
 
 
