@@ -2,7 +2,8 @@
 
 - reference runs: the jobs the planner means less those in `<store>/refgen/jobs.json`, at the
   mean seconds of the finished ones, `workers` at once (before the first one finishes: every
-  job at its auto budget's seconds cap, an upper bound; unknown with fixed budgets);
+  job at its auto budget's seconds cap, an upper bound; unknown with fixed budgets); with the
+  stage's shared hours (`stage_hours`), the smaller of that and the hours not yet spent;
 - training: the steps left at the seconds per step of `<train>/metrics.jsonl` so far.
 
 Shown in `ldm run`'s stage banners and by `ldm status`. Owns `Left` and the two estimates.
@@ -51,15 +52,24 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
     finished = [r for r in results if r.status == "done" and r.job is not None]
     todo = len(planned - {r.job.key for r in finished})
     workers = min(refgen.workers or os.cpu_count() or 1, max(todo, 1))
+    auto = refgen.auto_budget
+    left: Left | None = None
     if finished:
         mean = sum(r.seconds for r in finished) / len(finished)
-        return Left("refgen", todo * mean / workers / 60,
+        left = Left("refgen", todo * mean / workers / 60,
                     f"{todo} of {len(planned)} jobs at {mean:.0f} s each, {workers} at once")  # fmt: skip
-    if refgen.auto_budget is not None:
-        cap = refgen.auto_budget.max_seconds
-        return Left("refgen", todo * cap / workers / 60,
+    elif auto is not None:
+        cap = auto.max_seconds
+        left = Left("refgen", todo * cap / workers / 60,
                     f"at most: {todo} jobs at the {cap:.0f} s cap, {workers} at once")  # fmt: skip
-    return Left("refgen", None, f"{todo} jobs, none finished yet")
+    if auto is not None and auto.stage_hours is not None and todo:
+        spent = sum(r.seconds for r in finished if r.job.key in planned)
+        share = max(0.0, auto.stage_hours * 3600 - spent / (refgen.workers or os.cpu_count() or 1))
+        if left is None or left.minutes is None or share / 60 < left.minutes:
+            left = Left("refgen", share / 60,
+                        f"{todo} of {len(planned)} jobs sharing what is left of the stage's "
+                        f"{auto.stage_hours:g} h")  # fmt: skip
+    return left or Left("refgen", None, f"{todo} jobs, none finished yet")
 
 
 def train_left(train_out: str | Path, steps: int) -> Left:

@@ -62,10 +62,14 @@ class DryRunPlan:
     @property
     def refgen_hours_max(self) -> float | None:
         """With an auto budget: the reference stage's longest time, every job at the seconds
-        cap (fallbacks excluded), `workers` at once."""
+        cap (fallbacks excluded), `workers` at once; with the stage's shared hours, at most
+        those."""
         if self.auto_budget is None:
             return None
-        return round(self.jobs * self.auto_budget.max_seconds / self.workers / 3600, 2)
+        hours = self.jobs * self.auto_budget.max_seconds / self.workers / 3600
+        if self.auto_budget.stage_hours is not None:
+            hours = min(hours, self.auto_budget.stage_hours)
+        return round(hours, 2)
 
     @property
     def jobs(self) -> int:
@@ -121,6 +125,12 @@ class DryRunPlan:
         budget = (
             f"runs end by rule, at most {self.transitions:,} transitions and "
             f"{self.refgen_hours_max} h of reference runs on {self.workers} workers"
+            + (
+                " (the stage's hours shared: each run's seconds cap is its share of what is "
+                "left when it starts)"
+                if self.auto_budget.stage_hours is not None
+                else ""
+            )
             if self.auto_budget is not None
             else f"{self.transitions:,} transitions"
         )

@@ -32,7 +32,7 @@ later parts (the config and the dry run read it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -71,6 +71,12 @@ class AutoBudget:
     flat_tolerance: float = 0.1
     """Flat: the last third's gain over the middle third is surely (1 - alpha) within +- this
     share of the run's improvement."""
+    stage_hours: float | None = None
+    """The reference stage's wall time, shared by its runs (ldm/refgen/stage_budget.py): each
+    run's seconds cap is its share of what is left when it starts, between `min_seconds` and
+    `max_seconds`. None: every run has the `max_seconds` cap."""
+    min_seconds: float = 10.0
+    """The smallest share a run gets where the stage's hours run short (with `stage_hours`)."""
 
     def __post_init__(self) -> None:
         for name in ("max_transitions", "min_transitions", "min_episodes", "check_every"):
@@ -82,6 +88,13 @@ class AutoBudget:
             raise RefGenError(
                 f"[refgen.auto_budget] min_transitions {self.min_transitions} is above "
                 f"max_transitions {self.max_transitions}; lower the first or raise the second"
+            )
+        if self.stage_hours is not None and (
+            self.stage_hours <= 0 or not 0 < self.min_seconds <= self.max_seconds
+        ):
+            raise RefGenError(
+                f"[refgen.auto_budget] stage_hours must be > 0 and min_seconds in (0, max_seconds "
+                f"{self.max_seconds}] (got {self.stage_hours}, {self.min_seconds})"
             )
         if (
             self.max_seconds <= 0
@@ -101,11 +114,20 @@ class AutoBudget:
 
     @property
     def tag(self) -> str:
-        """A short stable id of the rule's numbers (in job keys: another rule, other runs)."""
+        """A short stable id of the rule's numbers (in job keys: another rule, other runs).
+        The stage's hours are not in it: they set each run's cap when it starts (its
+        `seconds_cap`), and a resumed stage keeps the runs it finished."""
         import hashlib
         import json
 
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        rule = {k: v for k, v in asdict(self).items() if k not in ("stage_hours", "min_seconds")}
+        return hashlib.sha256(json.dumps(rule, sort_keys=True).encode()).hexdigest()[:8]
+
+    def capped(self, seconds: float | None) -> AutoBudget:
+        """The rule with its seconds cap lowered to `seconds` (a stage's share; None: as is)."""
+        if seconds is None or seconds >= self.max_seconds:
+            return self
+        return replace(self, max_seconds=seconds, min_seconds=min(self.min_seconds, seconds))
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,10 @@ class Job:
     auto: AutoBudget | None = None
     """The AutoRL rule that ends the run (ldm/refgen/autobudget.py); `budget` is then its cap
     in transitions. None: a fixed budget."""
+    seconds_cap: float | None = None
+    """With `auto`: the run's share of the stage's hours, set by the runner when the job
+    starts (ldm/refgen/stage_budget.py); below the rule's `max_seconds`, it is the run's cap.
+    Not in the key."""
 
     def __post_init__(self) -> None:
         if self.budget < 1 or self.min_episodes < 0 or self.check_episodes < 0:
@@ -191,7 +195,7 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
 
         model.set_logger(Logger(folder=None, output_formats=[]))
         stopper = (
-            auto_callback(job.auto, venv.episode_returns)
+            auto_callback(job.auto.capped(job.seconds_cap), venv.episode_returns)
             if job.auto is not None
             else budget_callback(job, venv.episode_returns)
         )
@@ -353,7 +357,7 @@ def _job_dict(job: Job) -> dict[str, Any]:
     """A job as jobs.json holds it; an unchecked job's entry is what it was before jobs had
     checks (files written by earlier versions stay the same when a stage resumes)."""
     d = asdict(job)
-    for key in ("check_episodes", "auto"):
+    for key in ("check_episodes", "auto", "seconds_cap"):
         if not d[key]:
             del d[key]
     return d

@@ -7,7 +7,7 @@ job whose worker process dies is run again by Ray on another worker (ldm/cluster
 those retries the loss counts as one failed try of the job here.
 
 Owns: `run_jobs` and the jobs manifest (the runner names are ldm/cluster.py's, re-exported).
-Imports ldm.refgen.jobs, ldm.atomic, ldm.cluster, ray (lazily); must not import the planner,
+Imports ldm.refgen.jobs and stage_budget, ldm.atomic, ldm.cluster, ray (lazily); must not import the planner,
 ldm.model or later parts.
 """
 
@@ -28,6 +28,7 @@ from ldm.cluster import RUNNERS, TASK_RETRIES, Runner, connect_ray, worker_lost
 from ldm.envs.transport.lifetime import spawn_pool, stop_pool
 from ldm.errors import RefGenError
 from ldm.refgen.jobs import Job, JobResult, run_job
+from ldm.refgen.stage_budget import StageBudget
 
 __all__ = ["RUNNERS", "JobManifest", "Runner", "run_jobs"]
 
@@ -68,8 +69,11 @@ def run_jobs(
     retries: int = 1,
     progress: bool = True,
     desc: str = "jobs",
+    budget: StageBudget | None = None,
 ) -> dict[str, JobResult]:
-    """Run jobs (skipping those the manifest says are done); returns key -> result."""
+    """Run jobs (skipping those the manifest says are done); returns key -> result. With a
+    stage `budget`, every auto-budget job starts with its share of the stage's time left as
+    its `seconds_cap`."""
     if runner not in RUNNERS:
         raise RefGenError(f"runner {runner!r} is not one of {RUNNERS}")
     if not jobs:
@@ -93,6 +97,9 @@ def run_jobs(
         while queue or pending:
             while queue and len(pending) < workers:
                 job = queue.pop(0)
+                if budget is not None and job.auto is not None:
+                    cap = budget.share(manifest.results, pending.values(), [job, *queue])
+                    job = replace(job, seconds_cap=round(cap, 1))
                 tries[job.key] += 1
                 pending[submit(job)] = job
             for fut in collect(list(pending)):

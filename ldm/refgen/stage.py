@@ -29,6 +29,7 @@ from ldm.refgen.plan import (
 from ldm.refgen.ranking import ranking_table
 from ldm.refgen.records import LibraryOutcome, RankingTable, RefGenSummary, RunOutcome
 from ldm.refgen.runner import run_jobs
+from ldm.refgen.stage_budget import StageBudget
 
 
 def rank_and_train(
@@ -37,6 +38,7 @@ def rank_and_train(
     cfg: RefGenConfig,
     store: str,
     progress: bool = True,
+    budget: StageBudget | None = None,
 ) -> dict[str, tuple[RankingTable, dict[str, JobResult]]]:
     """Rank every library's candidates (where there are more than N), then train the top-N of
     each ranking on every env of its library, `seeds` seeds each. The ranking jobs of all
@@ -48,7 +50,7 @@ def rank_and_train(
     plans = {lib: plan_library(lib, envs, pool, cfg, store) for lib, envs in libraries.items()}
     ranked = run_jobs(
         [j for lp in plans.values() for j in lp.rank_jobs],
-        cfg.runner, cfg.workers, cfg.retries, progress, desc="rank candidates",
+        cfg.runner, cfg.workers, cfg.retries, progress, desc="rank candidates", budget=budget,
     )  # fmt: skip
     tables = {lib: ranking_table(lp, pool, cfg, store, ranked) for lib, lp in plans.items()}
     refs = {
@@ -57,7 +59,7 @@ def rank_and_train(
     }
     results = run_jobs(
         [j for lp in refs.values() for j in lp.train_jobs],
-        cfg.runner, cfg.workers, cfg.retries, progress, desc="train references",
+        cfg.runner, cfg.workers, cfg.retries, progress, desc="train references", budget=budget,
     )  # fmt: skip
     return {
         lib: (tables[lib], {j.key: results[j.key] for j in lp.train_jobs})
@@ -72,8 +74,9 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     libraries: dict[str, LibraryOutcome] = {}
     references: set[str] = set()
     rankings: dict[str, Ranking] = {}
+    budget = stage_budget(cfg, pool, store_path)
     for library, (table, results) in rank_and_train(
-        envs_by_library(cfg), pool, cfg, store_path, progress
+        envs_by_library(cfg), pool, cfg, store_path, progress, budget
     ).items():
         references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
         rankings[library] = table.order()
@@ -110,7 +113,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
         store, runs, references, verdicts, cfg, ranking_runs, progress
     )  # fmt: skip
     fallbacks |= train_fallbacks(
-        store, store_path, references, verdicts, cfg, pool, plans, rankings, progress
+        store, store_path, references, verdicts, cfg, pool, plans, rankings, progress, budget
     )
     runs = store.runs()  # with the fallback runs trained just now
     summary = RefGenSummary(
@@ -127,6 +130,26 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     )
     summary.write(store.path)
     return summary
+
+
+def stage_budget(cfg: RefGenConfig, pool: list[Candidate], store: str) -> StageBudget | None:
+    """The stage's shared hours (`[refgen.auto_budget] stage_hours`) over every ranking and
+    reference job the planner plans (the dry run's count); None without stage_hours."""
+    auto = cfg.auto_budget
+    if auto is None or auto.stage_hours is None:
+        return None
+    import os
+
+    planned = {
+        j.key
+        for lib, envs in envs_by_library(cfg).items()
+        for lp in [plan_library(lib, envs, pool, cfg, store)]
+        for j in [*lp.rank_jobs, *lp.train_jobs]
+    }
+    workers = cfg.workers or max(1, os.cpu_count() or 1)
+    return StageBudget(
+        auto.stage_hours * 3600, workers, planned, auto.min_seconds, auto.max_seconds
+    )
 
 
 def _verdict(store: Store, run_id: str) -> str | None:
@@ -197,6 +220,7 @@ def train_fallbacks(
     plans: dict[str, LibraryPlan],
     rankings: dict[str, Ranking],
     progress: bool = True,
+    budget: StageBudget | None = None,
 ) -> dict[str, list[str]]:
     """Envs still without a passing run after `fallback_references` train the candidates the
     planner's `plan_fallbacks` names (untried candidates and new seeds); their runs are
@@ -212,7 +236,7 @@ def train_fallbacks(
     if not jobs:
         return {}
     results = run_jobs(
-        jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc="train fallbacks"
+        jobs, cfg.runner, cfg.workers, cfg.retries, progress, desc="train fallbacks", budget=budget
     )  # fmt: skip
     found: dict[str, list[str]] = {}
     for env_id in sorted({j.env_id for j in jobs}):

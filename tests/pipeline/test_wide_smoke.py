@@ -25,8 +25,10 @@ WIDE = Path(__file__).parents[2] / "configs" / "wide.toml"
 SMOKE_RULE = SelectionRule(libraries=("classic-control", "toy-text", "minigrid"), per_library=3)
 #: tiny caps: every run ends within seconds, by the rule (3,000 transitions: 3 episodes of
 #: MountainCarContinuous, 999 steps each)
+#: and the stage's shared hours, as the wide run has them (3 min on 2 workers)
 SMOKE_BUDGET = AutoBudget(max_transitions=3000, max_seconds=30.0, min_transitions=500,
-                          min_episodes=10, check_every=500)  # fmt: skip
+                          min_episodes=10, check_every=500, stage_hours=0.05,
+                          min_seconds=5.0)  # fmt: skip
 
 
 def smoke_config() -> RefGenConfig:
@@ -73,6 +75,11 @@ def test_wide_smoke_the_rules_pick_reaches_store_training_and_evaluation(tmp_pat
         assert stop["transitions"] <= SMOKE_BUDGET.max_transitions
         store.update_meta(rid, {"curation": {"verdict": "pass", "reasons": []}})
     assert {r.stop for r in summary.runs.values()} <= reasons and summary.stop_counts()
+    # every job started with its share of the stage's hours as its seconds cap
+    from ldm.refgen.runner import JobManifest
+
+    caps = [r.job.seconds_cap for r in JobManifest(store_dir).results.values()]
+    assert caps and all(5.0 <= c <= 30.0 for c in caps), caps
 
     # the envs of every window the training loop consumed, and their kinds
     final, seen, kinds = train_seeing_envs(monkeypatch, store_dir, tmp_path / "train", 20)
