@@ -115,8 +115,12 @@ def main() -> None:
             "jax_seconds": total("jax", "seconds"),
             "stage_speedup": round(total("sb3", "seconds") / max(total("jax", "seconds"), 1e-9), 3),
             "cpu_speedup": round(total("sb3", "cpu") / max(total("jax", "cpu"), 1e-9), 3),
+            # pairs whose deterministic plays both exist and JAX's is at least SB3's
             "jax_check_ge": sum(
-                (t["jax"]["check"] or 0) >= (t["sb3"]["check"] or 0) for t in done.values()
+                t["jax"]["check"] is not None
+                and t["sb3"]["check"] is not None
+                and t["jax"]["check"] >= t["sb3"]["check"]
+                for t in done.values()
             ),
             "sb3_passes": sum((t["sb3"]["p"] or 1) < 0.05 for t in done.values()),
             "jax_passes": sum((t["jax"]["p"] or 1) < 0.05 for t in done.values()),
