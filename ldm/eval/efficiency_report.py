@@ -41,8 +41,9 @@ def heldout_section(report: HeldoutReport) -> str:
         for e in report.envs
     ]  # fmt: skip
     kinds = [
-        {"kind": k.kind, "envs": k.envs, "scorable": k.scorable, "mean score %": k.mean_score,
-         "mean gain": k.mean_gain}
+        {"kind": k.kind, "envs": k.envs, "scorable": k.scorable,
+         "median score %": k.median_score, "mean score %": k.mean_score,
+         "median gain": k.median_gain, "mean gain": k.mean_gain}
         for k in report.kinds
     ]  # fmt: skip
     span = report.envs[0].span if report.envs else 0
@@ -52,7 +53,18 @@ def heldout_section(report: HeldoutReport) -> str:
         f"episodes. First/last: the score of each rollout's first and last {span} episodes; "
         "gain = last - first (points of the reference's score).</p>"
         + html_table(rows, HELDOUT_COLUMNS)
-        + html_table(kinds, ["kind", "envs", "scorable", "mean score %", "mean gain"])
+        + html_table(
+            kinds,
+            [
+                "kind",
+                "envs",
+                "scorable",
+                "median score %",
+                "mean score %",
+                "median gain",
+                "mean gain",
+            ],
+        )  # fmt: skip
     )
 
 

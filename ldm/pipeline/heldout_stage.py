@@ -127,8 +127,11 @@ def heldout_headline(path: Path) -> str:
 
     kinds = HeldoutReport.load(path).kinds
     return "; ".join(
-        f"{k.kind}: mean score {k.mean_score if k.mean_score is None else round(k.mean_score)}"
-        f" over {k.scorable} envs, in-context gain "
-        f"{k.mean_gain if k.mean_gain is None else round(k.mean_gain, 1)}"
+        f"{k.kind}: median score {_round(k.median_score)} over {k.scorable} envs, "
+        f"in-context gain {_round(k.median_gain, 1)}"
         for k in kinds
     )
+
+
+def _round(x: float | None, digits: int | None = None) -> float | None:
+    return None if x is None else round(x, digits)

@@ -60,6 +60,17 @@ def test_in_context_gain_is_last_episodes_against_first_ones():
     assert [(k.kind, k.envs, k.mean_gain) for k in report.kinds] == [("a", 1, 70.0), ("b", 1, 70.0)]
 
 
+def test_a_kinds_headline_is_its_median_not_moved_by_a_reference_that_barely_improved():
+    from dataclasses import replace
+
+    base = _result(["b/A-v0", "b/B-v0", "b/C-v0"], EvalConfig())
+    # C's reference improved by a sliver: its score explodes (anesthesim's zero-shot 4.4M%)
+    envs = (*base.envs[:2], replace(base.envs[2], normalised_score=4.4e6, last10=1e-6))
+    (kind,) = in_context_report(replace(base, envs=envs), lambda e: "unseen library").kinds
+    assert kind.median_score == 45.0 and kind.mean_score > 1e6
+    assert kind.median_gain == 70.0
+
+
 def test_the_table_changes_refgen_and_training(tmp_path):
     path = tmp_path / "p.toml"
     path.write_text(
@@ -112,7 +123,7 @@ def test_heldout_stage_scores_only_the_held_out_envs_apart(tmp_path, monkeypatch
     assert [k.kind for k in report.kinds] == ["unseen env", "unseen library"]
     assert (out / "eval-heldout" / "report.html").exists()
     headline = PipelineState(out).stage("heldout").summary["headline"]
-    assert headline.startswith("unseen env: mean score 45 over 1 envs, in-context gain 70.0")
+    assert headline.startswith("unseen env: median score 45 over 1 envs, in-context gain 70.0")
     assert "unseen library  " in capsys.readouterr().out  # the printed table
     run_pipeline(config, progress=False)  # finished: nothing plays again
     assert len(played) == 2
