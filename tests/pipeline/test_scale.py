@@ -100,3 +100,17 @@ def test_scale_results_keep_points_in_step_order_and_name_unknown_keys(tmp_path)
     bad = {"presets": {"ldm-tiny": {"params": 1, "points": [{"step": 1, "share": 0.5}]}}}
     with pytest.raises(TrainError, match=r"scale.json point has unknown keys \['share'\]"):
         ScaleResults.from_dict(bad)
+
+
+def test_the_env_sample_spreads_over_libraries_and_is_the_seeds():
+    from ldm.pipeline.scale_cli import env_sample
+
+    envs = [f"lib{i}/E{j}-v0" for i in range(5) for j in range(i + 1)]  # 15 envs, 5 libraries
+    five = env_sample(envs, 5, 0)
+    assert len({e.split("/")[0] for e in five}) == 5  # one of each library first
+    assert env_sample(envs, 5, 0) == five and env_sample(envs, 7, 1) != env_sample(envs, 7, 2)
+    nine = env_sample(envs, 9, 3)
+    assert len(nine) == len(set(nine)) == 9 and set(nine) <= set(envs)
+    assert env_sample(envs, 0, 0) == env_sample(envs, 99, 0) == sorted(envs)
+    with pytest.raises(TrainError, match="eval_envs must be >= 0"):
+        ScaleConfig("s", eval_envs=-1)
