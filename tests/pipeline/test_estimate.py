@@ -27,6 +27,24 @@ def test_reference_time_left_is_the_jobs_to_go_at_the_finished_ones_mean(tmp_pat
     assert refgen_left(fixed, tmp_path / "none").minutes is None
 
 
+def test_with_the_stage_hours_time_left_is_at_most_what_is_left_of_them(tmp_path):
+    cfg = RefGenConfig(envs=ENVS, candidates=["ppo-8env"], top_n=1, workers=2,
+                       auto_budget=AutoBudget(max_seconds=600, stage_hours=0.05))  # fmt: skip
+    jobs = plan_jobs(cfg, str(tmp_path))
+    # nothing finished: 3 jobs at the 600 s cap would be 15 min; the stage has 3
+    left = refgen_left(cfg, tmp_path)
+    assert left.minutes == 3.0 and "sharing what is left of the stage's 0.05 h" in left.line()
+    (tmp_path / "refgen").mkdir()
+    done = {jobs[0].key: JobResult("done", jobs[0], seconds=120.0).to_dict()}
+    (tmp_path / "refgen" / "jobs.json").write_text(json.dumps(done))
+    # 120 job-seconds on 2 workers spent: 180 - 60 = 120 s left (the mean says 2 x 120 / 2)
+    assert refgen_left(cfg, tmp_path).minutes == 2.0
+    done = {jobs[0].key: JobResult("done", jobs[0], seconds=12.0).to_dict()}
+    (tmp_path / "refgen" / "jobs.json").write_text(json.dumps(done))
+    # fast jobs: the mean's estimate (2 x 12 / 2 s) is below what is left of the hours
+    assert "2 of 3 jobs at 12 s each" in refgen_left(cfg, tmp_path).line()
+
+
 def test_training_time_left_is_the_steps_to_go_at_the_measured_rate(tmp_path):
     assert train_left(tmp_path, 100).minutes is None
     rows = [{"step": s, "time": 1000.0 + 3.0 * s, "loss": 1.0} for s in (10, 20, 30)]
