@@ -7,8 +7,8 @@ job whose worker process dies is run again by Ray on another worker (ldm/cluster
 those retries the loss counts as one failed try of the job here.
 
 Owns: `run_jobs` and the jobs manifest (the runner names are ldm/cluster.py's, re-exported).
-Imports ldm.refgen.jobs and stage_budget, ldm.atomic, ldm.cluster, ray (lazily); must not import the planner,
-ldm.model or later parts.
+Imports ldm.refgen.jobs and stage_budget, ldm.atomic, ldm.cluster, ray (lazily); must not
+import the planner, ldm.model or later parts.
 """
 
 from __future__ import annotations
