@@ -54,8 +54,8 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
     workers = min(refgen.workers or os.cpu_count() or 1, max(todo, 1))
     auto = refgen.auto_budget
     left: Left | None = None
-    if finished:
-        mean = sum(r.seconds for r in finished) / len(finished)
+    if finished:  # a job's wall time on its worker where the runner measured it
+        mean = sum(_wall(r) for r in finished) / len(finished)
         left = Left("refgen", todo * mean / workers / 60,
                     f"{todo} of {len(planned)} jobs at {mean:.0f} s each, {workers} at once")  # fmt: skip
     elif auto is not None:
@@ -63,13 +63,19 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
         left = Left("refgen", todo * cap / workers / 60,
                     f"at most: {todo} jobs at the {cap:.0f} s cap, {workers} at once")  # fmt: skip
     if auto is not None and auto.stage_hours is not None and todo:
-        spent = sum(r.seconds for r in finished if r.job.key in planned)
+        spent = sum(_wall(r) for r in finished if r.job.key in planned)
         share = max(0.0, auto.stage_hours * 3600 - spent / (refgen.workers or os.cpu_count() or 1))
         if left is None or left.minutes is None or share / 60 < left.minutes:
             left = Left("refgen", share / 60,
                         f"{todo} of {len(planned)} jobs sharing what is left of the stage's "
                         f"{auto.stage_hours:g} h")  # fmt: skip
     return left or Left("refgen", None, f"{todo} jobs, none finished yet")
+
+
+def _wall(result: Any) -> float:
+    """A finished job's wall seconds (its training's where it was recorded before jobs
+    measured their wall time)."""
+    return result.wall_seconds if result.wall_seconds is not None else result.seconds
 
 
 def train_left(train_out: str | Path, steps: int) -> Left:

@@ -318,6 +318,10 @@ class JobResult:
     tries: int | None = None
     stop: StopRecord | None = None
     """Why the run stopped (None: recorded before runs said so)."""
+    wall_seconds: float | None = None
+    """The job's wall time on its worker as the runner saw it, start-up (process, imports,
+    env workers), check and relabelling included; `seconds` is its training's (None:
+    recorded before runs said so)."""
 
     def to_dict(self) -> dict[str, Any]:
         if self.status != "done":
@@ -334,6 +338,7 @@ class JobResult:
             "seconds": self.seconds,
             "transitions": self.transitions,
             **({"stop": self.stop.to_dict()} if self.stop is not None else {}),
+            **({"wall_seconds": self.wall_seconds} if self.wall_seconds is not None else {}),
         }
 
     @classmethod

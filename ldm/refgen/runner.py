@@ -91,6 +91,7 @@ def run_jobs(
     )
     t0, transitions, done_here = time.time(), 0, 0
     pending: dict[Any, Job] = {}
+    started: dict[Any, float] = {}  # each running job's start, for its wall_seconds
     queue = list(todo)
     finished = False
     try:
@@ -101,10 +102,12 @@ def run_jobs(
                     cap = budget.share(manifest.results, pending.values(), [job, *queue])
                     job = replace(job, seconds_cap=round(cap, 1))
                 tries[job.key] += 1
-                pending[submit(job)] = job
+                fut = submit(job)
+                pending[fut], started[fut] = job, time.time()
             for fut in collect(list(pending)):
                 job = pending.pop(fut)
                 out = fut.result() if isinstance(fut, Future) else _ray_get(fut)
+                out = replace(out, wall_seconds=round(time.time() - started.pop(fut), 2))
                 if out.status == "error" and tries[job.key] <= retries:
                     queue.append(job)
                     continue

@@ -3,13 +3,17 @@
 With `[refgen.auto_budget] stage_hours`, the stage has a wall-time budget instead of a fixed
 seconds cap per run. When a job starts, it gets an equal share of what is left:
 
-    cap = (stage_hours * 3600 * workers - seconds of the stage's finished jobs
-           - caps of its running jobs) / jobs not started yet
+    cap = (stage_hours * 3600 * workers - wall seconds of the stage's finished jobs
+           - caps of its running jobs) / jobs not started yet - a job's overhead
 
-clamped to [`min_seconds`, `max_seconds`]. A run the rule ends early (CartPole learns in
-seconds) leaves its unused share to the runs after it, so a slow simulator that would stop at
-a fixed cap gets the time the fast ones did not need, and another pick (`select_seed`, more
-libraries) with more or fewer jobs fits the same hours. The finished jobs' seconds are read
+clamped to [`min_seconds`, `max_seconds`]. A job's wall time is more than its training: its
+process starts, imports its framework and starts its env workers, then plays its check and
+relabels its run (~15 s a job on this 2-core VM). That overhead, measured on the finished
+jobs (`wall_seconds - seconds`), is charged to every running and waiting job too, so the
+stage's wall time, not only its training, fits the hours. A run the rule ends early
+(CartPole learns in seconds) leaves its unused share to the runs after it, so a slow
+simulator that would stop at a fixed cap gets the time the fast ones did not need, and
+another pick (`select_seed`, more libraries) with more or fewer jobs fits the same hours. The finished jobs' seconds are read
 from the jobs manifest, so a resumed stage counts what it spent before. Jobs the stage had
 not planned (fallbacks for references that failed curation) share what is left the same
 way, at `min_seconds` at least: the stage may run past its hours by that much per fallback.
@@ -17,7 +21,7 @@ way, at `min_seconds` at least: the stage may run past its hours by that much pe
 The cap a job got is its `seconds_cap` (in jobs.json, not in its key: a resumed stage keeps
 the runs it finished whatever their caps were); the run's stop record says whether it hit it.
 
-Owns `StageBudget`. Imports ldm.refgen.jobs (types only); must not import the runner, the
+Owns `StageBudget` and `overhead`. Imports ldm.refgen.jobs (types only); must not import the runner, the
 planner, SB3 or later parts.
 """
 
@@ -54,10 +58,21 @@ class StageBudget:
         running, waiting = list(running), list(waiting)
         self.extra |= {j.key for j in [*running, *waiting]} - self.planned
         mine = self.planned | self.extra
-        spent = sum(r.seconds for k, r in results.items() if k in mine and r.status != "error")
+        finished = [r for k, r in results.items() if k in mine and r.status != "error"]
+        over = overhead(finished)
+        spent = sum(r.wall_seconds if r.wall_seconds is not None else r.seconds + over
+                    for r in finished)  # fmt: skip
         busy = {j.key for j in running}
-        reserved = sum(j.seconds_cap or self.max_seconds for j in running)
+        reserved = sum((j.seconds_cap or self.max_seconds) + over for j in running)
         started = set(results) | busy
         left = {k for k in mine if k not in started} | {j.key for j in waiting}
-        share = (self.seconds * self.workers - spent - reserved) / max(1, len(left))
+        share = (self.seconds * self.workers - spent - reserved) / max(1, len(left)) - over
         return float(min(self.max_seconds, max(self.min_seconds, share)))
+
+
+def overhead(results: Iterable[JobResult]) -> float:
+    """A job's seconds beyond its training, by the finished jobs that measured both
+    (start-up, deterministic check, relabelling): the mean of `wall_seconds - seconds`; 0
+    before any did."""
+    extra = [r.wall_seconds - r.seconds for r in results if r.wall_seconds is not None]
+    return max(0.0, sum(extra) / len(extra)) if extra else 0.0

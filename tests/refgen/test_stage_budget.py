@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ldm.errors import RefGenError
@@ -40,6 +42,22 @@ def test_shares_split_what_is_left_and_pass_on_what_fast_runs_did_not_use() -> N
     # spent: never below the floor
     results = {j.key: _done(j, 300.0) for j in jobs[:6]}
     assert budget.share(results, [], jobs[6:]) == 5.0
+
+
+def test_a_jobs_overhead_beyond_its_training_is_charged_to_every_job() -> None:
+    jobs = [_job(f"lib/E{i}") for i in range(6)]
+    budget = StageBudget(300.0, 2, {j.key for j in jobs}, 5.0, 100.0)
+    # 2 finished: 30 s of training each, 45 s on their workers: 15 s of overhead a job
+    results = {j.key: replace(_done(j, 30.0), wall_seconds=45.0) for j in jobs[:2]}
+    # 600 - 90 spent - (20 + 15) for the running one = 475 over 3 not started -> 158 - 15
+    running = [replace(jobs[2], seconds_cap=20.0)]
+    assert budget.share(results, running, jobs[3:]) == 100.0  # capped
+    tight = StageBudget(100.0, 2, {j.key for j in jobs}, 1.0, 100.0)
+    # 200 - 90 - 35 = 75 over 3 = 25, less the 15 s each job spends beyond its training
+    assert tight.share(results, running, jobs[3:]) == pytest.approx(10.0)
+    # a job recorded before jobs measured their wall time counts at its training + overhead
+    old = {**results, jobs[2].key: _done(jobs[2], 30.0)}
+    assert tight.share(old, [], jobs[3:]) == pytest.approx((200 - 135) / 3 - 15)
 
 
 def test_unplanned_jobs_and_other_configs_runs() -> None:
@@ -83,5 +101,7 @@ def test_the_runner_gives_each_job_its_share_and_the_run_stops_at_it(tmp_path) -
     budget = StageBudget(1.5, 1, {job.key}, rule.min_seconds, rule.max_seconds)
     out = run_jobs([job], workers=1, progress=False, budget=budget)[job.key]
     assert out.status == "done" and out.job.seconds_cap == 1.5
+    # the runner measured the job's wall time: its training and its start-up, check, relabel
+    assert out.wall_seconds > out.seconds >= 1.5
     assert out.stop.reason == "cap: seconds" and 1.5 <= out.stop.seconds < 10
     assert JobManifest(tmp_path).done(job).job.seconds_cap == 1.5
