@@ -54,6 +54,11 @@ class EvalConfig:
     same results for the same seeds; ldm/eval/cluster.py)."""
     workers: int | None = None
     """Ray: shares the envs are split into, played at once; None = the cluster's CPUs."""
+    envs_at_once: int = 0
+    """Local: play at most this many envs at once, group after group (0: all together). Each
+    env is a worker process; at the wide run's 150 envs, with the references playing beside
+    the LDM, all together is ~300 processes. `ldm run` keeps each finished group, so a kill
+    loses at most the group it was in (ldm/eval/groups.py)."""
     references: bool = True
     """`ldm run`: evaluate the store's reference policies by the same protocol, beside the
     LDM (a score counts where the reference itself scores ~100)."""
@@ -78,6 +83,10 @@ class EvalConfig:
             raise EvalError(f"video_format {self.video_format!r} is not mp4 or gif")
         if self.runner not in RUNNERS:
             raise EvalError(f"runner {self.runner!r} is not one of {RUNNERS}")
+        if self.envs_at_once < 0:
+            raise EvalError(
+                f"envs_at_once must be >= 0 (0: all envs at once), got {self.envs_at_once}"
+            )
         if self.workers is not None and self.workers < 1:
             raise EvalError(
                 f"workers must be >= 1 (or unset: the cluster's CPUs), got {self.workers}"

@@ -25,6 +25,7 @@ from ldm.data import Store
 from ldm.errors import EvalError, LDMError
 from ldm.eval.aggregate import aggregates
 from ldm.eval.config import EvalConfig
+from ldm.eval.groups import GroupResult, Partial, groups
 from ldm.eval.players import Played, play_local
 from ldm.eval.protocol import EnvRun, rollout_seeds
 from ldm.eval.results import EnvResult, EvalResult, Provenance
@@ -157,6 +158,7 @@ def evaluate(
     progress: bool = True,
     video_dir: str | Path | None = None,
     per_env: Callable[[str], Any] | None = None,
+    partial: Partial | None = None,
 ) -> EvalResult:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
     paper's protocol; returns the record written to results.json. With `cfg.video` and a
@@ -164,7 +166,9 @@ def evaluate(
     `cfg.runner = "ray"` the envs are played in shares over a Ray cluster's nodes
     (ldm/eval/cluster.py): the same results for the same seeds. `per_env` (with policy None):
     env id -> an SB3-style `predict` policy for it, played on this machine instead of the
-    references (a baseline, e.g. ldm.eval.retrieval's; the result's policy is "baseline")."""
+    references (a baseline, e.g. ldm.eval.retrieval's; the result's policy is "baseline").
+    The envs are played `cfg.envs_at_once` at a time; with `partial`, each finished group is
+    kept there and a rerun plays only the others (ldm/eval/groups.py)."""
     if policy is not None and per_env is not None:
         raise EvalError("evaluate() takes an LDM policy or per_env policies, not both")
     cfg = cfg or EvalConfig()
@@ -172,17 +176,16 @@ def evaluate(
     references = policy is None and per_env is None
     plan = prepare(store, env_ids, cfg, library, references=references)
     t0 = time.time()
-    if per_env is not None:
-        played = play_local(
-            None, list(plan.runs), plan.refs, store, cfg, progress, video_dir, per_env=per_env
-        )
-    else:
-        played = PLAYERS[cfg.runner]()(
-            policy, list(plan.runs), plan.refs, store, cfg, progress, video_dir
-        )
-    envs = list(plan.rejected) + [_env_result(r, plan.refs[r.env_id], store) for r in played.runs]
-    if played.clips:
-        envs = attach_clips(envs, played.clips)
+    envs, model_calls, steps = list(plan.rejected), 0, 0
+    for group in groups(list(plan.runs), cfg.envs_at_once if cfg.runner == "local" else 0):
+        ids = [r.env_id for r in group]
+        done = partial.load(cfg, ids) if partial is not None else None
+        if done is None:
+            done = _play_group(policy, group, plan.refs, store, cfg, progress, video_dir, per_env)
+            if partial is not None:
+                partial.save(cfg, ids, done)
+        envs += done.envs
+        model_calls, steps = model_calls + done.model_calls, steps + done.steps
     envs.sort(key=lambda e: e.env_id)
     result = EvalResult(
         policy="ldm" if policy is not None else "references" if per_env is None else "baseline",
@@ -191,8 +194,8 @@ def evaluate(
         envs=tuple(envs),
         summary=summarise(envs),
         seconds=time.time() - t0,
-        model_calls=played.stats.model_calls,
-        steps=played.stats.steps,
+        model_calls=model_calls,
+        steps=steps,
         provenance=Provenance.of(policy),
     )
     if cfg.expert_scores:
@@ -202,6 +205,20 @@ def evaluate(
         randoms = random_scores(ids, backend=cfg.backend, progress=progress)
         result = attach_expert_scores(result, {e: s.mean for e, s in randoms.items()})
     return replace(result, aggregates=aggregates(result))
+
+
+def _play_group(policy: Any, runs: list[EnvRun], refs: dict[str, Any], store: Store,
+                cfg: EvalConfig, progress: bool, video_dir: str | Path | None,
+                per_env: Callable[[str], Any] | None) -> GroupResult:  # fmt: skip
+    """Play one group of envs by the protocol; their results with clips attached."""
+    if per_env is not None:
+        played = play_local(None, runs, refs, store, cfg, progress, video_dir, per_env=per_env)
+    else:
+        played = PLAYERS[cfg.runner]()(policy, runs, refs, store, cfg, progress, video_dir)
+    envs = [_env_result(r, refs[r.env_id], store) for r in played.runs]
+    if played.clips:
+        envs = attach_clips(envs, played.clips)
+    return GroupResult(tuple(envs), played.stats.model_calls, played.stats.steps)
 
 
 def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:

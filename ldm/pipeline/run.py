@@ -24,6 +24,7 @@ from ldm.pipeline.heldout_stage import heldout_off, heldout_stages, print_heldou
 from ldm.pipeline.state import STAGES, PipelineState, RunSource
 
 if TYPE_CHECKING:
+    from ldm.eval.groups import Partial
     from ldm.eval.results import EvalResult, Summary
 
 
@@ -156,12 +157,14 @@ def _evaluation_stage(
                     eval_cfg,
                     progress=progress,
                     video_dir=eval_dir / "clips",
+                    partial=_partial(eval_dir, checkpoint),
                 )
             results = replace(results, checkpoint=checkpoint)
             results = attach_heldout_accuracy(results, train_cfg.out)
             # the LDM's scores are kept before waiting for the references: a crash or kill
             # there reruns only the references' evaluation
             write_report(results, eval_dir, title=title.format(len(results.envs)))
+            shutil.rmtree(eval_dir / "partial", ignore_errors=True)
         if beside is not None:
             if not beside.done():
                 print("waiting for the references' evaluation ...", flush=True)
@@ -235,6 +238,7 @@ def _unseen_stage(
             cfg.store,
             unseen_cfg,
             progress=progress,
+            partial=_partial(out_dir, checkpoint),
         )
         results = attach_heldout_accuracy(replace(results, checkpoint=checkpoint), train_cfg.out)
     refs = _finished(eval_dir / "references", "references", store=cfg.store)
@@ -242,7 +246,19 @@ def _unseen_stage(
         results = attach_references(results, refs)
     write_report(results, out_dir, title=f"{cfg.name}: one LDM across {len(results.envs)} envs, "
                  f"seeds from {eval_cfg.unseen_seed}")  # fmt: skip
+    shutil.rmtree(out_dir / "partial", ignore_errors=True)
     return results
+
+
+def _partial(out_dir: Path, checkpoint: str) -> Partial:
+    """Where an evaluation stage keeps its finished groups of envs, for this checkpoint (its
+    weights file's size and modification time: a retrained model plays them again)."""
+    from ldm.eval.groups import Partial
+
+    weights = Path(checkpoint) / "model.safetensors"
+    stat = weights.stat() if weights.exists() else None
+    key = f"{checkpoint}:{stat.st_size}:{stat.st_mtime_ns}" if stat else checkpoint
+    return Partial(Path(out_dir) / "partial", key)
 
 
 def _finished(directory: Path, policy: str, **match: str) -> EvalResult | None:

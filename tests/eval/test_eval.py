@@ -154,3 +154,41 @@ def test_the_start_up_reads_the_manifest_once_for_every_env(tmp_path, monkeypatc
     assert calls == [1]
     assert plan.refs[ENVS[0]].run_id == rid and plan.refs[ENVS[1]] is None
     assert [r.env_id for r in plan.runs] == ENVS * 3 and plan.runs[0].step_limit is not None
+
+
+def test_envs_played_in_groups_give_the_same_results_and_a_rerun_plays_only_unkept_groups(
+    tmp_path, monkeypatch
+):
+    import importlib
+
+    from ldm.errors import EvalError
+    from ldm.eval.groups import Partial
+
+    store, _ = _store_with_anchors(tmp_path)
+    torch.manual_seed(0)
+    policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    envs = [*ENVS, "toy-text/FrozenLake-v1"]
+    together = evaluate(policy, envs, store, EvalConfig(rollouts=1, episodes=2), progress=False)
+    cfg = EvalConfig(rollouts=1, episodes=2, envs_at_once=2)
+    played = []
+    ev = importlib.import_module("ldm.eval.evaluate")  # the package's `evaluate` is the function
+    real = ev._play_group
+    monkeypatch.setattr(ev, "_play_group", lambda p, runs, *a: played.append(
+        [r.env_id for r in runs]) or real(p, runs, *a))  # fmt: skip
+    partial = Partial(tmp_path / "partial", "ckpt-1")
+    grouped = evaluate(policy, envs, store, cfg, progress=False, partial=partial)
+    assert played == [envs[:2], envs[2:]]  # two groups, at most 2 envs at once
+    assert [e.returns for e in grouped.envs] == [e.returns for e in together.envs]
+    assert len(list(partial.path.glob("group-*.json"))) == 2
+    # a rerun (a kill after the first group: its file alone kept) plays the second group only
+    (kept, lost) = sorted(partial.path.glob("group-*.json"), key=lambda f: f.stat().st_mtime)
+    lost.unlink()
+    played.clear()
+    again = evaluate(policy, envs, store, cfg, progress=False, partial=partial)
+    assert played == [envs[2:]] and again.envs == grouped.envs
+    # another model (key) or config plays everything again
+    played.clear()
+    evaluate(policy, envs, store, cfg, progress=False, partial=Partial(partial.path, "ckpt-2"))
+    assert played == [envs[:2], envs[2:]]
+    with pytest.raises(EvalError, match="envs_at_once must be >= 0"):
+        EvalConfig(envs_at_once=-1)

@@ -48,6 +48,7 @@ num_workers = 1
 [eval]
 rollouts = 1
 episodes = 3
+envs_at_once = 2
 """
 
 
@@ -171,6 +172,7 @@ def test_reduced_pipeline_beats_random_and_resumes_after_interrupt(tmp_path):
     assert state["stages"]["train"]["seconds"] > interrupted  # both attempts counted
     assert set(Store(out / "store").runs()) == runs_before  # nothing redone or duplicated
     results = json.loads((out / "eval" / "results.json").read_text())
+    assert not (out / "eval" / "partial").exists()  # the kept groups go with results.json
     assert (out / "eval" / "report.html").exists() and (
         out / "eval" / "threshold_curve.png"
     ).exists()
