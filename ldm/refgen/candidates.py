@@ -159,6 +159,9 @@ class Candidate:
                 f"{self.algo} does not support {obs.kind} observations (supports "
                 f"{', '.join(spec.observations)})",
             )
+        if act.kind == "continuous" and not act.is_bounded.all():
+            # SB3 asserts it when the model is built: the job would fail, not train
+            return False, f"{self.algo} needs finite action bounds; the env's are unbounded"
         if self.continuous_only and act.kind != "continuous":
             return False, f"{self.name} is for continuous actions only"
         policy = "CnnPolicy" if obs.kind == "image" and min(obs.shape[:2]) >= 36 else "MlpPolicy"

@@ -205,8 +205,8 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
         learned = time.time() - t0
         if not venv.episode_returns:
             raise RefGenError(
-                f"{job.env_id}: no episode finished within {job.limit} transitions; raise the "
-                "budget or declare a time limit for the env"
+                f"{job.env_id}: no episode finished within {stop.transitions} transitions "
+                f"(stopped: {stop.reason}); raise the budget or declare a time limit for the env"
             )
         split = {
             "env": venv.env_seconds,

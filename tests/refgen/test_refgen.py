@@ -341,3 +341,17 @@ def test_ppo_cartpole_reference_reaches_475_with_sensible_anchors(tmp_path):
     meta = Store(tmp_path / "s").open_run(out.run_id).meta
     assert np.mean(out.final_returns) >= 475
     assert meta.first10 < 50 and meta.last10 >= 475
+
+
+def test_no_candidate_of_sb3_for_unbounded_continuous_actions() -> None:
+    from ldm.spaces import SpaceSpec
+
+    obs = SpaceSpec("continuous", (2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+    free = SpaceSpec("continuous", (1,), low=(-float("inf"),), high=(float("inf"),))
+    bounded = SpaceSpec("continuous", (1,), low=(-1.0,), high=(1.0,))
+    from ldm.refgen.candidates import load_pool
+
+    sac = load_pool(None, ["sac-4env"])[0]
+    ok, why = sac.compatible(obs, free)  # gym-lqr: SB3 asserts finite bounds at build time
+    assert not ok and "finite action bounds" in why
+    assert sac.compatible(obs, bounded)[0]
