@@ -76,6 +76,10 @@ class SelectionRule:
     """K: at most this many envs per library (the paper's cap)."""
     select_seed: int = 0
     """Seed of the draw within each library (another seed, another pick by the same rule)."""
+    min_envs: int = 0
+    """Fill the pick up to this many envs: while it has fewer, each library with eligible envs
+    over its cap gives one more (its next by the same draw), the libraries in an order drawn
+    with the seed, round after round. 0: no filling."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "libraries", tuple(self.libraries))
@@ -87,6 +91,8 @@ class SelectionRule:
             )
         if not self.libraries:
             raise RefGenError('[refgen.select] libraries is empty; name some or write ["*"]')
+        if self.min_envs < 0:
+            raise RefGenError(f"[refgen.select] min_envs must be >= 0 (got {self.min_envs})")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SelectionRule:
@@ -201,6 +207,7 @@ def select_envs(rule: SelectionRule, pool: list[Candidate]) -> Selection:
     excluded: list[Exclusion] = []
     picked: dict[str, tuple[str, ...]] = {}
     unpicked: dict[str, str] = {}
+    reserve: dict[str, list[str]] = {}  # each library's eligible envs over its cap, drawn order
     for lib in _libraries(rule, catalog):
         envs = list_envs(lib)
         if not envs:
@@ -217,17 +224,33 @@ def select_envs(rule: SelectionRule, pool: list[Candidate]) -> Selection:
                 eligible.append(e.id)
             else:
                 excluded.append(Exclusion(e.id, lib, *why))
-        chosen = _spread(eligible, rule.per_library, rule.select_seed, lib)
-        excluded += [
-            Exclusion(e, lib, "over the per-library cap") for e in eligible if e not in chosen
-        ]
+        drawn = _spread(eligible, len(eligible), rule.select_seed, lib)  # the cap's first
+        chosen, reserve[lib] = drawn[: rule.per_library], drawn[rule.per_library :]
         if chosen:
-            picked[lib] = tuple(sorted(chosen))
+            picked[lib] = tuple(chosen)
         else:
             why = Counter(x.reason for x in excluded if x.library == lib)
             unpicked[lib] = "every env out: " + ", ".join(f"{n} {r}" for r, n in why.items())
+    _fill(picked, reserve, rule)
+    for lib, rest in reserve.items():
+        excluded += [Exclusion(e, lib, "over the per-library cap") for e in rest]
+    picked = {lib: tuple(sorted(ids)) for lib, ids in picked.items()}
     families = {e: env_family(e.split("/", 1)[1]) for ids in picked.values() for e in ids}
     return Selection(rule, picked, families, tuple(excluded), unpicked)
+
+
+def _fill(picked: dict[str, tuple[str, ...]], reserve: dict[str, list[str]],
+          rule: SelectionRule) -> None:  # fmt: skip
+    """`min_envs`: one more env from each library with a reserve, round after round (the
+    libraries in an order drawn with the seed), until the pick has `min_envs`."""
+    order = sorted(lib for lib, rest in reserve.items() if rest)
+    random.Random(f"{rule.select_seed}:fill").shuffle(order)
+    total = sum(len(ids) for ids in picked.values())
+    while total < rule.min_envs and any(reserve[lib] for lib in order):
+        for lib in order:
+            if reserve[lib] and total < rule.min_envs:
+                picked[lib] = (*picked.get(lib, ()), reserve[lib].pop(0))
+                total += 1
 
 
 def _ineligible(env: Any, pool: list[Candidate]) -> tuple[Reason, str] | None:

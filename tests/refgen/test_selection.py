@@ -34,8 +34,11 @@ def test_every_env_of_the_catalog_is_picked_or_excluded_with_a_reason():
     assert set(sel.envs) | set(out) == set(envs) and not set(sel.envs) & set(out)
     assert all(envs[e].check_ok for e in sel.envs)  # only envs that pass their own checks
     assert all(len(ids) <= 4 for ids in sel.picked.values())
-    # a library with >= 4 passing envs gives 4; fewer, all of them
-    passing = Counter(e.library for e in envs.values() if e.check_ok)
+    # a library with >= 4 passing envs a candidate can train gives 4; fewer, all of them
+    # (gym-lqr's unbounded actions: no SB3 candidate)
+    untrainable = {e for e, x in out.items() if x.reason == "no candidate runs on its spaces"}
+    assert "gym-lqr/LQR-v0" in untrainable
+    passing = Counter(e.library for e in envs.values() if e.check_ok and e.id not in untrainable)
     assert {lib: len(ids) for lib, ids in sel.picked.items()} == {
         lib: min(n, 4) for lib, n in passing.items()
     }
@@ -92,3 +95,19 @@ def test_the_wide_dry_run_prints_the_pick_and_why_each_excluded_env_is_out():
     assert sum(x.startswith("  out  ") for x in lines) == len(list_envs()) - envs
     assert lines[-1].startswith(f"plan: {envs} envs of {libs} libraries picked by rule")
     assert "runs end by rule" in lines[-1] and "[refgen.budgets]" not in out
+
+
+def test_min_envs_fills_the_pick_from_libraries_over_their_cap_and_keeps_the_capped_pick():
+    from ldm.refgen.candidates import load_pool
+    from ldm.refgen.selection import SelectionRule, select_envs
+
+    pool = load_pool()
+    libs = ("classic-control", "toy-text", "minigrid")
+    base = select_envs(SelectionRule(libraries=libs, per_library=1), pool)
+    assert len(base.envs) == 3
+    filled = select_envs(SelectionRule(libraries=libs, per_library=1, min_envs=5), pool)
+    assert len(filled.envs) == 5 and set(base.envs) <= set(filled.envs)
+    assert max(len(ids) for ids in filled.picked.values()) == 2  # one more a library, in turn
+    capped = {x.env_id for x in filled.excluded if x.reason == "over the per-library cap"}
+    assert not capped & set(filled.envs)
+    assert select_envs(SelectionRule(libraries=libs, per_library=1, min_envs=5), pool) == filled
