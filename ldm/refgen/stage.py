@@ -74,9 +74,10 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     libraries: dict[str, LibraryOutcome] = {}
     references: set[str] = set()
     rankings: dict[str, Ranking] = {}
-    budget = stage_budget(cfg, pool, store_path)
+    by_library = envs_by_library(cfg)  # the pick once (a selection reads the whole catalog)
+    budget = stage_budget(cfg, pool, store_path, by_library)
     for library, (table, results) in rank_and_train(
-        envs_by_library(cfg), pool, cfg, store_path, progress, budget
+        by_library, pool, cfg, store_path, progress, budget
     ).items():
         references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
         rankings[library] = table.order()
@@ -106,7 +107,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     # candidates already tried per env, for both fallbacks
     plans = {
         lib: plan_library(lib, envs, pool, cfg, store_path, rankings.get(lib))
-        for lib, envs in envs_by_library(cfg).items()
+        for lib, envs in by_library.items()
     }
     ranking_runs = {j.run_id for lp in plans.values() for j in lp.rank_jobs}
     fallbacks = fallback_references(
@@ -132,7 +133,9 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
     return summary
 
 
-def stage_budget(cfg: RefGenConfig, pool: list[Candidate], store: str) -> StageBudget | None:
+def stage_budget(
+    cfg: RefGenConfig, pool: list[Candidate], store: str, by_library: dict[str, list[str]]
+) -> StageBudget | None:
     """The stage's shared hours (`[refgen.auto_budget] stage_hours`) over every ranking and
     reference job the planner plans (the dry run's count); None without stage_hours."""
     auto = cfg.auto_budget
@@ -142,7 +145,7 @@ def stage_budget(cfg: RefGenConfig, pool: list[Candidate], store: str) -> StageB
 
     planned = {
         j.key
-        for lib, envs in envs_by_library(cfg).items()
+        for lib, envs in by_library.items()
         for lp in [plan_library(lib, envs, pool, cfg, store)]
         for j in [*lp.rank_jobs, *lp.train_jobs]
     }
