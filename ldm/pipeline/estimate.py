@@ -7,8 +7,8 @@
 - training: the steps left at the seconds per step of `<train>/metrics.jsonl` so far.
 
 Shown in `ldm run`'s stage banners and by `ldm status`. Owns `Left` and the two estimates.
-Imports refgen's planner and `JobResult` (file reading; no env starts); must not import torch,
-ldm.model, ldm.train or ldm.eval.
+Imports refgen's planner, `JobResult` and the stage budget's `overhead` (file reading; no env
+starts); must not import torch, ldm.model, ldm.train or ldm.eval.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
     envs whose references fail curation get, are not counted."""
     from ldm.refgen.jobs import JobResult
     from ldm.refgen.plan import plan_jobs
+    from ldm.refgen.stage_budget import overhead
 
     planned = {j.key for j in plan_jobs(refgen, str(store))}
     path = Path(store) / "refgen" / "jobs.json"
@@ -54,8 +55,9 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
     workers = min(refgen.workers or os.cpu_count() or 1, max(todo, 1))
     auto = refgen.auto_budget
     left: Left | None = None
-    if finished:  # a job's wall time on its worker where the runner measured it
-        mean = sum(_wall(r) for r in finished) / len(finished)
+    over = overhead(finished)  # what a job recorded before wall times cost beyond its training
+    if finished:
+        mean = sum(r.wall(over) for r in finished) / len(finished)
         left = Left("refgen", todo * mean / workers / 60,
                     f"{todo} of {len(planned)} jobs at {mean:.0f} s each, {workers} at once")  # fmt: skip
     elif auto is not None:
@@ -63,19 +65,13 @@ def refgen_left(refgen: Any, store: str | Path) -> Left:
         left = Left("refgen", todo * cap / workers / 60,
                     f"at most: {todo} jobs at the {cap:.0f} s cap, {workers} at once")  # fmt: skip
     if auto is not None and auto.stage_hours is not None and todo:
-        spent = sum(_wall(r) for r in finished if r.job.key in planned)
+        spent = sum(r.wall(over) for r in finished if r.job.key in planned)
         share = max(0.0, auto.stage_hours * 3600 - spent / (refgen.workers or os.cpu_count() or 1))
         if left is None or left.minutes is None or share / 60 < left.minutes:
             left = Left("refgen", share / 60,
                         f"{todo} of {len(planned)} jobs sharing what is left of the stage's "
                         f"{auto.stage_hours:g} h")  # fmt: skip
     return left or Left("refgen", None, f"{todo} jobs, none finished yet")
-
-
-def _wall(result: Any) -> float:
-    """A finished job's wall seconds (its training's where it was recorded before jobs
-    measured their wall time)."""
-    return result.wall_seconds if result.wall_seconds is not None else result.seconds
 
 
 def train_left(train_out: str | Path, steps: int) -> Left:

@@ -323,6 +323,11 @@ class JobResult:
     env workers), check and relabelling included; `seconds` is its training's (None:
     recorded before runs said so)."""
 
+    def wall(self, overhead: float = 0.0) -> float:
+        """The job's wall seconds: `wall_seconds`, or for a job recorded before jobs measured
+        it, its training's `seconds` plus `overhead` (the stage's measured per-job extra)."""
+        return self.wall_seconds if self.wall_seconds is not None else self.seconds + overhead
+
     def to_dict(self) -> dict[str, Any]:
         if self.status != "done":
             d: dict[str, Any] = {"status": self.status, "error": self.error}

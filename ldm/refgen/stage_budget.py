@@ -60,8 +60,7 @@ class StageBudget:
         mine = self.planned | self.extra
         finished = [r for k, r in results.items() if k in mine and r.status != "error"]
         over = overhead(finished)
-        spent = sum(r.wall_seconds if r.wall_seconds is not None else r.seconds + over
-                    for r in finished)  # fmt: skip
+        spent = sum(r.wall(over) for r in finished)
         busy = {j.key for j in running}
         reserved = sum((j.seconds_cap or self.max_seconds) + over for j in running)
         started = set(results) | busy
