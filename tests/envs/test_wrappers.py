@@ -58,6 +58,17 @@ def test_flatten_dict_concatenates_sorted_keys_with_one_hot_categories():
     assert env.env.closed
 
 
+def test_flatten_dict_fills_a_key_the_observation_lacks_with_zeros_inside_its_bounds():
+    # a multi-agent env whose agents leave (mobile-env's mobile-small-ma-v0 crashed the wide
+    # run's job with KeyError: 0 when user 0's session ended)
+    space = gym.spaces.Dict({0: gym.spaces.Box(1.0, 2.0, (2,)), 1: gym.spaces.Box(-1.0, 1.0, (1,))})
+    env = apply(Described(space, {1: np.array([0.5], np.float32)}), ["flatten_dict"])
+    got, _ = env.reset()
+    np.testing.assert_array_equal(got, [1.0, 1.0, 0.5])  # agent 0 gone: its low bound, 1.0
+    desc = env.observation_desc
+    assert np.all((desc["low"] <= got) & (got <= desc["high"]))
+
+
 def test_flatten_dict_takes_tuples_and_refuses_what_it_cannot_flatten():
     space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.MultiBinary(3)))
     env = apply(Described(space, (1, np.array([1, 0, 1]))), ["flatten_dict"])

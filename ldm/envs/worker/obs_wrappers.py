@@ -42,8 +42,18 @@ def _flat_dict(desc):
     parts = []
     for key in sorted(desc["spaces"]):
         for fn, lo, hi in _flat_parts(desc["spaces"][key]):
-            parts.append((lambda x, fn=fn, key=key: fn(x[key]), lo, hi))
+            absent = np.clip(np.zeros_like(lo), lo, hi)
+            parts.append(
+                (lambda x, fn=fn, key=key, absent=absent: _part(x, key, fn, absent), lo, hi)
+            )
     return parts
+
+
+def _part(obs, key, fn, absent):
+    """One key of a Dict observation, flattened; `absent` (zeros, clipped into the part's
+    bounds) where the observation lacks the key: a multi-agent env's agent that has left
+    (mobile-env drops the users whose session ended from its observation dict)."""
+    return fn(obs[key]) if key in obs else absent
 
 
 def _flat_tuple(desc):
