@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -100,13 +100,40 @@ def prepare(
     others have nothing to act with). Reads the store and the catalog; starts no env."""
     cfg = cfg or EvalConfig()
     ids = _env_ids(store, env_ids, library)
-    refs = reference_runs(store, ids)
+    every = store.runs()  # the manifest, read once for every env
+    refs = reference_runs(store, ids, every)
     if references:
         ids = [e for e in ids if refs[e] is not None]
     runs, rejected = playable_runs(ids, cfg)
+    by_env: dict[str, list[str]] = {}
+    for run_id, entry in every.items():
+        by_env.setdefault(entry.env_id, []).append(run_id)
     for run in runs:
-        run.step_limit = episode_step_limit(refs[run.env_id], cfg)
+        ref = refs[run.env_id]
+        run.step_limit = (
+            episode_step_limit(ref, cfg)
+            if ref is not None
+            else longest_run_step_limit(store, run.env_id, cfg, by_env.get(run.env_id, []))
+        )
     return EvalPlan(tuple(runs), tuple(rejected), refs)
+
+
+def longest_run_step_limit(
+    store: Store, env_id: str, cfg: EvalConfig, run_ids: Sequence[str]
+) -> int | None:
+    """The step limit of an env without a curated reference: `episode_limit_factor` x the
+    longest episode of its runs `run_ids` (whatever their verdict: those that failed curation
+    still say how long its episodes are). Without it, such an env played to its own limit
+    (27,000 steps for an Atari game) or to the `max_steps` guard (an endless one), for no
+    score: the wide run's first evaluation group spent its last 30 min on envs without a
+    curated reference. An env with no run at all still plays that way (None here: nothing
+    measured its episodes)."""
+    if not cfg.episode_limit_factor:
+        return None
+    from ldm.envs import episode_step_limit as limit_for
+
+    lengths = [e.length for r in run_ids for e in store.open_run(r).meta.episodes]
+    return limit_for(env_id, max(lengths, default=0), cfg.episode_limit_factor)
 
 
 def env_run(env_id: str, cfg: EvalConfig) -> EnvRun:

@@ -37,12 +37,15 @@ def reference_run(store: Store, env_id: str) -> Reference | None:
     return reference_runs(store, [env_id])[env_id]
 
 
-def reference_runs(store: Store, env_ids: Sequence[str]) -> dict[str, Reference | None]:
+def reference_runs(
+    store: Store, env_ids: Sequence[str], runs: Mapping[str, Any] | None = None
+) -> dict[str, Reference | None]:
     """`reference_run` of every env, reading the manifest once (per env it would read it
-    again: time growing with envs x runs, 1,000 envs of a 10,000-run store took minutes)."""
+    again: time growing with envs x runs, 1,000 envs of a 10,000-run store took minutes);
+    `runs`: the store's runs where the caller has read them already."""
     best: dict[str, tuple[float, Any] | None] = dict.fromkeys(env_ids)
-    for run_id, entry in store.runs(curated_only=True).items():
-        if entry.env_id not in best:
+    for run_id, entry in (store.runs() if runs is None else runs).items():
+        if entry.env_id not in best or entry.verdict != "pass":
             continue
         last10, held = store.open_run(run_id, episodes=False).meta.last10, best[entry.env_id]
         if last10 is not None and (held is None or last10 > held[0]):

@@ -82,6 +82,20 @@ def test_protocol_cuts_episodes_at_factor_x_the_reference_episodes_and_says_so(t
     assert off.envs[0].step_limit is None and off.steps == 200  # the env's own limit
 
 
+def test_an_env_without_a_curated_reference_is_cut_by_its_failed_runs_episodes(tmp_path):
+    # a failed run still says how long the env's episodes are: the LDM's episodes there are
+    # cut at 3 x 10 steps, not played to the env's own limit (an endless env held its slot to
+    # the max_steps guard in the wide run)
+    store = Store(tmp_path / "s")
+    _pendulum_reference(store, length=10, verdict="fail")
+    torch.manual_seed(0)
+    policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    cfg = EvalConfig(rollouts=1, episodes=2, episode_limit_factor=3)
+    e = evaluate(policy, [PEND], store, cfg, progress=False).envs[0]
+    assert e.step_limit == 30 and e.cut_episodes == 2 and e.normalised_score is None
+    assert "no curated reference" in e.note
+
+
 def test_why_an_env_has_no_reference(tmp_path):
     store = Store(tmp_path / "s")
     assert "not planned or not run yet" in why_no_reference(store, PEND)
