@@ -110,30 +110,11 @@ def prepare(
         by_env.setdefault(entry.env_id, []).append(run_id)
     for run in runs:
         ref = refs[run.env_id]
-        run.step_limit = (
-            episode_step_limit(ref, cfg)
-            if ref is not None
-            else longest_run_step_limit(store, run.env_id, cfg, by_env.get(run.env_id, []))
-        )
+        metas = [ref.meta] if ref is not None else [
+            store.open_run(r).meta for r in by_env.get(run.env_id, []) if cfg.episode_limit_factor
+        ]  # fmt: skip
+        run.step_limit = episode_step_limit(run.env_id, metas, cfg)
     return EvalPlan(tuple(runs), tuple(rejected), refs)
-
-
-def longest_run_step_limit(
-    store: Store, env_id: str, cfg: EvalConfig, run_ids: Sequence[str]
-) -> int | None:
-    """The step limit of an env without a curated reference: `episode_limit_factor` x the
-    longest episode of its runs `run_ids` (whatever their verdict: those that failed curation
-    still say how long its episodes are). Without it, such an env played to its own limit
-    (27,000 steps for an Atari game) or to the `max_steps` guard (an endless one), for no
-    score: the wide run's first evaluation group spent its last 30 min on envs without a
-    curated reference. An env with no run at all still plays that way (None here: nothing
-    measured its episodes)."""
-    if not cfg.episode_limit_factor:
-        return None
-    from ldm.envs import episode_step_limit as limit_for
-
-    lengths = [e.length for r in run_ids for e in store.open_run(r).meta.episodes]
-    return limit_for(env_id, max(lengths, default=0), cfg.episode_limit_factor)
 
 
 def env_run(env_id: str, cfg: EvalConfig) -> EnvRun:
@@ -248,16 +229,19 @@ def _play_group(policy: Any, runs: list[EnvRun], refs: dict[str, Any], store: St
     return GroupResult(tuple(envs), played.stats.model_calls, played.stats.steps)
 
 
-def episode_step_limit(ref: Reference | None, cfg: EvalConfig) -> int | None:
+def episode_step_limit(env_id: str, metas: Sequence[Any], cfg: EvalConfig) -> int | None:
     """The protocol's per-episode step limit of an env: `episode_limit_factor` x the longest
-    episode of its reference run (None without a reference, with the factor 0, or where the
-    catalog declares a shorter time limit for the env)."""
-    if ref is None or not cfg.episode_limit_factor:
+    episode of `metas`: its reference run's, or where it has no curated reference, its runs'
+    whatever their verdict (they still say how long its episodes are; without a limit such an
+    env played to its own limit or the `max_steps` guard for no score, the wide run's first
+    evaluation group's last 30 min). None without a run, with the factor 0, or where the
+    catalog declares a shorter time limit for the env."""
+    if not cfg.episode_limit_factor:
         return None
     from ldm.envs import episode_step_limit as limit_for
 
-    lengths = [e.length for e in ref.meta.episodes]
-    return limit_for(ref.meta.env_id, max(lengths, default=0), cfg.episode_limit_factor)
+    lengths = [e.length for m in metas for e in m.episodes]
+    return limit_for(env_id, max(lengths, default=0), cfg.episode_limit_factor)
 
 
 def why_no_reference(store: Store, env_id: str) -> str:
