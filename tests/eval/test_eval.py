@@ -84,6 +84,26 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     assert rows[0]["delta"] == 0.0
 
 
+def test_measured_only_lists_an_env_without_runs_and_does_not_play_it(tmp_path):
+    # the wide run's evaluation played envs whose every job failed (no episode end within the
+    # run) to the max_steps guard for no score: with measured_only they are listed with why
+    store, _ = _store_with_anchors(tmp_path)
+    (store.path / "refgen").mkdir(exist_ok=True)
+    key = f"reference:sac-4env:{ENVS[1]}:0:30000"
+    error = "no episode ended within the run's 30000 transitions"
+    (store.path / "refgen" / "jobs.json").write_text(
+        json.dumps({key: {"status": "failed", "error": error, "traceback": None}})
+    )
+    policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
+    cfg = EvalConfig(rollouts=1, episodes=1, expert_scores=False)
+    res = evaluate(policy, ENVS, store, cfg, progress=False, measured_only=True)
+    pend = res.env(ENVS[1])
+    assert pend.status == "failed" and pend.episodes == 0 and pend.returns == ()
+    assert "not played" in pend.error and error in pend.error
+    assert res.env(ENVS[0]).episodes == 1 and res.summary.failed == 1
+    assert [r.env_id for r in res.envs] == ENVS  # in order, the skipped one among them
+
+
 def test_same_seeds_reproduce_the_same_returns(tmp_path):
     store, _ = _store_with_anchors(tmp_path)
     policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
