@@ -259,7 +259,12 @@ def episode_step_limit(env_id: str, metas: Sequence[Any], cfg: EvalConfig) -> in
     whatever their verdict (they still say how long its episodes are; without a limit such an
     env played to its own limit or the `max_steps` guard for no score, the wide run's first
     evaluation group's last 30 min). None without a run, with the factor 0, or where the
-    catalog declares a shorter time limit for the env."""
+    catalog declares a shorter time limit for the env. A run whose episodes the hub's
+    default limit cut (`step_limit` in its meta: the env has no time limit of its own) sets
+    that limit: the LDM plays the episodes its reference played."""
+    recorded = [m.extra["step_limit"] for m in metas if m.extra.get("step_limit")]
+    if recorded:
+        return int(min(recorded))
     if not cfg.episode_limit_factor:
         return None
     from ldm.envs import episode_step_limit as limit_for

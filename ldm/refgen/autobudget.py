@@ -77,6 +77,12 @@ class AutoBudget:
     `max_seconds`. None: every run has the `max_seconds` cap."""
     min_seconds: float = 10.0
     """The smallest share a run gets where the stage's hours run short (with `stage_hours`)."""
+    default_step_limit: int | None = None
+    """Steps after which an episode of an env with no time limit of its own is cut (the
+    hub's `ldm_default_step_limit`: envs with a registered or declared limit keep theirs).
+    A run whose episodes were cut records the limit (`step_limit` in its meta): its
+    deterministic check and the evaluation play under it too. None: no default limit, an
+    env whose episodes never end fails its jobs ("no episode finished")."""
 
     def __post_init__(self) -> None:
         for name in ("max_transitions", "min_transitions", "min_episodes", "check_every"):
@@ -95,6 +101,11 @@ class AutoBudget:
             raise RefGenError(
                 f"[refgen.auto_budget] stage_hours must be > 0 and min_seconds in (0, max_seconds "
                 f"{self.max_seconds}] (got {self.stage_hours}, {self.min_seconds})"
+            )
+        if self.default_step_limit is not None and self.default_step_limit < 1:
+            raise RefGenError(
+                f"[refgen.auto_budget] default_step_limit must be >= 1 (or left out: no default "
+                f"limit), got {self.default_step_limit}"
             )
         if (
             self.max_seconds <= 0
@@ -116,11 +127,14 @@ class AutoBudget:
     def tag(self) -> str:
         """A short stable id of the rule's numbers (in job keys: another rule, other runs).
         The stage's hours are not in it: they set each run's cap when it starts (its
-        `seconds_cap`), and a resumed stage keeps the runs it finished."""
+        `seconds_cap`), and a resumed stage keeps the runs it finished. Nor is an unset
+        `default_step_limit` (the tags of rules from before it stay what they were)."""
         import hashlib
         import json
 
         rule = {k: v for k, v in asdict(self).items() if k not in ("stage_hours", "min_seconds")}
+        if rule["default_step_limit"] is None:
+            del rule["default_step_limit"]
         return hashlib.sha256(json.dumps(rule, sort_keys=True).encode()).hexdigest()[:8]
 
     def capped(self, seconds: float | None) -> AutoBudget:

@@ -33,6 +33,7 @@ def play_deterministic(
     seed: int,
     longest_episode: int,
     backend: Backend = "process",
+    step_limit: int | None = None,
 ) -> list[float]:
     """Returns of `episodes` episodes of `model.predict(obs, deterministic=True)`, one on
     each of `episodes` fresh copies of the env stepped together (one worker, one batched
@@ -40,13 +41,15 @@ def play_deterministic(
     ~160 s jobs), env i seeded `seed + CHECK_SEED_OFFSET + i`. Each env's first episode
     counts, whatever its length (taking the first `episodes` to finish would favour the short
     ones). An episode longer than CHECK_LIMIT_FACTOR x `longest_episode` steps is cut and
-    counted with its return so far (as the protocol counts it)."""
+    counted with its return so far (as the protocol counts it); `step_limit`: the default
+    limit the run's episodes were cut at (its training's rule, so its check's too)."""
     import numpy as np
 
     from ldm.envs import episode_step_limit, sb3_vec_env
     from ldm.envs.worker.episode_wrappers import STEP_LIMIT_KWARG
 
     limit = episode_step_limit(env_id, longest_episode, CHECK_LIMIT_FACTOR)
+    limit = min(limit, step_limit) if limit and step_limit else limit or step_limit
     kwargs = {STEP_LIMIT_KWARG: limit} if limit else {}
     venv = sb3_vec_env(env_id, episodes, backend=backend, workers=1, **kwargs)
     try:

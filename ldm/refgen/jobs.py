@@ -178,9 +178,13 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
 
     cand = job.candidate
     t0, cpu0 = time.time(), time.process_time()
+    default = job.auto.default_step_limit if job.auto is not None else None
     venv = RecordingVecEnv(
-        sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1), writer
-    )
+        sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1,
+                    **default_limit_kwargs(default)),
+        writer,
+        step_limit=default,
+    )  # fmt: skip
     # torch.distributions checks every distribution's arguments by default: ~8% of a PPO
     # update of a small MLP here; SB3's own tensors need no check (restored after the job)
     validate = torch.distributions.Distribution._validate_args
@@ -218,7 +222,11 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
         }
         if writer is None:
             return _summary(job, venv.episode_returns, job.budget, stop.to_dict(), learned)
-        return _keep(job, store, writer, model, split, learned, stop)
+        # the default limit cut its episodes: the check and the evaluation play under it too
+        cut = (
+            {"step_limit": default, "cut_episodes": venv.cut_episodes} if venv.cut_episodes else {}
+        )
+        return _keep(job, store, writer, model, split, learned, stop, cut)
     except BaseException:
         if writer is not None and not writer.closed:
             writer.abort()
@@ -227,6 +235,14 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
         venv.close()
+
+
+def default_limit_kwargs(limit: int | None) -> dict[str, int]:
+    """The make kwargs of the hub's default step limit (only for an env without a time limit
+    of its own; ldm/envs/worker/episode_wrappers.py), or none."""
+    from ldm.envs.worker.episode_wrappers import DEFAULT_STEP_LIMIT_KWARG
+
+    return {DEFAULT_STEP_LIMIT_KWARG: int(limit)} if limit else {}
 
 
 def _buffer_within_run(algo: Any, kwargs: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -249,18 +265,21 @@ def _keep(
     split: dict[str, float],
     seconds: float,
     stop: StopRecord,
+    cut: dict[str, int] | None = None,
 ) -> JobResult:
-    """Check, save and commit a trained run, then relabel it by the model in memory."""
+    """Check, save and commit a trained run, then relabel it by the model in memory. `cut`:
+    the default step limit that cut its episodes and how many (kept in its meta)."""
     t0 = time.time()
-    checked = {}
+    checked: dict[str, Any] = dict(cut or {})
     if job.check_episodes:
         from ldm.refgen.check import play_deterministic
 
         # the writer records every finished episode's length: the check's step bound
         longest = max(e.length for e in writer.episodes)
         checked["check_returns"] = play_deterministic(
-            model, job.env_id, job.check_episodes, job.seed, longest, job.backend
-        )
+            model, job.env_id, job.check_episodes, job.seed, longest, job.backend,
+            step_limit=checked.get("step_limit"),
+        )  # fmt: skip
     split["check"] = time.time() - t0
     path = policy_path(job.store, job.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)

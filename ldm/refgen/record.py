@@ -17,6 +17,10 @@ sending actions, waiting for their step) and `record_seconds` (checking and buff
 transitions, the writer's flushes); the rest of training is the algorithm's own (acting and
 gradient steps). Four clock reads a step.
 
+With `step_limit` (the hub's default limit for envs without one of their own), it counts the
+episodes that limit cut (`cut_episodes`: truncated at exactly that many steps), so the run can
+say it played under it.
+
 Owns: `RecordingVecEnv`. Imports numpy, stable_baselines3's VecEnvWrapper and
 ldm.data.writer; must not import ldm.envs (it wraps whatever VecEnv it is given) or later
 parts.
@@ -34,9 +38,12 @@ from ldm.data.writer import RunWriter
 
 
 class RecordingVecEnv(VecEnvWrapper):
-    def __init__(self, venv: Any, writer: RunWriter | None) -> None:
+    def __init__(self, venv: Any, writer: RunWriter | None, step_limit: int | None = None) -> None:
         super().__init__(venv)
         self.writer = writer
+        self.step_limit = step_limit
+        self.cut_episodes = 0
+        """Episodes truncated at exactly `step_limit` steps (0 without one)."""
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
         # the last step's (obs, actions, rewards, terminated, truncated), not yet written
@@ -90,5 +97,9 @@ class RecordingVecEnv(VecEnvWrapper):
         for k in np.flatnonzero(dones):
             self.episode_returns.append(float(self._running[k]))
             self._running[k] = 0.0
+            length = infos[k].get("episode", {}).get("l")
+            self.cut_episodes += bool(
+                truncated[k] and self.step_limit and length == self.step_limit
+            )
         self._obs = obs
         return obs, rewards, dones, infos

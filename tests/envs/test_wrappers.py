@@ -163,6 +163,33 @@ def test_step_limit_cuts_only_episodes_that_run_past_it():
     assert terminated and not truncated and "ldm_cut" not in info  # it ended on its own
 
 
+def test_the_default_step_limit_cuts_only_envs_without_a_time_limit_of_their_own():
+    # a rule for envs whose episodes never end (bandits, trial streams): the hub cuts their
+    # episodes at the default; Pendulum keeps its registered 200 steps. CliffWalking is
+    # registered without a limit (the catalog declares one; set to None here)
+    from ldm.envs import make, sb3_vec_env
+    from ldm.envs.worker.episode_wrappers import has_time_limit
+    from ldm.refgen.record import RecordingVecEnv
+
+    assert has_time_limit(gym.make("CartPole-v1"))
+    assert not has_time_limit(gym.make("CliffWalking-v1"))
+    pend = make("classic-control/Pendulum-v1", ldm_default_step_limit=5)
+    pend.reset(seed=0)
+    assert not any(pend.step(np.zeros(1, np.float32))[3] for _ in range(10))
+    pend.close()
+    venv = RecordingVecEnv(
+        sb3_vec_env("toy-text/CliffWalking-v1", 2, ldm_step_limit=None, ldm_default_step_limit=7),
+        None,
+        step_limit=7,
+    )
+    venv.seed(0)
+    venv.reset()
+    dones = [venv.step(np.zeros(2, np.int64))[2] for _ in range(15)]  # up: stays in place
+    venv.close()
+    assert [t for t, d in enumerate(dones) if d.any()] == [6, 13]
+    assert venv.cut_episodes == 4 and len(venv.episode_returns) == 4
+
+
 class Lives(Described):
     """A scripted Atari-like game: lives drop on the given steps; FIRE is action 1."""
 

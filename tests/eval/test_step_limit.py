@@ -30,6 +30,23 @@ def test_a_declared_step_limit_truncates_and_marks_the_cut():
     env.close()
 
 
+def test_a_run_cut_at_the_default_limit_sets_the_evaluations_limit():
+    # the reference played its episodes under the hub's default limit (its meta says so): the
+    # LDM plays under the same, not 3x the longest (cut) episode
+    from types import SimpleNamespace
+
+    from ldm.data.meta import Episode
+    from ldm.eval.evaluate import episode_step_limit
+
+    eps = [Episode(0, 1.0, 1000, 999)]
+    cut = SimpleNamespace(extra={"step_limit": 1000}, episodes=eps)
+    plain = SimpleNamespace(extra={}, episodes=eps)
+    cfg = EvalConfig(episode_limit_factor=3.0)
+    assert episode_step_limit("toy-text/CliffWalking-v1", [cut], cfg) == 1000
+    assert episode_step_limit(PEND, [cut], EvalConfig(episode_limit_factor=0)) == 1000
+    assert episode_step_limit(PEND, [plain], cfg) == 3000  # without it: 3x the longest
+
+
 def _pendulum_reference(store, length, verdict="pass"):
     obs = SpaceSpec("continuous", (3,), low=(-8.0,) * 3, high=(8.0,) * 3)
     act = SpaceSpec("continuous", (1,), low=(-2.0,), high=(2.0,))

@@ -79,6 +79,10 @@ def test_auto_jobs_take_the_cap_as_budget_and_their_key_names_the_rule(tmp_path)
     assert job.key.endswith(f":auto-{RULE.tag}")
     other = AutoBudget(max_transitions=100_000, max_seconds=30)
     assert other.tag != RULE.tag  # another rule, other runs
+    # the default step limit is part of the rule where set; unset, the tags of before stay
+    assert AutoBudget().tag == "2220fd4c" != AutoBudget(default_step_limit=1000).tag
+    with pytest.raises(RefGenError, match="default_step_limit must be >= 1"):
+        AutoBudget(default_step_limit=0)
     back = JobResult.from_dict(json.loads(json.dumps(JobResult("done", job).to_dict())))
     assert back.job == job
     with pytest.raises(RefGenError, match="takes its cap"):

@@ -1,6 +1,7 @@
 """Declared wrappers that fix how an env's episodes start and end: seeds for the global
 generators and for unseeded resets, FIRE pressed after a lost life, and `StepLimit`, the
-per-episode step limit (a make kwarg, `STEP_LIMIT_KWARG`).
+per-episode step limit (a make kwarg, `STEP_LIMIT_KWARG`, or `DEFAULT_STEP_LIMIT_KWARG`: a
+limit only for an env that has none of its own, `has_time_limit`).
 
 Imports: standard library, numpy and its sibling wrapper_base.py (runs in each library's own
 venv, Python 3.6).
@@ -112,6 +113,23 @@ def fire_on_life_loss(env):
 
 #: make kwarg that truncates every episode after this many steps (see StepLimit)
 STEP_LIMIT_KWARG = "ldm_step_limit"
+
+#: make kwarg: the same, but only for an env with no time limit of its own (no time-limit
+#: wrapper from its registration, no declared `ldm_step_limit`): a rule for a breadth of envs
+#: whose episodes may never end (bandits, trial streams), that leaves the others as they are
+DEFAULT_STEP_LIMIT_KWARG = "ldm_default_step_limit"
+
+
+def has_time_limit(env):
+    """Whether a wrapper chain holds a time limit: Gymnasium's or gym's `TimeLimit` (any
+    wrapper counting `_elapsed_steps` against a set `_max_episode_steps`) or a `StepLimit`."""
+    while env is not None:
+        if isinstance(env, StepLimit):
+            return True
+        if getattr(env, "_max_episode_steps", None) is not None and hasattr(env, "_elapsed_steps"):
+            return True
+        env = getattr(env, "env", None)
+    return False
 
 
 class StepLimit(wrapper_base.Wrapper):

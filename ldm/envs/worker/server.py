@@ -137,6 +137,7 @@ class EnvServer:
     def make(self, env_id, kwargs=None, count=1):
         kwargs = dict(kwargs or {})
         limit = kwargs.pop(episode_wrappers.STEP_LIMIT_KWARG, None)
+        default_limit = kwargs.pop(episode_wrappers.DEFAULT_STEP_LIMIT_KWARG, None)
         seed_kwarg = reseed.pop_seed_kwarg(kwargs, self.wrappers)
         # no passive env checker: ldm checks each env once (`ldm envs check`), and the checker
         # is one more wrapper call on every step (gym >= 0.24, gymnasium; older: no checker)
@@ -150,6 +151,8 @@ class EnvServer:
             inst.legacy_render_mode = legacy_mode
             if limit:
                 inst.env = episode_wrappers.StepLimit(inst.env, limit)
+            elif default_limit and not episode_wrappers.has_time_limit(env):
+                inst.env = episode_wrappers.StepLimit(inst.env, default_limit)
             handle = self.next_handle
             self.next_handle += 1
             self.envs[handle] = inst
