@@ -51,7 +51,7 @@ def run_pipeline(
             raise ConfigError(f"--from {start!r}: choose one of {STAGES}")
         for stage in state.clear_from(start):
             _clear_outputs(cfg, stage)
-    state.set_source(RunSource(cfg.name, str(config_path)))
+    state.set_source(RunSource(cfg.name, str(config_path), profile))
 
     total = 3 + (eval_cfg.unseen_seed is not None) + cfg.held_out.active
     total += cfg.held_out.adapt is not None

@@ -60,9 +60,12 @@ class RunSource:
 
     name: str
     path: str = ""
+    profile: str | None = None
+    """The `--profile` it ran with (None: none; older records hold none)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path} if self.path else {"name": self.name}
+        d = {"name": self.name, "path": self.path} if self.path else {"name": self.name}
+        return d if self.profile is None else {**d, "profile": self.profile}
 
 
 class PipelineState:

@@ -88,7 +88,9 @@ def main(out: tyro.conf.Positional[str], profile: str | None = None) -> int:
 
     Args:
         out: The pipeline's `out` directory, or its config (a .toml file: its `out` is shown).
-        profile: With a config, the profile whose `out` to show (as `ldm run --profile`).
+        profile: With a config, the profile whose `out` to show (as `ldm run --profile`); with
+            either, the profile whose jobs the estimates count where the run did not record
+            its own (runs before 2026-12-07).
     """
     d = Path(out)
     if d.suffix == ".toml" or d.is_file():
@@ -105,26 +107,26 @@ def main(out: tyro.conf.Positional[str], profile: str | None = None) -> int:
         secs = state.seconds(stage)
         extra = DETAILS[stage](d, state)
         print(f"  {stage:<7} {mark:<5} {'' if secs is None else f'{secs:6.0f} s'}  {extra}")
-    for left in _left(d, state):
+    for left in _left(d, state, profile):
         print(f"  {left.line()}")
     return 0
 
 
-def _left(out: Path, state: PipelineState) -> list[Any]:
+def _left(out: Path, state: PipelineState, profile: str | None = None) -> list[Any]:
     """Estimates of the unfinished reference and training stages (ldm/pipeline/estimate.py),
-    from the config that ran here (its [refgen] and [train] tables)."""
-    import tomllib
-
+    from the config that ran here, with the profile it ran with (its record's, else
+    `profile`): a profile's jobs are other jobs (`--profile auto`: other candidates, keys by
+    rule), and the base config's would count none of them done."""
+    from ldm.pipeline.config import PipelineConfig
     from ldm.pipeline.estimate import refgen_left, train_left
-    from ldm.refgen import RefGenConfig
 
     source = Path(state.source.path) if state.source and state.source.path else None
     if source is None or not source.exists():
         return []
-    data = tomllib.loads(source.read_text())
+    refgen, train, _ = PipelineConfig.load(source, state.source.profile or profile).stages
     out_left = []
-    if not state.done("refgen") and "refgen" in data:
-        out_left.append(refgen_left(RefGenConfig.from_dict(data["refgen"]), out / "store"))
+    if not state.done("refgen") and (refgen.envs or refgen.select is not None):
+        out_left.append(refgen_left(refgen, out / "store"))
     if not state.done("train"):
-        out_left.append(train_left(out / "train", int(data.get("train", {}).get("steps", 0))))
+        out_left.append(train_left(out / "train", train.steps))
     return out_left

@@ -80,3 +80,33 @@ def test_status_shows_why_runs_stopped_and_what_is_left(tmp_path, capsys):
     assert "2 jobs done, 0 failed; stopped: learned 1, cap: seconds 1" in out
     assert "refgen left: ~0.5 min (1 of 3 jobs at 30 s each, 1 at once)" in out
     assert "train left: unknown (no steps measured yet)" in out
+
+
+def test_status_counts_the_jobs_of_the_profile_the_run_was_made_with(tmp_path, capsys):
+    # `ldm run configs/suite.toml --profile auto`: its jobs are other jobs than the base
+    # config's; status counted the base's and said none of them was done
+    from ldm.pipeline.state import PipelineState, RunSource
+    from ldm.pipeline.status_cli import main as status
+
+    config = tmp_path / "suite.toml"
+    config.write_text(
+        'name = "s"\nout = "x"\n[refgen]\nenvs = ' + json.dumps(ENVS) + "\n"
+        'candidates = ["a2c-8env"]\ntop_n = 1\nworkers = 1\n[train]\nsteps = 100\n'
+        '[profiles.auto.refgen]\ncandidates = ["ppo-8env"]\n'
+        "[profiles.auto.refgen.auto_budget]\nmax_seconds = 60.0\n"
+    )
+    cfg = RefGenConfig(envs=ENVS, candidates=["ppo-8env"], top_n=1, workers=1,
+                       auto_budget=AutoBudget(max_seconds=60.0))  # fmt: skip
+    (job, *_) = plan_jobs(cfg, str(tmp_path / "store"))
+    (tmp_path / "store" / "refgen").mkdir(parents=True)
+    (tmp_path / "store" / "refgen" / "jobs.json").write_text(
+        json.dumps({job.key: JobResult("done", job, seconds=30.0).to_dict()})
+    )
+    state = PipelineState(tmp_path)
+    state.set_source(RunSource("s", str(config), "auto"))
+    assert PipelineState(tmp_path).source.profile == "auto"  # recorded in pipeline.json
+    assert status(str(tmp_path)) == 0
+    assert "refgen left: ~1.0 min (2 of 3 jobs at 30 s each, 1 at once)" in capsys.readouterr().out
+    state.set_source(RunSource("s", str(config)))  # a run recorded before profiles were
+    assert status(str(tmp_path), profile="auto") == 0
+    assert "(2 of 3 jobs at 30 s each" in capsys.readouterr().out
