@@ -94,13 +94,15 @@ def prepare(
     cfg: EvalConfig | None = None,
     library: str | None = None,
     references: bool = False,
-    measured_only: bool = False,
+    scorable_only: bool = False,
 ) -> EvalPlan:
     """The evaluation's start-up: the env list, each env's reference run (the manifest read
     once), its spaces and its step limit; `references`: only envs that have a reference (the
-    others have nothing to act with); `measured_only`: an env without any run in the store
-    (every job of it failed) is not played but listed with why (`unmeasured`). Reads the
-    store and the catalog; starts no env."""
+    others have nothing to act with); `scorable_only`: an env nothing could score is not
+    played but listed with why (`unplayed`): one without any run in the store (every job of
+    it failed: nothing measured its episodes), or without a curated reference and without a
+    published expert score (with `cfg.expert_scores`). Reads the store and the catalog;
+    starts no env."""
     cfg = cfg or EvalConfig()
     ids = _env_ids(store, env_ids, library)
     every = store.runs()  # the manifest, read once for every env
@@ -111,9 +113,10 @@ def prepare(
     for run_id, entry in every.items():
         by_env.setdefault(entry.env_id, []).append(run_id)
     skipped = []
-    if measured_only:
-        skipped = [unmeasured(store, e) for e in ids if e not in by_env]
-        ids = [e for e in ids if e in by_env]
+    if scorable_only:
+        why = {e: _unscorable(e, e in by_env, refs[e] is not None, cfg) for e in ids}
+        skipped = [unplayed(store, e, w) for e, w in why.items() if w]
+        ids = [e for e in ids if not why[e]]
     runs, rejected = playable_runs(ids, cfg)
     rejected += skipped
     for run in runs:
@@ -125,16 +128,26 @@ def prepare(
     return EvalPlan(tuple(runs), tuple(rejected), refs)
 
 
-def unmeasured(store: Store, env_id: str) -> EnvResult:
-    """A failed result for an env with no run in the store, not played: nothing measured its
-    episodes, so it has no step limit and no score (an env whose episodes never end within
-    a run would play to the `max_steps` guard for nothing); the error says why it has no run."""
+def _unscorable(env_id: str, has_runs: bool, has_reference: bool, cfg: EvalConfig) -> str:
+    """Why nothing could score an env's returns ('' where something can)."""
+    from ldm.eval.experts import expert_score
+
+    if not has_runs:
+        return "with no run, nothing measured its episodes (no step limit, no score)"
+    if not has_reference and not (cfg.expert_scores and expert_score(env_id)):
+        return "nothing to score its returns against (no published expert score either)"
+    return ""
+
+
+def unplayed(store: Store, env_id: str, why: str) -> EnvResult:
+    """A failed result for an env not played because nothing could score it (an env whose
+    episodes never end within a run would also play to the `max_steps` guard): the error
+    says why it has no reference and why that leaves it unscored."""
     return EnvResult(
         env_id,
         "failed",
-        error=f"{env_id}: not played: {why_no_reference(store, env_id)}; with no run, nothing "
-        "measured its episodes (no step limit, no score). Its jobs' errors are in the store's "
-        "refgen/jobs.json; `ldm eval --envs` plays it once it has a run",
+        error=f"{env_id}: not played: {why_no_reference(store, env_id)}; {why}. Its jobs' "
+        "errors are in the store's refgen/jobs.json; `ldm eval --envs` plays it all the same",
     )
 
 
@@ -188,7 +201,7 @@ def evaluate(
     video_dir: str | Path | None = None,
     per_env: Callable[[str], Any] | None = None,
     partial: Partial | None = None,
-    measured_only: bool = False,
+    scorable_only: bool = False,
 ) -> EvalResult:
     """Evaluate `policy` (an LDMPolicy, or None for the store's reference policies) by the
     paper's protocol; returns the record written to results.json. With `cfg.video` and a
@@ -198,15 +211,15 @@ def evaluate(
     env id -> an SB3-style `predict` policy for it, played on this machine instead of the
     references (a baseline, e.g. ldm.eval.retrieval's; the result's policy is "baseline").
     The envs are played `cfg.envs_at_once` at a time; with `partial`, each finished group is
-    kept there and a rerun plays only the others (ldm/eval/groups.py). `measured_only`: envs
-    with no run in the store are listed as failed with why, not played (`prepare`)."""
+    kept there and a rerun plays only the others (ldm/eval/groups.py). `scorable_only`: envs
+    nothing could score are listed as failed with why, not played (`prepare`)."""
     if policy is not None and per_env is not None:
         raise EvalError("evaluate() takes an LDM policy or per_env policies, not both")
     cfg = cfg or EvalConfig()
     store = store if isinstance(store, Store) else Store(store, create=False)
     references = policy is None and per_env is None
     plan = prepare(store, env_ids, cfg, library, references=references,
-                   measured_only=measured_only)  # fmt: skip
+                   scorable_only=scorable_only)  # fmt: skip
     t0 = time.time()
     envs, model_calls, steps = list(plan.rejected), 0, 0
     for group in groups(list(plan.runs), cfg.envs_at_once if cfg.runner == "local" else 0):

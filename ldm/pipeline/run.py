@@ -158,7 +158,7 @@ def _evaluation_stage(
                     progress=progress,
                     video_dir=eval_dir / "clips",
                     partial=_partial(eval_dir, checkpoint),
-                    measured_only=True,
+                    scorable_only=True,
                 )
             results = replace(results, checkpoint=checkpoint)
             results = attach_heldout_accuracy(results, train_cfg.out)
@@ -180,8 +180,9 @@ def _evaluation_stage(
 def _planned_envs(refgen_cfg: Any) -> list[str] | None:
     """The envs the evaluation plays: the config's list, or every env a selection rule
     picked (those whose references all failed curation are played too, their reason beside
-    them; those with no run at all are listed as failed with why, not played: evaluate's
-    `measured_only`); None: every env of the store with a reference."""
+    them where a published expert score scores them; those nothing could score, without a
+    run or without a reference and an expert score, are listed as failed with why, not
+    played: evaluate's `scorable_only`); None: every env of the store with a reference."""
     if refgen_cfg.select is not None:
         from ldm.refgen.plan import envs_by_library
 
@@ -241,7 +242,7 @@ def _unseen_stage(
             unseen_cfg,
             progress=progress,
             partial=_partial(out_dir, checkpoint),
-            measured_only=True,
+            scorable_only=True,
         )
         results = attach_heldout_accuracy(replace(results, checkpoint=checkpoint), train_cfg.out)
     refs = _finished(eval_dir / "references", "references", store=cfg.store)

@@ -84,9 +84,10 @@ def test_batched_protocol_one_model_call_per_step_and_report(tmp_path):
     assert rows[0]["delta"] == 0.0
 
 
-def test_measured_only_lists_an_env_without_runs_and_does_not_play_it(tmp_path):
+def test_scorable_only_lists_the_envs_nothing_could_score_and_does_not_play_them(tmp_path):
     # the wide run's evaluation played envs whose every job failed (no episode end within the
-    # run) to the max_steps guard for no score: with measured_only they are listed with why
+    # run) to the max_steps guard, and 75 envs without a curated reference or an expert
+    # score, all for no score: with scorable_only they are listed with why
     store, _ = _store_with_anchors(tmp_path)
     (store.path / "refgen").mkdir(exist_ok=True)
     key = f"reference:sac-4env:{ENVS[1]}:0:30000"
@@ -94,14 +95,29 @@ def test_measured_only_lists_an_env_without_runs_and_does_not_play_it(tmp_path):
     (store.path / "refgen" / "jobs.json").write_text(
         json.dumps({key: {"status": "failed", "error": error, "traceback": None}})
     )
+    failed = {}
+    for env_id, dim in (("classic-control/Acrobot-v1", 6), ("classic-control/MountainCar-v0", 2)):
+        o = SpaceSpec("continuous", (dim,), low=(-30.0,) * dim, high=(30.0,) * dim)
+        w = store.create_run(env_id, "classic-control", o, SpaceSpec("discrete", (), "int64", n=3),
+                             1, {"algorithm": "PPO"})  # fmt: skip
+        for t in range(20):  # episodes of 2 steps: the protocol's limit is 6
+            w.append(np.zeros((1, dim)), np.zeros(1), np.array([-1.0]), np.zeros(1),
+                     np.array([t % 2 == 1]))  # fmt: skip
+        failed[env_id] = w.commit()
+        store.update_meta(failed[env_id], {"curation": {"verdict": "fail", "reasons": ["p=0.4"]}})
+    envs = [*ENVS, *failed]
     policy = LDMPolicy(preset("ldm-tiny", context=64)).eval()
-    cfg = EvalConfig(rollouts=1, episodes=1, expert_scores=False)
-    res = evaluate(policy, ENVS, store, cfg, progress=False, measured_only=True)
+    cfg = EvalConfig(rollouts=1, episodes=1)
+    res = evaluate(policy, envs, store, cfg, progress=False, scorable_only=True)
     pend = res.env(ENVS[1])
     assert pend.status == "failed" and pend.episodes == 0 and pend.returns == ()
-    assert "not played" in pend.error and error in pend.error
-    assert res.env(ENVS[0]).episodes == 1 and res.summary.failed == 1
-    assert [r.env_id for r in res.envs] == ENVS  # in order, the skipped one among them
+    assert "not played" in pend.error and error in pend.error and "with no run" in pend.error
+    car = res.env("classic-control/MountainCar-v0")  # no reference, no expert: no score
+    assert car.episodes == 0 and "nothing to score" in car.error and "p=0.4" in car.error
+    acro = res.env("classic-control/Acrobot-v1")  # no reference, but a published expert
+    assert acro.episodes == 1 and acro.step_limit == 6 and acro.expert_normalised_score is not None
+    assert res.env(ENVS[0]).episodes == 1 and res.summary.failed == 2
+    assert [r.env_id for r in res.envs] == sorted(envs)  # in order, the unplayed among them
 
 
 def test_same_seeds_reproduce_the_same_returns(tmp_path):
