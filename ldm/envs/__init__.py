@@ -32,6 +32,7 @@ __all__ = [
     "env_spaces",
     "list_envs",
     "resolve_env_id",
+    "default_step_limit_kwargs",
     "episode_step_limit",
     "EnvInfo",
 ]
@@ -121,6 +122,14 @@ def episode_step_limit(env_id: str, longest_episode: int, factor: float) -> int 
     spec, rid = resolve_env_id(env_id)
     declared = spec.kwargs_for(rid).get(STEP_LIMIT_KWARG)
     return limit if declared is None or limit < declared else None
+
+
+def default_step_limit_kwargs(limit: int | None) -> dict[str, int]:
+    """The make kwargs of the hub's default step limit, which the worker applies only to an
+    env without a time limit of its own (ldm/envs/worker/episode_wrappers.py); none for None."""
+    from ldm.envs.worker.episode_wrappers import DEFAULT_STEP_LIMIT_KWARG
+
+    return {DEFAULT_STEP_LIMIT_KWARG: int(limit)} if limit else {}
 
 
 def env_spaces(env_id: str, backend: Backend = "process") -> tuple[SpaceSpec, SpaceSpec]:

@@ -8,7 +8,7 @@ continuous (Box) actions; sbx's algorithms take vector observations only; image 
 of at least 36x36 get SB3's CNN policy. A skipped candidate carries its reason.
 
 Owns: `Candidate`, `Algorithm` and `ALGORITHMS` (name -> module, class, the action and
-observation kinds, framework) and the pool loader. Imports ldm.spaces and ldm.errors; must
+observation kinds, framework), the pool loader and `buffer_within_run` (a class's replay buffer sized to a run). Imports ldm.spaces and ldm.errors; must
 not import stable_baselines3, sbx, torch or jax (the classes are named, imported by whoever
 trains or loads them), ldm.envs or ldm.data.
 """
@@ -192,3 +192,16 @@ def load_pool(path: str | Path | None = None, names: list[str] | None = None) ->
     if missing:
         raise RefGenError(f"unknown candidates {missing}; the pool {path} has {sorted(by_name)}")
     return [by_name[n] for n in names]
+
+
+def buffer_within_run(algo: Any, kwargs: dict[str, Any], limit: int) -> dict[str, Any]:
+    """An off-policy algorithm's replay buffer no larger than the run's own transitions: the
+    run never fills more, and SB3 sizes it up front (SAC's default 1M steps of 64x64x3
+    frames is 24.6 GB, over this machine's memory, for a run capped at 300k). `algo`: the
+    class, read by its signature (nothing imported here)."""
+    import inspect
+
+    param = inspect.signature(algo.__init__).parameters.get("buffer_size")
+    if param is None:
+        return kwargs
+    return {**kwargs, "buffer_size": min(int(kwargs.get("buffer_size", param.default)), limit)}

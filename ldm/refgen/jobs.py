@@ -172,7 +172,8 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     the run (`_keep`); a failure aborts the half-written run and its policy file."""
     import torch
 
-    from ldm.envs import sb3_vec_env
+    from ldm.envs import default_step_limit_kwargs, sb3_vec_env
+    from ldm.refgen.candidates import buffer_within_run
     from ldm.refgen.record import RecordingVecEnv
     from ldm.refgen.stopping import auto_callback, budget_callback
 
@@ -181,7 +182,7 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     default = job.auto.default_step_limit if job.auto is not None else None
     venv = RecordingVecEnv(
         sb3_vec_env(job.env_id, cand.n_envs, backend=job.backend, workers=1,
-                    **default_limit_kwargs(default)),
+                    **default_step_limit_kwargs(default)),
         writer,
         step_limit=default,
     )  # fmt: skip
@@ -192,7 +193,7 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     try:
         venv.seed(job.seed)
         algo = cand.algorithm_class()
-        kwargs = _buffer_within_run(algo, cand.constructor_kwargs(), job.limit)
+        kwargs = buffer_within_run(algo, cand.constructor_kwargs(), job.limit)
         model = algo(policy, venv, seed=job.seed, device="cpu", verbose=0, **kwargs)
         # a logger with no outputs: SB3's default makes an empty /tmp/SB3-<time> dir per job
         from stable_baselines3.common.logger import Logger
@@ -235,26 +236,6 @@ def _train(job: Job, store: Any, writer: Any, policy: str) -> JobResult:
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
         venv.close()
-
-
-def default_limit_kwargs(limit: int | None) -> dict[str, int]:
-    """The make kwargs of the hub's default step limit (only for an env without a time limit
-    of its own; ldm/envs/worker/episode_wrappers.py), or none."""
-    from ldm.envs.worker.episode_wrappers import DEFAULT_STEP_LIMIT_KWARG
-
-    return {DEFAULT_STEP_LIMIT_KWARG: int(limit)} if limit else {}
-
-
-def _buffer_within_run(algo: Any, kwargs: dict[str, Any], limit: int) -> dict[str, Any]:
-    """An off-policy algorithm's replay buffer no larger than the run's own transitions: the
-    run never fills more, and SB3 sizes it up front (SAC's default 1M steps of 64x64x3
-    frames is 24.6 GB, over this machine's memory, for a run capped at 300k)."""
-    import inspect
-
-    param = inspect.signature(algo.__init__).parameters.get("buffer_size")
-    if param is None:
-        return kwargs
-    return {**kwargs, "buffer_size": min(int(kwargs.get("buffer_size", param.default)), limit)}
 
 
 def _keep(

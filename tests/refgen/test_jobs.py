@@ -123,8 +123,8 @@ def test_a_checked_job_plays_its_deterministic_policy_within_the_step_limit(tmp_
 def test_an_off_policy_buffer_is_never_larger_than_the_run():
     from stable_baselines3 import PPO, SAC
 
-    from ldm.refgen.jobs import _buffer_within_run
+    from ldm.refgen.candidates import buffer_within_run
 
-    assert _buffer_within_run(SAC, {}, 300_000) == {"buffer_size": 300_000}  # default 1M
-    assert _buffer_within_run(SAC, {"buffer_size": 50_000}, 300_000)["buffer_size"] == 50_000
-    assert _buffer_within_run(PPO, {"n_steps": 32}, 300_000) == {"n_steps": 32}  # no buffer
+    assert buffer_within_run(SAC, {}, 300_000) == {"buffer_size": 300_000}  # default 1M
+    assert buffer_within_run(SAC, {"buffer_size": 50_000}, 300_000)["buffer_size"] == 50_000
+    assert buffer_within_run(PPO, {"n_steps": 32}, 300_000) == {"n_steps": 32}  # no buffer
