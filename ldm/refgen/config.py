@@ -9,13 +9,16 @@ torch, ldm.model or later parts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from ldm.envs import BACKEND_NAMES, Backend
 from ldm.errors import RefGenError
 from ldm.refgen.autobudget import AutoBudget
 from ldm.refgen.runner import RUNNERS, Runner
 from ldm.refgen.selection import SelectionRule
+
+RankEnvOrder = Literal["library", "env"]
+RANK_ENV_ORDERS: tuple[RankEnvOrder, ...] = ("library", "env")
 
 
 @dataclass
@@ -43,6 +46,13 @@ class RefGenConfig:
     """Transitions per ranking run."""
     top_n: int = 3
     """N: candidates trained as references on every env of the library."""
+    rank_env_order: RankEnvOrder = "library"
+    """Which top-N an env candidates were ranked on takes: "library" (the paper: the
+    library's ranking, as on its other envs) or "env" (its own: every compatible candidate
+    has already run there, so the Welch points of its own ranking runs decide, ties in the
+    library's order; nothing more is trained). With top_n = 1 "library" gives a library
+    whose envs differ one candidate for all (MuJoCo: the winner on HalfCheetah, not the one
+    that learned InvertedDoublePendulum)."""
     train_budget: int = 3_000_000
     """Transitions per reference run."""
     seeds: int = 1
@@ -111,6 +121,10 @@ class RefGenConfig:
                     f"refgen sets auto_budget and {hand}: an auto budget decides every run's "
                     "length (and has its own min_episodes); remove those keys or auto_budget"
                 )
+        if self.rank_env_order not in RANK_ENV_ORDERS:
+            raise RefGenError(
+                f"rank_env_order {self.rank_env_order!r} is not one of {RANK_ENV_ORDERS}"
+            )
         if self.runner not in RUNNERS:
             raise RefGenError(f"runner {self.runner!r} is not one of {RUNNERS}")
         if self.backend not in BACKEND_NAMES:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 SpacesFn = Callable[[str], "tuple[SpaceSpec, SpaceSpec]"]
 #: a ranking: candidate names in order, per action kind, with "*" the library-wide order
+#: (and per ranking env id where an env ranked on takes its own order: rank_env_order = "env")
 Ranking = dict[str, list[str]]
 
 
@@ -190,7 +191,7 @@ def plan_library(
     train_jobs = []
     for env_id in envs:
         ok = compat[env_id][0]
-        chosen = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if by_name[n] in ok]
+        chosen = [n for n in _order(ranking, env_id, spaces, pool) if by_name[n] in ok]
         chosen = chosen[: cfg.top_n]
         budget = train_budget(cfg, env_id)
         reusable = env_id in subset and rank_budget(cfg, env_id) == budget
@@ -216,10 +217,13 @@ def plan_library(
     )
 
 
-def _order(ranking: Ranking | None, kind: str, pool: list[Candidate]) -> list[str]:
-    """Candidate names best first: the ranking for the action kind (else its library-wide
-    order), then the rest of the pool in its order."""
-    order = list((ranking or {}).get(kind, (ranking or {}).get("*", [])))
+def _order(
+    ranking: Ranking | None, env_id: str, spaces: SpacesFn, pool: list[Candidate]
+) -> list[str]:
+    """Candidate names best first: the env's own ranking where it has one, else the ranking
+    for its action kind, else the library-wide order; then the rest of the pool in its order."""
+    r = ranking or {}
+    order = list(r.get(env_id) or r.get(spaces(env_id)[1].kind, r.get("*", [])))
     return order + [c.name for c in pool if c.name not in order]
 
 
@@ -241,7 +245,7 @@ def plan_fallbacks(
     use); all at the env's reference budget."""
     tried = {j.candidate.name for j in plan.jobs if j.env_id == env_id}
     ok = {c.name for c in compatible(pool, env_id, spaces)[0]}
-    order = [n for n in _order(ranking, spaces(env_id)[1].kind, pool) if n in ok]
+    order = [n for n in _order(ranking, env_id, spaces, pool) if n in ok]
     untried = [n for n in order if n not in tried][: cfg.fallback_candidates]
     reseeded = order[: cfg.fallback_seeds]
     by_name = {c.name: c for c in pool}

@@ -1,7 +1,7 @@
 """Ranking: a library's candidates by pairwise one-tailed Welch tests on their ranking runs.
 
 Owns `rank_library` (run the plan's ranking jobs, then rank) and `ranking_table` (points
-overall and per action kind, written as the library's `RankingTable`). Imports numpy, the
+overall, per action kind and per ranking env, written as the library's `RankingTable`). Imports numpy, the
 planner, the runner, curation's Welch test, the records and the hub (lazily, for an env's
 action kind); must not import ldm.model or later parts.
 """
@@ -53,6 +53,7 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     points = {c.name: 0 for c in pool}
     by_kind: dict[str, dict[str, int]] = {}
     per_env: dict[str, dict[str, float]] = {}
+    env_points: dict[str, dict[str, int]] = {}
     for env_id in lp.rank_envs:
         kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
@@ -61,12 +62,14 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
             if j.env_id == env_id and results[j.key].status == "done"
         }
         per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
+        own = env_points[env_id] = dict.fromkeys(finals, 0)
         for n in finals:
             kind_points.setdefault(n, 0)
         for a, b in permutations(finals, 2):
             if welch_greater(finals[a], finals[b], cfg.alpha).greater:
                 points[a] += 1
                 kind_points[a] += 1
+                own[a] += 1
     tried = {j.candidate.name for j in jobs}
     names = [c.name for c in pool]
     order = sorted(tried, key=lambda n: (-points[n], names.index(n)))
@@ -79,6 +82,10 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
             for k, kp in by_kind.items()
         },
         final_returns=per_env,
+        by_env={
+            e: tuple(sorted(p, key=lambda n: (-p[n], order.index(n))))
+            for e, p in env_points.items()
+        },
         skipped={e: lp.skipped.get(e, {}) for e in lp.rank_envs},
         failed={j.key: results[j.key].error for j in jobs if results[j.key].status == "failed"},
     )

@@ -57,6 +57,9 @@ class RankingTable:
     """Candidate names best first among the ranking envs of each action kind."""
     final_returns: dict[str, dict[str, float]] = field(default_factory=dict)
     """env -> candidate -> mean final return of its ranking run."""
+    by_env: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """env -> candidate names best first by the Welch points of that env's own ranking runs
+    (ties in the library's order): what an env ranked on takes with rank_env_order = "env"."""
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)
     """env -> candidate -> why it cannot run there."""
     failed: dict[str, str | None] = field(default_factory=dict)
@@ -69,10 +72,12 @@ class RankingTable:
         """Candidate names, best first."""
         return [r.candidate for r in self.ranking]
 
-    def order(self) -> dict[str, list[str]]:
-        """The planner's ranking argument: `"*"` -> every candidate, action kind -> its own."""
+    def order(self, per_env: bool = False) -> dict[str, list[str]]:
+        """The planner's ranking argument: `"*"` -> every candidate, action kind -> its own,
+        and with `per_env` each ranking env's id -> its own order (`by_env`)."""
         by_kind = {k: list(v) for k, v in self.ranking_by_action_kind.items()}
-        return {"*": self.candidates, **by_kind}
+        by_env = {e: list(v) for e, v in self.by_env.items()} if per_env else {}
+        return {"*": self.candidates, **by_kind, **by_env}
 
     def to_dict(self) -> dict[str, Any]:
         ranking = [{"candidate": r.candidate, "points": r.points} for r in self.ranking]
@@ -84,6 +89,8 @@ class RankingTable:
             "ranking": ranking,
             "ranking_by_action_kind": {k: list(v) for k, v in self.ranking_by_action_kind.items()},
             "final_returns": self.final_returns,
+            # written where measured: older tables, without it, read back unchanged
+            **({"by_env": {e: list(v) for e, v in self.by_env.items()}} if self.by_env else {}),
             "skipped": self.skipped,
             "failed": self.failed,
         }
@@ -99,6 +106,7 @@ class RankingTable:
                 "ranking_by_action_kind": {
                     k: tuple(v) for k, v in d.get("ranking_by_action_kind", {}).items()
                 },
+                "by_env": {e: tuple(v) for e, v in d.get("by_env", {}).items()},
             }
         )
 

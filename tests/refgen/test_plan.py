@@ -13,6 +13,7 @@ from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import best_threshold, curate_env
 from ldm.refgen.jobs import Job, JobResult
 from ldm.refgen.plan import EnvJobs, fallback_jobs_max, plan_jobs, plan_library
+from ldm.refgen.records import RankingTable
 
 from .test_refgen import _fake_run
 
@@ -86,6 +87,49 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
     # continuous actions take their reference from the candidates that can run there
     mc = {j.candidate.name for j in ran if "MountainCar" in j.env_id and j.phase == "train"}
     assert len(mc) == 1
+
+
+@pytest.mark.parametrize("rank_env_order", ["library", "env"])
+def test_an_env_ranked_on_takes_its_own_best_run_with_rank_env_order_env(
+    monkeypatch, tmp_path, rank_env_order
+):
+    """ppo wins the library (it beats a2c on every ranking env but one), but on Acrobot a2c's
+    ranking run is the better one. With rank_env_order = "env" Acrobot's reference is its a2c
+    ranking run (no new job); the other ranking envs and the env the library was not ranked
+    on take the library's winner. With "library" (the paper) every env takes ppo."""
+    acro, cart, mcar, pend = (
+        f"classic-control/{e}"
+        for e in ("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1")
+    )
+    cfg = RefGenConfig(
+        envs=[acro, cart, mcar, pend], candidates=["ppo-8env", "a2c-8env"], rank_envs=3,
+        top_n=1, rank_budget=1000, train_budget=1000, rank_env_order=rank_env_order,
+    )  # fmt: skip
+    good, bad = (2.0, 3.0, 2.5, 2.8), (0.0, 0.1, 0.2, 0.0)
+
+    def fake_run_jobs(jobs, *a, **k):
+        wins = lambda j: ("a2c" in j.key) == (j.env_id == acro)  # noqa: E731
+        return {j.key: JobResult("done", j, final_returns=good if wins(j) else bad) for j in jobs}
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    pool = load_pool(None, cfg.candidates)
+    table, results = stage.rank_and_train(
+        {"classic-control": sorted(cfg.envs)}, pool, cfg, str(tmp_path)
+    )["classic-control"]
+    # ranked round-robin over action kinds: Acrobot, Pendulum, CartPole; MountainCar is not
+    assert sorted(table.envs) == [acro, cart, pend]
+    assert table.candidates[0] == "ppo-8env"
+    assert table.by_env[acro] == ("a2c-8env", "ppo-8env")
+    assert table.by_env[cart] == table.by_env[pend] == ("ppo-8env", "a2c-8env")
+    refs = {j.env_id: (j.candidate.name, j.phase) for j in (r.job for r in results.values())}
+    own = "a2c-8env" if rank_env_order == "env" else "ppo-8env"
+    assert refs[acro] == (own, "rank")  # its ranking run, not a new one
+    assert refs[cart] == refs[pend] == ("ppo-8env", "rank")
+    assert refs[mcar] == ("ppo-8env", "train")
+    # the table keeps the per-env order through its file
+    assert RankingTable.from_dict(table.to_dict()).by_env == table.by_env
+    with pytest.raises(RefGenError, match="rank_env_order 'best' is not one of"):
+        RefGenConfig(envs=[acro], rank_env_order="best")
 
 
 def test_episode_budgets_reach_the_jobs_and_the_plan():
