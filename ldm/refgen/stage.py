@@ -96,7 +96,10 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
                 {
                     "curation": {
                         "verdict": "excluded",
-                        "reasons": ["ranking run of a candidate outside the library's top-N"],
+                        "reasons": [
+                            "ranking run of a candidate outside the top-N the env takes "
+                            f"(rank_env_order = {cfg.rank_env_order!r})"
+                        ],
                     }
                 },
             )
