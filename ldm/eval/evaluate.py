@@ -12,6 +12,7 @@ model: a policy arrives as an object).
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import time
 from collections.abc import Callable, Sequence
@@ -303,19 +304,31 @@ def why_no_reference(store: Store, env_id: str) -> str:
         return f"no curated reference: every run failed curation ({' | '.join(reasons)})"
     jobs_file = store.path / "refgen" / "jobs.json"
     if jobs_file.exists():
-        import json
-
-        from ldm.refgen.jobs import JobResult
-
-        results = {k: JobResult.from_dict(v) for k, v in json.loads(jobs_file.read_text()).items()}
+        stat = jobs_file.stat()
         failed = [
-            f"{k.split(':')[1]}: {(r.error or '?').splitlines()[0][:200]}"
-            for k, r in results.items()
-            if f":{env_id}:" in k and r.status == "failed"
+            f"{k.split(':')[1]}: {error}"
+            for k, error in _failed_jobs(str(jobs_file), stat.st_mtime_ns, stat.st_size)
+            if f":{env_id}:" in k
         ]
         if failed:
             return f"no curated reference: its jobs failed ({' | '.join(failed)})"
     return "no curated reference: no reference run in the store (not planned or not run yet)"
+
+
+@functools.lru_cache(maxsize=4)
+def _failed_jobs(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    """(job key, first line of its error) of every failed job in a refgen jobs.json, read
+    once per version of the file (a wide run asks for each of its unplayed envs)."""
+    import json
+
+    from ldm.refgen.jobs import JobResult
+
+    results = {k: JobResult.from_dict(v) for k, v in json.loads(Path(path).read_text()).items()}
+    return tuple(
+        (k, (r.error or "?").splitlines()[0][:200])
+        for k, r in results.items()
+        if r.status == "failed"
+    )
 
 
 def _env_result(run: EnvRun, ref: Reference | None, store: Store) -> EnvResult:

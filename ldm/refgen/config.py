@@ -111,6 +111,11 @@ class RefGenConfig:
         """Whether envs without a passing run get fallback jobs (candidates or seeds)."""
         return bool(self.fallback_candidates or self.fallback_seeds)
 
+    @property
+    def ranks_per_env(self) -> bool:
+        """Whether an env candidates were ranked on takes its own order (rank_env_order)."""
+        return self.rank_env_order == "env"
+
     def __post_init__(self) -> None:
         if not self.envs and not self.libraries and self.select is None:
             raise RefGenError("RefGenConfig needs `envs`, `libraries` or a `select` rule")

@@ -1,9 +1,9 @@
 """Ranking: a library's candidates by pairwise one-tailed Welch tests on their ranking runs.
 
 Owns `rank_library` (run the plan's ranking jobs, then rank) and `ranking_table` (points
-overall, per action kind and per ranking env, written as the library's `RankingTable`). Imports numpy, the
-planner, the runner, curation's Welch test, the records and the hub (lazily, for an env's
-action kind); must not import ldm.model or later parts.
+per ranking env, summed per action kind and overall, written as the library's
+`RankingTable`). Imports numpy, the planner, the runner, curation's Welch test, the records
+and the hub (lazily, for an env's action kind); must not import ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -50,12 +50,9 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
         table.write(store)
         return table
     jobs = list(lp.rank_jobs)
-    points = {c.name: 0 for c in pool}
-    by_kind: dict[str, dict[str, int]] = {}
     per_env: dict[str, dict[str, float]] = {}
     env_points: dict[str, dict[str, int]] = {}
     for env_id in lp.rank_envs:
-        kind_points = by_kind.setdefault(action_kind(env_id), {})
         finals = {
             j.candidate.name: results[j.key].final_returns
             for j in jobs
@@ -63,13 +60,17 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
         }
         per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
         own = env_points[env_id] = dict.fromkeys(finals, 0)
-        for n in finals:
-            kind_points.setdefault(n, 0)
         for a, b in permutations(finals, 2):
             if welch_greater(finals[a], finals[b], cfg.alpha).greater:
-                points[a] += 1
-                kind_points[a] += 1
                 own[a] += 1
+    # the library's and each action kind's points are sums of the envs' own
+    points = {c.name: 0 for c in pool}
+    by_kind: dict[str, dict[str, int]] = {}
+    for env_id, own in env_points.items():
+        kind_points = by_kind.setdefault(action_kind(env_id), {})
+        for n, p in own.items():
+            points[n] += p
+            kind_points[n] = kind_points.get(n, 0) + p
     tried = {j.candidate.name for j in jobs}
     names = [c.name for c in pool]
     order = sorted(tried, key=lambda n: (-points[n], names.index(n)))

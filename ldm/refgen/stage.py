@@ -53,9 +53,8 @@ def rank_and_train(
         cfg.runner, cfg.workers, cfg.retries, progress, desc="rank candidates", budget=budget,
     )  # fmt: skip
     tables = {lib: ranking_table(lp, pool, cfg, store, ranked) for lib, lp in plans.items()}
-    per_env = cfg.rank_env_order == "env"
     refs = {
-        lib: plan_library(lib, envs, pool, cfg, store, tables[lib].order(per_env))
+        lib: plan_library(lib, envs, pool, cfg, store, tables[lib].order(cfg.ranks_per_env))
         for lib, envs in libraries.items()
     }
     results = run_jobs(
@@ -81,7 +80,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
         by_library, pool, cfg, store_path, progress, budget
     ).items():
         references |= {r.run_id for r in results.values() if r.status == "done" and r.run_id}
-        rankings[library] = table.order(cfg.rank_env_order == "env")
+        rankings[library] = table.order(cfg.ranks_per_env)
         libraries[library] = LibraryOutcome(
             tuple(table.candidates),
             table.ranking_by_action_kind,
