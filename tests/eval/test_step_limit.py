@@ -1,6 +1,8 @@
 """The protocol's per-episode step limit (from the reference episodes, reported as cut), the
 references beside the LDM, and the reason an env has no reference."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,28 @@ def test_why_an_env_has_no_reference(tmp_path):
     _pendulum_reference(store, length=5, verdict="fail")
     why = why_no_reference(store, PEND)
     assert "failed curation" in why and "p=0.3" in why and "sac seed 0" in why
+
+
+def test_why_an_env_whose_jobs_failed_has_no_reference_follows_the_jobs_file(tmp_path):
+    # the jobs file is read once per version (a wide run asks for each unplayed env), and
+    # read again when refgen rewrites it
+    store = Store(tmp_path / "s")
+    jobs = store.path / "refgen" / "jobs.json"
+    jobs.parent.mkdir(parents=True)
+
+    def failed(error: str) -> dict:
+        return {"status": "failed", "error": error, "traceback": ""}
+
+    jobs.write_text(json.dumps({
+        f"rank:ppo-8env:{PEND}:0:1000:x": failed("RefGenError: no episode finished\nmore"),
+        "rank:ppo-8env:classic-control/CartPole-v1:0:1000:x": failed("WorkerError: other"),
+    }))  # fmt: skip
+    why = why_no_reference(store, PEND)
+    assert (
+        why == "no curated reference: its jobs failed (ppo-8env: RefGenError: no episode finished)"
+    )
+    jobs.write_text(json.dumps({f"train:sac-4env:{PEND}:0:1000:x": failed("WorkerError: crashed")}))
+    assert why_no_reference(store, PEND).endswith("(sac-4env: WorkerError: crashed)")
 
 
 def test_references_beside_the_ldm_and_the_checked_summary():
