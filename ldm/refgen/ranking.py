@@ -2,8 +2,15 @@
 
 Owns `rank_library` (run the plan's ranking jobs, then rank) and `ranking_table` (points
 per ranking env, summed per action kind and overall, written as the library's
-`RankingTable`). Imports numpy, the planner, the runner, curation's Welch test, the records
-and the hub (lazily, for an env's action kind); must not import ldm.model or later parts.
+`RankingTable`). A ranking run is ranked on what its deterministic policy played in its
+check (ldm/refgen/check.py) where it played one: relabelling writes those actions, the LDM
+copies them and the protocol scores the reference by them, while the training returns are
+the exploring policy's. On 2026-12-07 InvertedDoublePendulum's ranking took sac-4env by its
+training returns; its deterministic policy played 0.19 expert-normalised, where
+ppo-8env-long's had played 0.95 in the run before. Runs without a check are ranked on their
+training's final returns, as before. Imports numpy, ldm.data (a run's check returns), the
+planner, the runner, curation's Welch test, the records and the hub (lazily, for an env's
+action kind); must not import ldm.model or later parts.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from itertools import permutations
 
 import numpy as np
 
+from ldm.data import Store
 from ldm.refgen.candidates import Candidate
 from ldm.refgen.config import RefGenConfig
 from ldm.refgen.curate import welch_greater
@@ -37,7 +45,8 @@ def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, stor
 
 def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
                   results: dict[str, JobResult]) -> RankingTable:  # fmt: skip
-    """Points from pairwise one-tailed Welch tests on the ranking runs' final returns.
+    """Points from pairwise one-tailed Welch tests on the ranking runs' returns
+    (`ranked_returns`: the deterministic check's where the run played one).
 
     Points are also kept per action kind: compatibility splits candidates by action kind, so
     a continuous-control env takes its references from the ranking among continuous envs
@@ -51,14 +60,19 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
         return table
     jobs = list(lp.rank_jobs)
     per_env: dict[str, dict[str, float]] = {}
+    checked: dict[str, dict[str, float]] = {}
     env_points: dict[str, dict[str, int]] = {}
+    runs = Store(store)
     for env_id in lp.rank_envs:
-        finals = {
-            j.candidate.name: results[j.key].final_returns
+        done = {
+            j.candidate.name: results[j.key]
             for j in jobs
             if j.env_id == env_id and results[j.key].status == "done"
         }
-        per_env[env_id] = {n: float(np.mean(r)) for n, r in finals.items()}
+        per_env[env_id] = {n: float(np.mean(r.final_returns)) for n, r in done.items()}
+        finals = {n: ranked_returns(r, runs) for n, r in done.items()}
+        played = {n: check_returns(r, runs) for n, r in done.items()}
+        checked[env_id] = {n: float(np.mean(c)) for n, c in played.items() if c}
         own = env_points[env_id] = dict.fromkeys(finals, 0)
         for a, b in permutations(finals, 2):
             if welch_greater(finals[a], finals[b], cfg.alpha).greater:
@@ -83,6 +97,7 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
             for k, kp in by_kind.items()
         },
         final_returns=per_env,
+        check_returns={e: c for e, c in checked.items() if c},
         by_env={
             e: tuple(sorted(p, key=lambda n: (-p[n], order.index(n))))
             for e, p in env_points.items()
@@ -92,6 +107,21 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
     )
     table.write(store)
     return table
+
+
+def check_returns(result: JobResult, store: Store) -> tuple[float, ...]:
+    """The returns a ranking run's deterministic check played (its run's `check_returns`;
+    empty where the job played none or recorded no run)."""
+    if result.job is None or not result.job.check_episodes or not result.run_id:
+        return ()
+    meta = store.open_run(result.run_id).meta  # check_returns is one of its episode keys
+    return tuple(float(r) for r in meta.extra.get("check_returns") or ())
+
+
+def ranked_returns(result: JobResult, store: Store) -> tuple[float, ...]:
+    """What a ranking run is ranked on: its deterministic check's returns where it played
+    one, else its training's final returns (the last 10% of its episodes)."""
+    return check_returns(result, store) or result.final_returns
 
 
 def action_kind(env_id: str) -> str:

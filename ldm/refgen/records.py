@@ -57,6 +57,9 @@ class RankingTable:
     """Candidate names best first among the ranking envs of each action kind."""
     final_returns: dict[str, dict[str, float]] = field(default_factory=dict)
     """env -> candidate -> mean final return of its ranking run."""
+    check_returns: dict[str, dict[str, float]] = field(default_factory=dict)
+    """env -> candidate -> mean return of its ranking run's deterministic check, where the
+    run played one: what the points are computed on then (ldm/refgen/ranking.py)."""
     by_env: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """env -> candidate names best first by the Welch points of that env's own ranking runs
     (ties in the library's order): what an env ranked on takes with rank_env_order = "env"."""
@@ -89,6 +92,7 @@ class RankingTable:
             "ranking": ranking,
             "ranking_by_action_kind": {k: list(v) for k, v in self.ranking_by_action_kind.items()},
             "final_returns": self.final_returns,
+            **({"check_returns": self.check_returns} if self.check_returns else {}),
             # written where measured: older tables, without it, read back unchanged
             **({"by_env": {e: list(v) for e, v in self.by_env.items()}} if self.by_env else {}),
             "skipped": self.skipped,

@@ -355,3 +355,42 @@ def test_no_candidate_of_sb3_for_unbounded_continuous_actions() -> None:
     ok, why = sac.compatible(obs, free)  # gym-lqr: SB3 asserts finite bounds at build time
     assert not ok and "finite action bounds" in why
     assert sac.compatible(obs, bounded)[0]
+
+
+def test_a_library_is_ranked_on_what_its_runs_play_deterministically(tmp_path):
+    """The LDM copies a reference's deterministic actions, so a ranking run is ranked on its
+    check where it played one: IDP's SAC run led on its (exploring) training returns and
+    played 0.19 expert-normalised. Unchecked runs are ranked on their training returns."""
+    from ldm.refgen import RefGenConfig
+    from ldm.refgen.jobs import Job, JobResult
+    from ldm.refgen.plan import LibraryPlan
+    from ldm.refgen.ranking import ranking_table
+
+    env = "classic-control/Pendulum-v1"
+    store = Store(tmp_path / "s")
+    pool = load_pool(None, ["ppo-8env", "sac-4env"])
+    trained = {"ppo-8env": np.linspace(-1500, -900, 40), "sac-4env": np.linspace(-1500, -300, 40)}
+    played = {"ppo-8env": [-150.0, -170.0, -160.0], "sac-4env": [-1100.0, -1200.0, -1150.0]}
+
+    def table(check_episodes):
+        results, jobs = {}, []
+        for c in pool:
+            rid = _fake_run(store, env, list(trained[c.name]))
+            store.update_meta(rid, {"check_returns": played[c.name]})
+            job = Job("rank", env, "classic-control", c, 1000, 0, str(store.path),
+                      check_episodes=check_episodes)  # fmt: skip
+            last = tuple(trained[c.name][-4:].tolist())
+            results[job.key] = JobResult("done", job, rid, final_returns=last)
+            jobs.append(job)
+        lp = LibraryPlan("classic-control", (env,), (env,), tuple(jobs), ())
+        return ranking_table(lp, pool, RefGenConfig(envs=[env]), str(store.path), results)
+
+    checked = table(3)
+    assert checked.by_env[env] == ("ppo-8env", "sac-4env")
+    assert checked.candidates == ["ppo-8env", "sac-4env"]
+    assert checked.check_returns[env] == {"ppo-8env": -160.0, "sac-4env": -1150.0}
+    assert checked.final_returns[env]["sac-4env"] > checked.final_returns[env]["ppo-8env"]
+    unchecked = table(0)
+    assert unchecked.by_env[env] == ("sac-4env", "ppo-8env") and not unchecked.check_returns
+    on_disk = json.loads((tmp_path / "s" / "refgen" / "ranking-classic-control.json").read_text())
+    assert "check_returns" not in on_disk  # the last table written: unchecked
