@@ -46,7 +46,7 @@ def rank_library(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, stor
 def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, store: str,
                   results: dict[str, JobResult]) -> RankingTable:  # fmt: skip
     """Points from pairwise one-tailed Welch tests on the ranking runs' returns
-    (`ranked_returns`: the deterministic check's where the run played one).
+    (the deterministic check's where the run played one, else its training's last 10%).
 
     Points are also kept per action kind: compatibility splits candidates by action kind, so
     a continuous-control env takes its references from the ranking among continuous envs
@@ -70,8 +70,8 @@ def ranking_table(lp: LibraryPlan, pool: list[Candidate], cfg: RefGenConfig, sto
             if j.env_id == env_id and results[j.key].status == "done"
         }
         per_env[env_id] = {n: float(np.mean(r.final_returns)) for n, r in done.items()}
-        finals = {n: ranked_returns(r, runs) for n, r in done.items()}
-        played = {n: check_returns(r, runs) for n, r in done.items()}
+        played = {n: check_returns(r, runs) for n, r in done.items()}  # each run read once
+        finals = {n: played[n] or r.final_returns for n, r in done.items()}
         checked[env_id] = {n: float(np.mean(c)) for n, c in played.items() if c}
         own = env_points[env_id] = dict.fromkeys(finals, 0)
         for a, b in permutations(finals, 2):
@@ -116,12 +116,6 @@ def check_returns(result: JobResult, store: Store) -> tuple[float, ...]:
         return ()
     meta = store.open_run(result.run_id).meta  # check_returns is one of its episode keys
     return tuple(float(r) for r in meta.extra.get("check_returns") or ())
-
-
-def ranked_returns(result: JobResult, store: Store) -> tuple[float, ...]:
-    """What a ranking run is ranked on: its deterministic check's returns where it played
-    one, else its training's final returns (the last 10% of its episodes)."""
-    return check_returns(result, store) or result.final_returns
 
 
 def action_kind(env_id: str) -> str:
