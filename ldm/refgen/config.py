@@ -78,6 +78,15 @@ class RefGenConfig:
     """Per-env ranking budgets overriding `budgets` (and rank_budget) for the ranking runs
     only: an env that needs a long reference run need not rank every candidate that long
     (the slow off-policy ones above all). Its ranking run is then not its reference."""
+    refine: float = 0.0
+    """Successive halving in two rungs (with `[refgen.auto_budget]`): > 0, an env candidates
+    were ranked on does not take its ranking run as its reference; its top-N train again
+    (seed 0 too, phase "train") and, where the stage has hours (`stage_hours`), each such
+    run's share of the stage's time is `refine` times a ranking run's. The ranking then
+    runs every candidate briefly and the winner long (on 2026-12-07 the suite's ranking runs
+    got ~105 s each and BipedalWalker's winner flipped between draws that played -43 and
+    243). The ranking runs stay in the store as fallbacks where the refined run fails
+    curation. 0 = off: the ranking run is the reference (the paper's order)."""
     fallback_candidates: int = 0
     """Where every reference run of an env fails curation and none of its ranking runs passes,
     train up to this many more candidates on it (the next ones in its library's ranking for
@@ -126,6 +135,13 @@ class RefGenConfig:
                     f"refgen sets auto_budget and {hand}: an auto budget decides every run's "
                     "length (and has its own min_episodes); remove those keys or auto_budget"
                 )
+        if self.refine < 0 or (self.refine and self.auto_budget is None):
+            raise RefGenError(
+                f"refine must be >= 0 and needs [refgen.auto_budget] (got {self.refine}, "
+                f"auto_budget {'set' if self.auto_budget else 'unset'}): with fixed budgets a "
+                "ranking env's reference run would repeat its ranking run; remove refine or "
+                "add [refgen.auto_budget]"
+            )
         if self.rank_env_order not in RANK_ENV_ORDERS:
             raise RefGenError(
                 f"rank_env_order {self.rank_env_order!r} is not one of {RANK_ENV_ORDERS}"

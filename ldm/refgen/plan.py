@@ -55,6 +55,15 @@ class LibraryPlan:
     ranking_note: str | None = None
     """Why ranking is skipped (too few compatible candidates), if it is."""
 
+    def weights(self, refine: float) -> dict[str, float]:
+        """Each distinct job's weight in the stage's shared hours: `refine` for a reference
+        run on an env candidates were ranked on that is not its ranking run (refine > 0),
+        else 1."""
+        return {
+            j.key: refine if refine and j.phase == "train" and j.env_id in self.rank_envs else 1.0
+            for j in self.jobs
+        }
+
     @property
     def jobs(self) -> list[Job]:
         """Every distinct job of the library, ranking first."""
@@ -194,7 +203,7 @@ def plan_library(
         chosen = [n for n in _order(ranking, env_id, spaces, pool) if by_name[n] in ok]
         chosen = chosen[: cfg.top_n]
         budget = train_budget(cfg, env_id)
-        reusable = env_id in subset and rank_budget(cfg, env_id) == budget
+        reusable = env_id in subset and rank_budget(cfg, env_id) == budget and not cfg.refine
         for n in chosen:
             for seed in range(cfg.seeds):
                 phase = "rank" if seed == 0 and reusable else "train"

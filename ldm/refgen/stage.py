@@ -57,6 +57,8 @@ def rank_and_train(
         lib: plan_library(lib, envs, pool, cfg, store, tables[lib].order(cfg.ranks_per_env))
         for lib, envs in libraries.items()
     }
+    if budget is not None:  # the winners' reference jobs, not the pool order's
+        budget.replan({k: w for lp in refs.values() for k, w in lp.weights(cfg.refine).items()})
     results = run_jobs(
         [j for lp in refs.values() for j in lp.train_jobs],
         cfg.runner, cfg.workers, cfg.retries, progress, desc="train references", budget=budget,
@@ -95,10 +97,7 @@ def run_refgen(cfg: RefGenConfig, store_path: str, progress: bool = True) -> Ref
                 {
                     "curation": {
                         "verdict": "excluded",
-                        "reasons": [
-                            "ranking run of a candidate outside the top-N the env takes "
-                            f"(rank_env_order = {cfg.rank_env_order!r})"
-                        ],
+                        "reasons": [_unused_ranking_run(cfg)],
                     }
                 },
             )
@@ -146,15 +145,28 @@ def stage_budget(
         return None
     import os
 
-    planned = {
-        j.key
+    weights = {
+        k: w
         for lib, envs in by_library.items()
-        for lp in [plan_library(lib, envs, pool, cfg, store)]
-        for j in [*lp.rank_jobs, *lp.train_jobs]
+        for k, w in plan_library(lib, envs, pool, cfg, store).weights(cfg.refine).items()
     }
     workers = cfg.workers or max(1, os.cpu_count() or 1)
     return StageBudget(
-        auto.stage_hours * 3600, workers, planned, auto.min_seconds, auto.max_seconds
+        auto.stage_hours * 3600, workers, set(weights), auto.min_seconds, auto.max_seconds,
+        weights=weights,
+    )  # fmt: skip
+
+
+def _unused_ranking_run(cfg: RefGenConfig) -> str:
+    """Why a ranking run is not a reference (its curation reason)."""
+    if cfg.refine:
+        return (
+            "ranking run: its env's top-N were trained again as references (refine = "
+            f"{cfg.refine:g}); a fallback where they fail curation"
+        )
+    return (
+        "ranking run of a candidate outside the top-N the env takes "
+        f"(rank_env_order = {cfg.rank_env_order!r})"
     )
 
 

@@ -6,7 +6,9 @@ seconds cap per run. When a job starts, it gets an equal share of what is left:
     cap = (stage_hours * 3600 * workers - wall seconds of the stage's finished jobs
            - caps of its running jobs) / jobs not started yet - a job's overhead
 
-clamped to [`min_seconds`, `max_seconds`]. A job's wall time is more than its training: its
+clamped to [`min_seconds`, `max_seconds`]; with `weights` (refgen's `refine`: a ranking
+env's reference run trained again after its candidates' brief ranking runs) a job's share is
+its weight over the weights of the jobs not started. A job's wall time is more than its training: its
 process starts, imports its framework and starts its env workers, then plays its check and
 relabels its run (~15 s a job on this 2-core VM). That overhead, measured on the finished
 jobs (`wall_seconds - seconds`), is charged to every running and waiting job too, so the
@@ -47,6 +49,15 @@ class StageBudget:
     max_seconds: float
     extra: set[str] = field(default_factory=set)
     """Keys of jobs given to the runner that were not planned (fallbacks)."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """Key -> the job's weight in the shares (1 where not given)."""
+
+    def replan(self, weights: Mapping[str, float]) -> None:
+        """The jobs the stage plans now, by key with their weights: after the ranking, the
+        reference jobs of its winners replace those planned in the pool's order (a planned
+        job that never starts would hold a share to the end)."""
+        self.planned = set(weights)
+        self.weights = dict(weights)
 
     def share(
         self, results: Mapping[str, JobResult], running: Iterable[Job], waiting: Iterable[Job]
@@ -65,7 +76,9 @@ class StageBudget:
         reserved = sum((j.seconds_cap or self.max_seconds) + over for j in running)
         started = set(results) | busy
         left = {k for k in mine if k not in started} | {j.key for j in waiting}
-        share = (self.seconds * self.workers - spent - reserved) / max(1, len(left)) - over
+        pool = self.seconds * self.workers - spent - reserved - over * len(left)
+        weight = sum(self.weights.get(k, 1.0) for k in left) or 1.0
+        share = pool * (self.weights.get(waiting[0].key, 1.0) if waiting else 1.0) / weight
         return float(min(self.max_seconds, max(self.min_seconds, share)))
 
 

@@ -132,6 +132,59 @@ def test_an_env_ranked_on_takes_its_own_best_run_with_rank_env_order_env(
         RefGenConfig(envs=[acro], rank_env_order="best")
 
 
+def test_refine_trains_each_ranking_envs_winner_again_with_a_larger_share(monkeypatch, tmp_path):
+    """With refine = 4 an env candidates were ranked on does not take its ranking run: its
+    own winner (a2c on Acrobot, ppo elsewhere) trains again as its reference, and the stage's
+    budget, replanned with the winners' jobs, weighs each such run as 4 ranking runs."""
+    from ldm.refgen.autobudget import AutoBudget
+    from ldm.refgen.stage_budget import StageBudget
+
+    acro, cart, mcar, pend = (
+        f"classic-control/{e}"
+        for e in ("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1")
+    )
+    rule = AutoBudget(max_transitions=50_000, max_seconds=600.0, stage_hours=0.1, min_seconds=1.0)
+    cfg = RefGenConfig(
+        envs=[acro, cart, mcar, pend], candidates=["ppo-8env", "a2c-8env"], rank_envs=3,
+        top_n=1, rank_env_order="env", refine=4.0, auto_budget=rule,
+    )  # fmt: skip
+    good, bad = (2.0, 3.0, 2.5, 2.8), (0.0, 0.1, 0.2, 0.0)
+
+    def fake_run_jobs(jobs, *a, **k):
+        wins = lambda j: ("a2c" in j.key) == (j.env_id == acro)  # noqa: E731
+        return {j.key: JobResult("done", j, final_returns=good if wins(j) else bad) for j in jobs}
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    pool = load_pool(None, cfg.candidates)
+    envs = sorted(cfg.envs)
+    # planned before the ranking in the pool's order: Acrobot's ppo refine job is a guess
+    budget = stage.stage_budget(cfg, pool, str(tmp_path), {"classic-control": envs})
+    assert budget is not None and len(budget.planned) == 6 + 4  # 3 envs x 2 ranking runs
+    table, results = stage.rank_and_train(
+        {"classic-control": envs}, pool, cfg, str(tmp_path), progress=False, budget=budget
+    )["classic-control"]
+    refs = {j.env_id: (j.candidate.name, j.phase) for j in (r.job for r in results.values())}
+    assert refs == {acro: ("a2c-8env", "train"), cart: ("ppo-8env", "train"),
+                    pend: ("ppo-8env", "train"), mcar: ("ppo-8env", "train")}  # fmt: skip
+    ranking = {j.key for lp in [plan_library("classic-control", envs, pool, cfg, str(tmp_path))]
+               for j in lp.rank_jobs}  # fmt: skip
+    assert not ranking & set(results)  # new runs, not the ranking runs again
+    # the replanned stage: the ranking runs and the winners' reference runs, nothing else
+    assert budget.planned == ranking | set(results)
+    assert {k: budget.weights[k] for k in results} == {
+        k: (1.0 if r.job.env_id == mcar else 4.0) for k, r in results.items()
+    }
+    # each refine run's share is 4 times a plain run's: 720 job-seconds over 3 x 4 + 1
+    waiting = sorted((r.job for r in results.values()), key=lambda j: j.env_id != acro)
+    done = {k: JobResult("done", None, seconds=0.0) for k in ranking}  # type: ignore[arg-type]
+    assert budget.share(done, [], waiting) == pytest.approx(720 * 4 / 13)
+    assert StageBudget(360.0, 2, set(budget.planned), 1.0, 600.0).share(
+        done, [], waiting
+    ) == pytest.approx(720 / 4)  # unweighted: an equal share
+    with pytest.raises(RefGenError, match=r"refine must be >= 0 and needs \[refgen.auto_budget\]"):
+        RefGenConfig(envs=[acro], refine=2.0)
+
+
 def test_episode_budgets_reach_the_jobs_and_the_plan():
     cfg = RefGenConfig(
         envs=["classic-control/CartPole-v1"], candidates=["ppo-8env"], top_n=1, seeds=2,
