@@ -286,7 +286,7 @@ def _fake_run_jobs(store, learns, made: dict, ran: list | None = None):
             if j.key not in made:
                 up = learns(j)
                 returns = list(np.linspace(0, 100, 40) if up else [50.0, 52.0, 49.0, 51.0] * 10)
-                rid = _fake_run(store, j.env_id, returns)
+                rid = _fake_run(store, j.env_id, returns, run_id=j.run_id)  # as the runner names it
                 made[j.key] = JobResult("done", j, rid, final_returns=tuple(returns[-4:]))
         return {j.key: made[j.key] for j in jobs}
 
@@ -342,6 +342,43 @@ def test_an_env_whose_reference_fails_trains_the_next_candidates_until_one_passe
     assert made == made_before
     with pytest.raises(RefGenError, match="fallback_candidates must be >= 0"):
         RefGenConfig(envs=[pend], fallback_candidates=-1)
+
+
+@pytest.mark.parametrize("refined_learns", [True, False])
+def test_a_refined_reference_that_fails_curation_falls_back_on_the_ranking_runs(
+    monkeypatch, tmp_path, refined_learns
+):
+    """With refine, Pendulum's winner trains again as its reference; its ranking runs are
+    excluded from the data while the refined run passes, and are its fallback when it fails
+    (nothing more is trained)."""
+    from ldm.refgen.autobudget import AutoBudget
+    from ldm.refgen.stage import run_refgen
+
+    pend = "classic-control/Pendulum-v1"
+    rule = AutoBudget(max_transitions=1000, max_seconds=60.0, min_transitions=100)
+    cfg = RefGenConfig(
+        envs=[pend], candidates=["a2c-8env", "sac-4env"], rank_envs=1, top_n=1,
+        refine=3.0, auto_budget=rule, workers=1,
+    )  # fmt: skip
+    store = Store(tmp_path / "s")
+    made: dict[str, JobResult] = {}
+    learns = lambda j: j.phase == "rank" or refined_learns  # noqa: E731
+    monkeypatch.setattr(stage, "run_jobs", _fake_run_jobs(store, learns, made))
+    summary = run_refgen(cfg, str(store.path), progress=False)
+    refined = [r for r in made.values() if r.job.phase == "train"]
+    ranking = [r for r in made.values() if r.job.phase == "rank"]
+    assert len(refined) == 1 and len(ranking) == 2  # one refined run, no fallback job
+    runs = store.runs()
+    assert runs[refined[0].run_id].verdict == ("pass" if refined_learns else "fail")
+    if refined_learns:
+        assert summary.fallbacks == {}
+        assert {runs[r.run_id].verdict for r in ranking} == {"excluded"}
+        why = store.open_run(ranking[0].run_id, episodes=False).meta.curation.reasons
+        assert "trained again as references (refine = 3)" in why[0]
+    else:
+        assert summary.fallbacks == {pend: tuple(sorted(r.run_id for r in ranking))}
+    with pytest.raises(RefGenError, match="refine must be >= 0"):
+        RefGenConfig(envs=[pend], refine=-1.0, auto_budget=rule)
 
 
 @pytest.mark.parametrize("reseeds", [0, 1, 2])

@@ -110,8 +110,8 @@ def test_bad_pool_entries_are_named(tmp_path):
         load_pool(None, ["nope"])
 
 
-def _fake_run(store, env_id, returns, relabelled=True):
-    w = store.create_run(env_id, "lib", BOX, DISC, 1, {"algorithm": "PPO"})
+def _fake_run(store, env_id, returns, relabelled=True, run_id=None):
+    w = store.create_run(env_id, "lib", BOX, DISC, 1, {"algorithm": "PPO"}, run_id=run_id)
     for r in returns:
         w.append(np.zeros((1, 3)), np.zeros(1), np.array([r]), np.ones(1), np.zeros(1))
     rid = w.commit()
