@@ -39,7 +39,13 @@ def test_suite_config_covers_every_modality_and_its_dry_run_plans_every_env():
     assert planned == set(envs)
     gpu = PipelineConfig.load(SUITE, "gpu")
     assert gpu.train["preset"] != PipelineConfig.load(SUITE).train["preset"]
-    assert gpu.refgen == PipelineConfig.load(SUITE).refgen  # same references, bigger model
+    # the same rule as the auto profile's, with caps up to what the published experts trained
+    # for (HalfCheetah's 1M transitions, Breakout's 2.5M) and a bigger model
+    gpu_ref = gpu.stages.refgen
+    auto_ref = PipelineConfig.load(SUITE, "auto").stages.refgen
+    assert gpu_ref.auto_budget is not None and gpu_ref.auto_budget.max_transitions >= 2_500_000
+    assert gpu_ref.candidates == auto_ref.candidates and list(gpu_ref.envs) == list(auto_ref.envs)
+    assert not gpu_ref.budgets
     assert PipelineConfig.load(SUITE, "gpu", out="/elsewhere").store == "/elsewhere/store"
     # the auto profile: the same envs, every run's length by rule, no hand table read
     auto = PipelineConfig.load(SUITE, "auto").stages.refgen
