@@ -89,6 +89,23 @@ def test_stage_runs_exactly_the_planned_jobs(monkeypatch, tmp_path):
     assert len(mc) == 1
 
 
+def _classic_four(monkeypatch):
+    """Acrobot, CartPole, MountainCar and Pendulum, with a stand-in runner on which a2c wins
+    on Acrobot and ppo everywhere else."""
+    acro, cart, mcar, pend = (
+        f"classic-control/{e}"
+        for e in ("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1")
+    )
+    good, bad = (2.0, 3.0, 2.5, 2.8), (0.0, 0.1, 0.2, 0.0)
+
+    def fake_run_jobs(jobs, *a, **k):
+        wins = lambda j: ("a2c" in j.key) == (j.env_id == acro)  # noqa: E731
+        return {j.key: JobResult("done", j, final_returns=good if wins(j) else bad) for j in jobs}
+
+    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
+    return acro, cart, mcar, pend
+
+
 @pytest.mark.parametrize("rank_env_order", ["library", "env"])
 def test_an_env_ranked_on_takes_its_own_best_run_with_rank_env_order_env(
     monkeypatch, tmp_path, rank_env_order
@@ -97,21 +114,11 @@ def test_an_env_ranked_on_takes_its_own_best_run_with_rank_env_order_env(
     ranking run is the better one. With rank_env_order = "env" Acrobot's reference is its a2c
     ranking run (no new job); the other ranking envs and the env the library was not ranked
     on take the library's winner. With "library" (the paper) every env takes ppo."""
-    acro, cart, mcar, pend = (
-        f"classic-control/{e}"
-        for e in ("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1")
-    )
+    acro, cart, mcar, pend = _classic_four(monkeypatch)
     cfg = RefGenConfig(
         envs=[acro, cart, mcar, pend], candidates=["ppo-8env", "a2c-8env"], rank_envs=3,
         top_n=1, rank_budget=1000, train_budget=1000, rank_env_order=rank_env_order,
     )  # fmt: skip
-    good, bad = (2.0, 3.0, 2.5, 2.8), (0.0, 0.1, 0.2, 0.0)
-
-    def fake_run_jobs(jobs, *a, **k):
-        wins = lambda j: ("a2c" in j.key) == (j.env_id == acro)  # noqa: E731
-        return {j.key: JobResult("done", j, final_returns=good if wins(j) else bad) for j in jobs}
-
-    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
     pool = load_pool(None, cfg.candidates)
     table, results = stage.rank_and_train(
         {"classic-control": sorted(cfg.envs)}, pool, cfg, str(tmp_path)
@@ -139,22 +146,12 @@ def test_refine_trains_each_ranking_envs_winner_again_with_a_larger_share(monkey
     from ldm.refgen.autobudget import AutoBudget
     from ldm.refgen.stage_budget import StageBudget
 
-    acro, cart, mcar, pend = (
-        f"classic-control/{e}"
-        for e in ("Acrobot-v1", "CartPole-v1", "MountainCar-v0", "Pendulum-v1")
-    )
+    acro, cart, mcar, pend = _classic_four(monkeypatch)
     rule = AutoBudget(max_transitions=50_000, max_seconds=600.0, stage_hours=0.1, min_seconds=1.0)
     cfg = RefGenConfig(
         envs=[acro, cart, mcar, pend], candidates=["ppo-8env", "a2c-8env"], rank_envs=3,
         top_n=1, rank_env_order="env", refine=4.0, auto_budget=rule,
     )  # fmt: skip
-    good, bad = (2.0, 3.0, 2.5, 2.8), (0.0, 0.1, 0.2, 0.0)
-
-    def fake_run_jobs(jobs, *a, **k):
-        wins = lambda j: ("a2c" in j.key) == (j.env_id == acro)  # noqa: E731
-        return {j.key: JobResult("done", j, final_returns=good if wins(j) else bad) for j in jobs}
-
-    monkeypatch.setattr(stage, "run_jobs", fake_run_jobs)
     pool = load_pool(None, cfg.candidates)
     envs = sorted(cfg.envs)
     # planned before the ranking in the pool's order: Acrobot's ppo refine job is a guess
